@@ -1,0 +1,320 @@
+/**
+ * The handle to tasks in flight. An `AsyncResult` is thenable (`await ar` gives the value) and
+ * also shows progress, timing, output as it streams, and per-task metadata, as ipyparallel's
+ * does. It never rejects on its own: an error surfaces only where the result is awaited.
+ */
+import {
+  CompositeError,
+  ConnectionError,
+  DependencyError,
+  EngineError,
+  RemoteError,
+  SerializationError,
+  TaskAbortedError,
+  TimeoutError,
+} from '../protocol/errors';
+import type { ErrorContent } from '../protocol/messages';
+
+/** Output of one task, in arrival order. */
+export type TaskOutput =
+  | { type: 'stream'; name: 'stdout' | 'stderr'; text: string }
+  | { type: 'display_data'; data: Record<string, string> }
+  | { type: 'execute_result'; data: Record<string, string>; executionCount: number };
+
+export interface TaskMetadata {
+  msgId: string;
+  engineId: number | null;
+  status: 'pending' | 'ok' | 'error';
+  submitted: Date;
+  started: Date | null;
+  completed: Date | null;
+  received: Date | null;
+}
+
+/** What `DirectView.execute` gives per engine. */
+export interface ExecuteReply {
+  engineId: number;
+  executionCount: number;
+  /** The cell's last expression as the engine printed it, if it had one. */
+  result: string | undefined;
+}
+
+/** One task's state, filled in by the client as messages arrive. */
+export class TaskState {
+  readonly metadata: TaskMetadata;
+  readonly outputs: TaskOutput[] = [];
+  value: unknown;
+  error: Error | undefined;
+  private done = false;
+  private readonly listeners: (() => void)[] = [];
+  readonly outputListeners: ((o: TaskOutput) => void)[] = [];
+
+  constructor(msgId: string, engineId: number | null) {
+    this.metadata = {
+      msgId,
+      engineId,
+      status: 'pending',
+      submitted: new Date(),
+      started: null,
+      completed: null,
+      received: null,
+    };
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  addOutput(o: TaskOutput): void {
+    this.outputs.push(o);
+    for (const l of this.outputListeners) l(o);
+  }
+
+  /** Ends the task with a value, or with the error an error reply describes. */
+  finish(
+    reply: { status: 'ok' } | ErrorContent,
+    metadata: Record<string, unknown>,
+    value: () => unknown,
+  ): void {
+    if (this.done) return;
+    const m = this.metadata;
+    if (typeof metadata.engine_id === 'number') m.engineId = metadata.engine_id;
+    m.started = dateOrNull(metadata.started);
+    m.completed = dateOrNull(metadata.completed);
+    m.received = new Date();
+    if (reply.status === 'ok') {
+      try {
+        this.value = value();
+        m.status = 'ok';
+      } catch (e) {
+        this.error = e as Error;
+        m.status = 'error';
+      }
+    } else {
+      this.error = errorFromReply(reply, m.engineId);
+      m.status = 'error';
+    }
+    this.done = true;
+    for (const l of this.listeners.splice(0)) l();
+  }
+
+  onFinish(listener: () => void): void {
+    if (this.done) listener();
+    else this.listeners.push(listener);
+  }
+}
+
+/**
+ * The error an error reply stands for: tsparallel's own class when the hub or engine raised one
+ * of its conditions (no traceback), a `RemoteError` when user code threw.
+ */
+export function errorFromReply(reply: ErrorContent, engineId: number | null): Error {
+  const id = reply.engine_id ?? engineId;
+  if (reply.traceback.length === 0) {
+    switch (reply.ename) {
+      case 'EngineError':
+        return new EngineError(reply.evalue, id ?? undefined);
+      case 'SerializationError':
+        return new SerializationError(reply.evalue, '');
+      case 'TimeoutError':
+      case 'TaskAbortedError':
+      case 'DependencyError':
+      case 'ConnectionError':
+        return new errorClasses[reply.ename](reply.evalue);
+      default:
+        if (id === null) return Object.assign(new Error(reply.evalue), { name: reply.ename });
+    }
+  }
+  return new RemoteError(reply.ename, reply.evalue, reply.traceback, id ?? -1);
+}
+
+const errorClasses = { TimeoutError, TaskAbortedError, DependencyError, ConnectionError };
+
+function dateOrNull(v: unknown): Date | null {
+  return typeof v === 'string' ? new Date(v) : null;
+}
+
+export interface ResultOptions {
+  /** Milliseconds `await ar` waits before rejecting with `TimeoutError`. */
+  timeout?: number;
+  /** Abort these tasks (as `ar.abort()` does). */
+  abort: (msgIds: string[]) => Promise<void>;
+}
+
+/**
+ * Tasks in flight. `await ar` waits for all of them and gives `combine` of their values, or
+ * throws: the task's error for a single task, a `CompositeError` for several.
+ */
+export class AsyncResult<T> implements PromiseLike<T> {
+  constructor(
+    protected readonly tasks: readonly TaskState[],
+    protected readonly combine: (values: unknown[]) => T,
+    protected readonly options: ResultOptions,
+  ) {}
+
+  get msgIds(): string[] {
+    return this.tasks.map((t) => t.metadata.msgId);
+  }
+
+  get engineIds(): (number | null)[] {
+    return this.tasks.map((t) => t.metadata.engineId);
+  }
+
+  get metadata(): TaskMetadata[] {
+    return this.tasks.map((t) => t.metadata);
+  }
+
+  /** Number of tasks. */
+  get length(): number {
+    return this.tasks.length;
+  }
+
+  /** Number of tasks finished. */
+  get progress(): number {
+    return this.tasks.filter((t) => t.finished).length;
+  }
+
+  get stdout(): string[] {
+    return this.tasks.map((t) => streamText(t, 'stdout'));
+  }
+
+  get stderr(): string[] {
+    return this.tasks.map((t) => streamText(t, 'stderr'));
+  }
+
+  /** Rich output (display data and execute results) per task. */
+  get outputs(): TaskOutput[][] {
+    return this.tasks.map((t) => t.outputs.filter((o) => o.type !== 'stream'));
+  }
+
+  /** Seconds from submission until the last result arrived (or until now). */
+  get elapsed(): number {
+    const start = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
+    const end = this.ready()
+      ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? 0))
+      : Date.now();
+    return (end - start) / 1000;
+  }
+
+  /** Seconds the engines spent on the tasks, summed. */
+  get serialTime(): number {
+    return this.tasks.reduce((sum, t) => {
+      const { started, completed } = t.metadata;
+      return sum + (started && completed ? (completed.getTime() - started.getTime()) / 1000 : 0);
+    }, 0);
+  }
+
+  /** Seconds from the first task starting to the last one completing, on the engines. */
+  get wallTime(): number {
+    const starts = this.tasks.flatMap((t) => t.metadata.started?.getTime() ?? []);
+    const ends = this.tasks.flatMap((t) => t.metadata.completed?.getTime() ?? []);
+    return starts.length && ends.length ? (Math.max(...ends) - Math.min(...starts)) / 1000 : 0;
+  }
+
+  ready(): boolean {
+    return this.tasks.every((t) => t.finished);
+  }
+
+  /** True when every task finished without error; throws if they are not all finished yet. */
+  successful(): boolean {
+    if (!this.ready()) throw new Error('successful() needs finished tasks: check ready() or await first');
+    return this.tasks.every((t) => t.metadata.status === 'ok');
+  }
+
+  /** Waits up to `ms` milliseconds (forever if omitted); true when all tasks finished. */
+  async wait(ms?: number): Promise<boolean> {
+    const all = Promise.all(this.tasks.map((t) => new Promise<void>((r) => t.onFinish(r))));
+    if (ms === undefined) {
+      await all;
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+    await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return this.ready();
+  }
+
+  /** The value; with `timeout` (ms) rejects `TimeoutError` if not ready in time, task still running. */
+  async get(options: { timeout?: number } = {}): Promise<T> {
+    const timeout = options.timeout ?? this.options.timeout;
+    if (!(await this.wait(timeout))) {
+      throw new TimeoutError(
+        `${this.length - this.progress} of ${this.length} tasks not finished after ${timeout} ms; ` +
+          'they keep running: await again, or abort them with ar.abort()',
+      );
+    }
+    return this.value();
+  }
+
+  then<A = T, B = never>(
+    onfulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.get().then(onfulfilled, onrejected);
+  }
+
+  /** Calls `listener` with every output as it arrives, from all tasks. */
+  onOutput(listener: (output: TaskOutput, taskIndex: number) => void): void {
+    this.tasks.forEach((t, i) => {
+      for (const o of t.outputs) listener(o, i);
+      t.outputListeners.push((o) => listener(o, i));
+    });
+  }
+
+  /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
+  async abort(): Promise<void> {
+    await this.options.abort(this.msgIds.filter((_, i) => !this.tasks[i].finished));
+  }
+
+  protected value(): T {
+    const errors = this.tasks.flatMap((t) => t.error ?? []);
+    if (errors.length > 0) throw this.tasks.length === 1 ? errors[0] : new CompositeError(errors);
+    return this.combine(this.tasks.map((t) => t.value));
+  }
+}
+
+/**
+ * The result of `map`: one task per chunk. Awaiting gives the flat list of results; iterating
+ * with `for await` gives each result as soon as it (and, when ordered, all before it) arrived.
+ */
+export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable<R> {
+  constructor(
+    tasks: readonly TaskState[],
+    options: ResultOptions,
+    private readonly ordered: boolean,
+  ) {
+    super(tasks, (chunks) => (chunks as R[][]).flat(), options);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<R> {
+    const pending = new Set(this.tasks);
+    const arrivals: TaskState[] = [];
+    let wake: (() => void) | undefined;
+    for (const t of this.tasks) {
+      t.onFinish(() => {
+        arrivals.push(t);
+        wake?.();
+      });
+    }
+    let next = 0;
+    while (pending.size > 0) {
+      if (arrivals.length === 0) await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+      const batch = this.ordered ? [] : arrivals.splice(0);
+      if (this.ordered) {
+        arrivals.length = 0;
+        while (next < this.tasks.length && this.tasks[next].finished) batch.push(this.tasks[next++]);
+      }
+      for (const t of batch) {
+        pending.delete(t);
+        if (t.error) throw t.error;
+        yield* t.value as R[];
+      }
+    }
+  }
+}
+
+function streamText(t: TaskState, name: 'stdout' | 'stderr'): string {
+  return t.outputs.map((o) => (o.type === 'stream' && o.name === name ? o.text : '')).join('');
+}

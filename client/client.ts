@@ -1,0 +1,412 @@
+/**
+ * `Client`: a connection to a controller. It keeps the list of live engines, sends tasks and
+ * requests, and routes replies and streamed output to the `AsyncResult`s waiting for them.
+ */
+import * as zmq from 'zeromq';
+import { Channel } from '../protocol/channel';
+import {
+  connectionFilePath,
+  readConnectionFile,
+  type ClientConnectionInfo,
+} from '../protocol/connection';
+import { ConnectionError, EngineError } from '../protocol/errors';
+import {
+  isMsg,
+  type ContentMap,
+  type EngineInfo,
+  type ErrorContent,
+  type IMessage,
+  type Message,
+  type QueueCounts,
+  type TaskOptions,
+} from '../protocol/messages';
+import { Session } from '../protocol/session';
+import { decodeValue } from '../protocol/serialize';
+import { AsyncResult, errorFromReply, TaskState, type ExecuteReply } from './async-result';
+import { BroadcastView, DirectView, LoadBalancedView, type Targets } from './views';
+
+export interface ConnectOptions {
+  /** Profile whose connection file to read (default `default`). */
+  profile?: string;
+  clusterId?: string;
+  /** A `controller-client.json` to read instead of the profile's. */
+  connectionFile?: string;
+  /** Milliseconds to wait for the controller to answer (default 10 000). */
+  timeout?: number;
+}
+
+/** What `rc.events()` yields. */
+export type ClientEvent =
+  | { type: 'engine:register'; engine: EngineInfo }
+  | { type: 'engine:unregister'; id: number; reason: string };
+
+/** Each request the client makes of the hub, and the reply it expects. */
+interface ReplyTypes {
+  connection_request: 'connection_reply';
+  queue_status_request: 'queue_status_reply';
+  abort_request: 'abort_reply';
+  signal_request: 'signal_reply';
+  result_request: 'result_reply';
+  resubmit_request: 'resubmit_reply';
+  shutdown_request: 'shutdown_reply';
+}
+type RequestType = keyof ReplyTypes;
+type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
+
+/** A task's record as the hub keeps it, from `rc.result(msgId)`. */
+export interface TaskRecord {
+  msgId: string;
+  engineId: number | null;
+  state: 'pending' | 'running' | 'completed' | 'failed' | 'aborted';
+  submitted: Date;
+  started: Date | null;
+  completed: Date | null;
+  label: string | null;
+  /** The task's value when it completed and was an `apply`. */
+  value: unknown;
+  /** The error when it failed. */
+  error: Error | undefined;
+}
+
+const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+export class Client {
+  private readonly engines = new Map<number, EngineInfo>();
+  private readonly requests = new Map<string, (msg: Message) => void>();
+  private readonly tasks = new Map<string, TaskState>();
+  private readonly eventListeners = new Set<(e: ClientEvent | null) => void>();
+  private closed = false;
+
+  private constructor(
+    readonly connection: ClientConnectionInfo,
+    private readonly session: Session,
+    private readonly dealer: Channel,
+    private readonly sub: Channel,
+    private readonly requestTimeout: number,
+  ) {}
+
+  /**
+   * Connects to a running controller and learns its engines. Rejects with `ConnectionError`
+   * when the connection file is missing or the controller does not answer within `timeout`.
+   * @example const rc = await Client.connect({ profile: 'default' });
+   */
+  static async connect(options: ConnectOptions = {}): Promise<Client> {
+    const path = options.connectionFile ?? connectionFilePath('client', options);
+    const info = await readConnectionFile(path, 'client');
+    const session = new Session(info.key);
+    const log = (e: Error): void => void process.emitWarning(`tsparallel client: ${e.message}`);
+    const dealer = new Channel(new zmq.Dealer({ linger: 0 }), session, log);
+    const subscriber = new zmq.Subscriber({ linger: 0 });
+    subscriber.subscribe('hub.');
+    const sub = new Channel(subscriber, session, log);
+    dealer.socket.connect(info.client);
+    subscriber.connect(info.iopub);
+    const client = new Client(info, session, dealer, sub, options.timeout ?? DEFAULT_CONNECT_TIMEOUT);
+    void client.receive();
+    try {
+      await client.refreshEngines();
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    return client;
+  }
+
+  /** Live engine ids, ascending. */
+  get ids(): number[] {
+    return [...this.engines.keys()].sort((a, b) => a - b);
+  }
+
+  /** Live engines with their pid and host, ascending by id. */
+  get engineInfo(): EngineInfo[] {
+    return this.ids.map((id) => this.engines.get(id) as EngineInfo);
+  }
+
+  /**
+   * Resolves once at least `n` engines are registered; rejects `TimeoutError`-like
+   * `ConnectionError` after `timeout` ms (default 30 000).
+   */
+  async waitForEngines(n: number, options: { timeout?: number } = {}): Promise<number[]> {
+    const timeout = options.timeout ?? 30_000;
+    const deadline = performance.now() + timeout;
+    while (this.engines.size < n) {
+      if (performance.now() > deadline) {
+        throw new ConnectionError(
+          `only ${this.engines.size} of ${n} engines registered within ${timeout} ms; ` +
+            'check the engine logs, or start more with cluster.addEngines()',
+        );
+      }
+      // Notifications may be missed while the subscription starts, so ask the hub too.
+      await Promise.race([this.nextEvent(200), this.refreshEngines()]);
+    }
+    return this.ids;
+  }
+
+  /** A view that runs every call on each of `targets`. */
+  directView(targets: Targets = 'all'): DirectView {
+    return new DirectView(this, { targets });
+  }
+
+  /** A view that runs every call once, on an engine the scheduler picks among `targets`. */
+  loadBalancedView(targets?: number[]): LoadBalancedView {
+    return new LoadBalancedView(this, targets ? { targets } : {});
+  }
+
+  /** A direct view whose results come back the same way; see `BroadcastView`. */
+  broadcastView(targets: Targets = 'all'): BroadcastView {
+    return new BroadcastView(this, { targets });
+  }
+
+  /** Tasks queued on each engine and waiting for one. */
+  async queueStatus(): Promise<{ [engineId: number]: QueueCounts; unassigned: number }> {
+    const reply = await this.request('queue_status_request', {});
+    return { ...reply.engines, unassigned: reply.unassigned };
+  }
+
+  /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
+  async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
+    const msgIds = typeof tasks === 'string' ? [tasks] : Array.isArray(tasks) ? tasks : tasks.msgIds;
+    return (await this.request('abort_request', { msg_ids: msgIds })).aborted;
+  }
+
+  /** Sends `signal` to the engines' processes (all engines by default). */
+  async sendSignal(signal: NodeJS.Signals, targets?: number | number[]): Promise<number[]> {
+    const ids = targets === undefined ? null : typeof targets === 'number' ? [targets] : targets;
+    return (await this.request('signal_request', { signal, targets: ids })).targets;
+  }
+
+  /** A task's record and result from the controller, also for tasks another client sent. */
+  async result(msgId: string): Promise<TaskRecord> {
+    const reply = await this.requestMessage('result_request', { msg_id: msgId });
+    const r = (reply.content as OkContent<'result_reply'>).record;
+    const ok = r.reply?.status === 'ok';
+    return {
+      msgId: r.msg_id,
+      engineId: r.engine_id,
+      state: r.state,
+      submitted: new Date(r.submitted),
+      started: r.started === null ? null : new Date(r.started),
+      completed: r.completed === null ? null : new Date(r.completed),
+      label: r.label,
+      value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
+      error: r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
+    };
+  }
+
+  /** Runs finished or failed tasks again; the new tasks' results come back in the `AsyncResult`. */
+  async resubmit(msgIds: string | string[]): Promise<AsyncResult<unknown[]>> {
+    const ids = typeof msgIds === 'string' ? [msgIds] : msgIds;
+    const states = new Map<string, TaskState>();
+    const reply = await this.requestMessage('resubmit_request', { msg_ids: ids }, (r) => {
+      // Runs as the reply is dispatched, before the new tasks' own replies can be.
+      if (!isMsg(r, 'resubmit_reply') || r.content.status !== 'ok') return;
+      for (const newId of Object.values(r.content.resubmitted)) {
+        const state = new TaskState(newId, null);
+        states.set(newId, state);
+        this.tasks.set(newId, state);
+      }
+    });
+    const { resubmitted } = reply.content as OkContent<'resubmit_reply'>;
+    const tasks = ids.map((id) => states.get(resubmitted[id]) as TaskState);
+    return new AsyncResult(tasks, (v) => v, { abort: (m) => this.abort(m).then(() => {}) });
+  }
+
+  /** Engines joining and leaving, as they happen, until the client closes. */
+  events(): AsyncIterable<ClientEvent> {
+    const queue: ClientEvent[] = [];
+    let wake: (() => void) | undefined;
+    let ended = this.closed;
+    const listener = (e: ClientEvent | null): void => {
+      if (e) queue.push(e);
+      else ended = true;
+      wake?.();
+    };
+    this.eventListeners.add(listener);
+    const remove = (): boolean => this.eventListeners.delete(listener);
+    return {
+      [Symbol.asyncIterator]: async function* () {
+        try {
+          for (;;) {
+            while (queue.length > 0) yield queue.shift() as ClientEvent;
+            if (ended) return;
+            await new Promise<void>((r) => (wake = r));
+          }
+        } finally {
+          remove();
+        }
+      },
+    };
+  }
+
+  /** Stops engines (all by default); with `{ hub: true }` also the controller, and then closes. */
+  async shutdown(options: { hub?: boolean; targets?: number[] } = {}): Promise<void> {
+    await this.request('shutdown_request', { hub: options.hub ?? false, targets: options.targets ?? null });
+    if (options.hub) this.close();
+  }
+
+  /** Closes the sockets; tasks still waiting fail with `ConnectionError`. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dealer.close();
+    this.sub.close();
+    for (const t of this.tasks.values()) {
+      t.finish({ status: 'error', ename: 'ConnectionError', evalue: 'the client was closed', traceback: [] }, {}, () => undefined);
+    }
+    this.tasks.clear();
+    for (const l of this.eventListeners) l(null);
+  }
+
+  // --- used by views -------------------------------------------------------------------------
+
+  /** Sends one task; its state fills in as replies and output arrive. */
+  submit(
+    type: 'apply_request' | 'execute_request',
+    content: ContentMap['apply_request'] | ContentMap['execute_request'],
+    buffers: Buffer[],
+  ): TaskState {
+    this.assertOpen();
+    const msg =
+      type === 'apply_request'
+        ? this.session.msg(type, content as ContentMap['apply_request'], { buffers })
+        : this.session.msg(type, content as ContentMap['execute_request'], { buffers });
+    const options: TaskOptions = content.options;
+    const state = new TaskState(msg.header.msg_id, options.balanced ? null : (options.targets?.[0] ?? null));
+    this.tasks.set(msg.header.msg_id, state);
+    this.dealer.send(msg);
+    return state;
+  }
+
+  /** Live ids for `targets`; throws `EngineError` when there are none. */
+  resolveTargets(targets: Targets): number[] {
+    const ids = targets === 'all' ? this.ids : typeof targets === 'number' ? [targets] : [...targets];
+    if (ids.length === 0) {
+      throw new EngineError(
+        'no engines are registered: start some (cluster.addEngines(n)) or wait for them (rc.waitForEngines(n))',
+      );
+    }
+    return ids;
+  }
+
+  // --- plumbing ------------------------------------------------------------------------------
+
+  private async refreshEngines(): Promise<void> {
+    const reply = await this.request('connection_request', {});
+    this.engines.clear();
+    for (const e of reply.engines) this.engines.set(e.id, e);
+  }
+
+  private async request<T extends RequestType>(
+    type: T,
+    content: ContentMap[T],
+  ): Promise<OkContent<ReplyTypes[T]>> {
+    const reply = await this.requestMessage(type, content);
+    return reply.content as OkContent<ReplyTypes[T]>;
+  }
+
+  /** Sends a request; `onReply` runs synchronously when its reply is dispatched. */
+  private requestMessage<T extends RequestType>(
+    type: T,
+    content: ContentMap[T],
+    onReply?: (reply: Message) => void,
+  ): Promise<Message> {
+    this.assertOpen();
+    const msg = this.session.msg<T>(type, content);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(msg.header.msg_id);
+        reject(
+          new ConnectionError(
+            `no answer from the controller at ${this.connection.client} within ${this.requestTimeout} ms: is the cluster running?`,
+          ),
+        );
+      }, this.requestTimeout);
+      this.requests.set(msg.header.msg_id, (reply) => {
+        clearTimeout(timer);
+        if ('status' in reply.content && reply.content.status === 'error') {
+          reject(errorFromReply(reply.content, null));
+        } else {
+          onReply?.(reply);
+          resolve(reply);
+        }
+      });
+      this.dealer.send(msg as IMessage);
+    });
+  }
+
+  private async receive(): Promise<void> {
+    const fromHub = async (): Promise<void> => {
+      for await (const msg of this.dealer.messages()) this.dispatch(msg);
+    };
+    const notifications = async (): Promise<void> => {
+      for await (const msg of this.sub.messages()) {
+        if (isMsg(msg, 'registration_notification')) {
+          this.engines.set(msg.content.engine.id, msg.content.engine);
+          this.emit({ type: 'engine:register', engine: msg.content.engine });
+        } else if (isMsg(msg, 'unregistration_notification')) {
+          this.engines.delete(msg.content.id);
+          this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
+        }
+      }
+    };
+    await Promise.all([fromHub(), notifications()]);
+  }
+
+  private dispatch(msg: Message): void {
+    const parentId = String(msg.parent_header.msg_id);
+    const request = this.requests.get(parentId);
+    if (request) {
+      this.requests.delete(parentId);
+      request(msg);
+      return;
+    }
+    const task = this.tasks.get(parentId);
+    if (!task) return;
+    if (isMsg(msg, 'apply_reply')) {
+      this.tasks.delete(parentId);
+      task.finish(msg.content, msg.metadata, () => decodeValue(msg.buffers));
+    } else if (isMsg(msg, 'execute_reply')) {
+      this.tasks.delete(parentId);
+      const c = msg.content;
+      task.finish(c, msg.metadata, (): ExecuteReply => {
+        const last = task.outputs.findLast((o) => o.type === 'execute_result');
+        return {
+          engineId: task.metadata.engineId ?? -1,
+          executionCount: c.status === 'ok' ? c.execution_count : -1,
+          result: last?.type === 'execute_result' ? last.data['text/plain'] : undefined,
+        };
+      });
+    } else if (isMsg(msg, 'stream')) {
+      task.addOutput({ type: 'stream', name: msg.content.name, text: msg.content.text });
+    } else if (isMsg(msg, 'display_data')) {
+      task.addOutput({ type: 'display_data', data: msg.content.data });
+    } else if (isMsg(msg, 'execute_result')) {
+      task.addOutput({
+        type: 'execute_result',
+        data: msg.content.data,
+        executionCount: msg.content.execution_count,
+      });
+    }
+  }
+
+  private emit(event: ClientEvent): void {
+    for (const l of this.eventListeners) l(event);
+  }
+
+  /** Resolves at the next engine event or after `ms`, whichever is first. */
+  private nextEvent(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.eventListeners.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.eventListeners.add(done);
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ConnectionError('the client is closed; connect again with Client.connect()');
+  }
+}

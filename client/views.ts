@@ -1,0 +1,299 @@
+/**
+ * Views: how a call reaches engines. A `DirectView` runs each call on every one of its targets;
+ * a `LoadBalancedView` runs it once, where the controller's scheduler sends it. Both infer
+ * argument and result types from the function given.
+ */
+import type { TaskOptions } from '../protocol/messages';
+import { encodeValue } from '../protocol/serialize';
+import { AsyncMapResult, AsyncResult, type ExecuteReply, type ResultOptions, type TaskState } from './async-result';
+import type { Client } from './client';
+import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
+import { Reference } from './reference';
+
+/** `'all'`, one engine id, or a list of them. */
+export type Targets = 'all' | number | number[];
+
+export interface ViewOptions {
+  /** Milliseconds `await` waits for a result before `TimeoutError` (the task keeps running). */
+  timeout?: number;
+  /** Load-balanced: reruns on another engine when the engine dies, this many times. */
+  retries?: number;
+  /** Tasks (or their message ids) that must succeed before these start. */
+  after?: (AsyncResult<unknown> | string)[];
+  /** Tasks whose engine these must run on, after they succeed. */
+  follow?: (AsyncResult<unknown> | string)[];
+  /** Load-balanced `map`: elements per task (default 1). */
+  chunkSize?: number;
+  /** `imap` and `for await` over a map result: in input order (default) or as they finish. */
+  ordered?: boolean;
+  label?: string;
+  targets?: Targets;
+}
+
+/** Each argument may also be a `Reference` to a variable on the engine. */
+export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]> };
+/** One sequence per parameter of the mapped function. */
+export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K]> };
+
+/** The source an engine compiles for `fn`; refuses what cannot travel as source. */
+export function functionSource(fn: (...args: never[]) => unknown): string {
+  if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${typeof fn}`);
+  const src = Function.prototype.toString.call(fn);
+  if (/\{\s*\[native code\]\s*\}$/.test(src)) {
+    throw new TypeError(
+      `cannot send built-in or bound function ${fn.name || '(anonymous)'}: wrap it, e.g. (x) => Math.sqrt(x)`,
+    );
+  }
+  if (/^class\b/.test(src)) throw new TypeError('cannot apply a class; send a function that uses it');
+  // Method shorthand (`f(x) { }`, `async f() { }`, `*g() { }`) is not an expression on its own.
+  const m = /^(async\s+)?(\*\s*)?([\w$]+)\s*\(/.exec(src);
+  if (m && m[3] !== 'function' && m[3] !== 'async') {
+    const prefix = (m[1]?.length ?? 0) + (m[2]?.length ?? 0);
+    return `${m[1] ?? ''}function${m[2] ? '*' : ''} ${src.slice(prefix)}`;
+  }
+  return src;
+}
+
+abstract class View {
+  constructor(
+    protected readonly client: Client,
+    readonly options: ViewOptions,
+  ) {
+    checkOptions(options);
+  }
+
+  protected taskOptions(balanced: boolean, targets?: number[]): TaskOptions {
+    const ids = (list?: (AsyncResult<unknown> | string)[]): string[] | undefined =>
+      list?.flatMap((x) => (typeof x === 'string' ? x : x.msgIds));
+    const o: TaskOptions = { balanced };
+    if (targets) o.targets = targets;
+    const after = ids(this.options.after);
+    const follow = ids(this.options.follow);
+    if (after?.length) o.after = after;
+    if (follow?.length) o.follow = follow;
+    if (this.options.retries) o.retries = this.options.retries;
+    if (this.options.label !== undefined) o.label = this.options.label;
+    return o;
+  }
+
+  protected resultOptions(): ResultOptions {
+    return {
+      timeout: this.options.timeout,
+      abort: async (msgIds) => void (await this.client.abort(msgIds)),
+    };
+  }
+
+  /** Sends `fn` with encoded arguments as one task; shared by every apply-like call. */
+  protected sendApply(
+    source: string,
+    mode: 'call' | 'map',
+    args: unknown[],
+    options: TaskOptions,
+  ): TaskState {
+    const refs: number[] = [];
+    const plain = args.map((a, i) => {
+      if (!(a instanceof Reference)) return a;
+      refs.push(i);
+      return a.name;
+    });
+    return this.client.submit('apply_request', { source, mode, refs, options }, encodeValue(plain, 'args'));
+  }
+}
+
+/** Runs every call on each of its targets; results come back as an array in target order. */
+export class DirectView extends View {
+  /** Live engine ids this view runs on now. */
+  get targets(): number[] {
+    return this.client.resolveTargets(this.options.targets ?? 'all');
+  }
+
+  /** A view with these options changed. */
+  withOptions(options: ViewOptions): this {
+    return new (this.constructor as new (c: Client, o: ViewOptions) => this)(this.client, {
+      ...this.options,
+      ...options,
+    });
+  }
+
+  /**
+   * Calls `fn(...args)` on every target. Returns at once; `await` gives one result per target.
+   * @example const pids = await rc.directView().apply(() => process.pid);
+   */
+  apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>[]> {
+    return this.applyEach(fn, () => args, (v) => v as Awaited<R>[]);
+  }
+
+  /** Calls `fn` on every target with that target's arguments. */
+  private applyEach<T>(
+    fn: (...args: never[]) => unknown,
+    argsFor: (index: number) => unknown[],
+    combine: (values: unknown[]) => T,
+  ): AsyncResult<T> {
+    const source = functionSource(fn);
+    const tasks = this.targets.map((id, i) =>
+      this.sendApply(source, 'call', argsFor(i), this.taskOptions(false, [id])),
+    );
+    return new AsyncResult(tasks, combine, this.resultOptions());
+  }
+
+  /** `(...args) => this.apply(fn, ...args)`, for calling a remote function like a local one. */
+  remote<A extends unknown[], R>(fn: (...args: A) => R): (...args: Args<A>) => AsyncResult<Awaited<R>[]> {
+    return (...args) => this.apply(fn, ...args);
+  }
+
+  /**
+   * Splits the sequences into one contiguous part per target and maps `fn` over each part there.
+   * @example const squares = await dv.map((x: number) => x * x, [1, 2, 3, 4, 5]);
+   */
+  map<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncMapResult<Awaited<R>> {
+    const source = functionSource(fn);
+    const columns = equalLength(seqs);
+    const targets = this.targets;
+    const n = Math.min(targets.length, columns[0]?.length ?? 0);
+    const parts = columns.map((c) => partition(c, n));
+    const tasks = targets
+      .slice(0, n)
+      .map((id, i) =>
+        this.sendApply(source, 'map', parts.map((p) => p[i]), this.taskOptions(false, [id])),
+      );
+    return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
+  }
+
+  /** `map`'s results as an async iterable, in order unless `{ ordered: false }`. */
+  imap<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncIterable<Awaited<R>> {
+    return this.map(fn, ...seqs);
+  }
+
+  /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
+  execute(code: string, options: { silent?: boolean } = {}): AsyncResult<ExecuteReply[]> {
+    const tasks = this.targets.map((id) =>
+      this.client.submit(
+        'execute_request',
+        { code, silent: options.silent ?? false, options: this.taskOptions(false, [id]) },
+        [],
+      ),
+    );
+    return new AsyncResult(tasks, (v) => v as ExecuteReply[], this.resultOptions());
+  }
+
+  /** Sets variables in each target's namespace. */
+  push(namespace: Record<string, unknown>): AsyncResult<void[]> {
+    return this.applyEach(pushToNamespace, () => [namespace], () => []);
+  }
+
+  /** One value per target: of `name`, or an array of values for a list of names. */
+  pull<T = unknown>(name: string): AsyncResult<T[]>;
+  pull<T extends unknown[] = unknown[]>(names: string[]): AsyncResult<T[]>;
+  pull(names: string | string[]): AsyncResult<unknown[]> {
+    return this.applyEach(pullFromNamespace, () => [names], (v) => v);
+  }
+
+  /** Splits `seq` into contiguous parts and sets `name` to one part on each target. */
+  scatter<T>(name: string, seq: Sequence<T>): AsyncResult<void[]> {
+    const parts = partition(toSliceable(seq), this.targets.length);
+    return this.applyEach(pushToNamespace, (i) => [{ [name]: parts[i] }], () => []);
+  }
+
+  /** Pulls `name` from every target and joins the parts, as made by `scatter`. */
+  gather<T = unknown>(name: string): AsyncResult<T> {
+    return this.applyEach(pullFromNamespace, () => [name], (parts) => concat(parts) as T);
+  }
+}
+
+/**
+ * A direct view for calls that go to many engines at once. Results are those of a
+ * `DirectView`; it exists so code written for ipyparallel's `broadcast_view` keeps working.
+ */
+export class BroadcastView extends DirectView {}
+
+/** Runs every call once, on the engine the controller's scheduler picks. */
+export class LoadBalancedView extends View {
+  /** A view with these options changed. */
+  withOptions(options: ViewOptions): LoadBalancedView {
+    return new LoadBalancedView(this.client, { ...this.options, ...options });
+  }
+
+  private get allowed(): number[] | undefined {
+    const t = this.options.targets;
+    return t === undefined || t === 'all' ? undefined : typeof t === 'number' ? [t] : t;
+  }
+
+  /**
+   * Calls `fn(...args)` once on some engine. Returns at once; `await` gives the result.
+   * @example const r = await rc.loadBalancedView().apply((a: number, b: number) => a + b, 1, 2);
+   */
+  apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>> {
+    const task = this.sendApply(functionSource(fn), 'call', args, this.taskOptions(true, this.allowed));
+    return new AsyncResult([task], (v) => v[0] as Awaited<R>, this.resultOptions());
+  }
+
+  /**
+   * One task per `chunkSize` elements, each placed by the scheduler; results in input order.
+   * @example const r = await lv.withOptions({ chunkSize: 10 }).map((x: number) => x * 2, xs);
+   */
+  map<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncMapResult<Awaited<R>> {
+    const source = functionSource(fn);
+    const columns = equalLength(seqs).map((c) => chunk(c, this.options.chunkSize ?? 1));
+    const count = columns[0]?.length ?? 0;
+    const tasks: TaskState[] = [];
+    for (let i = 0; i < count; i++) {
+      tasks.push(this.sendApply(source, 'map', columns.map((c) => c[i]), this.taskOptions(true, this.allowed)));
+    }
+    return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
+  }
+
+  /** `map`'s results as an async iterable, in order unless `{ ordered: false }`. */
+  imap<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncIterable<Awaited<R>> {
+    return this.map(fn, ...seqs);
+  }
+
+  /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */
+  parallel<T, R>(fn: (x: T) => R): (seq: Sequence<T>) => AsyncMapResult<Awaited<R>> {
+    return (seq) => this.map(fn, seq);
+  }
+}
+
+function equalLength(seqs: readonly Sequence<unknown>[]): ReturnType<typeof toSliceable<unknown>>[] {
+  if (seqs.length === 0) throw new TypeError('map needs at least one sequence');
+  const columns = seqs.map((s) => toSliceable(s));
+  const lengths = columns.map((c) => c.length);
+  if (lengths.some((l) => l !== lengths[0])) {
+    throw new RangeError(`map's sequences must have equal lengths; got ${lengths.join(', ')}`);
+  }
+  return columns;
+}
+
+function checkOptions(o: ViewOptions): void {
+  const positive = (name: keyof ViewOptions, integer: boolean): void => {
+    const v = o[name];
+    if (v !== undefined && (typeof v !== 'number' || v < (integer ? 1 : 0) || (integer && !Number.isInteger(v)))) {
+      throw new RangeError(`view option ${name} must be a ${integer ? 'positive integer' : 'number >= 0'}, got ${String(v)}`);
+    }
+  };
+  positive('timeout', false);
+  positive('chunkSize', true);
+  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0)) {
+    throw new RangeError(`view option retries must be an integer >= 0, got ${String(o.retries)}`);
+  }
+  if (o.targets !== undefined && o.targets !== 'all') {
+    const ids = typeof o.targets === 'number' ? [o.targets] : o.targets;
+    if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id) && id >= 0)) {
+      throw new RangeError(`view option targets must be 'all', an engine id or a list of ids`);
+    }
+  }
+}
+
+// These run on the engines, where `globalThis` is the engine's namespace.
+function pushToNamespace(ns: Record<string, unknown>): void {
+  Object.assign(globalThis, ns);
+}
+
+function pullFromNamespace(names: string | string[]): unknown {
+  const get = (n: string): unknown => {
+    if (!(n in globalThis)) {
+      throw new ReferenceError(`${n} is not defined on this engine; push or execute it first`);
+    }
+    return (globalThis as Record<string, unknown>)[n];
+  };
+  return Array.isArray(names) ? names.map(get) : get(names);
+}

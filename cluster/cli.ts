@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+/**
+ * The `tsparallel` command: `controller`, `engine` and `cluster start|stop|list|engines`.
+ * A bad flag or value prints one sentence naming it and exits with status 2.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ControllerServer } from '../controller/controller-server';
+import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
+import { EngineServer } from '../engine/engine-server';
+import { connectionFilePath, tsparallelDir } from '../protocol/connection';
+import { Cluster, type ClusterState } from './cluster';
+
+const USAGE_ERROR = 2;
+
+function integer(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new InvalidArgumentError(`it must be an integer of at least ${min}.`);
+    }
+    return n;
+  };
+}
+
+const log = (role: string) => (line: string) =>
+  process.stderr.write(`${new Date().toISOString()} [${role}] ${line}\n`);
+
+/** Ends `stop` when this process's parent dies (its end of our stdin pipe closes). */
+function exitWithParent(stop: () => void): void {
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}
+
+const profileOption = () => new Option('--profile <name>', 'profile whose files to use').default('default');
+const clusterIdOption = (fallback: string) =>
+  new Option('--cluster-id <id>', 'names the cluster, so several can share a profile').default(fallback);
+
+export function buildProgram(): Command {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const program = new Command('tsparallel')
+    .description('Parallel computing for TypeScript: a controller, engines and clusters of them.')
+    .version(pkg.version)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (s, write) => write(s) });
+
+  program
+    .command('controller')
+    .description('run the hub that engines register with and clients send tasks to')
+    .option('--ip <address>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames).default('leastload'))
+    .option('--hwm <n>', 'load-balanced tasks an engine may hold at once', integer(1), 1)
+    .addOption(new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'))
+    .option('--record-limit <n>', 'finished task records kept', integer(1), 10_000)
+    .option('--heartbeat-period <ms>', 'milliseconds between engine heartbeats', integer(10), 1000)
+    .option('--heartbeat-deadline <ms>', 'milliseconds of silence before an engine is dead', integer(20), 3000)
+    .addOption(profileOption())
+    .addOption(clusterIdOption(''))
+    .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
+    .action(async (o: Record<string, string & number & boolean>) => {
+      const server = await ControllerServer.start({
+        ip: o.ip,
+        scheme: o.scheme as Scheme,
+        hwm: o.hwm,
+        recordLimit: o.recordLimit,
+        heartbeatPeriod: o.heartbeatPeriod,
+        heartbeatDeadline: o.heartbeatDeadline,
+        profile: o.profile,
+        clusterId: o.clusterId,
+        log: log('controller'),
+      });
+      const stop = (): void => void server.close();
+      process.on('SIGINT', stop).on('SIGTERM', stop);
+      if (o.exitWithParent) exitWithParent(stop);
+      await server.done;
+      process.exit(0);
+    });
+
+  program
+    .command('engine')
+    .description('run an engine that registers with a controller and runs its tasks')
+    .option('--file <path>', "the controller's engine connection file (default: the profile's)")
+    .addOption(profileOption())
+    .addOption(clusterIdOption(''))
+    .option('--registration-timeout <ms>', 'milliseconds to wait for the controller', integer(1), 30_000)
+    .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
+    .action(async (o: Record<string, string & number & boolean>) => {
+      const engine = await EngineServer.start({
+        connectionFile: o.file ?? connectionFilePath('engine', o),
+        registrationTimeout: o.registrationTimeout,
+        log: log('engine'),
+      });
+      if (o.exitWithParent) exitWithParent(() => void engine.stop(0, 'its parent process ended'));
+    });
+
+  const cluster = program.command('cluster').description('start, stop and inspect clusters');
+
+  cluster
+    .command('start')
+    .description('start a controller and engines; runs until interrupted unless --daemonize')
+    .option('-n, --engines <n>', 'number of engines (default: one per core)', integer(0))
+    .addOption(new Option('--launcher <name>', 'how engines start').choices(['local']).default('local'))
+    .addOption(profileOption())
+    .addOption(clusterIdOption(''))
+    .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames))
+    .option('--daemonize', 'start in the background and return')
+    .action(async (o: Record<string, string & number & boolean>) => {
+      const c = await Cluster.start({
+        engines: o.engines,
+        profile: o.profile,
+        clusterId: o.clusterId,
+        daemonize: o.daemonize ?? false,
+        controller: o.scheme ? { scheme: o.scheme as Scheme } : {},
+      });
+      const rc = await c.connect();
+      process.stdout.write(
+        `cluster "${c.clusterId || 'default'}" started: ${rc.ids.length} engines (ids ${rc.ids.join(', ')})\n` +
+          `connection file: ${c.clientFile}\n`,
+      );
+      rc.close();
+      if (o.daemonize) return;
+      process.stdout.write('press Ctrl-C to stop it\n');
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await c.stop();
+    });
+
+  cluster
+    .command('stop')
+    .description('stop a running cluster and all its processes')
+    .addOption(profileOption())
+    .addOption(clusterIdOption(''))
+    .action(async (o: Record<string, string>) => {
+      const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
+      await c.stop();
+      process.stdout.write(`cluster "${o.clusterId || 'default'}" stopped\n`);
+    });
+
+  cluster
+    .command('list')
+    .description('list the clusters this machine runs, in every profile')
+    .action(() => {
+      const rows = listClusters();
+      if (rows.length === 0) process.stdout.write(`no clusters in ${tsparallelDir()}\n`);
+      for (const s of rows) {
+        process.stdout.write(
+          `${s.profile}\t${s.clusterId || 'default'}\t${s.enginePids.length} engines\tcontroller pid ${s.controllerPid}\n`,
+        );
+      }
+    });
+
+  cluster
+    .command('engines')
+    .description("list a cluster's engines, or add, stop or restart some")
+    .option('--add <n>', 'start n more engines', integer(1))
+    .option('--stop <id>', 'stop engine id', integer(0))
+    .option('--restart <id>', 'replace engine id with a new one', integer(0))
+    .addOption(profileOption())
+    .addOption(clusterIdOption(''))
+    .action(async (o: Record<string, string & number>) => {
+      const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
+      if (o.add !== undefined) process.stdout.write(`added engines ${(await c.addEngines(o.add)).join(', ')}\n`);
+      if (o.stop !== undefined) {
+        await c.stopEngine(o.stop);
+        process.stdout.write(`stopped engine ${o.stop}\n`);
+      }
+      if (o.restart !== undefined) {
+        process.stdout.write(`engine ${o.restart} replaced by engine ${await c.restartEngine(o.restart)}\n`);
+      }
+      const rc = await c.connect();
+      for (const e of rc.engineInfo) process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}\n`);
+      rc.close();
+      process.exit(0);
+    });
+
+  return program;
+}
+
+function listClusters(): ClusterState[] {
+  const root = tsparallelDir();
+  let profiles: string[];
+  try {
+    profiles = readdirSync(root).filter((d) => d.startsWith('profile_'));
+  } catch {
+    return [];
+  }
+  return profiles.flatMap((p) =>
+    readdirSync(join(root, p))
+      .filter((f) => /^cluster-.*\.json$/.test(f))
+      .map((f) => JSON.parse(readFileSync(join(root, p, f), 'utf8')) as ClusterState),
+  );
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      process.exit(ok ? 0 : USAGE_ERROR);
+    }
+    process.stderr.write(`tsparallel: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,284 @@
+/**
+ * `Cluster`: starts a controller and engines as local processes, and stops them all again.
+ * Its state file (`cluster-<id>.json` in the profile) lets the CLI and `Cluster.fromFile`
+ * attach to it from another process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '../client/client';
+import { connectionFilePath, profileDir } from '../protocol/connection';
+import { ConnectionError, EngineError } from '../protocol/errors';
+import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
+
+export interface ControllerSettings {
+  ip?: string;
+  scheme?: Scheme;
+  /** Load-balanced tasks an engine may hold at once. */
+  hwm?: number;
+  /** Milliseconds between engine heartbeats. */
+  heartbeatPeriod?: number;
+  /** Milliseconds of silence after which an engine counts as dead. */
+  heartbeatDeadline?: number;
+  /** Finished task records the controller keeps. */
+  recordLimit?: number;
+}
+
+export interface ClusterOptions {
+  /** Engines to start (default: one per core). */
+  engines?: number;
+  profile?: string;
+  /** Names the cluster's files; a fresh id by default so that clusters never collide. */
+  clusterId?: string;
+  launcher?: 'local';
+  controller?: ControllerSettings;
+  /** Keep the processes running after this process exits (the CLI's `--daemonize`). */
+  daemonize?: boolean;
+  /** Milliseconds to wait for the controller and each batch of engines (default 30 000). */
+  timeout?: number;
+}
+
+/** What the state file records, so that another process can find and stop the cluster. */
+export interface ClusterState {
+  clusterId: string;
+  profile: string;
+  launcher: 'local';
+  created: string;
+  controllerPid: number;
+  enginePids: number[];
+  clientFile: string;
+  engineFile: string;
+}
+
+const CLI = join(__dirname, 'cli.js');
+
+export class Cluster {
+  private readonly children = new Set<ChildProcess>();
+  private admin: Client | undefined;
+
+  private constructor(
+    private state: ClusterState,
+    private readonly options: Required<Pick<ClusterOptions, 'daemonize' | 'timeout'>>,
+  ) {}
+
+  get clusterId(): string {
+    return this.state.clusterId;
+  }
+
+  get profile(): string {
+    return this.state.profile;
+  }
+
+  /** The connection file clients use. */
+  get clientFile(): string {
+    return this.state.clientFile;
+  }
+
+  get stateFile(): string {
+    return Cluster.stateFilePath(this.state.profile, this.state.clusterId);
+  }
+
+  static stateFilePath(profile: string, clusterId: string): string {
+    return join(profileDir(profile), `cluster-${clusterId || 'default'}.json`);
+  }
+
+  /**
+   * Starts a controller and `engines` engines on this machine; resolves once all registered.
+   * @example const cluster = await Cluster.start({ engines: 4 }); const rc = await cluster.connect();
+   */
+  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const engines = options.engines ?? availableParallelism();
+    if (!Number.isInteger(engines) || engines < 0) {
+      throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
+    }
+    if ((options.launcher ?? 'local') !== 'local') {
+      throw new RangeError(`launcher "${String(options.launcher)}" is unknown; this version has "local"`);
+    }
+    const profile = options.profile ?? 'default';
+    const clusterId = options.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
+    const where = { profile, clusterId };
+    const cluster = new Cluster(
+      {
+        clusterId,
+        profile,
+        launcher: 'local',
+        created: new Date().toISOString(),
+        controllerPid: 0,
+        enginePids: [],
+        clientFile: connectionFilePath('client', where),
+        engineFile: connectionFilePath('engine', where),
+      },
+      { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000 },
+    );
+    try {
+      await cluster.startController(options.controller ?? {});
+      await cluster.addEngines(engines);
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    return cluster;
+  }
+
+  /** Attaches to a cluster started elsewhere, from its state file. */
+  static async fromFile(path: string): Promise<Cluster> {
+    let state: ClusterState;
+    try {
+      state = JSON.parse(await fs.readFile(path, 'utf8')) as ClusterState;
+    } catch (e) {
+      throw new ConnectionError(`cannot read cluster file ${path}: is the cluster running?`, { cause: e });
+    }
+    return new Cluster(state, { daemonize: true, timeout: 30_000 });
+  }
+
+  /** A new `Client` of this cluster, once every started engine has registered. */
+  async connect(options: { timeout?: number } = {}): Promise<Client> {
+    const rc = await Client.connect({ connectionFile: this.state.clientFile, timeout: options.timeout });
+    await rc.waitForEngines(this.state.enginePids.length, { timeout: options.timeout ?? this.options.timeout });
+    return rc;
+  }
+
+  /** Starts `n` more engines; resolves with the new engine ids once they registered. */
+  async addEngines(n: number): Promise<number[]> {
+    const rc = await this.adminClient();
+    const before = new Set(rc.ids);
+    for (let i = 0; i < n; i++) {
+      const child = this.spawnRole('engine', ['--file', this.state.engineFile], `engine-${Date.now()}-${i}`);
+      this.state.enginePids.push(child.pid as number);
+    }
+    await this.saveState();
+    const ids = await rc.waitForEngines(before.size + n, { timeout: this.options.timeout });
+    return ids.filter((id) => !before.has(id));
+  }
+
+  /** Stops engine `id`: it unregisters, then its process ends. */
+  async stopEngine(id: number): Promise<void> {
+    const rc = await this.adminClient();
+    const info = rc.engineInfo.find((e) => e.id === id);
+    if (!info) throw new EngineError(`engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`, id);
+    await rc.shutdown({ targets: [id] });
+    await waitForExit(info.pid, this.options.timeout);
+    this.state.enginePids = this.state.enginePids.filter((p) => p !== info.pid);
+    await this.saveState();
+  }
+
+  /** Replaces engine `id` with a new one; resolves with the new engine's id (ids are never reused). */
+  async restartEngine(id: number): Promise<number> {
+    await this.stopEngine(id);
+    const [newId] = await this.addEngines(1);
+    return newId;
+  }
+
+  /** Sends `signal` to the engines' processes (all by default). */
+  async signalEngines(signal: NodeJS.Signals, ids?: number[]): Promise<void> {
+    const rc = await this.adminClient();
+    const targets = rc.engineInfo.filter((e) => !ids || ids.includes(e.id));
+    const unknown = (ids ?? []).filter((id) => !targets.some((e) => e.id === id));
+    if (unknown.length > 0) throw new EngineError(`engine ${unknown.join(', ')} is not registered`);
+    for (const e of targets) process.kill(e.pid, signal);
+  }
+
+  /** Stops the engines and the controller; resolves when no process of the cluster is left. */
+  async stop(): Promise<void> {
+    const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
+    try {
+      const rc = this.admin ?? (await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 }));
+      await rc.shutdown({ hub: true });
+    } catch {
+      // The controller is gone already; the processes are ended by signal below.
+    }
+    this.admin = undefined;
+    await Promise.all(pids.map((pid) => waitForExit(pid, 3000).catch(() => undefined)));
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await Promise.all(
+      [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) => fs.rm(f, { force: true })),
+    );
+  }
+
+  private async startController(settings: ControllerSettings): Promise<void> {
+    if (settings.scheme !== undefined && !schemeNames.includes(settings.scheme)) {
+      throw new RangeError(`scheme must be one of ${schemeNames.join(', ')}; got "${settings.scheme}"`);
+    }
+    const flags = [
+      '--profile', this.state.profile,
+      '--cluster-id', this.state.clusterId,
+      ...Object.entries(settings).flatMap(([k, v]) => [`--${kebab(k)}`, String(v)]),
+    ];
+    await fs.rm(this.state.clientFile, { force: true });
+    const child = this.spawnRole('controller', flags, 'controller');
+    this.state.controllerPid = child.pid as number;
+    await waitForFile(this.state.clientFile, child, this.options.timeout);
+    await this.saveState();
+  }
+
+  private spawnRole(role: 'controller' | 'engine', flags: string[], logName: string): ChildProcess {
+    const logDir = join(profileDir(this.state.profile), 'log');
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    const log = openSync(join(logDir, `${this.state.clusterId || 'default'}-${logName}.log`), 'a');
+    const args = [CLI, role, ...flags, ...(this.options.daemonize ? [] : ['--exit-with-parent'])];
+    const child = spawn(process.execPath, args, {
+      // Without --daemonize, the pipe on stdin closes when this process dies, and the child exits.
+      stdio: [this.options.daemonize ? 'ignore' : 'pipe', log, log],
+      detached: this.options.daemonize,
+    });
+    closeSync(log);
+    if (this.options.daemonize) child.unref();
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  private async adminClient(): Promise<Client> {
+    this.admin ??= await Client.connect({ connectionFile: this.state.clientFile });
+    return this.admin;
+  }
+
+  private async saveState(): Promise<void> {
+    await fs.writeFile(this.stateFile, JSON.stringify(this.state, null, 2) + '\n', { mode: 0o600 });
+  }
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves when process `pid` has ended; rejects after `timeout` ms. */
+async function waitForExit(pid: number, timeout: number): Promise<void> {
+  const deadline = performance.now() + timeout;
+  while (isAlive(pid)) {
+    if (performance.now() > deadline) throw new Error(`process ${pid} did not exit within ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Resolves once `path` exists; fails fast if `child` exits first. */
+async function waitForFile(path: string, child: ChildProcess, timeout: number): Promise<void> {
+  const deadline = performance.now() + timeout;
+  for (;;) {
+    try {
+      await fs.access(path);
+      return;
+    } catch {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new ConnectionError(
+          `the controller exited (${child.exitCode ?? child.signalCode}) before writing ${path}; see its log in ${join(path, '..', '..', 'log')}`,
+        );
+      }
+      if (performance.now() > deadline) {
+        throw new ConnectionError(`the controller did not write ${path} within ${timeout} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

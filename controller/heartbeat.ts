@@ -1,0 +1,49 @@
+/**
+ * Notices engines that stopped beating. Engines beat from a thread of their own, so a busy
+ * engine keeps beating and only a dead, stopped or unreachable one misses its deadline.
+ */
+export class HeartMonitor {
+  private readonly lastBeat = new Map<number, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    /** Milliseconds between an engine's beats. */
+    readonly period: number,
+    /** Milliseconds without a beat after which an engine counts as dead. */
+    readonly deadline: number,
+    private readonly onDead: (id: number) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.check(), Math.max(10, Math.floor(this.period / 2)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  beat(id: number): boolean {
+    if (!this.lastBeat.has(id)) return false;
+    this.lastBeat.set(id, performance.now());
+    return true;
+  }
+
+  add(id: number): void {
+    this.lastBeat.set(id, performance.now());
+  }
+
+  remove(id: number): void {
+    this.lastBeat.delete(id);
+  }
+
+  private check(): void {
+    const now = performance.now();
+    for (const [id, at] of this.lastBeat) {
+      if (now - at > this.deadline) {
+        this.lastBeat.delete(id);
+        this.onDead(id);
+      }
+    }
+  }
+}

@@ -1,0 +1,479 @@
+/**
+ * The hub: the controller's logic without its sockets. It registers engines, routes direct
+ * tasks, balances the others, relays output, keeps task records and answers clients' requests.
+ * `controller-server.ts` feeds it verified messages and carries out its sends, so a unit test
+ * can drive it with plain objects.
+ */
+import {
+  isMsg,
+  type EngineInfo,
+  type ErrorContent,
+  type IMessage,
+  type Message,
+  type MsgType,
+  type QueueCounts,
+} from '../protocol/messages';
+import type { Session } from '../protocol/session';
+import { HeartMonitor } from './heartbeat';
+import { schemes, type Scheme } from './schedulers/load-balanced';
+import { isFinal, TaskRecords, type TaskRecord, type TaskReply, type TaskRequest } from './task-records';
+
+/** Where the hub's messages go; implemented over ZeroMQ by the controller server. */
+/** Each message carries its routing identity in `identities`. */
+export interface HubOutlet {
+  toClient(msg: IMessage): void;
+  /** The engine's task socket: tasks in, replies and output out. */
+  toEngine(msg: IMessage): void;
+  /** The engine's heartbeat thread, which acts even while user code blocks the engine. */
+  toEngineControl(msg: IMessage): void;
+  publish(topic: string, msg: IMessage): void;
+  /** A client asked the hub itself to stop. */
+  shutdown(): void;
+}
+
+export interface HubOptions {
+  scheme: Scheme;
+  /** Load-balanced tasks an engine may hold at once (running plus queued on it). */
+  hwm: number;
+  recordLimit: number;
+  /** Milliseconds between engine heartbeats, told to engines when they register. */
+  heartbeatPeriod: number;
+  /** Milliseconds of silence after which an engine is dead. */
+  heartbeatDeadline: number;
+}
+
+interface EngineState {
+  readonly info: EngineInfo;
+  readonly uuid: Buffer;
+  /** Tasks sent to the engine and not finished, in the order sent. */
+  readonly outstanding: Set<string>;
+  balancedLoad: number;
+  completed: number;
+  lastAssigned: number;
+}
+
+type ClientRequestType =
+  | 'apply_request'
+  | 'execute_request'
+  | 'connection_request'
+  | 'queue_status_request'
+  | 'abort_request'
+  | 'signal_request'
+  | 'result_request'
+  | 'resubmit_request'
+  | 'shutdown_request';
+type EngineMessageType =
+  | 'registration_request'
+  | 'unregistration_request'
+  | 'apply_reply'
+  | 'execute_reply'
+  | 'stream'
+  | 'display_data'
+  | 'execute_result';
+type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>) => void };
+
+const now = (): string => new Date().toISOString();
+
+export class Hub {
+  private readonly engines = new Map<number, EngineState>();
+  private readonly byUuid = new Map<string, number>();
+  private readonly records: TaskRecords;
+  /** Load-balanced tasks waiting for an engine or for their dependencies, oldest first. */
+  private unassigned: TaskRecord[] = [];
+  private nextEngineId = 0;
+  private assignCounter = 0;
+  private readonly heart: HeartMonitor;
+
+  constructor(
+    private readonly session: Session,
+    private readonly out: HubOutlet,
+    private readonly options: HubOptions,
+  ) {
+    this.records = new TaskRecords(options.recordLimit);
+    this.heart = new HeartMonitor(options.heartbeatPeriod, options.heartbeatDeadline, (id) =>
+      this.engineDied(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
+    );
+  }
+
+  /** Starts watching heartbeats. */
+  start(): void {
+    this.heart.start();
+  }
+
+  stop(): void {
+    this.heart.stop();
+  }
+
+  /** Live engines, ascending by id. */
+  get engineInfos(): EngineInfo[] {
+    return [...this.engines.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+  }
+
+  handleClient(msg: Message): void {
+    const handler = (this.clientHandlers as Partial<Record<MsgType, (m: Message) => void>>)[
+      msg.header.msg_type
+    ];
+    if (handler) handler(msg);
+    else this.replyError(msg, 'apply_reply', 'ProtocolError', `the hub does not accept ${msg.header.msg_type} from clients`);
+  }
+
+  handleEngine(msg: Message): void {
+    const handler = (this.engineHandlers as Partial<Record<MsgType, (m: Message) => void>>)[
+      msg.header.msg_type
+    ];
+    handler?.(msg);
+  }
+
+  /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
+  handleHeartbeat(msg: Message): void {
+    const uuid = msg.identities[0];
+    const id = this.byUuid.get(uuid.toString('hex'));
+    if (msg.header.msg_type !== 'heartbeat' || id === undefined) return;
+    this.heart.beat(id);
+    this.out.toEngineControl(
+      this.session.msg('heartbeat', { id }, { parent: msg.header, identities: [uuid] }),
+    );
+  }
+
+  /** An engine stopped beating or exited: fail or retry its tasks and forget it. */
+  engineDied(id: number, reason: string): void {
+    const engine = this.engines.get(id);
+    if (!engine) return;
+    this.engines.delete(id);
+    this.byUuid.delete(engine.uuid.toString('hex'));
+    this.heart.remove(id);
+    for (const msgId of engine.outstanding) {
+      const r = this.records.get(msgId);
+      if (!r || isFinal(r.state)) continue;
+      if (r.options.balanced && r.retriesLeft > 0) {
+        r.retriesLeft--;
+        r.engineId = null;
+        r.state = 'pending';
+        r.started = null;
+        this.unassigned.unshift(r);
+      } else {
+        this.failTask(r, 'EngineError', `engine ${id} died while running this task (${reason})`);
+      }
+    }
+    this.out.publish(
+      'hub.unregistration',
+      this.session.msg('unregistration_notification', { id, reason }),
+    );
+    this.schedule();
+  }
+
+  // --- client requests -----------------------------------------------------------------------
+
+  private readonly clientHandlers: Handlers<ClientRequestType> = {
+    apply_request: (m) => this.submit(m),
+    execute_request: (m) => this.submit(m),
+    connection_request: (m) =>
+      this.reply(m, 'connection_reply', { status: 'ok', engines: this.engineInfos }),
+    queue_status_request: (m) => {
+      const engines: Record<string, QueueCounts> = {};
+      for (const [id, e] of this.engines) {
+        engines[id] = { queue: e.outstanding.size, completed: e.completed, tasks: e.balancedLoad };
+      }
+      this.reply(m, 'queue_status_reply', {
+        status: 'ok',
+        engines,
+        unassigned: this.unassigned.length,
+      });
+    },
+    abort_request: (m) => {
+      const aborted: string[] = [];
+      const onEngines = new Map<number, string[]>();
+      for (const msgId of m.content.msg_ids) {
+        const r = this.records.get(msgId);
+        if (!r || isFinal(r.state)) continue;
+        aborted.push(msgId);
+        if (r.engineId === null) {
+          this.unassigned = this.unassigned.filter((u) => u !== r);
+          this.failTask(r, 'TaskAbortedError', 'the task was aborted before it started');
+        } else {
+          onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
+        }
+      }
+      // Queued or running on an engine: the engine drops or interrupts it and replies aborted.
+      for (const [id, msgIds] of onEngines) {
+        const e = this.engines.get(id);
+        if (e) this.control(e, this.session.msg('abort_request', { msg_ids: msgIds }));
+      }
+      this.reply(m, 'abort_reply', { status: 'ok', aborted });
+      this.schedule();
+    },
+    signal_request: (m) => {
+      const targets = this.resolveTargets(m, m.content.targets, 'signal_reply');
+      if (!targets) return;
+      for (const id of targets) {
+        const e = this.engines.get(id) as EngineState;
+        this.control(e, this.session.msg('signal_request', { signal: m.content.signal, targets: [id] }));
+      }
+      this.reply(m, 'signal_reply', { status: 'ok', targets });
+    },
+    result_request: (m) => {
+      const r = this.records.get(m.content.msg_id);
+      if (!r) {
+        this.replyError(
+          m,
+          'result_reply',
+          'KeyError',
+          `no task record for ${m.content.msg_id}: the hub keeps the last ${this.records.limit} finished tasks`,
+        );
+        return;
+      }
+      this.reply(m, 'result_reply', { status: 'ok', record: TaskRecords.summary(r) }, r.reply?.buffers ?? []);
+    },
+    resubmit_request: (m) => {
+      const resubmitted: Record<string, string> = {};
+      for (const msgId of m.content.msg_ids) {
+        const r = this.records.get(msgId);
+        if (!r) {
+          this.replyError(m, 'resubmit_reply', 'KeyError', `no task record for ${msgId}; nothing was resubmitted`);
+          return;
+        }
+      }
+      for (const msgId of m.content.msg_ids) {
+        const old = (this.records.get(msgId) as TaskRecord).request;
+        const opts = { identities: m.identities, buffers: old.buffers };
+        const again: TaskRequest = isMsg(old, 'apply_request')
+          ? this.session.msg('apply_request', old.content, opts)
+          : this.session.msg('execute_request', (old as IMessage<'execute_request'>).content, opts);
+        resubmitted[msgId] = again.header.msg_id;
+        this.submit(again);
+      }
+      this.reply(m, 'resubmit_reply', { status: 'ok', resubmitted });
+    },
+    shutdown_request: (m) => {
+      const targets = this.resolveTargets(m, m.content.targets, 'shutdown_reply');
+      if (!targets) return;
+      for (const id of targets) {
+        const e = this.engines.get(id) as EngineState;
+        this.control(e, this.session.msg('shutdown_request', { hub: false, targets: [id] }));
+      }
+      this.reply(m, 'shutdown_reply', { status: 'ok' });
+      if (m.content.hub) this.out.shutdown();
+    },
+  };
+
+  private submit(request: TaskRequest): void {
+    const options = request.content.options;
+    const record: TaskRecord = {
+      msgId: request.header.msg_id,
+      request,
+      client: request.identities[0],
+      options,
+      engineId: null,
+      state: 'pending',
+      submitted: now(),
+      started: null,
+      completed: null,
+      reply: null,
+      retriesLeft: options.retries ?? 0,
+    };
+    this.records.add(record);
+    if (options.balanced) {
+      this.unassigned.push(record);
+      this.schedule();
+      return;
+    }
+    const id = options.targets?.[0];
+    const engine = id === undefined ? undefined : this.engines.get(id);
+    if (!engine || options.targets?.length !== 1) {
+      this.failTask(
+        record,
+        'EngineError',
+        `engine ${String(id)} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`,
+      );
+      return;
+    }
+    this.assign(record, engine);
+  }
+
+  /** Places waiting load-balanced tasks on engines with room, in submission order. */
+  private schedule(): void {
+    if (this.unassigned.length === 0) return;
+    const waiting: TaskRecord[] = [];
+    for (const r of this.unassigned) {
+      if (isFinal(r.state)) continue;
+      const placed = this.tryPlace(r);
+      if (!placed) waiting.push(r);
+    }
+    this.unassigned = waiting;
+  }
+
+  /** True when the task left the queue: sent to an engine, or failed for good. */
+  private tryPlace(r: TaskRecord): boolean {
+    const deps = [...(r.options.after ?? []), ...(r.options.follow ?? [])];
+    for (const dep of deps) {
+      const d = this.records.get(dep);
+      if (!d) {
+        this.failTask(r, 'DependencyError', `dependency ${dep} is unknown to the hub`);
+        return true;
+      }
+      if (d.state === 'failed' || d.state === 'aborted') {
+        this.failTask(r, 'DependencyError', `dependency ${dep} did not succeed (${d.state})`);
+        return true;
+      }
+      if (d.state !== 'completed') return false;
+    }
+    let allowed: Set<number> | undefined = r.options.targets ? new Set(r.options.targets) : undefined;
+    for (const dep of r.options.follow ?? []) {
+      const at = this.records.get(dep)?.engineId;
+      allowed = new Set([...(allowed ?? [at as number])].filter((id) => id === at));
+    }
+    if (allowed && ![...allowed].some((id) => this.engines.has(id))) {
+      if (r.options.follow?.length || this.engines.size > 0) {
+        this.failTask(r, 'DependencyError', `none of the engines this task may run on (${[...allowed].join(', ')}) is alive`);
+        return true;
+      }
+      return false;
+    }
+    const candidates = [...this.engines.values()]
+      .filter((e) => e.balancedLoad < this.options.hwm && (!allowed || allowed.has(e.info.id)))
+      .map((e) => ({ id: e.info.id, load: e.balancedLoad, lastAssigned: e.lastAssigned }));
+    if (candidates.length === 0) return false;
+    const chosen = this.engines.get(schemes[this.options.scheme](candidates).id) as EngineState;
+    this.assign(r, chosen);
+    return true;
+  }
+
+  private assign(r: TaskRecord, engine: EngineState): void {
+    r.engineId = engine.info.id;
+    r.state = 'running';
+    engine.outstanding.add(r.msgId);
+    engine.lastAssigned = ++this.assignCounter;
+    if (r.options.balanced) engine.balancedLoad++;
+    this.out.toEngine({ ...r.request, identities: [engine.uuid] });
+  }
+
+  // --- engine messages -----------------------------------------------------------------------
+
+  private readonly engineHandlers: Handlers<EngineMessageType> = {
+    registration_request: (m) => {
+      const uuid = m.identities[0];
+      const known = this.byUuid.get(uuid.toString('hex'));
+      const id = known ?? this.nextEngineId++;
+      if (known === undefined) {
+        const info: EngineInfo = {
+          id,
+          uuid: m.content.uuid,
+          pid: m.content.pid,
+          hostname: m.content.hostname,
+          registered: now(),
+        };
+        this.engines.set(id, {
+          info,
+          uuid,
+          outstanding: new Set(),
+          balancedLoad: 0,
+          completed: 0,
+          lastAssigned: 0,
+        });
+        this.byUuid.set(uuid.toString('hex'), id);
+        this.heart.add(id);
+        this.out.publish('hub.registration', this.session.msg('registration_notification', { engine: info }));
+      }
+      this.out.toEngine(
+        this.session.msg(
+          'registration_reply',
+          { status: 'ok', id, heartbeat_period: this.options.heartbeatPeriod },
+          { parent: m.header, identities: [uuid] },
+        ),
+      );
+      this.schedule();
+    },
+    unregistration_request: (m) => this.engineDied(m.content.id, 'it unregistered'),
+    apply_reply: (m) => this.finish(m),
+    execute_reply: (m) => this.finish(m),
+    stream: (m) => this.relayOutput(m),
+    display_data: (m) => this.relayOutput(m),
+    execute_result: (m) => this.relayOutput(m),
+  };
+
+  private finish(reply: TaskReply): void {
+    const r = this.records.get(String(reply.parent_header.msg_id));
+    if (!r || isFinal(r.state)) return;
+    const engine = r.engineId === null ? undefined : this.engines.get(r.engineId);
+    if (engine) {
+      engine.outstanding.delete(r.msgId);
+      engine.completed++;
+      if (r.options.balanced) engine.balancedLoad--;
+    }
+    const meta = reply.metadata as { started?: string; completed?: string };
+    r.started = meta.started ?? null;
+    r.completed = meta.completed ?? now();
+    r.state =
+      reply.content.status === 'ok'
+        ? 'completed'
+        : reply.content.ename === 'TaskAbortedError'
+          ? 'aborted'
+          : 'failed';
+    r.reply = reply;
+    this.out.toClient({
+      ...reply,
+      identities: [r.client],
+      metadata: { ...reply.metadata, submitted: r.submitted, engine_id: r.engineId },
+    });
+    this.records.finished();
+    this.schedule();
+  }
+
+  private relayOutput(m: IMessage<'stream' | 'display_data' | 'execute_result'>): void {
+    const r = this.records.get(String(m.parent_header.msg_id));
+    const engineId = this.byUuid.get(m.identities[0].toString('hex'));
+    const tagged = { ...m, metadata: { ...m.metadata, engine_id: engineId } };
+    if (r) this.out.toClient({ ...tagged, identities: [r.client] });
+    this.out.publish(`engine.${String(engineId)}.${m.header.msg_type}`, tagged);
+  }
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  /** Ends a task the hub itself fails (dead engine, abort, unmet dependency). */
+  private failTask(r: TaskRecord, ename: string, evalue: string): void {
+    const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+    if (r.engineId !== null) {
+      const engine = this.engines.get(r.engineId);
+      engine?.outstanding.delete(r.msgId);
+      if (engine && r.options.balanced) engine.balancedLoad--;
+      content.engine_id = r.engineId;
+    }
+    const type = r.request.header.msg_type === 'apply_request' ? 'apply_reply' : 'execute_reply';
+    const reply = this.session.msg(type, content, {
+      parent: r.request.header,
+      identities: [r.client],
+      metadata: { submitted: r.submitted, engine_id: r.engineId },
+    }) as TaskReply;
+    r.state = ename === 'TaskAbortedError' ? 'aborted' : 'failed';
+    r.completed = now();
+    r.reply = reply;
+    this.out.toClient(reply);
+    this.records.finished();
+  }
+
+  /** `null` means every engine; an unknown id gets an error reply and `undefined`. */
+  private resolveTargets(m: Message, targets: number[] | null, replyType: 'signal_reply' | 'shutdown_reply'): number[] | undefined {
+    const ids = targets ?? [...this.engines.keys()];
+    const unknown = ids.filter((id) => !this.engines.has(id));
+    if (unknown.length > 0) {
+      this.replyError(m, replyType, 'EngineError', `engine ${unknown.join(', ')} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`);
+      return undefined;
+    }
+    return ids;
+  }
+
+  private reply<T extends MsgType>(to: Message, type: T, content: IMessage<T>['content'], buffers: Buffer[] = []): void {
+    this.out.toClient(
+      this.session.msg(type, content, { parent: to.header, identities: to.identities, buffers }),
+    );
+  }
+
+  private control(engine: EngineState, msg: IMessage): void {
+    this.out.toEngineControl({ ...msg, identities: [engine.uuid] });
+  }
+
+  private replyError(to: Message, type: MsgType, ename: string, evalue: string): void {
+    const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+    this.reply(to, type as 'apply_reply', content);
+  }
+}

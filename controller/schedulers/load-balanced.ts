@@ -1,0 +1,41 @@
+/**
+ * How the load-balanced scheduler picks an engine among those with room for another task.
+ * Names follow ipyparallel's `schemes`.
+ */
+export type Scheme = 'leastload' | 'lru' | 'random' | 'weighted';
+export const schemeNames: readonly Scheme[] = ['leastload', 'lru', 'random', 'weighted'];
+
+/** What a scheme may look at for one candidate engine. */
+export interface EngineLoad {
+  readonly id: number;
+  /** Load-balanced tasks sent to it and not finished. */
+  readonly load: number;
+  /** Monotonic counter value when it was last given a task (0 if never). */
+  readonly lastAssigned: number;
+}
+
+type Pick = (candidates: readonly EngineLoad[]) => EngineLoad;
+
+/** Ties go to the engine that waited longest, so equal engines take turns. */
+function byLeastRecent(a: EngineLoad, b: EngineLoad): EngineLoad {
+  return b.lastAssigned < a.lastAssigned ? b : a;
+}
+
+export const schemes: Record<Scheme, Pick> = {
+  leastload: (cs) =>
+    cs.reduce((best, c) =>
+      c.load < best.load ? c : c.load === best.load ? byLeastRecent(best, c) : best,
+    ),
+  lru: (cs) => cs.reduce(byLeastRecent),
+  random: (cs) => cs[Math.floor(Math.random() * cs.length)],
+  weighted: (cs) => {
+    // An idle engine is several times likelier to be picked than a busy one.
+    const weights = cs.map((c) => 1 / (1 + c.load));
+    let r = Math.random() * weights.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < cs.length; i++) {
+      r -= weights[i];
+      if (r <= 0) return cs[i];
+    }
+    return cs[cs.length - 1];
+  },
+};

@@ -1,0 +1,249 @@
+/**
+ * The engine process's sockets: registers with the controller, starts the heartbeat thread,
+ * runs tasks one at a time through the kernel and streams their output while they run.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import * as zmq from 'zeromq';
+import { Channel } from '../protocol/channel';
+import { readConnectionFile, type EngineConnectionInfo } from '../protocol/connection';
+import { ConnectionError } from '../protocol/errors';
+import { isMsg, type IMessage, type Message } from '../protocol/messages';
+import { Session } from '../protocol/session';
+import type { ControlEvent, HeartbeatThreadData, RunningTask } from './heartbeat-thread';
+import { EngineKernel, type OutputEvent } from './kernel';
+
+export interface EngineOptions {
+  connectionFile: string;
+  /** Milliseconds to wait for the controller to answer registration. */
+  registrationTimeout: number;
+  log: (line: string) => void;
+}
+
+/** Stream output is sent at least this often while a task writes. */
+const STREAM_FLUSH_MS = 50;
+const STREAM_FLUSH_BYTES = 64 * 1024;
+
+export class EngineServer {
+  private kernel!: EngineKernel;
+  private heartbeat!: Worker;
+  private readonly control: { main: MessagePort; thread: MessagePort };
+  private readonly aborted = new Set<string>();
+  private current: IMessage | undefined;
+  private pendingStream = { stdout: '', stderr: '' };
+  private lastFlush = 0;
+  private flushScheduled = false;
+  private stopping = false;
+  id = -1;
+
+  private constructor(
+    private readonly info: EngineConnectionInfo,
+    private readonly channel: Channel,
+    private readonly options: EngineOptions,
+  ) {
+    const { port1, port2 } = new MessageChannel();
+    this.control = { main: port1, thread: port2 };
+  }
+
+  /** Connects, registers and serves until shut down. Resolves once registered. */
+  static async start(options: EngineOptions): Promise<EngineServer> {
+    const info = await readConnectionFile(options.connectionFile, 'engine');
+    const session = new Session(info.key);
+    const uuid = randomUUID();
+    const socket = new zmq.Dealer({ routingId: uuid, linger: 1000 });
+    const server = new EngineServer(
+      info,
+      new Channel(socket, session, (e) => options.log(`dropped a message: ${e.message}`)),
+      options,
+    );
+    socket.connect(info.engine);
+    await server.register(uuid);
+    return server;
+  }
+
+  private async register(uuid: string): Promise<void> {
+    const { channel, options } = this;
+    channel.send(
+      channel.session.msg('registration_request', { uuid, pid: process.pid, hostname: hostname() }),
+    );
+    const messages = channel.messages();
+    const timer = setTimeout(() => {
+      options.log(
+        `no answer from the controller at ${this.info.engine} within ${options.registrationTimeout} ms; is it running?`,
+      );
+      process.exit(1);
+    }, options.registrationTimeout);
+    const first = await messages.next();
+    clearTimeout(timer);
+    if (first.done || !isMsg(first.value, 'registration_reply')) {
+      throw new ConnectionError('the controller did not answer the registration request');
+    }
+    const reply = first.value.content;
+    if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
+    this.id = reply.id;
+    this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
+    this.startHeartbeat(uuid, reply.heartbeat_period);
+    this.captureOutput();
+    process.on('SIGINT', () => this.kernel.interrupt());
+    this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
+    options.log(`registered as engine ${this.id}`);
+    void this.serve(messages);
+  }
+
+  private startHeartbeat(uuid: string, period: number): void {
+    const data: HeartbeatThreadData = {
+      address: this.info.heartbeat,
+      key: this.info.key,
+      uuid,
+      engineId: this.id,
+      period,
+      hubDeadline: period * 5,
+      port: this.control.thread,
+    };
+    this.heartbeat = new Worker(join(__dirname, 'heartbeat-thread.js'), {
+      workerData: data,
+      transferList: [this.control.thread],
+    });
+    this.heartbeat.unref();
+  }
+
+  private async serve(messages: AsyncGenerator<Message>): Promise<void> {
+    for await (const msg of messages) {
+      // Control events that arrived while the previous task ran must count before this one.
+      for (let m = receiveMessageOnPort(this.control.main); m; m = receiveMessageOnPort(this.control.main)) {
+        this.onControl(m.message as ControlEvent);
+      }
+      if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) await this.runTask(msg);
+    }
+  }
+
+  private async runTask(msg: IMessage<'apply_request'> | IMessage<'execute_request'>): Promise<void> {
+    const replyType = isMsg(msg, 'apply_request') ? 'apply_reply' : 'execute_reply';
+    const started = new Date().toISOString();
+    if (this.aborted.delete(msg.header.msg_id)) {
+      this.reply(msg, replyType, this.abortedContent(), [], started);
+      return;
+    }
+    this.current = msg;
+    this.heartbeat.postMessage({ type: 'running', msgId: msg.header.msg_id } satisfies RunningTask);
+    const outcome = isMsg(msg, 'apply_request')
+      ? await this.kernel.apply(msg.content.source, msg.content.mode, msg.content.refs, msg.buffers)
+      : await this.kernel.execute(
+          (msg as IMessage<'execute_request'>).content.code,
+          (msg as IMessage<'execute_request'>).content.silent,
+        );
+    this.heartbeat.postMessage({ type: 'running', msgId: null } satisfies RunningTask);
+    this.flushStreams();
+    this.current = undefined;
+    const content = this.aborted.delete(msg.header.msg_id) ? this.abortedContent() : outcome.content;
+    this.reply(msg, replyType, content, outcome.buffers, started);
+  }
+
+  private reply(
+    to: IMessage,
+    type: 'apply_reply' | 'execute_reply',
+    content: IMessage<'apply_reply'>['content'],
+    buffers: Buffer[],
+    started: string,
+  ): void {
+    const metadata = { engine_id: this.id, started, completed: new Date().toISOString() };
+    this.channel.send(
+      this.channel.session.msg(type as 'apply_reply', content, { parent: to.header, metadata, buffers }),
+    );
+  }
+
+  private abortedContent(): IMessage<'apply_reply'>['content'] {
+    return {
+      status: 'error',
+      ename: 'TaskAbortedError',
+      evalue: 'the task was aborted',
+      traceback: [],
+      engine_id: this.id,
+    };
+  }
+
+  private onControl(event: ControlEvent): void {
+    switch (event.type) {
+      case 'abort':
+        for (const id of event.msgIds) this.aborted.add(id);
+        break;
+      case 'shutdown':
+        void this.stop(0, 'shut down by the controller');
+        break;
+      case 'hub-lost':
+        void this.stop(1, 'lost the controller: no heartbeat answers');
+        break;
+    }
+  }
+
+  /** Unregisters (when the controller is there to hear it) and exits. */
+  async stop(code: number, why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.options.log(`engine ${this.id} stopping: ${why}`);
+    if (code === 0) {
+      this.channel.send(this.channel.session.msg('unregistration_request', { id: this.id }));
+    }
+    await this.heartbeat.terminate();
+    this.channel.socket.close();
+    process.exit(code);
+  }
+
+  // --- output --------------------------------------------------------------------------------
+
+  private onOutput(event: OutputEvent): void {
+    this.flushStreams();
+    this.sendOutput(event);
+  }
+
+  private sendOutput(event: OutputEvent): void {
+    if (!this.current) return;
+    const options = { parent: this.current.header };
+    const session = this.channel.session;
+    this.channel.send(
+      event.type === 'stream'
+        ? session.msg('stream', event.content, options)
+        : event.type === 'display_data'
+          ? session.msg('display_data', event.content, options)
+          : session.msg('execute_result', event.content, options),
+    );
+  }
+
+  /** Routes the process's stdout and stderr into the running task's stream output. */
+  private captureOutput(): void {
+    for (const name of ['stdout', 'stderr'] as const) {
+      const stream = process[name];
+      const original = stream.write.bind(stream);
+      stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+        if (!this.current) return original(chunk, ...(rest as []));
+        this.pendingStream[name] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+        this.scheduleFlush();
+        return true;
+      }) as typeof stream.write;
+    }
+  }
+
+  private scheduleFlush(): void {
+    const size = this.pendingStream.stdout.length + this.pendingStream.stderr.length;
+    // Synchronous user code never yields, so flush from the write itself when it is due.
+    if (size >= STREAM_FLUSH_BYTES || performance.now() - this.lastFlush >= STREAM_FLUSH_MS) {
+      this.flushStreams();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setTimeout(() => this.flushStreams(), STREAM_FLUSH_MS);
+    }
+  }
+
+  private flushStreams(): void {
+    this.flushScheduled = false;
+    this.lastFlush = performance.now();
+    for (const name of ['stdout', 'stderr'] as const) {
+      const text = this.pendingStream[name];
+      if (text.length === 0) continue;
+      this.pendingStream[name] = '';
+      this.sendOutput({ type: 'stream', content: { name, text } });
+    }
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * What an engine does with a task, without sockets: runs TypeScript cells and shipped functions
+ * in one persistent namespace (a `vm` context), captures their output, and turns their values
+ * and exceptions into reply content. `engine-server.ts` feeds it requests and sends its output.
+ */
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { inspect } from 'node:util';
+import * as vm from 'node:vm';
+import type { ContentMap, ErrorContent } from '../protocol/messages';
+import { decodeValue, encodeValue } from '../protocol/serialize';
+import { transformCell } from './cell-transform';
+
+/** Output a running task produces, sent to the client as it happens. */
+export type OutputEvent =
+  | { type: 'stream'; content: ContentMap['stream'] }
+  | { type: 'display_data'; content: ContentMap['display_data'] }
+  | { type: 'execute_result'; content: ContentMap['execute_result'] };
+
+export interface TaskOutcome<C> {
+  content: C;
+  /** Result value frames for `apply`. */
+  buffers: Buffer[];
+}
+
+/** Thrown into a waiting task when the engine receives SIGINT. */
+export class InterruptedError extends Error {
+  override name = 'KeyboardInterrupt';
+}
+
+/** tsparallel's compiled code, whose frames a user's traceback leaves out. */
+const OWN_CODE = resolve(__dirname, '..');
+const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
+/** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
+const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
+
+export class EngineKernel {
+  readonly namespace: vm.Context;
+  private executionCount = 0;
+  private readonly functions = new Map<string, (...args: unknown[]) => unknown>();
+  /** Rejects the current wait when SIGINT arrives while user code is awaiting something. */
+  private interruptWaiting: ((e: Error) => void) | undefined;
+
+  constructor(
+    readonly engineId: number,
+    private readonly emit: (event: OutputEvent) => void,
+    extraGlobals: Record<string, unknown> = {},
+  ) {
+    this.namespace = vm.createContext(this.makeGlobals(extraGlobals), {
+      name: `tsparallel engine ${engineId}`,
+    });
+  }
+
+  /** Call on SIGINT outside a synchronous run (which `breakOnSigint` handles by itself). */
+  interrupt(): void {
+    this.interruptWaiting?.(new InterruptedError('interrupted by SIGINT'));
+  }
+
+  async execute(
+    code: string,
+    silent: boolean,
+  ): Promise<TaskOutcome<ContentMap['execute_reply']>> {
+    const count = silent ? this.executionCount : ++this.executionCount;
+    try {
+      const cell = transformCell(code, `[engine ${this.engineId}] cell ${count}`);
+      const script = new vm.Script(cell.code, { filename: `[engine ${this.engineId}] cell ${count}` });
+      let value = script.runInContext(this.namespace, { breakOnSigint: true }) as unknown;
+      if (cell.isAsync) value = await this.interruptible(value);
+      if (value !== undefined && !silent) {
+        this.emit({
+          type: 'execute_result',
+          content: { data: { 'text/plain': repr(value) }, metadata: {}, execution_count: count },
+        });
+      }
+      return { content: { status: 'ok', execution_count: count }, buffers: [] };
+    } catch (e) {
+      return { content: this.errorContent(e, false), buffers: [] };
+    }
+  }
+
+  /**
+   * Calls a function shipped as source. In `map` mode the arguments are equal-length chunks of
+   * each sequence and the result is the array of per-element results.
+   */
+  async apply(
+    source: string,
+    mode: 'call' | 'map',
+    refs: number[],
+    argFrames: Buffer[],
+  ): Promise<TaskOutcome<ContentMap['apply_reply']>> {
+    try {
+      const fn = this.compile(source);
+      const args = decodeValue(argFrames) as unknown[];
+      for (const i of refs) args[i] = this.lookup(String(args[i]));
+      const thunk =
+        mode === 'call'
+          ? () => fn(...args)
+          : () => {
+              const seqs = args as unknown[][];
+              const out = seqs[0].map((_, i) => fn(...seqs.map((s) => s[i])));
+              return out.some(isThenable) ? Promise.all(out) : out;
+            };
+      this.namespace.__tspInvoke = thunk;
+      const value = await this.interruptible(
+        invokeScript.runInContext(this.namespace, { breakOnSigint: true }),
+      );
+      return { content: { status: 'ok' }, buffers: encodeValue(value, 'result') };
+    } catch (e) {
+      return { content: this.errorContent(e, true), buffers: [] };
+    } finally {
+      delete this.namespace.__tspInvoke;
+    }
+  }
+
+  /** The error reply for an exception thrown by user code (from any realm). */
+  errorContent(e: unknown, shipped: boolean): ErrorContent {
+    const err = e as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
+    const isErrorLike = typeof e === 'object' && e !== null && typeof err.message === 'string';
+    let ename = isErrorLike && typeof err.name === 'string' ? err.name : 'Error';
+    let evalue = isErrorLike ? String(err.message) : `uncaught value: ${repr(e)}`;
+    if (err?.code === INTERRUPTED_BY_SIGINT || e instanceof InterruptedError) {
+      ename = 'KeyboardInterrupt';
+      evalue = 'the task was interrupted by SIGINT';
+    }
+    const missing = /^(\S+) is not defined$/.exec(evalue);
+    if (shipped && ename === 'ReferenceError' && missing) {
+      evalue =
+        `${missing[1]} is not defined on engine ${this.engineId}: the function uses a variable of ` +
+        `the code that sent it, and functions travel without their closures. Push it first ` +
+        `(view.push({ ${missing[1]} })) or pass it as an argument.`;
+    }
+    const stack = isErrorLike && typeof err.stack === 'string' ? err.stack : `${ename}: ${evalue}`;
+    return {
+      status: 'error',
+      ename,
+      evalue,
+      traceback: cleanStack(stack, ename, evalue),
+      engine_id: this.engineId,
+    };
+  }
+
+  private compile(source: string): (...args: unknown[]) => unknown {
+    let fn = this.functions.get(source);
+    if (!fn) {
+      const script = new vm.Script(`(${source})`, { filename: `[engine ${this.engineId}] function` });
+      const compiled = script.runInContext(this.namespace) as unknown;
+      if (typeof compiled !== 'function') {
+        throw new TypeError('apply needs a function; the source sent does not evaluate to one');
+      }
+      fn = compiled as (...args: unknown[]) => unknown;
+      this.functions.set(source, fn);
+    }
+    return fn;
+  }
+
+  private lookup(name: string): unknown {
+    if (!(name in this.namespace)) {
+      throw new ReferenceError(
+        `Reference('${name}'): ${name} is not defined on engine ${this.engineId}; push or execute it first`,
+      );
+    }
+    return this.namespace[name];
+  }
+
+  /** Awaits `value` unless SIGINT arrives first. */
+  private async interruptible(value: unknown): Promise<unknown> {
+    if (!isThenable(value)) return value;
+    try {
+      return await new Promise((resolve, reject) => {
+        this.interruptWaiting = reject;
+        (value as PromiseLike<unknown>).then(resolve, reject);
+      });
+    } finally {
+      this.interruptWaiting = undefined;
+    }
+  }
+
+  private makeGlobals(extra: Record<string, unknown>): Record<string, unknown> {
+    const emit = this.emit;
+    const show = (data: Record<string, string>): void =>
+      emit({ type: 'display_data', content: { data, metadata: {} } });
+    const base64 = (b: Uint8Array | string): string =>
+      typeof b === 'string' ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+    /** `display(value)` shows a value; `display.html(...)` and friends show rich output. */
+    const display = Object.assign((value: unknown) => show({ 'text/plain': repr(value) }), {
+      text: (s: string) => show({ 'text/plain': s }),
+      html: (s: string) => show({ 'text/html': s }),
+      markdown: (s: string) => show({ 'text/markdown': s }),
+      svg: (s: string) => show({ 'image/svg+xml': s }),
+      json: (v: unknown) => show({ 'application/json': JSON.stringify(v) }),
+      png: (b: Uint8Array | string) => show({ 'image/png': base64(b) }),
+      jpeg: (b: Uint8Array | string) => show({ 'image/jpeg': base64(b) }),
+    });
+    // Functions written in a tslab notebook refer to earlier cells' names as `exports.NAME`.
+    const exportsView = new Proxy(
+      {},
+      {
+        get: (_t, name) => {
+          if (typeof name === 'string' && !(name in this.namespace)) {
+            throw new ReferenceError(`${name} is not defined`);
+          }
+          return this.namespace[name as string];
+        },
+        set: (_t, name, value) => {
+          this.namespace[name as string] = value;
+          return true;
+        },
+      },
+    );
+    const nodeGlobals = [
+      'Buffer', 'URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'AbortController',
+      'AbortSignal', 'Blob', 'fetch', 'performance', 'structuredClone', 'queueMicrotask',
+      'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate',
+      'clearImmediate', 'atob', 'btoa', 'crypto', 'console', 'process', 'EventTarget', 'Event',
+      'MessageChannel', 'BroadcastChannel',
+    ];
+    const globals: Record<string, unknown> = {};
+    for (const name of nodeGlobals) globals[name] = (globalThis as Record<string, unknown>)[name];
+    return {
+      ...globals,
+      require: createRequire(join(process.cwd(), '[engine]')),
+      display,
+      exports: exportsView,
+      engineId: this.engineId,
+      ...extra,
+    };
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (
+    (typeof v === 'object' || typeof v === 'function') &&
+    v !== null &&
+    typeof (v as { then?: unknown }).then === 'function'
+  );
+}
+
+/** The text a notebook shows for a value. */
+export function repr(value: unknown): string {
+  return inspect(value, { depth: 4, colors: false });
+}
+
+/** Drops frames of tsparallel's own code, so a traceback shows the user's code only. */
+function cleanStack(stack: string, ename: string, evalue: string): string[] {
+  const lines = stack.split('\n');
+  const frames = lines.filter(
+    (l) => /^\s+at /.test(l) && !l.includes(OWN_CODE) && !/tsparallel:invoke|\(node:/.test(l),
+  );
+  return [`${ename}: ${evalue}`, ...frames];
+}

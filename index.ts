@@ -1,0 +1,22 @@
+/** tsparallel: parallel computing for TypeScript notebooks and Node. */
+export { Client, type ClientEvent, type ConnectOptions, type TaskRecord } from './client/client';
+export { DirectView, LoadBalancedView, BroadcastView, type Targets, type ViewOptions } from './client/views';
+export {
+  AsyncResult,
+  AsyncMapResult,
+  type ExecuteReply,
+  type TaskMetadata,
+  type TaskOutput,
+} from './client/async-result';
+export { Reference } from './client/reference';
+export { Cluster, type ClusterOptions } from './cluster/cluster';
+export {
+  RemoteError,
+  CompositeError,
+  EngineError,
+  TimeoutError,
+  TaskAbortedError,
+  DependencyError,
+  SerializationError,
+  ConnectionError,
+} from './protocol/errors';

@@ -1,0 +1,117 @@
+/**
+ * Connection files: where the controller listens and the key that signs messages. Clients read
+ * `controller-client.json`, engines `controller-engine.json`, both under
+ * `$TSPARALLEL_DIR/profile_<name>/security/` and readable by their owner only.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ConnectionError } from './errors';
+
+interface Common {
+  key: string;
+  signature_scheme: 'hmac-sha256';
+  cluster_id: string;
+}
+
+export interface ClientConnectionInfo extends Common {
+  /** ROUTER the client's DEALER talks to. */
+  client: string;
+  /** PUB that notifications and engine output go out on. */
+  iopub: string;
+}
+
+export interface EngineConnectionInfo extends Common {
+  /** ROUTER for registration, tasks and output. */
+  engine: string;
+  /** ROUTER for heartbeats and control (signals, aborts, shutdown). */
+  heartbeat: string;
+  /** Milliseconds between heartbeats. */
+  heartbeat_period: number;
+}
+
+export type ConnectionRole = 'client' | 'engine';
+type InfoFor<R extends ConnectionRole> = R extends 'client' ? ClientConnectionInfo : EngineConnectionInfo;
+
+const requiredFields: Record<ConnectionRole, string[]> = {
+  client: ['client', 'iopub', 'key', 'signature_scheme'],
+  engine: ['engine', 'heartbeat', 'key', 'signature_scheme', 'heartbeat_period'],
+};
+
+/** `$TSPARALLEL_DIR`, or `~/.tsparallel`. */
+export function tsparallelDir(): string {
+  return process.env.TSPARALLEL_DIR ?? join(homedir(), '.tsparallel');
+}
+
+export function profileDir(profile = 'default'): string {
+  return join(tsparallelDir(), `profile_${profile}`);
+}
+
+export function securityDir(profile = 'default'): string {
+  return join(profileDir(profile), 'security');
+}
+
+/** `controller-client.json`, or `controller-<id>-client.json` for a named cluster. */
+export function connectionFilePath(
+  role: ConnectionRole,
+  options: { profile?: string; clusterId?: string } = {},
+): string {
+  const id = options.clusterId ? `${options.clusterId}-` : '';
+  return join(securityDir(options.profile), `controller-${id}${role}.json`);
+}
+
+/** A 256-bit random key, hex encoded. */
+export function newKey(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** Writes `info` so that only its owner can read it (mode 0600 from creation on). */
+export async function writeConnectionFile(path: string, info: object): Promise<void> {
+  await fs.mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  await fs.rename(tmp, path);
+}
+
+/** Reads and checks a connection file; `ConnectionError` says what is wrong and what to do. */
+export async function readConnectionFile<R extends ConnectionRole>(
+  path: string,
+  role: R,
+): Promise<InfoFor<R>> {
+  let text: string;
+  try {
+    const stat = await fs.stat(path);
+    if ((stat.mode & 0o077) !== 0 && process.platform !== 'win32') {
+      throw new ConnectionError(
+        `connection file ${path} is readable by other users (mode ${(stat.mode & 0o777).toString(8)}); ` +
+          `run "chmod 600 ${path}" or start the cluster again`,
+      );
+    }
+    text = await fs.readFile(path, 'utf8');
+  } catch (e) {
+    if (e instanceof ConnectionError) throw e;
+    throw new ConnectionError(
+      `cannot read connection file ${path}: is a cluster running? Start one with "tsparallel cluster start"`,
+      { cause: e },
+    );
+  }
+  let info: Record<string, unknown>;
+  try {
+    info = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConnectionError(`connection file ${path} is not valid JSON`, { cause: e });
+  }
+  const missing = requiredFields[role].filter((f) => !(f in info));
+  if (missing.length > 0) {
+    throw new ConnectionError(
+      `connection file ${path} lacks ${missing.join(', ')}: is it a ${role} connection file?`,
+    );
+  }
+  if (info.signature_scheme !== 'hmac-sha256') {
+    throw new ConnectionError(
+      `connection file ${path} uses signature scheme "${String(info.signature_scheme)}"; only hmac-sha256 is supported`,
+    );
+  }
+  return { cluster_id: '', ...info } as unknown as InfoFor<R>;
+}

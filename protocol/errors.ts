@@ -1,0 +1,84 @@
+/**
+ * The error classes of tsparallel, one per condition. Every class sets `name` so that a
+ * `RemoteError` can carry it across the wire and the client can rebuild the right class.
+ */
+
+/** An exception raised by user code on an engine. */
+export class RemoteError extends Error {
+  override name = 'RemoteError';
+  constructor(
+    /** The remote exception's class name, e.g. `TypeError`. */
+    readonly ename: string,
+    /** The remote exception's message. */
+    readonly evalue: string,
+    /** The engine's stack trace, one entry per line. */
+    readonly traceback: string[],
+    /** The engine that raised it. */
+    readonly engineId: number,
+  ) {
+    super(`[engine ${engineId}] ${ename}: ${evalue}`);
+  }
+}
+
+/** Several tasks failed; `errors` holds each one. Printing shows a bounded number of them. */
+export class CompositeError extends Error {
+  override name = 'CompositeError';
+  static readonly shownTracebacks = 4;
+  constructor(readonly errors: Error[]) {
+    const shown = errors.slice(0, CompositeError.shownTracebacks).map((e) => `  ${e.message}`);
+    const more = errors.length - shown.length;
+    super(
+      `${errors.length} tasks failed:\n${shown.join('\n')}` +
+        (more > 0 ? `\n  ... and ${more} more (see .errors)` : ''),
+    );
+  }
+}
+
+/** The engine running a task died, was stopped, or could not be reached. */
+export class EngineError extends Error {
+  override name = 'EngineError';
+  constructor(
+    message: string,
+    readonly engineId?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A wait ended before the result arrived; the task itself may still be running. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** The task was aborted before or while it ran. */
+export class TaskAbortedError extends Error {
+  override name = 'TaskAbortedError';
+}
+
+/** A task's `after`/`follow` dependencies failed or can no longer be met. */
+export class DependencyError extends Error {
+  override name = 'DependencyError';
+}
+
+/** A value cannot travel between processes; `path` says where in the value it sits. */
+export class SerializationError extends Error {
+  override name = 'SerializationError';
+  constructor(
+    message: string,
+    readonly path: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The controller cannot be reached, or a connection file is missing or wrong. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+}
+
+/** Bytes that do not form a valid, correctly signed tsparallel message. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}

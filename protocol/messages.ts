@@ -1,0 +1,245 @@
+/**
+ * Every message tsparallel puts on the wire, typed once. `msg_type` values reuse Jupyter's and
+ * ipyparallel's names (`<noun>_request` / `<noun>_reply`, plain nouns for output).
+ * `validateMessage` is the one place where untrusted JSON becomes a typed message.
+ */
+import { ProtocolError } from './errors';
+
+/** Engine ids are small integers handed out by the controller, never reused. */
+export type EngineId = number;
+
+/** Where a task may run and what it waits for; set by the client, read by the schedulers. */
+export interface TaskOptions {
+  /** Direct: exactly one engine. Load-balanced: the engines allowed, or absent for any. */
+  targets?: EngineId[];
+  balanced: boolean;
+  /** Message ids that must finish successfully before this task starts. */
+  after?: string[];
+  /** Message ids whose engine this task must run on. */
+  follow?: string[];
+  /** How many times to rerun the task elsewhere if its engine dies. */
+  retries?: number;
+  label?: string;
+}
+
+/** Task timing and placement, added to replies by the engine and the controller. */
+export interface TaskTimes {
+  engine_id: EngineId;
+  submitted?: string;
+  started?: string;
+  completed?: string;
+}
+
+export interface EngineInfo {
+  id: EngineId;
+  uuid: string;
+  pid: number;
+  hostname: string;
+  registered: string;
+}
+
+export interface ErrorContent {
+  status: 'error';
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  engine_id?: EngineId;
+}
+
+export type ReplyStatus<T> = ({ status: 'ok' } & T) | ErrorContent;
+
+export interface QueueCounts {
+  /** Tasks sent to the engine and not yet finished. */
+  queue: number;
+  completed: number;
+  /** Of `queue`, the tasks placed by the load-balanced scheduler. */
+  tasks: number;
+}
+
+export interface TaskRecordSummary {
+  msg_id: string;
+  engine_id: EngineId | null;
+  state: 'pending' | 'running' | 'completed' | 'failed' | 'aborted';
+  submitted: string;
+  started: string | null;
+  completed: string | null;
+  label: string | null;
+  /** The reply's content when finished; result values ride in the message's buffers. */
+  reply: ReplyStatus<object> | null;
+}
+
+/** Content of every message type, keyed by `msg_type`. */
+export interface ContentMap {
+  // Tasks: client -> controller -> engine, and back.
+  apply_request: { source: string; mode: 'call' | 'map'; refs: number[]; options: TaskOptions };
+  apply_reply: ReplyStatus<object>;
+  execute_request: { code: string; silent: boolean; options: TaskOptions };
+  execute_reply: ReplyStatus<{ execution_count: number }>;
+  // Output from engines, relayed to the owning client and published to all.
+  stream: { name: 'stdout' | 'stderr'; text: string };
+  display_data: { data: Record<string, string>; metadata: Record<string, unknown> };
+  execute_result: {
+    data: Record<string, string>;
+    metadata: Record<string, unknown>;
+    execution_count: number;
+  };
+  // Engine lifecycle.
+  registration_request: { uuid: string; pid: number; hostname: string };
+  registration_reply: ReplyStatus<{ id: EngineId; heartbeat_period: number }>;
+  unregistration_request: { id: EngineId };
+  heartbeat: { id: EngineId };
+  registration_notification: { engine: EngineInfo };
+  unregistration_notification: { id: EngineId; reason: string };
+  // Requests a client makes of the hub, and control the hub sends engines.
+  connection_request: Record<string, never>;
+  connection_reply: ReplyStatus<{ engines: EngineInfo[] }>;
+  queue_status_request: Record<string, never>;
+  queue_status_reply: ReplyStatus<{ engines: Record<string, QueueCounts>; unassigned: number }>;
+  abort_request: { msg_ids: string[] };
+  abort_reply: ReplyStatus<{ aborted: string[] }>;
+  signal_request: { signal: string; targets: EngineId[] | null };
+  signal_reply: ReplyStatus<{ targets: EngineId[] }>;
+  result_request: { msg_id: string };
+  result_reply: ReplyStatus<{ record: TaskRecordSummary }>;
+  resubmit_request: { msg_ids: string[] };
+  resubmit_reply: ReplyStatus<{ resubmitted: Record<string, string> }>;
+  shutdown_request: { hub: boolean; targets: EngineId[] | null };
+  shutdown_reply: ReplyStatus<object>;
+}
+
+export type MsgType = keyof ContentMap;
+
+export interface IHeader<T extends MsgType = MsgType> {
+  msg_id: string;
+  msg_type: T;
+  session: string;
+  username: string;
+  date: string;
+  version: string;
+}
+
+export interface IMessage<T extends MsgType = MsgType> {
+  /** ZeroMQ routing identities before the `<IDS|MSG>` delimiter. */
+  identities: Buffer[];
+  header: IHeader<T>;
+  /** The header of the message this one answers, or `{}`. */
+  parent_header: IHeader | Record<string, never>;
+  metadata: Record<string, unknown>;
+  content: ContentMap[T];
+  buffers: Buffer[];
+}
+
+/** The union of every message, discriminated by `header.msg_type`. */
+export type Message = { [T in MsgType]: IMessage<T> }[MsgType];
+
+export function isMsg<T extends MsgType>(msg: Message, type: T): msg is IMessage<T> & Message {
+  return msg.header.msg_type === type;
+}
+
+// --- validation -------------------------------------------------------------------------------
+
+type Check = (v: unknown) => boolean;
+const str: Check = (v) => typeof v === 'string';
+const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const bool: Check = (v) => typeof v === 'boolean';
+const obj: Check = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arrayOf =
+  (c: Check): Check =>
+  (v) =>
+    Array.isArray(v) && v.every(c);
+const nullable =
+  (c: Check): Check =>
+  (v) =>
+    v === null || c(v);
+const oneOf =
+  (...values: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && values.includes(v);
+const shape =
+  (fields: Record<string, Check>): Check =>
+  (v) =>
+    obj(v) && Object.entries(fields).every(([k, c]) => c((v as Record<string, unknown>)[k]));
+/** A reply is either `status: "ok"` with its fields, or a well-formed error. */
+const reply =
+  (fields: Record<string, Check>): Check =>
+  (v) =>
+    obj(v) &&
+    ((v as { status?: unknown }).status === 'error'
+      ? shape({ ename: str, evalue: str, traceback: arrayOf(str) })(v)
+      : (v as { status?: unknown }).status === 'ok' && shape(fields)(v));
+
+const optionChecks: Record<keyof TaskOptions, Check> = {
+  targets: arrayOf(num),
+  balanced: bool,
+  after: arrayOf(str),
+  follow: arrayOf(str),
+  retries: num,
+  label: str,
+};
+const taskOptions: Check = (v) =>
+  shape({ balanced: bool })(v) &&
+  Object.entries(v as object).every(
+    ([k, x]) => Object.hasOwn(optionChecks, k) && optionChecks[k as keyof TaskOptions](x),
+  );
+const engineInfo = shape({ id: num, uuid: str, pid: num, hostname: str, registered: str });
+const stringMap: Check = (v) => obj(v) && Object.values(v as object).every(str);
+
+const contentChecks: Record<MsgType, Check> = {
+  apply_request: shape({
+    source: str,
+    mode: oneOf('call', 'map'),
+    refs: arrayOf(num),
+    options: taskOptions,
+  }),
+  apply_reply: reply({}),
+  execute_request: shape({ code: str, silent: bool, options: taskOptions }),
+  execute_reply: reply({ execution_count: num }),
+  stream: shape({ name: oneOf('stdout', 'stderr'), text: str }),
+  display_data: shape({ data: stringMap, metadata: obj }),
+  execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
+  registration_request: shape({ uuid: str, pid: num, hostname: str }),
+  registration_reply: reply({ id: num, heartbeat_period: num }),
+  unregistration_request: shape({ id: num }),
+  heartbeat: shape({ id: num }),
+  registration_notification: shape({ engine: engineInfo }),
+  unregistration_notification: shape({ id: num, reason: str }),
+  connection_request: obj,
+  connection_reply: reply({ engines: arrayOf(engineInfo) }),
+  queue_status_request: obj,
+  queue_status_reply: reply({ engines: obj, unassigned: num }),
+  abort_request: shape({ msg_ids: arrayOf(str) }),
+  abort_reply: reply({ aborted: arrayOf(str) }),
+  signal_request: shape({ signal: str, targets: nullable(arrayOf(num)) }),
+  signal_reply: reply({ targets: arrayOf(num) }),
+  result_request: shape({ msg_id: str }),
+  result_reply: reply({ record: shape({ msg_id: str, state: str }) }),
+  resubmit_request: shape({ msg_ids: arrayOf(str) }),
+  resubmit_reply: reply({ resubmitted: stringMap }),
+  shutdown_request: shape({ hub: bool, targets: nullable(arrayOf(num)) }),
+  shutdown_reply: reply({}),
+};
+
+const headerCheck = shape({ msg_id: str, msg_type: str, session: str, username: str, date: str });
+
+/**
+ * Checks a decoded message's header and content against its `msg_type`. Throws `ProtocolError`
+ * naming what is wrong; past this point the message is trusted to match its type.
+ */
+export function validateMessage(msg: {
+  header: unknown;
+  parent_header: unknown;
+  metadata: unknown;
+  content: unknown;
+}): asserts msg is Message {
+  if (!headerCheck(msg.header)) throw new ProtocolError('message header is malformed');
+  const type = (msg.header as { msg_type: string }).msg_type;
+  if (!Object.hasOwn(contentChecks, type)) {
+    throw new ProtocolError(`unknown message type "${type}"`);
+  }
+  if (!obj(msg.parent_header) || !obj(msg.metadata)) {
+    throw new ProtocolError(`${type}: parent header and metadata must be objects`);
+  }
+  if (!contentChecks[type as MsgType](msg.content)) {
+    throw new ProtocolError(`${type}: content does not match the message type`);
+  }
+}

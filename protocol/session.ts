@@ -1,0 +1,109 @@
+/**
+ * Jupyter-style multipart framing: `[identities..., "<IDS|MSG>", signature, header,
+ * parent_header, metadata, content, buffers...]`, signed with HMAC-SHA256 over the four JSON
+ * frames. A `Session` builds, signs, parses and verifies messages for one process.
+ */
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { ProtocolError } from './errors';
+import { validateMessage, type ContentMap, type IMessage, type Message, type MsgType } from './messages';
+
+export const DELIMITER = Buffer.from('<IDS|MSG>');
+const PROTOCOL_VERSION = '5.3';
+
+export interface BuildOptions {
+  parent?: IMessage['header'] | Record<string, never>;
+  metadata?: Record<string, unknown>;
+  buffers?: Buffer[];
+  identities?: Buffer[];
+}
+
+export class Session {
+  readonly id = randomUUID();
+  private readonly key: Buffer;
+  private readonly username: string;
+
+  /** `key` is the shared secret from the connection file; an empty key disables signing. */
+  constructor(key: string) {
+    this.key = Buffer.from(key, 'utf8');
+    this.username = safeUsername();
+  }
+
+  /** A new message of `type`, not yet on the wire. */
+  msg<T extends MsgType>(type: T, content: ContentMap[T], options: BuildOptions = {}): IMessage<T> {
+    return {
+      identities: options.identities ?? [],
+      header: {
+        msg_id: randomUUID(),
+        msg_type: type,
+        session: this.id,
+        username: this.username,
+        date: new Date().toISOString(),
+        version: PROTOCOL_VERSION,
+      },
+      parent_header: options.parent ?? {},
+      metadata: options.metadata ?? {},
+      content,
+      buffers: options.buffers ?? [],
+    };
+  }
+
+  /** The frames for `msg`, signed. Buffers are passed through without copying. */
+  serialize(msg: IMessage): Buffer[] {
+    const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
+      Buffer.from(JSON.stringify(p)),
+    );
+    return [...msg.identities, DELIMITER, Buffer.from(this.sign(parts)), ...parts, ...msg.buffers];
+  }
+
+  /**
+   * Parses and verifies frames as received from a socket. Throws `ProtocolError` for missing
+   * frames, a bad signature, invalid JSON or content that does not match its type.
+   */
+  deserialize(frames: Buffer[]): Message {
+    const d = frames.findIndex((f) => f.equals(DELIMITER));
+    if (d < 0) throw new ProtocolError('message has no <IDS|MSG> delimiter');
+    if (frames.length < d + 6) {
+      throw new ProtocolError(`message has ${frames.length - d - 1} frames after the delimiter, needs 5`);
+    }
+    const parts = frames.slice(d + 2, d + 6);
+    if (this.key.length > 0) {
+      const expected = Buffer.from(this.sign(parts));
+      const given = frames[d + 1];
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new ProtocolError('message signature is missing or wrong');
+      }
+    }
+    let json: unknown[];
+    try {
+      json = parts.map((p) => JSON.parse(p.toString('utf8')) as unknown);
+    } catch (e) {
+      throw new ProtocolError('message frame is not valid JSON', { cause: e });
+    }
+    const msg = {
+      identities: frames.slice(0, d),
+      header: json[0],
+      parent_header: json[1],
+      metadata: json[2],
+      content: json[3],
+      buffers: frames.slice(d + 6),
+    };
+    validateMessage(msg);
+    return msg;
+  }
+
+  private sign(parts: Buffer[]): string {
+    if (this.key.length === 0) return '';
+    const hmac = createHmac('sha256', this.key);
+    for (const p of parts) hmac.update(p);
+    return hmac.digest('hex');
+  }
+}
+
+function safeUsername(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'tsparallel';
+  }
+}
