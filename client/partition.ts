@@ -43,6 +43,7 @@ export function chunk<T>(seq: Sliceable<T>, size: number): ArrayLike<T>[] {
 
 /** Joins parts made by `partition`: arrays flat, typed arrays into one of the same kind. */
 export function concat(parts: unknown[]): unknown {
+  if (parts.length > 0 && parts.every((p) => Buffer.isBuffer(p))) return Buffer.concat(parts as Buffer[]);
   if (parts.length > 0 && parts.every((p) => ArrayBuffer.isView(p) && !(p instanceof DataView))) {
     const views = parts as unknown as Uint8Array[];
     const Ctor = views[0].constructor as new (n: number) => Uint8Array;

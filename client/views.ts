@@ -35,23 +35,42 @@ export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]>
 /** One sequence per parameter of the mapped function. */
 export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K]> };
 
+const sources = new WeakMap<object, string>();
+
 /** The source an engine compiles for `fn`; refuses what cannot travel as source. */
 export function functionSource(fn: (...args: never[]) => unknown): string {
   if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${typeof fn}`);
+  const cached = sources.get(fn);
+  if (cached !== undefined) return cached;
   const src = Function.prototype.toString.call(fn);
+  const name = fn.name || '(anonymous)';
   if (/\{\s*\[native code\]\s*\}$/.test(src)) {
+    throw new TypeError(`cannot send built-in or bound function ${name}: wrap it, e.g. (x) => Math.sqrt(x)`);
+  }
+  if (/^class\b/.test(src)) throw new TypeError(`cannot apply class ${name}; send a function that uses it`);
+  // Method shorthand (`f(x) { }`, `async f() { }`, `*g() { }`) is not an expression on its own.
+  const source = [src, asFunctionExpression(src)].find(isExpression);
+  if (source === undefined) {
     throw new TypeError(
-      `cannot send built-in or bound function ${fn.name || '(anonymous)'}: wrap it, e.g. (x) => Math.sqrt(x)`,
+      `cannot send ${name}: its source is not a function expression (a method with a computed or quoted name?); use a function or an arrow function`,
     );
   }
-  if (/^class\b/.test(src)) throw new TypeError('cannot apply a class; send a function that uses it');
-  // Method shorthand (`f(x) { }`, `async f() { }`, `*g() { }`) is not an expression on its own.
-  const m = /^(async\s+)?(\*\s*)?([\w$]+)\s*\(/.exec(src);
-  if (m && m[3] !== 'function' && m[3] !== 'async') {
-    const prefix = (m[1]?.length ?? 0) + (m[2]?.length ?? 0);
-    return `${m[1] ?? ''}function${m[2] ? '*' : ''} ${src.slice(prefix)}`;
+  sources.set(fn, source);
+  return source;
+}
+
+function asFunctionExpression(method: string): string {
+  const [prefix, isAsync, star] = /^(async\s+)?(\*\s*)?/.exec(method) as RegExpExecArray;
+  return `${isAsync ? 'async ' : ''}function${star ? '*' : ''} ${method.slice(prefix.length)}`;
+}
+
+function isExpression(source: string): boolean {
+  try {
+    new Function(`return (${source}\n);`);
+    return true;
+  } catch {
+    return false;
   }
-  return src;
 }
 
 abstract class View {
@@ -102,6 +121,15 @@ abstract class View {
 
 /** Runs every call on each of its targets; results come back as an array in target order. */
 export class DirectView extends View {
+  constructor(client: Client, options: ViewOptions) {
+    super(client, options);
+    for (const key of ['after', 'follow', 'retries', 'chunkSize'] as const) {
+      if (options[key] !== undefined) {
+        throw new TypeError(`view option ${key} applies to load-balanced views only (rc.loadBalancedView())`);
+      }
+    }
+  }
+
   /** Live engine ids this view runs on now. */
   get targets(): number[] {
     return this.client.resolveTargets(this.options.targets ?? 'all');

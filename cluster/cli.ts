@@ -3,7 +3,7 @@
  * The `tsparallel` command: `controller`, `engine` and `cluster start|stop|list|engines`.
  * A bad flag or value prints one sentence naming it and exits with status 2.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ControllerServer } from '../controller/controller-server';
@@ -24,8 +24,9 @@ function integer(min: number) {
   };
 }
 
+/** Writes to fd 2 directly, past the engine's capture of `process.stderr` into task output. */
 const log = (role: string) => (line: string) =>
-  process.stderr.write(`${new Date().toISOString()} [${role}] ${line}\n`);
+  writeSync(2, `${new Date().toISOString()} [${role}] ${line}\n`);
 
 /** Ends `stop` when this process's parent dies (its end of our stdin pipe closes). */
 function exitWithParent(stop: () => void): void {

@@ -77,6 +77,8 @@ const now = (): string => new Date().toISOString();
 export class Hub {
   private readonly engines = new Map<number, EngineState>();
   private readonly byUuid = new Map<string, number>();
+  /** Engines that registered and have not sent their first heartbeat yet, by identity. */
+  private readonly pending = new Map<string, EngineState>();
   private readonly records: TaskRecords;
   /** Load-balanced tasks waiting for an engine or for their dependencies, oldest first. */
   private unassigned: TaskRecord[] = [];
@@ -127,12 +129,28 @@ export class Hub {
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
   handleHeartbeat(msg: Message): void {
     const uuid = msg.identities[0];
-    const id = this.byUuid.get(uuid.toString('hex'));
+    const key = uuid.toString('hex');
+    const joining = this.pending.get(key);
+    if (joining && msg.header.msg_type === 'heartbeat') this.join(key, joining);
+    const id = this.byUuid.get(key);
     if (msg.header.msg_type !== 'heartbeat' || id === undefined) return;
     this.heart.beat(id);
     this.out.toEngineControl(
       this.session.msg('heartbeat', { id }, { parent: msg.header, identities: [uuid] }),
     );
+  }
+
+  private join(key: string, engine: EngineState): void {
+    this.pending.delete(key);
+    const id = engine.info.id;
+    this.engines.set(id, engine);
+    this.byUuid.set(key, id);
+    this.heart.add(id);
+    this.out.publish(
+      'hub.registration',
+      this.session.msg('registration_notification', { engine: engine.info }),
+    );
+    this.schedule();
   }
 
   /** An engine stopped beating or exited: fail or retry its tasks and forget it. */
@@ -272,6 +290,10 @@ export class Hub {
       retriesLeft: options.retries ?? 0,
     };
     this.records.add(record);
+    if (!options.balanced && (options.after?.length || options.follow?.length)) {
+      this.failTask(record, 'DependencyError', 'after and follow apply to load-balanced tasks only');
+      return;
+    }
     if (options.balanced) {
       this.unassigned.push(record);
       this.schedule();
@@ -352,38 +374,36 @@ export class Hub {
   private readonly engineHandlers: Handlers<EngineMessageType> = {
     registration_request: (m) => {
       const uuid = m.identities[0];
-      const known = this.byUuid.get(uuid.toString('hex'));
-      const id = known ?? this.nextEngineId++;
-      if (known === undefined) {
-        const info: EngineInfo = {
-          id,
+      const key = uuid.toString('hex');
+      const existing = this.pending.get(key) ?? this.engines.get(this.byUuid.get(key) ?? -1);
+      const engine = existing ?? {
+        info: {
+          id: this.nextEngineId++,
           uuid: m.content.uuid,
           pid: m.content.pid,
           hostname: m.content.hostname,
           registered: now(),
-        };
-        this.engines.set(id, {
-          info,
-          uuid,
-          outstanding: new Set(),
-          balancedLoad: 0,
-          completed: 0,
-          lastAssigned: 0,
-        });
-        this.byUuid.set(uuid.toString('hex'), id);
-        this.heart.add(id);
-        this.out.publish('hub.registration', this.session.msg('registration_notification', { engine: info }));
-      }
+        },
+        uuid,
+        outstanding: new Set<string>(),
+        balancedLoad: 0,
+        completed: 0,
+        lastAssigned: 0,
+      };
+      // The engine joins at its first heartbeat: only then can it receive signals and aborts.
+      if (!existing) this.pending.set(key, engine);
       this.out.toEngine(
         this.session.msg(
           'registration_reply',
-          { status: 'ok', id, heartbeat_period: this.options.heartbeatPeriod },
+          { status: 'ok', id: engine.info.id, heartbeat_period: this.options.heartbeatPeriod },
           { parent: m.header, identities: [uuid] },
         ),
       );
-      this.schedule();
     },
-    unregistration_request: (m) => this.engineDied(m.content.id, 'it unregistered'),
+    unregistration_request: (m) => {
+      this.pending.delete(m.identities[0].toString('hex'));
+      this.engineDied(m.content.id, 'it unregistered');
+    },
     apply_reply: (m) => this.finish(m),
     execute_reply: (m) => this.finish(m),
     stream: (m) => this.relayOutput(m),
@@ -415,7 +435,7 @@ export class Hub {
       identities: [r.client],
       metadata: { ...reply.metadata, submitted: r.submitted, engine_id: r.engineId },
     });
-    this.records.finished();
+    this.records.finished(r);
     this.schedule();
   }
 
@@ -448,7 +468,7 @@ export class Hub {
     r.completed = now();
     r.reply = reply;
     this.out.toClient(reply);
-    this.records.finished();
+    this.records.finished(r);
   }
 
   /** `null` means every engine; an unknown id gets an error reply and `undefined`. */

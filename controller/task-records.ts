@@ -27,7 +27,8 @@ export const DEFAULT_RECORD_LIMIT = 10_000;
 
 export class TaskRecords {
   private readonly records = new Map<string, TaskRecord>();
-  private finishedCount = 0;
+  /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
+  private readonly finishedIds = new Set<string>();
 
   constructor(readonly limit = DEFAULT_RECORD_LIMIT) {}
 
@@ -39,16 +40,13 @@ export class TaskRecords {
     return this.records.get(msgId);
   }
 
-  /** Call once when a record reaches a final state; evicts the oldest finished ones. */
-  finished(): void {
-    this.finishedCount++;
-    if (this.finishedCount <= this.limit) return;
-    for (const [id, r] of this.records) {
-      if (this.finishedCount <= this.limit) break;
-      if (isFinal(r.state)) {
-        this.records.delete(id);
-        this.finishedCount--;
-      }
+  /** Call when a record reaches a final state; evicts the records that finished longest ago. */
+  finished(record: TaskRecord): void {
+    this.finishedIds.add(record.msgId);
+    for (const id of this.finishedIds) {
+      if (this.finishedIds.size <= this.limit) break;
+      this.finishedIds.delete(id);
+      this.records.delete(id);
     }
   }
 

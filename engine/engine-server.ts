@@ -12,7 +12,7 @@ import { readConnectionFile, type EngineConnectionInfo } from '../protocol/conne
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
-import type { ControlEvent, HeartbeatThreadData, RunningTask } from './heartbeat-thread';
+import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent } from './kernel';
 
 export interface EngineOptions {
@@ -112,9 +112,7 @@ export class EngineServer {
   private async serve(messages: AsyncGenerator<Message>): Promise<void> {
     for await (const msg of messages) {
       // Control events that arrived while the previous task ran must count before this one.
-      for (let m = receiveMessageOnPort(this.control.main); m; m = receiveMessageOnPort(this.control.main)) {
-        this.onControl(m.message as ControlEvent);
-      }
+      this.drainControl();
       if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) await this.runTask(msg);
     }
   }
@@ -127,18 +125,33 @@ export class EngineServer {
       return;
     }
     this.current = msg;
-    this.heartbeat.postMessage({ type: 'running', msgId: msg.header.msg_id } satisfies RunningTask);
+    // The first output of a task leaves at once, even if the task then blocks the thread.
+    this.lastFlush = -Infinity;
+    this.tell({ type: 'running', msgId: msg.header.msg_id });
     const outcome = isMsg(msg, 'apply_request')
       ? await this.kernel.apply(msg.content.source, msg.content.mode, msg.content.refs, msg.buffers)
       : await this.kernel.execute(
           (msg as IMessage<'execute_request'>).content.code,
           (msg as IMessage<'execute_request'>).content.silent,
         );
-    this.heartbeat.postMessage({ type: 'running', msgId: null } satisfies RunningTask);
+    this.tell({ type: 'running', msgId: null });
     this.flushStreams();
     this.current = undefined;
+    // An abort that interrupted this task arrived while it ran; it decides how the task ends.
+    this.drainControl();
     const content = this.aborted.delete(msg.header.msg_id) ? this.abortedContent() : outcome.content;
     this.reply(msg, replyType, content, outcome.buffers, started);
+  }
+
+  /** Handles control events now, even if the event loop has not delivered them yet. */
+  private drainControl(): void {
+    for (let m = receiveMessageOnPort(this.control.main); m; m = receiveMessageOnPort(this.control.main)) {
+      this.onControl(m.message as ControlEvent);
+    }
+  }
+
+  private tell(command: ThreadCommand): void {
+    this.heartbeat.postMessage(command);
   }
 
   private reply(
@@ -186,8 +199,10 @@ export class EngineServer {
     if (code === 0) {
       this.channel.send(this.channel.session.msg('unregistration_request', { id: this.id }));
     }
-    await this.heartbeat.terminate();
-    this.channel.socket.close();
+    const threadEnded = new Promise((resolve) => this.heartbeat.once('exit', resolve));
+    this.tell({ type: 'stop' });
+    await threadEnded;
+    this.channel.close();
     process.exit(code);
   }
 

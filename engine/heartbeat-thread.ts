@@ -27,11 +27,8 @@ export type ControlEvent =
   | { type: 'shutdown' }
   | { type: 'hub-lost' };
 
-/** What the main thread tells this thread. */
-export interface RunningTask {
-  type: 'running';
-  msgId: string | null;
-}
+/** What the main thread tells this thread: which task runs now, or to stop. */
+export type ThreadCommand = { type: 'running'; msgId: string | null } | { type: 'stop' };
 
 /** How long a shutdown waits for the main thread before the process is ended by signal. */
 const SHUTDOWN_GRACE_MS = 1000;
@@ -44,10 +41,20 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   channel.socket.connect(data.address);
 
   let running: string | null = null;
-  parentPort?.on('message', (m: RunningTask) => (running = m.msgId));
+  let beat: NodeJS.Timeout | undefined;
+  parentPort?.on('message', (command: ThreadCommand) => {
+    if (command.type === 'running') {
+      running = command.msgId;
+      return;
+    }
+    // Closing the socket before the thread ends keeps libzmq's teardown orderly.
+    clearInterval(beat);
+    channel.close();
+    process.exit(0);
+  });
 
   let lastAnswer = performance.now();
-  const beat = setInterval(() => {
+  beat = setInterval(() => {
     if (performance.now() - lastAnswer > data.hubDeadline) {
       clearInterval(beat);
       post({ type: 'hub-lost' });

@@ -108,7 +108,11 @@ const TAG_OVER_TRANSFER = 2;
 /** How to rebuild one kind of view over some memory. */
 interface ViewKind {
   readonly bytesPerElement: number;
-  readonly make: (buffer: ArrayBufferLike, byteOffset: number, byteLength: number) => ArrayBufferView;
+  readonly make: (
+    buffer: ArrayBufferLike,
+    byteOffset: number,
+    byteLength: number,
+  ) => ArrayBufferView;
 }
 
 type TypedArrayConstructor = {
@@ -182,24 +186,22 @@ function makeView(
   byteOffset: number,
   byteLength: number,
 ): ArrayBufferView {
-  const viewKind = VIEW_KINDS[kind];
-  if (viewKind === undefined) throw new ProtocolError(`unknown array buffer view kind ${kind}`);
+  const spec = VIEW_KINDS[kind];
+  if (spec === undefined) throw new ProtocolError(`unknown array buffer view kind ${kind}`);
   if (
     !Number.isSafeInteger(byteOffset) ||
     !Number.isSafeInteger(byteLength) ||
     byteOffset < 0 ||
     byteLength < 0 ||
-    byteLength % viewKind.bytesPerElement !== 0 ||
+    byteLength % spec.bytesPerElement !== 0 ||
     byteOffset + byteLength > buffer.byteLength
   ) {
     throw new ProtocolError('array buffer view does not fit its memory');
   }
-  if (byteOffset % viewKind.bytesPerElement === 0) {
-    return viewKind.make(buffer, byteOffset, byteLength);
-  }
+  if (byteOffset % spec.bytesPerElement === 0) return spec.make(buffer, byteOffset, byteLength);
   const aligned = new Uint8Array(byteLength);
   aligned.set(new Uint8Array(buffer, byteOffset, byteLength));
-  return viewKind.make(aligned.buffer, 0, byteLength);
+  return spec.make(aligned.buffer, 0, byteLength);
 }
 
 /**
@@ -300,7 +302,7 @@ function wholeArrayBuffer(frame: Buffer): ArrayBuffer {
   ) {
     return buffer;
   }
-  // A slice of a larger (e.g. pooled) buffer: copying avoids exposing the rest of it.
+  // A slice of a larger (e.g. pooled) buffer: the ArrayBuffer must hold exactly the frame's bytes.
   const copy = new Uint8Array(frame.byteLength);
   copy.set(frame);
   return copy.buffer;
@@ -318,12 +320,11 @@ function isResizable(buffer: ArrayBuffer): boolean {
 const MAX_HOLES_SCANNED = 1024;
 /**
  * Without a visited set, a scan this deep is probably in a cycle, and this many visits may be
- * repeats of shared objects: past either, the scan goes on with a set.
+ * repeats of shared objects: past either, the scan goes on with a set. The depth also bounds
+ * recursion: deeper objects are deferred and scanned from the top.
  */
-const MAX_TREE_DEPTH = 1024;
+const MAX_DEPTH = 1024;
 const MAX_TREE_VISITS = 1 << 20;
-/** Stack marker: every child of the object above it has been scanned. */
-const EXIT: object = {};
 
 /**
  * What {@link scan} found: large ArrayBuffers to send as frames, and whether it met a function or
@@ -334,104 +335,108 @@ interface ScanResult {
   readonly refused: boolean;
 }
 
-const NOTHING_FOUND: ScanResult = { transfers: [], refused: false };
-
 /**
  * Walks what v8 will write (own enumerable properties, array elements, Map and Set entries, an
- * Error's cause; not typed arrays' contents), iteratively so that depth is only v8's problem.
+ * Error's cause; not typed arrays' contents).
  *
- * Most values are trees, so the scan starts without a visited set (a set costs as much as a
- * third of serializing an object-heavy value) and only adds one when depth or visit count
- * suggests a cycle or heavy sharing; objects met again after that are visited at most once more.
+ * Most values are trees, so the scan starts without a visited set (one makes the scan several
+ * times slower) and only adds one when depth or visit count suggests a cycle or heavy sharing;
+ * objects met again after that are visited at most once more.
  */
 function scan(value: unknown): ScanResult {
-  if (typeof value !== 'object' || value === null) {
-    return typeof value === 'function' || typeof value === 'symbol'
-      ? { transfers: [], refused: true }
-      : NOTHING_FOUND;
+  const state = new Scan();
+  state.child(value);
+  for (let o = state.deferred?.pop(); o !== undefined; o = state.deferred?.pop()) {
+    state.depth = 0;
+    state.object(o);
   }
-  let transfers: Set<ArrayBuffer> | undefined;
-  let seen: Set<object> | undefined;
-  let depth = 0;
-  let visits = 0;
-  const stack: unknown[] = [value];
-  /** Queues an object child; true if the child is a function or symbol. */
-  const refuses = (child: unknown): boolean => {
-    if (typeof child === 'object') {
-      if (child !== null) stack.push(child);
-      return false;
-    }
-    return typeof child === 'function' || typeof child === 'symbol';
-  };
-  let refused = false;
-  const onMapEntry = (child: unknown, key: unknown): void => {
-    if (refuses(key) || refuses(child)) refused = true;
-  };
-  const onSetEntry = (child: unknown): void => {
-    if (refuses(child)) refused = true;
-  };
+  return { transfers: state.transfers ? [...state.transfers] : [], refused: state.refused };
+}
 
-  while (stack.length > 0 && !refused) {
-    const o = stack.pop() as object;
-    if (o === EXIT) {
-      depth--;
-      continue;
-    }
-    if (seen !== undefined) {
-      if (seen.has(o)) continue;
-      seen.add(o);
-    } else if (++visits > MAX_TREE_VISITS || depth > MAX_TREE_DEPTH) {
-      seen = new Set([o]);
-    }
-    if (ArrayBuffer.isView(o)) continue;
-    if (seen === undefined) {
-      // Children are processed before this marker is popped, one level deeper.
-      stack.push(EXIT);
-      depth++;
-    }
-    if (Array.isArray(o)) {
-      let holes = 0;
-      for (let i = 0; i < o.length && !refused; i++) {
-        const element: unknown = o[i];
-        if (element === undefined && !(i in o) && ++holes > MAX_HOLES_SCANNED) {
-          for (const key of Object.keys(o)) refused ||= refuses(o[key as unknown as number]);
-          break;
-        }
-        refused = refuses(element);
-      }
-      continue;
-    }
-    const proto: unknown = Object.getPrototypeOf(o);
-    if (proto !== Object.prototype && proto !== null) {
-      if (types.isArrayBuffer(o)) {
-        if (o.byteLength >= OUT_OF_BAND_THRESHOLD && !isResizable(o)) {
-          (transfers ??= new Set()).add(o);
-        }
-        continue;
-      }
-      if (types.isMap(o)) {
-        (o as Map<unknown, unknown>).forEach(onMapEntry);
-        continue;
-      }
-      if (types.isSet(o)) {
-        (o as Set<unknown>).forEach(onSetEntry);
-        continue;
-      }
-      if (types.isNativeError(o)) {
-        // v8 writes name, message, stack and cause; other properties are dropped, not refused.
-        if (Object.hasOwn(o, 'cause')) refused = refuses((o as Error).cause);
-        continue;
-      }
-      if (types.isDate(o) || types.isRegExp(o) || types.isBoxedPrimitive(o)) continue;
-      // Anything else travels as its own enumerable properties (class instances) or makes v8
-      // throw (a Promise, a WeakMap, ...), which explain() reports.
-    }
-    const keys = Object.keys(o);
-    for (let i = 0; i < keys.length && !refused; i++) {
-      refused = refuses((o as Record<string, unknown>)[keys[i]]);
+/** The scan's state and its recursive walk (recursion is much faster than an explicit stack). */
+class Scan {
+  refused = false;
+  depth = 0;
+  transfers: Set<ArrayBuffer> | undefined;
+  deferred: object[] | undefined;
+  private seen: Set<object> | undefined;
+  private visits = 0;
+
+  child(v: unknown): void {
+    if (typeof v === 'object') {
+      if (v !== null) this.object(v);
+    } else if (typeof v === 'function' || typeof v === 'symbol') {
+      this.refused = true;
     }
   }
-  return { transfers: transfers === undefined ? [] : [...transfers], refused };
+
+  object(o: object): void {
+    if (this.refused) return;
+    if (this.seen !== undefined) {
+      if (this.seen.has(o)) return;
+      this.seen.add(o);
+    } else if (++this.visits > MAX_TREE_VISITS || this.depth >= MAX_DEPTH) {
+      this.seen = new Set([o]);
+    }
+    if (this.depth >= MAX_DEPTH) {
+      (this.deferred ??= []).push(o);
+      this.seen?.delete(o); // so that it is visited when taken from `deferred`
+      return;
+    }
+    if (ArrayBuffer.isView(o)) return;
+    this.depth++;
+    if (Array.isArray(o)) {
+      this.array(o);
+    } else {
+      const proto: unknown = Object.getPrototypeOf(o);
+      if (proto === Object.prototype || proto === null) this.keys(o);
+      else this.special(o);
+    }
+    this.depth--;
+  }
+
+  private array(a: readonly unknown[]): void {
+    let holes = 0;
+    for (let i = 0; i < a.length && !this.refused; i++) {
+      const element = a[i];
+      if (element === undefined && !(i in a) && ++holes > MAX_HOLES_SCANNED) {
+        this.keys(a);
+        return;
+      }
+      this.child(element);
+    }
+  }
+
+  private keys(o: object): void {
+    const keys = Object.keys(o);
+    for (let i = 0; i < keys.length && !this.refused; i++) {
+      this.child((o as Record<string, unknown>)[keys[i]]);
+    }
+  }
+
+  private special(o: object): void {
+    if (types.isArrayBuffer(o)) {
+      if (o.byteLength >= OUT_OF_BAND_THRESHOLD && !isResizable(o)) {
+        (this.transfers ??= new Set()).add(o);
+      }
+    } else if (types.isMap(o)) {
+      (o as Map<unknown, unknown>).forEach(Scan.mapEntry, this);
+    } else if (types.isSet(o)) {
+      (o as Set<unknown>).forEach(this.child, this);
+    } else if (types.isNativeError(o)) {
+      // v8 writes name, message, stack and cause; other properties are dropped, not refused.
+      if (Object.hasOwn(o, 'cause')) this.child((o as Error).cause);
+    } else if (!(types.isDate(o) || types.isRegExp(o) || types.isBoxedPrimitive(o))) {
+      // Anything else travels as its own enumerable properties (class instances) or makes v8
+      // throw (a Promise, a WeakMap, ...), which explain() then reports.
+      this.keys(o);
+    }
+  }
+
+  private static mapEntry(this: Scan, value: unknown, key: unknown): void {
+    this.child(key);
+    this.child(value);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,7 +513,10 @@ function refusal(o: object): Failure | undefined {
     return fail('a Proxy', 'proxies cannot be copied; send the target object or a plain copy');
   }
   if (types.isPromise(o)) {
-    return fail('a Promise', 'promises cannot travel between processes; await it and send the result');
+    return fail(
+      'a Promise',
+      'promises cannot travel between processes; await it and send the result',
+    );
   }
   if (types.isWeakMap(o) || types.isWeakSet(o)) {
     const name = types.isWeakMap(o) ? 'WeakMap' : 'WeakSet';

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import type { TaskOutput } from '../../client/async-result';
+import { EngineError } from '../../protocol/errors';
+import { isAlive, until, useCluster } from './fixture';
+
+/** Resolves with the pid a task prints as its first output. */
+function printedPid(ar: { onOutput(cb: (o: TaskOutput) => void): void }): Promise<number> {
+  return new Promise((resolve) =>
+    ar.onOutput((o) => {
+      if (o.type === 'stream') resolve(Number(o.text.trim()));
+    }),
+  );
+}
+
+async function pidThenSleep(ms: number): Promise<number> {
+  console.log(process.pid);
+  await new Promise((r) => setTimeout(r, ms));
+  return process.pid;
+}
+
+describe('an engine killed with SIGKILL during a task', () => {
+  const t = useCluster(3);
+
+  it('fails that task with EngineError, drops the engine, and leaves the others working', async () => {
+    const lv = t.rc.loadBalancedView();
+    const doomed = lv.apply(pidThenSleep, 60_000);
+    const survivor = lv.apply(pidThenSleep, 300);
+    const pid = await printedPid(doomed);
+    const victim = t.rc.engineInfo.find((e) => e.pid === pid);
+    assert.ok(victim, 'the task runs on a registered engine');
+    process.kill(pid, 'SIGKILL');
+    const started = performance.now();
+    await assert.rejects(doomed.get(), (e: unknown) => {
+      assert.ok(e instanceof EngineError);
+      assert.equal(e.engineId, victim.id);
+      assert.match(e.message, new RegExp(`engine ${victim.id} died`));
+      return true;
+    });
+    assert.ok(performance.now() - started < 5000, 'noticed within the heartbeat deadline');
+    await until(() => !t.rc.ids.includes(victim.id), 'the dead engine to leave rc.ids');
+    assert.notEqual(await survivor, pid);
+    const pids = await t.rc.directView().apply(() => process.pid);
+    assert.equal(pids.length, 2);
+    assert.ok(!pids.includes(pid));
+  });
+
+  it('reruns the task on another engine when retries is set', async () => {
+    const lv = t.rc.loadBalancedView().withOptions({ retries: 1 });
+    const ar = lv.apply(pidThenSleep, 500);
+    const pid = await printedPid(ar);
+    process.kill(pid, 'SIGKILL');
+    const finalPid = await ar;
+    assert.notEqual(finalPid, pid);
+    assert.ok(!isAlive(pid));
+    assert.equal(t.rc.ids.length, 1);
+  });
+});

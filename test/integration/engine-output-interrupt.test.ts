@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { RemoteError, TaskAbortedError } from '../../protocol/errors';
+import type { TaskOutput } from '../../client/async-result';
+import { useCluster } from './fixture';
+
+/** Resolves with the first output of `ar` whose text matches `pattern`. */
+function outputMatching(
+  ar: { onOutput(cb: (o: TaskOutput) => void): void },
+  pattern: RegExp,
+): Promise<string> {
+  return new Promise((resolve) =>
+    ar.onOutput((o) => {
+      if (o.type === 'stream' && pattern.test(o.text)) resolve(o.text);
+    }),
+  );
+}
+
+describe('engine output, interrupts and aborts', () => {
+  const t = useCluster(1);
+
+  it('streams output of a running task before the task ends', async () => {
+    const ar = t.rc.loadBalancedView().apply(async () => {
+      console.log('first line');
+      await new Promise((r) => setTimeout(r, 60_000));
+    });
+    const text = await outputMatching(ar, /first line/);
+    assert.equal(text, 'first line\n');
+    assert.equal(ar.ready(), false, 'the task still runs');
+    await t.rc.abort(ar);
+    await assert.rejects(ar.get(), TaskAbortedError);
+  });
+
+  it('streams output of a synchronous loop while it runs, and interrupts it with SIGINT', async () => {
+    const dv = t.rc.directView(0);
+    const ar = dv.execute('console.log("looping"); while (true) {}');
+    await outputMatching(ar, /looping/);
+    assert.equal(ar.ready(), false);
+    await t.rc.sendSignal('SIGINT', 0);
+    await assert.rejects(ar.get(), (e: unknown) => e instanceof RemoteError && e.ename === 'KeyboardInterrupt');
+    assert.deepEqual(await dv.apply(() => 'still usable'), ['still usable']);
+  });
+
+  it('keeps stdout and stderr apart and shows display data', async () => {
+    const ar = t.rc.directView().execute(
+      'console.log("out"); console.error("err"); display.html("<b>hi</b>"); 6 * 7',
+    );
+    const [reply] = await ar;
+    assert.equal(ar.stdout[0], 'out\n');
+    assert.equal(ar.stderr[0], 'err\n');
+    assert.deepEqual(ar.outputs[0][0], { type: 'display_data', data: { 'text/html': '<b>hi</b>' } });
+    assert.equal(reply.result, '42');
+  });
+
+  it('aborts queued tasks, which never run, and interrupts the running one', async () => {
+    const lv = t.rc.loadBalancedView();
+    const running = lv.apply(() => {
+      console.log('busy');
+      for (;;);
+    });
+    await outputMatching(running, /busy/);
+    const queued = lv.apply(() => {
+      globalThis.ranAfterAbort = true;
+    });
+    const status = await t.rc.queueStatus();
+    assert.equal(status.unassigned, 1);
+    const aborted = await t.rc.abort([...queued.msgIds, ...running.msgIds]);
+    assert.deepEqual(new Set(aborted), new Set([...queued.msgIds, ...running.msgIds]));
+    await assert.rejects(queued.get(), TaskAbortedError);
+    await assert.rejects(running.get(), TaskAbortedError);
+    assert.deepEqual(await t.rc.directView().apply(() => 'ranAfterAbort' in globalThis), [false]);
+  });
+
+  it('get({ timeout }) rejects while the task keeps running', async () => {
+    const ar = t.rc.loadBalancedView().apply(
+      () => new Promise<string>((r) => setTimeout(() => r('late'), 300)),
+    );
+    await assert.rejects(ar.get({ timeout: 20 }), /not finished after 20 ms/);
+    assert.equal(await ar, 'late');
+  });
+});
+
+declare global {
+  var ranAfterAbort: boolean;
+}

@@ -1,0 +1,54 @@
+/**
+ * Real clusters for integration tests: a controller and engines as processes on 127.0.0.1 with
+ * ephemeral ports, fast heartbeats, and files under a temporary TSPARALLEL_DIR.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '../../client/client';
+import { Cluster, type ControllerSettings } from '../../cluster/cluster';
+
+process.env.TSPARALLEL_DIR ??= mkdtempSync(join(tmpdir(), 'tsparallel-test-'));
+
+/** Heartbeats fast enough that a dead engine is noticed well within a test's time. */
+export const FAST_HEARTBEAT: ControllerSettings = { heartbeatPeriod: 100, heartbeatDeadline: 600 };
+
+export interface TestCluster {
+  cluster: Cluster;
+  rc: Client;
+}
+
+/** Starts a cluster before the suite's tests and stops it after them. */
+export function useCluster(engines: number, controller: ControllerSettings = {}): TestCluster {
+  const t = {} as TestCluster;
+  before(async function () {
+    this.timeout(30_000);
+    t.cluster = await Cluster.start({ engines, controller: { ...FAST_HEARTBEAT, ...controller } });
+    t.rc = await t.cluster.connect();
+  });
+  after(async function () {
+    this.timeout(30_000);
+    t.rc?.close();
+    await t.cluster?.stop();
+  });
+  return t;
+}
+
+/** True while process `pid` exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once `condition()` holds; fails with `what` after `ms`. */
+export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,649 @@
+import assert from 'node:assert/strict';
+
+import { Hub, type HubOutlet } from '../../controller/hub';
+import type {
+  ContentMap,
+  ErrorContent,
+  IMessage,
+  Message,
+  MsgType,
+  TaskOptions,
+} from '../../protocol/messages';
+import { Session } from '../../protocol/session';
+
+type Route = 'client' | 'engine' | 'control' | 'publish';
+
+interface Sent {
+  route: Route;
+  msg: Message;
+  topic?: string;
+}
+
+const CLIENT = Buffer.from('client-1');
+const ENGINE_A = Buffer.from('engine-a');
+const ENGINE_B = Buffer.from('engine-b');
+const STARTED = '2024-01-01T00:00:01.000Z';
+const COMPLETED = '2024-01-01T00:00:02.000Z';
+
+/**
+ * Records what the hub sends. Every message goes through serialize/deserialize on the way, as the
+ * controller server's sockets would, so a reply the client could not parse fails the test.
+ */
+class RecordingOutlet implements HubOutlet {
+  sent: Sent[] = [];
+  shutdowns: number[] = [];
+
+  constructor(private readonly session: Session) {}
+
+  private record(route: Route, msg: IMessage, topic?: string): void {
+    const onWire = this.session.deserialize(this.session.serialize(msg));
+    this.sent.push({ route, msg: onWire, topic });
+  }
+
+  toClient(msg: IMessage): void {
+    this.record('client', msg);
+  }
+  toEngine(msg: IMessage): void {
+    this.record('engine', msg);
+  }
+  toEngineControl(msg: IMessage): void {
+    this.record('control', msg);
+  }
+  publish(topic: string, msg: IMessage): void {
+    this.record('publish', msg, topic);
+  }
+  shutdown(): void {
+    this.shutdowns.push(this.sent.length);
+  }
+
+  /** Everything sent since the last call. */
+  take(): Sent[] {
+    const s = this.sent;
+    this.sent = [];
+    return s;
+  }
+}
+
+/** The messages of `type` among `sent`, optionally only on `route`. */
+function ofType<T extends MsgType>(sent: Sent[], type: T, route?: Route): IMessage<T>[] {
+  return sent
+    .filter((s) => s.msg.header.msg_type === type && (route === undefined || s.route === route))
+    .map((s) => s.msg as IMessage<T>);
+}
+
+function only<T extends MsgType>(sent: Sent[], type: T, route?: Route): IMessage<T> {
+  const found = ofType(sent, type, route);
+  assert.equal(found.length, 1, `expected one ${type}, got ${found.length}`);
+  return found[0];
+}
+
+function assertError(content: unknown, ename: string, evalue: RegExp): void {
+  const c = content as ErrorContent;
+  assert.equal(c.status, 'error');
+  assert.equal(c.ename, ename);
+  assert.match(c.evalue, evalue);
+}
+
+describe('Hub routing', () => {
+  let session: Session;
+  let out: RecordingOutlet;
+  let hub: Hub;
+
+  /** As the controller server does: bytes off a socket, verified, handed to the hub. */
+  const wire = <T extends MsgType>(msg: IMessage<T>): Message =>
+    session.deserialize(session.serialize(msg));
+
+  /**
+   * What an engine does on start: registers on its task socket, then its control thread sends
+   * the first heartbeat with the id it was given.
+   */
+  const register = (identity: Buffer): void => {
+    const before = out.sent.length;
+    hub.handleEngine(
+      wire(
+        session.msg(
+          'registration_request',
+          { uuid: identity.toString(), pid: 100, hostname: 'node-1' },
+          { identities: [identity] },
+        ),
+      ),
+    );
+    const reply = only(out.sent.slice(before), 'registration_reply', 'engine').content;
+    assert.equal(reply.status, 'ok', 'registration failed');
+    if (reply.status !== 'ok') return;
+    hub.handleHeartbeat(
+      wire(session.msg('heartbeat', { id: reply.id }, { identities: [identity] })),
+    );
+  };
+
+  /** A client request; the hub's replies go to `CLIENT`. */
+  const request = <T extends MsgType>(type: T, content: ContentMap[T]): IMessage<T> => {
+    const msg = session.msg(type, content, { identities: [CLIENT] });
+    hub.handleClient(wire(msg));
+    return msg;
+  };
+
+  const apply = (options: TaskOptions, source = '() => 1'): IMessage<'apply_request'> =>
+    request('apply_request', { source, mode: 'call', refs: [], options });
+
+  /** The engine at `engine` answers `task`. */
+  const engineReply = (
+    task: IMessage,
+    engine: Buffer,
+    content: ContentMap['apply_reply'] = { status: 'ok' },
+    buffers: Buffer[] = [],
+  ): void =>
+    hub.handleEngine(
+      wire(
+        session.msg('apply_reply', content, {
+          parent: task.header,
+          identities: [engine],
+          metadata: { started: STARTED, completed: COMPLETED },
+          buffers,
+        }),
+      ),
+    );
+
+  /** The task messages forwarded to engines, as [engine identity, msg_id]. */
+  const forwarded = (sent: Sent[]): [string, string][] =>
+    ofType(sent, 'apply_request', 'engine').map((m) => [
+      m.identities[0].toString(),
+      m.header.msg_id,
+    ]);
+
+  const queueStatus = (): ContentMap['queue_status_reply'] => {
+    request('queue_status_request', {});
+    return only(out.take(), 'queue_status_reply').content;
+  };
+
+  beforeEach(() => {
+    session = new Session('k');
+    out = new RecordingOutlet(session);
+    hub = new Hub(session, out, {
+      scheme: 'leastload',
+      hwm: 1,
+      recordLimit: 5,
+      heartbeatPeriod: 1000,
+      heartbeatDeadline: 3000,
+    });
+  });
+
+  afterEach(() => hub.stop());
+
+  describe('registration', () => {
+    it('gives engines ids 0, 1 in order, replies ok and publishes a notification', () => {
+      register(ENGINE_A);
+      register(ENGINE_B);
+      const sent = out.take();
+
+      const replies = ofType(sent, 'registration_reply', 'engine');
+      assert.deepEqual(
+        replies.map((r) => [r.identities[0].toString(), r.content]),
+        [
+          ['engine-a', { status: 'ok', id: 0, heartbeat_period: 1000 }],
+          ['engine-b', { status: 'ok', id: 1, heartbeat_period: 1000 }],
+        ],
+      );
+
+      const notices = sent.filter((s) => s.route === 'publish');
+      assert.deepEqual(
+        notices.map((s) => s.topic),
+        ['hub.registration', 'hub.registration'],
+      );
+      const engines = ofType(notices, 'registration_notification').map((m) => m.content.engine);
+      assert.deepEqual(
+        engines.map((e) => [e.id, e.uuid, e.hostname, e.pid]),
+        [
+          [0, 'engine-a', 'node-1', 100],
+          [1, 'engine-b', 'node-1', 100],
+        ],
+      );
+    });
+
+    it('gives an engine that registers again its old id', () => {
+      register(ENGINE_A);
+      register(ENGINE_B);
+      out.take();
+      register(ENGINE_A);
+      const sent = out.take();
+      assert.equal(only(sent, 'registration_reply').content.status, 'ok');
+      assert.deepEqual(only(sent, 'registration_reply').content, {
+        status: 'ok',
+        id: 0,
+        heartbeat_period: 1000,
+      });
+      assert.equal(ofType(sent, 'registration_notification').length, 0);
+    });
+
+    it('lists both engines in the connection reply', () => {
+      register(ENGINE_A);
+      register(ENGINE_B);
+      out.take();
+      const req = request('connection_request', {});
+      const reply = only(out.take(), 'connection_reply', 'client');
+      assert.deepEqual(reply.identities, [CLIENT]);
+      assert.equal(reply.parent_header.msg_id, req.header.msg_id);
+      assert.equal(reply.content.status, 'ok');
+      if (reply.content.status !== 'ok') return;
+      assert.deepEqual(
+        reply.content.engines.map((e) => [e.id, e.uuid]),
+        [
+          [0, 'engine-a'],
+          [1, 'engine-b'],
+        ],
+      );
+    });
+  });
+
+  describe('with two engines', () => {
+    beforeEach(() => {
+      register(ENGINE_A);
+      register(ENGINE_B);
+      out.take();
+    });
+
+    describe('direct tasks', () => {
+      it('forwards a task to its engine and the reply to the client', () => {
+        const task = apply({ balanced: false, targets: [1] }, '(x) => x');
+        const toEngine = only(out.take(), 'apply_request', 'engine');
+        assert.deepEqual(toEngine.identities, [ENGINE_B]);
+        assert.equal(toEngine.header.msg_id, task.header.msg_id);
+        assert.equal(toEngine.content.source, '(x) => x');
+
+        const result = Buffer.from('result bytes');
+        engineReply(task, ENGINE_B, { status: 'ok' }, [result]);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.deepEqual(reply.identities, [CLIENT]);
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assert.deepEqual(reply.content, { status: 'ok' });
+        assert.equal(reply.metadata.engine_id, 1);
+        assert.equal(reply.metadata.started, STARTED);
+        assert.equal(reply.metadata.completed, COMPLETED);
+        assert.equal(typeof reply.metadata.submitted, 'string');
+        assert.ok(!Number.isNaN(Date.parse(reply.metadata.submitted as string)));
+        assert.deepEqual(reply.buffers, [result]);
+      });
+
+      it('answers a task for an unknown engine with an EngineError naming the live ones', () => {
+        const task = apply({ balanced: false, targets: [7] });
+        const sent = out.take();
+        assert.deepEqual(forwarded(sent), []);
+        const reply = only(sent, 'apply_reply', 'client');
+        assert.deepEqual(reply.identities, [CLIENT]);
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, 'EngineError', /engine 7 .*live engines: 0, 1/);
+      });
+
+      it('refuses a direct task with dependencies, which only load-balanced tasks have', () => {
+        const failed = apply({ balanced: false, targets: [0] });
+        engineReply(failed, ENGINE_A, { status: 'error', ename: 'E', evalue: '', traceback: [] });
+        out.take();
+        apply({ balanced: false, targets: [1], after: [failed.header.msg_id] });
+        const sent = out.take();
+        assert.deepEqual(forwarded(sent), []);
+        assertError(only(sent, 'apply_reply').content, 'DependencyError', /load-balanced/);
+      });
+    });
+
+    describe('load balancing with hwm 1', () => {
+      it('gives each engine one task and holds the third until an engine replies', () => {
+        const tasks = [
+          apply({ balanced: true }),
+          apply({ balanced: true }),
+          apply({ balanced: true }),
+        ];
+        const first = forwarded(out.take());
+        assert.deepEqual(first, [
+          ['engine-a', tasks[0].header.msg_id],
+          ['engine-b', tasks[1].header.msg_id],
+        ]);
+
+        const status = queueStatus();
+        assert.equal(status.status, 'ok');
+        if (status.status !== 'ok') return;
+        assert.equal(status.unassigned, 1);
+        assert.deepEqual(status.engines, {
+          0: { queue: 1, completed: 0, tasks: 1 },
+          1: { queue: 1, completed: 0, tasks: 1 },
+        });
+
+        engineReply(tasks[1], ENGINE_B);
+        const sent = out.take();
+        assert.equal(
+          only(sent, 'apply_reply', 'client').parent_header.msg_id,
+          tasks[1].header.msg_id,
+        );
+        assert.deepEqual(forwarded(sent), [['engine-b', tasks[2].header.msg_id]]);
+        const after = queueStatus();
+        assert.equal(after.status === 'ok' && after.unassigned, 0);
+      });
+
+      it('sends waiting tasks to an engine that registers later', () => {
+        apply({ balanced: true });
+        apply({ balanced: true });
+        const waiting = apply({ balanced: true });
+        out.take();
+        register(Buffer.from('engine-c'));
+        assert.deepEqual(forwarded(out.take()), [['engine-c', waiting.header.msg_id]]);
+      });
+    });
+
+    describe('when an engine dies', () => {
+      it('fails its task with an EngineError and publishes the unregistration', () => {
+        const task = apply({ balanced: false, targets: [1] });
+        out.take();
+        hub.engineDied(1, 'no heartbeat for 3000 ms');
+        const sent = out.take();
+
+        const reply = only(sent, 'apply_reply', 'client');
+        assert.deepEqual(reply.identities, [CLIENT]);
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, 'EngineError', /engine 1 died.*no heartbeat for 3000 ms/);
+
+        const notice = sent.find((s) => s.route === 'publish');
+        assert.equal(notice?.topic, 'hub.unregistration');
+        assert.deepEqual(notice?.msg.content, { id: 1, reason: 'no heartbeat for 3000 ms' });
+
+        request('connection_request', {});
+        const conn = only(out.take(), 'connection_reply').content;
+        assert.deepEqual(conn.status === 'ok' && conn.engines.map((e) => e.id), [0]);
+      });
+
+      it('fails a balanced task without retries too', () => {
+        const task = apply({ balanced: true });
+        out.take();
+        hub.engineDied(0, 'it exited');
+        const sent = out.take();
+        assert.deepEqual(forwarded(sent), []);
+        const reply = only(sent, 'apply_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, 'EngineError', /engine 0/);
+      });
+
+      it('re-sends a task with retries to the other engine', () => {
+        const task = apply({ balanced: true, retries: 1 });
+        assert.deepEqual(forwarded(out.take()), [['engine-a', task.header.msg_id]]);
+        hub.engineDied(0, 'it exited');
+        const sent = out.take();
+        assert.deepEqual(ofType(sent, 'apply_reply'), []);
+        assert.deepEqual(forwarded(sent), [['engine-b', task.header.msg_id]]);
+
+        engineReply(task, ENGINE_B);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.equal(reply.content.status, 'ok');
+        assert.equal(reply.metadata.engine_id, 1);
+      });
+
+      it('fails a retried task once its retries are used up', () => {
+        const task = apply({ balanced: true, retries: 1 });
+        hub.engineDied(0, 'first');
+        out.take();
+        hub.engineDied(1, 'second');
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, 'EngineError', /engine 1 died.*second/);
+      });
+
+      it('ignores heartbeats from the dead engine', () => {
+        hub.engineDied(0, 'gone');
+        out.take();
+        hub.handleHeartbeat(wire(session.msg('heartbeat', { id: 0 }, { identities: [ENGINE_A] })));
+        assert.deepEqual(out.take(), []);
+      });
+    });
+
+    describe('abort', () => {
+      it('fails a task still waiting for an engine with TaskAbortedError', () => {
+        apply({ balanced: true });
+        apply({ balanced: true });
+        const waiting = apply({ balanced: true });
+        out.take();
+        request('abort_request', { msg_ids: [waiting.header.msg_id] });
+        const sent = out.take();
+
+        const failed = only(sent, 'apply_reply', 'client');
+        assert.equal(failed.parent_header.msg_id, waiting.header.msg_id);
+        assertError(failed.content, 'TaskAbortedError', /aborted before it started/);
+        assert.deepEqual(only(sent, 'abort_reply').content, {
+          status: 'ok',
+          aborted: [waiting.header.msg_id],
+        });
+        assert.deepEqual(forwarded(sent), []);
+        assert.equal(ofType(sent, 'abort_request').length, 0);
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.unassigned, 0);
+      });
+
+      it("asks the engine running a task to abort it, on the engine's control socket", () => {
+        apply({ balanced: true });
+        const running = apply({ balanced: true });
+        out.take();
+        request('abort_request', { msg_ids: [running.header.msg_id, 'no-such-task'] });
+        const sent = out.take();
+
+        const toEngine = only(sent, 'abort_request', 'control');
+        assert.deepEqual(toEngine.identities, [ENGINE_B]);
+        assert.deepEqual(toEngine.content, { msg_ids: [running.header.msg_id] });
+        assert.deepEqual(only(sent, 'abort_reply').content, {
+          status: 'ok',
+          aborted: [running.header.msg_id],
+        });
+        // The engine answers the task itself; the hub does not fail it early.
+        assert.equal(ofType(sent, 'apply_reply').length, 0);
+
+        engineReply(running, ENGINE_B, {
+          status: 'error',
+          ename: 'TaskAbortedError',
+          evalue: 'aborted',
+          traceback: [],
+        });
+        out.take();
+        request('result_request', { msg_id: running.header.msg_id });
+        const rec = only(out.take(), 'result_reply').content;
+        assert.equal(rec.status === 'ok' && rec.record.state, 'aborted');
+      });
+    });
+
+    describe('dependencies', () => {
+      it('fails a task whose `after` task failed with DependencyError', () => {
+        const bad = apply({ balanced: true });
+        engineReply(bad, ENGINE_A, {
+          status: 'error',
+          ename: 'TypeError',
+          evalue: 'x is not a function',
+          traceback: [],
+        });
+        out.take();
+        const dependent = apply({ balanced: true, after: [bad.header.msg_id] });
+        const sent = out.take();
+        assert.deepEqual(forwarded(sent), []);
+        const reply = only(sent, 'apply_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, dependent.header.msg_id);
+        assertError(reply.content, 'DependencyError', new RegExp(`${bad.header.msg_id}.*failed`));
+      });
+
+      it('fails a task whose `after` task is unknown', () => {
+        apply({ balanced: true, after: ['never-submitted'] });
+        assertError(only(out.take(), 'apply_reply').content, 'DependencyError', /never-submitted/);
+      });
+
+      it('holds a task until its `after` task completes, even with an idle engine', () => {
+        const first = apply({ balanced: true });
+        const second = apply({ balanced: true, after: [first.header.msg_id] });
+        assert.deepEqual(forwarded(out.take()), [['engine-a', first.header.msg_id]]);
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.unassigned, 1);
+
+        engineReply(first, ENGINE_A);
+        const sent = out.take();
+        assert.equal(forwarded(sent).length, 1);
+        assert.equal(forwarded(sent)[0][1], second.header.msg_id);
+      });
+
+      it('runs a `follow` task on the engine its dependency ran on', () => {
+        const leader = apply({ balanced: false, targets: [1] });
+        engineReply(leader, ENGINE_B);
+        out.take();
+        // Engine 0 was never used, so leastload alone would pick it.
+        const follower = apply({ balanced: true, follow: [leader.header.msg_id] });
+        assert.deepEqual(forwarded(out.take()), [['engine-b', follower.header.msg_id]]);
+      });
+
+      it('fails a `follow` task whose engine has died', () => {
+        const leader = apply({ balanced: false, targets: [1] });
+        engineReply(leader, ENGINE_B);
+        hub.engineDied(1, 'gone');
+        out.take();
+        apply({ balanced: true, follow: [leader.header.msg_id] });
+        const sent = out.take();
+        assert.deepEqual(forwarded(sent), []);
+        assertError(only(sent, 'apply_reply').content, 'DependencyError', /\(1\) is alive/);
+      });
+    });
+
+    it("relays a task's stream output to its client and publishes it", () => {
+      const task = apply({ balanced: false, targets: [1] });
+      out.take();
+      hub.handleEngine(
+        wire(
+          session.msg(
+            'stream',
+            { name: 'stdout', text: 'hello\n' },
+            { parent: task.header, identities: [ENGINE_B] },
+          ),
+        ),
+      );
+      const sent = out.take();
+      const toClient = only(sent, 'stream', 'client');
+      assert.deepEqual(toClient.identities, [CLIENT]);
+      assert.deepEqual(toClient.content, { name: 'stdout', text: 'hello\n' });
+      assert.equal(toClient.parent_header.msg_id, task.header.msg_id);
+      assert.equal(toClient.metadata.engine_id, 1);
+      const published = sent.filter((s) => s.route === 'publish');
+      assert.deepEqual(
+        published.map((s) => [s.topic, s.msg.content]),
+        [['engine.1.stream', { name: 'stdout', text: 'hello\n' }]],
+      );
+    });
+
+    describe('task records', () => {
+      it('returns the record and the result buffers of a finished task', () => {
+        const task = apply({ balanced: false, targets: [0], label: 'squares' });
+        const payload = Buffer.from([1, 2, 3, 4]);
+        engineReply(task, ENGINE_A, { status: 'ok' }, [payload]);
+        out.take();
+        const req = request('result_request', { msg_id: task.header.msg_id });
+        const reply = only(out.take(), 'result_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, req.header.msg_id);
+        assert.equal(reply.content.status, 'ok');
+        if (reply.content.status !== 'ok') return;
+        const { record } = reply.content;
+        assert.equal(record.msg_id, task.header.msg_id);
+        assert.equal(record.state, 'completed');
+        assert.equal(record.engine_id, 0);
+        assert.equal(record.label, 'squares');
+        assert.equal(record.started, STARTED);
+        assert.equal(record.completed, COMPLETED);
+        assert.deepEqual(record.reply, { status: 'ok' });
+        assert.deepEqual(reply.buffers, [payload]);
+      });
+
+      it('forgets the oldest finished record past recordLimit and says how many it keeps', () => {
+        const running = apply({ balanced: false, targets: [1] });
+        const done: IMessage<'apply_request'>[] = [];
+        for (let i = 0; i < 6; i++) {
+          const t = apply({ balanced: false, targets: [0] });
+          engineReply(t, ENGINE_A);
+          done.push(t);
+        }
+        out.take();
+
+        request('result_request', { msg_id: done[0].header.msg_id });
+        const gone = only(out.take(), 'result_reply');
+        assertError(gone.content, 'KeyError', /keeps the last 5 finished tasks/);
+
+        for (const t of done.slice(1)) {
+          request('result_request', { msg_id: t.header.msg_id });
+          const kept = only(out.take(), 'result_reply').content;
+          assert.equal(kept.status === 'ok' && kept.record.state, 'completed');
+        }
+        // Unfinished tasks are never dropped.
+        request('result_request', { msg_id: running.header.msg_id });
+        const still = only(out.take(), 'result_reply').content;
+        assert.equal(still.status === 'ok' && still.record.state, 'running');
+      });
+    });
+
+    describe('signals', () => {
+      it('sends a signal to every engine when targets is null', () => {
+        request('signal_request', { signal: 'SIGINT', targets: null });
+        const sent = out.take();
+        const signals = ofType(sent, 'signal_request', 'control');
+        assert.deepEqual(
+          signals.map((m) => [m.identities[0].toString(), m.content]),
+          [
+            ['engine-a', { signal: 'SIGINT', targets: [0] }],
+            ['engine-b', { signal: 'SIGINT', targets: [1] }],
+          ],
+        );
+        assert.deepEqual(only(sent, 'signal_reply', 'client').content, {
+          status: 'ok',
+          targets: [0, 1],
+        });
+      });
+
+      it('refuses an unknown target without signalling anyone', () => {
+        request('signal_request', { signal: 'SIGINT', targets: [0, 4] });
+        const sent = out.take();
+        assert.equal(ofType(sent, 'signal_request').length, 0);
+        assertError(
+          only(sent, 'signal_reply').content,
+          'EngineError',
+          /engine 4 .*live engines: 0, 1/,
+        );
+      });
+    });
+
+    describe('shutdown', () => {
+      it('stops the engines, replies, then shuts the hub down', () => {
+        request('shutdown_request', { hub: true, targets: null });
+        const sent = out.sent;
+        assert.deepEqual(
+          ofType(sent, 'shutdown_request', 'control').map((m) => m.identities[0].toString()),
+          ['engine-a', 'engine-b'],
+        );
+        const replyAt = sent.findIndex((s) => s.msg.header.msg_type === 'shutdown_reply');
+        assert.ok(replyAt >= 0, 'no shutdown_reply');
+        assert.deepEqual(sent[replyAt].msg.content, { status: 'ok' });
+        assert.deepEqual(out.shutdowns, [replyAt + 1]);
+      });
+
+      it('leaves the hub running when hub is false', () => {
+        request('shutdown_request', { hub: false, targets: [1] });
+        const sent = out.take();
+        assert.deepEqual(
+          ofType(sent, 'shutdown_request', 'control').map((m) => m.identities[0].toString()),
+          ['engine-b'],
+        );
+        assert.deepEqual(out.shutdowns, []);
+      });
+    });
+
+    describe('heartbeats', () => {
+      it("answers a registered engine's heartbeat on its control socket", () => {
+        const beat = session.msg('heartbeat', { id: 1 }, { identities: [ENGINE_B] });
+        hub.handleHeartbeat(wire(beat));
+        const answer = only(out.take(), 'heartbeat', 'control');
+        assert.deepEqual(answer.identities, [ENGINE_B]);
+        assert.deepEqual(answer.content, { id: 1 });
+        assert.equal(answer.parent_header.msg_id, beat.header.msg_id);
+      });
+
+      it('ignores a heartbeat from an unknown identity', () => {
+        const beat = session.msg('heartbeat', { id: 0 }, { identities: [Buffer.from('stranger')] });
+        hub.handleHeartbeat(wire(beat));
+        assert.deepEqual(out.take(), []);
+      });
+    });
+  });
+});

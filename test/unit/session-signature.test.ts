@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+
+import { ProtocolError } from '../../protocol/errors';
+import { DELIMITER, Session } from '../../protocol/session';
+
+const KEY = 'secret-key';
+
+/** Frames as a peer with `key` would send them: JSON parts signed with HMAC-SHA256. */
+function signedFrames(key: string, parts: unknown[], identities: Buffer[] = []): Buffer[] {
+  const json = parts.map((p) => Buffer.from(typeof p === 'string' ? p : JSON.stringify(p)));
+  const hmac = createHmac('sha256', key);
+  for (const p of json) hmac.update(p);
+  return [...identities, DELIMITER, Buffer.from(hmac.digest('hex')), ...json];
+}
+
+/** The four JSON parts of a valid apply_request, for tests that break one of them. */
+function applyParts(session: Session): [Record<string, unknown>, object, object, object] {
+  const msg = session.msg('apply_request', {
+    source: '(x) => x',
+    mode: 'call',
+    refs: [],
+    options: { balanced: true },
+  });
+  return [{ ...msg.header }, msg.parent_header, msg.metadata, msg.content];
+}
+
+function rejects(fn: () => unknown, message: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ProtocolError, `expected ProtocolError, got ${String(e)}`);
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe('Session serialize/deserialize', () => {
+  const session = new Session(KEY);
+
+  it('round-trips header, parent header, metadata, content, buffers and identities', () => {
+    const parent = session.msg('connection_request', {}).header;
+    const msg = session.msg(
+      'apply_request',
+      {
+        source: '(a, b) => a + b',
+        mode: 'map',
+        refs: [1],
+        options: { balanced: false, targets: [2] },
+      },
+      {
+        parent,
+        metadata: { note: 'hello', n: 3 },
+        buffers: [Buffer.from('first'), Buffer.from([0, 1, 2, 255])],
+        identities: [Buffer.from('router-id'), Buffer.from('client-1')],
+      },
+    );
+    const out = session.deserialize(session.serialize(msg));
+    assert.deepEqual(out.identities, msg.identities);
+    assert.deepEqual(out.header, msg.header);
+    assert.deepEqual(out.parent_header, parent);
+    assert.deepEqual(out.metadata, { note: 'hello', n: 3 });
+    assert.deepEqual(out.content, msg.content);
+    assert.deepEqual(out.buffers, msg.buffers);
+  });
+
+  it('is accepted by another session with the same key', () => {
+    const other = new Session(KEY);
+    const msg = session.msg('heartbeat', { id: 4 });
+    const out = other.deserialize(session.serialize(msg));
+    assert.equal(out.header.msg_id, msg.header.msg_id);
+    assert.equal(out.header.session, session.id);
+  });
+
+  it('passes buffers after the content frame through as the same Buffer objects', () => {
+    const big = Buffer.alloc(1 << 16, 7);
+    const small = Buffer.from('x');
+    const msg = session.msg('apply_reply', { status: 'ok' }, { buffers: [big, small] });
+    const frames = session.serialize(msg);
+    assert.equal(frames.length, 8);
+    assert.equal(frames[6], big);
+    assert.equal(frames[7], small);
+    const out = session.deserialize(frames);
+    assert.equal(out.buffers[0], big);
+    assert.equal(out.buffers[1], small);
+  });
+
+  describe('rejects a wrong signature', () => {
+    const wrongSignature = /signature is missing or wrong/;
+    const frames = (): Buffer[] =>
+      session.serialize(
+        session.msg('result_request', { msg_id: 'abc' }, { identities: [Buffer.from('c')] }),
+      );
+    // frames: [identity, delimiter, signature, header, parent, metadata, content]
+
+    it('when the content frame was changed', () => {
+      const f = frames();
+      f[6] = Buffer.from(JSON.stringify({ msg_id: 'abd' }));
+      rejects(() => session.deserialize(f), wrongSignature);
+    });
+
+    it('when the header was changed', () => {
+      const f = frames();
+      const header = JSON.parse(f[3].toString()) as Record<string, unknown>;
+      f[3] = Buffer.from(JSON.stringify({ ...header, username: 'mallory' }));
+      rejects(() => session.deserialize(f), wrongSignature);
+    });
+
+    it('when the signature frame is empty', () => {
+      const f = frames();
+      f[2] = Buffer.alloc(0);
+      rejects(() => session.deserialize(f), wrongSignature);
+    });
+
+    it('when the message was signed with another key', () => {
+      const f = new Session('another-key').serialize(
+        session.msg('result_request', { msg_id: 'a' }),
+      );
+      rejects(() => session.deserialize(f), wrongSignature);
+    });
+
+    it('when the signature has the right length but wrong bytes', () => {
+      const f = frames();
+      f[2] = Buffer.from('0'.repeat(f[2].length));
+      rejects(() => session.deserialize(f), wrongSignature);
+    });
+  });
+
+  describe('rejects malformed frames, naming the problem', () => {
+    it('without a <IDS|MSG> delimiter', () => {
+      const f = session.serialize(session.msg('heartbeat', { id: 0 })).slice(1);
+      rejects(() => session.deserialize(f), /no <IDS\|MSG> delimiter/);
+    });
+
+    it('with too few frames after the delimiter', () => {
+      const f = session.serialize(session.msg('heartbeat', { id: 0 })).slice(0, 5);
+      rejects(() => session.deserialize(f), /4 frames after the delimiter, needs 5/);
+    });
+
+    it('with a frame that is not JSON (correctly signed)', () => {
+      const [header, parent, metadata] = applyParts(session);
+      const f = signedFrames(KEY, [header, parent, metadata, '{"source": ']);
+      rejects(() => session.deserialize(f), /not valid JSON/);
+    });
+
+    it('with an unknown msg_type', () => {
+      const [header, parent, metadata, content] = applyParts(session);
+      const f = signedFrames(KEY, [
+        { ...header, msg_type: 'frobnicate_request' },
+        parent,
+        metadata,
+        content,
+      ]);
+      rejects(() => session.deserialize(f), /unknown message type "frobnicate_request"/);
+    });
+
+    it('with a header missing its msg_id', () => {
+      const [header, parent, metadata, content] = applyParts(session);
+      delete header.msg_id;
+      rejects(
+        () => session.deserialize(signedFrames(KEY, [header, parent, metadata, content])),
+        /header is malformed/,
+      );
+    });
+
+    it('with metadata that is not an object', () => {
+      const [header, parent, , content] = applyParts(session);
+      rejects(
+        () => session.deserialize(signedFrames(KEY, [header, parent, [1], content])),
+        /apply_request: parent header and metadata must be objects/,
+      );
+    });
+
+    const badContent: [string, (c: Record<string, unknown>) => Record<string, unknown>][] = [
+      ["mode 'x'", (c) => ({ ...c, mode: 'x' })],
+      ['no options', ({ options: _options, ...c }) => c],
+      ['options without balanced', (c) => ({ ...c, options: { targets: [0] } })],
+      ['an unknown task option', (c) => ({ ...c, options: { balanced: true, priority: 3 } })],
+      [
+        'a task option of the wrong type',
+        (c) => ({ ...c, options: { balanced: true, retries: '2' } }),
+      ],
+      ['refs that are not numbers', (c) => ({ ...c, refs: ['a'] })],
+    ];
+    for (const [what, change] of badContent) {
+      it(`with apply_request content that has ${what}`, () => {
+        const [header, parent, metadata, content] = applyParts(session);
+        const f = signedFrames(KEY, [header, parent, metadata, change({ ...content })]);
+        rejects(
+          () => session.deserialize(f),
+          /apply_request: content does not match the message type/,
+        );
+      });
+    }
+
+    it('with a reply whose status is neither ok nor a well-formed error', () => {
+      const msg = session.msg('apply_reply', { status: 'ok' });
+      const parts = [msg.header, msg.parent_header, msg.metadata];
+      for (const content of [{ status: 'maybe' }, { status: 'error', ename: 'E' }]) {
+        rejects(
+          () => session.deserialize(signedFrames(KEY, [...parts, content])),
+          /apply_reply: content does not match/,
+        );
+      }
+    });
+  });
+
+  describe('with an empty key', () => {
+    const unsigned = new Session('');
+
+    it('sends an empty signature and round-trips', () => {
+      const msg = unsigned.msg(
+        'stream',
+        { name: 'stdout', text: 'hi\n' },
+        { buffers: [Buffer.from('b')] },
+      );
+      const frames = unsigned.serialize(msg);
+      assert.equal(frames[1].length, 0);
+      const out = unsigned.deserialize(frames);
+      assert.deepEqual(out.content, { name: 'stdout', text: 'hi\n' });
+      assert.deepEqual(out.buffers, [Buffer.from('b')]);
+    });
+
+    it('is rejected by a session that has a key', () => {
+      const frames = unsigned.serialize(unsigned.msg('heartbeat', { id: 1 }));
+      rejects(() => session.deserialize(frames), /signature is missing or wrong/);
+    });
+  });
+});
