@@ -1,6 +1,12 @@
 /** tsparallel: parallel computing for TypeScript notebooks and Node. */
 export { Client, type ClientEvent, type ConnectOptions, type TaskRecord } from './client/client';
-export { DirectView, LoadBalancedView, BroadcastView, type Targets, type ViewOptions } from './client/views';
+export {
+  DirectView,
+  LoadBalancedView,
+  BroadcastView,
+  type Targets,
+  type ViewOptions,
+} from './client/views';
 export {
   AsyncResult,
   AsyncMapResult,

@@ -217,7 +217,8 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** True when every task finished without error; throws if they are not all finished yet. */
   successful(): boolean {
-    if (!this.ready()) throw new Error('successful() needs finished tasks: check ready() or await first');
+    if (!this.ready())
+      throw new Error('successful() needs finished tasks: check ready() or await first');
     return this.tasks.every((t) => t.metadata.status === 'ok');
   }
 
@@ -304,7 +305,8 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
       const batch = this.ordered ? [] : arrivals.splice(0);
       if (this.ordered) {
         arrivals.length = 0;
-        while (next < this.tasks.length && this.tasks[next].finished) batch.push(this.tasks[next++]);
+        while (next < this.tasks.length && this.tasks[next].finished)
+          batch.push(this.tasks[next++]);
       }
       for (const t of batch) {
         pending.delete(t);

@@ -101,7 +101,13 @@ export class Client {
     const sub = new Channel(subscriber, session, log);
     dealer.socket.connect(info.client);
     subscriber.connect(info.iopub);
-    const client = new Client(info, session, dealer, sub, options.timeout ?? DEFAULT_CONNECT_TIMEOUT);
+    const client = new Client(
+      info,
+      session,
+      dealer,
+      sub,
+      options.timeout ?? DEFAULT_CONNECT_TIMEOUT,
+    );
     void client.receive();
     try {
       await client.refreshEngines();
@@ -165,7 +171,8 @@ export class Client {
 
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
-    const msgIds = typeof tasks === 'string' ? [tasks] : Array.isArray(tasks) ? tasks : tasks.msgIds;
+    const msgIds =
+      typeof tasks === 'string' ? [tasks] : Array.isArray(tasks) ? tasks : tasks.msgIds;
     return (await this.request('abort_request', { msg_ids: msgIds })).aborted;
   }
 
@@ -189,7 +196,8 @@ export class Client {
       completed: r.completed === null ? null : new Date(r.completed),
       label: r.label,
       value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
-      error: r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
+      error:
+        r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
     };
   }
 
@@ -240,7 +248,10 @@ export class Client {
 
   /** Stops engines (all by default); with `{ hub: true }` also the controller, and then closes. */
   async shutdown(options: { hub?: boolean; targets?: number[] } = {}): Promise<void> {
-    await this.request('shutdown_request', { hub: options.hub ?? false, targets: options.targets ?? null });
+    await this.request('shutdown_request', {
+      hub: options.hub ?? false,
+      targets: options.targets ?? null,
+    });
     if (options.hub) this.close();
   }
 
@@ -251,7 +262,16 @@ export class Client {
     this.dealer.close();
     this.sub.close();
     for (const t of this.tasks.values()) {
-      t.finish({ status: 'error', ename: 'ConnectionError', evalue: 'the client was closed', traceback: [] }, {}, () => undefined);
+      t.finish(
+        {
+          status: 'error',
+          ename: 'ConnectionError',
+          evalue: 'the client was closed',
+          traceback: [],
+        },
+        {},
+        () => undefined,
+      );
     }
     this.tasks.clear();
     for (const l of this.eventListeners) l(null);
@@ -271,7 +291,10 @@ export class Client {
         ? this.session.msg(type, content as ContentMap['apply_request'], { buffers })
         : this.session.msg(type, content as ContentMap['execute_request'], { buffers });
     const options: TaskOptions = content.options;
-    const state = new TaskState(msg.header.msg_id, options.balanced ? null : (options.targets?.[0] ?? null));
+    const state = new TaskState(
+      msg.header.msg_id,
+      options.balanced ? null : (options.targets?.[0] ?? null),
+    );
     this.tasks.set(msg.header.msg_id, state);
     this.dealer.send(msg);
     return state;
@@ -279,7 +302,8 @@ export class Client {
 
   /** Live ids for `targets`; throws `EngineError` when there are none. */
   resolveTargets(targets: Targets): number[] {
-    const ids = targets === 'all' ? this.ids : typeof targets === 'number' ? [targets] : [...targets];
+    const ids =
+      targets === 'all' ? this.ids : typeof targets === 'number' ? [targets] : [...targets];
     if (ids.length === 0) {
       throw new EngineError(
         'no engines are registered: start some (cluster.addEngines(n)) or wait for them (rc.waitForEngines(n))',
@@ -407,6 +431,7 @@ export class Client {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new ConnectionError('the client is closed; connect again with Client.connect()');
+    if (this.closed)
+      throw new ConnectionError('the client is closed; connect again with Client.connect()');
   }
 }

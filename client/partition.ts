@@ -5,7 +5,9 @@
 
 /** What `map` and `scatter` accept: arrays, typed arrays and any other iterable. */
 export type Sequence<T> = readonly T[] | Iterable<T> | ArrayLike<T>;
-type Sliceable<T> = readonly T[] | { subarray(begin: number, end: number): ArrayLike<T>; length: number };
+type Sliceable<T> =
+  | readonly T[]
+  | { subarray(begin: number, end: number): ArrayLike<T>; length: number };
 
 /** An array or typed array of `seq` (iterables are read into an array once). */
 export function toSliceable<T>(seq: Sequence<T>): Sliceable<T> {
@@ -43,7 +45,8 @@ export function chunk<T>(seq: Sliceable<T>, size: number): ArrayLike<T>[] {
 
 /** Joins parts made by `partition`: arrays flat, typed arrays into one of the same kind. */
 export function concat(parts: unknown[]): unknown {
-  if (parts.length > 0 && parts.every((p) => Buffer.isBuffer(p))) return Buffer.concat(parts as Buffer[]);
+  if (parts.length > 0 && parts.every((p) => Buffer.isBuffer(p)))
+    return Buffer.concat(parts as Buffer[]);
   if (parts.length > 0 && parts.every((p) => ArrayBuffer.isView(p) && !(p instanceof DataView))) {
     const views = parts as unknown as Uint8Array[];
     const Ctor = views[0].constructor as new (n: number) => Uint8Array;

@@ -5,7 +5,13 @@
  */
 import type { TaskOptions } from '../protocol/messages';
 import { encodeValue } from '../protocol/serialize';
-import { AsyncMapResult, AsyncResult, type ExecuteReply, type ResultOptions, type TaskState } from './async-result';
+import {
+  AsyncMapResult,
+  AsyncResult,
+  type ExecuteReply,
+  type ResultOptions,
+  type TaskState,
+} from './async-result';
 import type { Client } from './client';
 import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
 import { Reference } from './reference';
@@ -45,9 +51,12 @@ export function functionSource(fn: (...args: never[]) => unknown): string {
   const src = Function.prototype.toString.call(fn);
   const name = fn.name || '(anonymous)';
   if (/\{\s*\[native code\]\s*\}$/.test(src)) {
-    throw new TypeError(`cannot send built-in or bound function ${name}: wrap it, e.g. (x) => Math.sqrt(x)`);
+    throw new TypeError(
+      `cannot send built-in or bound function ${name}: wrap it, e.g. (x) => Math.sqrt(x)`,
+    );
   }
-  if (/^class\b/.test(src)) throw new TypeError(`cannot apply class ${name}; send a function that uses it`);
+  if (/^class\b/.test(src))
+    throw new TypeError(`cannot apply class ${name}; send a function that uses it`);
   // Method shorthand (`f(x) { }`, `async f() { }`, `*g() { }`) is not an expression on its own.
   const source = [src, asFunctionExpression(src)].find(isExpression);
   if (source === undefined) {
@@ -115,7 +124,11 @@ abstract class View {
       refs.push(i);
       return a.name;
     });
-    return this.client.submit('apply_request', { source, mode, refs, options }, encodeValue(plain, 'args'));
+    return this.client.submit(
+      'apply_request',
+      { source, mode, refs, options },
+      encodeValue(plain, 'args'),
+    );
   }
 }
 
@@ -125,7 +138,9 @@ export class DirectView extends View {
     super(client, options);
     for (const key of ['after', 'follow', 'retries', 'chunkSize'] as const) {
       if (options[key] !== undefined) {
-        throw new TypeError(`view option ${key} applies to load-balanced views only (rc.loadBalancedView())`);
+        throw new TypeError(
+          `view option ${key} applies to load-balanced views only (rc.loadBalancedView())`,
+        );
       }
     }
   }
@@ -147,8 +162,15 @@ export class DirectView extends View {
    * Calls `fn(...args)` on every target. Returns at once; `await` gives one result per target.
    * @example const pids = await rc.directView().apply(() => process.pid);
    */
-  apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>[]> {
-    return this.applyEach(fn, () => args, (v) => v as Awaited<R>[]);
+  apply<A extends unknown[], R>(
+    fn: (...args: A) => R,
+    ...args: Args<A>
+  ): AsyncResult<Awaited<R>[]> {
+    return this.applyEach(
+      fn,
+      () => args,
+      (v) => v as Awaited<R>[],
+    );
   }
 
   /** Calls `fn` on every target with that target's arguments. */
@@ -165,7 +187,9 @@ export class DirectView extends View {
   }
 
   /** `(...args) => this.apply(fn, ...args)`, for calling a remote function like a local one. */
-  remote<A extends unknown[], R>(fn: (...args: A) => R): (...args: Args<A>) => AsyncResult<Awaited<R>[]> {
+  remote<A extends unknown[], R>(
+    fn: (...args: A) => R,
+  ): (...args: Args<A>) => AsyncResult<Awaited<R>[]> {
     return (...args) => this.apply(fn, ...args);
   }
 
@@ -179,11 +203,14 @@ export class DirectView extends View {
     const targets = this.targets;
     const n = Math.min(targets.length, columns[0]?.length ?? 0);
     const parts = columns.map((c) => partition(c, n));
-    const tasks = targets
-      .slice(0, n)
-      .map((id, i) =>
-        this.sendApply(source, 'map', parts.map((p) => p[i]), this.taskOptions(false, [id])),
-      );
+    const tasks = targets.slice(0, n).map((id, i) =>
+      this.sendApply(
+        source,
+        'map',
+        parts.map((p) => p[i]),
+        this.taskOptions(false, [id]),
+      ),
+    );
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
   }
 
@@ -204,27 +231,49 @@ export class DirectView extends View {
     return new AsyncResult(tasks, (v) => v as ExecuteReply[], this.resultOptions());
   }
 
-  /** Sets variables in each target's namespace. */
+  /** Sets variables in each target's namespace; functions travel as source. */
   push(namespace: Record<string, unknown>): AsyncResult<void[]> {
-    return this.applyEach(pushToNamespace, () => [namespace], () => []);
+    const data: Record<string, unknown> = {};
+    const functions: Record<string, string> = {};
+    for (const [name, value] of Object.entries(namespace)) {
+      if (typeof value === 'function') functions[name] = functionSource(value as () => unknown);
+      else data[name] = value;
+    }
+    return this.applyEach(
+      pushToNamespace,
+      () => [data, functions],
+      () => [],
+    );
   }
 
   /** One value per target: of `name`, or an array of values for a list of names. */
   pull<T = unknown>(name: string): AsyncResult<T[]>;
   pull<T extends unknown[] = unknown[]>(names: string[]): AsyncResult<T[]>;
   pull(names: string | string[]): AsyncResult<unknown[]> {
-    return this.applyEach(pullFromNamespace, () => [names], (v) => v);
+    return this.applyEach(
+      pullFromNamespace,
+      () => [names],
+      (v) => v,
+    );
   }
 
   /** Splits `seq` into contiguous parts and sets `name` to one part on each target. */
   scatter<T>(name: string, seq: Sequence<T>): AsyncResult<void[]> {
     const parts = partition(toSliceable(seq), this.targets.length);
-    return this.applyEach(pushToNamespace, (i) => [{ [name]: parts[i] }], () => []);
+    return this.applyEach(
+      pushToNamespace,
+      (i) => [{ [name]: parts[i] }],
+      () => [],
+    );
   }
 
   /** Pulls `name` from every target and joins the parts, as made by `scatter`. */
   gather<T = unknown>(name: string): AsyncResult<T> {
-    return this.applyEach(pullFromNamespace, () => [name], (parts) => concat(parts) as T);
+    return this.applyEach(
+      pullFromNamespace,
+      () => [name],
+      (parts) => concat(parts) as T,
+    );
   }
 }
 
@@ -251,7 +300,12 @@ export class LoadBalancedView extends View {
    * @example const r = await rc.loadBalancedView().apply((a: number, b: number) => a + b, 1, 2);
    */
   apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>> {
-    const task = this.sendApply(functionSource(fn), 'call', args, this.taskOptions(true, this.allowed));
+    const task = this.sendApply(
+      functionSource(fn),
+      'call',
+      args,
+      this.taskOptions(true, this.allowed),
+    );
     return new AsyncResult([task], (v) => v[0] as Awaited<R>, this.resultOptions());
   }
 
@@ -265,7 +319,14 @@ export class LoadBalancedView extends View {
     const count = columns[0]?.length ?? 0;
     const tasks: TaskState[] = [];
     for (let i = 0; i < count; i++) {
-      tasks.push(this.sendApply(source, 'map', columns.map((c) => c[i]), this.taskOptions(true, this.allowed)));
+      tasks.push(
+        this.sendApply(
+          source,
+          'map',
+          columns.map((c) => c[i]),
+          this.taskOptions(true, this.allowed),
+        ),
+      );
     }
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
   }
@@ -281,7 +342,9 @@ export class LoadBalancedView extends View {
   }
 }
 
-function equalLength(seqs: readonly Sequence<unknown>[]): ReturnType<typeof toSliceable<unknown>>[] {
+function equalLength(
+  seqs: readonly Sequence<unknown>[],
+): ReturnType<typeof toSliceable<unknown>>[] {
   if (seqs.length === 0) throw new TypeError('map needs at least one sequence');
   const columns = seqs.map((s) => toSliceable(s));
   const lengths = columns.map((c) => c.length);
@@ -294,8 +357,13 @@ function equalLength(seqs: readonly Sequence<unknown>[]): ReturnType<typeof toSl
 function checkOptions(o: ViewOptions): void {
   const positive = (name: keyof ViewOptions, integer: boolean): void => {
     const v = o[name];
-    if (v !== undefined && (typeof v !== 'number' || v < (integer ? 1 : 0) || (integer && !Number.isInteger(v)))) {
-      throw new RangeError(`view option ${name} must be a ${integer ? 'positive integer' : 'number >= 0'}, got ${String(v)}`);
+    if (
+      v !== undefined &&
+      (typeof v !== 'number' || v < (integer ? 1 : 0) || (integer && !Number.isInteger(v)))
+    ) {
+      throw new RangeError(
+        `view option ${name} must be a ${integer ? 'positive integer' : 'number >= 0'}, got ${String(v)}`,
+      );
     }
   };
   positive('timeout', false);
@@ -312,8 +380,15 @@ function checkOptions(o: ViewOptions): void {
 }
 
 // These run on the engines, where `globalThis` is the engine's namespace.
-function pushToNamespace(ns: Record<string, unknown>): void {
+function pushToNamespace(
+  ns: Record<string, unknown>,
+  functions: Record<string, string> = {},
+): void {
   Object.assign(globalThis, ns);
+  // Indirect eval compiles in the engine's global scope, where the function then lives.
+  for (const [name, source] of Object.entries(functions)) {
+    (globalThis as Record<string, unknown>)[name] = (0, eval)(`(${source})`);
+  }
 }
 
 function pullFromNamespace(names: string | string[]): unknown {

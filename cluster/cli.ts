@@ -35,9 +35,12 @@ function exitWithParent(stop: () => void): void {
   process.stdin.resume();
 }
 
-const profileOption = () => new Option('--profile <name>', 'profile whose files to use').default('default');
+const profileOption = () =>
+  new Option('--profile <name>', 'profile whose files to use').default('default');
 const clusterIdOption = (fallback: string) =>
-  new Option('--cluster-id <id>', 'names the cluster, so several can share a profile').default(fallback);
+  new Option('--cluster-id <id>', 'names the cluster, so several can share a profile').default(
+    fallback,
+  );
 
 export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
@@ -54,12 +57,23 @@ export function buildProgram(): Command {
     .command('controller')
     .description('run the hub that engines register with and clients send tasks to')
     .option('--ip <address>', 'address to listen on', '127.0.0.1')
-    .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames).default('leastload'))
+    .addOption(
+      new Option('--scheme <name>', 'load-balancing scheme')
+        .choices(schemeNames)
+        .default('leastload'),
+    )
     .option('--hwm <n>', 'load-balanced tasks an engine may hold at once', integer(1), 1)
-    .addOption(new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'))
+    .addOption(
+      new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'),
+    )
     .option('--record-limit <n>', 'finished task records kept', integer(1), 10_000)
     .option('--heartbeat-period <ms>', 'milliseconds between engine heartbeats', integer(10), 1000)
-    .option('--heartbeat-deadline <ms>', 'milliseconds of silence before an engine is dead', integer(20), 3000)
+    .option(
+      '--heartbeat-deadline <ms>',
+      'milliseconds of silence before an engine is dead',
+      integer(20),
+      3000,
+    )
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
@@ -88,7 +102,12 @@ export function buildProgram(): Command {
     .option('--file <path>', "the controller's engine connection file (default: the profile's)")
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
-    .option('--registration-timeout <ms>', 'milliseconds to wait for the controller', integer(1), 30_000)
+    .option(
+      '--registration-timeout <ms>',
+      'milliseconds to wait for the controller',
+      integer(1),
+      30_000,
+    )
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
     .action(async (o: Record<string, string & number & boolean>) => {
       const engine = await EngineServer.start({
@@ -105,7 +124,9 @@ export function buildProgram(): Command {
     .command('start')
     .description('start a controller and engines; runs until interrupted unless --daemonize')
     .option('-n, --engines <n>', 'number of engines (default: one per core)', integer(0))
-    .addOption(new Option('--launcher <name>', 'how engines start').choices(['local']).default('local'))
+    .addOption(
+      new Option('--launcher <name>', 'how engines start').choices(['local']).default('local'),
+    )
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames))
@@ -124,10 +145,14 @@ export function buildProgram(): Command {
           `connection file: ${c.clientFile}\n`,
       );
       rc.close();
-      if (o.daemonize) return;
-      process.stdout.write('press Ctrl-C to stop it\n');
-      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
-      await c.stop();
+      if (!o.daemonize) {
+        process.stdout.write('press Ctrl-C to stop it\n');
+        await new Promise<void>((resolve) =>
+          process.once('SIGINT', resolve).once('SIGTERM', resolve),
+        );
+        await c.stop();
+      }
+      process.exit(0);
     });
 
   cluster
@@ -139,6 +164,7 @@ export function buildProgram(): Command {
       const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
       await c.stop();
       process.stdout.write(`cluster "${o.clusterId || 'default'}" stopped\n`);
+      process.exit(0);
     });
 
   cluster
@@ -164,16 +190,20 @@ export function buildProgram(): Command {
     .addOption(clusterIdOption(''))
     .action(async (o: Record<string, string & number>) => {
       const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
-      if (o.add !== undefined) process.stdout.write(`added engines ${(await c.addEngines(o.add)).join(', ')}\n`);
+      if (o.add !== undefined)
+        process.stdout.write(`added engines ${(await c.addEngines(o.add)).join(', ')}\n`);
       if (o.stop !== undefined) {
         await c.stopEngine(o.stop);
         process.stdout.write(`stopped engine ${o.stop}\n`);
       }
       if (o.restart !== undefined) {
-        process.stdout.write(`engine ${o.restart} replaced by engine ${await c.restartEngine(o.restart)}\n`);
+        process.stdout.write(
+          `engine ${o.restart} replaced by engine ${await c.restartEngine(o.restart)}\n`,
+        );
       }
       const rc = await c.connect();
-      for (const e of rc.engineInfo) process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}\n`);
+      for (const e of rc.engineInfo)
+        process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}\n`);
       rc.close();
       process.exit(0);
     });
@@ -201,7 +231,10 @@ async function main(): Promise<void> {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      const ok =
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help';
       process.exit(ok ? 0 : USAGE_ERROR);
     }
     process.stderr.write(`tsparallel: ${(e as Error).message}\n`);

@@ -94,7 +94,9 @@ export class Cluster {
       throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
     }
     if ((options.launcher ?? 'local') !== 'local') {
-      throw new RangeError(`launcher "${String(options.launcher)}" is unknown; this version has "local"`);
+      throw new RangeError(
+        `launcher "${String(options.launcher)}" is unknown; this version has "local"`,
+      );
     }
     const profile = options.profile ?? 'default';
     const clusterId = options.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
@@ -128,15 +130,22 @@ export class Cluster {
     try {
       state = JSON.parse(await fs.readFile(path, 'utf8')) as ClusterState;
     } catch (e) {
-      throw new ConnectionError(`cannot read cluster file ${path}: is the cluster running?`, { cause: e });
+      throw new ConnectionError(`cannot read cluster file ${path}: is the cluster running?`, {
+        cause: e,
+      });
     }
     return new Cluster(state, { daemonize: true, timeout: 30_000 });
   }
 
   /** A new `Client` of this cluster, once every started engine has registered. */
   async connect(options: { timeout?: number } = {}): Promise<Client> {
-    const rc = await Client.connect({ connectionFile: this.state.clientFile, timeout: options.timeout });
-    await rc.waitForEngines(this.state.enginePids.length, { timeout: options.timeout ?? this.options.timeout });
+    const rc = await Client.connect({
+      connectionFile: this.state.clientFile,
+      timeout: options.timeout,
+    });
+    await rc.waitForEngines(this.state.enginePids.length, {
+      timeout: options.timeout ?? this.options.timeout,
+    });
     return rc;
   }
 
@@ -145,7 +154,11 @@ export class Cluster {
     const rc = await this.adminClient();
     const before = new Set(rc.ids);
     for (let i = 0; i < n; i++) {
-      const child = this.spawnRole('engine', ['--file', this.state.engineFile], `engine-${Date.now()}-${i}`);
+      const child = this.spawnRole(
+        'engine',
+        ['--file', this.state.engineFile],
+        `engine-${Date.now()}-${i}`,
+      );
       this.state.enginePids.push(child.pid as number);
     }
     await this.saveState();
@@ -157,7 +170,11 @@ export class Cluster {
   async stopEngine(id: number): Promise<void> {
     const rc = await this.adminClient();
     const info = rc.engineInfo.find((e) => e.id === id);
-    if (!info) throw new EngineError(`engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`, id);
+    if (!info)
+      throw new EngineError(
+        `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
+        id,
+      );
     await rc.shutdown({ targets: [id] });
     await waitForExit(info.pid, this.options.timeout);
     this.state.enginePids = this.state.enginePids.filter((p) => p !== info.pid);
@@ -184,7 +201,9 @@ export class Cluster {
   async stop(): Promise<void> {
     const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
     try {
-      const rc = this.admin ?? (await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 }));
+      const rc =
+        this.admin ??
+        (await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 }));
       await rc.shutdown({ hub: true });
     } catch {
       // The controller is gone already; the processes are ended by signal below.
@@ -193,17 +212,23 @@ export class Cluster {
     await Promise.all(pids.map((pid) => waitForExit(pid, 3000).catch(() => undefined)));
     for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     await Promise.all(
-      [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) => fs.rm(f, { force: true })),
+      [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) =>
+        fs.rm(f, { force: true }),
+      ),
     );
   }
 
   private async startController(settings: ControllerSettings): Promise<void> {
     if (settings.scheme !== undefined && !schemeNames.includes(settings.scheme)) {
-      throw new RangeError(`scheme must be one of ${schemeNames.join(', ')}; got "${settings.scheme}"`);
+      throw new RangeError(
+        `scheme must be one of ${schemeNames.join(', ')}; got "${settings.scheme}"`,
+      );
     }
     const flags = [
-      '--profile', this.state.profile,
-      '--cluster-id', this.state.clusterId,
+      '--profile',
+      this.state.profile,
+      '--cluster-id',
+      this.state.clusterId,
       ...Object.entries(settings).flatMap(([k, v]) => [`--${kebab(k)}`, String(v)]),
     ];
     await fs.rm(this.state.clientFile, { force: true });
@@ -257,7 +282,8 @@ function isAlive(pid: number): boolean {
 async function waitForExit(pid: number, timeout: number): Promise<void> {
   const deadline = performance.now() + timeout;
   while (isAlive(pid)) {
-    if (performance.now() > deadline) throw new Error(`process ${pid} did not exit within ${timeout} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`process ${pid} did not exit within ${timeout} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

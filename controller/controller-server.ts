@@ -77,7 +77,11 @@ export class ControllerServer {
     const server = new ControllerServer(options, new Session(key));
     const addresses = await server.bind();
     const common = { key, signature_scheme: 'hmac-sha256' as const, cluster_id: options.clusterId };
-    const clientInfo: ClientConnectionInfo = { ...common, client: addresses[0], iopub: addresses[1] };
+    const clientInfo: ClientConnectionInfo = {
+      ...common,
+      client: addresses[0],
+      iopub: addresses[1],
+    };
     const engineInfo: EngineConnectionInfo = {
       ...common,
       engine: addresses[2],
@@ -99,9 +103,7 @@ export class ControllerServer {
   async close(): Promise<void> {
     this.hub.stop();
     for (const c of [this.client, this.iopub, this.engine, this.heartbeat]) c.close();
-    await Promise.all(
-      Object.values(this.files).map((f) => fs.rm(f, { force: true })),
-    );
+    await Promise.all(Object.values(this.files).map((f) => fs.rm(f, { force: true })));
     this.resolveClosed();
   }
 

@@ -14,9 +14,16 @@ import {
   type QueueCounts,
 } from '../protocol/messages';
 import type { Session } from '../protocol/session';
+import { constants } from 'node:os';
 import { HeartMonitor } from './heartbeat';
 import { schemes, type Scheme } from './schedulers/load-balanced';
-import { isFinal, TaskRecords, type TaskRecord, type TaskReply, type TaskRequest } from './task-records';
+import {
+  isFinal,
+  TaskRecords,
+  type TaskRecord,
+  type TaskReply,
+  type TaskRequest,
+} from './task-records';
 
 /** Where the hub's messages go; implemented over ZeroMQ by the controller server. */
 /** Each message carries its routing identity in `identities`. */
@@ -116,7 +123,13 @@ export class Hub {
       msg.header.msg_type
     ];
     if (handler) handler(msg);
-    else this.replyError(msg, 'apply_reply', 'ProtocolError', `the hub does not accept ${msg.header.msg_type} from clients`);
+    else
+      this.replyError(
+        msg,
+        'apply_reply',
+        'ProtocolError',
+        `the hub does not accept ${msg.header.msg_type} from clients`,
+      );
   }
 
   handleEngine(msg: Message): void {
@@ -221,11 +234,23 @@ export class Hub {
       this.schedule();
     },
     signal_request: (m) => {
+      if (!Object.hasOwn(constants.signals, m.content.signal)) {
+        this.replyError(
+          m,
+          'signal_reply',
+          'ValueError',
+          `unknown signal "${m.content.signal}"; use a name such as SIGINT`,
+        );
+        return;
+      }
       const targets = this.resolveTargets(m, m.content.targets, 'signal_reply');
       if (!targets) return;
       for (const id of targets) {
         const e = this.engines.get(id) as EngineState;
-        this.control(e, this.session.msg('signal_request', { signal: m.content.signal, targets: [id] }));
+        this.control(
+          e,
+          this.session.msg('signal_request', { signal: m.content.signal, targets: [id] }),
+        );
       }
       this.reply(m, 'signal_reply', { status: 'ok', targets });
     },
@@ -240,14 +265,24 @@ export class Hub {
         );
         return;
       }
-      this.reply(m, 'result_reply', { status: 'ok', record: TaskRecords.summary(r) }, r.reply?.buffers ?? []);
+      this.reply(
+        m,
+        'result_reply',
+        { status: 'ok', record: TaskRecords.summary(r) },
+        r.reply?.buffers ?? [],
+      );
     },
     resubmit_request: (m) => {
       const resubmitted: Record<string, string> = {};
       for (const msgId of m.content.msg_ids) {
         const r = this.records.get(msgId);
         if (!r) {
-          this.replyError(m, 'resubmit_reply', 'KeyError', `no task record for ${msgId}; nothing was resubmitted`);
+          this.replyError(
+            m,
+            'resubmit_reply',
+            'KeyError',
+            `no task record for ${msgId}; nothing was resubmitted`,
+          );
           return;
         }
       }
@@ -291,7 +326,11 @@ export class Hub {
     };
     this.records.add(record);
     if (!options.balanced && (options.after?.length || options.follow?.length)) {
-      this.failTask(record, 'DependencyError', 'after and follow apply to load-balanced tasks only');
+      this.failTask(
+        record,
+        'DependencyError',
+        'after and follow apply to load-balanced tasks only',
+      );
       return;
     }
     if (options.balanced) {
@@ -339,14 +378,20 @@ export class Hub {
       }
       if (d.state !== 'completed') return false;
     }
-    let allowed: Set<number> | undefined = r.options.targets ? new Set(r.options.targets) : undefined;
+    let allowed: Set<number> | undefined = r.options.targets
+      ? new Set(r.options.targets)
+      : undefined;
     for (const dep of r.options.follow ?? []) {
       const at = this.records.get(dep)?.engineId;
       allowed = new Set([...(allowed ?? [at as number])].filter((id) => id === at));
     }
     if (allowed && ![...allowed].some((id) => this.engines.has(id))) {
       if (r.options.follow?.length || this.engines.size > 0) {
-        this.failTask(r, 'DependencyError', `none of the engines this task may run on (${[...allowed].join(', ')}) is alive`);
+        this.failTask(
+          r,
+          'DependencyError',
+          `none of the engines this task may run on (${[...allowed].join(', ')}) is alive`,
+        );
         return true;
       }
       return false;
@@ -472,17 +517,31 @@ export class Hub {
   }
 
   /** `null` means every engine; an unknown id gets an error reply and `undefined`. */
-  private resolveTargets(m: Message, targets: number[] | null, replyType: 'signal_reply' | 'shutdown_reply'): number[] | undefined {
+  private resolveTargets(
+    m: Message,
+    targets: number[] | null,
+    replyType: 'signal_reply' | 'shutdown_reply',
+  ): number[] | undefined {
     const ids = targets ?? [...this.engines.keys()];
     const unknown = ids.filter((id) => !this.engines.has(id));
     if (unknown.length > 0) {
-      this.replyError(m, replyType, 'EngineError', `engine ${unknown.join(', ')} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`);
+      this.replyError(
+        m,
+        replyType,
+        'EngineError',
+        `engine ${unknown.join(', ')} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`,
+      );
       return undefined;
     }
     return ids;
   }
 
-  private reply<T extends MsgType>(to: Message, type: T, content: IMessage<T>['content'], buffers: Buffer[] = []): void {
+  private reply<T extends MsgType>(
+    to: Message,
+    type: T,
+    content: IMessage<T>['content'],
+    buffers: Buffer[] = [],
+  ): void {
     this.out.toClient(
       this.session.msg(type, content, { parent: to.header, identities: to.identities, buffers }),
     );

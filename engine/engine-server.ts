@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import {
+  MessageChannel,
+  receiveMessageOnPort,
+  Worker,
+  type MessagePort,
+} from 'node:worker_threads';
 import * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import { readConnectionFile, type EngineConnectionInfo } from '../protocol/connection';
@@ -117,7 +122,9 @@ export class EngineServer {
     }
   }
 
-  private async runTask(msg: IMessage<'apply_request'> | IMessage<'execute_request'>): Promise<void> {
+  private async runTask(
+    msg: IMessage<'apply_request'> | IMessage<'execute_request'>,
+  ): Promise<void> {
     const replyType = isMsg(msg, 'apply_request') ? 'apply_reply' : 'execute_reply';
     const started = new Date().toISOString();
     if (this.aborted.delete(msg.header.msg_id)) {
@@ -139,13 +146,19 @@ export class EngineServer {
     this.current = undefined;
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
     this.drainControl();
-    const content = this.aborted.delete(msg.header.msg_id) ? this.abortedContent() : outcome.content;
+    const content = this.aborted.delete(msg.header.msg_id)
+      ? this.abortedContent()
+      : outcome.content;
     this.reply(msg, replyType, content, outcome.buffers, started);
   }
 
   /** Handles control events now, even if the event loop has not delivered them yet. */
   private drainControl(): void {
-    for (let m = receiveMessageOnPort(this.control.main); m; m = receiveMessageOnPort(this.control.main)) {
+    for (
+      let m = receiveMessageOnPort(this.control.main);
+      m;
+      m = receiveMessageOnPort(this.control.main)
+    ) {
       this.onControl(m.message as ControlEvent);
     }
   }
@@ -163,7 +176,11 @@ export class EngineServer {
   ): void {
     const metadata = { engine_id: this.id, started, completed: new Date().toISOString() };
     this.channel.send(
-      this.channel.session.msg(type as 'apply_reply', content, { parent: to.header, metadata, buffers }),
+      this.channel.session.msg(type as 'apply_reply', content, {
+        parent: to.header,
+        metadata,
+        buffers,
+      }),
     );
   }
 
@@ -233,7 +250,8 @@ export class EngineServer {
       const original = stream.write.bind(stream);
       stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
         if (!this.current) return original(chunk, ...(rest as []));
-        this.pendingStream[name] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+        this.pendingStream[name] +=
+          typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
         this.scheduleFlush();
         return true;
       }) as typeof stream.write;

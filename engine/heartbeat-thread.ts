@@ -40,8 +40,17 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   const channel = new Channel(new zmq.Dealer({ routingId: data.uuid, linger: 0 }), session);
   channel.socket.connect(data.address);
 
+  let lastAnswer = performance.now();
+  const beat = setInterval(() => {
+    if (performance.now() - lastAnswer > data.hubDeadline) {
+      clearInterval(beat);
+      post({ type: 'hub-lost' });
+      return;
+    }
+    channel.send(session.msg('heartbeat', { id: data.engineId }));
+  }, data.period);
+
   let running: string | null = null;
-  let beat: NodeJS.Timeout | undefined;
   parentPort?.on('message', (command: ThreadCommand) => {
     if (command.type === 'running') {
       running = command.msgId;
@@ -52,16 +61,6 @@ async function run(data: HeartbeatThreadData): Promise<void> {
     channel.close();
     process.exit(0);
   });
-
-  let lastAnswer = performance.now();
-  beat = setInterval(() => {
-    if (performance.now() - lastAnswer > data.hubDeadline) {
-      clearInterval(beat);
-      post({ type: 'hub-lost' });
-      return;
-    }
-    channel.send(session.msg('heartbeat', { id: data.engineId }));
-  }, data.period);
 
   for await (const msg of channel.messages()) {
     lastAnswer = performance.now();

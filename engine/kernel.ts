@@ -56,14 +56,13 @@ export class EngineKernel {
     this.interruptWaiting?.(new InterruptedError('interrupted by SIGINT'));
   }
 
-  async execute(
-    code: string,
-    silent: boolean,
-  ): Promise<TaskOutcome<ContentMap['execute_reply']>> {
+  async execute(code: string, silent: boolean): Promise<TaskOutcome<ContentMap['execute_reply']>> {
     const count = silent ? this.executionCount : ++this.executionCount;
     try {
       const cell = transformCell(code, `[engine ${this.engineId}] cell ${count}`);
-      const script = new vm.Script(cell.code, { filename: `[engine ${this.engineId}] cell ${count}` });
+      const script = new vm.Script(cell.code, {
+        filename: `[engine ${this.engineId}] cell ${count}`,
+      });
       let value = script.runInContext(this.namespace, { breakOnSigint: true }) as unknown;
       if (cell.isAsync) value = await this.interruptible(value);
       if (value !== undefined && !silent) {
@@ -142,7 +141,9 @@ export class EngineKernel {
   private compile(source: string): (...args: unknown[]) => unknown {
     let fn = this.functions.get(source);
     if (!fn) {
-      const script = new vm.Script(`(${source})`, { filename: `[engine ${this.engineId}] function` });
+      const script = new vm.Script(`(${source})`, {
+        filename: `[engine ${this.engineId}] function`,
+      });
       const compiled = script.runInContext(this.namespace) as unknown;
       if (typeof compiled !== 'function') {
         throw new TypeError('apply needs a function; the source sent does not evaluate to one');
@@ -180,7 +181,9 @@ export class EngineKernel {
     const show = (data: Record<string, string>): void =>
       emit({ type: 'display_data', content: { data, metadata: {} } });
     const base64 = (b: Uint8Array | string): string =>
-      typeof b === 'string' ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+      typeof b === 'string'
+        ? b
+        : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
     /** `display(value)` shows a value; `display.html(...)` and friends show rich output. */
     const display = Object.assign((value: unknown) => show({ 'text/plain': repr(value) }), {
       text: (s: string) => show({ 'text/plain': s }),
@@ -208,11 +211,33 @@ export class EngineKernel {
       },
     );
     const nodeGlobals = [
-      'Buffer', 'URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'AbortController',
-      'AbortSignal', 'Blob', 'fetch', 'performance', 'structuredClone', 'queueMicrotask',
-      'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate',
-      'clearImmediate', 'atob', 'btoa', 'crypto', 'console', 'process', 'EventTarget', 'Event',
-      'MessageChannel', 'BroadcastChannel',
+      'Buffer',
+      'URL',
+      'URLSearchParams',
+      'TextEncoder',
+      'TextDecoder',
+      'AbortController',
+      'AbortSignal',
+      'Blob',
+      'fetch',
+      'performance',
+      'structuredClone',
+      'queueMicrotask',
+      'setTimeout',
+      'clearTimeout',
+      'setInterval',
+      'clearInterval',
+      'setImmediate',
+      'clearImmediate',
+      'atob',
+      'btoa',
+      'crypto',
+      'console',
+      'process',
+      'EventTarget',
+      'Event',
+      'MessageChannel',
+      'BroadcastChannel',
     ];
     const globals: Record<string, unknown> = {};
     for (const name of nodeGlobals) globals[name] = (globalThis as Record<string, unknown>)[name];

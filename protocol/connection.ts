@@ -32,7 +32,9 @@ export interface EngineConnectionInfo extends Common {
 }
 
 export type ConnectionRole = 'client' | 'engine';
-type InfoFor<R extends ConnectionRole> = R extends 'client' ? ClientConnectionInfo : EngineConnectionInfo;
+type InfoFor<R extends ConnectionRole> = R extends 'client'
+  ? ClientConnectionInfo
+  : EngineConnectionInfo;
 
 const requiredFields: Record<ConnectionRole, string[]> = {
   client: ['client', 'iopub', 'key', 'signature_scheme'],

@@ -6,7 +6,13 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ProtocolError } from './errors';
-import { validateMessage, type ContentMap, type IMessage, type Message, type MsgType } from './messages';
+import {
+  validateMessage,
+  type ContentMap,
+  type IMessage,
+  type Message,
+  type MsgType,
+} from './messages';
 
 export const DELIMITER = Buffer.from('<IDS|MSG>');
 const PROTOCOL_VERSION = '5.3';
@@ -64,7 +70,9 @@ export class Session {
     const d = frames.findIndex((f) => f.equals(DELIMITER));
     if (d < 0) throw new ProtocolError('message has no <IDS|MSG> delimiter');
     if (frames.length < d + 6) {
-      throw new ProtocolError(`message has ${frames.length - d - 1} frames after the delimiter, needs 5`);
+      throw new ProtocolError(
+        `message has ${frames.length - d - 1} frames after the delimiter, needs 5`,
+      );
     }
     const parts = frames.slice(d + 2, d + 6);
     if (this.key.length > 0) {

@@ -36,18 +36,24 @@ describe('engine output, interrupts and aborts', () => {
     await outputMatching(ar, /looping/);
     assert.equal(ar.ready(), false);
     await t.rc.sendSignal('SIGINT', 0);
-    await assert.rejects(ar.get(), (e: unknown) => e instanceof RemoteError && e.ename === 'KeyboardInterrupt');
+    await assert.rejects(
+      ar.get(),
+      (e: unknown) => e instanceof RemoteError && e.ename === 'KeyboardInterrupt',
+    );
     assert.deepEqual(await dv.apply(() => 'still usable'), ['still usable']);
   });
 
   it('keeps stdout and stderr apart and shows display data', async () => {
-    const ar = t.rc.directView().execute(
-      'console.log("out"); console.error("err"); display.html("<b>hi</b>"); 6 * 7',
-    );
+    const ar = t.rc
+      .directView()
+      .execute('console.log("out"); console.error("err"); display.html("<b>hi</b>"); 6 * 7');
     const [reply] = await ar;
     assert.equal(ar.stdout[0], 'out\n');
     assert.equal(ar.stderr[0], 'err\n');
-    assert.deepEqual(ar.outputs[0][0], { type: 'display_data', data: { 'text/html': '<b>hi</b>' } });
+    assert.deepEqual(ar.outputs[0][0], {
+      type: 'display_data',
+      data: { 'text/html': '<b>hi</b>' },
+    });
     assert.equal(reply.result, '42');
   });
 
@@ -71,9 +77,9 @@ describe('engine output, interrupts and aborts', () => {
   });
 
   it('get({ timeout }) rejects while the task keeps running', async () => {
-    const ar = t.rc.loadBalancedView().apply(
-      () => new Promise<string>((r) => setTimeout(() => r('late'), 300)),
-    );
+    const ar = t.rc
+      .loadBalancedView()
+      .apply(() => new Promise<string>((r) => setTimeout(() => r('late'), 300)));
     await assert.rejects(ar.get({ timeout: 20 }), /not finished after 20 ms/);
     assert.equal(await ar, 'late');
   });

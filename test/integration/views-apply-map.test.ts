@@ -10,7 +10,10 @@ describe('views on a real cluster of 2 engines', () => {
     it('apply runs on every engine and gives results in target order', async () => {
       const pids = await t.rc.directView().apply(() => process.pid);
       assert.equal(pids.length, 2);
-      assert.deepEqual(pids, t.rc.engineInfo.map((e) => e.pid));
+      assert.deepEqual(
+        pids,
+        t.rc.engineInfo.map((e) => e.pid),
+      );
       const one = await t.rc.directView(1).apply((a: number, b: number) => a * b, 6, 7);
       assert.deepEqual(one, [42]);
     });
@@ -21,14 +24,22 @@ describe('views on a real cluster of 2 engines', () => {
       assert.deepEqual(await ar, [10, 20, 30, 41, 51]);
       assert.equal(ar.length, 2);
       assert.deepEqual(await dv.map((x: number) => x, []), []);
-      assert.deepEqual(await dv.map((a: number, b: string) => b.repeat(a), [1, 2], ['x', 'y']), ['x', 'yy']);
+      assert.deepEqual(await dv.map((a: number, b: string) => b.repeat(a), [1, 2], ['x', 'y']), [
+        'x',
+        'yy',
+      ]);
     });
 
     it('execute keeps a namespace where const may be declared again', async () => {
       const dv = t.rc.directView();
-      await dv.execute('const factor: number = 3; function triple(x: number) { return x * factor; }');
+      await dv.execute(
+        'const factor: number = 3; function triple(x: number) { return x * factor; }',
+      );
       const replies = await dv.execute('const factor = 4; triple(10)');
-      assert.deepEqual(replies.map((r) => r.result), ['40', '40']);
+      assert.deepEqual(
+        replies.map((r) => r.result),
+        ['40', '40'],
+      );
       assert.deepEqual(await dv.apply((x: number) => triple(x), 2), [8, 8]);
     });
 
@@ -41,13 +52,19 @@ describe('views on a real cluster of 2 engines', () => {
       assert.deepEqual(m, new Map([['k', [1n, 2n]]]));
       assert.deepEqual(b, big);
       assert.deepEqual(await dv.pull('a'), [1, 1]);
-      await assert.rejects(dv.pull('nothing').get(), (e: Error) => e instanceof CompositeError && /nothing is not defined/.test(e.message));
+      await assert.rejects(
+        dv.pull('nothing').get(),
+        (e: Error) => e instanceof CompositeError && /nothing is not defined/.test(e.message),
+      );
     });
 
     it('scatter and gather split and join arrays and typed arrays', async () => {
       const dv = t.rc.directView();
       await dv.scatter('part', [1, 2, 3, 4, 5]);
-      assert.deepEqual(await dv.pull('part'), [[1, 2, 3], [4, 5]]);
+      assert.deepEqual(await dv.pull('part'), [
+        [1, 2, 3],
+        [4, 5],
+      ]);
       assert.deepEqual(await dv.gather('part'), [1, 2, 3, 4, 5]);
       const xs = Int32Array.from({ length: 11 }, (_, i) => i * i);
       await dv.scatter('xs', xs);
@@ -57,7 +74,10 @@ describe('views on a real cluster of 2 engines', () => {
     it('a Reference argument is the engine’s own variable', async () => {
       const dv = t.rc.directView();
       await dv.execute('const secret = engineId * 100;');
-      assert.deepEqual(await dv.apply((s: number, k: number) => s + k, new Reference<number>('secret'), 1), [1, 101]);
+      assert.deepEqual(
+        await dv.apply((s: number, k: number) => s + k, new Reference<number>('secret'), 1),
+        [1, 101],
+      );
     });
 
     it('errors from several engines arrive as a CompositeError of RemoteErrors', async () => {
@@ -86,7 +106,10 @@ describe('views on a real cluster of 2 engines', () => {
     it('apply runs once and gives the bare value', async () => {
       const lv = t.rc.loadBalancedView();
       assert.equal(await lv.apply((a: number, b: number) => a + b, 2, 3), 5);
-      const ar = lv.apply(async (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)), 10);
+      const ar = lv.apply(
+        async (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)),
+        10,
+      );
       assert.equal(await ar, 10);
       assert.equal(ar.length, 1);
       assert.equal(ar.metadata[0].status, 'ok');
@@ -102,7 +125,10 @@ describe('views on a real cluster of 2 engines', () => {
       }, xs);
       const out = await ar;
       assert.equal(ar.length, 7);
-      assert.deepEqual(out.map(([v]) => v), xs.map((x) => x * 2));
+      assert.deepEqual(
+        out.map(([v]) => v),
+        xs.map((x) => x * 2),
+      );
       assert.deepEqual(new Set(out.map(([, e]) => e)), new Set([0, 1]));
       assert.deepEqual(await lv.map((x: number) => x, []), []);
     });
@@ -117,19 +143,28 @@ describe('views on a real cluster of 2 engines', () => {
       }, delays)) {
         seen.push(ms);
       }
-      assert.deepEqual([...seen].sort((a, b) => a - b), [10, 10, 10, 300]);
+      assert.deepEqual(
+        [...seen].sort((a, b) => a - b),
+        [10, 10, 10, 300],
+      );
       assert.equal(seen[seen.length - 1], 300, 'the slow task arrives last');
     });
 
     it('a function that closes over a local names the variable and says to push it', async () => {
       const local = 41;
-      await assert.rejects(t.rc.loadBalancedView().apply(() => local + 1).get(), (e: unknown) => {
-        assert.ok(e instanceof RemoteError);
-        assert.equal(e.ename, 'ReferenceError');
-        assert.match(e.evalue, /^local is not defined on engine \d/);
-        assert.match(e.evalue, /push\(\{ local \}\)/);
-        return true;
-      });
+      await assert.rejects(
+        t.rc
+          .loadBalancedView()
+          .apply(() => local + 1)
+          .get(),
+        (e: unknown) => {
+          assert.ok(e instanceof RemoteError);
+          assert.equal(e.ename, 'ReferenceError');
+          assert.match(e.evalue, /^local is not defined on engine \d/);
+          assert.match(e.evalue, /push\(\{ local \}\)/);
+          return true;
+        },
+      );
     });
 
     it('arguments that cannot travel are refused before sending, naming their path', () => {
@@ -142,8 +177,14 @@ describe('views on a real cluster of 2 engines', () => {
 
     it('a result that cannot travel fails with a clear error', async () => {
       await assert.rejects(
-        t.rc.loadBalancedView().apply(() => ({ f: () => 1 })).get(),
-        (e: unknown) => e instanceof RemoteError && e.ename === 'SerializationError' && /result\.f/.test(e.evalue),
+        t.rc
+          .loadBalancedView()
+          .apply(() => ({ f: () => 1 }))
+          .get(),
+        (e: unknown) =>
+          e instanceof RemoteError &&
+          e.ename === 'SerializationError' &&
+          /result\.f/.test(e.evalue),
       );
     });
   });
@@ -163,7 +204,10 @@ describe('views on a real cluster of 2 engines', () => {
   });
 
   it('result() reads a finished task back from the controller', async () => {
-    const ar = t.rc.loadBalancedView().withOptions({ label: 'answer' }).apply(() => 42);
+    const ar = t.rc
+      .loadBalancedView()
+      .withOptions({ label: 'answer' })
+      .apply(() => 42);
     await ar;
     const record = await t.rc.result(ar.msgIds[0]);
     assert.equal(record.state, 'completed');

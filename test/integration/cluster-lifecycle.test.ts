@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Cluster } from '../../cluster/cluster';
+import { Client } from '../../client/client';
+import { ConnectionError } from '../../protocol/errors';
+import { FAST_HEARTBEAT, isAlive, until } from './fixture';
+
+const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function pidsOf(cluster: Cluster): Promise<number[]> {
+  const rc = await cluster.connect();
+  const state = JSON.parse((await import('node:fs')).readFileSync(cluster.stateFile, 'utf8')) as {
+    controllerPid: number;
+  };
+  const pids = [state.controllerPid, ...rc.engineInfo.map((e) => e.pid)];
+  rc.close();
+  return pids;
+}
+
+describe('clusters', () => {
+  it('start gives engines 0..n-1 and stop leaves no process behind', async () => {
+    const cluster = await Cluster.start({ engines: 2, controller: FAST_HEARTBEAT });
+    const rc = await cluster.connect();
+    assert.deepEqual(rc.ids, [0, 1]);
+    rc.close();
+    const pids = await pidsOf(cluster);
+    assert.equal(pids.length, 3);
+    assert.ok(pids.every(isAlive));
+    await cluster.stop();
+    assert.deepEqual(pids.filter(isAlive), []);
+    await assert.rejects(
+      Client.connect({ connectionFile: cluster.clientFile, timeout: 500 }),
+      ConnectionError,
+    );
+  });
+
+  it('adds, stops, restarts and signals engines; ids are never reused', async () => {
+    const cluster = await Cluster.start({ engines: 1, controller: FAST_HEARTBEAT });
+    try {
+      const rc = await cluster.connect();
+      assert.deepEqual(await cluster.addEngines(2), [1, 2]);
+      await cluster.stopEngine(1);
+      await until(() => !rc.ids.includes(1), 'engine 1 to leave');
+      const replacement = await cluster.restartEngine(0);
+      assert.equal(replacement, 3);
+      await until(() => rc.ids.join() === '2,3', 'ids 2,3');
+      const ar = rc.directView(2).execute('console.log("waiting"); while (true) {}');
+      await new Promise<void>((r) => ar.onOutput(() => r()));
+      await cluster.signalEngines('SIGINT', [2]);
+      await assert.rejects(ar.get(), /KeyboardInterrupt/);
+      rc.close();
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('processes exit on their own when the process that started them is killed', async () => {
+    const script = `
+      const { Cluster } = require(${JSON.stringify(join(__dirname, '..', '..', 'index.js'))});
+      Cluster.start({ engines: 2, controller: { heartbeatPeriod: 100, heartbeatDeadline: 600 } })
+        .then(async (c) => { const rc = await c.connect();
+          const s = JSON.parse(require('fs').readFileSync(c.stateFile, 'utf8'));
+          console.log(JSON.stringify([s.controllerPid, ...rc.engineInfo.map((e) => e.pid)])); });
+      setInterval(() => {}, 1000);`;
+    const owner = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pids = await new Promise<number[]>((resolve) =>
+      owner.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as number[])),
+    );
+    assert.equal(pids.length, 3);
+    owner.kill('SIGKILL');
+    await until(() => !pids.some(isAlive), 'controller and engines to exit');
+  });
+});
+
+describe('the tsparallel command', () => {
+  it('answers --help for every command', () => {
+    for (const args of [
+      [],
+      ['controller'],
+      ['engine'],
+      ['cluster'],
+      ['cluster', 'start'],
+      ['cluster', 'engines'],
+    ]) {
+      const r = cli(...args, '--help');
+      assert.equal(r.status, 0, args.join(' '));
+      assert.match(r.stdout, /Usage: tsparallel/);
+    }
+  });
+
+  it('refuses bad flags and values with one sentence and status 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['cluster', 'start', '--bogus'], /unknown option '--bogus'/],
+      [['cluster', 'start', '-n', 'many'], /argument 'many' is invalid.*integer/],
+      [['controller', '--scheme', 'fastest'], /argument 'fastest' is invalid.*leastload/],
+      [['controller', '--hwm', '0'], /argument '0' is invalid/],
+      [['cluster', 'frobnicate'], /unknown command 'frobnicate'/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = cli(...args);
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr.split('\n')[0], pattern);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  it('starts a daemonized cluster, lists it, manages engines and stops it', () => {
+    const id = ['--cluster-id', 'cli-test'];
+    const start = cli('cluster', 'start', '-n', '2', '--daemonize', ...id);
+    assert.equal(start.status, 0, start.stderr);
+    assert.match(start.stdout, /2 engines \(ids 0, 1\)/);
+    assert.match(cli('cluster', 'list').stdout, /cli-test\t2 engines/);
+    const added = cli('cluster', 'engines', '--add', '1', ...id);
+    assert.equal(added.status, 0, added.stderr);
+    assert.match(added.stdout, /added engines 2/);
+    assert.equal(added.stdout.match(/^engine \d+\tpid/gm)?.length, 3);
+    const pids = [...added.stdout.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+    const stop = cli('cluster', 'stop', ...id);
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.deepEqual(pids.filter(isAlive), []);
+    assert.doesNotMatch(cli('cluster', 'list').stdout, /cli-test/);
+    const again = cli('cluster', 'stop', ...id);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /cannot read cluster file .* is the cluster running\?/);
+  });
+});
