@@ -98,6 +98,16 @@ export class TaskState {
     for (const l of this.listeners.splice(0)) l();
   }
 
+  /** Ends the task with an error raised on this side (a closed client, a refused request). */
+  fail(error: Error): void {
+    if (this.done) return;
+    this.error = error;
+    this.metadata.status = 'error';
+    this.metadata.received = new Date();
+    this.done = true;
+    for (const l of this.listeners.splice(0)) l();
+  }
+
   onFinish(listener: () => void): void {
     if (this.done) listener();
     else this.listeners.push(listener);

@@ -2,6 +2,7 @@
  * `Client`: a connection to a controller. It keeps the list of live engines, sends tasks and
  * requests, and routes replies and streamed output to the `AsyncResult`s waiting for them.
  */
+import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import {
@@ -201,21 +202,18 @@ export class Client {
     };
   }
 
-  /** Runs finished or failed tasks again; the new tasks' results come back in the `AsyncResult`. */
-  async resubmit(msgIds: string | string[]): Promise<AsyncResult<unknown[]>> {
+  /** Runs finished or failed tasks again; awaiting gives the new results in the same order. */
+  resubmit(msgIds: string | string[]): AsyncResult<unknown[]> {
     const ids = typeof msgIds === 'string' ? [msgIds] : msgIds;
-    const states = new Map<string, TaskState>();
-    const reply = await this.requestMessage('resubmit_request', { msg_ids: ids }, (r) => {
-      // Runs as the reply is dispatched, before the new tasks' own replies can be.
-      if (!isMsg(r, 'resubmit_reply') || r.content.status !== 'ok') return;
-      for (const newId of Object.values(r.content.resubmitted)) {
-        const state = new TaskState(newId, null);
-        states.set(newId, state);
-        this.tasks.set(newId, state);
+    const tasks = ids.map(() => new TaskState(randomUUID(), null));
+    for (const t of tasks) this.tasks.set(t.metadata.msgId, t);
+    const newIds = tasks.map((t) => t.metadata.msgId);
+    this.request('resubmit_request', { msg_ids: ids, new_msg_ids: newIds }).catch((e: Error) => {
+      for (const t of tasks) {
+        this.tasks.delete(t.metadata.msgId);
+        t.fail(e);
       }
     });
-    const { resubmitted } = reply.content as OkContent<'resubmit_reply'>;
-    const tasks = ids.map((id) => states.get(resubmitted[id]) as TaskState);
     return new AsyncResult(tasks, (v) => v, { abort: (m) => this.abort(m).then(() => {}) });
   }
 
@@ -328,12 +326,8 @@ export class Client {
     return reply.content as OkContent<ReplyTypes[T]>;
   }
 
-  /** Sends a request; `onReply` runs synchronously when its reply is dispatched. */
-  private requestMessage<T extends RequestType>(
-    type: T,
-    content: ContentMap[T],
-    onReply?: (reply: Message) => void,
-  ): Promise<Message> {
+  /** Sends a request; resolves with its reply, rejects with the error an error reply names. */
+  private requestMessage<T extends RequestType>(type: T, content: ContentMap[T]): Promise<Message> {
     this.assertOpen();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {
@@ -350,7 +344,6 @@ export class Client {
         if ('status' in reply.content && reply.content.status === 'error') {
           reject(errorFromReply(reply.content, null));
         } else {
-          onReply?.(reply);
           resolve(reply);
         }
       });

@@ -153,12 +153,17 @@ export class Hub {
     );
   }
 
+  /** The id of the engine with this ROUTER identity, joined or still joining. */
+  private idOf(identity: Buffer): number | undefined {
+    const key = identity.toString('hex');
+    return this.byUuid.get(key) ?? this.pending.get(key)?.info.id;
+  }
+
   private join(key: string, engine: EngineState): void {
     this.pending.delete(key);
     const id = engine.info.id;
     this.engines.set(id, engine);
     this.byUuid.set(key, id);
-    this.heart.add(id);
     this.out.publish(
       'hub.registration',
       this.session.msg('registration_notification', { engine: engine.info }),
@@ -168,11 +173,14 @@ export class Hub {
 
   /** An engine stopped beating or exited: fail or retry its tasks and forget it. */
   engineDied(id: number, reason: string): void {
+    this.heart.remove(id);
+    const joining = [...this.pending].find(([, e]) => e.info.id === id);
+    // An engine that never beat has no tasks and nobody was told it joined.
+    if (joining) this.pending.delete(joining[0]);
     const engine = this.engines.get(id);
     if (!engine) return;
     this.engines.delete(id);
     this.byUuid.delete(engine.uuid.toString('hex'));
-    this.heart.remove(id);
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -273,28 +281,30 @@ export class Hub {
       );
     },
     resubmit_request: (m) => {
-      const resubmitted: Record<string, string> = {};
-      for (const msgId of m.content.msg_ids) {
-        const r = this.records.get(msgId);
-        if (!r) {
-          this.replyError(
-            m,
-            'resubmit_reply',
-            'KeyError',
-            `no task record for ${msgId}; nothing was resubmitted`,
-          );
-          return;
-        }
+      const { msg_ids: ids, new_msg_ids: newIds } = m.content;
+      const missing = ids.find((id) => !this.records.get(id));
+      if (missing !== undefined || newIds.length !== ids.length) {
+        const why =
+          missing === undefined ? 'needs one new id per task' : `has no task record for ${missing}`;
+        this.replyError(
+          m,
+          'resubmit_reply',
+          'KeyError',
+          `resubmit ${why}; nothing was resubmitted`,
+        );
+        return;
       }
-      for (const msgId of m.content.msg_ids) {
+      const resubmitted: Record<string, string> = {};
+      ids.forEach((msgId, i) => {
         const old = (this.records.get(msgId) as TaskRecord).request;
         const opts = { identities: m.identities, buffers: old.buffers };
         const again: TaskRequest = isMsg(old, 'apply_request')
           ? this.session.msg('apply_request', old.content, opts)
           : this.session.msg('execute_request', (old as IMessage<'execute_request'>).content, opts);
-        resubmitted[msgId] = again.header.msg_id;
+        again.header.msg_id = newIds[i];
+        resubmitted[msgId] = newIds[i];
         this.submit(again);
-      }
+      });
       this.reply(m, 'resubmit_reply', { status: 'ok', resubmitted });
     },
     shutdown_request: (m) => {
@@ -436,7 +446,11 @@ export class Hub {
         lastAssigned: 0,
       };
       // The engine joins at its first heartbeat: only then can it receive signals and aborts.
-      if (!existing) this.pending.set(key, engine);
+      if (!existing) {
+        this.pending.set(key, engine);
+        // Counted from registration, so an engine that never beats is dropped too.
+        this.heart.add(engine.info.id);
+      }
       this.out.toEngine(
         this.session.msg(
           'registration_reply',
@@ -446,8 +460,9 @@ export class Hub {
       );
     },
     unregistration_request: (m) => {
-      this.pending.delete(m.identities[0].toString('hex'));
-      this.engineDied(m.content.id, 'it unregistered');
+      // The sender's identity says which engine leaves; an engine cannot unregister another.
+      const id = this.idOf(m.identities[0]);
+      if (id !== undefined) this.engineDied(id, 'it unregistered');
     },
     apply_reply: (m) => this.finish(m),
     execute_reply: (m) => this.finish(m),
@@ -458,7 +473,7 @@ export class Hub {
 
   private finish(reply: TaskReply): void {
     const r = this.records.get(String(reply.parent_header.msg_id));
-    if (!r || isFinal(r.state)) return;
+    if (!r || isFinal(r.state) || r.engineId !== this.idOf(reply.identities[0])) return;
     const engine = r.engineId === null ? undefined : this.engines.get(r.engineId);
     if (engine) {
       engine.outstanding.delete(r.msgId);

@@ -15,6 +15,8 @@ export class Channel {
   dropped = 0;
   private readonly queue: Buffer[][] = [];
   private sending = false;
+  /** The latest send; the socket is busy until it settles. */
+  private lastSend: Promise<void> = Promise.resolve();
 
   constructor(
     readonly socket: MessageSocket,
@@ -22,12 +24,15 @@ export class Channel {
     private readonly onDropped: (error: Error) => void = () => {},
   ) {}
 
-  /** Queues `msg` for sending; returns at once. Order of sends on one channel is kept. */
+  /** Sends `msg` now if the socket can take it, else queues it; order is kept either way. */
   send(msg: IMessage): void {
     this.sendFrames(this.session.serialize(msg));
   }
 
   sendFrames(frames: Buffer[]): void {
+    // zeromq sends synchronously while the socket is writable, which lets output leave even
+    // while user code blocks the event loop; it throws EBUSY once a send has to wait.
+    if (this.queue.length === 0 && !this.sending && this.trySend(frames)) return;
     this.queue.push(frames);
     if (!this.sending) void this.pump();
   }
@@ -56,16 +61,27 @@ export class Channel {
     this.socket.close();
   }
 
+  /** False when the socket is busy with an earlier send. */
+  private trySend(frames: Buffer[]): boolean {
+    if (this.socket.closed) return true;
+    try {
+      this.lastSend = (this.socket as zmq.Writable).send(frames);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'EBUSY') return false;
+      this.onDropped(e as Error);
+      return true;
+    }
+    // A peer that went away must not stall what is queued for the others.
+    this.lastSend.catch((e: Error) => this.socket.closed || this.onDropped(e));
+    return true;
+  }
+
   private async pump(): Promise<void> {
     this.sending = true;
     while (this.queue.length > 0 && !this.socket.closed) {
-      const frames = this.queue.shift() as Buffer[];
-      try {
-        await (this.socket as zmq.Writable).send(frames);
-      } catch (e) {
-        // A peer that went away must not stall what is queued for the others.
-        if (!this.socket.closed) this.onDropped(e as Error);
-      }
+      await this.lastSend.catch(() => undefined);
+      if (this.trySend(this.queue[0])) this.queue.shift();
+      else await new Promise((resolve) => setImmediate(resolve));
     }
     this.sending = false;
   }

@@ -101,7 +101,8 @@ export interface ContentMap {
   signal_reply: ReplyStatus<{ targets: EngineId[] }>;
   result_request: { msg_id: string };
   result_reply: ReplyStatus<{ record: TaskRecordSummary }>;
-  resubmit_request: { msg_ids: string[] };
+  /** `new_msg_ids[i]` becomes the id of the rerun of `msg_ids[i]`. */
+  resubmit_request: { msg_ids: string[]; new_msg_ids: string[] };
   resubmit_reply: ReplyStatus<{ resubmitted: Record<string, string> }>;
   shutdown_request: { hub: boolean; targets: EngineId[] | null };
   shutdown_reply: ReplyStatus<object>;
@@ -213,7 +214,7 @@ const contentChecks: Record<MsgType, Check> = {
   signal_reply: reply({ targets: arrayOf(num) }),
   result_request: shape({ msg_id: str }),
   result_reply: reply({ record: shape({ msg_id: str, state: str }) }),
-  resubmit_request: shape({ msg_ids: arrayOf(str) }),
+  resubmit_request: shape({ msg_ids: arrayOf(str), new_msg_ids: arrayOf(str) }),
   resubmit_reply: reply({ resubmitted: stringMap }),
   shutdown_request: shape({ hub: bool, targets: nullable(arrayOf(num)) }),
   shutdown_reply: reply({}),
