@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
 import { Client } from '../../client/client';
@@ -29,6 +30,9 @@ describe('clusters', () => {
     const rc = await cluster.connect();
     assert.deepEqual(rc.ids, [0, 1]);
     rc.close();
+    for (const file of [cluster.clientFile, cluster.stateFile]) {
+      assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    }
     const pids = await pidsOf(cluster);
     assert.equal(pids.length, 3);
     assert.ok(pids.every(isAlive));
@@ -79,6 +83,9 @@ describe('clusters', () => {
 });
 
 describe('the tsparallel command', () => {
+  // A daemonized cluster outlives a failed assertion; stop it whatever happened.
+  after(() => cli('cluster', 'stop', '--cluster-id', 'cli-test'));
+
   it('answers --help for every command', () => {
     for (const args of [
       [],

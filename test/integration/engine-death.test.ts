@@ -18,8 +18,8 @@ async function pidThenSleep(ms: number): Promise<number> {
   return process.pid;
 }
 
-describe('an engine killed with SIGKILL during a task', () => {
-  const t = useCluster(3);
+describe('engines that die or hang during a task', () => {
+  const t = useCluster(4);
 
   it('fails that task with EngineError, drops the engine, and leaves the others working', async () => {
     const lv = t.rc.loadBalancedView();
@@ -40,8 +40,23 @@ describe('an engine killed with SIGKILL during a task', () => {
     await until(() => !t.rc.ids.includes(victim.id), 'the dead engine to leave rc.ids');
     assert.notEqual(await survivor, pid);
     const pids = await t.rc.directView().apply(() => process.pid);
-    assert.equal(pids.length, 2);
+    assert.equal(pids.length, 3);
     assert.ok(!pids.includes(pid));
+  });
+
+  it('declares a stopped (SIGSTOP) engine dead; resumed, it finds itself dropped and exits', async () => {
+    const lv = t.rc.loadBalancedView();
+    const ar = lv.apply(pidThenSleep, 60_000);
+    const pid = await printedPid(ar);
+    const victim = t.rc.engineInfo.find((e) => e.pid === pid);
+    process.kill(pid, 'SIGSTOP');
+    await assert.rejects(
+      ar.get(),
+      (e: unknown) => e instanceof EngineError && /no heartbeat/.test(e.message),
+    );
+    await until(() => !t.rc.ids.includes(victim?.id ?? -1), 'the stopped engine to leave rc.ids');
+    process.kill(pid, 'SIGCONT');
+    await until(() => !isAlive(pid), 'the resumed engine to exit');
   });
 
   it('reruns the task on another engine when retries is set', async () => {
