@@ -112,6 +112,13 @@ export class TaskState {
     if (this.done) listener();
     else this.listeners.push(listener);
   }
+
+  private settled: Promise<void> | undefined;
+  /** Resolves when the task finishes, one promise however often it is asked for. */
+  get whenFinished(): Promise<void> {
+    this.settled ??= new Promise((resolve) => this.onFinish(resolve));
+    return this.settled;
+  }
 }
 
 /**
@@ -199,6 +206,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** Seconds from submission until the last result arrived (or until now). */
   get elapsed(): number {
+    if (this.tasks.length === 0) return 0;
     const start = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
     const end = this.ready()
       ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? 0))
@@ -234,7 +242,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** Waits up to `ms` milliseconds (forever if omitted); true when all tasks finished. */
   async wait(ms?: number): Promise<boolean> {
-    const all = Promise.all(this.tasks.map((t) => new Promise<void>((r) => t.onFinish(r))));
+    const all = Promise.all(this.tasks.map((t) => t.whenFinished));
     if (ms === undefined) {
       await all;
       return true;

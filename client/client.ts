@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { Channel } from '../protocol/channel';
+import { Channel, NO_DROPPING } from '../protocol/channel';
 import {
   connectionFilePath,
   readConnectionFile,
@@ -65,6 +65,8 @@ export interface TaskRecord {
   label: string | null;
   /** The task's value when it completed and was an `apply`. */
   value: unknown;
+  /** True when the hub let the value go to bound its memory (`value` is then undefined). */
+  valueDropped: boolean;
   /** The error when it failed. */
   error: Error | undefined;
 }
@@ -73,7 +75,10 @@ const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
 export class Client {
   private readonly engines = new Map<number, EngineInfo>();
-  private readonly requests = new Map<string, (msg: Message) => void>();
+  private readonly requests = new Map<
+    string,
+    { answer: (msg: Message) => void; fail: (e: Error) => void }
+  >();
   private readonly tasks = new Map<string, TaskState>();
   private readonly eventListeners = new Set<(e: ClientEvent | null) => void>();
   private closed = false;
@@ -96,7 +101,7 @@ export class Client {
     const info = await readConnectionFile(path, 'client');
     const session = new Session(info.key);
     const log = (e: Error): void => void process.emitWarning(`tsparallel client: ${e.message}`);
-    const dealer = new Channel(new zmq.Dealer({ linger: 0 }), session, log);
+    const dealer = new Channel(new zmq.Dealer({ ...NO_DROPPING, linger: 0 }), session, log);
     const subscriber = new zmq.Subscriber({ linger: 0 });
     subscriber.subscribe('hub.');
     const sub = new Channel(subscriber, session, log);
@@ -144,7 +149,8 @@ export class Client {
         );
       }
       // Notifications may be missed while the subscription starts, so ask the hub too.
-      await Promise.race([this.nextEvent(200), this.refreshEngines()]);
+      await this.nextEvent(200);
+      if (this.engines.size < n) await this.refreshEngines();
     }
     return this.ids;
   }
@@ -197,6 +203,7 @@ export class Client {
       completed: r.completed === null ? null : new Date(r.completed),
       label: r.label,
       value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
+      valueDropped: r.buffers_dropped,
       error:
         r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
     };
@@ -331,22 +338,31 @@ export class Client {
     this.assertOpen();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(msg.header.msg_id);
-        reject(
-          new ConnectionError(
-            `no answer from the controller at ${this.connection.client} within ${this.requestTimeout} ms: is the cluster running?`,
-          ),
-        );
-      }, this.requestTimeout);
-      this.requests.set(msg.header.msg_id, (reply) => {
+      const id = msg.header.msg_id;
+      const fail = (e: Error): void => {
         clearTimeout(timer);
+        this.requests.delete(id);
+        reject(e);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(
+            new ConnectionError(
+              `no answer from the controller at ${this.connection.client} within ${this.requestTimeout} ms: is the cluster running?`,
+            ),
+          ),
+        this.requestTimeout,
+      );
+      const answer = (reply: Message): void => {
         if ('status' in reply.content && reply.content.status === 'error') {
-          reject(errorFromReply(reply.content, null));
-        } else {
-          resolve(reply);
+          fail(errorFromReply(reply.content, null));
+          return;
         }
-      });
+        clearTimeout(timer);
+        this.requests.delete(id);
+        resolve(reply);
+      };
+      this.requests.set(id, { answer, fail });
       this.dealer.send(msg as IMessage);
     });
   }
@@ -373,8 +389,7 @@ export class Client {
     const parentId = String(msg.parent_header.msg_id);
     const request = this.requests.get(parentId);
     if (request) {
-      this.requests.delete(parentId);
-      request(msg);
+      request.answer(msg);
       return;
     }
     const task = this.tasks.get(parentId);

@@ -67,24 +67,37 @@ export function buildProgram(): Command {
       new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'),
     )
     .option('--record-limit <n>', 'finished task records kept', integer(1), 10_000)
+    .option(
+      '--record-bytes <n>',
+      "bytes of finished tasks' arguments and results kept",
+      integer(0),
+      256 * 1024 * 1024,
+    )
     .option('--heartbeat-period <ms>', 'milliseconds between engine heartbeats', integer(10), 1000)
     .option(
       '--heartbeat-deadline <ms>',
-      'milliseconds of silence before an engine is dead',
+      'milliseconds of silence before an engine is dead (default: 3000, at least 3 periods)',
       integer(20),
-      3000,
     )
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
-    .action(async (o: Record<string, string & number & boolean>) => {
+    .action(async (o: Record<string, string & number & boolean>, command: Command) => {
+      const deadline = o.heartbeatDeadline ?? Math.max(3000, 3 * o.heartbeatPeriod);
+      if (deadline <= o.heartbeatPeriod) {
+        command.error(
+          `error: --heartbeat-deadline (${deadline}) must be longer than --heartbeat-period (${o.heartbeatPeriod}).`,
+          { exitCode: USAGE_ERROR },
+        );
+      }
       const server = await ControllerServer.start({
         ip: o.ip,
         scheme: o.scheme as Scheme,
         hwm: o.hwm,
         recordLimit: o.recordLimit,
+        recordBytes: o.recordBytes,
         heartbeatPeriod: o.heartbeatPeriod,
-        heartbeatDeadline: o.heartbeatDeadline,
+        heartbeatDeadline: deadline,
         profile: o.profile,
         clusterId: o.clusterId,
         log: log('controller'),

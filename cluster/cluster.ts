@@ -24,6 +24,8 @@ export interface ControllerSettings {
   heartbeatDeadline?: number;
   /** Finished task records the controller keeps. */
   recordLimit?: number;
+  /** Bytes of finished tasks' arguments and results the controller keeps. */
+  recordBytes?: number;
 }
 
 export interface ClusterOptions {
@@ -56,6 +58,8 @@ const CLI = join(__dirname, 'cli.js');
 
 export class Cluster {
   private readonly children = new Set<ChildProcess>();
+  /** Clients handed out by `connect`, closed by `stop` so that nothing keeps the process up. */
+  private readonly clients = new Set<Client>();
   private admin: Client | undefined;
 
   private constructor(
@@ -114,6 +118,7 @@ export class Cluster {
       },
       { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000 },
     );
+    await cluster.refuseIfRunning();
     try {
       await cluster.startController(options.controller ?? {});
       await cluster.addEngines(engines);
@@ -143,10 +148,17 @@ export class Cluster {
       connectionFile: this.state.clientFile,
       timeout: options.timeout,
     });
+    this.clients.add(rc);
+    this.forgetDeadEngines();
     await rc.waitForEngines(this.state.enginePids.length, {
       timeout: options.timeout ?? this.options.timeout,
     });
     return rc;
+  }
+
+  /** Engines that died on their own are no longer waited for or listed. */
+  private forgetDeadEngines(): void {
+    this.state.enginePids = this.state.enginePids.filter(isAlive);
   }
 
   /** Starts `n` more engines; resolves with the new engine ids once they registered. */
@@ -199,16 +211,17 @@ export class Cluster {
 
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
+    this.forgetDeadEngines();
     const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
+    for (const rc of [...this.clients, this.admin]) rc?.close();
+    this.clients.clear();
+    this.admin = undefined;
     try {
-      const rc =
-        this.admin ??
-        (await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 }));
+      const rc = await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 });
       await rc.shutdown({ hub: true });
     } catch {
       // The controller is gone already; the processes are ended by signal below.
     }
-    this.admin = undefined;
     await Promise.all(pids.map((pid) => waitForExit(pid, 3000).catch(() => undefined)));
     for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     await Promise.all(
@@ -216,6 +229,22 @@ export class Cluster {
         fs.rm(f, { force: true }),
       ),
     );
+  }
+
+  /** Two clusters with one profile and id would share files, and stopping one would orphan the other. */
+  private async refuseIfRunning(): Promise<void> {
+    let running: ClusterState;
+    try {
+      running = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as ClusterState;
+    } catch {
+      return;
+    }
+    if (running.controllerPid > 0 && isAlive(running.controllerPid)) {
+      throw new ConnectionError(
+        `cluster "${this.clusterId || 'default'}" of profile "${this.profile}" is running already ` +
+          `(controller pid ${running.controllerPid}): stop it first, or give another cluster id`,
+      );
+    }
   }
 
   private async startController(settings: ControllerSettings): Promise<void> {
@@ -229,7 +258,9 @@ export class Cluster {
       this.state.profile,
       '--cluster-id',
       this.state.clusterId,
-      ...Object.entries(settings).flatMap(([k, v]) => [`--${kebab(k)}`, String(v)]),
+      ...Object.entries(settings).flatMap(([k, v]) =>
+        v === undefined ? [] : [`--${kebab(k)}`, String(v)],
+      ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
     const child = this.spawnRole('controller', flags, 'controller');
@@ -246,7 +277,9 @@ export class Cluster {
     const child = spawn(process.execPath, args, {
       // Without --daemonize, the pipe on stdin closes when this process dies, and the child exits.
       stdio: [this.options.daemonize ? 'ignore' : 'pipe', log, log],
-      detached: this.options.daemonize,
+      // A process group of its own: Ctrl-C in a terminal reaches this process, which stops the
+      // cluster in order, rather than every child at once.
+      detached: true,
     });
     closeSync(log);
     if (this.options.daemonize) child.unref();

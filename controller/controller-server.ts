@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as zmq from 'zeromq';
-import { Channel } from '../protocol/channel';
+import { Channel, NO_DROPPING } from '../protocol/channel';
 import {
   connectionFilePath,
   newKey,
@@ -22,6 +22,7 @@ export interface ControllerOptions {
   scheme: Scheme;
   hwm: number;
   recordLimit: number;
+  recordBytes: number;
   /** Milliseconds between engine heartbeats. */
   heartbeatPeriod: number;
   /** Milliseconds of silence after which an engine is dead. */
@@ -36,6 +37,7 @@ export const controllerDefaults: ControllerOptions = {
   scheme: 'leastload',
   hwm: 1,
   recordLimit: 10_000,
+  recordBytes: 256 * 1024 * 1024,
   heartbeatPeriod: 1000,
   heartbeatDeadline: 3000,
   profile: 'default',
@@ -58,10 +60,10 @@ export class ControllerServer {
     session: Session,
   ) {
     const dropped = (e: Error): void => options.log(`dropped a message: ${e.message}`);
-    this.client = new Channel(new zmq.Router(), session, dropped);
+    this.client = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
     this.iopub = new Channel(new zmq.Publisher(), session, dropped);
-    this.engine = new Channel(new zmq.Router(), session, dropped);
-    this.heartbeat = new Channel(new zmq.Router(), session, dropped);
+    this.engine = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
+    this.heartbeat = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
     this.hub = new Hub(session, this.outlet(), options satisfies HubOptions);
     this.files = {
       client: connectionFilePath('client', options),

@@ -43,6 +43,8 @@ export interface HubOptions {
   /** Load-balanced tasks an engine may hold at once (running plus queued on it). */
   hwm: number;
   recordLimit: number;
+  /** Bytes of finished tasks' arguments and results the hub keeps for `result` and `resubmit`. */
+  recordBytes: number;
   /** Milliseconds between engine heartbeats, told to engines when they register. */
   heartbeatPeriod: number;
   /** Milliseconds of silence after which an engine is dead. */
@@ -98,7 +100,7 @@ export class Hub {
     private readonly out: HubOutlet,
     private readonly options: HubOptions,
   ) {
-    this.records = new TaskRecords(options.recordLimit);
+    this.records = new TaskRecords(options.recordLimit, options.recordBytes);
     this.heart = new HeartMonitor(options.heartbeatPeriod, options.heartbeatDeadline, (id) =>
       this.engineDied(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
     );
@@ -230,6 +232,7 @@ export class Hub {
           this.unassigned = this.unassigned.filter((u) => u !== r);
           this.failTask(r, 'TaskAbortedError', 'the task was aborted before it started');
         } else {
+          r.retriesLeft = 0; // an aborted task is not rerun if its engine dies meanwhile
           onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
         }
       }
@@ -282,10 +285,17 @@ export class Hub {
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;
-      const missing = ids.find((id) => !this.records.get(id));
-      if (missing !== undefined || newIds.length !== ids.length) {
+      const missing = ids.find(
+        (id) => !this.records.get(id) || this.records.get(id)?.buffersDropped,
+      );
+      const taken = newIds.find((id) => this.records.get(id));
+      if (missing !== undefined || taken !== undefined || newIds.length !== ids.length) {
         const why =
-          missing === undefined ? 'needs one new id per task' : `has no task record for ${missing}`;
+          missing !== undefined
+            ? `has no record of ${missing} or its arguments (the hub keeps the latest ones)`
+            : taken !== undefined
+              ? `cannot reuse the id ${taken}`
+              : 'needs one new id per task';
         this.replyError(
           m,
           'resubmit_reply',
@@ -320,6 +330,16 @@ export class Hub {
   };
 
   private submit(request: TaskRequest): void {
+    if (this.records.get(request.header.msg_id)) {
+      const type = isMsg(request, 'apply_request') ? 'apply_reply' : 'execute_reply';
+      this.replyError(
+        request,
+        type,
+        'ProtocolError',
+        `task ${request.header.msg_id} exists already; every task needs a new msg_id`,
+      );
+      return;
+    }
     const options = request.content.options;
     const record: TaskRecord = {
       msgId: request.header.msg_id,
@@ -333,6 +353,7 @@ export class Hub {
       completed: null,
       reply: null,
       retriesLeft: options.retries ?? 0,
+      buffersDropped: false,
     };
     this.records.add(record);
     if (!options.balanced && (options.after?.length || options.follow?.length)) {
@@ -454,7 +475,12 @@ export class Hub {
       this.out.toEngine(
         this.session.msg(
           'registration_reply',
-          { status: 'ok', id: engine.info.id, heartbeat_period: this.options.heartbeatPeriod },
+          {
+            status: 'ok',
+            id: engine.info.id,
+            heartbeat_period: this.options.heartbeatPeriod,
+            heartbeat_deadline: this.options.heartbeatDeadline,
+          },
           { parent: m.header, identities: [uuid] },
         ),
       );

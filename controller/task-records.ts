@@ -1,7 +1,8 @@
 /**
  * The hub's record of every task: who asked, where it ran, when, and how it ended. Held in
- * memory with a bound: once more than `limit` tasks have finished, the oldest finished records
- * (and their results) are forgotten. Unfinished tasks are never dropped.
+ * memory with two bounds: once more than `limit` tasks have finished, the records that finished
+ * longest ago are forgotten; and once finished tasks' arguments and results pass `byteLimit`,
+ * the oldest of those bytes are let go (the record stays). Unfinished tasks keep everything.
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
 
@@ -10,7 +11,7 @@ export type TaskReply = IMessage<'apply_reply'> | IMessage<'execute_reply'>;
 
 export interface TaskRecord {
   readonly msgId: string;
-  readonly request: TaskRequest;
+  request: TaskRequest;
   /** ROUTER identity of the client that submitted the task. */
   readonly client: Buffer;
   readonly options: TaskOptions;
@@ -21,16 +22,25 @@ export interface TaskRecord {
   completed: string | null;
   reply: TaskReply | null;
   retriesLeft: number;
+  /** True once the arguments and result were let go to bound memory. */
+  buffersDropped: boolean;
 }
 
 export const DEFAULT_RECORD_LIMIT = 10_000;
+export const DEFAULT_RECORD_BYTE_LIMIT = 256 * 1024 * 1024;
 
 export class TaskRecords {
   private readonly records = new Map<string, TaskRecord>();
   /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
   private readonly finishedIds = new Set<string>();
+  /** Finished records still holding buffers, oldest first, with the bytes they hold. */
+  private readonly holding = new Map<string, number>();
+  private heldBytes = 0;
 
-  constructor(readonly limit = DEFAULT_RECORD_LIMIT) {}
+  constructor(
+    readonly limit = DEFAULT_RECORD_LIMIT,
+    readonly byteLimit = DEFAULT_RECORD_BYTE_LIMIT,
+  ) {}
 
   add(record: TaskRecord): void {
     this.records.set(record.msgId, record);
@@ -43,11 +53,32 @@ export class TaskRecords {
   /** Call when a record reaches a final state; evicts the records that finished longest ago. */
   finished(record: TaskRecord): void {
     this.finishedIds.add(record.msgId);
+    const bytes = byteSize(record.request.buffers) + byteSize(record.reply?.buffers ?? []);
+    if (bytes > 0) {
+      this.holding.set(record.msgId, bytes);
+      this.heldBytes += bytes;
+    }
     for (const id of this.finishedIds) {
       if (this.finishedIds.size <= this.limit) break;
       this.finishedIds.delete(id);
       this.records.delete(id);
+      this.release(id);
     }
+    for (const id of this.holding.keys()) {
+      if (this.heldBytes <= this.byteLimit) break;
+      const r = this.records.get(id);
+      if (r) {
+        r.request = { ...r.request, buffers: [] };
+        if (r.reply) r.reply = { ...r.reply, buffers: [] };
+        r.buffersDropped = true;
+      }
+      this.release(id);
+    }
+  }
+
+  private release(id: string): void {
+    this.heldBytes -= this.holding.get(id) ?? 0;
+    this.holding.delete(id);
   }
 
   get size(): number {
@@ -64,8 +95,13 @@ export class TaskRecords {
       completed: r.completed,
       label: r.options.label ?? null,
       reply: r.reply?.content ?? null,
+      buffers_dropped: r.buffersDropped,
     };
   }
+}
+
+function byteSize(buffers: Buffer[]): number {
+  return buffers.reduce((n, b) => n + b.byteLength, 0);
 }
 
 export function isFinal(state: TaskRecord['state']): boolean {

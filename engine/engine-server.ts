@@ -2,6 +2,7 @@
  * The engine process's sockets: registers with the controller, starts the heartbeat thread,
  * runs tasks one at a time through the kernel and streams their output while they run.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +13,14 @@ import {
   type MessagePort,
 } from 'node:worker_threads';
 import * as zmq from 'zeromq';
-import { Channel } from '../protocol/channel';
+import { Channel, NO_DROPPING } from '../protocol/channel';
 import { readConnectionFile, type EngineConnectionInfo } from '../protocol/connection';
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent } from './kernel';
+import { RunningSlot } from './running-slot';
 
 export interface EngineOptions {
   connectionFile: string;
@@ -30,12 +32,17 @@ export interface EngineOptions {
 /** Stream output is sent at least this often while a task writes. */
 const STREAM_FLUSH_MS = 50;
 const STREAM_FLUSH_BYTES = 64 * 1024;
+const ABORTED_MEMORY = 10_000;
 
 export class EngineServer {
   private kernel!: EngineKernel;
   private heartbeat!: Worker;
   private readonly control: { main: MessagePort; thread: MessagePort };
+  /** Ids of tasks aborted before they ended here; bounded, as some never arrive. */
   private readonly aborted = new Set<string>();
+  private readonly running = new RunningSlot();
+  /** Which task's code is running, across its awaits and timers: output is credited to it. */
+  private readonly owner = new AsyncLocalStorage<string>();
   private current: IMessage | undefined;
   private pendingStream = { stdout: '', stderr: '' };
   private lastFlush = 0;
@@ -57,7 +64,7 @@ export class EngineServer {
     const info = await readConnectionFile(options.connectionFile, 'engine');
     const session = new Session(info.key);
     const uuid = randomUUID();
-    const socket = new zmq.Dealer({ routingId: uuid, linger: 1000 });
+    const socket = new zmq.Dealer({ ...NO_DROPPING, routingId: uuid, linger: 1000 });
     const server = new EngineServer(
       info,
       new Channel(socket, session, (e) => options.log(`dropped a message: ${e.message}`)),
@@ -89,23 +96,26 @@ export class EngineServer {
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
     this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
-    this.startHeartbeat(uuid, reply.heartbeat_period);
+    this.startHeartbeat(uuid, reply.heartbeat_period, reply.heartbeat_deadline);
     this.captureOutput();
+    this.reportStrayErrors();
     process.on('SIGINT', () => this.kernel.interrupt());
     this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     options.log(`registered as engine ${this.id}`);
     void this.serve(messages);
   }
 
-  private startHeartbeat(uuid: string, period: number): void {
+  private startHeartbeat(uuid: string, period: number, deadline: number): void {
     const data: HeartbeatThreadData = {
       address: this.info.heartbeat,
       key: this.info.key,
       uuid,
       engineId: this.id,
       period,
-      hubDeadline: period * 5,
+      // The hub answers every beat; give it as long as it gives us, and one beat more.
+      hubDeadline: deadline + period,
       port: this.control.thread,
+      running: this.running.buffer,
     };
     this.heartbeat = new Worker(join(__dirname, 'heartbeat-thread.js'), {
       workerData: data,
@@ -118,7 +128,13 @@ export class EngineServer {
     for await (const msg of messages) {
       // Control events that arrived while the previous task ran must count before this one.
       this.drainControl();
-      if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) await this.runTask(msg);
+      if (!isMsg(msg, 'apply_request') && !isMsg(msg, 'execute_request')) continue;
+      try {
+        await this.runTask(msg);
+      } catch (e) {
+        // A bug here must cost one task, not the engine and everything queued on it.
+        this.options.log(`failed to run ${msg.header.msg_id}: ${(e as Error).stack}`);
+      }
     }
   }
 
@@ -134,14 +150,16 @@ export class EngineServer {
     this.current = msg;
     // The first output of a task leaves at once, even if the task then blocks the thread.
     this.lastFlush = -Infinity;
-    this.tell({ type: 'running', msgId: msg.header.msg_id });
-    const outcome = isMsg(msg, 'apply_request')
-      ? await this.kernel.apply(msg.content.source, msg.content.mode, msg.content.refs, msg.buffers)
-      : await this.kernel.execute(
-          (msg as IMessage<'execute_request'>).content.code,
-          (msg as IMessage<'execute_request'>).content.silent,
-        );
-    this.tell({ type: 'running', msgId: null });
+    this.running.set(msg.header.msg_id);
+    const outcome = await this.owner.run(msg.header.msg_id, () =>
+      isMsg(msg, 'apply_request')
+        ? this.kernel.apply(msg.content.source, msg.content.mode, msg.content.refs, msg.buffers)
+        : this.kernel.execute(
+            (msg as IMessage<'execute_request'>).content.code,
+            (msg as IMessage<'execute_request'>).content.silent,
+          ),
+    );
+    this.running.set(null);
     this.flushStreams();
     this.current = undefined;
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
@@ -161,10 +179,6 @@ export class EngineServer {
     ) {
       this.onControl(m.message as ControlEvent);
     }
-  }
-
-  private tell(command: ThreadCommand): void {
-    this.heartbeat.postMessage(command);
   }
 
   private reply(
@@ -198,6 +212,10 @@ export class EngineServer {
     switch (event.type) {
       case 'abort':
         for (const id of event.msgIds) this.aborted.add(id);
+        for (const id of this.aborted) {
+          if (this.aborted.size <= ABORTED_MEMORY) break;
+          this.aborted.delete(id);
+        }
         break;
       case 'shutdown':
         void this.stop(0, 'shut down by the controller');
@@ -217,7 +235,7 @@ export class EngineServer {
       this.channel.send(this.channel.session.msg('unregistration_request', { id: this.id }));
     }
     const threadEnded = new Promise((resolve) => this.heartbeat.once('exit', resolve));
-    this.tell({ type: 'stop' });
+    this.heartbeat.postMessage({ type: 'stop' } satisfies ThreadCommand);
     await threadEnded;
     this.channel.close();
     process.exit(code);
@@ -243,19 +261,39 @@ export class EngineServer {
     );
   }
 
-  /** Routes the process's stdout and stderr into the running task's stream output. */
+  /**
+   * Routes the process's stdout and stderr into the running task's stream output. Output of
+   * code a finished task left behind (a timer, an interrupted promise) goes to the engine's log.
+   */
   private captureOutput(): void {
     for (const name of ['stdout', 'stderr'] as const) {
       const stream = process[name];
       const original = stream.write.bind(stream);
       stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
-        if (!this.current) return original(chunk, ...(rest as []));
+        const owner = this.owner.getStore();
+        const current = this.current?.header.msg_id;
+        if (current === undefined || (owner !== undefined && owner !== current)) {
+          return original(chunk, ...(rest as []));
+        }
         this.pendingStream[name] +=
           typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
         this.scheduleFlush();
+        const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+        if (done) process.nextTick(done);
         return true;
       }) as typeof stream.write;
     }
+  }
+
+  /** Errors nobody awaited must not end the engine: they are reported where they can be seen. */
+  private reportStrayErrors(): void {
+    const report = (what: string) => (e: unknown) => {
+      const text = `${what}: ${e instanceof Error ? e.stack : String(e)}\n`;
+      if (this.current) process.stderr.write(text);
+      else this.options.log(text.trimEnd());
+    };
+    process.on('uncaughtException', report('uncaught exception'));
+    process.on('unhandledRejection', report('unhandled promise rejection'));
   }
 
   private scheduleFlush(): void {

@@ -4,9 +4,10 @@
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as zmq from 'zeromq';
-import { Channel } from '../protocol/channel';
+import { Channel, NO_DROPPING } from '../protocol/channel';
 import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
+import { RunningSlot } from './running-slot';
 
 export interface HeartbeatThreadData {
   address: string;
@@ -17,6 +18,8 @@ export interface HeartbeatThreadData {
   period: number;
   /** Milliseconds without an answer after which the controller counts as gone. */
   hubDeadline: number;
+  /** Shared memory of a `RunningSlot`: the task the main thread runs now. */
+  running: SharedArrayBuffer;
   /** Where control events for the main thread go. */
   port: MessagePort;
 }
@@ -27,17 +30,25 @@ export type ControlEvent =
   | { type: 'shutdown' }
   | { type: 'hub-lost' };
 
-/** What the main thread tells this thread: which task runs now, or to stop. */
-export type ThreadCommand = { type: 'running'; msgId: string | null } | { type: 'stop' };
+/** What the main thread tells this thread. */
+export type ThreadCommand = { type: 'stop' };
 
-/** How long a shutdown waits for the main thread before the process is ended by signal. */
-const SHUTDOWN_GRACE_MS = 1000;
+/** How long the main thread gets to stop by itself before the process is ended by signal. */
+const STOP_GRACE_MS = 1000;
+
+/** A main thread stuck in user code cannot act on a request to stop; end the process instead. */
+function endProcessSoon(): void {
+  setTimeout(() => process.kill(process.pid, 'SIGTERM'), STOP_GRACE_MS).unref();
+}
 
 async function run(data: HeartbeatThreadData): Promise<void> {
   const { port } = data;
   const post = (event: ControlEvent): void => port.postMessage(event);
   const session = new Session(data.key);
-  const channel = new Channel(new zmq.Dealer({ routingId: data.uuid, linger: 0 }), session);
+  const channel = new Channel(
+    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0 }),
+    session,
+  );
   channel.socket.connect(data.address);
 
   let lastAnswer = performance.now();
@@ -45,17 +56,14 @@ async function run(data: HeartbeatThreadData): Promise<void> {
     if (performance.now() - lastAnswer > data.hubDeadline) {
       clearInterval(beat);
       post({ type: 'hub-lost' });
+      endProcessSoon();
       return;
     }
     channel.send(session.msg('heartbeat', { id: data.engineId }));
   }, data.period);
 
-  let running: string | null = null;
-  parentPort?.on('message', (command: ThreadCommand) => {
-    if (command.type === 'running') {
-      running = command.msgId;
-      return;
-    }
+  const running = new RunningSlot(data.running);
+  parentPort?.on('message', (_stop: ThreadCommand) => {
     // Closing the socket before the thread ends keeps libzmq's teardown orderly.
     clearInterval(beat);
     channel.close();
@@ -65,16 +73,14 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   for await (const msg of channel.messages()) {
     lastAnswer = performance.now();
     if (isMsg(msg, 'signal_request')) {
-      process.kill(process.pid, msg.content.signal as NodeJS.Signals);
+      process.kill(process.pid, msg.content.signal);
     } else if (isMsg(msg, 'abort_request')) {
       post({ type: 'abort', msgIds: msg.content.msg_ids });
-      if (running !== null && msg.content.msg_ids.includes(running)) {
-        process.kill(process.pid, 'SIGINT');
-      }
+      const now = running.get();
+      if (now !== null && msg.content.msg_ids.includes(now)) process.kill(process.pid, 'SIGINT');
     } else if (isMsg(msg, 'shutdown_request')) {
       post({ type: 'shutdown' });
-      // A main thread stuck in user code cannot act on the request; end the process instead.
-      setTimeout(() => process.kill(process.pid, 'SIGTERM'), SHUTDOWN_GRACE_MS).unref();
+      endProcessSoon();
     }
   }
 }

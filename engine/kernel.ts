@@ -1,7 +1,11 @@
 /**
  * What an engine does with a task, without sockets: runs TypeScript cells and shipped functions
- * in one persistent namespace (a `vm` context), captures their output, and turns their values
- * and exceptions into reply content. `engine-server.ts` feeds it requests and sends its output.
+ * in one persistent namespace, captures their output, and turns their values and exceptions
+ * into reply content. `engine-server.ts` feeds it requests and sends its output.
+ *
+ * The namespace is the engine process's own global object, as a notebook kernel's is: values
+ * that arrive as arguments or by `push` are then of the same realm as user code, so
+ * `x instanceof Map` holds. One engine per process.
  */
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
@@ -35,7 +39,7 @@ const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
 
 export class EngineKernel {
-  readonly namespace: vm.Context;
+  readonly namespace = globalThis as unknown as Record<string, unknown>;
   private executionCount = 0;
   private readonly functions = new Map<string, (...args: unknown[]) => unknown>();
   /** Rejects the current wait when SIGINT arrives while user code is awaiting something. */
@@ -46,9 +50,7 @@ export class EngineKernel {
     private readonly emit: (event: OutputEvent) => void,
     extraGlobals: Record<string, unknown> = {},
   ) {
-    this.namespace = vm.createContext(this.makeGlobals(extraGlobals), {
-      name: `tsparallel engine ${engineId}`,
-    });
+    Object.assign(this.namespace, this.makeGlobals(), extraGlobals);
   }
 
   /** Call on SIGINT outside a synchronous run (which `breakOnSigint` handles by itself). */
@@ -63,7 +65,7 @@ export class EngineKernel {
       const script = new vm.Script(cell.code, {
         filename: `[engine ${this.engineId}] cell ${count}`,
       });
-      let value = script.runInContext(this.namespace, { breakOnSigint: true }) as unknown;
+      let value = script.runInThisContext({ breakOnSigint: true }) as unknown;
       if (cell.isAsync) value = await this.interruptible(value);
       if (value !== undefined && !silent) {
         this.emit({
@@ -95,13 +97,14 @@ export class EngineKernel {
         mode === 'call'
           ? () => fn(...args)
           : () => {
-              const seqs = args as unknown[][];
-              const out = seqs[0].map((_, i) => fn(...seqs.map((s) => s[i])));
+              // Chunks may be typed arrays, whose own map would coerce results to numbers.
+              const seqs = args as ArrayLike<unknown>[];
+              const out = Array.from(seqs[0], (_, i) => fn(...seqs.map((s) => s[i])));
               return out.some(isThenable) ? Promise.all(out) : out;
             };
       this.namespace.__tspInvoke = thunk;
       const value = await this.interruptible(
-        invokeScript.runInContext(this.namespace, { breakOnSigint: true }),
+        invokeScript.runInThisContext({ breakOnSigint: true }),
       );
       return { content: { status: 'ok' }, buffers: encodeValue(value, 'result') };
     } catch (e) {
@@ -111,8 +114,23 @@ export class EngineKernel {
     }
   }
 
-  /** The error reply for an exception thrown by user code (from any realm). */
+  /** The error reply for an exception thrown by user code, whatever it threw. */
   errorContent(e: unknown, shipped: boolean): ErrorContent {
+    try {
+      return this.describeError(e, shipped);
+    } catch {
+      // A thrown object whose properties throw on access must not take the engine down.
+      return {
+        status: 'error',
+        ename: 'Error',
+        evalue: 'the task threw a value that cannot be inspected',
+        traceback: [],
+        engine_id: this.engineId,
+      };
+    }
+  }
+
+  private describeError(e: unknown, shipped: boolean): ErrorContent {
     const err = e as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
     const isErrorLike = typeof e === 'object' && e !== null && typeof err.message === 'string';
     let ename = isErrorLike && typeof err.name === 'string' ? err.name : 'Error';
@@ -144,7 +162,7 @@ export class EngineKernel {
       const script = new vm.Script(`(${source})`, {
         filename: `[engine ${this.engineId}] function`,
       });
-      const compiled = script.runInContext(this.namespace) as unknown;
+      const compiled = script.runInThisContext() as unknown;
       if (typeof compiled !== 'function') {
         throw new TypeError('apply needs a function; the source sent does not evaluate to one');
       }
@@ -176,7 +194,8 @@ export class EngineKernel {
     }
   }
 
-  private makeGlobals(extra: Record<string, unknown>): Record<string, unknown> {
+  /** What user code finds in the namespace besides Node's own globals. */
+  private makeGlobals(): Record<string, unknown> {
     const emit = this.emit;
     const show = (data: Record<string, string>): void =>
       emit({ type: 'display_data', content: { data, metadata: {} } });
@@ -210,44 +229,11 @@ export class EngineKernel {
         },
       },
     );
-    const nodeGlobals = [
-      'Buffer',
-      'URL',
-      'URLSearchParams',
-      'TextEncoder',
-      'TextDecoder',
-      'AbortController',
-      'AbortSignal',
-      'Blob',
-      'fetch',
-      'performance',
-      'structuredClone',
-      'queueMicrotask',
-      'setTimeout',
-      'clearTimeout',
-      'setInterval',
-      'clearInterval',
-      'setImmediate',
-      'clearImmediate',
-      'atob',
-      'btoa',
-      'crypto',
-      'console',
-      'process',
-      'EventTarget',
-      'Event',
-      'MessageChannel',
-      'BroadcastChannel',
-    ];
-    const globals: Record<string, unknown> = {};
-    for (const name of nodeGlobals) globals[name] = (globalThis as Record<string, unknown>)[name];
     return {
-      ...globals,
       require: createRequire(join(process.cwd(), '[engine]')),
       display,
       exports: exportsView,
       engineId: this.engineId,
-      ...extra,
     };
   }
 }

@@ -7,6 +7,13 @@ import type * as zmq from 'zeromq';
 import type { Message, IMessage } from './messages';
 import type { Session } from './session';
 
+/**
+ * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
+ * messages makes a ROUTER silently drop what it cannot queue; tasks must never vanish, so the
+ * queues are unbounded and memory is the limit.
+ */
+export const NO_DROPPING = { sendHighWaterMark: 0, receiveHighWaterMark: 0 } as const;
+
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 

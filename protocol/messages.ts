@@ -66,6 +66,8 @@ export interface TaskRecordSummary {
   label: string | null;
   /** The reply's content when finished; result values ride in the message's buffers. */
   reply: ReplyStatus<object> | null;
+  /** The result was let go to bound the hub's memory. */
+  buffers_dropped: boolean;
 }
 
 /** Content of every message type, keyed by `msg_type`. */
@@ -85,7 +87,11 @@ export interface ContentMap {
   };
   // Engine lifecycle.
   registration_request: { uuid: string; pid: number; hostname: string };
-  registration_reply: ReplyStatus<{ id: EngineId; heartbeat_period: number }>;
+  registration_reply: ReplyStatus<{
+    id: EngineId;
+    heartbeat_period: number;
+    heartbeat_deadline: number;
+  }>;
   unregistration_request: { id: EngineId };
   heartbeat: { id: EngineId };
   registration_notification: { engine: EngineInfo };
@@ -199,7 +205,7 @@ const contentChecks: Record<MsgType, Check> = {
   display_data: shape({ data: stringMap, metadata: obj }),
   execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
   registration_request: shape({ uuid: str, pid: num, hostname: str }),
-  registration_reply: reply({ id: num, heartbeat_period: num }),
+  registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: shape({ id: num }),
   heartbeat: shape({ id: num }),
   registration_notification: shape({ engine: engineInfo }),

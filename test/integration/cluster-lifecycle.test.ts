@@ -44,6 +44,23 @@ describe('clusters', () => {
     );
   });
 
+  it('refuses a second cluster with the same id, and closes its clients when stopped', async () => {
+    const settings = { ...FAST_HEARTBEAT, hwm: undefined };
+    const cluster = await Cluster.start({ engines: 1, clusterId: 'twin', controller: settings });
+    try {
+      await assert.rejects(
+        Cluster.start({ engines: 1, clusterId: 'twin', controller: FAST_HEARTBEAT }),
+        /cluster "twin" of profile "default" is running already \(controller pid \d+\)/,
+      );
+      const rc = await cluster.connect();
+      const pending = rc.loadBalancedView().apply(() => new Promise(() => {}));
+      await cluster.stop();
+      await assert.rejects(pending.get(), ConnectionError);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('adds, stops, restarts and signals engines; ids are never reused', async () => {
     const cluster = await Cluster.start({ engines: 1, controller: FAST_HEARTBEAT });
     try {
@@ -64,11 +81,13 @@ describe('clusters', () => {
     }
   });
 
-  it('processes exit on their own when the process that started them is killed', async () => {
+  it('processes exit on their own when the process that started them is killed, busy ones too', async () => {
     const script = `
       const { Cluster } = require(${JSON.stringify(join(__dirname, '..', '..', 'index.js'))});
       Cluster.start({ engines: 2, controller: { heartbeatPeriod: 100, heartbeatDeadline: 600 } })
         .then(async (c) => { const rc = await c.connect();
+          const busy = rc.directView(0).execute('console.log("spinning"); while (true) {}');
+          await new Promise((r) => busy.onOutput(r));
           const s = JSON.parse(require('fs').readFileSync(c.stateFile, 'utf8'));
           console.log(JSON.stringify([s.controllerPid, ...rc.engineInfo.map((e) => e.pid)])); });
       setInterval(() => {}, 1000);`;
@@ -108,6 +127,10 @@ describe('the tsparallel command', () => {
       [['controller', '--scheme', 'fastest'], /argument 'fastest' is invalid.*leastload/],
       [['controller', '--hwm', '0'], /argument '0' is invalid/],
       [['cluster', 'frobnicate'], /unknown command 'frobnicate'/],
+      [
+        ['controller', '--heartbeat-period', '1000', '--heartbeat-deadline', '500'],
+        /--heartbeat-deadline \(500\) must be longer than --heartbeat-period \(1000\)/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       const r = cli(...args);

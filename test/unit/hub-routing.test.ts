@@ -163,6 +163,7 @@ describe('Hub routing', () => {
       scheme: 'leastload',
       hwm: 1,
       recordLimit: 5,
+      recordBytes: 100,
       heartbeatPeriod: 1000,
       heartbeatDeadline: 3000,
     });
@@ -180,8 +181,8 @@ describe('Hub routing', () => {
       assert.deepEqual(
         replies.map((r) => [r.identities[0].toString(), r.content]),
         [
-          ['engine-a', { status: 'ok', id: 0, heartbeat_period: 1000 }],
-          ['engine-b', { status: 'ok', id: 1, heartbeat_period: 1000 }],
+          ['engine-a', { status: 'ok', id: 0, heartbeat_period: 1000, heartbeat_deadline: 3000 }],
+          ['engine-b', { status: 'ok', id: 1, heartbeat_period: 1000, heartbeat_deadline: 3000 }],
         ],
       );
 
@@ -211,6 +212,7 @@ describe('Hub routing', () => {
         status: 'ok',
         id: 0,
         heartbeat_period: 1000,
+        heartbeat_deadline: 3000,
       });
       assert.equal(ofType(sent, 'registration_notification').length, 0);
     });
@@ -546,6 +548,26 @@ describe('Hub routing', () => {
         assert.equal(record.completed, COMPLETED);
         assert.deepEqual(record.reply, { status: 'ok' });
         assert.deepEqual(reply.buffers, [payload]);
+      });
+
+      it('lets the oldest results go past recordBytes, keeping their records', () => {
+        const first = apply({ balanced: false, targets: [0] });
+        engineReply(first, ENGINE_A, { status: 'ok' }, [Buffer.alloc(60)]);
+        const second = apply({ balanced: false, targets: [0] });
+        engineReply(second, ENGINE_A, { status: 'ok' }, [Buffer.alloc(60)]);
+        out.take();
+        request('result_request', { msg_id: first.header.msg_id });
+        const dropped = only(out.take(), 'result_reply');
+        assert.deepEqual(dropped.buffers, []);
+        assert.equal(
+          dropped.content.status === 'ok' && dropped.content.record.buffers_dropped,
+          true,
+        );
+        request('result_request', { msg_id: second.header.msg_id });
+        const kept = only(out.take(), 'result_reply');
+        assert.equal(kept.buffers[0].byteLength, 60);
+        request('resubmit_request', { msg_ids: [first.header.msg_id], new_msg_ids: ['again'] });
+        assertError(only(out.take(), 'resubmit_reply').content, 'KeyError', /or its arguments/);
       });
 
       it('forgets the oldest finished record past recordLimit and says how many it keeps', () => {
