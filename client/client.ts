@@ -23,7 +23,13 @@ import {
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
-import { AsyncResult, errorFromReply, TaskState, type ExecuteReply } from './async-result';
+import {
+  AsyncResult,
+  errorFromReply,
+  TaskState,
+  type ExecuteReply,
+  type TaskOutput,
+} from './async-result';
 import { BroadcastView, DirectView, LoadBalancedView, type Targets } from './views';
 
 export interface ConnectOptions {
@@ -39,7 +45,9 @@ export interface ConnectOptions {
 /** What `rc.events()` yields. */
 export type ClientEvent =
   | { type: 'engine:register'; engine: EngineInfo }
-  | { type: 'engine:unregister'; id: number; reason: string };
+  | { type: 'engine:unregister'; id: number; reason: string }
+  /** Output of any client's task, with `events({ outputs: true })`. */
+  | { type: 'engine:output'; engineId: number; msgId: string; output: TaskOutput };
 
 /** Each request the client makes of the hub, and the reply it expects. */
 interface ReplyTypes {
@@ -82,6 +90,7 @@ export class Client {
   private readonly tasks = new Map<string, TaskState>();
   private readonly eventListeners = new Set<(e: ClientEvent | null) => void>();
   private closed = false;
+  private subscribedToOutput = false;
 
   private constructor(
     readonly connection: ClientConnectionInfo,
@@ -225,11 +234,16 @@ export class Client {
   }
 
   /** Engines joining and leaving, as they happen, until the client closes. */
-  events(): AsyncIterable<ClientEvent> {
+  events(options: { outputs?: boolean } = {}): AsyncIterable<ClientEvent> {
+    if (options.outputs && !this.subscribedToOutput) {
+      this.subscribedToOutput = true;
+      (this.sub.socket as zmq.Subscriber).subscribe('engine.');
+    }
     const queue: ClientEvent[] = [];
     let wake: (() => void) | undefined;
     let ended = this.closed;
     const listener = (e: ClientEvent | null): void => {
+      if (e?.type === 'engine:output' && !options.outputs) return;
       if (e) queue.push(e);
       else ended = true;
       wake?.();
@@ -379,6 +393,17 @@ export class Client {
         } else if (isMsg(msg, 'unregistration_notification')) {
           this.engines.delete(msg.content.id);
           this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
+        } else {
+          const output = toTaskOutput(msg);
+          const engineId = msg.metadata.engine_id;
+          if (output && typeof engineId === 'number') {
+            this.emit({
+              type: 'engine:output',
+              engineId,
+              msgId: String(msg.parent_header.msg_id),
+              output,
+            });
+          }
         }
       }
     };
@@ -408,16 +433,9 @@ export class Client {
           result: last?.type === 'execute_result' ? last.data['text/plain'] : undefined,
         };
       });
-    } else if (isMsg(msg, 'stream')) {
-      task.addOutput({ type: 'stream', name: msg.content.name, text: msg.content.text });
-    } else if (isMsg(msg, 'display_data')) {
-      task.addOutput({ type: 'display_data', data: msg.content.data });
-    } else if (isMsg(msg, 'execute_result')) {
-      task.addOutput({
-        type: 'execute_result',
-        data: msg.content.data,
-        executionCount: msg.content.execution_count,
-      });
+    } else {
+      const output = toTaskOutput(msg);
+      if (output) task.addOutput(output);
     }
   }
 
@@ -442,4 +460,19 @@ export class Client {
     if (this.closed)
       throw new ConnectionError('the client is closed; connect again with Client.connect()');
   }
+}
+
+/** The output an engine's output message carries, if it is one. */
+function toTaskOutput(msg: Message): TaskOutput | undefined {
+  if (isMsg(msg, 'stream'))
+    return { type: 'stream', name: msg.content.name, text: msg.content.text };
+  if (isMsg(msg, 'display_data')) return { type: 'display_data', data: msg.content.data };
+  if (isMsg(msg, 'execute_result')) {
+    return {
+      type: 'execute_result',
+      data: msg.content.data,
+      executionCount: msg.content.execution_count,
+    };
+  }
+  return undefined;
 }

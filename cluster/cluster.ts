@@ -11,22 +11,22 @@ import { join } from 'node:path';
 import { Client } from '../client/client';
 import { connectionFilePath, profileDir } from '../protocol/connection';
 import { ConnectionError, EngineError } from '../protocol/errors';
-import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
+import type { ControllerOptions } from '../controller/controller-server';
+import { schemeNames } from '../controller/schedulers/load-balanced';
 
-export interface ControllerSettings {
-  ip?: string;
-  scheme?: Scheme;
-  /** Load-balanced tasks an engine may hold at once. */
-  hwm?: number;
-  /** Milliseconds between engine heartbeats. */
-  heartbeatPeriod?: number;
-  /** Milliseconds of silence after which an engine counts as dead. */
-  heartbeatDeadline?: number;
-  /** Finished task records the controller keeps. */
-  recordLimit?: number;
-  /** Bytes of finished tasks' arguments and results the controller keeps. */
-  recordBytes?: number;
-}
+/** Controller options a cluster passes on (see `tsparallel controller --help`). */
+export type ControllerSettings = Partial<
+  Pick<
+    ControllerOptions,
+    | 'ip'
+    | 'scheme'
+    | 'hwm'
+    | 'heartbeatPeriod'
+    | 'heartbeatDeadline'
+    | 'recordLimit'
+    | 'recordBytes'
+  >
+>;
 
 export interface ClusterOptions {
   /** Engines to start (default: one per core). */

@@ -15,18 +15,11 @@ import {
 import type { Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { Hub, type HubOptions } from './hub';
-import type { Scheme } from './schedulers/load-balanced';
+import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
 
-export interface ControllerOptions {
+export interface ControllerOptions extends HubOptions {
+  /** Address to listen on. */
   ip: string;
-  scheme: Scheme;
-  hwm: number;
-  recordLimit: number;
-  recordBytes: number;
-  /** Milliseconds between engine heartbeats. */
-  heartbeatPeriod: number;
-  /** Milliseconds of silence after which an engine is dead. */
-  heartbeatDeadline: number;
   profile: string;
   clusterId: string;
   log: (line: string) => void;
@@ -36,8 +29,8 @@ export const controllerDefaults: ControllerOptions = {
   ip: '127.0.0.1',
   scheme: 'leastload',
   hwm: 1,
-  recordLimit: 10_000,
-  recordBytes: 256 * 1024 * 1024,
+  recordLimit: DEFAULT_RECORD_LIMIT,
+  recordBytes: DEFAULT_RECORD_BYTE_LIMIT,
   heartbeatPeriod: 1000,
   heartbeatDeadline: 3000,
   profile: 'default',
@@ -64,7 +57,7 @@ export class ControllerServer {
     this.iopub = new Channel(new zmq.Publisher(), session, dropped);
     this.engine = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
     this.heartbeat = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
-    this.hub = new Hub(session, this.outlet(), options satisfies HubOptions);
+    this.hub = new Hub(session, this.outlet(), options);
     this.files = {
       client: connectionFilePath('client', options),
       engine: connectionFilePath('engine', options),

@@ -32,6 +32,36 @@ describe('client requests on a real cluster', () => {
     await iterator.return?.();
   });
 
+  it('events({ outputs: true }) shows the output of another client’s tasks', async () => {
+    const spectator = await Client.connect({ connectionFile: t.cluster.clientFile });
+    try {
+      const events = spectator.events({ outputs: true })[Symbol.asyncIterator]();
+      // Prints until seen, so the subscription's start-up time does not matter.
+      const ar = t.rc.directView(0).apply(async () => {
+        for (let i = 0; i < 250; i++) {
+          console.log('visible to all');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+      for (;;) {
+        const { value } = await events.next();
+        if (value.type !== 'engine:output') continue;
+        assert.equal(value.engineId, 0);
+        assert.equal(value.msgId, ar.msgIds[0]);
+        assert.deepEqual(value.output, {
+          type: 'stream',
+          name: 'stdout',
+          text: 'visible to all\n',
+        });
+        break;
+      }
+      await ar.abort();
+      await events.return?.();
+    } finally {
+      spectator.close();
+    }
+  });
+
   it('resubmit runs finished tasks again and returns their new results', async () => {
     const ar = t.rc.loadBalancedView().apply((x: number) => x + 1, 41);
     assert.equal(await ar, 42);
