@@ -52,6 +52,7 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   channel.socket.connect(data.address);
 
   let lastAnswer = performance.now();
+  const sendBeat = (): void => channel.send(session.msg('heartbeat', { id: data.engineId }));
   const beat = setInterval(() => {
     if (performance.now() - lastAnswer > data.hubDeadline) {
       clearInterval(beat);
@@ -59,8 +60,10 @@ async function run(data: HeartbeatThreadData): Promise<void> {
       endProcessSoon();
       return;
     }
-    channel.send(session.msg('heartbeat', { id: data.engineId }));
+    sendBeat();
   }, data.period);
+  // The engine joins the cluster at its first beat: send it now, not a period from now.
+  sendBeat();
 
   const running = new RunningSlot(data.running);
   parentPort?.on('message', (_stop: ThreadCommand) => {

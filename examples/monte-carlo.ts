@@ -4,9 +4,9 @@
  */
 import { Cluster } from '../index';
 
-const SAMPLES_PER_ENGINE = 4_000_000;
+const SAMPLES_PER_ENGINE = 20_000_000;
 const TASKS = 40;
-const SAMPLES_PER_TASK = 200_000;
+const SAMPLES_PER_TASK = 1_000_000;
 
 /** Runs on the engines: counts random points that fall inside the unit quarter circle. */
 function countInside(samples: number): number {
