@@ -281,16 +281,10 @@ export class Client {
     this.dealer.close();
     this.sub.close();
     for (const t of this.tasks.values()) {
-      t.finish(
-        {
-          status: 'error',
-          ename: 'ConnectionError',
-          evalue: 'the client was closed',
-          traceback: [],
-        },
-        {},
-        () => undefined,
-      );
+      t.fail(new ConnectionError('the client was closed while the task ran'));
+    }
+    for (const r of this.requests.values()) {
+      r.fail(new ConnectionError('the client was closed before the controller answered'));
     }
     this.tasks.clear();
     for (const l of this.eventListeners) l(null);

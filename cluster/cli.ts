@@ -4,15 +4,25 @@
  * A bad flag or value prints one sentence naming it and exits with status 2.
  */
 import { readFileSync, readdirSync, writeSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ControllerServer } from '../controller/controller-server';
+import {
+  ControllerServer,
+  controllerDefaults,
+  defaultDeadline,
+} from '../controller/controller-server';
 import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
 import { EngineServer } from '../engine/engine-server';
 import { connectionFilePath, tsparallelDir } from '../protocol/connection';
 import { Cluster, type ClusterState } from './cluster';
 
 const USAGE_ERROR = 2;
+
+function ipAddress(value: string): string {
+  if (isIP(value) === 0) throw new InvalidArgumentError('it must be an IP address such as 127.0.0.1.');
+  return value;
+}
 
 function integer(min: number) {
   return (value: string): number => {
@@ -50,30 +60,45 @@ export function buildProgram(): Command {
     .description('Parallel computing for TypeScript: a controller, engines and clusters of them.')
     .version(pkg.version)
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (s, write) => write(s) });
+    // One line: the problem, and where to read more.
+    .configureOutput({ outputError: (s, write) => write(`${s.trimEnd()} (see --help)\n`) });
 
   program
     .command('controller')
     .description('run the hub that engines register with and clients send tasks to')
-    .option('--ip <address>', 'address to listen on', '127.0.0.1')
+    .option('--ip <address>', 'address to listen on', ipAddress, controllerDefaults.ip)
     .addOption(
       new Option('--scheme <name>', 'load-balancing scheme')
         .choices(schemeNames)
         .default('leastload'),
     )
-    .option('--hwm <n>', 'load-balanced tasks an engine may hold at once', integer(1), 1)
+    .option(
+      '--hwm <n>',
+      'load-balanced tasks an engine may hold at once',
+      integer(1),
+      controllerDefaults.hwm,
+    )
     .addOption(
       new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'),
     )
-    .option('--record-limit <n>', 'finished task records kept', integer(1), 10_000)
+    .option(
+      '--record-limit <n>',
+      'finished task records kept',
+      integer(1),
+      controllerDefaults.recordLimit,
+    )
     .option(
       '--record-bytes <n>',
       "bytes of finished tasks' arguments and results kept",
       integer(0),
-      256 * 1024 * 1024,
+      controllerDefaults.recordBytes,
     )
-    .option('--heartbeat-period <ms>', 'milliseconds between engine heartbeats', integer(10), 1000)
+    .option(
+      '--heartbeat-period <ms>',
+      'milliseconds between engine heartbeats',
+      integer(10),
+      controllerDefaults.heartbeatPeriod,
+    )
     .option(
       '--heartbeat-deadline <ms>',
       'milliseconds of silence before an engine is dead (default: 3000, at least 3 periods)',
@@ -83,7 +108,7 @@ export function buildProgram(): Command {
     .addOption(clusterIdOption(''))
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
     .action(async (o: Record<string, string & number & boolean>, command: Command) => {
-      const deadline = o.heartbeatDeadline ?? Math.max(3000, 3 * o.heartbeatPeriod);
+      const deadline = o.heartbeatDeadline ?? defaultDeadline(o.heartbeatPeriod);
       if (deadline <= o.heartbeatPeriod) {
         command.error(
           `error: --heartbeat-deadline (${deadline}) must be longer than --heartbeat-period (${o.heartbeatPeriod}).`,

@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { Client } from '../client/client';
 import { connectionFilePath, profileDir } from '../protocol/connection';
 import { ConnectionError, EngineError } from '../protocol/errors';
-import type { ControllerOptions } from '../controller/controller-server';
+import {
+  controllerDefaults,
+  defaultDeadline,
+  type ControllerOptions,
+} from '../controller/controller-server';
 import { schemeNames } from '../controller/schedulers/load-balanced';
 
 /** Controller options a cluster passes on (see `tsparallel controller --help`). */
@@ -251,6 +255,14 @@ export class Cluster {
     if (settings.scheme !== undefined && !schemeNames.includes(settings.scheme)) {
       throw new RangeError(
         `scheme must be one of ${schemeNames.join(', ')}; got "${settings.scheme}"`,
+      );
+    }
+    const period = settings.heartbeatPeriod ?? controllerDefaults.heartbeatPeriod;
+    const deadline = settings.heartbeatDeadline ?? defaultDeadline(period);
+    if (deadline <= period) {
+      throw new RangeError(
+        `heartbeatDeadline (${deadline} ms) must be longer than heartbeatPeriod (${period} ms), ` +
+          'or every engine would count as dead between its beats',
       );
     }
     const flags = [

@@ -38,6 +38,12 @@ export const controllerDefaults: ControllerOptions = {
   log: (line) => process.stderr.write(`[controller] ${line}\n`),
 };
 
+/** The deadline when none is given: the default, or three missed beats if periods are long. */
+export function defaultDeadline(heartbeatPeriod: number): number {
+  return Math.max(controllerDefaults.heartbeatDeadline, 3 * heartbeatPeriod);
+}
+
+/** The controller process: binds the hub's sockets and serves until shut down. */
 export class ControllerServer {
   readonly hub: Hub;
   private readonly client: Channel;

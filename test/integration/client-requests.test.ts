@@ -147,6 +147,17 @@ describe('client requests on a real cluster', () => {
     );
   });
 
+  it('close() fails requests still waiting for the controller at once', async () => {
+    const rc = await Client.connect({ connectionFile: t.cluster.clientFile });
+    const status = rc.queueStatus();
+    rc.close();
+    await assert.rejects(
+      status,
+      (e: unknown) => e instanceof ConnectionError && /closed before/.test(e.message),
+    );
+    assert.throws(() => rc.loadBalancedView().apply(() => 1), /the client is closed/);
+  });
+
   it('waitForEngines says how many registered when it times out', async () => {
     await assert.rejects(t.rc.waitForEngines(10, { timeout: 300 }), (e: unknown) => {
       assert.ok(e instanceof ConnectionError);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
 import { Client } from '../../client/client';
@@ -56,6 +56,10 @@ describe('clusters', () => {
       const pending = rc.loadBalancedView().apply(() => new Promise(() => {}));
       await cluster.stop();
       await assert.rejects(pending.get(), ConnectionError);
+      const other = await Client.connect({ connectionFile: cluster.clientFile }).catch(
+        () => undefined,
+      );
+      assert.equal(other, undefined, 'the controller is gone');
     } finally {
       await cluster.stop();
     }
@@ -127,6 +131,7 @@ describe('the tsparallel command', () => {
       [['controller', '--scheme', 'fastest'], /argument 'fastest' is invalid.*leastload/],
       [['controller', '--hwm', '0'], /argument '0' is invalid/],
       [['cluster', 'frobnicate'], /unknown command 'frobnicate'/],
+      [['controller', '--ip', '999.1.1.1'], /'999.1.1.1' is invalid. it must be an IP address/],
       [
         ['controller', '--heartbeat-period', '1000', '--heartbeat-deadline', '500'],
         /--heartbeat-deadline \(500\) must be longer than --heartbeat-period \(1000\)/,
@@ -135,7 +140,8 @@ describe('the tsparallel command', () => {
     for (const [args, pattern] of cases) {
       const r = cli(...args);
       assert.equal(r.status, 2, args.join(' '));
-      assert.match(r.stderr.split('\n')[0], pattern);
+      assert.match(r.stderr, pattern);
+      assert.match(r.stderr, /^error: [^\n]+ \(see --help\)\n$/, 'one line');
       assert.equal(r.stdout, '');
     }
   });
@@ -150,7 +156,14 @@ describe('the tsparallel command', () => {
     assert.equal(added.status, 0, added.stderr);
     assert.match(added.stdout, /added engines 2/);
     assert.equal(added.stdout.match(/^engine \d+\tpid/gm)?.length, 3);
-    const pids = [...added.stdout.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+    const state = JSON.parse(
+      readFileSync(Cluster.stateFilePath('default', 'cli-test'), 'utf8'),
+    ) as { controllerPid: number };
+    const pids = [
+      state.controllerPid,
+      ...[...added.stdout.matchAll(/pid (\d+)/g)].map((m) => Number(m[1])),
+    ];
+    assert.equal(pids.length, 4);
     const stop = cli('cluster', 'stop', ...id);
     assert.equal(stop.status, 0, stop.stderr);
     assert.deepEqual(pids.filter(isAlive), []);

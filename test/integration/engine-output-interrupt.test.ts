@@ -82,6 +82,20 @@ describe('engine output, interrupts and aborts', () => {
     assert.deepEqual(await t.rc.directView().apply(() => 'ranAfterAbort' in globalThis), [false]);
   });
 
+  it('aborts direct tasks already queued on the engine, which then never run', async () => {
+    const dv = t.rc.directView(0);
+    const blocking = dv.execute('console.log("blocking"); while (true) {}');
+    await outputMatching(blocking, /blocking/);
+    const queued = dv.apply(() => {
+      globalThis.ranAfterAbort = true;
+    });
+    assert.deepEqual(await t.rc.abort(queued), queued.msgIds);
+    await t.rc.sendSignal('SIGINT', 0);
+    await assert.rejects(blocking.get(), /KeyboardInterrupt/);
+    await assert.rejects(queued.get(), TaskAbortedError);
+    assert.deepEqual(await dv.apply(() => 'ranAfterAbort' in globalThis), [false]);
+  });
+
   it('get({ timeout }) rejects while the task keeps running', async () => {
     const ar = t.rc
       .loadBalancedView()

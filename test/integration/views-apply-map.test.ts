@@ -96,7 +96,9 @@ describe('views on a real cluster of 2 engines', () => {
       assert.ok(e0 instanceof RemoteError);
       assert.equal(e0.ename, 'RangeError');
       assert.equal(e0.evalue, 'bad on 0');
+      assert.equal(e0.engineId, 0);
       assert.equal(e1.engineId, 1);
+      assert.equal(e1.evalue, 'bad on 1');
       assert.match(e0.traceback.join('\n'), /RangeError: bad on 0/);
       assert.match(e0.traceback.join('\n'), /at .*function/);
     });
