@@ -14,6 +14,7 @@ import {
   TimeoutError,
 } from '../protocol/errors';
 import type { ErrorContent } from '../protocol/messages';
+import { AsyncQueue } from './async-queue';
 
 /** Output of one task, in arrival order. */
 export type TaskOutput =
@@ -21,6 +22,7 @@ export type TaskOutput =
   | { type: 'display_data'; data: Record<string, string> }
   | { type: 'execute_result'; data: Record<string, string>; executionCount: number };
 
+/** One task's placement, timing and status, filled in as its messages arrive. */
 export interface TaskMetadata {
   msgId: string;
   engineId: number | null;
@@ -151,6 +153,7 @@ function dateOrNull(v: unknown): Date | null {
   return typeof v === 'string' ? new Date(v) : null;
 }
 
+/** How an `AsyncResult` waits and aborts, given by its view. */
 export interface ResultOptions {
   /** Milliseconds `await ar` waits before rejecting with `TimeoutError`. */
   timeout?: number;
@@ -169,14 +172,17 @@ export class AsyncResult<T> implements PromiseLike<T> {
     protected readonly options: ResultOptions,
   ) {}
 
+  /** The tasks' message ids, for `rc.abort`, `rc.result` and `after`/`follow`. */
   get msgIds(): string[] {
     return this.tasks.map((t) => t.metadata.msgId);
   }
 
+  /** Where each task ran (`null` until a load-balanced task's reply arrives). */
   get engineIds(): (number | null)[] {
     return this.tasks.map((t) => t.metadata.engineId);
   }
 
+  /** Per task: placement, timing and status. */
   get metadata(): TaskMetadata[] {
     return this.tasks.map((t) => t.metadata);
   }
@@ -191,10 +197,12 @@ export class AsyncResult<T> implements PromiseLike<T> {
     return this.tasks.filter((t) => t.finished).length;
   }
 
+  /** Per task, everything it printed to stdout so far. */
   get stdout(): string[] {
     return this.tasks.map((t) => streamText(t, 'stdout'));
   }
 
+  /** Per task, everything it printed to stderr so far. */
   get stderr(): string[] {
     return this.tasks.map((t) => streamText(t, 'stderr'));
   }
@@ -229,6 +237,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
     return starts.length && ends.length ? (Math.max(...ends) - Math.min(...starts)) / 1000 : 0;
   }
 
+  /** True when every task finished, well or not. */
   ready(): boolean {
     return this.tasks.every((t) => t.finished);
   }
@@ -266,6 +275,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
     return this.value();
   }
 
+  /** Makes `await ar` give the value, or throw the error (see `get`). */
   then<A = T, B = never>(
     onfulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
@@ -307,29 +317,24 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<R> {
-    const pending = new Set(this.tasks);
-    const arrivals: TaskState[] = [];
-    let wake: (() => void) | undefined;
+    const finished = new AsyncQueue<TaskState>();
+    let count = 0;
     for (const t of this.tasks) {
       t.onFinish(() => {
-        arrivals.push(t);
-        wake?.();
+        finished.push(t);
+        if (++count === this.tasks.length) finished.end();
       });
     }
-    let next = 0;
-    while (pending.size > 0) {
-      if (arrivals.length === 0) await new Promise<void>((r) => (wake = r));
-      wake = undefined;
-      const batch = this.ordered ? [] : arrivals.splice(0);
-      if (this.ordered) {
-        arrivals.length = 0;
-        while (next < this.tasks.length && this.tasks[next].finished)
-          batch.push(this.tasks[next++]);
+    if (this.tasks.length === 0) finished.end();
+    let next = 0; // in order: the first task whose results were not given yet
+    for await (const t of finished) {
+      const ready = this.ordered ? [] : [t];
+      while (this.ordered && next < this.tasks.length && this.tasks[next].finished) {
+        ready.push(this.tasks[next++]);
       }
-      for (const t of batch) {
-        pending.delete(t);
-        if (t.error) throw t.error;
-        yield* t.value as R[];
+      for (const done of ready) {
+        if (done.error) throw done.error;
+        yield* done.value as R[];
       }
     }
   }

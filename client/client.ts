@@ -23,6 +23,7 @@ import {
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
+import { AsyncQueue } from './async-queue';
 import {
   AsyncResult,
   errorFromReply,
@@ -32,6 +33,7 @@ import {
 } from './async-result';
 import { BroadcastView, DirectView, LoadBalancedView, type Targets } from './views';
 
+/** Where `Client.connect` finds the controller. */
 export interface ConnectOptions {
   /** Profile whose connection file to read (default `default`). */
   profile?: string;
@@ -81,6 +83,10 @@ export interface TaskRecord {
 
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
+/**
+ * A connection to a controller; see the file's comment.
+ * @example const rc = await Client.connect(); const lv = rc.loadBalancedView();
+ */
 export class Client {
   private readonly engines = new Map<number, EngineInfo>();
   private readonly requests = new Map<
@@ -239,25 +245,18 @@ export class Client {
       this.subscribedToOutput = true;
       (this.sub.socket as zmq.Subscriber).subscribe('engine.');
     }
-    const queue: ClientEvent[] = [];
-    let wake: (() => void) | undefined;
-    let ended = this.closed;
+    const queue = new AsyncQueue<ClientEvent>();
+    if (this.closed) queue.end();
     const listener = (e: ClientEvent | null): void => {
-      if (e?.type === 'engine:output' && !options.outputs) return;
-      if (e) queue.push(e);
-      else ended = true;
-      wake?.();
+      if (e === null) queue.end();
+      else if (e.type !== 'engine:output' || options.outputs) queue.push(e);
     };
     this.eventListeners.add(listener);
     const remove = (): boolean => this.eventListeners.delete(listener);
     return {
       [Symbol.asyncIterator]: async function* () {
         try {
-          for (;;) {
-            while (queue.length > 0) yield queue.shift() as ClientEvent;
-            if (ended) return;
-            await new Promise<void>((r) => (wake = r));
-          }
+          yield* queue;
         } finally {
           remove();
         }

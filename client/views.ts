@@ -19,6 +19,7 @@ import { Reference } from './reference';
 /** `'all'`, one engine id, or a list of them. */
 export type Targets = 'all' | number | number[];
 
+/** Options of a view, set with `withOptions`; each is checked where it enters. */
 export interface ViewOptions {
   /** Milliseconds `await` waits for a result before `TimeoutError` (the task keeps running). */
   timeout?: number;
@@ -90,6 +91,22 @@ abstract class View {
     checkOptions(options);
   }
 
+  /** A view of the same kind with these options changed. */
+  withOptions(options: ViewOptions): this {
+    const Kind = this.constructor as new (client: Client, options: ViewOptions) => this;
+    return new Kind(this.client, { ...this.options, ...options });
+  }
+
+  abstract map<A extends unknown[], R>(
+    fn: (...args: A) => R,
+    ...seqs: Seqs<A>
+  ): AsyncMapResult<Awaited<R>>;
+
+  /** `map`'s results as an async iterable, in order unless `{ ordered: false }`. */
+  imap<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncIterable<Awaited<R>> {
+    return this.map(fn, ...seqs);
+  }
+
   protected taskOptions(balanced: boolean, targets?: number[]): TaskOptions {
     const ids = (list?: (AsyncResult<unknown> | string)[]): string[] | undefined =>
       list?.flatMap((x) => (typeof x === 'string' ? x : x.msgIds));
@@ -150,14 +167,6 @@ export class DirectView extends View {
     return this.client.resolveTargets(this.options.targets ?? 'all');
   }
 
-  /** A view with these options changed. */
-  withOptions(options: ViewOptions): this {
-    return new (this.constructor as new (c: Client, o: ViewOptions) => this)(this.client, {
-      ...this.options,
-      ...options,
-    });
-  }
-
   /**
    * Calls `fn(...args)` on every target. Returns at once; `await` gives one result per target.
    * @example const pids = await rc.directView().apply(() => process.pid);
@@ -212,11 +221,6 @@ export class DirectView extends View {
       ),
     );
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
-  }
-
-  /** `map`'s results as an async iterable, in order unless `{ ordered: false }`. */
-  imap<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncIterable<Awaited<R>> {
-    return this.map(fn, ...seqs);
   }
 
   /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
@@ -285,11 +289,6 @@ export class BroadcastView extends DirectView {}
 
 /** Runs every call once, on the engine the controller's scheduler picks. */
 export class LoadBalancedView extends View {
-  /** A view with these options changed. */
-  withOptions(options: ViewOptions): LoadBalancedView {
-    return new LoadBalancedView(this.client, { ...this.options, ...options });
-  }
-
   private get allowed(): number[] | undefined {
     const t = this.options.targets;
     return t === undefined || t === 'all' ? undefined : typeof t === 'number' ? [t] : t;
@@ -329,11 +328,6 @@ export class LoadBalancedView extends View {
       );
     }
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
-  }
-
-  /** `map`'s results as an async iterable, in order unless `{ ordered: false }`. */
-  imap<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncIterable<Awaited<R>> {
-    return this.map(fn, ...seqs);
   }
 
   /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */

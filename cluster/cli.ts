@@ -20,7 +20,8 @@ import { Cluster, type ClusterState } from './cluster';
 const USAGE_ERROR = 2;
 
 function ipAddress(value: string): string {
-  if (isIP(value) === 0) throw new InvalidArgumentError('it must be an IP address such as 127.0.0.1.');
+  if (isIP(value) === 0)
+    throw new InvalidArgumentError('it must be an IP address such as 127.0.0.1.');
   return value;
 }
 
@@ -52,7 +53,7 @@ const clusterIdOption = (fallback: string) =>
     fallback,
   );
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
     version: string;
   };

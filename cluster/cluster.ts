@@ -32,6 +32,7 @@ export type ControllerSettings = Partial<
   >
 >;
 
+/** What `Cluster.start` can be told. */
 export interface ClusterOptions {
   /** Engines to start (default: one per core). */
   engines?: number;
@@ -60,6 +61,10 @@ export interface ClusterState {
 
 const CLI = join(__dirname, 'cli.js');
 
+/**
+ * A controller and engines started and stopped together; see the file's comment.
+ * @example const cluster = await Cluster.start({ engines: 2 }); await cluster.stop();
+ */
 export class Cluster {
   private readonly children = new Set<ChildProcess>();
   /** Clients handed out by `connect`, closed by `stop` so that nothing keeps the process up. */
@@ -314,7 +319,8 @@ function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-function isAlive(pid: number): boolean {
+/** True while process `pid` exists. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -17,6 +17,7 @@ import { Session } from '../protocol/session';
 import { Hub, type HubOptions } from './hub';
 import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
 
+/** Everything `tsparallel controller` can be told. */
 export interface ControllerOptions extends HubOptions {
   /** Address to listen on. */
   ip: string;
@@ -25,6 +26,7 @@ export interface ControllerOptions extends HubOptions {
   log: (line: string) => void;
 }
 
+/** The defaults of `tsparallel controller` and of clusters. */
 export const controllerDefaults: ControllerOptions = {
   ip: '127.0.0.1',
   scheme: 'leastload',
@@ -87,7 +89,6 @@ export class ControllerServer {
       ...common,
       engine: addresses[2],
       heartbeat: addresses[3],
-      heartbeat_period: options.heartbeatPeriod,
     };
     await writeConnectionFile(server.files.engine, engineInfo);
     await writeConnectionFile(server.files.client, clientInfo);

@@ -23,10 +23,8 @@ export class HeartMonitor {
     clearInterval(this.timer);
   }
 
-  beat(id: number): boolean {
-    if (!this.lastBeat.has(id)) return false;
-    this.lastBeat.set(id, performance.now());
-    return true;
+  beat(id: number): void {
+    if (this.lastBeat.has(id)) this.lastBeat.set(id, performance.now());
   }
 
   add(id: number): void {

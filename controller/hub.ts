@@ -6,6 +6,7 @@
  */
 import {
   isMsg,
+  isMsgType,
   type EngineInfo,
   type ErrorContent,
   type IMessage,
@@ -38,6 +39,7 @@ export interface HubOutlet {
   shutdown(): void;
 }
 
+/** The hub's settings, from the controller's command line. */
 export interface HubOptions {
   scheme: Scheme;
   /** Load-balanced tasks an engine may hold at once (running plus queued on it). */
@@ -83,6 +85,15 @@ type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>) => void };
 
 const now = (): string => new Date().toISOString();
 
+/** The handler for `msg`'s type in a table that covers only some types. */
+function lookup(table: object, msg: Message): ((m: Message) => void) | undefined {
+  const type = msg.header.msg_type;
+  return Object.hasOwn(table, type)
+    ? (table as Record<MsgType, (m: Message) => void>)[type]
+    : undefined;
+}
+
+/** The hub's state and rules; see the file's comment. */
 export class Hub {
   private readonly engines = new Map<number, EngineState>();
   private readonly byUuid = new Map<string, number>();
@@ -120,25 +131,28 @@ export class Hub {
     return [...this.engines.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
   }
 
+  /** A verified message from a client; anything but a request it may make gets an error reply. */
   handleClient(msg: Message): void {
-    const handler = (this.clientHandlers as Partial<Record<MsgType, (m: Message) => void>>)[
-      msg.header.msg_type
-    ];
-    if (handler) handler(msg);
-    else
+    const handler = lookup(this.clientHandlers, msg);
+    if (handler) {
+      handler(msg);
+      return;
+    }
+    // Answer with the reply type the request names, so the client's wait ends; else only log.
+    const replyType = msg.header.msg_type.replace(/_request$/, '_reply');
+    if (replyType !== msg.header.msg_type && isMsgType(replyType)) {
       this.replyError(
         msg,
-        'apply_reply',
+        replyType,
         'ProtocolError',
-        `the hub does not accept ${msg.header.msg_type} from clients`,
+        `clients cannot send ${msg.header.msg_type}`,
       );
+    }
   }
 
+  /** A verified message from an engine's task socket. */
   handleEngine(msg: Message): void {
-    const handler = (this.engineHandlers as Partial<Record<MsgType, (m: Message) => void>>)[
-      msg.header.msg_type
-    ];
-    handler?.(msg);
+    lookup(this.engineHandlers, msg)?.(msg);
   }
 
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
@@ -151,7 +165,7 @@ export class Hub {
     if (msg.header.msg_type !== 'heartbeat' || id === undefined) return;
     this.heart.beat(id);
     this.out.toEngineControl(
-      this.session.msg('heartbeat', { id }, { parent: msg.header, identities: [uuid] }),
+      this.session.msg('heartbeat', {}, { parent: msg.header, identities: [uuid] }),
     );
   }
 

@@ -6,9 +6,12 @@
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
 
+/** A message that creates a task. */
 export type TaskRequest = IMessage<'apply_request'> | IMessage<'execute_request'>;
+/** A message that ends a task. */
 export type TaskReply = IMessage<'apply_reply'> | IMessage<'execute_reply'>;
 
+/** Everything the hub knows of one task. */
 export interface TaskRecord {
   readonly msgId: string;
   request: TaskRequest;
@@ -26,9 +29,12 @@ export interface TaskRecord {
   buffersDropped: boolean;
 }
 
+/** Finished tasks whose records the hub keeps. */
 export const DEFAULT_RECORD_LIMIT = 10_000;
+/** Bytes of finished tasks' arguments and results the hub keeps. */
 export const DEFAULT_RECORD_BYTE_LIMIT = 256 * 1024 * 1024;
 
+/** The bounded store of task records; see the file's comment. */
 export class TaskRecords {
   private readonly records = new Map<string, TaskRecord>();
   /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
@@ -81,10 +87,6 @@ export class TaskRecords {
     this.holding.delete(id);
   }
 
-  get size(): number {
-    return this.records.size;
-  }
-
   static summary(r: TaskRecord): TaskRecordSummary {
     return {
       msg_id: r.msgId,
@@ -104,6 +106,7 @@ function byteSize(buffers: Buffer[]): number {
   return buffers.reduce((n, b) => n + b.byteLength, 0);
 }
 
+/** True for the states a task never leaves. */
 export function isFinal(state: TaskRecord['state']): boolean {
   return state === 'completed' || state === 'failed' || state === 'aborted';
 }

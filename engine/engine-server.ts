@@ -22,6 +22,7 @@ import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbe
 import { EngineKernel, type OutputEvent } from './kernel';
 import { RunningSlot } from './running-slot';
 
+/** Everything `tsparallel engine` can be told. */
 export interface EngineOptions {
   connectionFile: string;
   /** Milliseconds to wait for the controller to answer registration. */
@@ -34,6 +35,7 @@ const STREAM_FLUSH_MS = 50;
 const STREAM_FLUSH_BYTES = 64 * 1024;
 const ABORTED_MEMORY = 10_000;
 
+/** The engine process; see the file's comment. */
 export class EngineServer {
   private kernel!: EngineKernel;
   private heartbeat!: Worker;
@@ -110,7 +112,6 @@ export class EngineServer {
       address: this.info.heartbeat,
       key: this.info.key,
       uuid,
-      engineId: this.id,
       period,
       // The hub answers every beat; give it as long as it gives us, and one beat more.
       hubDeadline: deadline + period,
@@ -232,7 +233,7 @@ export class EngineServer {
     this.stopping = true;
     this.options.log(`engine ${this.id} stopping: ${why}`);
     if (code === 0) {
-      this.channel.send(this.channel.session.msg('unregistration_request', { id: this.id }));
+      this.channel.send(this.channel.session.msg('unregistration_request', {}));
     }
     const threadEnded = new Promise((resolve) => this.heartbeat.once('exit', resolve));
     this.heartbeat.postMessage({ type: 'stop' } satisfies ThreadCommand);

@@ -9,11 +9,11 @@ import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { RunningSlot } from './running-slot';
 
+/** What the main thread gives the heartbeat thread at its start. */
 export interface HeartbeatThreadData {
   address: string;
   key: string;
   uuid: string;
-  engineId: number;
   /** Milliseconds between beats. */
   period: number;
   /** Milliseconds without an answer after which the controller counts as gone. */
@@ -52,7 +52,7 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   channel.socket.connect(data.address);
 
   let lastAnswer = performance.now();
-  const sendBeat = (): void => channel.send(session.msg('heartbeat', { id: data.engineId }));
+  const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
   const beat = setInterval(() => {
     if (performance.now() - lastAnswer > data.hubDeadline) {
       clearInterval(beat);

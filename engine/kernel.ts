@@ -21,6 +21,7 @@ export type OutputEvent =
   | { type: 'display_data'; content: ContentMap['display_data'] }
   | { type: 'execute_result'; content: ContentMap['execute_result'] };
 
+/** A task's reply content and result frames. */
 export interface TaskOutcome<C> {
   content: C;
   /** Result value frames for `apply`. */
@@ -28,7 +29,7 @@ export interface TaskOutcome<C> {
 }
 
 /** Thrown into a waiting task when the engine receives SIGINT. */
-export class InterruptedError extends Error {
+class InterruptedError extends Error {
   override name = 'KeyboardInterrupt';
 }
 
@@ -38,6 +39,7 @@ const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
 /** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
 
+/** Runs tasks in the namespace; see the file's comment. */
 export class EngineKernel {
   readonly namespace = globalThis as unknown as Record<string, unknown>;
   private executionCount = 0;
@@ -247,7 +249,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 /** The text a notebook shows for a value. */
-export function repr(value: unknown): string {
+function repr(value: unknown): string {
   return inspect(value, { depth: 4, colors: false });
 }
 

@@ -5,6 +5,7 @@
  */
 const CAPACITY = 128;
 
+/** Shared memory holding the running task's id; see the file's comment. */
 export class RunningSlot {
   private readonly length: Int32Array;
   private readonly bytes: Uint8Array;

@@ -1,7 +1,7 @@
 /**
  * A ZeroMQ socket speaking tsparallel messages. zeromq.js allows one pending send per socket, so
  * sends go through a queue; received frames are verified and validated once, here, and bad ones
- * are dropped and counted without ever stopping the receive loop.
+ * are dropped and reported without ever stopping the receive loop.
  */
 import type * as zmq from 'zeromq';
 import type { Message, IMessage } from './messages';
@@ -17,9 +17,8 @@ export const NO_DROPPING = { sendHighWaterMark: 0, receiveHighWaterMark: 0 } as 
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
+/** A socket that sends and receives whole, signed tsparallel messages. */
 export class Channel {
-  /** Messages refused because they were malformed or wrongly signed. */
-  dropped = 0;
   private readonly queue: Buffer[][] = [];
   private sending = false;
   /** The latest send; the socket is busy until it settles. */
@@ -57,7 +56,6 @@ export class Channel {
       try {
         yield this.session.deserialize(frames);
       } catch (e) {
-        this.dropped++;
         this.onDropped(e as Error);
       }
     }

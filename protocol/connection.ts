@@ -15,6 +15,7 @@ interface Common {
   cluster_id: string;
 }
 
+/** What `controller-client.json` holds: where clients connect. */
 export interface ClientConnectionInfo extends Common {
   /** ROUTER the client's DEALER talks to. */
   client: string;
@@ -22,15 +23,15 @@ export interface ClientConnectionInfo extends Common {
   iopub: string;
 }
 
+/** What `controller-engine.json` holds: where engines connect. */
 export interface EngineConnectionInfo extends Common {
   /** ROUTER for registration, tasks and output. */
   engine: string;
   /** ROUTER for heartbeats and control (signals, aborts, shutdown). */
   heartbeat: string;
-  /** Milliseconds between heartbeats. */
-  heartbeat_period: number;
 }
 
+/** Which of the two connection files. */
 export type ConnectionRole = 'client' | 'engine';
 type InfoFor<R extends ConnectionRole> = R extends 'client'
   ? ClientConnectionInfo
@@ -38,7 +39,7 @@ type InfoFor<R extends ConnectionRole> = R extends 'client'
 
 const requiredFields: Record<ConnectionRole, string[]> = {
   client: ['client', 'iopub', 'key', 'signature_scheme'],
-  engine: ['engine', 'heartbeat', 'key', 'signature_scheme', 'heartbeat_period'],
+  engine: ['engine', 'heartbeat', 'key', 'signature_scheme'],
 };
 
 /** `$TSPARALLEL_DIR`, or `~/.tsparallel`. */
@@ -46,11 +47,12 @@ export function tsparallelDir(): string {
   return process.env.TSPARALLEL_DIR ?? join(homedir(), '.tsparallel');
 }
 
+/** A profile's folder: its connection files, cluster files and logs. */
 export function profileDir(profile = 'default'): string {
   return join(tsparallelDir(), `profile_${profile}`);
 }
 
-export function securityDir(profile = 'default'): string {
+function securityDir(profile = 'default'): string {
   return join(profileDir(profile), 'security');
 }
 

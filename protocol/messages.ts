@@ -22,14 +22,7 @@ export interface TaskOptions {
   label?: string;
 }
 
-/** Task timing and placement, added to replies by the engine and the controller. */
-export interface TaskTimes {
-  engine_id: EngineId;
-  submitted?: string;
-  started?: string;
-  completed?: string;
-}
-
+/** A registered engine, as the hub tells clients about it. */
 export interface EngineInfo {
   id: EngineId;
   uuid: string;
@@ -38,6 +31,7 @@ export interface EngineInfo {
   registered: string;
 }
 
+/** The content of every error reply: tsparallel conditions and user exceptions alike. */
 export interface ErrorContent {
   status: 'error';
   ename: string;
@@ -46,8 +40,10 @@ export interface ErrorContent {
   engine_id?: EngineId;
 }
 
+/** A reply: `status: "ok"` with its fields, or an error. */
 export type ReplyStatus<T> = ({ status: 'ok' } & T) | ErrorContent;
 
+/** One engine's share of the work, from `queue_status_request`. */
 export interface QueueCounts {
   /** Tasks sent to the engine and not yet finished. */
   queue: number;
@@ -56,6 +52,7 @@ export interface QueueCounts {
   tasks: number;
 }
 
+/** A task's record as `result_request` returns it. */
 export interface TaskRecordSummary {
   msg_id: string;
   engine_id: EngineId | null;
@@ -92,8 +89,10 @@ export interface ContentMap {
     heartbeat_period: number;
     heartbeat_deadline: number;
   }>;
-  unregistration_request: { id: EngineId };
-  heartbeat: { id: EngineId };
+  /** The sender's identity says which engine leaves. */
+  unregistration_request: Record<string, never>;
+  /** Beats carry nothing: the sender's identity says whose they are. */
+  heartbeat: Record<string, never>;
   registration_notification: { engine: EngineInfo };
   unregistration_notification: { id: EngineId; reason: string };
   // Requests a client makes of the hub, and control the hub sends engines.
@@ -114,8 +113,10 @@ export interface ContentMap {
   shutdown_reply: ReplyStatus<object>;
 }
 
+/** Every `msg_type` tsparallel knows. */
 export type MsgType = keyof ContentMap;
 
+/** A message's header, as in the Jupyter protocol. */
 export interface IHeader<T extends MsgType = MsgType> {
   msg_id: string;
   msg_type: T;
@@ -125,6 +126,7 @@ export interface IHeader<T extends MsgType = MsgType> {
   version: string;
 }
 
+/** A message of type `T`, decoded and verified. */
 export interface IMessage<T extends MsgType = MsgType> {
   /** ZeroMQ routing identities before the `<IDS|MSG>` delimiter. */
   identities: Buffer[];
@@ -139,6 +141,7 @@ export interface IMessage<T extends MsgType = MsgType> {
 /** The union of every message, discriminated by `header.msg_type`. */
 export type Message = { [T in MsgType]: IMessage<T> }[MsgType];
 
+/** Narrows a message to its type. */
 export function isMsg<T extends MsgType>(msg: Message, type: T): msg is IMessage<T> & Message {
   return msg.header.msg_type === type;
 }
@@ -206,8 +209,8 @@ const contentChecks: Record<MsgType, Check> = {
   execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
   registration_request: shape({ uuid: str, pid: num, hostname: str }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
-  unregistration_request: shape({ id: num }),
-  heartbeat: shape({ id: num }),
+  unregistration_request: obj,
+  heartbeat: obj,
   registration_notification: shape({ engine: engineInfo }),
   unregistration_notification: shape({ id: num, reason: str }),
   connection_request: obj,
@@ -226,6 +229,11 @@ const contentChecks: Record<MsgType, Check> = {
   shutdown_reply: reply({}),
 };
 
+/** True for the `msg_type` of a message tsparallel knows. */
+export function isMsgType(type: string): type is MsgType {
+  return Object.hasOwn(contentChecks, type);
+}
+
 const headerCheck = shape({ msg_id: str, msg_type: str, session: str, username: str, date: str });
 
 /**
@@ -240,13 +248,11 @@ export function validateMessage(msg: {
 }): asserts msg is Message {
   if (!headerCheck(msg.header)) throw new ProtocolError('message header is malformed');
   const type = (msg.header as { msg_type: string }).msg_type;
-  if (!Object.hasOwn(contentChecks, type)) {
-    throw new ProtocolError(`unknown message type "${type}"`);
-  }
+  if (!isMsgType(type)) throw new ProtocolError(`unknown message type "${type}"`);
   if (!obj(msg.parent_header) || !obj(msg.metadata)) {
     throw new ProtocolError(`${type}: parent header and metadata must be objects`);
   }
-  if (!contentChecks[type as MsgType](msg.content)) {
+  if (!contentChecks[type](msg.content)) {
     throw new ProtocolError(`${type}: content does not match the message type`);
   }
 }

@@ -14,9 +14,11 @@ import {
   type MsgType,
 } from './messages';
 
+/** Separates routing identities from the message frames. */
 export const DELIMITER = Buffer.from('<IDS|MSG>');
 const PROTOCOL_VERSION = '5.3';
 
+/** What a new message answers, and how it is routed. */
 export interface BuildOptions {
   parent?: IMessage['header'] | Record<string, never>;
   metadata?: Record<string, unknown>;
@@ -24,6 +26,7 @@ export interface BuildOptions {
   identities?: Buffer[];
 }
 
+/** One process's side of the protocol: builds, signs, parses and verifies messages. */
 export class Session {
   readonly id = randomUUID();
   private readonly key: Buffer;

@@ -3,6 +3,7 @@
  * Names follow ipyparallel's `schemes`.
  */
 export type Scheme = 'leastload' | 'lru' | 'random' | 'weighted';
+/** The schemes, for option checks and help. */
 export const schemeNames: readonly Scheme[] = ['leastload', 'lru', 'random', 'weighted'];
 
 /** What a scheme may look at for one candidate engine. */
@@ -21,6 +22,7 @@ function byLeastRecent(a: EngineLoad, b: EngineLoad): EngineLoad {
   return b.lastAssigned < a.lastAssigned ? b : a;
 }
 
+/** Each scheme: picks one engine among candidates that all have room. */
 export const schemes: Record<Scheme, Pick> = {
   leastload: (cs) =>
     cs.reduce((best, c) =>

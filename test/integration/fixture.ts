@@ -2,13 +2,19 @@
  * Real clusters for integration tests: a controller and engines as processes on 127.0.0.1 with
  * ephemeral ports, fast heartbeats, and files under a temporary TSPARALLEL_DIR.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../../client/client';
-import { Cluster, type ControllerSettings } from '../../cluster/cluster';
+import { Cluster, isAlive, type ControllerSettings } from '../../cluster/cluster';
 
-process.env.TSPARALLEL_DIR ??= mkdtempSync(join(tmpdir(), 'tsparallel-test-'));
+export { isAlive };
+
+if (process.env.TSPARALLEL_DIR === undefined) {
+  const dir = mkdtempSync(join(tmpdir(), 'tsparallel-test-'));
+  process.env.TSPARALLEL_DIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
 
 /** Heartbeats fast enough that a dead engine is noticed well within a test's time. */
 export const FAST_HEARTBEAT: ControllerSettings = { heartbeatPeriod: 100, heartbeatDeadline: 600 };
@@ -32,16 +38,6 @@ export function useCluster(engines: number, controller: ControllerSettings = {})
     await t.cluster?.stop();
   });
   return t;
-}
-
-/** True while process `pid` exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves once `condition()` holds; fails with `what` after `ms`. */

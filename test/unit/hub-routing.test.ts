@@ -111,9 +111,7 @@ describe('Hub routing', () => {
     const reply = only(out.sent.slice(before), 'registration_reply', 'engine').content;
     assert.equal(reply.status, 'ok', 'registration failed');
     if (reply.status !== 'ok') return;
-    hub.handleHeartbeat(
-      wire(session.msg('heartbeat', { id: reply.id }, { identities: [identity] })),
-    );
+    hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [identity] })));
   };
 
   /** A client request; the hub's replies go to `CLIENT`. */
@@ -389,7 +387,7 @@ describe('Hub routing', () => {
       it('ignores heartbeats from the dead engine', () => {
         hub.engineDied(0, 'gone');
         out.take();
-        hub.handleHeartbeat(wire(session.msg('heartbeat', { id: 0 }, { identities: [ENGINE_A] })));
+        hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [ENGINE_A] })));
         assert.deepEqual(out.take(), []);
       });
     });
@@ -653,16 +651,27 @@ describe('Hub routing', () => {
 
     describe('heartbeats', () => {
       it("answers a registered engine's heartbeat on its control socket", () => {
-        const beat = session.msg('heartbeat', { id: 1 }, { identities: [ENGINE_B] });
+        const beat = session.msg('heartbeat', {}, { identities: [ENGINE_B] });
         hub.handleHeartbeat(wire(beat));
         const answer = only(out.take(), 'heartbeat', 'control');
         assert.deepEqual(answer.identities, [ENGINE_B]);
-        assert.deepEqual(answer.content, { id: 1 });
+        assert.deepEqual(answer.content, {});
         assert.equal(answer.parent_header.msg_id, beat.header.msg_id);
       });
 
+      it('answers a request clients may not make with its reply type, and serves on', () => {
+        const req = request('heartbeat', {});
+        assert.deepEqual(out.take(), [], 'not a request: nothing to answer');
+        const reg = request('registration_request', { uuid: 'u', pid: 1, hostname: 'h' });
+        const [reply] = out.take();
+        assert.equal(reply.msg.header.msg_type, 'registration_reply');
+        assert.equal(reply.msg.parent_header.msg_id, reg.header.msg_id);
+        assertError(reply.msg.content, 'ProtocolError', /clients cannot send registration_request/);
+        assert.ok(req);
+      });
+
       it('ignores a heartbeat from an unknown identity', () => {
-        const beat = session.msg('heartbeat', { id: 0 }, { identities: [Buffer.from('stranger')] });
+        const beat = session.msg('heartbeat', {}, { identities: [Buffer.from('stranger')] });
         hub.handleHeartbeat(wire(beat));
         assert.deepEqual(out.take(), []);
       });
