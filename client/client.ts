@@ -10,7 +10,7 @@ import {
   readConnectionFile,
   type ClientConnectionInfo,
 } from '../protocol/connection';
-import { ConnectionError, EngineError } from '../protocol/errors';
+import { ConnectionError, EngineError, ProtocolError } from '../protocol/errors';
 import {
   isMsg,
   type ContentMap,
@@ -361,6 +361,11 @@ export class Client {
         this.requestTimeout,
       );
       const answer = (reply: Message): void => {
+        const expected = type.replace(/_request$/, '_reply');
+        if (reply.header.msg_type !== expected) {
+          fail(new ProtocolError(`the controller answered ${type} with ${reply.header.msg_type}`));
+          return;
+        }
         if ('status' in reply.content && reply.content.status === 'error') {
           fail(errorFromReply(reply.content, null));
           return;

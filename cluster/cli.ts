@@ -19,6 +19,37 @@ import { Cluster, type ClusterState } from './cluster';
 
 const USAGE_ERROR = 2;
 
+// The options commander parses for each command, as its option definitions below make them.
+interface Where {
+  profile: string;
+  clusterId: string;
+}
+interface ControllerFlags extends Where {
+  ip: string;
+  scheme: Scheme;
+  hwm: number;
+  recordLimit: number;
+  recordBytes: number;
+  heartbeatPeriod: number;
+  heartbeatDeadline?: number;
+  exitWithParent?: boolean;
+}
+interface EngineFlags extends Where {
+  file?: string;
+  registrationTimeout: number;
+  exitWithParent?: boolean;
+}
+interface StartFlags extends Where {
+  engines?: number;
+  scheme?: Scheme;
+  daemonize?: boolean;
+}
+interface EnginesFlags extends Where {
+  add?: number;
+  stop?: number;
+  restart?: number;
+}
+
 function ipAddress(value: string): string {
   if (isIP(value) === 0)
     throw new InvalidArgumentError('it must be an IP address such as 127.0.0.1.');
@@ -108,7 +139,7 @@ function buildProgram(): Command {
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
-    .action(async (o: Record<string, string & number & boolean>, command: Command) => {
+    .action(async (o: ControllerFlags, command: Command) => {
       const deadline = o.heartbeatDeadline ?? defaultDeadline(o.heartbeatPeriod);
       if (deadline <= o.heartbeatPeriod) {
         command.error(
@@ -118,7 +149,7 @@ function buildProgram(): Command {
       }
       const server = await ControllerServer.start({
         ip: o.ip,
-        scheme: o.scheme as Scheme,
+        scheme: o.scheme,
         hwm: o.hwm,
         recordLimit: o.recordLimit,
         recordBytes: o.recordBytes,
@@ -148,7 +179,7 @@ function buildProgram(): Command {
       30_000,
     )
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
-    .action(async (o: Record<string, string & number & boolean>) => {
+    .action(async (o: EngineFlags) => {
       const engine = await EngineServer.start({
         connectionFile: o.file ?? connectionFilePath('engine', o),
         registrationTimeout: o.registrationTimeout,
@@ -170,13 +201,13 @@ function buildProgram(): Command {
     .addOption(clusterIdOption(''))
     .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames))
     .option('--daemonize', 'start in the background and return')
-    .action(async (o: Record<string, string & number & boolean>) => {
+    .action(async (o: StartFlags) => {
       const c = await Cluster.start({
         engines: o.engines,
         profile: o.profile,
         clusterId: o.clusterId,
         daemonize: o.daemonize ?? false,
-        controller: o.scheme ? { scheme: o.scheme as Scheme } : {},
+        controller: o.scheme ? { scheme: o.scheme } : {},
       });
       const rc = await c.connect();
       process.stdout.write(
@@ -199,7 +230,7 @@ function buildProgram(): Command {
     .description('stop a running cluster and all its processes')
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
-    .action(async (o: Record<string, string>) => {
+    .action(async (o: Where) => {
       const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
       await c.stop();
       process.stdout.write(`cluster "${o.clusterId || 'default'}" stopped\n`);
@@ -227,7 +258,7 @@ function buildProgram(): Command {
     .option('--restart <id>', 'replace engine id with a new one', integer(0))
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
-    .action(async (o: Record<string, string & number>) => {
+    .action(async (o: EnginesFlags) => {
       const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
       if (o.add !== undefined)
         process.stdout.write(`added engines ${(await c.addEngines(o.add)).join(', ')}\n`);

@@ -270,14 +270,14 @@ export class Hub {
       }
       const targets = this.resolveTargets(m, m.content.targets, 'signal_reply');
       if (!targets) return;
-      for (const id of targets) {
-        const e = this.engines.get(id) as EngineState;
+      for (const e of targets) {
+        const only = [e.info.id];
         this.control(
           e,
-          this.session.msg('signal_request', { signal: m.content.signal, targets: [id] }),
+          this.session.msg('signal_request', { signal: m.content.signal, targets: only }),
         );
       }
-      this.reply(m, 'signal_reply', { status: 'ok', targets });
+      this.reply(m, 'signal_reply', { status: 'ok', targets: targets.map((e) => e.info.id) });
     },
     result_request: (m) => {
       const r = this.records.get(m.content.msg_id);
@@ -334,9 +334,8 @@ export class Hub {
     shutdown_request: (m) => {
       const targets = this.resolveTargets(m, m.content.targets, 'shutdown_reply');
       if (!targets) return;
-      for (const id of targets) {
-        const e = this.engines.get(id) as EngineState;
-        this.control(e, this.session.msg('shutdown_request', { hub: false, targets: [id] }));
+      for (const e of targets) {
+        this.control(e, this.session.msg('shutdown_request', { hub: false, targets: [e.info.id] }));
       }
       this.reply(m, 'shutdown_reply', { status: 'ok' });
       if (m.content.hub) this.out.shutdown();
@@ -386,11 +385,7 @@ export class Hub {
     const id = options.targets?.[0];
     const engine = id === undefined ? undefined : this.engines.get(id);
     if (!engine || options.targets?.length !== 1) {
-      this.failTask(
-        record,
-        'EngineError',
-        `engine ${String(id)} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`,
-      );
+      this.failTask(record, 'EngineError', this.notRegistered([id]));
       return;
     }
     this.assign(record, engine);
@@ -520,9 +515,9 @@ export class Hub {
       engine.completed++;
       if (r.options.balanced) engine.balancedLoad--;
     }
-    const meta = reply.metadata as { started?: string; completed?: string };
-    r.started = meta.started ?? null;
-    r.completed = meta.completed ?? now();
+    const { started, completed } = reply.metadata;
+    r.started = typeof started === 'string' ? started : null;
+    r.completed = typeof completed === 'string' ? completed : now();
     r.state =
       reply.content.status === 'ok'
         ? 'completed'
@@ -576,19 +571,19 @@ export class Hub {
     m: Message,
     targets: number[] | null,
     replyType: 'signal_reply' | 'shutdown_reply',
-  ): number[] | undefined {
+  ): EngineState[] | undefined {
     const ids = targets ?? [...this.engines.keys()];
     const unknown = ids.filter((id) => !this.engines.has(id));
     if (unknown.length > 0) {
-      this.replyError(
-        m,
-        replyType,
-        'EngineError',
-        `engine ${unknown.join(', ')} is not registered; live engines: ${[...this.engines.keys()].join(', ') || 'none'}`,
-      );
+      this.replyError(m, replyType, 'EngineError', this.notRegistered(unknown));
       return undefined;
     }
-    return ids;
+    return ids.flatMap((id) => this.engines.get(id) ?? []);
+  }
+
+  private notRegistered(ids: (number | undefined)[]): string {
+    const live = [...this.engines.keys()].join(', ') || 'none';
+    return `engine ${ids.map(String).join(', ')} is not registered; live engines: ${live}`;
   }
 
   private reply<T extends MsgType>(

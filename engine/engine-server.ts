@@ -16,10 +16,10 @@ import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { readConnectionFile, type EngineConnectionInfo } from '../protocol/connection';
 import { ConnectionError } from '../protocol/errors';
-import { isMsg, type IMessage, type Message } from '../protocol/messages';
+import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
-import { EngineKernel, type OutputEvent } from './kernel';
+import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { RunningSlot } from './running-slot';
 
 /** Everything `tsparallel engine` can be told. */
@@ -129,9 +129,16 @@ export class EngineServer {
     for await (const msg of messages) {
       // Control events that arrived while the previous task ran must count before this one.
       this.drainControl();
-      if (!isMsg(msg, 'apply_request') && !isMsg(msg, 'execute_request')) continue;
       try {
-        await this.runTask(msg);
+        if (isMsg(msg, 'apply_request')) {
+          const { source, mode, refs } = msg.content;
+          await this.runTask(msg, 'apply_reply', () =>
+            this.kernel.apply(source, mode, refs, msg.buffers),
+          );
+        } else if (isMsg(msg, 'execute_request')) {
+          const { code, silent } = msg.content;
+          await this.runTask(msg, 'execute_reply', () => this.kernel.execute(code, silent));
+        }
       } catch (e) {
         // A bug here must cost one task, not the engine and everything queued on it.
         this.options.log(`failed to run ${msg.header.msg_id}: ${(e as Error).stack}`);
@@ -139,10 +146,12 @@ export class EngineServer {
     }
   }
 
+  /** Runs one task unless it was aborted, with its output captured, and replies. */
   private async runTask(
     msg: IMessage<'apply_request'> | IMessage<'execute_request'>,
+    replyType: 'apply_reply' | 'execute_reply',
+    run: () => Promise<TaskOutcome<ContentMap['apply_reply'] | ContentMap['execute_reply']>>,
   ): Promise<void> {
-    const replyType = isMsg(msg, 'apply_request') ? 'apply_reply' : 'execute_reply';
     const started = new Date().toISOString();
     if (this.aborted.delete(msg.header.msg_id)) {
       this.reply(msg, replyType, this.abortedContent(), [], started);
@@ -152,14 +161,7 @@ export class EngineServer {
     // The first output of a task leaves at once, even if the task then blocks the thread.
     this.lastFlush = -Infinity;
     this.running.set(msg.header.msg_id);
-    const outcome = await this.owner.run(msg.header.msg_id, () =>
-      isMsg(msg, 'apply_request')
-        ? this.kernel.apply(msg.content.source, msg.content.mode, msg.content.refs, msg.buffers)
-        : this.kernel.execute(
-            (msg as IMessage<'execute_request'>).content.code,
-            (msg as IMessage<'execute_request'>).content.silent,
-          ),
-    );
+    const outcome = await this.owner.run(msg.header.msg_id, run);
     this.running.set(null);
     this.flushStreams();
     this.current = undefined;
@@ -191,7 +193,7 @@ export class EngineServer {
   ): void {
     const metadata = { engine_id: this.id, started, completed: new Date().toISOString() };
     this.channel.send(
-      this.channel.session.msg(type as 'apply_reply', content, {
+      this.channel.session.msg<'apply_reply' | 'execute_reply'>(type, content, {
         parent: to.header,
         metadata,
         buffers,

@@ -175,7 +175,7 @@ const reply =
   (v) =>
     obj(v) &&
     ((v as { status?: unknown }).status === 'error'
-      ? shape({ ename: str, evalue: str, traceback: arrayOf(str) })(v)
+      ? errorContent(v)
       : (v as { status?: unknown }).status === 'ok' && shape(fields)(v));
 
 const optionChecks: Record<keyof TaskOptions, Check> = {
@@ -192,6 +192,26 @@ const taskOptions: Check = (v) =>
     ([k, x]) => Object.hasOwn(optionChecks, k) && optionChecks[k as keyof TaskOptions](x),
   );
 const engineInfo = shape({ id: num, uuid: str, pid: num, hostname: str, registered: str });
+const queueCounts = shape({ queue: num, completed: num, tasks: num });
+const errorContent = shape({
+  status: oneOf('error'),
+  ename: str,
+  evalue: str,
+  traceback: arrayOf(str),
+  engine_id: (v) => v === undefined || num(v),
+});
+const taskRecord = shape({
+  msg_id: str,
+  engine_id: nullable(num),
+  state: oneOf('pending', 'running', 'completed', 'failed', 'aborted'),
+  submitted: str,
+  started: nullable(str),
+  completed: nullable(str),
+  label: nullable(str),
+  reply: (v) =>
+    v === null || errorContent(v) || (obj(v) && (v as { status?: unknown }).status === 'ok'),
+  buffers_dropped: bool,
+});
 const stringMap: Check = (v) => obj(v) && Object.values(v as object).every(str);
 
 const contentChecks: Record<MsgType, Check> = {
@@ -216,13 +236,16 @@ const contentChecks: Record<MsgType, Check> = {
   connection_request: obj,
   connection_reply: reply({ engines: arrayOf(engineInfo) }),
   queue_status_request: obj,
-  queue_status_reply: reply({ engines: obj, unassigned: num }),
+  queue_status_reply: reply({
+    engines: (v) => obj(v) && Object.values(v as object).every(queueCounts),
+    unassigned: num,
+  }),
   abort_request: shape({ msg_ids: arrayOf(str) }),
   abort_reply: reply({ aborted: arrayOf(str) }),
   signal_request: shape({ signal: str, targets: nullable(arrayOf(num)) }),
   signal_reply: reply({ targets: arrayOf(num) }),
   result_request: shape({ msg_id: str }),
-  result_reply: reply({ record: shape({ msg_id: str, state: str }) }),
+  result_reply: reply({ record: taskRecord }),
   resubmit_request: shape({ msg_ids: arrayOf(str), new_msg_ids: arrayOf(str) }),
   resubmit_reply: reply({ resubmitted: stringMap }),
   shutdown_request: shape({ hub: bool, targets: nullable(arrayOf(num)) }),
