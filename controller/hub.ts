@@ -100,8 +100,8 @@ export class Hub {
   /** Engines that registered and have not sent their first heartbeat yet, by identity. */
   private readonly pending = new Map<string, EngineState>();
   private readonly records: TaskRecords;
-  /** Load-balanced tasks waiting for an engine or for their dependencies, oldest first. */
-  private unassigned: TaskRecord[] = [];
+  /** Load-balanced tasks waiting for an engine or their dependencies, in submission order. */
+  private readonly unassigned = new Map<string, TaskRecord>();
   private nextEngineId = 0;
   private assignCounter = 0;
   private readonly heart: HeartMonitor;
@@ -205,7 +205,7 @@ export class Hub {
         r.engineId = null;
         r.state = 'pending';
         r.started = null;
-        this.unassigned.unshift(r);
+        this.unassigned.set(r.msgId, r);
       } else {
         this.failTask(r, 'EngineError', `engine ${id} died while running this task (${reason})`);
       }
@@ -232,7 +232,7 @@ export class Hub {
       this.reply(m, 'queue_status_reply', {
         status: 'ok',
         engines,
-        unassigned: this.unassigned.length,
+        unassigned: this.unassigned.size,
       });
     },
     abort_request: (m) => {
@@ -243,7 +243,7 @@ export class Hub {
         if (!r || isFinal(r.state)) continue;
         aborted.push(msgId);
         if (r.engineId === null) {
-          this.unassigned = this.unassigned.filter((u) => u !== r);
+          this.unassigned.delete(r.msgId);
           this.failTask(r, 'TaskAbortedError', 'the task was aborted before it started');
         } else {
           r.retriesLeft = 0; // an aborted task is not rerun if its engine dies meanwhile
@@ -378,7 +378,7 @@ export class Hub {
       return;
     }
     if (options.balanced) {
-      this.unassigned.push(record);
+      this.unassigned.set(record.msgId, record);
       this.schedule();
       return;
     }
@@ -393,30 +393,35 @@ export class Hub {
 
   /** Places waiting load-balanced tasks on engines with room, in submission order. */
   private schedule(): void {
-    if (this.unassigned.length === 0) return;
-    const waiting: TaskRecord[] = [];
-    for (const r of this.unassigned) {
-      if (isFinal(r.state)) continue;
+    // Once no engine has room, nothing further down the queue can be placed: stop looking, so
+    // that a long queue costs nothing per finished task.
+    let room = [...this.engines.values()].filter((e) => e.balancedLoad < this.options.hwm).length;
+    for (const r of this.unassigned.values()) {
+      if (room === 0) break;
       const placed = this.tryPlace(r);
-      if (!placed) waiting.push(r);
+      if (placed === undefined) continue;
+      this.unassigned.delete(r.msgId);
+      if (placed !== null && placed.balancedLoad >= this.options.hwm) room--;
     }
-    this.unassigned = waiting;
   }
 
-  /** True when the task left the queue: sent to an engine, or failed for good. */
-  private tryPlace(r: TaskRecord): boolean {
+  /**
+   * The engine the task was sent to, `null` when it failed for good (both leave the queue), or
+   * `undefined` when it must wait.
+   */
+  private tryPlace(r: TaskRecord): EngineState | null | undefined {
     const deps = [...(r.options.after ?? []), ...(r.options.follow ?? [])];
     for (const dep of deps) {
       const d = this.records.get(dep);
       if (!d) {
         this.failTask(r, 'DependencyError', `dependency ${dep} is unknown to the hub`);
-        return true;
+        return null;
       }
       if (d.state === 'failed' || d.state === 'aborted') {
         this.failTask(r, 'DependencyError', `dependency ${dep} did not succeed (${d.state})`);
-        return true;
+        return null;
       }
-      if (d.state !== 'completed') return false;
+      if (d.state !== 'completed') return undefined;
     }
     let allowed: Set<number> | undefined = r.options.targets
       ? new Set(r.options.targets)
@@ -432,17 +437,17 @@ export class Hub {
           'DependencyError',
           `none of the engines this task may run on (${[...allowed].join(', ')}) is alive`,
         );
-        return true;
+        return null;
       }
-      return false;
+      return undefined;
     }
     const candidates = [...this.engines.values()]
       .filter((e) => e.balancedLoad < this.options.hwm && (!allowed || allowed.has(e.info.id)))
       .map((e) => ({ id: e.info.id, load: e.balancedLoad, lastAssigned: e.lastAssigned }));
-    if (candidates.length === 0) return false;
+    if (candidates.length === 0) return undefined;
     const chosen = this.engines.get(schemes[this.options.scheme](candidates).id) as EngineState;
     this.assign(r, chosen);
-    return true;
+    return chosen;
   }
 
   private assign(r: TaskRecord, engine: EngineState): void {
