@@ -131,7 +131,7 @@ export class Client {
     );
     void client.receive();
     try {
-      await client.refreshEngines();
+      await client.updateEngines();
     } catch (e) {
       client.close();
       throw e;
@@ -165,7 +165,7 @@ export class Client {
       }
       // Notifications may be missed while the subscription starts, so ask the hub too.
       await this.nextEvent(200);
-      if (this.engines.size < n) await this.refreshEngines();
+      if (this.engines.size < n) await this.updateEngines();
     }
     return this.ids;
   }
@@ -193,8 +193,7 @@ export class Client {
 
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
-    const msgIds =
-      typeof tasks === 'string' ? [tasks] : Array.isArray(tasks) ? tasks : tasks.msgIds;
+    const msgIds = tasks instanceof AsyncResult ? tasks.msgIds : messageIds(tasks, 'abort');
     return (await this.request('abort_request', { msg_ids: msgIds })).aborted;
   }
 
@@ -206,6 +205,7 @@ export class Client {
 
   /** A task's record and result from the controller, also for tasks another client sent. */
   async result(msgId: string): Promise<TaskRecord> {
+    messageIds(msgId, 'result');
     const reply = await this.requestMessage('result_request', { msg_id: msgId });
     const r = (reply.content as OkContent<'result_reply'>).record;
     const ok = r.reply?.status === 'ok';
@@ -226,7 +226,7 @@ export class Client {
 
   /** Runs finished or failed tasks again; awaiting gives the new results in the same order. */
   resubmit(msgIds: string | string[]): AsyncResult<unknown[]> {
-    const ids = typeof msgIds === 'string' ? [msgIds] : msgIds;
+    const ids = messageIds(msgIds, 'resubmit');
     const tasks = ids.map(() => new TaskState(randomUUID(), null));
     for (const t of tasks) this.tasks.set(t.metadata.msgId, t);
     const newIds = tasks.map((t) => t.metadata.msgId);
@@ -286,6 +286,7 @@ export class Client {
       r.fail(new ConnectionError('the client was closed before the controller answered'));
     }
     this.tasks.clear();
+    this.engines.clear();
     for (const l of this.eventListeners) l(null);
   }
 
@@ -326,10 +327,12 @@ export class Client {
 
   // --- plumbing ------------------------------------------------------------------------------
 
-  private async refreshEngines(): Promise<void> {
+  /** Asks the controller for its live engines now; `ids` otherwise follows notifications. */
+  async updateEngines(): Promise<number[]> {
     const reply = await this.request('connection_request', {});
     this.engines.clear();
     for (const e of reply.engines) this.engines.set(e.id, e);
+    return this.ids;
   }
 
   private async request<T extends RequestType>(
@@ -473,4 +476,15 @@ function toTaskOutput(msg: Message): TaskOutput | undefined {
     };
   }
   return undefined;
+}
+
+/** Message ids given as one string or a list; anything else is a usage error, said at once. */
+function messageIds(ids: unknown, method: string): string[] {
+  const list = typeof ids === 'string' ? [ids] : ids;
+  if (!Array.isArray(list) || !list.every((id) => typeof id === 'string')) {
+    throw new TypeError(
+      `${method} needs message ids (strings, such as ar.msgIds), got ${String(ids)}`,
+    );
+  }
+  return list;
 }

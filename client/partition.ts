@@ -11,9 +11,24 @@ type Sliceable<T> =
 
 /** An array or typed array of `seq` (iterables are read into an array once). */
 export function toSliceable<T>(seq: Sequence<T>): Sliceable<T> {
-  if (Array.isArray(seq) || ArrayBuffer.isView(seq)) return seq as Sliceable<T>;
-  if (typeof (seq as Iterable<T>)[Symbol.iterator] === 'function') return [...(seq as Iterable<T>)];
-  return Array.from(seq as ArrayLike<T>);
+  if (Array.isArray(seq) || (ArrayBuffer.isView(seq) && !(seq instanceof DataView))) {
+    return seq as Sliceable<T>;
+  }
+  if (typeof seq === 'string') return [...seq] as T[];
+  if (typeof seq === 'object' && seq !== null) {
+    if (typeof (seq as Iterable<T>)[Symbol.iterator] === 'function')
+      return [...(seq as Iterable<T>)];
+    if (typeof (seq as ArrayLike<T>).length === 'number') return Array.from(seq as ArrayLike<T>);
+  }
+  throw new TypeError(`expected an array, typed array or other iterable, got ${describe(seq)}`);
+}
+
+function describe(v: unknown): string {
+  return v === null
+    ? 'null'
+    : typeof v === 'object'
+      ? (v.constructor?.name ?? 'object')
+      : `${typeof v} ${String(v)}`;
 }
 
 function slice<T>(seq: Sliceable<T>, begin: number, end: number): ArrayLike<T> {

@@ -16,6 +16,9 @@ import type { Client } from './client';
 import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
 import { Reference } from './reference';
 
+/** A task, its message id, or a list of either. */
+export type Dependencies = AsyncResult<unknown> | string | (AsyncResult<unknown> | string)[];
+
 /** `'all'`, one engine id, or a list of them. */
 export type Targets = 'all' | number | number[];
 
@@ -26,9 +29,9 @@ export interface ViewOptions {
   /** Load-balanced: reruns on another engine when the engine dies, this many times. */
   retries?: number;
   /** Tasks (or their message ids) that must succeed before these start. */
-  after?: (AsyncResult<unknown> | string)[];
+  after?: Dependencies;
   /** Tasks whose engine these must run on, after they succeed. */
-  follow?: (AsyncResult<unknown> | string)[];
+  follow?: Dependencies;
   /** Load-balanced `map`: elements per task (default 1). */
   chunkSize?: number;
   /** `imap` and `for await` over a map result: in input order (default) or as they finish. */
@@ -108,8 +111,12 @@ abstract class View {
   }
 
   protected taskOptions(balanced: boolean, targets?: number[]): TaskOptions {
-    const ids = (list?: (AsyncResult<unknown> | string)[]): string[] | undefined =>
-      list?.flatMap((x) => (typeof x === 'string' ? x : x.msgIds));
+    const ids = (deps?: Dependencies): string[] | undefined =>
+      deps === undefined
+        ? undefined
+        : (Array.isArray(deps) ? deps : [deps]).flatMap((x) =>
+            typeof x === 'string' ? x : x.msgIds,
+          );
     const o: TaskOptions = { balanced };
     if (targets) o.targets = targets;
     const after = ids(this.options.after);
@@ -199,6 +206,7 @@ export class DirectView extends View {
   remote<A extends unknown[], R>(
     fn: (...args: A) => R,
   ): (...args: Args<A>) => AsyncResult<Awaited<R>[]> {
+    functionSource(fn);
     return (...args) => this.apply(fn, ...args);
   }
 
@@ -225,6 +233,8 @@ export class DirectView extends View {
 
   /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
   execute(code: string, options: { silent?: boolean } = {}): AsyncResult<ExecuteReply[]> {
+    if (typeof code !== 'string')
+      throw new TypeError(`execute needs TypeScript source as a string, got ${typeof code}`);
     const tasks = this.targets.map((id) =>
       this.client.submit(
         'execute_request',
@@ -237,6 +247,9 @@ export class DirectView extends View {
 
   /** Sets variables in each target's namespace; functions travel as source. */
   push(namespace: Record<string, unknown>): AsyncResult<void[]> {
+    if (Object.prototype.toString.call(namespace) !== '[object Object]') {
+      throw new TypeError('push needs a plain object of names and values, e.g. dv.push({ a: 1 })');
+    }
     const data: Record<string, unknown> = {};
     const functions: Record<string, string> = {};
     for (const [name, value] of Object.entries(namespace)) {
@@ -263,6 +276,7 @@ export class DirectView extends View {
 
   /** Splits `seq` into contiguous parts and sets `name` to one part on each target. */
   scatter<T>(name: string, seq: Sequence<T>): AsyncResult<void[]> {
+    checkName(name);
     const parts = partition(toSliceable(seq), this.targets.length);
     return this.applyEach(
       pushToNamespace,
@@ -332,6 +346,7 @@ export class LoadBalancedView extends View {
 
   /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */
   parallel<T, R>(fn: (x: T) => R): (seq: Sequence<T>) => AsyncMapResult<Awaited<R>> {
+    functionSource(fn);
     return (seq) => this.map(fn, seq);
   }
 }
@@ -348,12 +363,33 @@ function equalLength(
   return columns;
 }
 
+const optionNames = new Set<string>([
+  'timeout',
+  'retries',
+  'after',
+  'follow',
+  'chunkSize',
+  'ordered',
+  'label',
+  'targets',
+]);
+
 function checkOptions(o: ViewOptions): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('view options must be an object');
+  const unknown = Object.keys(o).filter((k) => !optionNames.has(k));
+  if (unknown.length > 0) {
+    throw new TypeError(
+      `unknown view option ${unknown.join(', ')}; the options are ${[...optionNames].join(', ')}`,
+    );
+  }
   const positive = (name: keyof ViewOptions, integer: boolean): void => {
     const v = o[name];
     if (
       v !== undefined &&
-      (typeof v !== 'number' || v < (integer ? 1 : 0) || (integer && !Number.isInteger(v)))
+      (typeof v !== 'number' ||
+        !Number.isFinite(v) ||
+        v < (integer ? 1 : 0) ||
+        (integer && !Number.isInteger(v)))
     ) {
       throw new RangeError(
         `view option ${name} must be a ${integer ? 'positive integer' : 'number >= 0'}, got ${String(v)}`,
@@ -365,11 +401,20 @@ function checkOptions(o: ViewOptions): void {
   if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0)) {
     throw new RangeError(`view option retries must be an integer >= 0, got ${String(o.retries)}`);
   }
+  if (o.label !== undefined && typeof o.label !== 'string') {
+    throw new TypeError(`view option label must be a string, got ${typeof o.label}`);
+  }
   if (o.targets !== undefined && o.targets !== 'all') {
     const ids = typeof o.targets === 'number' ? [o.targets] : o.targets;
     if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id) && id >= 0)) {
       throw new RangeError(`view option targets must be 'all', an engine id or a list of ids`);
     }
+  }
+}
+
+function checkName(name: unknown): void {
+  if (typeof name !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(name)) {
+    throw new TypeError(`a variable name must be a JavaScript identifier, got ${String(name)}`);
   }
 }
 

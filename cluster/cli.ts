@@ -15,7 +15,7 @@ import {
 import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
 import { EngineServer } from '../engine/engine-server';
 import { connectionFilePath, tsparallelDir } from '../protocol/connection';
-import { Cluster, type ClusterState } from './cluster';
+import { checkName, Cluster, type ClusterState } from './cluster';
 
 const USAGE_ERROR = 2;
 
@@ -77,12 +77,26 @@ function exitWithParent(stop: () => void): void {
   process.stdin.resume();
 }
 
+/** A profile or cluster name, which becomes part of file names. */
+function fileName(what: string) {
+  return (value: string): string => {
+    try {
+      checkName(what, value);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message + '.');
+    }
+    return value;
+  };
+}
+
 const profileOption = () =>
-  new Option('--profile <name>', 'profile whose files to use').default('default');
+  new Option('--profile <name>', 'profile whose files to use')
+    .default('default')
+    .argParser(fileName('profile'));
 const clusterIdOption = (fallback: string) =>
-  new Option('--cluster-id <id>', 'names the cluster, so several can share a profile').default(
-    fallback,
-  );
+  new Option('--cluster-id <id>', 'names the cluster, so several can share a profile')
+    .default(fallback)
+    .argParser(fileName('cluster id'));
 
 function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {

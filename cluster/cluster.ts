@@ -53,6 +53,8 @@ export interface ClusterState {
   profile: string;
   launcher: 'local';
   created: string;
+  /** The process that started the cluster. */
+  ownerPid: number;
   controllerPid: number;
   enginePids: number[];
   clientFile: string;
@@ -102,6 +104,14 @@ export class Cluster {
    * @example const cluster = await Cluster.start({ engines: 4 }); const rc = await cluster.connect();
    */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const unknown = Object.keys(options).filter((k) => !clusterOptionNames.includes(k));
+    if (unknown.length > 0) {
+      throw new TypeError(
+        `unknown cluster option ${unknown.join(', ')}; the options are ${clusterOptionNames.join(', ')}`,
+      );
+    }
+    checkName('profile', options.profile);
+    checkName('clusterId', options.clusterId);
     const engines = options.engines ?? availableParallelism();
     if (!Number.isInteger(engines) || engines < 0) {
       throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
@@ -120,6 +130,7 @@ export class Cluster {
         profile,
         launcher: 'local',
         created: new Date().toISOString(),
+        ownerPid: process.pid,
         controllerPid: 0,
         enginePids: [],
         clientFile: connectionFilePath('client', where),
@@ -127,7 +138,7 @@ export class Cluster {
       },
       { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000 },
     );
-    await cluster.refuseIfRunning();
+    await cluster.claim();
     try {
       await cluster.startController(options.controller ?? {});
       await cluster.addEngines(engines);
@@ -172,8 +183,11 @@ export class Cluster {
 
   /** Starts `n` more engines; resolves with the new engine ids once they registered. */
   async addEngines(n: number): Promise<number[]> {
+    if (!Number.isInteger(n) || n < 0)
+      throw new RangeError(`addEngines needs an integer >= 0, got ${String(n)}`);
     const rc = await this.adminClient();
-    const before = new Set(rc.ids);
+    // Ask the controller: an engine that just died may still be in rc.ids for a moment.
+    const before = new Set(await rc.updateEngines());
     for (let i = 0; i < n; i++) {
       const child = this.spawnRole(
         'engine',
@@ -240,20 +254,37 @@ export class Cluster {
     );
   }
 
-  /** Two clusters with one profile and id would share files, and stopping one would orphan the other. */
-  private async refuseIfRunning(): Promise<void> {
-    let running: ClusterState;
-    try {
-      running = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as ClusterState;
-    } catch {
-      return;
+  /**
+   * Takes the cluster's state file for this process. Two clusters with one profile and id would
+   * share files, and stopping one would orphan the other; the exclusive create makes concurrent
+   * starts safe too.
+   */
+  private async claim(): Promise<void> {
+    await fs.mkdir(profileDir(this.profile), { recursive: true, mode: 0o700 });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await fs.writeFile(this.stateFile, JSON.stringify(this.state), { flag: 'wx', mode: 0o600 });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      let other: ClusterState | undefined;
+      try {
+        other = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as ClusterState;
+      } catch {
+        // Unreadable: half written by a start that is still going on; counts as running.
+      }
+      const pid = other && (other.controllerPid > 0 ? other.controllerPid : other.ownerPid);
+      if (other === undefined || (pid !== undefined && isAlive(pid))) {
+        throw new ConnectionError(
+          `cluster "${this.clusterId || 'default'}" of profile "${this.profile}" is running already` +
+            (pid ? ` (pid ${pid})` : '') +
+            ': stop it first, or give another cluster id',
+        );
+      }
+      await fs.rm(this.stateFile, { force: true }); // left by a cluster that is gone
     }
-    if (running.controllerPid > 0 && isAlive(running.controllerPid)) {
-      throw new ConnectionError(
-        `cluster "${this.clusterId || 'default'}" of profile "${this.profile}" is running already ` +
-          `(controller pid ${running.controllerPid}): stop it first, or give another cluster id`,
-      );
-    }
+    throw new ConnectionError(`cannot claim ${this.stateFile}: another cluster keeps taking it`);
   }
 
   private async startController(settings: ControllerSettings): Promise<void> {
@@ -317,6 +348,23 @@ export class Cluster {
 
 function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+const clusterOptionNames = [
+  'engines',
+  'profile',
+  'clusterId',
+  'launcher',
+  'controller',
+  'daemonize',
+  'timeout',
+];
+
+/** Profile and cluster names become file names: keep them to one harmless path segment. */
+export function checkName(what: string, name: string | undefined): void {
+  if (name !== undefined && name !== '' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+    throw new RangeError(`${what} "${name}" may hold only letters, digits, "_", "." and "-"`);
+  }
 }
 
 /** True while process `pid` exists. */

@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
+import { ProtocolError } from '../protocol/errors';
 import {
   connectionFilePath,
   newKey,
@@ -61,7 +62,13 @@ export class ControllerServer {
     session: Session,
   ) {
     const dropped = (e: Error): void => options.log(`dropped a message: ${e.message}`);
-    this.client = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
+    const refuse = (e: Error): void => {
+      dropped(e);
+      if (e instanceof ProtocolError && e.refused) {
+        this.hub.refuse(e.refused.identities, e.refused.header, e.message);
+      }
+    };
+    this.client = new Channel(new zmq.Router(NO_DROPPING), session, refuse);
     this.iopub = new Channel(new zmq.Publisher(), session, dropped);
     this.engine = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
     this.heartbeat = new Channel(new zmq.Router(NO_DROPPING), session, dropped);

@@ -9,6 +9,7 @@ import {
   isMsgType,
   type EngineInfo,
   type ErrorContent,
+  type IHeader,
   type IMessage,
   type Message,
   type MsgType,
@@ -138,16 +139,25 @@ export class Hub {
       handler(msg);
       return;
     }
-    // Answer with the reply type the request names, so the client's wait ends; else only log.
-    const replyType = msg.header.msg_type.replace(/_request$/, '_reply');
-    if (replyType !== msg.header.msg_type && isMsgType(replyType)) {
-      this.replyError(
-        msg,
-        replyType,
-        'ProtocolError',
-        `clients cannot send ${msg.header.msg_type}`,
-      );
-    }
+    this.refuse(msg.identities, msg.header, `clients cannot send ${msg.header.msg_type}`);
+  }
+
+  /**
+   * Answers a request the hub will not act on with an error of the reply type it names, so that
+   * the sender's wait ends at once; anything that is not a request is only dropped.
+   */
+  refuse(identities: Buffer[], header: IHeader, reason: string): void {
+    const replyType = header.msg_type.replace(/_request$/, '_reply');
+    if (replyType === header.msg_type || !isMsgType(replyType)) return;
+    const content: ErrorContent = {
+      status: 'error',
+      ename: 'ProtocolError',
+      evalue: reason,
+      traceback: [],
+    };
+    this.out.toClient(
+      this.session.msg<MsgType>(replyType, content, { parent: header, identities }),
+    );
   }
 
   /** A verified message from an engine's task socket. */
@@ -608,6 +618,6 @@ export class Hub {
 
   private replyError(to: Message, type: MsgType, ename: string, evalue: string): void {
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
-    this.reply(to, type as 'apply_reply', content);
+    this.reply<MsgType>(to, type, content);
   }
 }

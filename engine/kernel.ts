@@ -46,6 +46,7 @@ export class EngineKernel {
   private readonly functions = new Map<string, (...args: unknown[]) => unknown>();
   /** Rejects the current wait when SIGINT arrives while user code is awaiting something. */
   private interruptWaiting: ((e: Error) => void) | undefined;
+  private interruptPending = false;
 
   constructor(
     readonly engineId: number,
@@ -55,18 +56,34 @@ export class EngineKernel {
     Object.assign(this.namespace, this.makeGlobals(), extraGlobals);
   }
 
-  /** Call on SIGINT outside a synchronous run (which `breakOnSigint` handles by itself). */
+  /**
+   * Call on SIGINT outside a synchronous run (which `breakOnSigint` handles by itself). A
+   * signal that comes while a task is being prepared (compiled, decoded) is kept for it.
+   */
   interrupt(): void {
-    this.interruptWaiting?.(new InterruptedError('interrupted by SIGINT'));
+    if (this.interruptWaiting) this.interruptWaiting(new InterruptedError('interrupted by SIGINT'));
+    else this.interruptPending = true;
+  }
+
+  /** Call when a task starts: a signal that came before it was meant for an earlier one. */
+  private beginTask(): void {
+    this.interruptPending = false;
+  }
+
+  private throwIfInterrupted(): void {
+    if (this.interruptPending) throw new InterruptedError('interrupted by SIGINT');
   }
 
   async execute(code: string, silent: boolean): Promise<TaskOutcome<ContentMap['execute_reply']>> {
     const count = silent ? this.executionCount : ++this.executionCount;
+    this.beginTask();
     try {
       const cell = transformCell(code, `[engine ${this.engineId}] cell ${count}`);
       const script = new vm.Script(cell.code, {
         filename: `[engine ${this.engineId}] cell ${count}`,
+        importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       });
+      this.throwIfInterrupted();
       let value = script.runInThisContext({ breakOnSigint: true }) as unknown;
       if (cell.isAsync) value = await this.interruptible(value);
       if (value !== undefined && !silent) {
@@ -91,6 +108,7 @@ export class EngineKernel {
     refs: number[],
     argFrames: Buffer[],
   ): Promise<TaskOutcome<ContentMap['apply_reply']>> {
+    this.beginTask();
     try {
       const fn = this.compile(source);
       const args = decodeValue(argFrames) as unknown[];
@@ -105,6 +123,7 @@ export class EngineKernel {
               return out.some(isThenable) ? Promise.all(out) : out;
             };
       this.namespace.__tspInvoke = thunk;
+      this.throwIfInterrupted();
       const value = await this.interruptible(
         invokeScript.runInThisContext({ breakOnSigint: true }),
       );
@@ -163,6 +182,7 @@ export class EngineKernel {
     if (!fn) {
       const script = new vm.Script(`(${source})`, {
         filename: `[engine ${this.engineId}] function`,
+        importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       });
       const compiled = script.runInThisContext() as unknown;
       if (typeof compiled !== 'function') {

@@ -1,3 +1,5 @@
+import type { IHeader } from './messages';
+
 /**
  * The error classes of tsparallel, one per condition. Every class sets `name` so that a
  * `RemoteError` can carry it across the wire and the client can rebuild the right class.
@@ -81,4 +83,9 @@ export class ConnectionError extends Error {
 /** Bytes that do not form a valid, correctly signed tsparallel message. */
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
+  /**
+   * Set when the message was correctly signed and its header readable, so that its sender, a
+   * peer holding the key with a bug, can be told what was wrong instead of waiting forever.
+   */
+  refused?: { identities: Buffer[]; header: IHeader };
 }

@@ -259,6 +259,11 @@ export function isMsgType(type: string): type is MsgType {
 
 const headerCheck = shape({ msg_id: str, msg_type: str, session: str, username: str, date: str });
 
+/** True for a well-formed header, whatever its type. */
+export function isHeader(v: unknown): v is IHeader {
+  return headerCheck(v) && str((v as { version?: unknown }).version);
+}
+
 /**
  * Checks a decoded message's header and content against its `msg_type`. Throws `ProtocolError`
  * naming what is wrong; past this point the message is trusted to match its type.

@@ -267,7 +267,9 @@ class OutOfBandDeserializer extends v8.DefaultDeserializer {
   /** Called by v8 (by name) for each host object in the body. */
   _readHostObject(): ArrayBufferView {
     const tag = this.readUint32();
-    if (tag === TAG_INLINE) return superReadHostObject.call(this);
+    // Node's reader makes small views over the message body itself; a copy keeps the rest of the
+    // message out of reach (view.buffer) and gives the view offset 0, as a structured clone does.
+    if (tag === TAG_INLINE) return ownCopy(superReadHostObject.call(this));
     const kind = this.readUint32();
     if (tag === TAG_FRAME) {
       const frameIndex = this.readUint32();
@@ -635,4 +637,13 @@ function mapValueSegment(key: unknown, i: number): string {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The same view over memory of its own. */
+function ownCopy(view: ArrayBufferView): ArrayBufferView {
+  if (view instanceof DataView) {
+    return new DataView(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+  }
+  // Buffer's own slice() shares memory; Buffer.from copies.
+  return Buffer.isBuffer(view) ? Buffer.from(view) : (view as Uint8Array).slice();
 }

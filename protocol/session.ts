@@ -7,6 +7,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ProtocolError } from './errors';
 import {
+  isHeader,
   validateMessage,
   type ContentMap,
   type IMessage,
@@ -99,7 +100,14 @@ export class Session {
       content: json[3],
       buffers: frames.slice(d + 6),
     };
-    validateMessage(msg);
+    try {
+      validateMessage(msg);
+    } catch (e) {
+      if (e instanceof ProtocolError && isHeader(msg.header)) {
+        e.refused = { identities: msg.identities, header: msg.header };
+      }
+      throw e;
+    }
     return msg;
   }
 

@@ -158,10 +158,57 @@ describe('client requests on a real cluster', () => {
     assert.throws(() => rc.loadBalancedView().apply(() => 1), /the client is closed/);
   });
 
+  it('refuses arguments of the wrong kind at once, naming them', async () => {
+    const dv = t.rc.directView();
+    const lv = t.rc.loadBalancedView();
+    const wrong = (f: () => unknown, pattern: RegExp): void => assert.throws(f, pattern);
+    wrong(() => dv.execute(42 as unknown as string), /execute needs TypeScript source as a string/);
+    wrong(() => lv.withOptions({ label: 42 as unknown as string }), /label must be a string/);
+    wrong(() => lv.withOptions({ bogus: 1 } as never), /unknown view option bogus/);
+    wrong(() => lv.withOptions({ timeout: NaN }), /timeout must be a number >= 0/);
+    wrong(
+      () => lv.map((x: number) => x, 5 as never),
+      /expected an array, typed array or other iterable, got number 5/,
+    );
+    wrong(() => dv.push(5 as never), /push needs a plain object/);
+    wrong(() => dv.scatter('s', 5 as never), /got number 5/);
+    wrong(() => dv.scatter('not a name', [1]), /must be a JavaScript identifier/);
+    wrong(() => dv.remote(5 as never), /expected a function/);
+    await assert.rejects(t.rc.abort(42 as never), /abort needs message ids/);
+    await assert.rejects(t.rc.result(123 as never), /result needs message ids/);
+    assert.throws(() => t.rc.resubmit(5 as never), /resubmit needs message ids/);
+    const single = lv.apply(() => 1);
+    assert.equal(
+      await lv.withOptions({ after: single }).apply(() => 2),
+      2,
+      'after takes one task too',
+    );
+  });
+
+  it('imports modules dynamically in cells', async () => {
+    const [reply] = await t.rc
+      .directView(0)
+      .execute('const p = await import("node:path"); p.join("a", "b")');
+    assert.equal(reply.result, "'a/b'");
+  });
+
+  it('counts only live engines when adding after one died', async () => {
+    const [doomed] = await t.cluster.addEngines(1);
+    await assert.rejects(
+      t.rc
+        .directView(doomed)
+        .apply(() => process.exit(1))
+        .get(),
+      EngineError,
+    );
+    const [added] = await t.cluster.addEngines(1);
+    assert.ok(added > doomed);
+  });
+
   it('waitForEngines says how many registered when it times out', async () => {
     await assert.rejects(t.rc.waitForEngines(10, { timeout: 300 }), (e: unknown) => {
       assert.ok(e instanceof ConnectionError);
-      assert.match(e.message, /only 2 of 10 engines registered within 300 ms/);
+      assert.match(e.message, /only \d of 10 engines registered within 300 ms/);
       return true;
     });
   });
@@ -183,6 +230,23 @@ describe('connecting', () => {
       Client.connect({ connectionFile: open }),
       /readable by other users .*chmod 600/,
     );
+  });
+
+  it('starts one of two clusters started at once with the same id, and refuses the other', async () => {
+    const starts = await Promise.allSettled([
+      Cluster.start({ engines: 1, clusterId: 'race', controller: FAST_HEARTBEAT }),
+      Cluster.start({ engines: 1, clusterId: 'race', controller: FAST_HEARTBEAT }),
+    ]);
+    const started = starts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = starts.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    try {
+      assert.equal(started.length, 1);
+      assert.match(refused[0].message, /cluster "race" of profile "default" is running already/);
+      const rc = await started[0].connect();
+      assert.deepEqual(rc.ids, [0]);
+    } finally {
+      await Promise.all(started.map((c) => c.stop()));
+    }
   });
 
   it('Cluster.fromFile attaches to a running cluster', async () => {

@@ -32,6 +32,20 @@ describe('the controller under malformed and unsigned messages', () => {
       for (const frames of badMessages()) await peer.send(frames);
       peer.close();
     }
+    // A peer with the key whose request does not fit its type is told so, not left waiting.
+    const key = (JSON.parse(readFileSync(t.cluster.clientFile, 'utf8')) as { key: string }).key;
+    const insider = new Session(key);
+    const peer = new zmq.Dealer({ linger: 0 });
+    peer.connect(t.rc.connection.client);
+    const bad = insider.msg('abort_request', { msg_ids: [5 as unknown as string] });
+    await peer.send(insider.serialize(bad));
+    const answer = insider.deserialize(await peer.receive());
+    peer.close();
+    assert.equal(answer.header.msg_type, 'abort_reply');
+    assert.equal(answer.parent_header.msg_id, bad.header.msg_id);
+    assert.ok(answer.content && 'ename' in answer.content);
+    assert.equal(answer.content.ename, 'ProtocolError');
+    assert.match(answer.content.evalue, /abort_request: content does not match/);
     // A well-formed request after them is answered, and nothing was shut down or registered.
     assert.deepEqual(await t.rc.directView().apply(() => 'still here'), ['still here']);
     const status = await t.rc.queueStatus();
