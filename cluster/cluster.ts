@@ -274,12 +274,15 @@ export class Cluster {
       } catch {
         // Unreadable: half written by a start that is still going on; counts as running.
       }
-      const pid = other && (other.controllerPid > 0 ? other.controllerPid : other.ownerPid);
-      if (other === undefined || (pid !== undefined && isAlive(pid))) {
+      const [pid, role] = !other
+        ? [undefined, 'being started']
+        : other.controllerPid > 0
+          ? [other.controllerPid, 'controller pid']
+          : [other.ownerPid, 'being started by pid'];
+      if (pid === undefined || isAlive(pid)) {
         throw new ConnectionError(
-          `cluster "${this.clusterId || 'default'}" of profile "${this.profile}" is running already` +
-            (pid ? ` (pid ${pid})` : '') +
-            ': stop it first, or give another cluster id',
+          `cluster "${this.clusterId || 'default'}" of profile "${this.profile}" is running already ` +
+            `(${role}${pid === undefined ? '' : ` ${pid}`}): stop it first, or give another cluster id`,
         );
       }
       await fs.rm(this.stateFile, { force: true }); // left by a cluster that is gone
