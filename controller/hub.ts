@@ -4,6 +4,7 @@
  * `controller-server.ts` feeds it verified messages and carries out its sends, so a unit test
  * can drive it with plain objects.
  */
+import { constants } from 'node:os';
 import {
   isMsg,
   isMsgType,
@@ -16,7 +17,6 @@ import {
   type QueueCounts,
 } from '../protocol/messages';
 import type { Session } from '../protocol/session';
-import { constants } from 'node:os';
 import { HeartMonitor } from './heartbeat';
 import { schemes, type Scheme } from './schedulers/load-balanced';
 import {
@@ -27,8 +27,10 @@ import {
   type TaskRequest,
 } from './task-records';
 
-/** Where the hub's messages go; implemented over ZeroMQ by the controller server. */
-/** Each message carries its routing identity in `identities`. */
+/**
+ * Where the hub's messages go; implemented over ZeroMQ by the controller server. Each message
+ * carries its routing identity in `identities`.
+ */
 export interface HubOutlet {
   toClient(msg: IMessage): void;
   /** The engine's task socket: tasks in, replies and output out. */
@@ -149,15 +151,7 @@ export class Hub {
   refuse(identities: Buffer[], header: IHeader, reason: string): void {
     const replyType = header.msg_type.replace(/_request$/, '_reply');
     if (replyType === header.msg_type || !isMsgType(replyType)) return;
-    const content: ErrorContent = {
-      status: 'error',
-      ename: 'ProtocolError',
-      evalue: reason,
-      traceback: [],
-    };
-    this.out.toClient(
-      this.session.msg<MsgType>(replyType, content, { parent: header, identities }),
-    );
+    this.sendError(identities, header, replyType, 'ProtocolError', reason);
   }
 
   /** A verified message from an engine's task socket. */
@@ -309,9 +303,8 @@ export class Hub {
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;
-      const missing = ids.find(
-        (id) => !this.records.get(id) || this.records.get(id)?.buffersDropped,
-      );
+      // A record whose arguments were let go cannot be run again either.
+      const missing = ids.find((id) => this.records.get(id)?.buffersDropped !== false);
       const taken = newIds.find((id) => this.records.get(id));
       if (missing !== undefined || taken !== undefined || newIds.length !== ids.length) {
         const why =
@@ -617,7 +610,17 @@ export class Hub {
   }
 
   private replyError(to: Message, type: MsgType, ename: string, evalue: string): void {
+    this.sendError(to.identities, to.header, type, ename, evalue);
+  }
+
+  private sendError(
+    identities: Buffer[],
+    parent: IHeader,
+    type: MsgType,
+    ename: string,
+    evalue: string,
+  ): void {
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
-    this.reply<MsgType>(to, type, content);
+    this.out.toClient(this.session.msg<MsgType>(type, content, { parent, identities }));
   }
 }

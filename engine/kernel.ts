@@ -51,9 +51,8 @@ export class EngineKernel {
   constructor(
     readonly engineId: number,
     private readonly emit: (event: OutputEvent) => void,
-    extraGlobals: Record<string, unknown> = {},
   ) {
-    Object.assign(this.namespace, this.makeGlobals(), extraGlobals);
+    Object.assign(this.namespace, this.makeGlobals());
   }
 
   /**
