@@ -24,11 +24,13 @@ import {
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { AsyncQueue } from './async-queue';
+import { announce } from './notebook';
 import {
   AsyncResult,
   errorFromReply,
   TaskState,
   type ExecuteReply,
+  type TaskMetadata,
   type TaskOutput,
 } from './async-result';
 import { BroadcastView, DirectView, LoadBalancedView, type Targets } from './views';
@@ -49,7 +51,11 @@ export type ClientEvent =
   | { type: 'engine:register'; engine: EngineInfo }
   | { type: 'engine:unregister'; id: number; reason: string }
   /** Output of any client's task, with `events({ outputs: true })`. */
-  | { type: 'engine:output'; engineId: number; msgId: string; output: TaskOutput };
+  | { type: 'engine:output'; engineId: number; msgId: string; output: TaskOutput }
+  /** This client sent a task (a view's call), with `events({ tasks: true })`. */
+  | { type: 'task:submit'; task: TaskMetadata; balanced: boolean; label: string | undefined }
+  /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
+  | { type: 'task:finish'; task: TaskMetadata; error: Error | undefined };
 
 /** Each request the client makes of the hub, and the reply it expects. */
 interface ReplyTypes {
@@ -112,6 +118,17 @@ export class Client {
    * @example const rc = await Client.connect({ profile: 'default' });
    */
   static async connect(options: ConnectOptions = {}): Promise<Client> {
+    const client = await Client.open(options);
+    announce({ client });
+    return client;
+  }
+
+  /**
+   * `connect` without telling a notebook kernel about the client, for connections a `Cluster`
+   * keeps for itself.
+   * @internal
+   */
+  static async open(options: ConnectOptions = {}): Promise<Client> {
     const path = options.connectionFile ?? connectionFilePath('client', options);
     const info = await readConnectionFile(path, 'client');
     const session = new Session(info.key);
@@ -239,8 +256,11 @@ export class Client {
     return new AsyncResult(tasks, (v) => v, { abort: (m) => this.abort(m).then(() => {}) });
   }
 
-  /** Engines joining and leaving, as they happen, until the client closes. */
-  events(options: { outputs?: boolean } = {}): AsyncIterable<ClientEvent> {
+  /**
+   * Engines joining and leaving, as they happen, until the client closes; with `outputs`, every
+   * engine's output too, and with `tasks`, this client's tasks being sent and finishing.
+   */
+  events(options: { outputs?: boolean; tasks?: boolean } = {}): AsyncIterable<ClientEvent> {
     if (options.outputs && !this.subscribedToOutput) {
       this.subscribedToOutput = true;
       (this.sub.socket as zmq.Subscriber).subscribe('engine.');
@@ -249,7 +269,10 @@ export class Client {
     if (this.closed) queue.end();
     const listener = (e: ClientEvent | null): void => {
       if (e === null) queue.end();
-      else if (e.type !== 'engine:output' || options.outputs) queue.push(e);
+      else if (
+        e.type === 'engine:output' ? options.outputs : !e.type.startsWith('task:') || options.tasks
+      )
+        queue.push(e);
     };
     this.eventListeners.add(listener);
     const remove = (): boolean => this.eventListeners.delete(listener);
@@ -310,6 +333,9 @@ export class Client {
     );
     this.tasks.set(msg.header.msg_id, state);
     this.dealer.send(msg);
+    const task = state.metadata;
+    this.emit({ type: 'task:submit', task, balanced: options.balanced, label: options.label });
+    state.onFinish(() => this.emit({ type: 'task:finish', task, error: state.error }));
     return state;
   }
 

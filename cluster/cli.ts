@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `tsparallel` command: `controller`, `engine` and `cluster start|stop|list|engines`.
+ * The `tsparallel` command: `controller`, `engine`, `cluster start|stop|list|engines` and
+ * `kernel install`.
  * A bad flag or value prints one sentence naming it and exits with status 2.
  */
 import { readFileSync, readdirSync, writeSync } from 'node:fs';
@@ -15,6 +16,7 @@ import {
 import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
 import { EngineServer } from '../engine/engine-server';
 import { connectionFilePath, tsparallelDir } from '../protocol/connection';
+import { installKernelSpec } from '../kernel-ext/install';
 import { checkName, Cluster, type ClusterState } from './cluster';
 
 const USAGE_ERROR = 2;
@@ -290,6 +292,20 @@ function buildProgram(): Command {
         process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}\n`);
       rc.close();
       process.exit(0);
+    });
+
+  program
+    .command('kernel')
+    .description('the Jupyter kernel "TypeScript (tsparallel)"')
+    .command('install')
+    .description('write the kernelspec where Jupyter finds it (per user by default)')
+    .option('--user', 'install for the current user (the default)')
+    .addOption(
+      new Option('--prefix <path>', 'install under PATH/share/jupyter/kernels').conflicts('user'),
+    )
+    .action((o: { user?: boolean; prefix?: string }) => {
+      const dir = installKernelSpec(o.prefix === undefined ? {} : { prefix: o.prefix });
+      process.stdout.write(`installed kernelspec "TypeScript (tsparallel)" in ${dir}\n`);
     });
 
   return program;

@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../client/client';
+import { announce } from '../client/notebook';
 import { connectionFilePath, profileDir } from '../protocol/connection';
 import { ConnectionError, EngineError } from '../protocol/errors';
 import {
@@ -86,6 +87,16 @@ export class Cluster {
     return this.state.profile;
   }
 
+  /** How the engines were started. */
+  get launcher(): string {
+    return this.state.launcher;
+  }
+
+  /** When the cluster was started. */
+  get created(): Date {
+    return new Date(this.state.created);
+  }
+
   /** The connection file clients use. */
   get clientFile(): string {
     return this.state.clientFile;
@@ -146,6 +157,7 @@ export class Cluster {
       await cluster.stop();
       throw e;
     }
+    announce({ cluster });
     return cluster;
   }
 
@@ -240,7 +252,7 @@ export class Cluster {
     this.clients.clear();
     this.admin = undefined;
     try {
-      const rc = await Client.connect({ connectionFile: this.state.clientFile, timeout: 2000 });
+      const rc = await Client.open({ connectionFile: this.state.clientFile, timeout: 2000 });
       await rc.shutdown({ hub: true });
     } catch {
       // The controller is gone already; the processes are ended by signal below.
@@ -340,7 +352,7 @@ export class Cluster {
   }
 
   private async adminClient(): Promise<Client> {
-    this.admin ??= await Client.connect({ connectionFile: this.state.clientFile });
+    this.admin ??= await Client.open({ connectionFile: this.state.clientFile });
     return this.admin;
   }
 

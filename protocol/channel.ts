@@ -5,7 +5,7 @@
  */
 import type * as zmq from 'zeromq';
 import type { Message, IMessage } from './messages';
-import type { Session } from './session';
+import type { Envelope, Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -31,7 +31,7 @@ export class Channel {
   ) {}
 
   /** Sends `msg` now if the socket can take it, else queues it; order is kept either way. */
-  send(msg: IMessage): void {
+  send(msg: IMessage | Envelope): void {
     this.sendFrames(this.session.serialize(msg));
   }
 

@@ -117,7 +117,7 @@ export interface ContentMap {
 export type MsgType = keyof ContentMap;
 
 /** A message's header, as in the Jupyter protocol. */
-export interface IHeader<T extends MsgType = MsgType> {
+export interface IHeader<T extends string = MsgType> {
   msg_id: string;
   msg_type: T;
   session: string;

@@ -10,6 +10,7 @@ import {
   isHeader,
   validateMessage,
   type ContentMap,
+  type IHeader,
   type IMessage,
   type Message,
   type MsgType,
@@ -25,6 +26,29 @@ export interface BuildOptions {
   metadata?: Record<string, unknown>;
   buffers?: Buffer[];
   identities?: Buffer[];
+}
+
+/**
+ * A signed message whose content is not checked against tsparallel's table: the Jupyter kernel
+ * messages a notebook kernel exchanges share the framing but not the types.
+ */
+export interface Envelope {
+  identities: Buffer[];
+  header: IHeader<string>;
+  parent_header: IHeader<string> | Record<string, never>;
+  metadata: Record<string, unknown>;
+  content: unknown;
+  buffers: Buffer[];
+}
+
+/** A message as it came off the wire, before anything about it is checked. */
+export interface RawEnvelope {
+  identities: Buffer[];
+  header: unknown;
+  parent_header: unknown;
+  metadata: unknown;
+  content: unknown;
+  buffers: Buffer[];
 }
 
 /** One process's side of the protocol: builds, signs, parses and verifies messages. */
@@ -43,14 +67,7 @@ export class Session {
   msg<T extends MsgType>(type: T, content: ContentMap[T], options: BuildOptions = {}): IMessage<T> {
     return {
       identities: options.identities ?? [],
-      header: {
-        msg_id: randomUUID(),
-        msg_type: type,
-        session: this.id,
-        username: this.username,
-        date: new Date().toISOString(),
-        version: PROTOCOL_VERSION,
-      },
+      header: this.header(type),
       parent_header: options.parent ?? {},
       metadata: options.metadata ?? {},
       content,
@@ -58,8 +75,20 @@ export class Session {
     };
   }
 
+  /** A fresh header for a message of `type` from this session. */
+  header<T extends string>(type: T): IHeader<T> {
+    return {
+      msg_id: randomUUID(),
+      msg_type: type,
+      session: this.id,
+      username: this.username,
+      date: new Date().toISOString(),
+      version: PROTOCOL_VERSION,
+    };
+  }
+
   /** The frames for `msg`, signed. Buffers are passed through without copying. */
-  serialize(msg: IMessage): Buffer[] {
+  serialize(msg: IMessage | Envelope): Buffer[] {
     const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
       Buffer.from(JSON.stringify(p)),
     );
@@ -71,6 +100,23 @@ export class Session {
    * frames, a bad signature, invalid JSON or content that does not match its type.
    */
   deserialize(frames: Buffer[]): Message {
+    const msg = this.parse(frames);
+    try {
+      validateMessage(msg);
+    } catch (e) {
+      if (e instanceof ProtocolError && isHeader(msg.header)) {
+        e.refused = { identities: msg.identities, header: msg.header };
+      }
+      throw e;
+    }
+    return msg;
+  }
+
+  /**
+   * Verifies the signature and decodes the JSON frames, checking nothing about their content.
+   * Throws `ProtocolError` for missing frames, a bad signature or invalid JSON.
+   */
+  parse(frames: Buffer[]): RawEnvelope {
     const d = frames.findIndex((f) => f.equals(DELIMITER));
     if (d < 0) throw new ProtocolError('message has no <IDS|MSG> delimiter');
     if (frames.length < d + 6) {
@@ -92,7 +138,7 @@ export class Session {
     } catch (e) {
       throw new ProtocolError('message frame is not valid JSON', { cause: e });
     }
-    const msg = {
+    return {
       identities: frames.slice(0, d),
       header: json[0],
       parent_header: json[1],
@@ -100,15 +146,6 @@ export class Session {
       content: json[3],
       buffers: frames.slice(d + 6),
     };
-    try {
-      validateMessage(msg);
-    } catch (e) {
-      if (e instanceof ProtocolError && isHeader(msg.header)) {
-        e.refused = { identities: msg.identities, header: msg.header };
-      }
-      throw e;
-    }
-    return msg;
   }
 
   private sign(parts: Buffer[]): string {

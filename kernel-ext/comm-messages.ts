@@ -1,0 +1,131 @@
+/**
+ * The messages between the kernel and the JupyterLab panel, over a Jupyter comm with target
+ * `tsparallel`. The panel opens the comm; the kernel answers with `state` at once and again
+ * whenever the cluster, its engines or its tasks change. The panel sends commands; each gets a
+ * `reply` carrying the command's `requestId`. This file has no runtime dependencies so that the
+ * lab extension can import it as it is.
+ */
+
+/** The comm target name the kernel registers. */
+export const COMM_TARGET = 'tsparallel';
+
+/** Engines as `%px --targets` takes them: `all`, `0`, `0,2`, `1:3` or `::2`. */
+export type TargetsState = string;
+
+/** The controller and how its engines were started. */
+export interface ClusterInfo {
+  /** The controller's address for clients, e.g. `tcp://127.0.0.1:5555`. */
+  controller: string;
+  /** How the engines were started (`local`, ...), or null when the kernel only connected. */
+  launcher: string | null;
+  /** ISO time the cluster started, or null when the kernel only connected. */
+  started: string | null;
+  /** Seconds since `started` (or since the kernel connected) when this state was sent. */
+  uptime: number;
+}
+
+/** One engine as the panel shows it. */
+export interface EngineState {
+  id: number;
+  host: string;
+  pid: number;
+  /** `dead` engines stay listed after they unregister. */
+  status: 'idle' | 'busy' | 'dead';
+  /** Tasks sent to the engine and not finished. */
+  queue: number;
+  /** Tasks the engine finished. */
+  completed: number;
+  /** Message id of a task of this kernel running there, if any. */
+  currentTask: string | null;
+}
+
+/** One task this kernel sent (from `%px` or from a view in a code cell). */
+export interface TaskState {
+  id: string;
+  view: 'direct' | 'balanced';
+  /** The engine it ran on, null until known (a load-balanced task's engine comes with its reply). */
+  engine: number | null;
+  label: string | null;
+  state: 'pending' | 'done' | 'error';
+  /** ISO times. */
+  submitted: string;
+  started: string | null;
+  completed: string | null;
+  /** The error's first line when it failed. */
+  errorPreview: string | null;
+}
+
+/** A view that code or `%px` sent tasks through, grouped by kind and targets. */
+export interface ViewState {
+  kind: 'direct' | 'balanced';
+  /** The engines it may use, null for any (load-balanced without targets). */
+  targets: number[] | null;
+  tasks: number;
+}
+
+/** Everything the panel shows; sent whole on each change. */
+export interface KernelState {
+  /** Null while the notebook has no cluster or client. */
+  cluster: ClusterInfo | null;
+  engines: EngineState[];
+  /** The latest tasks, oldest first (bounded). */
+  tasks: TaskState[];
+  /** What `%px` runs on. */
+  targets: TargetsState;
+  views: ViewState[];
+}
+
+/** Kernel to panel. */
+export type KernelMessage =
+  | { type: 'state'; state: KernelState }
+  | { type: 'reply'; requestId: string; ok: true }
+  | { type: 'reply'; requestId: string; ok: false; error: string };
+
+/** Panel to kernel: what the panel asks for. */
+export type PanelCommand =
+  | { type: 'cluster:start'; engines: number; launcher?: string }
+  | { type: 'cluster:stop' }
+  | { type: 'engine:add'; count: number }
+  | { type: 'engine:stop'; id: number }
+  | { type: 'engine:restart'; id: number }
+  | { type: 'task:abort'; id: string }
+  | { type: 'targets:set'; targets: TargetsState };
+
+/** A command with the id its reply carries. */
+export type PanelMessage = PanelCommand & { requestId: string };
+
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+const isTargets = (v: unknown): v is TargetsState => typeof v === 'string';
+
+/** What each command needs besides `type` and `requestId`. */
+const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) => boolean> } = {
+  'cluster:start': {
+    engines: isCount,
+    launcher: (v) => v === undefined || typeof v === 'string',
+  },
+  'cluster:stop': {},
+  'engine:add': { count: (v) => isCount(v) && v > 0 },
+  'engine:stop': { id: isCount },
+  'engine:restart': { id: isCount },
+  'task:abort': { id: (v) => typeof v === 'string' },
+  'targets:set': { targets: isTargets },
+};
+
+/**
+ * Checks what the panel sent; throws `TypeError` naming the problem. Past this point the
+ * command is trusted to match its type.
+ */
+export function parsePanelMessage(data: unknown): PanelMessage {
+  const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  if (typeof d.requestId !== 'string') throw new TypeError('a panel command needs a requestId');
+  const type = d.type;
+  if (typeof type !== 'string' || !Object.hasOwn(commandFields, type)) {
+    throw new TypeError(
+      `unknown panel command ${JSON.stringify(type)}; known: ${Object.keys(commandFields).join(', ')}`,
+    );
+  }
+  const fields = commandFields[type as PanelCommand['type']];
+  const bad = Object.keys(fields).filter((k) => !fields[k](d[k]));
+  if (bad.length > 0) throw new TypeError(`${type}: bad or missing ${bad.join(', ')}`);
+  return d as PanelMessage;
+}

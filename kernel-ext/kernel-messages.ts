@@ -1,0 +1,65 @@
+/**
+ * The Jupyter kernel messages this kernel answers itself rather than leaving to tslab: execution
+ * (so that magics run before tslab sees a cell), comms, and interrupts. Each request's content is
+ * checked once, in `parseKernelRequest`; tslab handles every other type.
+ */
+import type { Envelope, RawEnvelope } from '../protocol/session';
+import { isHeader } from '../protocol/messages';
+
+/** The content of each request the kernel handles. */
+export interface RequestContent {
+  execute_request: {
+    code: string;
+    silent: boolean;
+    store_history?: boolean;
+    stop_on_error?: boolean;
+  };
+  comm_info_request: { target_name?: string };
+  comm_open: { comm_id: string; target_name: string; data: unknown };
+  comm_msg: { comm_id: string; data: unknown };
+  comm_close: { comm_id: string; data?: unknown };
+  interrupt_request: Record<string, never>;
+}
+
+/** A request type the kernel handles itself. */
+export type RequestType = keyof RequestContent;
+
+/** A verified request: its type, its content, and the message it came in (for replies). */
+export type KernelRequest = {
+  [T in RequestType]: { type: T; content: RequestContent[T]; envelope: Envelope };
+}[RequestType];
+
+type Check = (v: Record<string, unknown>) => boolean;
+const str = (v: unknown): boolean => typeof v === 'string';
+const optional = (c: (v: unknown) => boolean) => (v: unknown) => v === undefined || c(v);
+const bool = (v: unknown): boolean => typeof v === 'boolean';
+
+const checks: Record<RequestType, Check> = {
+  execute_request: (c) =>
+    str(c.code) && bool(c.silent) && optional(bool)(c.store_history) && optional(bool)(c.stop_on_error),
+  comm_info_request: (c) => optional(str)(c.target_name),
+  comm_open: (c) => str(c.comm_id) && str(c.target_name),
+  comm_msg: (c) => str(c.comm_id),
+  comm_close: (c) => str(c.comm_id),
+  interrupt_request: () => true,
+};
+
+/**
+ * The request `msg` is, when it is one the kernel handles; undefined for any other type (tslab
+ * answers those). Throws `TypeError` when a handled type comes with malformed content.
+ */
+export function parseKernelRequest(msg: RawEnvelope): KernelRequest | undefined {
+  if (!isHeader(msg.header)) return undefined;
+  const type: string = msg.header.msg_type;
+  if (!Object.hasOwn(checks, type)) return undefined;
+  const content = msg.content;
+  const { parent_header: parent, metadata } = msg;
+  if (typeof content !== 'object' || content === null || !checks[type as RequestType](content as Record<string, unknown>)) {
+    throw new TypeError(`${type}: content does not match the message type`);
+  }
+  if (typeof parent !== 'object' || parent === null || typeof metadata !== 'object' || metadata === null) {
+    throw new TypeError(`${type}: parent header and metadata must be objects`);
+  }
+  const envelope = { ...msg, header: msg.header, parent_header: parent as Envelope['parent_header'], metadata: metadata as Record<string, unknown> };
+  return { type, content, envelope } as KernelRequest;
+}

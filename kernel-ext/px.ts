@@ -1,0 +1,203 @@
+/**
+ * Running code on the engines for `%px`, `%%px` and `%autopx`, and showing what they do in the
+ * cell as ipyparallel does: `[stdout:0] ...` as it arrives, rich display data as display
+ * outputs, `Out[0:3]: ...` for results, `[2:execute] TypeError: ...` with the engine's stack for
+ * errors, and a progress line, updated in place, once a blocking cell runs a while.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
+import type { Client } from '../client/client';
+import { CompositeError, RemoteError } from '../protocol/errors';
+import { resolveTargets, MagicUsageError, type PxOptions } from './magics';
+import type { Outlet } from './tslab';
+
+/** What a cell that failed reports: the `error` message's content. */
+export interface CellError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+/** A `%px` run: its tasks and the engines, in task order. */
+export interface PxRun {
+  ar: AsyncResult<ExecuteReply[]>;
+  engines: number[];
+  /** Outputs in arrival order across engines, for `--group-outputs order`. */
+  arrivals: { task: number; output: TaskOutput }[];
+}
+
+/** Sends `code` to the engines `options.targets` picks. */
+export function submitPx(client: Client, code: string, options: PxOptions): PxRun {
+  const engines = resolveTargets(options.targets, client.ids);
+  if (engines.length === 0) {
+    throw new MagicUsageError(
+      `--targets ${options.targets} picks no engine; live engines: ${client.ids.join(', ') || 'none'}.`,
+    );
+  }
+  const ar = client.directView(engines).execute(code);
+  const run: PxRun = { ar, engines, arrivals: [] };
+  ar.onOutput((output, task) => run.arrivals.push({ task, output }));
+  return run;
+}
+
+/** `[stdout:0] ` before every line of a chunk of engine output. */
+function prefixed(name: string, engine: number, text: string): string {
+  const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  return lines.map((l) => `[${name}:${engine}] ${l}`).join('\n') + (text.endsWith('\n') ? '\n' : '');
+}
+
+function showOutput(out: Outlet, engine: number, o: TaskOutput, count: number): void {
+  switch (o.type) {
+    case 'stream':
+      out.stream(o.name, prefixed(o.name, engine, o.text));
+      break;
+    case 'display_data':
+      out.publish('display_data', { data: o.data, metadata: { engine }, transient: {} });
+      break;
+    case 'execute_result': {
+      const data = { ...o.data, 'text/plain': `Out[${engine}:${o.executionCount}]: ${o.data['text/plain'] ?? ''}` };
+      out.publish('execute_result', { execution_count: count, data, metadata: { engine } });
+    }
+  }
+}
+
+/** The run's errors, one per failed task, as the cell shows them. */
+function cellErrors(run: PxRun, error: unknown): CellError[] {
+  const errors = error instanceof CompositeError ? error.errors : [error as Error];
+  const failed = run.ar.metadata.flatMap((m, i) => (m.status === 'error' ? [i] : []));
+  return errors.map((e, k) => {
+    const engine = e instanceof RemoteError ? e.engineId : run.engines[failed[k] ?? 0];
+    const [first, ...rest] =
+      e instanceof RemoteError ? e.traceback : [`${e.name}: ${e.message}`];
+    const ename = e instanceof RemoteError ? e.ename : e.name;
+    const evalue = e instanceof RemoteError ? e.evalue : e.message;
+    return { ename, evalue, traceback: [`[${engine}:execute] ${first ?? `${ename}: ${evalue}`}`, ...rest] };
+  });
+}
+
+/** A line such as `3/4 engines done, 12.0 s`, in one display updated in place. */
+class ProgressLine {
+  private readonly id = `tsparallel-progress-${randomUUID()}`;
+  private shown = false;
+  constructor(
+    private readonly out: Outlet,
+    private readonly ar: AsyncResult<unknown>,
+  ) {}
+  show(): void {
+    const text = `${this.ar.progress}/${this.ar.length} engines done, ${this.ar.elapsed.toFixed(1)} s`;
+    this.out.publish(this.shown ? 'update_display_data' : 'display_data', {
+      data: { 'text/plain': text },
+      metadata: {},
+      transient: { display_id: this.id },
+    });
+    this.shown = true;
+  }
+  get visible(): boolean {
+    return this.shown;
+  }
+}
+
+/**
+ * Waits for a blocking run and shows it. Resolves with the errors to report (empty when all went
+ * well). `interrupted` aborts the wait: the engines get `options.signalOnInterrupt`.
+ */
+export async function showPx(
+  client: Client,
+  run: PxRun,
+  options: PxOptions,
+  out: Outlet,
+  count: number,
+  interrupted: AbortSignal,
+): Promise<CellError[]> {
+  const { ar, engines } = run;
+  const shownLive = new Set<TaskOutput>();
+  if (options.stream) {
+    ar.onOutput((o, task) => {
+      if (o.type === 'execute_result') return;
+      shownLive.add(o);
+      showOutput(out, engines[task], o, count);
+    });
+  }
+  const progress = new ProgressLine(out, ar);
+  let ticker: NodeJS.Timeout | undefined;
+  const startProgress = setTimeout(() => {
+    progress.show();
+    ticker = setInterval(() => progress.show(), 1000);
+  }, options.progressAfter * 1000);
+  let stopped: CellError | undefined;
+  try {
+    const ended = await Promise.race([
+      ar.wait(options.timeout === undefined ? undefined : options.timeout * 1000).then((done) =>
+        done ? 'done' : 'timeout',
+      ),
+      new Promise<'interrupted'>((resolve) => {
+        if (interrupted.aborted) resolve('interrupted');
+        interrupted.addEventListener('abort', () => resolve('interrupted'), { once: true });
+      }),
+    ]);
+    if (ended !== 'done') stopped = await stop(client, run, options, ended);
+  } finally {
+    clearTimeout(startProgress);
+    clearInterval(ticker);
+  }
+  if (progress.visible) progress.show();
+  const outputs = grouped(run, options).filter(({ output }) => !shownLive.has(output));
+  for (const { task, output } of outputs) showOutput(out, engines[task], output, count);
+  let errors: CellError[] = [];
+  if (ar.ready()) {
+    try {
+      await ar;
+    } catch (e) {
+      errors = cellErrors(run, e);
+    }
+  }
+  return stopped ? [...errors, stopped] : errors;
+}
+
+/** Stops a run that was interrupted or timed out, so that its engines are free again. */
+async function stop(
+  client: Client,
+  run: PxRun,
+  options: PxOptions,
+  why: 'timeout' | 'interrupted',
+): Promise<CellError> {
+  const running = run.engines.filter((_, i) => run.ar.metadata[i].status === 'pending');
+  if (why === 'interrupted') {
+    await client.sendSignal(options.signalOnInterrupt, running);
+  } else {
+    await run.ar.abort();
+  }
+  // The engines answer at once when the signal stops the code; a cell that ignores it is left.
+  await run.ar.wait(10_000);
+  const ids = running.join(', ');
+  return why === 'interrupted'
+    ? {
+        ename: 'KeyboardInterrupt',
+        evalue: `the cell was interrupted; engine ${ids} got ${options.signalOnInterrupt}`,
+        traceback: [`KeyboardInterrupt: the cell was interrupted; engine ${ids} got ${options.signalOnInterrupt}`],
+      }
+    : {
+        ename: 'TimeoutError',
+        evalue: `engine ${ids} did not finish within --timeout ${options.timeout} s; its task was stopped so the engine is free again`,
+        traceback: [
+          `TimeoutError: engine ${ids} did not finish within --timeout ${options.timeout} s; its task was stopped so the engine is free again`,
+        ],
+      };
+}
+
+/** The run's outputs in the order `--group-outputs` asks for. */
+function grouped(run: PxRun, options: PxOptions): { task: number; output: TaskOutput }[] {
+  const all = run.arrivals;
+  const rank = (o: TaskOutput): number =>
+    o.type === 'stream' ? (o.name === 'stdout' ? 0 : 1) : o.type === 'display_data' ? 2 : 3;
+  const byEngine = (a: { task: number }, b: { task: number }): number => a.task - b.task;
+  switch (options.groupOutputs) {
+    case 'order':
+      // Results come last in every grouping, as the cell's value does in a notebook.
+      return [...all].sort((a, b) => Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'));
+    case 'engine':
+      return [...all].sort((a, b) => byEngine(a, b) || Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'));
+    case 'type':
+      return [...all].sort((a, b) => rank(a.output) - rank(b.output) || byEngine(a, b));
+  }
+}
