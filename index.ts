@@ -16,6 +16,7 @@ export {
 } from './client/async-result';
 export { Reference } from './client/reference';
 export { Cluster, type ClusterOptions } from './cluster/cluster';
+export { notebookClient, notebookCluster } from './client/notebook';
 export {
   RemoteError,
   CompositeError,

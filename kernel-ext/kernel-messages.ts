@@ -36,7 +36,10 @@ const bool = (v: unknown): boolean => typeof v === 'boolean';
 
 const checks: Record<RequestType, Check> = {
   execute_request: (c) =>
-    str(c.code) && bool(c.silent) && optional(bool)(c.store_history) && optional(bool)(c.stop_on_error),
+    str(c.code) &&
+    bool(c.silent) &&
+    optional(bool)(c.store_history) &&
+    optional(bool)(c.stop_on_error),
   comm_info_request: (c) => optional(str)(c.target_name),
   comm_open: (c) => str(c.comm_id) && str(c.target_name),
   comm_msg: (c) => str(c.comm_id),
@@ -54,12 +57,26 @@ export function parseKernelRequest(msg: RawEnvelope): KernelRequest | undefined 
   if (!Object.hasOwn(checks, type)) return undefined;
   const content = msg.content;
   const { parent_header: parent, metadata } = msg;
-  if (typeof content !== 'object' || content === null || !checks[type as RequestType](content as Record<string, unknown>)) {
+  if (
+    typeof content !== 'object' ||
+    content === null ||
+    !checks[type as RequestType](content as Record<string, unknown>)
+  ) {
     throw new TypeError(`${type}: content does not match the message type`);
   }
-  if (typeof parent !== 'object' || parent === null || typeof metadata !== 'object' || metadata === null) {
+  if (
+    typeof parent !== 'object' ||
+    parent === null ||
+    typeof metadata !== 'object' ||
+    metadata === null
+  ) {
     throw new TypeError(`${type}: parent header and metadata must be objects`);
   }
-  const envelope = { ...msg, header: msg.header, parent_header: parent as Envelope['parent_header'], metadata: metadata as Record<string, unknown> };
+  const envelope = {
+    ...msg,
+    header: msg.header,
+    parent_header: parent as Envelope['parent_header'],
+    metadata: metadata as Record<string, unknown>,
+  };
   return { type, content, envelope } as KernelRequest;
 }

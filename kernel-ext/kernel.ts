@@ -27,8 +27,8 @@ import {
   type PxOptions,
 } from './magics';
 import { PanelModel } from './panel';
-import { showPx, submitPx, type CellError, type PxRun } from './px';
-import type { Exchange, KernelFront, Outlet, Tslab } from './tslab';
+import { showPx, submitPx, type PxRun } from './px';
+import type { CellError, Exchange, KernelFront, Outlet, Tslab } from './tslab';
 
 /** The package's type declarations, for the types of the names the kernel binds in cells. */
 const TYPES = JSON.stringify(resolve(__dirname, '..', 'index'));
@@ -121,9 +121,12 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   private async execute(content: RequestContent['execute_request'], ex: Exchange): Promise<void> {
     const count = content.silent ? this.executionCount : ++this.executionCount;
-    if (!content.silent) ex.publish('execute_input', { code: content.code, execution_count: count });
+    if (!content.silent)
+      ex.publish('execute_input', { code: content.code, execution_count: count });
     // Cells run one at a time, in the order they came, as in any kernel.
-    const cell = this.cells.then(() => this.runCell(content.code, content.silent ? QUIET : ex, count));
+    const cell = this.cells.then(() =>
+      this.runCell(content.code, content.silent ? QUIET : ex, count),
+    );
     this.cells = cell.catch(() => undefined);
     let failure: Failure | undefined;
     try {
@@ -146,7 +149,9 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     let plan: ({ code: string } | { magic: Magic; body: string | undefined })[];
     try {
       // Every magic line is checked before anything runs, so a bad option runs nothing.
-      plan = steps.map((s) => (s.kind === 'code' ? s : { magic: parseMagic(s.name, s.args), body: s.body }));
+      plan = steps.map((s) =>
+        s.kind === 'code' ? s : { magic: parseMagic(s.name, s.args), body: s.body },
+      );
     } catch (e) {
       if (e instanceof MagicUsageError) return { ...asCellError(e), shown: false };
       throw e;
@@ -159,7 +164,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       for (const step of plan) {
         const failure =
           'code' in step
-            ? await this.runTypeScript(step.code, out)
+            ? await this.runTypeScript(step.code, out, count)
             : await this.runMagic(step.magic, step.body, out, count, this.running.signal);
         if (failure) return failure;
       }
@@ -171,10 +176,13 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     }
   }
 
-  private async runTypeScript(code: string, out: Outlet): Promise<Failure | undefined> {
-    if (await this.tslab.execute(code, out)) return undefined;
-    // tslab has printed the diagnostics or the exception on stderr already.
-    return { ename: 'Error', evalue: 'the TypeScript cell failed; see above', traceback: [], shown: true };
+  private async runTypeScript(
+    code: string,
+    out: Outlet,
+    count: number,
+  ): Promise<Failure | undefined> {
+    const error = await this.tslab.execute(code, out, count);
+    return error && { ...error, shown: false };
   }
 
   private async runMagic(
@@ -184,7 +192,8 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     count: number,
     interrupted: AbortSignal,
   ): Promise<Failure | undefined> {
-    const say = (text: string): void => out.stream('stdout', text.endsWith('\n') ? text : `${text}\n`);
+    const say = (text: string): void =>
+      out.stream('stdout', text.endsWith('\n') ? text : `${text}\n`);
     switch (m.magic) {
       case 'cluster start': {
         await this.startCluster(m.engines, m.launcher, out);
@@ -200,18 +209,37 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       case 'cluster connect': {
         const rc = await Client.connect(m.file === undefined ? {} : { connectionFile: m.file });
         await this.bind({ rc: [rc, 'Client'] }, out);
-        say(`Connected to ${rc.connection.client} with ${rc.ids.length} engines; rc is set in the notebook.`);
+        say(
+          `Connected to ${rc.connection.client} with ${rc.ids.length} engines; rc is set in the notebook.`,
+        );
         return undefined;
       }
       case 'cluster status':
         say(this.status());
         return undefined;
       case 'px':
-        return this.runPx(m.code || (body ?? ''), { ...this.config, local: false, out: undefined, ...m.options }, out, count, interrupted);
+        return this.runPx(
+          m.code || (body ?? ''),
+          { ...this.config, local: false, out: undefined, ...m.options },
+          out,
+          count,
+          interrupted,
+        );
       case 'pxresult': {
-        if (!this.last) throw new MagicUsageError('no %px has run yet; %pxresult shows the last one.');
+        if (!this.last)
+          throw new MagicUsageError('no %px has run yet; %pxresult shows the last one.');
         const { run, options } = this.last;
-        return this.showErrors(await showPx(this.requireClient(), run, { ...options, stream: true }, out, count, interrupted), out);
+        return this.showErrors(
+          await showPx(
+            this.requireClient(),
+            run,
+            { ...options, stream: true },
+            out,
+            count,
+            interrupted,
+          ),
+          out,
+        );
       }
       case 'pxconfig':
         for (const [k, v] of Object.entries(m.options)) {
@@ -249,16 +277,22 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     count: number,
     interrupted: AbortSignal,
   ): Promise<Failure | undefined> {
-    if (code.trim() === '') throw new MagicUsageError('%%px needs code in the cell below its first line.');
+    if (code.trim() === '')
+      throw new MagicUsageError('%%px needs code in the cell below its first line.');
     const client = await this.ensureClient();
     const run = submitPx(client, code, options);
     this.last = { run, options };
     if (options.out !== undefined) {
-      await this.bind({ [options.out]: [run.ar, `AsyncResult<import(${TYPES}).ExecuteReply[]>`] }, out);
+      await this.bind(
+        { [options.out]: [run.ar, `AsyncResult<import(${TYPES}).ExecuteReply[]>`] },
+        out,
+      );
     }
-    const local = options.local ? await this.runTypeScript(code, out) : undefined;
+    const local = options.local ? await this.runTypeScript(code, out, count) : undefined;
     if (!options.block) return local;
-    return local ?? this.showErrors(await showPx(client, run, options, out, count, interrupted), out);
+    return (
+      local ?? this.showErrors(await showPx(client, run, options, out, count, interrupted), out)
+    );
   }
 
   /** Shows each engine's error; the cell fails with the first, or with all when several failed. */
@@ -268,7 +302,12 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     const first = errors[0];
     return errors.length === 1
       ? { ...first, shown: true }
-      : { ename: 'CompositeError', evalue: `${errors.length} engines failed; see above`, traceback: [], shown: true };
+      : {
+          ename: 'CompositeError',
+          evalue: `${errors.length} engines failed; see above`,
+          traceback: [],
+          shown: true,
+        };
   }
 
   // --- the shared cluster and client ----------------------------------------------------------
@@ -282,12 +321,19 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       this.bindings.set(name, value);
       return `const ${name} = (globalThis as any)[Symbol.for('tsparallel.notebook')].take(${JSON.stringify(name)}) as import(${TYPES}).${type};`;
     });
-    if (!(await this.tslab.execute(lines.join('\n'), out))) {
-      throw new Error(`could not set ${Object.keys(values).join(', ')} in the notebook`);
+    const error = await this.tslab.execute(lines.join('\n'), out, this.executionCount);
+    if (error) {
+      throw new Error(
+        `could not set ${Object.keys(values).join(', ')} in the notebook: ${error.evalue}`,
+      );
     }
   }
 
-  private async startCluster(engines: number | undefined, launcher: string, out: Outlet): Promise<Cluster> {
+  private async startCluster(
+    engines: number | undefined,
+    launcher: string,
+    out: Outlet,
+  ): Promise<Cluster> {
     if (this.cluster) {
       throw new MagicUsageError(
         'a cluster is running already; %cluster stop it first, or use it with %px.',
@@ -301,7 +347,8 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   private async stopCluster(): Promise<string> {
     const { cluster, client } = this;
-    if (!cluster && !client) throw new MagicUsageError('there is no cluster to stop; %cluster start -n 4 starts one.');
+    if (!cluster && !client)
+      throw new MagicUsageError('there is no cluster to stop; %cluster start -n 4 starts one.');
     this.cluster = undefined;
     this.client = undefined;
     this.panel.follow(undefined, undefined);
@@ -322,7 +369,9 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   private requireCluster(): Cluster {
     if (this.cluster) return this.cluster;
-    throw new MagicUsageError('this needs a cluster started here (%cluster start), not only a connection.');
+    throw new MagicUsageError(
+      'this needs a cluster started here (%cluster start), not only a connection.',
+    );
   }
 
   /** The client `%px` uses, connecting to a cluster that code started without connecting. */
@@ -339,7 +388,8 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       `controller ${c.controller}, launcher ${c.launcher ?? '(connected, not started here)'}, up ${Math.round(c.uptime)} s`,
       `%px targets: ${state.targets}${this.autopx ? ' (%autopx on)' : ''}`,
       ...state.engines.map(
-        (e) => `engine ${e.id}: ${e.status}, pid ${e.pid} on ${e.host}, queue ${e.queue}, done ${e.completed}`,
+        (e) =>
+          `engine ${e.id}: ${e.status}, pid ${e.pid} on ${e.host}, queue ${e.queue}, done ${e.completed}`,
       ),
     ];
     return lines.join('\n');

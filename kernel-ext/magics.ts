@@ -27,7 +27,12 @@ export function splitCell(code: string): Step[] {
   const cell = first >= 0 ? CELL_MAGIC.exec(lines[first].trimEnd()) : null;
   if (cell) {
     return [
-      { kind: 'magic', name: `%${cell[1]}`, args: cell[2] ?? '', body: lines.slice(first + 1).join('\n') },
+      {
+        kind: 'magic',
+        name: `%${cell[1]}`,
+        args: cell[2] ?? '',
+        body: lines.slice(first + 1).join('\n'),
+      },
     ];
   }
   const steps: Step[] = [];
@@ -102,7 +107,9 @@ function seconds(flag: string, allowZero: boolean) {
   return (v: string): number => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-      usage(`${flag} needs a ${allowZero ? 'non-negative' : 'positive'} number of seconds, got '${v}'.`);
+      usage(
+        `${flag} needs a ${allowZero ? 'non-negative' : 'positive'} number of seconds, got '${v}'.`,
+      );
     }
     return n;
   };
@@ -111,7 +118,9 @@ function seconds(flag: string, allowZero: boolean) {
 /** Checks `--targets` syntax; the ids themselves are checked against live engines when used. */
 export function checkTargets(v: string): TargetSpec {
   if (!/^(all|\d+(,\d+)*|-?\d*:-?\d*(:-?\d*)?)$/.test(v)) {
-    usage(`--targets takes all, an engine id, ids such as 0,2, or a slice such as 1:3 or ::2, got '${v}'.`);
+    usage(
+      `--targets takes all, an engine id, ids such as 0,2, or a slice such as 1:3 or ::2, got '${v}'.`,
+    );
   }
   return v;
 }
@@ -123,14 +132,17 @@ export function resolveTargets(spec: TargetSpec, ids: number[]): number[] {
     const wanted = spec.split(',').map(Number);
     const missing = wanted.filter((id) => !ids.includes(id));
     if (missing.length > 0) {
-      usage(`engine ${missing.join(', ')} is not running; live engines: ${ids.join(', ') || 'none'}.`);
+      usage(
+        `engine ${missing.join(', ')} is not running; live engines: ${ids.join(', ') || 'none'}.`,
+      );
     }
     return wanted;
   }
   const [a, b, c] = spec.split(':').map((s) => (s === '' ? undefined : Number(s)));
   const step = c ?? 1;
   if (step === 0) usage(`--targets slice step cannot be zero ('${spec}').`);
-  const norm = (i: number): number => (i < 0 ? Math.max(ids.length + i, 0) : Math.min(i, ids.length));
+  const norm = (i: number): number =>
+    i < 0 ? Math.max(ids.length + i, 0) : Math.min(i, ids.length);
   const picked: number[] = [];
   if (step > 0) {
     for (let i = norm(a ?? 0); i < norm(b ?? ids.length); i += step) picked.push(ids[i]);
@@ -160,12 +172,20 @@ function addConfigOptions(cmd: Command): Command {
   return cmd
     .option('--targets <targets>', 'engines: all, 0, 0,2, 1:3 or ::2', checkTargets)
     .option('--block', 'wait for the engines and show their output (default)')
-    .addOption(new Option('--noblock', 'return at once; see the output with %pxresult').conflicts('block'))
+    .addOption(
+      new Option('--noblock', 'return at once; see the output with %pxresult').conflicts('block'),
+    )
     .option('--stream', 'show output as it arrives (default)')
-    .addOption(new Option('--no-stream', 'show output when the engines are done').conflicts('stream'))
+    .addOption(
+      new Option('--no-stream', 'show output when the engines are done').conflicts('stream'),
+    )
     .option('--timeout <seconds>', 'stop waiting after this long', seconds('--timeout', false))
     .addOption(
-      new Option('--group-outputs <how>', 'order of the final output').choices(['type', 'engine', 'order']),
+      new Option('--group-outputs <how>', 'order of the final output').choices([
+        'type',
+        'engine',
+        'order',
+      ]),
     )
     .option(
       '--progress-after <seconds>',
@@ -207,7 +227,9 @@ const commands: Record<string, { help: string; build: () => Command }> = {
           return n;
         })
         .addOption(
-          new Option('--launcher <name>', 'how to start engines').choices(['local']).default('local'),
+          new Option('--launcher <name>', 'how to start engines')
+            .choices(['local'])
+            .default('local'),
         ),
   },
   'cluster stop': {
@@ -267,7 +289,7 @@ export function magicList(): string {
   const width = Math.max(...rows.map((r) => r[0].length));
   return (
     rows.map(([n, h]) => `${n.padEnd(width)}  ${h}`).join('\n') +
-    '\n\nAdd ? for a magic\'s options, e.g. %%px? or %cluster?\n'
+    "\n\nAdd ? for a magic's options, e.g. %%px? or %cluster?\n"
   );
 }
 
@@ -296,7 +318,10 @@ export function parseMagic(name: string, args: string): Magic {
     usage(`there is no magic %${name}; %lsmagic lists them.`);
   }
   const shown = name === 'cluster' ? `%${key}` : display;
-  const cmd = commands[key].build().exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const cmd = commands[key]
+    .build()
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   try {
     cmd.parse(tokens, { from: 'user' });
   } catch (e) {
@@ -309,7 +334,11 @@ export function parseMagic(name: string, args: string): Magic {
   const o = cmd.opts();
   switch (key) {
     case 'cluster start':
-      return { magic: key, engines: o.engines as number | undefined, launcher: o.launcher as string };
+      return {
+        magic: key,
+        engines: o.engines as number | undefined,
+        launcher: o.launcher as string,
+      };
     case 'cluster connect':
       return { magic: key, file: cmd.args[0] };
     case 'cluster stop':
@@ -324,7 +353,10 @@ export function parseMagic(name: string, args: string): Magic {
       // The code is the rest of the line after the options, with its own spacing kept.
       const skip = tokens.length - cmd.args.length;
       const code = args.trim().replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
-      if (cmd.args.length === 0) usage('%px needs code to run, e.g. %px console.log(process.pid); for a whole cell use %%px.');
+      if (cmd.args.length === 0)
+        usage(
+          '%px needs code to run, e.g. %px console.log(process.pid); for a whole cell use %%px.',
+        );
       return { magic: 'px', code, options: pxOptionsFrom(o) };
     }
     case '%px':
@@ -349,6 +381,9 @@ function pxOptionsFrom(o: Record<string, unknown>): Partial<PxOptions> {
 
 /** The options of a magic, as `%px?` shows them. */
 export function magicHelp(topic: string): string {
-  const keys = topic === 'cluster' ? Object.keys(commands).filter((k) => k.startsWith('cluster ')) : [topic];
-  return keys.map((k) => `${commands[k].help}\n${commands[k].build().helpInformation()}`).join('\n');
+  const keys =
+    topic === 'cluster' ? Object.keys(commands).filter((k) => k.startsWith('cluster ')) : [topic];
+  return keys
+    .map((k) => `${commands[k].help}\n${commands[k].build().helpInformation()}`)
+    .join('\n');
 }

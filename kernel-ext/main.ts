@@ -9,10 +9,14 @@ import { startKernel } from './tslab';
 
 const [connectionFile] = process.argv.slice(2);
 if (!connectionFile) {
-  process.stderr.write('usage: node main.js CONNECTION_FILE (Jupyter passes it; see tsparallel kernel install)\n');
+  process.stderr.write(
+    'usage: node main.js CONNECTION_FILE (Jupyter passes it; see tsparallel kernel install)\n',
+  );
   process.exit(2);
 }
-const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+const { version } = JSON.parse(
+  readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'),
+) as {
   version: string;
 };
 void startKernel(connectionFile, version, (tslab) => new NotebookKernel(tslab));

@@ -82,11 +82,18 @@ export class PanelModel {
           completed: null,
           errorPreview: null,
         });
-        for (const id of [...this.tasks.keys()].slice(0, Math.max(0, this.tasks.size - TASKS_KEPT))) {
+        for (const id of [...this.tasks.keys()].slice(
+          0,
+          Math.max(0, this.tasks.size - TASKS_KEPT),
+        )) {
           this.tasks.delete(id);
         }
         const key = `${kind}:${engine ?? '*'}`;
-        const view = this.views.get(key) ?? { kind, targets: engine === null ? null : [engine], tasks: 0 };
+        const view = this.views.get(key) ?? {
+          kind,
+          targets: engine === null ? null : [engine],
+          tasks: 0,
+        };
         view.tasks += 1;
         this.views.set(key, view);
         break;
@@ -125,9 +132,12 @@ export class PanelModel {
   /** The state as the panel receives it. */
   state(): KernelState {
     const client = this.client;
-    if (!client) return { cluster: null, engines: [], tasks: [], targets: this.targets(), views: [] };
+    if (!client)
+      return { cluster: null, engines: [], tasks: [], targets: this.targets(), views: [] };
     const started = this.cluster?.created ?? this.connectedAt;
-    const running = [...this.tasks.values()].filter((t) => t.state === 'pending' && t.engine !== null);
+    const running = [...this.tasks.values()].filter(
+      (t) => t.state === 'pending' && t.engine !== null,
+    );
     const live: EngineState[] = client.engineInfo.map((e) => {
       const q = this.queues[e.id] ?? { queue: 0, completed: 0 };
       const current = running.find((t) => t.engine === e.id)?.id ?? null;

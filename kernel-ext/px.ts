@@ -9,14 +9,7 @@ import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-resu
 import type { Client } from '../client/client';
 import { CompositeError, RemoteError } from '../protocol/errors';
 import { resolveTargets, MagicUsageError, type PxOptions } from './magics';
-import type { Outlet } from './tslab';
-
-/** What a cell that failed reports: the `error` message's content. */
-export interface CellError {
-  ename: string;
-  evalue: string;
-  traceback: string[];
-}
+import type { CellError, Outlet } from './tslab';
 
 /** A `%px` run: its tasks and the engines, in task order. */
 export interface PxRun {
@@ -43,7 +36,9 @@ export function submitPx(client: Client, code: string, options: PxOptions): PxRu
 /** `[stdout:0] ` before every line of a chunk of engine output. */
 function prefixed(name: string, engine: number, text: string): string {
   const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
-  return lines.map((l) => `[${name}:${engine}] ${l}`).join('\n') + (text.endsWith('\n') ? '\n' : '');
+  return (
+    lines.map((l) => `[${name}:${engine}] ${l}`).join('\n') + (text.endsWith('\n') ? '\n' : '')
+  );
 }
 
 function showOutput(out: Outlet, engine: number, o: TaskOutput, count: number): void {
@@ -55,7 +50,10 @@ function showOutput(out: Outlet, engine: number, o: TaskOutput, count: number): 
       out.publish('display_data', { data: o.data, metadata: { engine }, transient: {} });
       break;
     case 'execute_result': {
-      const data = { ...o.data, 'text/plain': `Out[${engine}:${o.executionCount}]: ${o.data['text/plain'] ?? ''}` };
+      const data = {
+        ...o.data,
+        'text/plain': `Out[${engine}:${o.executionCount}]: ${o.data['text/plain'] ?? ''}`,
+      };
       out.publish('execute_result', { execution_count: count, data, metadata: { engine } });
     }
   }
@@ -67,11 +65,14 @@ function cellErrors(run: PxRun, error: unknown): CellError[] {
   const failed = run.ar.metadata.flatMap((m, i) => (m.status === 'error' ? [i] : []));
   return errors.map((e, k) => {
     const engine = e instanceof RemoteError ? e.engineId : run.engines[failed[k] ?? 0];
-    const [first, ...rest] =
-      e instanceof RemoteError ? e.traceback : [`${e.name}: ${e.message}`];
+    const [first, ...rest] = e instanceof RemoteError ? e.traceback : [`${e.name}: ${e.message}`];
     const ename = e instanceof RemoteError ? e.ename : e.name;
     const evalue = e instanceof RemoteError ? e.evalue : e.message;
-    return { ename, evalue, traceback: [`[${engine}:execute] ${first ?? `${ename}: ${evalue}`}`, ...rest] };
+    return {
+      ename,
+      evalue,
+      traceback: [`[${engine}:execute] ${first ?? `${ename}: ${evalue}`}`, ...rest],
+    };
   });
 }
 
@@ -127,9 +128,9 @@ export async function showPx(
   let stopped: CellError | undefined;
   try {
     const ended = await Promise.race([
-      ar.wait(options.timeout === undefined ? undefined : options.timeout * 1000).then((done) =>
-        done ? 'done' : 'timeout',
-      ),
+      ar
+        .wait(options.timeout === undefined ? undefined : options.timeout * 1000)
+        .then((done) => (done ? 'done' : 'timeout')),
       new Promise<'interrupted'>((resolve) => {
         if (interrupted.aborted) resolve('interrupted');
         interrupted.addEventListener('abort', () => resolve('interrupted'), { once: true });
@@ -151,7 +152,9 @@ export async function showPx(
       errors = cellErrors(run, e);
     }
   }
-  return stopped ? [...errors, stopped] : errors;
+  if (!stopped) return errors;
+  // The aborted tasks' own errors would only repeat what the timeout says.
+  return [...errors.filter((e) => e.ename !== 'TaskAbortedError'), stopped];
 }
 
 /** Stops a run that was interrupted or timed out, so that its engines are free again. */
@@ -169,20 +172,19 @@ async function stop(
   }
   // The engines answer at once when the signal stops the code; a cell that ignores it is left.
   await run.ar.wait(10_000);
-  const ids = running.join(', ');
-  return why === 'interrupted'
-    ? {
-        ename: 'KeyboardInterrupt',
-        evalue: `the cell was interrupted; engine ${ids} got ${options.signalOnInterrupt}`,
-        traceback: [`KeyboardInterrupt: the cell was interrupted; engine ${ids} got ${options.signalOnInterrupt}`],
-      }
-    : {
-        ename: 'TimeoutError',
-        evalue: `engine ${ids} did not finish within --timeout ${options.timeout} s; its task was stopped so the engine is free again`,
-        traceback: [
-          `TimeoutError: engine ${ids} did not finish within --timeout ${options.timeout} s; its task was stopped so the engine is free again`,
-        ],
-      };
+  const engines = `engine${running.length === 1 ? '' : 's'} ${running.join(', ')}`;
+  const [ename, evalue] =
+    why === 'interrupted'
+      ? [
+          'KeyboardInterrupt',
+          `the cell was interrupted; ${engines} got ${options.signalOnInterrupt}`,
+        ]
+      : [
+          'TimeoutError',
+          `${engines} did not finish within --timeout ${options.timeout} s; ` +
+            "the cell's tasks were stopped, so the engines are free again",
+        ];
+  return { ename, evalue, traceback: [`${ename}: ${evalue}`] };
 }
 
 /** The run's outputs in the order `--group-outputs` asks for. */
@@ -194,9 +196,16 @@ function grouped(run: PxRun, options: PxOptions): { task: number; output: TaskOu
   switch (options.groupOutputs) {
     case 'order':
       // Results come last in every grouping, as the cell's value does in a notebook.
-      return [...all].sort((a, b) => Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'));
+      return [...all].sort(
+        (a, b) =>
+          Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'),
+      );
     case 'engine':
-      return [...all].sort((a, b) => byEngine(a, b) || Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'));
+      return [...all].sort(
+        (a, b) =>
+          byEngine(a, b) ||
+          Number(a.output.type === 'execute_result') - Number(b.output.type === 'execute_result'),
+      );
     case 'type':
       return [...all].sort((a, b) => rank(a.output) - rank(b.output) || byEngine(a, b));
   }

@@ -7,7 +7,9 @@
  */
 import { createConverter, type Converter } from 'tslab/dist/converter';
 import { createExecutor, type ConverterSet } from 'tslab/dist/executor';
+import * as jupyter from 'tslab/dist/jupyter';
 import { JupyterHandlerImpl, ZmqServer } from 'tslab/dist/jupyter';
+import { format } from 'node:util';
 import type * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import { Session, type Envelope } from '../protocol/session';
@@ -26,13 +28,21 @@ export interface Exchange extends Outlet {
   reply(type: string, content: object): void;
 }
 
+/** What a cell that failed reports: the `error` message's content. */
+export interface CellError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
 /** What tslab gives the kernel. */
 export interface Tslab {
   /**
    * Runs a TypeScript cell as tslab does: type-checked, in the notebook's namespace, output to
-   * `out`. Resolves true when it ran without error (errors are printed to `out`'s stderr).
+   * `out`, its last expression's value as the `execute_result` numbered `count`. Resolves with
+   * the type errors or the exception when it failed.
    */
-  execute(code: string, out: Outlet): Promise<boolean>;
+  execute(code: string, out: Outlet, count: number): Promise<CellError | undefined>;
   /** Interrupts an awaiting TypeScript cell (a busy loop is broken by SIGINT itself). */
   interrupt(): void;
 }
@@ -81,7 +91,10 @@ class KernelServer extends ZmqServer {
     this.iopubChannel = new Channel(this.iopub, this.session);
   }
 
-  override handleKernelInfo(sock: zmq.Router, msg: Parameters<ZmqServer['handleKernelInfo']>[1]): void {
+  override handleKernelInfo(
+    sock: zmq.Router,
+    msg: Parameters<ZmqServer['handleKernelInfo']>[1],
+  ): void {
     const reply = msg.createReply();
     reply.header.msg_type = 'kernel_info_reply';
     reply.content = {
@@ -134,6 +147,17 @@ class KernelServer extends ZmqServer {
   }
 }
 
+/** A `write` for `process.stdout`/`stderr` that sends what user code prints to the cell. */
+function writeTo(out: Outlet, name: 'stdout' | 'stderr'): typeof process.stdout.write {
+  const decoder = new TextDecoder();
+  return ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    out.stream(name, typeof chunk === 'string' ? chunk : decoder.decode(chunk));
+    const callback = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    callback?.();
+    return true;
+  }) as typeof process.stdout.write;
+}
+
 /**
  * Starts the kernel on `connectionFile`: tslab's executor in this process's working directory,
  * its server with the front in charge of execution, and SIGINT wired to both.
@@ -144,19 +168,64 @@ export async function startKernel(
   makeFront: (tslab: Tslab) => KernelFront,
 ): Promise<void> {
   const converters = new Converters();
+  // tslab's executor reports a cell's value with `log` and its failure with `error`; these turn
+  // them into an execute_result and one error for the cell that runs now.
+  let cell: { out: Outlet; count: number; diagnostics: string[]; error?: CellError } | undefined;
   const executor = createExecutor(process.cwd(), converters, {
-    log: (...args: unknown[]) => console.log(...args),
-    error: (...args: unknown[]) => console.error(...args),
+    log: (...args: unknown[]) =>
+      cell?.out.publish('execute_result', {
+        execution_count: cell.count,
+        data: { 'text/plain': format(...args) },
+        metadata: {},
+      }),
+    error: (...args: unknown[]) => {
+      const [e] = args;
+      if (!cell) return;
+      if (e instanceof Error) {
+        const stack = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+        cell.error = {
+          ename: e.name,
+          evalue: e.message,
+          traceback: [`${e.name}: ${e.message}`, ...stack],
+        };
+      } else if (args.length === 1) {
+        cell.error = { ename: 'Error', evalue: String(e), traceback: [`Uncaught ${format(e)}`] };
+      } else {
+        cell.diagnostics.push(format(...args));
+      }
+    },
   });
   const handler = new JupyterHandlerImpl(executor, false);
+  // One cell at a time, so that `cell` is the one whose output the executor reports.
+  let queue: Promise<unknown> = Promise.resolve();
+  const run = async (code: string, out: Outlet, count: number): Promise<CellError | undefined> => {
+    cell = { out, count, diagnostics: [] };
+    const mine = cell;
+    // What tslab's handler does around a cell, without its habit of cancelling the cells that
+    // arrive within 200 ms of a failed one: the kernel's front queues cells itself.
+    process.stdout.write = writeTo(out, 'stdout');
+    process.stderr.write = writeTo(out, 'stderr');
+    Object.assign(jupyter, {
+      lastWriteDisplayData: (data: object, update: boolean) =>
+        out.publish(update ? 'update_display_data' : 'display_data', data),
+    });
+    if (await executor.execute(code)) return undefined;
+    if (mine.error) return mine.error;
+    const n = mine.diagnostics.length;
+    return {
+      ename: 'TypeScriptError',
+      evalue:
+        n > 0
+          ? `${n} type error${n === 1 ? '' : 's'}: ${mine.diagnostics[0]}`
+          : 'the cell did not run',
+      traceback: mine.diagnostics,
+    };
+  };
   const tslab: Tslab = {
-    async execute(code, out) {
-      const reply = await handler.handleExecute(
-        { code, silent: false, store_history: true, user_expressions: {} },
-        (name, text) => out.stream(name === 'stderr' ? 'stderr' : 'stdout', text),
-        (data, update) => out.publish(update ? 'update_display_data' : 'display_data', data),
-      );
-      return reply.status === 'ok';
+    execute(code, out, count) {
+      const result = queue.then(() => run(code, out, count));
+      queue = result.catch(() => undefined);
+      return result;
     },
     interrupt: () => executor.interrupt(),
   };

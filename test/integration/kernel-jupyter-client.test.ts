@@ -1,0 +1,197 @@
+/**
+ * A real Jupyter client (Debian's jupyter_client) drives the installed kernelspec through one
+ * notebook session: plain TypeScript cells, magics, a cluster, output from the engines, errors,
+ * progress, --timeout, an interrupt during %%px, and code and magics sharing one client.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  drive,
+  installKernel,
+  ofType,
+  ROOT,
+  streamText,
+  type Executed,
+  type KernelEnv,
+} from './kernel-fixture';
+
+const cells = {
+  plain: 'const x: number = 20; x + 22',
+  print: 'console.log("plain out"); console.error("plain err")',
+  typeError: 'const y: number = "text"',
+  badTargets: '%%px --targets nonsense\nconsole.log("ran anyway")',
+  badTimeout: '%pxconfig --timeout soon',
+  unknownMagic: '%pxx 1',
+  noCluster: '%px 1 + 1',
+  start: '%cluster start -n 2',
+  px: '%%px\nconsole.log(`engine says ${1 + 1}`); display.html("<b>rich</b>"); 6 * 7',
+  pxError: '%%px --targets 1\nthrow new TypeError("boom")',
+  progress: '%%px --progress-after 0\nawait new Promise((r) => setTimeout(r, 300)); "slow"',
+  timeout: '%%px --timeout 1\nawait new Promise((r) => setTimeout(r, 600_000))',
+  afterTimeout: '%px "usable"',
+  spin: '%%px\nconsole.log("spinning"); while (true) {}',
+  afterInterrupt: '%px "alive"',
+  fromCode: 'await rc.loadBalancedView().map((n: number) => n * n, [1, 2, 3])',
+  noblock: '%%px --noblock --out later\n"done later"',
+  pxresult: '%pxresult',
+  awaitOut: '(await later).length',
+  status: '%cluster status',
+  stop: '%cluster stop',
+  codeCluster:
+    'import { Cluster, notebookClient } from "tsparallel";\n' +
+    'const mine = await Cluster.start({ engines: 1 });\nconst mineRc = await mine.connect();\n' +
+    'notebookClient() === mineRc',
+  pxOnCodeCluster: '%px "on the cluster made in code"',
+  autopxOn: '%autopx',
+  autopxCell: 'typeof process.pid',
+  autopxOff: '%autopx',
+  stopCodeCluster: '%cluster stop',
+};
+
+describe('kernel driven by jupyter_client', function () {
+  this.timeout(600_000);
+  let k: KernelEnv;
+  const r = {} as Record<keyof typeof cells, Executed>;
+  let info: Record<string, unknown>;
+  let commInfo: { msg_type: string; content: Record<string, unknown> };
+
+  before(async () => {
+    k = await installKernel();
+    // The notebook's folder has tsparallel installed, as a user's project would.
+    mkdirSync(join(k.dir, 'node_modules'));
+    symlinkSync(ROOT, join(k.dir, 'node_modules', 'tsparallel'));
+    const names = Object.keys(cells) as (keyof typeof cells)[];
+    const steps = [
+      { op: 'kernel_info' },
+      { op: 'comm_info' },
+      ...names.map((n) => ({
+        op: 'execute',
+        code: cells[n],
+        ...(n === 'spin' ? { interrupt_on: 'spinning' } : {}),
+      })),
+    ];
+    const results = await drive(k, steps);
+    info = results[0] as Record<string, unknown>;
+    commInfo = results[1] as typeof commInfo;
+    names.forEach((n, i) => (r[n] = results[i + 2] as Executed));
+  });
+  after(() => k?.cleanup());
+
+  const errorOf = (e: Executed): Record<string, unknown> => {
+    const errors = ofType(e, 'error');
+    assert.equal(errors.length, 1, JSON.stringify(e.iopub));
+    return errors[0];
+  };
+
+  it('answers kernel_info and comm_info_request as the protocol says', () => {
+    assert.equal(info.implementation, 'tsparallel');
+    assert.equal((info.language_info as { name: string }).name, 'typescript');
+    assert.equal(commInfo.msg_type, 'comm_info_reply');
+    assert.deepEqual(commInfo.content, { status: 'ok', comms: {} });
+  });
+
+  it('runs plain cells as tslab does, busy first and idle last', () => {
+    const e = r.plain;
+    assert.deepEqual(e.iopub[0], ['status', { execution_state: 'busy' }]);
+    assert.deepEqual(e.iopub.at(-1), ['status', { execution_state: 'idle' }]);
+    assert.equal(e.iopub[1][0], 'execute_input');
+    assert.equal((ofType(e, 'execute_result')[0].data as Record<string, string>)['text/plain'], '42');
+    assert.equal(streamText(r.print), 'plain out\n');
+    assert.equal(streamText(r.print, 'stderr'), 'plain err\n');
+  });
+
+  it('reports a type error as one error', () => {
+    assert.equal(r.typeError.reply.status, 'error');
+    assert.match(String(errorOf(r.typeError).evalue), /not assignable to type 'number'/);
+  });
+
+  it('refuses bad magic options with one sentence and runs nothing', () => {
+    for (const e of [r.badTargets, r.badTimeout, r.unknownMagic, r.noCluster]) {
+      assert.equal(e.reply.status, 'error');
+      const err = errorOf(e);
+      assert.equal(err.ename, 'UsageError');
+      assert.equal(ofType(e, 'stream').length, 0, 'nothing ran');
+    }
+    assert.match(String(errorOf(r.badTargets).evalue), /--targets takes all/);
+    assert.match(String(errorOf(r.badTimeout).evalue), /--timeout needs a positive number of seconds, got 'soon'/);
+    assert.match(String(errorOf(r.unknownMagic).evalue), /there is no magic %pxx/);
+    assert.match(String(errorOf(r.noCluster).evalue), /%cluster start/);
+  });
+
+  it('%cluster start starts engines and %%px streams their output with engine prefixes', () => {
+    assert.equal(r.start.reply.status, 'ok');
+    assert.match(streamText(r.start), /Started a cluster with 2 engines/);
+    const out = streamText(r.px);
+    assert.match(out, /^\[stdout:0\] engine says 2$/m);
+    assert.match(out, /^\[stdout:1\] engine says 2$/m);
+    const html = ofType(r.px, 'display_data').filter((d) => (d.data as Record<string, string>)['text/html']);
+    assert.equal(html.length, 2);
+    const results = ofType(r.px, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
+    assert.equal(results.length, 2);
+    assert.match(results[0], /^Out\[0:\d+\]: 42$/);
+    assert.match(results[1], /^Out\[1:\d+\]: 42$/);
+  });
+
+  it('shows an engine error as [id:execute] with its stack', () => {
+    assert.equal(r.pxError.reply.status, 'error');
+    const tb = errorOf(r.pxError).traceback as string[];
+    assert.equal(tb[0], '[1:execute] TypeError: boom');
+    assert.ok(tb.length > 1, 'the engine stack follows');
+  });
+
+  it('shows a progress line and updates it in place', () => {
+    const shown = ofType(r.progress, 'display_data').find((d) => /engines done/.test(String((d.data as Record<string, string>)['text/plain'])));
+    assert.ok(shown, JSON.stringify(r.progress.iopub));
+    const id = (shown.transient as { display_id: string }).display_id;
+    const updates = ofType(r.progress, 'update_display_data');
+    assert.ok(updates.length > 0);
+    assert.ok(updates.every((u) => (u.transient as { display_id: string }).display_id === id));
+    assert.match(String((updates.at(-1)?.data as Record<string, string>)['text/plain']), /^2\/2 engines done/);
+  });
+
+  it('--timeout ends the wait with a clear error and leaves the engines usable', () => {
+    assert.equal(r.timeout.reply.status, 'error');
+    const err = errorOf(r.timeout);
+    assert.equal(err.ename, 'TimeoutError');
+    assert.match(String(err.evalue), /did not finish within --timeout 1 s/);
+    assert.equal(r.afterTimeout.reply.status, 'ok');
+    assert.equal(ofType(r.afterTimeout, 'execute_result').length, 2);
+  });
+
+  it('an interrupt during a blocking %%px signals the engines and ends the cell', () => {
+    assert.equal(r.spin.reply.status, 'error');
+    const errors = ofType(r.spin, 'error');
+    assert.equal(errors.at(-1)?.ename, 'KeyboardInterrupt');
+    assert.match(String(errors.at(-1)?.evalue), /engines 0, 1 got SIGINT/);
+    assert.equal(r.afterInterrupt.reply.status, 'ok');
+    const alive = ofType(r.afterInterrupt, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
+    assert.deepEqual(alive.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')), ["'alive'", "'alive'"]);
+  });
+
+  it('code and magics share the client: rc from %cluster start, --out and %pxresult', () => {
+    assert.equal((ofType(r.fromCode, 'execute_result')[0].data as Record<string, string>)['text/plain'], '[ 1, 4, 9 ]');
+    assert.equal(r.noblock.reply.status, 'ok');
+    assert.match(
+      ofType(r.pxresult, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']).join('\n'),
+      /Out\[0:\d+\]: 'done later'/,
+    );
+    assert.equal((ofType(r.awaitOut, 'execute_result')[0].data as Record<string, string>)['text/plain'], '2');
+    assert.match(streamText(r.status), /engine 0: idle/);
+    assert.match(streamText(r.stop), /Stopped the cluster/);
+  });
+
+  it('a Cluster created in a code cell becomes the one %px uses', () => {
+    assert.equal((ofType(r.codeCluster, 'execute_result')[0].data as Record<string, string>)['text/plain'], 'true');
+    const out = ofType(r.pxOnCodeCluster, 'execute_result');
+    assert.equal(out.length, 1, 'one engine: the new cluster');
+    assert.match(streamText(r.stopCodeCluster), /Stopped the cluster/);
+  });
+
+  it('%autopx runs plain cells on the engines until turned off', () => {
+    assert.match(streamText(r.autopxOn), /%autopx enabled/);
+    const out = ofType(r.autopxCell, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
+    assert.deepEqual(out.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')), ["'number'"]);
+    assert.match(streamText(r.autopxOff), /%autopx disabled/);
+  });
+});
