@@ -215,7 +215,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         return undefined;
       }
       case 'cluster status':
-        say(this.status());
+        say(await this.status());
         return undefined;
       case 'px':
         return this.runPx(
@@ -380,7 +380,8 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     return this.requireClient();
   }
 
-  private status(): string {
+  private async status(): Promise<string> {
+    await this.panel.refresh();
     const state = this.panel.state();
     if (!state.cluster) return 'No cluster: %cluster start -n 4 starts one.';
     const c = state.cluster;
@@ -397,25 +398,27 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   // --- the panel's comm ----------------------------------------------------------------------
 
-  private openComm(content: RequestContent['comm_open'], ex: Exchange): void {
+  private async openComm(content: RequestContent['comm_open'], ex: Exchange): Promise<void> {
     const id = content.comm_id;
     if (content.target_name !== COMM_TARGET) {
       // Jupyter's convention: an unknown target is answered by closing the comm.
       ex.publish('comm_close', { comm_id: id, data: {} });
       return;
     }
-    this.comms.set(id, (msg) => ex.publish('comm_msg', { comm_id: id, data: msg }));
-    this.comms.get(id)?.({ type: 'state', state: this.panel.state() });
+    const send = (msg: KernelMessage): void => ex.publish('comm_msg', { comm_id: id, data: msg });
+    this.comms.set(id, send);
+    await this.panel.refresh();
+    send({ type: 'state', state: this.panel.state() });
   }
 
   private async commMessage(content: RequestContent['comm_msg']): Promise<void> {
     const send = this.comms.get(content.comm_id);
     if (!send) return;
-    let requestId = '';
+    // A command the kernel cannot read is still answered under the id it came with, if any.
+    const data = content.data as { requestId?: unknown } | null;
+    const requestId = typeof data?.requestId === 'string' ? data.requestId : '';
     try {
-      const msg = parsePanelMessage(content.data);
-      requestId = msg.requestId;
-      await this.command(msg);
+      await this.command(parsePanelMessage(content.data));
       send({ type: 'reply', requestId, ok: true });
     } catch (e) {
       send({ type: 'reply', requestId, ok: false, error: (e as Error).message });
@@ -451,9 +454,12 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   private schedulePush(): void {
     if (this.comms.size === 0) return;
     this.pushTimer ??= setTimeout(() => {
+      // Changes while the queues are fetched schedule the next push.
       this.pushTimer = undefined;
-      const state = this.panel.state();
-      for (const send of this.comms.values()) send({ type: 'state', state });
+      void this.panel.refresh().then(() => {
+        const state = this.panel.state();
+        for (const send of this.comms.values()) send({ type: 'state', state });
+      });
     }, STATE_COALESCE_MS);
   }
 }

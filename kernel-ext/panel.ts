@@ -1,16 +1,15 @@
 /**
  * The state the lab panel shows, kept up to date from the client's events: engines joining and
  * leaving, and the tasks this kernel's client sends and sees finish. Queue lengths and task
- * counts come from the controller, asked at most once per `QUEUE_REFRESH_MS` after a change, so
- * a burst of tasks costs one request; nothing polls while nothing happens.
+ * counts come from the controller when a state is built; the kernel builds one per burst of
+ * changes, so nothing polls while nothing happens.
  */
 import type { Client, ClientEvent } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
-import type { QueueCounts } from '../protocol/messages';
+import type { EngineInfo, QueueCounts } from '../protocol/messages';
 import type { EngineState, KernelState, TaskState, ViewState } from './comm-messages';
 
 const TASKS_KEPT = 200;
-const QUEUE_REFRESH_MS = 250;
 
 interface DeadEngine {
   id: number;
@@ -26,8 +25,9 @@ export class PanelModel {
   private readonly tasks = new Map<string, TaskState>();
   private readonly views = new Map<string, ViewState>();
   private readonly dead = new Map<number, DeadEngine>();
+  /** Engines as last seen, to describe them once they are gone. */
+  private readonly known = new Map<number, EngineInfo>();
   private queues: Record<string, QueueCounts> = {};
-  private refresh: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly targets: () => string,
@@ -42,6 +42,8 @@ export class PanelModel {
       this.dead.clear();
       this.queues = {};
       this.connectedAt = new Date();
+      this.known.clear();
+      for (const e of client?.engineInfo ?? []) this.known.set(e.id, e);
       if (client) void this.listen(client);
     }
     this.client = client;
@@ -53,7 +55,6 @@ export class PanelModel {
     for await (const e of client.events({ tasks: true })) {
       if (client !== this.client) return;
       this.apply(e);
-      this.scheduleRefresh();
       this.changed();
     }
   }
@@ -61,10 +62,11 @@ export class PanelModel {
   private apply(e: ClientEvent): void {
     switch (e.type) {
       case 'engine:register':
+        this.known.set(e.engine.id, e.engine);
         this.dead.delete(e.engine.id);
         break;
       case 'engine:unregister': {
-        const info = this.client?.engineInfo.find((i) => i.id === e.id);
+        const info = this.known.get(e.id);
         this.dead.set(e.id, { id: e.id, host: info?.hostname ?? '', pid: info?.pid ?? 0 });
         break;
       }
@@ -113,20 +115,15 @@ export class PanelModel {
     }
   }
 
-  private scheduleRefresh(): void {
-    this.refresh ??= setTimeout(() => {
-      this.refresh = undefined;
-      const client = this.client;
-      client
-        ?.queueStatus()
-        .then((q) => {
-          if (client !== this.client) return;
-          const { unassigned: _, ...engines } = q;
-          this.queues = engines;
-          this.changed();
-        })
-        .catch(() => undefined); // the controller went away; engine events say the rest
-    }, QUEUE_REFRESH_MS);
+  /** Asks the controller for its queues, so that the next `state()` shows them. */
+  async refresh(): Promise<void> {
+    const client = this.client;
+    try {
+      const { unassigned: _, ...engines } = (await client?.queueStatus()) ?? { unassigned: 0 };
+      if (client === this.client) this.queues = engines;
+    } catch {
+      // The controller went away; the engine events say the rest.
+    }
   }
 
   /** The state as the panel receives it. */
@@ -173,7 +170,6 @@ export class PanelModel {
   }
 
   close(): void {
-    clearTimeout(this.refresh);
     this.client = undefined;
   }
 }

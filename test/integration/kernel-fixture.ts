@@ -23,7 +23,13 @@ export interface KernelEnv {
 /** Installs the kernelspec with the CLI into a fresh temp prefix. */
 export async function installKernel(): Promise<KernelEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'tsp-kernel-'));
-  await run(process.execPath, [join(DIST, 'cluster', 'cli.js'), 'kernel', 'install', '--prefix', dir]);
+  await run(process.execPath, [
+    join(DIST, 'cluster', 'cli.js'),
+    'kernel',
+    'install',
+    '--prefix',
+    dir,
+  ]);
   const env = {
     ...process.env,
     JUPYTER_PATH: join(dir, 'share', 'jupyter'),
@@ -47,7 +53,8 @@ export function run(
       args,
       { env: options.env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 },
       (error, stdout, stderr) => {
-        if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
+        if (error)
+          reject(new Error(`${file} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
         else resolvePromise(stdout);
       },
     );

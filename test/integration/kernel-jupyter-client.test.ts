@@ -96,7 +96,10 @@ describe('kernel driven by jupyter_client', function () {
     assert.deepEqual(e.iopub[0], ['status', { execution_state: 'busy' }]);
     assert.deepEqual(e.iopub.at(-1), ['status', { execution_state: 'idle' }]);
     assert.equal(e.iopub[1][0], 'execute_input');
-    assert.equal((ofType(e, 'execute_result')[0].data as Record<string, string>)['text/plain'], '42');
+    assert.equal(
+      (ofType(e, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      '42',
+    );
     assert.equal(streamText(r.print), 'plain out\n');
     assert.equal(streamText(r.print, 'stderr'), 'plain err\n');
   });
@@ -114,7 +117,10 @@ describe('kernel driven by jupyter_client', function () {
       assert.equal(ofType(e, 'stream').length, 0, 'nothing ran');
     }
     assert.match(String(errorOf(r.badTargets).evalue), /--targets takes all/);
-    assert.match(String(errorOf(r.badTimeout).evalue), /--timeout needs a positive number of seconds, got 'soon'/);
+    assert.match(
+      String(errorOf(r.badTimeout).evalue),
+      /--timeout needs a positive number of seconds, got 'soon'/,
+    );
     assert.match(String(errorOf(r.unknownMagic).evalue), /there is no magic %pxx/);
     assert.match(String(errorOf(r.noCluster).evalue), /%cluster start/);
   });
@@ -125,9 +131,13 @@ describe('kernel driven by jupyter_client', function () {
     const out = streamText(r.px);
     assert.match(out, /^\[stdout:0\] engine says 2$/m);
     assert.match(out, /^\[stdout:1\] engine says 2$/m);
-    const html = ofType(r.px, 'display_data').filter((d) => (d.data as Record<string, string>)['text/html']);
+    const html = ofType(r.px, 'display_data').filter(
+      (d) => (d.data as Record<string, string>)['text/html'],
+    );
     assert.equal(html.length, 2);
-    const results = ofType(r.px, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
+    const results = ofType(r.px, 'execute_result').map(
+      (c) => (c.data as Record<string, string>)['text/plain'],
+    );
     assert.equal(results.length, 2);
     assert.match(results[0], /^Out\[0:\d+\]: 42$/);
     assert.match(results[1], /^Out\[1:\d+\]: 42$/);
@@ -141,13 +151,18 @@ describe('kernel driven by jupyter_client', function () {
   });
 
   it('shows a progress line and updates it in place', () => {
-    const shown = ofType(r.progress, 'display_data').find((d) => /engines done/.test(String((d.data as Record<string, string>)['text/plain'])));
+    const shown = ofType(r.progress, 'display_data').find((d) =>
+      /engines done/.test(String((d.data as Record<string, string>)['text/plain'])),
+    );
     assert.ok(shown, JSON.stringify(r.progress.iopub));
     const id = (shown.transient as { display_id: string }).display_id;
     const updates = ofType(r.progress, 'update_display_data');
     assert.ok(updates.length > 0);
     assert.ok(updates.every((u) => (u.transient as { display_id: string }).display_id === id));
-    assert.match(String((updates.at(-1)?.data as Record<string, string>)['text/plain']), /^2\/2 engines done/);
+    assert.match(
+      String((updates.at(-1)?.data as Record<string, string>)['text/plain']),
+      /^2\/2 engines done/,
+    );
   });
 
   it('--timeout ends the wait with a clear error and leaves the engines usable', () => {
@@ -165,24 +180,40 @@ describe('kernel driven by jupyter_client', function () {
     assert.equal(errors.at(-1)?.ename, 'KeyboardInterrupt');
     assert.match(String(errors.at(-1)?.evalue), /engines 0, 1 got SIGINT/);
     assert.equal(r.afterInterrupt.reply.status, 'ok');
-    const alive = ofType(r.afterInterrupt, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
-    assert.deepEqual(alive.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')), ["'alive'", "'alive'"]);
+    const alive = ofType(r.afterInterrupt, 'execute_result').map(
+      (c) => (c.data as Record<string, string>)['text/plain'],
+    );
+    assert.deepEqual(
+      alive.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')),
+      ["'alive'", "'alive'"],
+    );
   });
 
   it('code and magics share the client: rc from %cluster start, --out and %pxresult', () => {
-    assert.equal((ofType(r.fromCode, 'execute_result')[0].data as Record<string, string>)['text/plain'], '[ 1, 4, 9 ]');
+    assert.equal(
+      (ofType(r.fromCode, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      '[ 1, 4, 9 ]',
+    );
     assert.equal(r.noblock.reply.status, 'ok');
     assert.match(
-      ofType(r.pxresult, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']).join('\n'),
+      ofType(r.pxresult, 'execute_result')
+        .map((c) => (c.data as Record<string, string>)['text/plain'])
+        .join('\n'),
       /Out\[0:\d+\]: 'done later'/,
     );
-    assert.equal((ofType(r.awaitOut, 'execute_result')[0].data as Record<string, string>)['text/plain'], '2');
+    assert.equal(
+      (ofType(r.awaitOut, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      '2',
+    );
     assert.match(streamText(r.status), /engine 0: idle/);
     assert.match(streamText(r.stop), /Stopped the cluster/);
   });
 
   it('a Cluster created in a code cell becomes the one %px uses', () => {
-    assert.equal((ofType(r.codeCluster, 'execute_result')[0].data as Record<string, string>)['text/plain'], 'true');
+    assert.equal(
+      (ofType(r.codeCluster, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      'true',
+    );
     const out = ofType(r.pxOnCodeCluster, 'execute_result');
     assert.equal(out.length, 1, 'one engine: the new cluster');
     assert.match(streamText(r.stopCodeCluster), /Stopped the cluster/);
@@ -190,8 +221,13 @@ describe('kernel driven by jupyter_client', function () {
 
   it('%autopx runs plain cells on the engines until turned off', () => {
     assert.match(streamText(r.autopxOn), /%autopx enabled/);
-    const out = ofType(r.autopxCell, 'execute_result').map((c) => (c.data as Record<string, string>)['text/plain']);
-    assert.deepEqual(out.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')), ["'number'"]);
+    const out = ofType(r.autopxCell, 'execute_result').map(
+      (c) => (c.data as Record<string, string>)['text/plain'],
+    );
+    assert.deepEqual(
+      out.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')),
+      ["'number'"],
+    );
     assert.match(streamText(r.autopxOff), /%autopx disabled/);
   });
 });
