@@ -176,9 +176,7 @@ function addConfigOptions(cmd: Command): Command {
       new Option('--noblock', 'return at once; see the output with %pxresult').conflicts('block'),
     )
     .option('--stream', 'show output as it arrives (default)')
-    .addOption(
-      new Option('--no-stream', 'show output when the engines are done').conflicts('stream'),
-    )
+    .addOption(new Option('--no-stream', 'show output when the engines are done'))
     .option('--timeout <seconds>', 'stop waiting after this long', seconds('--timeout', false))
     .addOption(
       new Option('--group-outputs <how>', 'order of the final output').choices([
@@ -326,7 +324,11 @@ export function parseMagic(name: string, args: string): Magic {
     cmd.parse(tokens, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      const what = e.message.replace(/^error: /, '').replace(/\.$/, '');
+      // Commander's message, made one sentence: "a. B" becomes "a: b".
+      const what = e.message
+        .replace(/^error: /, '')
+        .replace(/\.$/, '')
+        .replace(/\.\s+(\w)/g, (_, c: string) => `: ${c.toLowerCase()}`);
       usage(`${shown}: ${what}; ${display}? shows the options.`);
     }
     throw e;
@@ -344,9 +346,6 @@ export function parseMagic(name: string, args: string): Magic {
     case 'cluster stop':
     case 'cluster status':
       return { magic: key };
-  }
-  if (cmd.args.length > 0 && name !== 'px') {
-    usage(`${display} takes no argument '${cmd.args[0]}'; ${display}? shows the options.`);
   }
   switch (name) {
     case 'px': {

@@ -119,8 +119,12 @@ export class PanelModel {
   async refresh(): Promise<void> {
     const client = this.client;
     try {
-      const { unassigned: _, ...engines } = (await client?.queueStatus()) ?? { unassigned: 0 };
-      if (client === this.client) this.queues = engines;
+      const status = await client?.queueStatus();
+      if (status && client === this.client) {
+        this.queues = Object.fromEntries(
+          Object.entries(status).filter((e): e is [string, QueueCounts] => e[0] !== 'unassigned'),
+        );
+      }
     } catch {
       // The controller went away; the engine events say the rest.
     }
