@@ -17,9 +17,13 @@ export interface NotebookHook {
   readonly cluster: Cluster | undefined;
   /** The client `%px` uses, if any. */
   readonly client: Client | undefined;
+  /** Hands over a value the kernel is binding to a notebook variable (see the kernel's `bind`). */
+  take(name: string): unknown;
 }
 
-const HOOK = Symbol.for('tsparallel.notebook');
+/** The registered symbol's key, for code the kernel generates to reach the hook. */
+export const NOTEBOOK_HOOK_KEY = 'tsparallel.notebook';
+const HOOK = Symbol.for(NOTEBOOK_HOOK_KEY);
 
 function hook(): NotebookHook | undefined {
   return (globalThis as { [HOOK]?: NotebookHook })[HOOK];

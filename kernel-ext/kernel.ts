@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { Client } from '../client/client';
-import { installNotebookHook, type NotebookHook } from '../client/notebook';
+import { installNotebookHook, NOTEBOOK_HOOK_KEY, type NotebookHook } from '../client/notebook';
 import { Cluster } from '../cluster/cluster';
 import {
   COMM_TARGET,
@@ -107,6 +107,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   }
 
   interrupt(): void {
+    this.tslab.interrupt();
     this.running?.abort();
   }
 
@@ -319,7 +320,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   private async bind(values: Record<string, [unknown, string]>, out: Outlet): Promise<void> {
     const lines = Object.entries(values).map(([name, [value, type]]) => {
       this.bindings.set(name, value);
-      return `const ${name} = (globalThis as any)[Symbol.for('tsparallel.notebook')].take(${JSON.stringify(name)}) as import(${TYPES}).${type};`;
+      return `const ${name} = (globalThis as any)[Symbol.for(${JSON.stringify(NOTEBOOK_HOOK_KEY)})].take(${JSON.stringify(name)}) as import(${TYPES}).${type};`;
     });
     const error = await this.tslab.execute(lines.join('\n'), out, this.executionCount);
     if (error) {

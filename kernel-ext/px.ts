@@ -76,6 +76,11 @@ function cellErrors(run: PxRun, error: unknown): CellError[] {
   });
 }
 
+/** How long an interrupted cell waits for the signal to end its tasks before aborting them. */
+const SIGNAL_GRACE_MS = 3000;
+/** How long a stopped cell waits for its tasks to end before it gives up on them. */
+const STOP_WAIT_MS = 10_000;
+
 /** A line such as `3/4 engines done, 12.0 s`, in one display updated in place. */
 class ProgressLine {
   private readonly id = `tsparallel-progress-${randomUUID()}`;
@@ -167,11 +172,14 @@ async function stop(
   const running = run.engines.filter((_, i) => run.ar.metadata[i].status === 'pending');
   if (why === 'interrupted') {
     await client.sendSignal(options.signalOnInterrupt, running);
+    // A signal reaches an engine that has not started its task yet in vain; aborting by message
+    // id stops such a task whenever it arrives, and does nothing to tasks the signal ended.
+    if (!(await run.ar.wait(SIGNAL_GRACE_MS))) await run.ar.abort();
   } else {
     await run.ar.abort();
   }
-  // The engines answer at once when the signal stops the code; a cell that ignores it is left.
-  await run.ar.wait(10_000);
+  // The engines answer at once when the code stops; a cell that ignores both is left running.
+  await run.ar.wait(STOP_WAIT_MS);
   const engines = `engine${running.length === 1 ? '' : 's'} ${running.join(', ')}`;
   const [ename, evalue] =
     why === 'interrupted'

@@ -50,7 +50,7 @@ export interface Tslab {
 /** The kernel's side: handles the requests tslab does not see, and the kernel's end. */
 export interface KernelFront {
   handle(request: KernelRequest, exchange: Exchange): Promise<void>;
-  /** The kernel got SIGINT. */
+  /** The kernel got SIGINT (or an interrupt_request): stop what the current cell waits for. */
   interrupt(): void;
   /** The kernel is shutting down: release what it holds (clusters it started). */
   close(): Promise<void>;
@@ -73,8 +73,9 @@ class Converters implements ConverterSet {
 
 /** tslab's server with execution, comms and interrupts taken over by the front. */
 class KernelServer extends ZmqServer {
-  private session: Session | undefined;
-  private iopubChannel: Channel | undefined;
+  private channels:
+    | { session: Session; iopub: Channel; replies: Map<zmq.Router, Channel> }
+    | undefined;
 
   constructor(
     handler: JupyterHandlerImpl,
@@ -85,10 +86,17 @@ class KernelServer extends ZmqServer {
     super(handler, connectionFile);
   }
 
-  override async init(): Promise<void> {
-    await super.init();
-    this.session = new Session(this.connInfo.key);
-    this.iopubChannel = new Channel(this.iopub, this.session);
+  /** The project's signing and send queues on tslab's sockets, made once they exist. */
+  private get wire(): NonNullable<KernelServer['channels']> {
+    if (!this.channels) {
+      const session = new Session(this.connInfo.key);
+      this.channels = {
+        session,
+        iopub: new Channel(this.iopub, session),
+        replies: new Map([this.shell, this.control].map((s) => [s, new Channel(s, session)])),
+      };
+    }
+    return this.channels;
   }
 
   override handleKernelInfo(
@@ -108,7 +116,7 @@ class KernelServer extends ZmqServer {
   }
 
   override async handleShellMessage(sock: zmq.Router, ...frames: Buffer[]): Promise<void> {
-    const session = this.session as Session;
+    const { session, iopub, replies } = this.wire;
     let request: KernelRequest | undefined;
     try {
       request = parseKernelRequest(session.parse(frames));
@@ -117,7 +125,7 @@ class KernelServer extends ZmqServer {
       return;
     }
     if (request === undefined) return super.handleShellMessage(sock, ...frames);
-    const socket = new Channel(sock, session);
+    const socket = replies.get(sock) as Channel;
     const { identities, header: parent } = request.envelope;
     const send = (channel: Channel, identities: Buffer[], type: string, content: object): void =>
       channel.send({
@@ -128,7 +136,6 @@ class KernelServer extends ZmqServer {
         content,
         buffers: [],
       } satisfies Envelope);
-    const iopub = this.iopubChannel as Channel;
     const exchange: Exchange = {
       publish: (type, content) => send(iopub, [], type, content),
       stream: (name, text) => send(iopub, [], 'stream', { name, text }),
@@ -231,9 +238,6 @@ export async function startKernel(
   };
   const front = makeFront(tslab);
   const server = new KernelServer(handler, connectionFile, front, version);
-  process.on('SIGINT', () => {
-    executor.interrupt();
-    front.interrupt();
-  });
+  process.on('SIGINT', () => front.interrupt());
   await server.init();
 }

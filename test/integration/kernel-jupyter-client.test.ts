@@ -68,7 +68,8 @@ describe('kernel driven by jupyter_client', function () {
       ...names.map((n) => ({
         op: 'execute',
         code: cells[n],
-        ...(n === 'spin' ? { interrupt_on: 'spinning' } : {}),
+        // Interrupt once both engines spin, so that both get the signal.
+        ...(n === 'spin' ? { interrupt_on: 'spinning', engines: 2 } : {}),
       })),
     ];
     const results = await drive(k, steps);

@@ -10,6 +10,7 @@ Reads a JSON list of steps on stdin and prints, as JSON, what the kernel sent fo
       reply and the state that follows it
 """
 import json
+import queue
 import sys
 import time
 import uuid
@@ -25,7 +26,10 @@ def main():
     results = []
     try:
         for step in steps:
-            results.append(run(km, kc, step))
+            try:
+                results.append(run(km, kc, step))
+            except Exception as e:
+                raise RuntimeError(f"step {json.dumps(step)} failed") from e
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
@@ -37,7 +41,10 @@ def iopub_until(kc, done):
     deadline = time.monotonic() + TIMEOUT
     seen = []
     while True:
-        msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+        try:
+            msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"no end after {TIMEOUT} s; the kernel sent: {json.dumps(seen)[-3000:]}")
         seen.append([msg["msg_type"], msg["content"], msg["parent_header"].get("msg_id")])
         if done(msg):
             return seen
@@ -56,13 +63,15 @@ def run(km, kc, step):
     if op == "execute":
         msg_id = kc.execute(step["code"])
         interrupted = False
+        printed = 0
 
         def done(msg):
-            nonlocal interrupted
+            nonlocal interrupted, printed
             if msg["parent_header"].get("msg_id") != msg_id:
                 return False
-            text = msg["content"].get("text", "")
-            if step.get("interrupt_on") and not interrupted and step["interrupt_on"] in text:
+            if step.get("interrupt_on"):
+                printed += msg["content"].get("text", "").count(step["interrupt_on"])
+            if not interrupted and step.get("interrupt_on") and printed >= step.get("engines", 1):
                 km.interrupt_kernel()
                 interrupted = True
             return msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
