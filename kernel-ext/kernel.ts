@@ -49,6 +49,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   private config: PxConfig = { ...DEFAULT_PX_CONFIG };
   private autopx = false;
   private executionCount = 0;
+  /** The cell running now, or the last one; it never rejects. */
   private cells: Promise<unknown> = Promise.resolve();
   private running: AbortController | undefined;
   private last: { run: PxRun; options: PxOptions } | undefined;
@@ -128,13 +129,8 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     const cell = this.cells.then(() =>
       this.runCell(content.code, content.silent ? QUIET : ex, count),
     );
-    this.cells = cell.catch(() => undefined);
-    let failure: Failure | undefined;
-    try {
-      failure = await cell;
-    } catch (e) {
-      failure = { ...asCellError(e), shown: false };
-    }
+    this.cells = cell;
+    const failure = await cell;
     if (failure && !failure.shown) ex.publish('error', errorContent(failure));
     ex.reply(
       'execute_reply',
@@ -154,8 +150,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         s.kind === 'code' ? s : { magic: parseMagic(s.name, s.args), body: s.body },
       );
     } catch (e) {
-      if (e instanceof MagicUsageError) return { ...asCellError(e), shown: false };
-      throw e;
+      return { ...asCellError(e), shown: false };
     }
     if (this.autopx && plan.every((s) => 'code' in s)) {
       plan = [{ magic: { magic: 'px', code, options: {} }, body: undefined }];
@@ -197,9 +192,9 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       out.stream('stdout', text.endsWith('\n') ? text : `${text}\n`);
     switch (m.magic) {
       case 'cluster start': {
-        await this.startCluster(m.engines, m.launcher, out);
+        const rc = await this.startCluster(m.engines, m.launcher, out);
         say(
-          `Started a cluster with ${this.client?.ids.length} engines (ids ${this.client?.ids.join(', ')}); ` +
+          `Started a cluster with ${rc.ids.length} engines (ids ${rc.ids.join(', ')}); ` +
             `cluster and rc are set in the notebook, and %px runs on it.`,
         );
         return undefined;
@@ -243,10 +238,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         );
       }
       case 'pxconfig':
-        for (const [k, v] of Object.entries(m.options)) {
-          if (k === 'targets') checkTargets(v as string);
-          Object.assign(this.config, { [k]: v });
-        }
+        Object.assign(this.config, m.options);
         this.schedulePush();
         say(
           Object.entries(this.config)
@@ -289,11 +281,13 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         out,
       );
     }
+    // --local runs the cell here while the engines run it; its error is shown with theirs.
     const local = options.local ? await this.runTypeScript(code, out, count) : undefined;
-    if (!options.block) return local;
-    return (
-      local ?? this.showErrors(await showPx(client, run, options, out, count, interrupted), out)
-    );
+    if (local) out.publish('error', errorContent(local));
+    const remote = options.block
+      ? this.showErrors(await showPx(client, run, options, out, count, interrupted), out)
+      : undefined;
+    return remote ?? (local && { ...local, shown: true });
   }
 
   /** Shows each engine's error; the cell fails with the first, or with all when several failed. */
@@ -334,7 +328,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     engines: number | undefined,
     launcher: string,
     out: Outlet,
-  ): Promise<Cluster> {
+  ): Promise<Client> {
     if (this.cluster) {
       throw new MagicUsageError(
         'a cluster is running already; %cluster stop it first, or use it with %px.',
@@ -343,7 +337,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     const cluster = await Cluster.start({ engines, launcher: launcher as 'local' });
     const rc = await cluster.connect();
     await this.bind({ cluster: [cluster, 'Cluster'], rc: [rc, 'Client'] }, out);
-    return cluster;
+    return rc;
   }
 
   private async stopCluster(): Promise<string> {

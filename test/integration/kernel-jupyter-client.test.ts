@@ -32,6 +32,11 @@ const cells = {
   afterTimeout: '%px "usable"',
   spin: '%%px\nconsole.log("spinning"); while (true) {}',
   afterInterrupt: '%px "alive"',
+  local: '%%px --local --targets 0\nconst here = 5; console.log(`ran ${here}`)',
+  grouped: '%%px --no-stream --group-outputs engine\nconsole.log("out"); console.error("err")',
+  configTargets: '%pxconfig --targets 1',
+  onConfigured: '%px "configured"',
+  configAll: '%pxconfig --targets all',
   fromCode: 'await rc.loadBalancedView().map((n: number) => n * n, [1, 2, 3])',
   noblock: '%%px --noblock --out later\n"done later"',
   pxresult: '%pxresult',
@@ -188,6 +193,30 @@ describe('kernel driven by jupyter_client', function () {
       alive.map((t) => t.replace(/^Out\[\d+:\d+\]: /, '')),
       ["'alive'", "'alive'"],
     );
+  });
+
+  it('--local also runs the cell in the notebook', () => {
+    const out = streamText(r.local);
+    assert.match(out, /^ran 5$/m);
+    assert.match(out, /^\[stdout:0\] ran 5$/m);
+  });
+
+  it('--no-stream --group-outputs engine shows each engine’s output together at the end', () => {
+    const streams = ofType(r.grouped, 'stream').map((c) => String(c.text).trim());
+    assert.deepEqual(streams, [
+      '[stdout:0] out',
+      '[stderr:0] err',
+      '[stdout:1] out',
+      '[stderr:1] err',
+    ]);
+  });
+
+  it('%pxconfig --targets changes where %px runs', () => {
+    assert.match(streamText(r.configTargets), /^targets: 1$/m);
+    const engines = ofType(r.onConfigured, 'execute_result').map(
+      (c) => (c.metadata as { engine: number }).engine,
+    );
+    assert.deepEqual(engines, [1]);
   });
 
   it('code and magics share the client: rc from %cluster start, --out and %pxresult', () => {
