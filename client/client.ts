@@ -33,7 +33,13 @@ import {
   type TaskMetadata,
   type TaskOutput,
 } from './async-result';
-import { BroadcastView, DirectView, LoadBalancedView, type Targets } from './views';
+import {
+  BroadcastView,
+  DirectView,
+  LoadBalancedView,
+  type Targets,
+  type ViewOptions,
+} from './views';
 
 /** Where `Client.connect` finds the controller. */
 export interface ConnectOptions {
@@ -52,10 +58,21 @@ export type ClientEvent =
   | { type: 'engine:unregister'; id: number; reason: string }
   /** Output of any client's task, with `events({ outputs: true })`. */
   | { type: 'engine:output'; engineId: number; msgId: string; output: TaskOutput }
-  /** This client sent a task (a view's call), with `events({ tasks: true })`. */
-  | { type: 'task:submit'; task: TaskMetadata; balanced: boolean; label: string | undefined }
+  /** This client sent a task through `view`, with `events({ tasks: true })`. */
+  | {
+      type: 'task:submit';
+      task: TaskMetadata;
+      view: TaskSource;
+      balanced: boolean;
+      label: string | undefined;
+    }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; error: Error | undefined };
+
+/** The view a task was sent through, as `task:submit` events name it. */
+export interface TaskSource {
+  readonly options: ViewOptions;
+}
 
 /** Each request the client makes of the hub, and the reply it expects. */
 interface ReplyTypes {
@@ -315,8 +332,9 @@ export class Client {
 
   // --- used by views -------------------------------------------------------------------------
 
-  /** Sends one task; its state fills in as replies and output arrive. */
+  /** Sends one task for `view`; its state fills in as replies and output arrive. */
   submit(
+    view: TaskSource,
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
     buffers: Buffer[],
@@ -334,7 +352,13 @@ export class Client {
     this.tasks.set(msg.header.msg_id, state);
     this.dealer.send(msg);
     const task = state.metadata;
-    this.emit({ type: 'task:submit', task, balanced: options.balanced, label: options.label });
+    this.emit({
+      type: 'task:submit',
+      task,
+      view,
+      balanced: options.balanced,
+      label: options.label,
+    });
     state.onFinish(() => this.emit({ type: 'task:finish', task, error: state.error }));
     return state;
   }

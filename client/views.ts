@@ -149,6 +149,7 @@ abstract class View {
       return a.name;
     });
     return this.client.submit(
+      this,
       'apply_request',
       { source, mode, refs, options },
       encodeValue(plain, 'args'),
@@ -237,6 +238,7 @@ export class DirectView extends View {
       throw new TypeError(`execute needs TypeScript source as a string, got ${typeof code}`);
     const tasks = this.targets.map((id) =>
       this.client.submit(
+        this,
         'execute_request',
         { code, silent: options.silent ?? false, options: this.taskOptions(false, [id]) },
         [],

@@ -55,11 +55,14 @@ export interface TaskState {
   errorPreview: string | null;
 }
 
-/** A view that code or `%px` sent tasks through, grouped by kind and targets. */
+/** A view that code or `%px` sent tasks through. */
 export interface ViewState {
+  /** Numbers views in the order they were first used. */
+  id: number;
   kind: 'direct' | 'balanced';
-  /** The engines it may use, null for any (load-balanced without targets). */
-  targets: number[] | null;
+  /** The engines it may use: `all`, ids, or null for any (load-balanced without targets). */
+  targets: 'all' | number[] | null;
+  /** Tasks sent through it. */
   tasks: number;
 }
 

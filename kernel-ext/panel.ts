@@ -4,12 +4,13 @@
  * counts come from the controller when a state is built; the kernel builds one per burst of
  * changes, so nothing polls while nothing happens.
  */
-import type { Client, ClientEvent } from '../client/client';
+import type { Client, ClientEvent, TaskSource } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import type { EngineInfo, QueueCounts } from '../protocol/messages';
 import type { EngineState, KernelState, TaskState, ViewState } from './comm-messages';
 
 const TASKS_KEPT = 200;
+const VIEWS_KEPT = 50;
 
 interface DeadEngine {
   id: number;
@@ -23,7 +24,9 @@ export class PanelModel {
   private cluster: Cluster | undefined;
   private connectedAt = new Date();
   private readonly tasks = new Map<string, TaskState>();
-  private readonly views = new Map<string, ViewState>();
+  /** Views by identity: code makes them, so they come and go with the code's references. */
+  private views = new WeakMap<TaskSource, ViewState>();
+  private readonly viewList: ViewState[] = [];
   private readonly dead = new Map<number, DeadEngine>();
   /** Engines as last seen, to describe them once they are gone. */
   private readonly known = new Map<number, EngineInfo>();
@@ -38,7 +41,8 @@ export class PanelModel {
   follow(client: Client | undefined, cluster: Cluster | undefined): void {
     if (client !== this.client) {
       this.tasks.clear();
-      this.views.clear();
+      this.views = new WeakMap();
+      this.viewList.length = 0;
       this.dead.clear();
       this.queues = {};
       this.connectedAt = new Date();
@@ -90,14 +94,17 @@ export class PanelModel {
         )) {
           this.tasks.delete(id);
         }
-        const key = `${kind}:${engine ?? '*'}`;
-        const view = this.views.get(key) ?? {
-          kind,
-          targets: engine === null ? null : [engine],
-          tasks: 0,
-        };
+        let view = this.views.get(e.view);
+        if (!view) {
+          const t = e.view.options.targets;
+          const targets =
+            t === undefined ? null : t === 'all' ? 'all' : typeof t === 'number' ? [t] : [...t];
+          view = { id: this.viewList.length, kind, targets, tasks: 0 };
+          this.views.set(e.view, view);
+          this.viewList.push(view);
+          if (this.viewList.length > VIEWS_KEPT) this.viewList.shift();
+        }
         view.tasks += 1;
-        this.views.set(key, view);
         break;
       }
       case 'task:finish': {
@@ -169,7 +176,7 @@ export class PanelModel {
       engines: [...live, ...dead].sort((a, b) => a.id - b.id),
       tasks: [...this.tasks.values()],
       targets: this.targets(),
-      views: [...this.views.values()],
+      views: [...this.viewList],
     };
   }
 

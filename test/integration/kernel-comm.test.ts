@@ -32,6 +32,8 @@ describe('kernel comm for the lab panel', function () {
       send({ type: 'engine:stop', id: 0, requestId: 'stop0' }),
       send({ type: 'targets:set', targets: 'x', requestId: 'bad' }),
       send({ type: 'warp', requestId: 'unknown' }),
+      { op: 'execute', code: 'await rc.loadBalancedView().map((n: number) => n + 1, [1, 2, 3])' },
+      send({ type: 'targets:set', targets: 'all', requestId: 'all' }),
       send({ type: 'cluster:stop', requestId: 'stop' }),
     ]);
   });
@@ -102,8 +104,20 @@ describe('kernel comm for the lab panel', function () {
     assert.match(unknown?.ok === false ? unknown.error : '', /unknown panel command "warp"/);
   });
 
+  it('lists the views code and %px sent tasks through', () => {
+    const views = (states(msgs(11)).at(-1) as KernelState).views;
+    assert.deepEqual(
+      views.map((v) => [v.kind, v.targets, v.tasks]),
+      [
+        ['direct', [0, 1], 2],
+        ['direct', [1, 2], 2],
+        ['balanced', null, 3],
+      ],
+    );
+  });
+
   it('cluster:stop stops it and the state is empty again', () => {
-    assert.equal(replyOf(msgs(10))?.ok, true);
-    assert.equal((states(msgs(10)).at(-1) as KernelState).cluster, null);
+    assert.equal(replyOf(msgs(12))?.ok, true);
+    assert.equal((states(msgs(12)).at(-1) as KernelState).cluster, null);
   });
 });
