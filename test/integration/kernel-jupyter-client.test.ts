@@ -20,6 +20,8 @@ const cells = {
   plain: 'const x: number = 20; x + 22',
   print: 'console.log("plain out"); console.error("plain err")',
   typeError: 'const y: number = "text"',
+  localSpin: 'console.log("local spin"); while (true) {}',
+  afterLocalSpin: '"kernel alive"',
   badTargets: '%%px --targets nonsense\nconsole.log("ran anyway")',
   badTimeout: '%pxconfig --timeout soon',
   unknownMagic: '%pxx 1',
@@ -75,6 +77,7 @@ describe('kernel driven by jupyter_client', function () {
         code: cells[n],
         // Interrupt once both engines spin, so that both get the signal.
         ...(n === 'spin' ? { interrupt_on: 'spinning', engines: 2 } : {}),
+        ...(n === 'localSpin' ? { interrupt_on: 'local spin' } : {}),
       })),
     ];
     const results = await drive(k, steps);
@@ -113,6 +116,15 @@ describe('kernel driven by jupyter_client', function () {
   it('reports a type error as one error', () => {
     assert.equal(r.typeError.reply.status, 'error');
     assert.match(String(errorOf(r.typeError).evalue), /not assignable to type 'number'/);
+  });
+
+  it('an interrupt breaks a busy loop in a plain cell, as in tslab', () => {
+    assert.equal(r.localSpin.reply.status, 'error');
+    assert.match(String(errorOf(r.localSpin).evalue), /interrupted/i);
+    assert.equal(
+      (ofType(r.afterLocalSpin, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      'kernel alive',
+    );
   });
 
   it('refuses bad magic options with one sentence and runs nothing', () => {
