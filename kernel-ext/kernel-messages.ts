@@ -21,6 +21,42 @@ export interface RequestContent {
   interrupt_request: Record<string, never>;
 }
 
+/** Rich output: data by MIME type, as Jupyter's display messages carry it. */
+export interface DisplayContent {
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  transient?: { display_id?: string };
+}
+
+/** The content of an `error` message (and of an error reply, with `status`). */
+export interface ErrorContent {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+/** The content of each IOPub message the kernel publishes itself. */
+export interface IopubContent {
+  status: { execution_state: 'busy' | 'idle' };
+  execute_input: { code: string; execution_count: number };
+  stream: { name: 'stdout' | 'stderr'; text: string };
+  display_data: DisplayContent;
+  update_display_data: DisplayContent;
+  execute_result: DisplayContent & { execution_count: number };
+  error: ErrorContent;
+  comm_msg: { comm_id: string; data: unknown };
+  comm_close: { comm_id: string; data: unknown };
+}
+
+/** The content of each reply the kernel sends itself. */
+export interface ReplyContent {
+  execute_reply:
+    | { status: 'ok'; execution_count: number; user_expressions: object; payload: object[] }
+    | ({ status: 'error'; execution_count: number } & ErrorContent);
+  comm_info_reply: { status: 'ok'; comms: Record<string, { target_name: string }> };
+  interrupt_reply: { status: 'ok' };
+}
+
 /** A request type the kernel handles itself. */
 export type RequestType = keyof RequestContent;
 

@@ -13,27 +13,29 @@ import { format } from 'node:util';
 import type * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import { Session, type Envelope } from '../protocol/session';
-import { parseKernelRequest, type KernelRequest } from './kernel-messages';
+import {
+  parseKernelRequest,
+  type DisplayContent,
+  type ErrorContent,
+  type IopubContent,
+  type KernelRequest,
+  type ReplyContent,
+} from './kernel-messages';
 
 /** Where a cell's output goes: IOPub messages with the request as their parent. */
 export interface Outlet {
   stream(name: 'stdout' | 'stderr', text: string): void;
-  /** Any IOPub message: `display_data`, `update_display_data`, `execute_result`, `error`, ... */
-  publish(type: string, content: object): void;
+  publish<T extends keyof IopubContent>(type: T, content: IopubContent[T]): void;
 }
 
 /** How the front answers one request. */
 export interface Exchange extends Outlet {
   /** Sends the request's reply on the socket it came from. */
-  reply(type: string, content: object): void;
+  reply<T extends keyof ReplyContent>(type: T, content: ReplyContent[T]): void;
 }
 
 /** What a cell that failed reports: the `error` message's content. */
-export interface CellError {
-  ename: string;
-  evalue: string;
-  traceback: string[];
-}
+export type CellError = ErrorContent;
 
 /** What tslab gives the kernel. */
 export interface Tslab {
@@ -213,7 +215,7 @@ export async function startKernel(
     process.stdout.write = writeTo(out, 'stdout');
     process.stderr.write = writeTo(out, 'stderr');
     Object.assign(jupyter, {
-      lastWriteDisplayData: (data: object, update: boolean) =>
+      lastWriteDisplayData: (data: DisplayContent, update: boolean) =>
         out.publish(update ? 'update_display_data' : 'display_data', data),
     });
     if (await executor.execute(code)) return undefined;
