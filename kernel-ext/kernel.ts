@@ -206,7 +206,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         const rc = await Client.connect(m.file === undefined ? {} : { connectionFile: m.file });
         await this.bind({ rc: [rc, 'Client'] }, out);
         say(
-          `Connected to ${rc.connection.client} with ${rc.ids.length} engines; rc is set in the notebook.`,
+          `Connected to ${rc.connection.client} with ${rc.ids.length} engine${rc.ids.length === 1 ? '' : 's'}; rc is set in the notebook.`,
         );
         return undefined;
       }

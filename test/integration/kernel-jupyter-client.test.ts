@@ -6,6 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { Cluster } from '../../index';
 import {
   drive,
   installKernel,
@@ -54,11 +55,16 @@ const cells = {
   autopxCell: 'typeof process.pid',
   autopxOff: '%autopx',
   stopCodeCluster: '%cluster stop',
+  connect: '%cluster connect CLIENT_FILE',
+  pxOnConnected: '%px "connected"',
+  disconnect: '%cluster stop',
 };
 
 describe('kernel driven by jupyter_client', function () {
   this.timeout(600_000);
   let k: KernelEnv;
+  /** A cluster started outside the notebook, for %cluster connect. */
+  let outside: Cluster;
   const r = {} as Record<keyof typeof cells, Executed>;
   let info: Record<string, unknown>;
   let commInfo: { msg_type: string; content: Record<string, unknown> };
@@ -68,13 +74,15 @@ describe('kernel driven by jupyter_client', function () {
     // The notebook's folder has tsparallel installed, as a user's project would.
     mkdirSync(join(k.dir, 'node_modules'));
     symlinkSync(ROOT, join(k.dir, 'node_modules', 'tsparallel'));
+    process.env.TSPARALLEL_DIR ??= join(k.dir, 'outside');
+    outside = await Cluster.start({ engines: 1, profile: 'outside' });
     const names = Object.keys(cells) as (keyof typeof cells)[];
     const steps = [
       { op: 'kernel_info' },
       { op: 'comm_info' },
       ...names.map((n) => ({
         op: 'execute',
-        code: cells[n],
+        code: cells[n].replace('CLIENT_FILE', outside.clientFile),
         // Interrupt once both engines spin, so that both get the signal.
         ...(n === 'spin' ? { interrupt_on: 'spinning', engines: 2 } : {}),
         ...(n === 'localSpin' ? { interrupt_on: 'local spin' } : {}),
@@ -85,7 +93,10 @@ describe('kernel driven by jupyter_client', function () {
     commInfo = results[1] as typeof commInfo;
     names.forEach((n, i) => (r[n] = results[i + 2] as Executed));
   });
-  after(() => k?.cleanup());
+  after(async () => {
+    await outside?.stop();
+    k?.cleanup();
+  });
 
   const errorOf = (e: Executed): Record<string, unknown> => {
     const errors = ofType(e, 'error');
@@ -259,6 +270,18 @@ describe('kernel driven by jupyter_client', function () {
     const out = ofType(r.pxOnCodeCluster, 'execute_result');
     assert.equal(out.length, 1, 'one engine: the new cluster');
     assert.match(streamText(r.stopCodeCluster), /Stopped the cluster/);
+  });
+
+  it('%cluster connect uses a running cluster, and %cluster stop only disconnects from it', async () => {
+    assert.match(
+      streamText(r.connect),
+      /^Connected to tcp:\/\/127\.0\.0\.1:\d+ with 1 engine; rc is set/,
+    );
+    assert.equal(ofType(r.pxOnConnected, 'execute_result').length, 1);
+    assert.match(streamText(r.disconnect), /Closed the connection; the cluster keeps running/);
+    const rc = await outside.connect();
+    assert.deepEqual(rc.ids, [0], 'the outside cluster still runs');
+    rc.close();
   });
 
   it('%autopx runs plain cells on the engines until turned off', () => {
