@@ -34,6 +34,13 @@ describe('kernel comm for the lab panel', function () {
       send({ type: 'warp', requestId: 'unknown' }),
       { op: 'execute', code: 'await rc.loadBalancedView().map((n: number) => n + 1, [1, 2, 3])' },
       send({ type: 'targets:set', targets: 'all', requestId: 'all' }),
+      {
+        op: 'execute',
+        code: '%%px --noblock --targets 2\nawait new Promise((r) => setTimeout(r, 600_000))',
+      },
+      send({ type: 'targets:set', targets: 'all', requestId: 'see pending' }),
+      send({ type: 'task:abort', id: '$PENDING', requestId: 'abort' }),
+      send({ type: 'engine:restart', id: 1, requestId: 'restart' }),
       send({ type: 'cluster:stop', requestId: 'stop' }),
     ]);
   });
@@ -116,8 +123,38 @@ describe('kernel comm for the lab panel', function () {
     );
   });
 
+  it('task:abort stops a running task', () => {
+    const pending = (states(msgs(13)).at(-1) as KernelState).tasks.filter(
+      (t) => t.state === 'pending',
+    );
+    assert.deepEqual(
+      pending.map((t) => t.engine),
+      [2],
+    );
+    assert.equal(replyOf(msgs(14))?.ok, true);
+    const aborted = (states(msgs(14)).at(-1) as KernelState).tasks.find(
+      (t) => t.id === pending[0].id,
+    );
+    assert.equal(aborted?.state, 'error');
+    assert.match(String(aborted?.errorPreview), /aborted/);
+  });
+
+  it('engine:restart replaces an engine with a new one', () => {
+    assert.equal(replyOf(msgs(15))?.ok, true);
+    const engines = (states(msgs(15)).at(-1) as KernelState).engines;
+    assert.deepEqual(
+      engines.map((e) => [e.id, e.status]),
+      [
+        [0, 'dead'],
+        [1, 'dead'],
+        [2, 'idle'],
+        [3, 'idle'],
+      ],
+    );
+  });
+
   it('cluster:stop stops it and the state is empty again', () => {
-    assert.equal(replyOf(msgs(12))?.ok, true);
-    assert.equal((states(msgs(12)).at(-1) as KernelState).cluster, null);
+    assert.equal(replyOf(msgs(16))?.ok, true);
+    assert.equal((states(msgs(16)).at(-1) as KernelState).cluster, null);
   });
 });

@@ -7,7 +7,8 @@ Reads a JSON list of steps on stdin and prints, as JSON, what the kernel sent fo
   {"op": "kernel_info"} / {"op": "comm_info"}              -> reply content
   {"op": "comm_open", "comm_id": ID}                        -> comm messages until the first state
   {"op": "comm_send", "comm_id": ID, "data": {...}}         -> comm messages until the command's
-      reply and the state that follows it
+      reply and the state that follows it; an "id" of "$PENDING" becomes the id of a task still
+      pending in the last state received
 """
 import json
 import queue
@@ -18,6 +19,7 @@ import uuid
 from jupyter_client.manager import start_new_kernel
 
 TIMEOUT = 120
+last_state = {}
 
 
 def main():
@@ -89,7 +91,11 @@ def run(km, kc, step):
     comm_id = step["comm_id"]
 
     def comm_data(msgs):
-        return [m[1]["data"] for m in msgs if m[0] == "comm_msg" and m[1]["comm_id"] == comm_id]
+        data = [m[1]["data"] for m in msgs if m[0] == "comm_msg" and m[1]["comm_id"] == comm_id]
+        for d in data:
+            if d["type"] == "state":
+                last_state.update(d["state"])
+        return data
 
     if op == "comm_open":
         kc.shell_channel.send(
@@ -98,6 +104,9 @@ def run(km, kc, step):
         msgs = iopub_until(kc, lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"]["type"] == "state")
         return comm_data(msgs)
     if op == "comm_send":
+        if step["data"].get("id") == "$PENDING":
+            pending = [t["id"] for t in last_state["tasks"] if t["state"] == "pending"]
+            step["data"]["id"] = pending[0]
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": step["data"]}))
         replied = False
 
