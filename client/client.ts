@@ -67,7 +67,7 @@ export type ClientEvent =
       label: string | undefined;
     }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
-  | { type: 'task:finish'; task: TaskMetadata; error: Error | undefined };
+  | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
 
 /** The view a task was sent through, as `task:submit` events name it. */
 export interface TaskSource {
@@ -359,7 +359,9 @@ export class Client {
       balanced: options.balanced,
       label: options.label,
     });
-    state.onFinish(() => this.emit({ type: 'task:finish', task, error: state.error }));
+    state.onFinish(() =>
+      this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
+    );
     return state;
   }
 

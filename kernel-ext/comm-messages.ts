@@ -51,6 +51,8 @@ export interface TaskState {
   submitted: string;
   started: string | null;
   completed: string | null;
+  /** The start of the value when it succeeded. */
+  resultPreview: string | null;
   /** The error's first line when it failed. */
   errorPreview: string | null;
 }

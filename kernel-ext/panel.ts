@@ -4,12 +4,14 @@
  * counts come from the controller when a state is built; the kernel builds one per burst of
  * changes, so nothing polls while nothing happens.
  */
+import { inspect } from 'node:util';
 import type { Client, ClientEvent, TaskSource } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import type { EngineInfo, QueueCounts } from '../protocol/messages';
 import type { EngineState, KernelState, TaskState, ViewState } from './comm-messages';
 
 const TASKS_KEPT = 200;
+const PREVIEW_CHARS = 200;
 const VIEWS_KEPT = 50;
 
 interface DeadEngine {
@@ -86,6 +88,7 @@ export class PanelModel {
           submitted: e.task.submitted.toISOString(),
           started: null,
           completed: null,
+          resultPreview: null,
           errorPreview: null,
         });
         for (const id of [...this.tasks.keys()].slice(
@@ -114,7 +117,10 @@ export class PanelModel {
         t.state = e.error ? 'error' : 'done';
         t.started = e.task.started?.toISOString() ?? null;
         t.completed = (e.task.completed ?? e.task.received)?.toISOString() ?? null;
-        t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, 200) : null;
+        t.resultPreview = e.error
+          ? null
+          : inspect(e.value, { depth: 2, breakLength: Infinity }).slice(0, PREVIEW_CHARS);
+        t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
         break;
       }
       case 'engine:output':

@@ -88,6 +88,7 @@ describe('kernel comm for the lab panel', function () {
     const tasks = (states(msgs(5)).at(-1) as KernelState).tasks;
     assert.ok(tasks.length >= 2);
     assert.ok(tasks.every((t) => t.state === 'done' && t.view === 'direct' && t.engine !== null));
+    assert.match(String(tasks[0].resultPreview), /from the panel's cluster/);
   });
 
   it('engine:stop marks the engine dead', () => {
