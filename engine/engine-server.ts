@@ -68,6 +68,8 @@ export class EngineServer {
   private outputBytes = 0;
   private outputTruncated = false;
   private stopping = false;
+  /** The task interrupted because the controller gave it up; nobody wants its reply. */
+  private abandoned: string | undefined;
   /** A registration is on its way to the controller after it dropped this engine. */
   private rejoining = false;
   /** Ends the process; `process.exit` itself is taken over to report exits of user code. */
@@ -222,6 +224,10 @@ export class EngineServer {
     this.currentReply = undefined;
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
     this.drainControl();
+    if (this.abandoned === msg.header.msg_id) {
+      this.abandoned = undefined;
+      return;
+    }
     const content = this.aborted.delete(msg.header.msg_id)
       ? this.abortedContent()
       : outcome.content;
@@ -295,7 +301,7 @@ export class EngineServer {
         // The controller failed or reran the running task elsewhere: its result is unwanted,
         // and the engine is free for new work sooner.
         if (this.current) {
-          this.aborted.add(this.current.header.msg_id);
+          this.abandoned = this.current.header.msg_id;
           process.kill(process.pid, 'SIGINT');
         }
         break;
@@ -412,7 +418,18 @@ export class EngineServer {
       else this.options.log(text.trimEnd());
     };
     process.on('uncaughtException', report('uncaught exception'));
-    process.on('unhandledRejection', report('unhandled promise rejection'));
+    const reportRejection = report('unhandled promise rejection');
+    process.on('unhandledRejection', (e: unknown) => {
+      // A rejection nobody handled while a task awaits is that task's failure, as it would
+      // have ended a plain Node program: the task ends with it instead of running on.
+      const cause = e instanceof Error ? e : new Error(String(e));
+      const failure = new Error(
+        `a promise the task created was rejected and nothing handled it: ${cause.name}: ${cause.message}`,
+      );
+      failure.name = 'UnhandledRejection';
+      failure.stack = `UnhandledRejection: ${failure.message}\n${(cause.stack ?? '').split('\n').slice(1).join('\n')}`;
+      if (!this.current || !this.kernel.failWaitingTask(failure)) reportRejection(e);
+    });
   }
 
   private scheduleFlush(): void {
