@@ -117,9 +117,17 @@ export class ControllerServer {
     curve: CurveServerKeys | undefined,
     store: TaskRecordStore,
   ) {
-    const dropped = (e: Error): void => options.log(`dropped a message: ${e.message}`);
+    const dropped =
+      (name: 'client' | 'iopub' | 'engine' | 'heartbeat') =>
+      (e: Error): void => {
+        const n = this[name].dropped;
+        options.log(
+          `dropped a message on the ${name} socket (${n.replay} replays, ${n.signature} bad ` +
+            `signatures, ${n.malformed} malformed so far): ${e.message}`,
+        );
+      };
     const refuse = (e: Error): void => {
-      dropped(e);
+      dropped('client')(e);
       if (e instanceof ProtocolError && e.refused) {
         this.hub.refuse(e.refused.identities, e.refused.header, e.message);
       }
@@ -127,9 +135,9 @@ export class ControllerServer {
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
     const router = (): zmq.Router => new zmq.Router({ ...NO_DROPPING, ...security });
     this.client = new Channel(router(), session, refuse);
-    this.iopub = new Channel(new zmq.Publisher(security), session, dropped);
-    this.engine = new Channel(router(), session, dropped);
-    this.heartbeat = new Channel(router(), session, dropped);
+    this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
+    this.engine = new Channel(router(), session, dropped('engine'));
+    this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
     this.hub = new Hub(session, this.outlet(), options, store);
     this.files = {
       client: connectionFilePath('client', options),
@@ -208,15 +216,6 @@ export class ControllerServer {
       }
     }
     return { client, engine, curve };
-  }
-
-  /** Messages each socket dropped, by reason: bad signature, replay, malformed. */
-  get dropped(): Record<string, Channel['dropped']> {
-    return {
-      client: this.client.dropped,
-      engine: this.engine.dropped,
-      heartbeat: this.heartbeat.dropped,
-    };
   }
 
   /** Resolves once the controller has stopped. */
