@@ -98,7 +98,11 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   for await (const msg of channel.messages()) {
     lastAnswer = performance.now();
     if (isMsg(msg, 'signal_request')) {
-      process.kill(process.pid, msg.content.signal);
+      try {
+        process.kill(process.pid, msg.content.signal);
+      } catch {
+        // Not a signal this system knows; the controller checks names, so only a stray sender.
+      }
     } else if (isMsg(msg, 'abort_request')) {
       post({ type: 'abort', msgIds: msg.content.msg_ids });
       const now = running.get();
