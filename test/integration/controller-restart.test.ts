@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AsyncResult } from '../../client/async-result';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
+import { profileDir } from '../../protocol/connection';
 import { EngineError } from '../../protocol/errors';
 import { FAST_HEARTBEAT, figures, isAlive, until } from './fixture';
 
@@ -102,6 +103,17 @@ describe('a controller killed with SIGKILL and started again on its database', (
     assert.ok(rc.ids.every((id) => !before.has(id)));
     assert.equal((await rc.result(done.msgIds[0])).value, 42);
     assert.equal(await lv.apply(() => 'after'), 'after');
+    assert.ok(existsSync(join(profileDir(cluster.profile), `tasks-${cluster.clusterId}.db`)));
     rc.close();
+  });
+});
+
+describe('tsparallel controller --db', () => {
+  it('refuses a store it does not know, naming the choices', () => {
+    const run = spawnSync(process.execPath, [CLI, 'controller', '--db', 'postgres'], {
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /--db "postgres" is not a task store; use memory, sqlite or sqlite:PATH/);
   });
 });
