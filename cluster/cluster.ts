@@ -327,7 +327,11 @@ export class Cluster {
       '--cluster-id',
       this.state.clusterId,
       ...Object.entries(settings).flatMap(([k, v]) =>
-        v === undefined || v === false ? [] : v === true ? [`--${kebab(k)}`] : [`--${kebab(k)}`, String(v)],
+        v === undefined || v === false
+          ? []
+          : v === true
+            ? [`--${kebab(k)}`]
+            : [`--${kebab(k)}`, String(v)],
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });

@@ -80,9 +80,13 @@ export class ControllerConfigError extends Error {
 }
 
 /** Checks that `db` names a store; returns the SQLite path, or `null` for memory. */
-export function sqlitePath(db: string, where: { profile: string; clusterId: string }): string | null {
+export function sqlitePath(
+  db: string,
+  where: { profile: string; clusterId: string },
+): string | null {
   if (db === 'memory') return null;
-  if (db === 'sqlite') return join(profileDir(where.profile), `tasks-${where.clusterId || 'default'}.db`);
+  if (db === 'sqlite')
+    return join(profileDir(where.profile), `tasks-${where.clusterId || 'default'}.db`);
   if (db.startsWith('sqlite:') && db.length > 'sqlite:'.length) return db.slice('sqlite:'.length);
   throw new ControllerConfigError(
     `--db "${db}" is not a task store; use memory, sqlite or sqlite:PATH`,

@@ -205,7 +205,11 @@ export class Hub {
       // controller restarted: it must register again, with a new id.
       const reason = this.dropped.get(key) ?? 'the controller does not know this engine';
       this.out.toEngineControl(
-        this.session.msg('registration_lost', { reason }, { parent: msg.header, identities: [uuid] }),
+        this.session.msg(
+          'registration_lost',
+          { reason },
+          { parent: msg.header, identities: [uuid] },
+        ),
       );
       return;
     }
@@ -351,12 +355,7 @@ export class Hub {
         );
         return;
       }
-      this.reply(
-        m,
-        'result_reply',
-        { status: 'ok', record: summary(r) },
-        r.reply?.buffers ?? [],
-      );
+      this.reply(m, 'result_reply', { status: 'ok', record: summary(r) }, r.reply?.buffers ?? []);
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;

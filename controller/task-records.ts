@@ -131,7 +131,6 @@ export class MemoryTaskRecords implements TaskRecordStore {
     this.heldBytes -= this.holding.get(id) ?? 0;
     this.holding.delete(id);
   }
-
 }
 
 /** A record as `result_request` returns it. */

@@ -96,7 +96,11 @@ export function curveClientOptions(info: Common): {
 } {
   if (info.curve_serverkey === undefined) return {};
   const { publicKey, secretKey } = curveKeyPair();
-  return { curveServerKey: info.curve_serverkey, curvePublicKey: publicKey, curveSecretKey: secretKey };
+  return {
+    curveServerKey: info.curve_serverkey,
+    curvePublicKey: publicKey,
+    curveSecretKey: secretKey,
+  };
 }
 
 /** A 256-bit random key, hex encoded. */
@@ -151,7 +155,10 @@ export async function readConnectionFile<R extends ConnectionRole>(
       `connection file ${path} has no key, so messages would go unsigned; start the cluster again to get a new one`,
     );
   }
-  if (info.curve_serverkey !== undefined && !/^[0-9A-Za-z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/.test(String(info.curve_serverkey))) {
+  if (
+    info.curve_serverkey !== undefined &&
+    !/^[0-9A-Za-z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/.test(String(info.curve_serverkey))
+  ) {
     throw new ConnectionError(
       `connection file ${path} has a curve_serverkey that is not a 40-character Z85 key`,
     );

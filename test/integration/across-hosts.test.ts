@@ -92,7 +92,11 @@ describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () 
     ]);
     children.push(controller);
     const clientFile = connectionFilePath('client', where);
-    await until(() => existsSync(clientFile) || controller.exitCode !== null, 'the controller', 30_000);
+    await until(
+      () => existsSync(clientFile) || controller.exitCode !== null,
+      'the controller',
+      30_000,
+    );
     assert.equal(controller.exitCode, null, 'the controller runs');
     const info = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, string>;
     assert.match(info.client, /^tcp:\/\/10\.231\.0\.1:/);

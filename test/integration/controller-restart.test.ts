@@ -114,6 +114,9 @@ describe('tsparallel controller --db', () => {
       encoding: 'utf8',
     });
     assert.equal(run.status, 2);
-    assert.match(run.stderr, /--db "postgres" is not a task store; use memory, sqlite or sqlite:PATH/);
+    assert.match(
+      run.stderr,
+      /--db "postgres" is not a task store; use memory, sqlite or sqlite:PATH/,
+    );
   });
 });

@@ -110,7 +110,10 @@ describe('a cluster that restarts engines that die (restartEngines)', () => {
     const refused = new Promise<Error>((resolve) => process.once('warning', resolve));
     process.kill(rc.engineInfo[0].pid, 'SIGKILL');
     figures.faultsInjected++;
-    assert.match((await refused).message, /not replaced: 2 engines were restarted in the last minute/);
+    assert.match(
+      (await refused).message,
+      /not replaced: 2 engines were restarted in the last minute/,
+    );
     await until(() => rc.ids.length === 1, 'the unreplaced engine to leave');
     rc.close();
   });

@@ -46,7 +46,10 @@ const bytes = fc.uint8Array({ maxLength: 48 }).map((a) => Buffer.from(a));
 
 /** v8 value bodies that declare far more than they hold: huge strings, arrays, transfers. */
 const hugeDeclared = fc
-  .tuple(fc.constantFrom(0x22, 0x41, 0x61, 0x42, 0x5c), fc.integer({ min: 2 ** 20, max: 2 ** 32 - 1 }))
+  .tuple(
+    fc.constantFrom(0x22, 0x41, 0x61, 0x42, 0x5c),
+    fc.integer({ min: 2 ** 20, max: 2 ** 32 - 1 }),
+  )
   .map(([tag, n]) => {
     const varint: number[] = [];
     for (let v = n; ; v = Math.floor(v / 128)) {
@@ -54,7 +57,7 @@ const hugeDeclared = fc
         varint.push(v);
         break;
       }
-      varint.push((v % 128) | 128);
+      varint.push(v % 128 | 128);
     }
     return Buffer.from([0xff, 0x0f, ...(tag === 0x5c ? varint : [0]), tag, ...varint]);
   });
@@ -68,7 +71,10 @@ function malformed(key: string): fc.Arbitrary<Buffer[]> {
       msg_type: fc.oneof(fc.constantFrom(...TYPES), fc.string()),
       session: fc.oneof(fc.uuid(), fc.jsonValue()),
       username: fc.string(),
-      date: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.jsonValue()),
+      date: fc.oneof(
+        fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        fc.jsonValue(),
+      ),
       version: fc.constantFrom('5.3', ''),
     },
     { requiredKeys: [] },
@@ -86,7 +92,10 @@ function malformed(key: string): fc.Arbitrary<Buffer[]> {
       source: fc.oneof(fc.string(), fc.constant('(x) => x')),
       mode: fc.constantFrom('call', 'map', 'other'),
       refs: fc.array(fc.integer()),
-      options: fc.record({ balanced: fc.boolean(), targets: fc.array(fc.integer({ min: -1, max: 3 })) }),
+      options: fc.record({
+        balanced: fc.boolean(),
+        targets: fc.array(fc.integer({ min: -1, max: 3 })),
+      }),
     }),
   );
   const structured = fc
@@ -166,8 +175,18 @@ describe('fuzzing the controller: malformed multipart messages on every socket',
       'utf8',
     );
     for (const socket of ['client', 'engine', 'heartbeat']) {
-      const counts = [...log.matchAll(new RegExp(`on the ${socket} socket \\((\\d+) replays, (\\d+) bad signatures, (\\d+) malformed`, 'g'))].at(-1);
-      assert.ok(counts && Number(counts[2]) > 100 && Number(counts[3]) > 100, `${socket}: ${counts?.[0]}`);
+      const counts = [
+        ...log.matchAll(
+          new RegExp(
+            `on the ${socket} socket \\((\\d+) replays, (\\d+) bad signatures, (\\d+) malformed`,
+            'g',
+          ),
+        ),
+      ].at(-1);
+      assert.ok(
+        counts && Number(counts[2]) > 100 && Number(counts[3]) > 100,
+        `${socket}: ${counts?.[0]}`,
+      );
     }
   });
 });
@@ -211,7 +230,10 @@ describe('fuzzing an engine: malformed messages on its task and control sockets'
     void (async () => {
       // Answer beats as a controller would; ignore everything else the engine says here.
       for await (const [from] of control) {
-        if (!control.closed) await control.send(session.serialize(session.msg('heartbeat', {}, { identities: [from] })));
+        if (!control.closed)
+          await control.send(
+            session.serialize(session.msg('heartbeat', {}, { identities: [from] })),
+          );
       }
     })().catch(() => undefined);
   });
@@ -226,7 +248,12 @@ describe('fuzzing an engine: malformed messages on its task and control sockets'
   async function roundTrip(): Promise<void> {
     const msg = session.msg(
       'apply_request',
-      { source: '(x) => x * 2', mode: 'call', refs: [], options: { balanced: false, targets: [0] } },
+      {
+        source: '(x) => x * 2',
+        mode: 'call',
+        refs: [],
+        options: { balanced: false, targets: [0] },
+      },
       { identities: [identity], buffers: encodeValue([21]) },
     );
     await tasks.send(session.serialize(msg));

@@ -131,6 +131,9 @@ describe('CurveZMQ encryption', () => {
       encoding: 'utf8',
     });
     assert.equal(run.status, 2);
-    assert.match(run.stderr, /refusing to listen on 0\.0\.0\.0 without encryption.*--curve.*--insecure/);
+    assert.match(
+      run.stderr,
+      /refusing to listen on 0\.0\.0\.0 without encryption.*--curve.*--insecure/,
+    );
   });
 });

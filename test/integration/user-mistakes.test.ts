@@ -29,7 +29,10 @@ describe("users' mistakes in cells", () => {
   it('reports a type mistake when the cell runs, with the engine traceback', async () => {
     // Cells are not type-checked (see README): the mistake surfaces as the runtime TypeError.
     const e = await executeError(
-      t.rc.directView(0).execute('const n: number = "text" as any;\nn.toFixed.call(undefined);').get(),
+      t.rc
+        .directView(0)
+        .execute('const n: number = "text" as any;\nn.toFixed.call(undefined);')
+        .get(),
     );
     assert.equal(e.ename, 'TypeError');
     assert.ok(e.traceback.length > 0);

@@ -391,7 +391,10 @@ describe('Hub routing', () => {
         const lost = only(out.take(), 'registration_lost', 'control');
         assert.deepEqual(lost.identities, [ENGINE_A]);
         assert.equal(lost.content.reason, 'engine 0 was dropped: gone');
-        assert.deepEqual(hub.engineInfos.map((e) => e.id), [1]);
+        assert.deepEqual(
+          hub.engineInfos.map((e) => e.id),
+          [1],
+        );
       });
     });
 
@@ -678,7 +681,10 @@ describe('Hub routing', () => {
         hub.handleHeartbeat(wire(beat));
         const lost = only(out.take(), 'registration_lost', 'control');
         assert.match(lost.content.reason, /does not know this engine/);
-        assert.deepEqual(hub.engineInfos.map((e) => e.id), [0, 1]);
+        assert.deepEqual(
+          hub.engineInfos.map((e) => e.id),
+          [0, 1],
+        );
       });
     });
   });
