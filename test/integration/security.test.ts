@@ -76,11 +76,11 @@ describe('messages that are not signed right, or replayed', () => {
     assert.equal(insider.deserialize(await peer.receive()).header.msg_type, 'execute_reply');
     figures.faultsInjected += 3;
     for (let i = 0; i < 3; i++) await peer.send(frames); // captured and sent again
-    peer.close();
     await until(
       () => (controllerLog(t.cluster).match(/message replayed/g) ?? []).length === 3,
       'the controller to log three replays',
     );
+    peer.close();
     assert.match(controllerLog(t.cluster), /dropped a message on the client socket \(3 replays/);
     const [hits] = await t.rc.directView(0).execute('hits');
     assert.equal(hits.result, '1');
@@ -94,11 +94,11 @@ describe('messages that are not signed right, or replayed', () => {
       await peer.send(s.serialize(s.msg('shutdown_request', { hub: true, targets: null })));
       figures.faultsInjected++;
     }
-    peer.close();
     await until(
       () => / 2 bad signatures/.test(controllerLog(t.cluster)),
       'the controller to log two bad signatures',
     );
+    peer.close();
     assert.deepEqual(await t.rc.directView().apply(() => 'still up'), ['still up']);
   });
 });
