@@ -29,8 +29,9 @@ export class HeartMonitor {
     if (this.lastBeat.has(id)) this.lastBeat.set(id, performance.now());
   }
 
-  add(id: number): void {
-    this.lastBeat.set(id, performance.now());
+  /** Starts watching `id`; its first beat may come up to `grace` ms later than the others. */
+  add(id: number, grace = 0): void {
+    this.lastBeat.set(id, performance.now() + grace);
   }
 
   remove(id: number): void {

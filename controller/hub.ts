@@ -89,6 +89,8 @@ type EngineMessageType =
 type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>) => void };
 
 const now = (): string => new Date().toISOString();
+/** Extra milliseconds an engine has for its first beat, which comes from a new thread. */
+const FIRST_BEAT_GRACE = 10_000;
 /** Dropped engines whose reason the hub remembers. */
 const DROPPED_MEMORY = 1000;
 
@@ -242,16 +244,15 @@ export class Hub {
     this.heart.remove(id);
     const joining = [...this.pending].find(([, e]) => e.info.id === id);
     // An engine that never beat has no tasks and nobody was told it joined.
-    if (joining) this.pending.delete(joining[0]);
+    if (joining) {
+      this.pending.delete(joining[0]);
+      this.rememberDropped(joining[0], id, reason);
+    }
     const engine = this.engines.get(id);
     if (!engine) return;
     this.engines.delete(id);
     this.byUuid.delete(engine.uuid.toString('hex'));
-    this.dropped.set(engine.uuid.toString('hex'), `engine ${id} was dropped: ${reason}`);
-    for (const key of this.dropped.keys()) {
-      if (this.dropped.size <= DROPPED_MEMORY) break;
-      this.dropped.delete(key);
-    }
+    this.rememberDropped(engine.uuid.toString('hex'), id, reason);
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -266,6 +267,15 @@ export class Hub {
       this.session.msg('unregistration_notification', { id, reason }),
     );
     this.schedule();
+  }
+
+  /** Keeps why an engine was dropped, to tell it if it beats again; bounded. */
+  private rememberDropped(key: string, id: number, reason: string): void {
+    this.dropped.set(key, `engine ${id} was dropped: ${reason}`);
+    for (const k of this.dropped.keys()) {
+      if (this.dropped.size <= DROPPED_MEMORY) break;
+      this.dropped.delete(k);
+    }
   }
 
   /** Puts a task that was sent to an engine back in the queue, spending one retry. */
@@ -544,8 +554,9 @@ export class Hub {
       if (!existing) {
         this.dropped.delete(key);
         this.pending.set(key, engine);
-        // Counted from registration, so an engine that never beats is dropped too.
-        this.heart.add(engine.info.id);
+        // Counted from registration, so an engine that never beats is dropped too; starting
+        // its heartbeat thread may take a while on a loaded machine.
+        this.heart.add(engine.info.id, FIRST_BEAT_GRACE);
       }
       this.out.toEngine(
         this.session.msg(

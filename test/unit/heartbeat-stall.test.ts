@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { HeartMonitor } from '../../controller/heartbeat';
 
 /** Resolves after the monitor's timer has had `n` chances to run. */
-const ticks = (n: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, n * 60));
+const ticks = (n: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, n * 60));
 
 describe('HeartMonitor', () => {
   it('does not count time the controller itself was stalled against an engine', async () => {
