@@ -45,6 +45,8 @@ export interface EngineOptions {
 const STREAM_FLUSH_MS = 50;
 const STREAM_FLUSH_BYTES = 64 * 1024;
 const ABORTED_MEMORY = 10_000;
+/** How long a registration sent after being dropped is waited for before it is sent again. */
+const REJOIN_PATIENCE_MS = 5000;
 /** Output a task may send; past it the rest is dropped with a notice, sparing every process. */
 export const OUTPUT_LIMIT = 10 * 1024 * 1024;
 
@@ -70,8 +72,11 @@ export class EngineServer {
   private stopping = false;
   /** The task interrupted because the controller gave it up; nobody wants its reply. */
   private abandoned: string | undefined;
-  /** A registration is on its way to the controller after it dropped this engine. */
-  private rejoining = false;
+  /**
+   * When the last registration after being dropped was sent; repeated notices within a while
+   * are answered by it (the controller's answer to it is on its way).
+   */
+  private rejoinedAt = -Infinity;
   /** Ends the process; `process.exit` itself is taken over to report exits of user code. */
   private readonly exit = process.exit.bind(process);
   id = -1;
@@ -188,7 +193,7 @@ export class EngineServer {
 
   /** The controller took this engine back after dropping it, under a new id. */
   private registered(reply: ContentMap['registration_reply']): void {
-    this.rejoining = false;
+    this.rejoinedAt = -Infinity;
     if (reply.status !== 'ok') {
       void this.stop(1, `registration refused: ${reply.evalue}`);
       return;
@@ -294,8 +299,8 @@ export class EngineServer {
         void this.stop(0, 'its parent process ended');
         break;
       case 'dropped':
-        if (this.stopping || this.rejoining) break;
-        this.rejoining = true;
+        if (this.stopping || performance.now() - this.rejoinedAt < REJOIN_PATIENCE_MS) break;
+        this.rejoinedAt = performance.now();
         this.options.log(`${event.reason}; registering again`);
         this.sendRegistration();
         // The controller failed or reran the running task elsewhere: its result is unwanted,
