@@ -133,4 +133,30 @@ describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () 
     assert.ok(seen.newId > seen.idA, 'engine A came back under a new id');
     assert.equal(seen.again, seen.expected[0], 'and works');
   });
+
+  it('listens beyond loopback without CURVE only when told --insecure', async function () {
+    this.timeout(60_000);
+    const where = { clusterId: `${tag}-insecure` };
+    const controller = inNamespace(ns.controller, [
+      CLI,
+      'controller',
+      '--ip',
+      CONTROLLER_IP,
+      '--insecure',
+      '--cluster-id',
+      where.clusterId,
+    ]);
+    children.push(controller);
+    const clientFile = connectionFilePath('client', where);
+    await until(
+      () => existsSync(clientFile) || controller.exitCode !== null,
+      'the controller',
+      30_000,
+    );
+    assert.equal(controller.exitCode, null, 'the controller runs');
+    const info = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, string>;
+    assert.match(info.client, /^tcp:\/\/10\.231\.0\.1:/);
+    assert.equal(info.curve_serverkey, undefined);
+    controller.kill('SIGKILL');
+  });
 });
