@@ -63,6 +63,33 @@ function inNamespace(n: string, args: string[]): ChildProcess {
 describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () {
   const children: ChildProcess[] = [];
 
+  /** A controller in its namespace, listening on the bridge; resolves with its client file. */
+  async function startController(
+    clusterId: string,
+    flags: string[],
+  ): Promise<{ controller: ChildProcess; clientFile: string; info: Record<string, string> }> {
+    const controller = inNamespace(ns.controller, [
+      CLI,
+      'controller',
+      '--ip',
+      CONTROLLER_IP,
+      '--cluster-id',
+      clusterId,
+      ...flags,
+    ]);
+    children.push(controller);
+    const clientFile = connectionFilePath('client', { clusterId });
+    await until(
+      () => existsSync(clientFile) || controller.exitCode !== null,
+      'the controller',
+      30_000,
+    );
+    assert.equal(controller.exitCode, null, 'the controller runs');
+    const info = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, string>;
+    assert.match(info.client, /^tcp:\/\/10\.231\.0\.1:/);
+    return { controller, clientFile, info };
+  }
+
   before(function () {
     if (process.getuid?.() !== 0) this.skip(); // creating namespaces needs root
     removeNetwork();
@@ -77,29 +104,8 @@ describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () 
   it('fails over when a link is cut, and takes the engine back when it returns', async function () {
     this.timeout(120_000);
     const where = { clusterId: tag };
-    const controller = inNamespace(ns.controller, [
-      CLI,
-      'controller',
-      '--ip',
-      CONTROLLER_IP,
-      '--curve',
-      '--cluster-id',
-      tag,
-      '--heartbeat-period',
-      '200',
-      '--heartbeat-deadline',
-      '3000',
-    ]);
-    children.push(controller);
-    const clientFile = connectionFilePath('client', where);
-    await until(
-      () => existsSync(clientFile) || controller.exitCode !== null,
-      'the controller',
-      30_000,
-    );
-    assert.equal(controller.exitCode, null, 'the controller runs');
-    const info = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, string>;
-    assert.match(info.client, /^tcp:\/\/10\.231\.0\.1:/);
+    const flags = ['--curve', '--heartbeat-period', '200', '--heartbeat-deadline', '3000'];
+    const { info, clientFile } = await startController(where.clusterId, flags);
     assert.ok(info.curve_serverkey);
 
     const engines = [ns.a, ns.b].map((n) =>
@@ -136,26 +142,7 @@ describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () 
 
   it('listens beyond loopback without CURVE only when told --insecure', async function () {
     this.timeout(60_000);
-    const where = { clusterId: `${tag}-insecure` };
-    const controller = inNamespace(ns.controller, [
-      CLI,
-      'controller',
-      '--ip',
-      CONTROLLER_IP,
-      '--insecure',
-      '--cluster-id',
-      where.clusterId,
-    ]);
-    children.push(controller);
-    const clientFile = connectionFilePath('client', where);
-    await until(
-      () => existsSync(clientFile) || controller.exitCode !== null,
-      'the controller',
-      30_000,
-    );
-    assert.equal(controller.exitCode, null, 'the controller runs');
-    const info = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, string>;
-    assert.match(info.client, /^tcp:\/\/10\.231\.0\.1:/);
+    const { info, controller } = await startController(`${tag}-insecure`, ['--insecure']);
     assert.equal(info.curve_serverkey, undefined);
     controller.kill('SIGKILL');
   });
