@@ -7,6 +7,7 @@ import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
+import type { curveClientOptions } from '../protocol/connection';
 import { RunningSlot } from './running-slot';
 
 /** What the main thread gives the heartbeat thread at its start. */
@@ -16,8 +17,19 @@ export interface HeartbeatThreadData {
   uuid: string;
   /** Milliseconds between beats. */
   period: number;
-  /** Milliseconds without an answer after which the controller counts as gone. */
-  hubDeadline: number;
+  /**
+   * Milliseconds without an answer after which the engine gives up on the controller. Long
+   * enough for a controller to be restarted: until then the engine keeps beating, and
+   * registers again when the controller answers.
+   */
+  hubTimeout: number;
+  /**
+   * The process whose end ends this engine (`--exit-with-parent`), checked at every beat, so
+   * that an engine busy in user code exits too.
+   */
+  parentPid: number | null;
+  /** CURVE options for the socket, when the controller encrypts. */
+  curve: ReturnType<typeof curveClientOptions>;
   /** Shared memory of a `RunningSlot`: the task the main thread runs now. */
   running: SharedArrayBuffer;
   /** Where control events for the main thread go. */
@@ -28,7 +40,11 @@ export interface HeartbeatThreadData {
 export type ControlEvent =
   | { type: 'abort'; msgIds: string[] }
   | { type: 'shutdown' }
-  | { type: 'hub-lost' };
+  | { type: 'hub-lost' }
+  /** The parent process ended (`--exit-with-parent`). */
+  | { type: 'orphaned' }
+  /** The controller does not know this engine any more: register again. */
+  | { type: 'dropped'; reason: string };
 
 /** What the main thread tells this thread. */
 export type ThreadCommand = { type: 'stop' };
@@ -46,7 +62,7 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   const post = (event: ControlEvent): void => port.postMessage(event);
   const session = new Session(data.key);
   const channel = new Channel(
-    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0 }),
+    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
     session,
   );
   channel.socket.connect(data.address);
@@ -54,7 +70,13 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   let lastAnswer = performance.now();
   const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
   const beat = setInterval(() => {
-    if (performance.now() - lastAnswer > data.hubDeadline) {
+    if (data.parentPid !== null && process.ppid !== data.parentPid) {
+      clearInterval(beat);
+      post({ type: 'orphaned' });
+      endProcessSoon();
+      return;
+    }
+    if (performance.now() - lastAnswer > data.hubTimeout) {
       clearInterval(beat);
       post({ type: 'hub-lost' });
       endProcessSoon();
@@ -76,11 +98,17 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   for await (const msg of channel.messages()) {
     lastAnswer = performance.now();
     if (isMsg(msg, 'signal_request')) {
-      process.kill(process.pid, msg.content.signal);
+      try {
+        process.kill(process.pid, msg.content.signal);
+      } catch {
+        // Not a signal this system knows; the controller checks names, so only a stray sender.
+      }
     } else if (isMsg(msg, 'abort_request')) {
       post({ type: 'abort', msgIds: msg.content.msg_ids });
       const now = running.get();
       if (now !== null && msg.content.msg_ids.includes(now)) process.kill(process.pid, 'SIGINT');
+    } else if (isMsg(msg, 'registration_lost')) {
+      post({ type: 'dropped', reason: msg.content.reason });
     } else if (isMsg(msg, 'shutdown_request')) {
       post({ type: 'shutdown' });
       endProcessSoon();

@@ -12,7 +12,7 @@ import { JupyterHandlerImpl, ZmqServer } from 'tslab/dist/jupyter';
 import { format } from 'node:util';
 import type * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
-import { Session, type Envelope } from '../protocol/session';
+import { ReplayGuard, Session, type Envelope } from '../protocol/session';
 import {
   parseKernelRequest,
   type DisplayContent,
@@ -76,7 +76,12 @@ class Converters implements ConverterSet {
 /** tslab's server with execution, comms and interrupts taken over by the front. */
 class KernelServer extends ZmqServer {
   private channels:
-    | { session: Session; iopub: Channel; replies: Map<zmq.Router, Channel> }
+    | {
+        session: Session;
+        replays: ReplayGuard;
+        iopub: Channel;
+        replies: Map<zmq.Router, Channel>;
+      }
     | undefined;
 
   constructor(
@@ -94,6 +99,7 @@ class KernelServer extends ZmqServer {
       const session = new Session(this.connInfo.key);
       this.channels = {
         session,
+        replays: new ReplayGuard(),
         iopub: new Channel(this.iopub, session),
         replies: new Map([this.shell, this.control].map((s) => [s, new Channel(s, session)])),
       };
@@ -118,10 +124,11 @@ class KernelServer extends ZmqServer {
   }
 
   override async handleShellMessage(sock: zmq.Router, ...frames: Buffer[]): Promise<void> {
-    const { session, iopub, replies } = this.wire;
+    const { session, replays, iopub, replies } = this.wire;
     let request: KernelRequest | undefined;
     try {
-      request = parseKernelRequest(session.parse(frames));
+      // A replayed message is dropped here, before tslab could see it too.
+      request = parseKernelRequest(session.parse(frames, replays));
     } catch (e) {
       process.emitWarning(`tsparallel kernel: dropped a message: ${(e as Error).message}`);
       return;
