@@ -1,11 +1,12 @@
 /**
- * `Cluster`: starts a controller and engines as local processes, and stops them all again.
+ * `Cluster`: starts a controller on this machine and engines through a launcher (local processes
+ * by default; `mpiexec`, SSH hosts or a batch scheduler), scales them, and stops them all again.
  * Its state file (`cluster-<id>.json` in the profile) lets the CLI and `Cluster.fromFile`
  * attach to it from another process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../client/client';
@@ -17,6 +18,18 @@ import {
   type ControllerOptions,
 } from '../controller/controller-server';
 import { schemeNames } from '../controller/schedulers/load-balanced';
+import { Adaptive, type AdaptOptions } from './adapt';
+import {
+  createLauncher,
+  LocalLauncher,
+  type EngineSet,
+  type Launcher,
+  type LauncherName,
+  type LauncherOptionsMap,
+} from './launchers';
+import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
+
+export { isAlive };
 
 /** Controller options a cluster passes on (see `tsparallel controller --help`). */
 export type ControllerSettings = Partial<
@@ -33,13 +46,16 @@ export type ControllerSettings = Partial<
 >;
 
 /** What `Cluster.start` can be told. */
-export interface ClusterOptions {
+export interface ClusterOptions<L extends LauncherName = LauncherName> {
   /** Engines to start (default: one per core). */
   engines?: number;
   profile?: string;
   /** Names the cluster's files; a fresh id by default so that clusters never collide. */
   clusterId?: string;
-  launcher?: 'local';
+  /** How engines start: `local` (default), `mpi`, `ssh`, `slurm`, `pbs`, `sge` or `lsf`. */
+  launcher?: L;
+  /** The launcher's options; see the README's section on each launcher. */
+  launcherOptions?: LauncherOptionsMap[L];
   controller?: ControllerSettings;
   /** Keep the processes running after this process exits (the CLI's `--daemonize`). */
   daemonize?: boolean;
@@ -51,32 +67,51 @@ export interface ClusterOptions {
 export interface ClusterState {
   clusterId: string;
   profile: string;
-  launcher: 'local';
+  launcher: LauncherName;
+  launcherOptions: object;
   created: string;
   /** The process that started the cluster. */
   ownerPid: number;
   controllerPid: number;
-  enginePids: number[];
+  /** What the launcher started and has not stopped yet. */
+  engineSets: EngineSet[];
   clientFile: string;
   engineFile: string;
 }
 
-const CLI = join(__dirname, 'cli.js');
+/** How long stopped processes get to end by themselves before they are sent SIGTERM, then SIGKILL. */
+const STOP_GRACE = 3000;
 
 /**
  * A controller and engines started and stopped together; see the file's comment.
  * @example const cluster = await Cluster.start({ engines: 2 }); await cluster.stop();
  */
 export class Cluster {
-  private readonly children = new Set<ChildProcess>();
   /** Clients handed out by `connect`, closed by `stop` so that nothing keeps the process up. */
   private readonly clients = new Set<Client>();
   private admin: Client | undefined;
+  private readonly launcher: Launcher;
+  /** The controller always runs on this machine. */
+  private readonly local: LocalLauncher;
+  private adaptive: Adaptive | undefined;
 
   private constructor(
     private state: ClusterState,
     private readonly options: Required<Pick<ClusterOptions, 'daemonize' | 'timeout'>>,
-  ) {}
+  ) {
+    const context = {
+      profile: state.profile,
+      clusterId: state.clusterId,
+      engineFile: state.engineFile,
+      logDir: join(profileDir(state.profile), 'log'),
+      daemonize: options.daemonize,
+    };
+    this.local = new LocalLauncher(context);
+    this.launcher =
+      state.launcher === 'local'
+        ? this.local
+        : createLauncher(state.launcher, state.launcherOptions, context);
+  }
 
   get clusterId(): string {
     return this.state.clusterId;
@@ -100,10 +135,14 @@ export class Cluster {
   }
 
   /**
-   * Starts a controller and `engines` engines on this machine; resolves once all registered.
+   * Starts a controller and `engines` engines through the launcher; resolves once all
+   * registered. Unknown options, launchers and launcher options are refused by name.
    * @example const cluster = await Cluster.start({ engines: 4 }); const rc = await cluster.connect();
+   * @example await Cluster.start({ engines: 8, launcher: 'slurm', launcherOptions: { partition: 'debug' } });
    */
-  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+  static async start<L extends LauncherName = 'local'>(
+    options: ClusterOptions<L> = {},
+  ): Promise<Cluster> {
     const unknown = Object.keys(options).filter((k) => !clusterOptionNames.includes(k));
     if (unknown.length > 0) {
       throw new TypeError(
@@ -116,23 +155,20 @@ export class Cluster {
     if (!Number.isInteger(engines) || engines < 0) {
       throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
     }
-    if ((options.launcher ?? 'local') !== 'local') {
-      throw new RangeError(
-        `launcher "${String(options.launcher)}" is unknown; this version has "local"`,
-      );
-    }
     const profile = options.profile ?? 'default';
     const clusterId = options.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
     const where = { profile, clusterId };
+    // The constructor makes the launcher, which checks its options before anything starts.
     const cluster = new Cluster(
       {
         clusterId,
         profile,
-        launcher: 'local',
+        launcher: options.launcher ?? 'local',
+        launcherOptions: options.launcherOptions ?? {},
         created: new Date().toISOString(),
         ownerPid: process.pid,
         controllerPid: 0,
-        enginePids: [],
+        engineSets: [],
         clientFile: connectionFilePath('client', where),
         engineFile: connectionFilePath('engine', where),
       },
@@ -162,6 +198,11 @@ export class Cluster {
     return new Cluster(state, { daemonize: true, timeout: 30_000 });
   }
 
+  /** The launcher that starts this cluster's engines. */
+  get launcherName(): LauncherName {
+    return this.state.launcher;
+  }
+
   /** A new `Client` of this cluster, once every started engine has registered. */
   async connect(options: { timeout?: number } = {}): Promise<Client> {
     const rc = await Client.connect({
@@ -169,16 +210,24 @@ export class Cluster {
       timeout: options.timeout,
     });
     this.clients.add(rc);
-    this.forgetDeadEngines();
-    await rc.waitForEngines(this.state.enginePids.length, {
+    await rc.waitForEngines(await this.liveEngines(), {
       timeout: options.timeout ?? this.options.timeout,
     });
     return rc;
   }
 
-  /** Engines that died on their own are no longer waited for or listed. */
-  private forgetDeadEngines(): void {
-    this.state.enginePids = this.state.enginePids.filter(isAlive);
+  /**
+   * Engines that run or wait to run. Sets that ended on their own are no longer waited for or
+   * listed.
+   */
+  private async liveEngines(): Promise<number> {
+    const counts = await Promise.all(
+      this.state.engineSets.map(async (set) =>
+        Math.min(set.engines, await this.launcher.status(set)),
+      ),
+    );
+    this.state.engineSets = this.state.engineSets.filter((_, i) => counts[i] > 0);
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Starts `n` more engines; resolves with the new engine ids once they registered. */
@@ -188,31 +237,69 @@ export class Cluster {
     const rc = await this.adminClient();
     // Ask the controller: an engine that just died may still be in rc.ids for a moment.
     const before = new Set(await rc.updateEngines());
-    for (let i = 0; i < n; i++) {
-      const child = this.spawnRole(
-        'engine',
-        ['--file', this.state.engineFile],
-        `engine-${Date.now()}-${i}`,
-      );
-      this.state.enginePids.push(child.pid as number);
-    }
+    const sets = await this.launcher.start(n);
+    this.state.engineSets.push(...sets);
     await this.saveState();
-    const ids = await rc.waitForEngines(before.size + n, { timeout: this.options.timeout });
-    return ids.filter((id) => !before.has(id));
+    await this.waitForRegistration(rc, before.size + n, sets);
+    return rc.ids.filter((id) => !before.has(id));
+  }
+
+  /** Waits for `count` engines; fails fast when the new `sets` all end before registering. */
+  private async waitForRegistration(rc: Client, count: number, sets: EngineSet[]): Promise<void> {
+    const deadline = performance.now() + this.options.timeout;
+    for (;;) {
+      try {
+        await rc.waitForEngines(count, { timeout: 500 });
+        return;
+      } catch (e) {
+        if (!(e instanceof ConnectionError)) throw e;
+      }
+      const running = await Promise.all(sets.map((set) => this.launcher.status(set)));
+      const where = `see the logs in ${join(profileDir(this.profile), 'log')}`;
+      if (running.every((n) => n === 0)) {
+        throw new EngineError(
+          `the ${this.launcherName} launcher's engines ended before they registered; ${where}`,
+        );
+      }
+      if (performance.now() > deadline) {
+        throw new ConnectionError(
+          `only ${rc.ids.length} of ${count} engines registered within ${this.options.timeout} ms; ${where}`,
+        );
+      }
+    }
   }
 
   /** Stops engine `id`: it unregisters, then its process ends. */
   async stopEngine(id: number): Promise<void> {
+    await this.stopEngines([id]);
+  }
+
+  /** Stops engines `ids` at once; resolves when they unregistered and their processes ended. */
+  private async stopEngines(ids: number[]): Promise<void> {
     const rc = await this.adminClient();
-    const info = rc.engineInfo.find((e) => e.id === id);
-    if (!info)
-      throw new EngineError(
-        `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
-        id,
-      );
-    await rc.shutdown({ targets: [id] });
-    await waitForExit(info.pid, this.options.timeout);
-    this.state.enginePids = this.state.enginePids.filter((p) => p !== info.pid);
+    const infos = ids.map((id) => {
+      const info = rc.engineInfo.find((e) => e.id === id);
+      if (!info) {
+        throw new EngineError(
+          `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
+          id,
+        );
+      }
+      return info;
+    });
+    await rc.shutdown({ targets: ids });
+    await until(
+      async () => !(await rc.updateEngines()).some((id) => ids.includes(id)),
+      `engines ${ids.join(', ')} to unregister`,
+      this.options.timeout,
+    );
+    const ended: EngineSet[] = [];
+    for (const info of infos) {
+      const set = this.state.engineSets.find((s) => s.id === info.engine_set);
+      if (set && --set.engines === 0) ended.push(set);
+    }
+    await Promise.all(ended.map((set) => this.launcher.stop(set, STOP_GRACE)));
+    this.state.engineSets = this.state.engineSets.filter((s) => !ended.includes(s));
     await this.saveState();
   }
 
@@ -223,19 +310,71 @@ export class Cluster {
     return newId;
   }
 
-  /** Sends `signal` to the engines' processes (all by default). */
+  /**
+   * Sends `signal` to the engines' processes (all by default). It goes through the controller,
+   * which reaches every engine wherever its launcher put it (`mpiexec` would end its job on
+   * SIGINT rather than pass it on).
+   */
   async signalEngines(signal: NodeJS.Signals, ids?: number[]): Promise<void> {
     const rc = await this.adminClient();
-    const targets = rc.engineInfo.filter((e) => !ids || ids.includes(e.id));
-    const unknown = (ids ?? []).filter((id) => !targets.some((e) => e.id === id));
+    await rc.updateEngines();
+    const unknown = (ids ?? []).filter((id) => !rc.ids.includes(id));
     if (unknown.length > 0) throw new EngineError(`engine ${unknown.join(', ')} is not registered`);
-    for (const e of targets) process.kill(e.pid, signal);
+    if (rc.ids.length > 0) await rc.sendSignal(signal, ids);
+  }
+
+  /**
+   * Grows or shrinks the cluster to `n` engines; resolves with the engine ids once it has.
+   * Shrinking stops idle engines first, newest first; tasks of a busy engine that is stopped
+   * fail with `EngineError` (or run elsewhere, with `retries`). Stops `adapt`.
+   * @example await cluster.scale(8);
+   */
+  async scale(n: number): Promise<number[]> {
+    if (!Number.isInteger(n) || n < 0) {
+      throw new RangeError(`scale needs an integer >= 0, got ${String(n)}`);
+    }
+    await this.adaptive?.stop();
+    this.adaptive = undefined;
+    return this.resize(n);
+  }
+
+  private async resize(n: number): Promise<number[]> {
+    const rc = await this.adminClient();
+    const ids = await rc.updateEngines();
+    if (n > ids.length) await this.addEngines(n - ids.length);
+    if (n < ids.length) {
+      const queues = await rc.queueStatus();
+      const load = (id: number): number => queues[id]?.queue ?? 0;
+      const byIdleness = [...ids].sort((a, b) => load(a) - load(b) || b - a);
+      await this.stopEngines(byIdleness.slice(0, ids.length - n));
+    }
+    return rc.updateEngines();
+  }
+
+  /**
+   * Grows and shrinks the engine count with the work, as Dask's `adapt` does: every `interval`
+   * ms it asks the controller for the queue, starts engines while load-balanced tasks wait for
+   * one (up to `maximum`), and stops engines that stayed idle for `wait` ms (down to `minimum`).
+   * Runs until `adaptive.stop()`, `cluster.scale()` or `cluster.stop()`.
+   * @example const adaptive = cluster.adapt({ minimum: 0, maximum: 16 });
+   */
+  adapt(options: AdaptOptions = {}): Adaptive {
+    void this.adaptive?.stop();
+    this.adaptive = new Adaptive(
+      {
+        queueStatus: async () => (await this.adminClient()).queueStatus(),
+        resize: (n) => this.resize(n).then(() => undefined),
+        retire: (ids) => this.stopEngines(ids),
+      },
+      options,
+    );
+    return this.adaptive;
   }
 
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
-    this.forgetDeadEngines();
-    const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
+    await this.adaptive?.stop().catch(() => undefined);
+    this.adaptive = undefined;
     for (const rc of [...this.clients, this.admin]) rc?.close();
     this.clients.clear();
     this.admin = undefined;
@@ -245,15 +384,21 @@ export class Cluster {
     } catch {
       // The controller is gone already; the processes are ended by signal below.
     }
-    await Promise.all(pids.map((pid) => waitForExit(pid, 3000).catch(() => undefined)));
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    const controller = this.state.controllerPid;
+    await Promise.all([
+      ...this.state.engineSets.map((set) =>
+        this.launcher.stop(set, STOP_GRACE).catch(() => undefined),
+      ),
+      controller > 0 &&
+        waitForExit(controller, STOP_GRACE).catch(() => killAll([controller], 'SIGKILL')),
+    ]);
+    this.state.engineSets = [];
     await Promise.all(
       [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) =>
         fs.rm(f, { force: true }),
       ),
     );
   }
-
   /**
    * Takes the cluster's state file for this process. Two clusters with one profile and id would
    * share files, and stopping one would orphan the other; the exclusive create makes concurrent
@@ -314,29 +459,10 @@ export class Cluster {
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
-    const child = this.spawnRole('controller', flags, 'controller');
+    const child = this.local.startController(flags);
     this.state.controllerPid = child.pid as number;
     await waitForFile(this.state.clientFile, child, this.options.timeout);
     await this.saveState();
-  }
-
-  private spawnRole(role: 'controller' | 'engine', flags: string[], logName: string): ChildProcess {
-    const logDir = join(profileDir(this.state.profile), 'log');
-    mkdirSync(logDir, { recursive: true, mode: 0o700 });
-    const log = openSync(join(logDir, `${this.state.clusterId || 'default'}-${logName}.log`), 'a');
-    const args = [CLI, role, ...flags, ...(this.options.daemonize ? [] : ['--exit-with-parent'])];
-    const child = spawn(process.execPath, args, {
-      // Without --daemonize, the pipe on stdin closes when this process dies, and the child exits.
-      stdio: [this.options.daemonize ? 'ignore' : 'pipe', log, log],
-      // A process group of its own: Ctrl-C in a terminal reaches this process, which stops the
-      // cluster in order, rather than every child at once.
-      detached: true,
-    });
-    closeSync(log);
-    if (this.options.daemonize) child.unref();
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    return child;
   }
 
   private async adminClient(): Promise<Client> {
@@ -358,6 +484,7 @@ const clusterOptionNames = [
   'profile',
   'clusterId',
   'launcher',
+  'launcherOptions',
   'controller',
   'daemonize',
   'timeout',
@@ -370,23 +497,16 @@ export function checkName(what: string, name: string | undefined): void {
   }
 }
 
-/** True while process `pid` exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves when process `pid` has ended; rejects after `timeout` ms. */
-async function waitForExit(pid: number, timeout: number): Promise<void> {
+/** Resolves once `condition()` holds; rejects naming `what` after `timeout` ms. */
+async function until(
+  condition: () => Promise<boolean>,
+  what: string,
+  timeout: number,
+): Promise<void> {
   const deadline = performance.now() + timeout;
-  while (isAlive(pid)) {
-    if (performance.now() > deadline)
-      throw new Error(`process ${pid} did not exit within ${timeout} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
   }
 }
 

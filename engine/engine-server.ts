@@ -20,6 +20,7 @@ import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol
 import { Session } from '../protocol/session';
 import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
+import { mpiPlace } from './mpi-place';
 import { RunningSlot } from './running-slot';
 
 /** Everything `tsparallel engine` can be told. */
@@ -27,6 +28,8 @@ export interface EngineOptions {
   connectionFile: string;
   /** Milliseconds to wait for the controller to answer registration. */
   registrationTimeout: number;
+  /** The engine set a cluster's launcher started this engine in; reported at registration. */
+  engineSet?: string;
   log: (line: string) => void;
 }
 
@@ -79,8 +82,15 @@ export class EngineServer {
 
   private async register(uuid: string): Promise<void> {
     const { channel, options } = this;
+    const mpi = mpiPlace();
     channel.send(
-      channel.session.msg('registration_request', { uuid, pid: process.pid, hostname: hostname() }),
+      channel.session.msg('registration_request', {
+        uuid,
+        pid: process.pid,
+        hostname: hostname(),
+        engine_set: options.engineSet,
+        mpi,
+      }),
     );
     const messages = channel.messages();
     const timer = setTimeout(() => {
@@ -98,6 +108,8 @@ export class EngineServer {
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
     this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
+    // User code splits work by `mpi.rank`, as an MPI program would.
+    if (mpi) this.kernel.namespace.mpi = mpi;
     this.startHeartbeat(uuid, reply.heartbeat_period, reply.heartbeat_deadline);
     this.captureOutput();
     this.reportStrayErrors();

@@ -1,0 +1,128 @@
+/**
+ * Engines on named hosts, each started by the system `ssh` client and running for as long as its
+ * SSH session. The engine connection file is copied to each host first (into
+ * `~/.tsparallel/ssh/` there, readable by its owner only); the controller must listen on an
+ * address the hosts reach (`controller: { ip }`).
+ */
+import { promises as fs } from 'node:fs';
+import { basename } from 'node:path';
+import {
+  checkOptionNames,
+  checkString,
+  checkStrings,
+  isAlive,
+  killAll,
+  Launcher,
+  runOk,
+  shellQuote,
+  type EngineSet,
+  type LaunchContext,
+  type RemoteCommand,
+} from './launcher';
+
+/** Options of the `ssh` launcher. */
+export interface SshOptions extends RemoteCommand {
+  /** Hosts to start engines on, in turn: `['node1', 'user@node2']` (names from ~/.ssh/config too). */
+  hosts: string[];
+  /** The `ssh` client to run (default `ssh` on PATH). */
+  ssh?: string;
+  /** More `ssh` arguments: `['-F', 'ssh_config']`, `['-p', '2222', '-i', 'key']`. */
+  sshArgs?: string[];
+}
+
+const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'node', 'cli'];
+/** Where files of tsparallel go on the hosts, relative to the login directory. */
+const REMOTE_DIR = '.tsparallel/ssh';
+
+/** Starts engines over SSH; see the file's comment. */
+export class SshLauncher extends Launcher {
+  /** Engines go to the hosts in turn, also across calls. */
+  private next = 0;
+  /** Hosts that have the connection file already. */
+  private readonly copied = new Set<string>();
+
+  constructor(
+    context: LaunchContext,
+    private readonly options: SshOptions,
+  ) {
+    super('ssh', context);
+    checkOptionNames('ssh launcher', options, OPTION_NAMES);
+    checkStrings('ssh launcher', 'hosts', options.hosts, true);
+    checkString('ssh launcher', 'ssh', options.ssh);
+    checkStrings('ssh launcher', 'sshArgs', options.sshArgs);
+  }
+
+  async start(n: number): Promise<EngineSet[]> {
+    const sets: EngineSet[] = [];
+    for (let i = 0; i < n; i++) {
+      const host = this.options.hosts[this.next++ % this.options.hosts.length];
+      const file = await this.copyConnectionFile(host);
+      const set = this.newSet(1, { host });
+      const engine = this.engineCommand(set, file, this.options).map(shellQuote).join(' ');
+      // The pid file lets `signal` reach the engine, whose pid only the host knows.
+      const script = `echo $$ > ${pidFile(set)} && exec ${engine}`;
+      const child = this.spawnLogged(
+        this.ssh,
+        [...this.sshArgs, host, script],
+        this.logFile(`engine-${set.id}`),
+      );
+      if (child.pid === undefined) throw new Error(`cannot run ${this.ssh}: is it installed?`);
+      set.pids.push(child.pid);
+      sets.push(set);
+    }
+    return sets;
+  }
+
+  /** The session ends when the engine does. */
+  async status(set: EngineSet): Promise<number> {
+    return set.pids.some(isAlive) ? set.engines : 0;
+  }
+
+  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
+    const name = signal.replace(/^SIG/, '');
+    try {
+      await this.remote(set.host as string, `kill -s ${name} "$(cat ${pidFile(set)})"`);
+    } finally {
+      // An unreachable host cannot be told; ending the session at least ends what watches it.
+      if (signal === 'SIGKILL') killAll(set.pids, signal);
+    }
+  }
+
+  override async stop(set: EngineSet, grace: number): Promise<void> {
+    await super.stop(set, grace);
+    await this.remote(set.host as string, `rm -f ${pidFile(set)}`).catch(() => undefined);
+  }
+
+  /** Puts the engine connection file on `host`; resolves with its path there. */
+  private async copyConnectionFile(host: string): Promise<string> {
+    const name = `${REMOTE_DIR}/profile_${this.context.profile}-${basename(this.context.engineFile)}`;
+    if (!this.copied.has(host)) {
+      const contents = await fs.readFile(this.context.engineFile, 'utf8');
+      // Written aside and renamed, so that an engine starting meanwhile never reads half a file.
+      await this.remote(
+        host,
+        `umask 077 && mkdir -p ${REMOTE_DIR} && cat > ${name}.tmp && mv ${name}.tmp ${name}`,
+        contents,
+      );
+      this.copied.add(host);
+    }
+    return name;
+  }
+
+  private remote(host: string, command: string, input?: string): Promise<string> {
+    return runOk(this.ssh, [...this.sshArgs, host, command], { input });
+  }
+
+  private get ssh(): string {
+    return this.options.ssh ?? 'ssh';
+  }
+
+  /** Never a password prompt: a launcher has nobody to answer it. */
+  private get sshArgs(): string[] {
+    return ['-o', 'BatchMode=yes', ...(this.options.sshArgs ?? [])];
+  }
+}
+
+function pidFile(set: EngineSet): string {
+  return `${REMOTE_DIR}/${set.id}.pid`;
+}
