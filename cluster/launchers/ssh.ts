@@ -28,11 +28,11 @@ export interface SshOptions extends RemoteCommand {
   ssh?: string;
   /** More `ssh` arguments: `['-F', 'ssh_config']`, `['-p', '2222', '-i', 'key']`. */
   sshArgs?: string[];
+  /** Where the connection file and pid files go on the hosts (default `.tsparallel/ssh`, in home). */
+  remoteDir?: string;
 }
 
-const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'node', 'cli'];
-/** Where files of tsparallel go on the hosts, relative to the login directory. */
-const REMOTE_DIR = '.tsparallel/ssh';
+const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'remoteDir', 'node', 'cli'];
 
 /** Starts engines over SSH; see the file's comment. */
 export class SshLauncher extends Launcher {
@@ -40,6 +40,8 @@ export class SshLauncher extends Launcher {
   private next = 0;
   /** Hosts that have the connection file already. */
   private readonly copied = new Set<string>();
+  /** `remoteDir`: relative paths are relative to the login directory. */
+  private readonly dir: string;
 
   constructor(
     context: LaunchContext,
@@ -50,6 +52,8 @@ export class SshLauncher extends Launcher {
     checkStrings('ssh launcher', 'hosts', options.hosts, true);
     checkString('ssh launcher', 'ssh', options.ssh);
     checkStrings('ssh launcher', 'sshArgs', options.sshArgs);
+    checkString('ssh launcher', 'remoteDir', options.remoteDir);
+    this.dir = options.remoteDir ?? '.tsparallel/ssh';
   }
 
   async start(n: number): Promise<EngineSet[]> {
@@ -60,7 +64,7 @@ export class SshLauncher extends Launcher {
       const set = this.newSet(1, { host });
       const engine = this.engineCommand(set, file, this.options).map(shellQuote).join(' ');
       // The pid file lets `signal` reach the engine, whose pid only the host knows.
-      const script = `echo $$ > ${pidFile(set)} && exec ${engine}`;
+      const script = `echo $$ > ${shellQuote(this.pidFile(set))} && exec ${engine}`;
       const child = this.spawnLogged(
         this.ssh,
         [...this.sshArgs, host, script],
@@ -81,7 +85,8 @@ export class SshLauncher extends Launcher {
   async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
     const name = signal.replace(/^SIG/, '');
     try {
-      await this.remote(set.host as string, `kill -s ${name} "$(cat ${pidFile(set)})"`);
+      const pid = `"$(cat ${shellQuote(this.pidFile(set))})"`;
+      await this.remote(set.host as string, `kill -s ${name} ${pid}`);
     } finally {
       // An unreachable host cannot be told; ending the session at least ends what watches it.
       if (signal === 'SIGKILL') killAll(set.pids, signal);
@@ -90,23 +95,29 @@ export class SshLauncher extends Launcher {
 
   override async stop(set: EngineSet, grace: number): Promise<void> {
     await super.stop(set, grace);
-    await this.remote(set.host as string, `rm -f ${pidFile(set)}`).catch(() => undefined);
+    const file = shellQuote(this.pidFile(set));
+    await this.remote(set.host as string, `rm -f ${file}`).catch(() => undefined);
   }
 
   /** Puts the engine connection file on `host`; resolves with its path there. */
   private async copyConnectionFile(host: string): Promise<string> {
-    const name = `${REMOTE_DIR}/profile_${this.context.profile}-${basename(this.context.engineFile)}`;
+    const name = `${this.dir}/profile_${this.context.profile}-${basename(this.context.engineFile)}`;
     if (!this.copied.has(host)) {
       const contents = await fs.readFile(this.context.engineFile, 'utf8');
       // Written aside and renamed, so that an engine starting meanwhile never reads half a file.
       await this.remote(
         host,
-        `umask 077 && mkdir -p ${REMOTE_DIR} && cat > ${name}.tmp && mv ${name}.tmp ${name}`,
+        `umask 077 && mkdir -p ${shellQuote(this.dir)} && cat > ${shellQuote(`${name}.tmp`)} && ` +
+          `mv ${shellQuote(`${name}.tmp`)} ${shellQuote(name)}`,
         contents,
       );
       this.copied.add(host);
     }
     return name;
+  }
+
+  private pidFile(set: EngineSet): string {
+    return `${this.dir}/${set.id}.pid`;
   }
 
   private remote(host: string, command: string, input?: string): Promise<string> {
@@ -123,6 +134,3 @@ export class SshLauncher extends Launcher {
   }
 }
 
-function pidFile(set: EngineSet): string {
-  return `${REMOTE_DIR}/${set.id}.pid`;
-}
