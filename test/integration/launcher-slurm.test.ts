@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Cluster, type ClusterState } from '../../cluster/cluster';
+import { FAST_HEARTBEAT, isAlive } from './fixture';
+import { startSlurm, type TestSlurm } from './launchers/slurm';
+
+describe('the slurm launcher (a real single-node Slurm)', () => {
+  let slurm: TestSlurm;
+  let cluster: Cluster;
+  const state = (): ClusterState =>
+    JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
+
+  before(async function () {
+    this.timeout(120_000);
+    slurm = await startSlurm();
+    cluster = await Cluster.start({
+      engines: 2,
+      launcher: 'slurm',
+      launcherOptions: {
+        partition: slurm.partition,
+        time: '10:00',
+        directives: ['--comment=tsparallel-test'],
+      },
+      controller: FAST_HEARTBEAT,
+      timeout: 60_000,
+    });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await cluster?.stop();
+    await slurm?.stop();
+  });
+
+  it('submits the engines as one job array with the job options passed through', async () => {
+    const [set] = state().engineSets;
+    const jobId = set.jobId as string;
+    assert.deepEqual(slurm.queue(jobId).sort(), [`${jobId}_0 RUNNING`, `${jobId}_1 RUNNING`]);
+    const [partition, limit, comment] = execFileSync(
+      'squeue',
+      ['--noheader', '--array', '--format=%P|%l|%k', '--jobs', `${jobId}_0`],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split('|');
+    assert.deepEqual([partition, limit, comment], [slurm.partition, '10:00', 'tsparallel-test']);
+    const rc = await cluster.connect();
+    // Each engine runs as an array task of that job.
+    const tasks = await rc
+      .directView()
+      .apply(() => `${process.env.SLURM_ARRAY_JOB_ID}_${process.env.SLURM_ARRAY_TASK_ID}`);
+    assert.deepEqual(tasks.sort(), [`${jobId}_0`, `${jobId}_1`]);
+    assert.deepEqual(await rc.loadBalancedView().map((x: number) => -x, [1, 2, 3]), [-1, -2, -3]);
+    rc.close();
+  });
+
+  it('scales up with another job and down by ending array tasks', async () => {
+    assert.deepEqual(await cluster.scale(3), [0, 1, 2]);
+    const sets = state().engineSets;
+    assert.equal(sets.length, 2);
+    assert.deepEqual(slurm.queue(sets[1].jobId), [`${sets[1].jobId}_0 RUNNING`]);
+    assert.deepEqual(await cluster.scale(1), [0]);
+    // The remaining engine's job keeps one running task; the others are gone from the queue.
+    const left = state().engineSets;
+    assert.deepEqual(left.map((s) => s.engines), [1]);
+    const queued = slurm.queue();
+    assert.equal(queued.length, 1, queued.join('; '));
+    assert.match(queued[0], new RegExp(`^${left[0].jobId}_\\d RUNNING$`));
+  });
+
+  it('stops leaving nothing in the queue and no engine running', async () => {
+    const rc = await cluster.connect();
+    const pids = [state().controllerPid, ...rc.engineInfo.map((e) => e.pid)];
+    rc.close();
+    await cluster.stop();
+    assert.deepEqual(slurm.queue(), []);
+    assert.deepEqual(pids.filter(isAlive), []);
+  });
+});
