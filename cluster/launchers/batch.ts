@@ -147,7 +147,7 @@ const systems: Record<BatchSystemName, BatchSystem> = {
   },
 };
 
-const COMMON_OPTIONS = ['time', 'account', 'directives', 'template', 'node', 'cli'];
+const COMMON_OPTIONS = ['directives', 'template', 'node', 'cli'];
 
 /** What `renderBatchScript` fills in. */
 export interface BatchJob {

@@ -62,7 +62,10 @@ describe('the slurm launcher (a real single-node Slurm)', () => {
     assert.deepEqual(await cluster.scale(1), [0]);
     // The remaining engine's job keeps one running task; the others are gone from the queue.
     const left = state().engineSets;
-    assert.deepEqual(left.map((s) => s.engines), [1]);
+    assert.deepEqual(
+      left.map((s) => s.engines),
+      [1],
+    );
     const queued = slurm.queue();
     assert.equal(queued.length, 1, queued.join('; '));
     assert.match(queued[0], new RegExp(`^${left[0].jobId}_\\d RUNNING$`));

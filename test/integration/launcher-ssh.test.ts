@@ -37,7 +37,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     assert.deepEqual(rc.ids, [0, 1]);
     // The engines are sshd's descendants: they came over SSH, not as children of this process.
     const underSshd = descendants(sshd.process.pid as number);
-    for (const e of rc.engineInfo) assert.ok(underSshd.includes(e.pid), `engine ${e.id} under sshd`);
+    for (const e of rc.engineInfo)
+      assert.ok(underSshd.includes(e.pid), `engine ${e.id} under sshd`);
     assert.equal(new Set(rc.engineInfo.map((e) => e.engine_set)).size, 2, 'a set per engine');
     assert.deepEqual(await rc.loadBalancedView().map((x: number) => x + 1, [1, 2, 3]), [2, 3, 4]);
     // The connection file went over too, readable by its owner only.
@@ -58,10 +59,16 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     assert.equal(state.engineSets.length, 3);
     assert.deepEqual(await cluster.scale(1), [0]);
     const after = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
-    assert.deepEqual(after.engineSets.map((s) => s.engines), [1]);
+    assert.deepEqual(
+      after.engineSets.map((s) => s.engines),
+      [1],
+    );
     const stopped = state.engineSets.filter((s) => s.id !== after.engineSets[0].id);
     assert.equal(stopped.length, 2);
-    assert.ok(stopped.every((s) => !s.pids.some(isAlive)), 'their SSH sessions ended');
+    assert.ok(
+      stopped.every((s) => !s.pids.some(isAlive)),
+      'their SSH sessions ended',
+    );
   });
 
   it('signals an engine through SSH by its pid on the host', async () => {
