@@ -106,11 +106,9 @@ export class Cluster {
       logDir: join(profileDir(state.profile), 'log'),
       daemonize: options.daemonize,
     };
-    this.local = new LocalLauncher(context);
-    this.launcher =
-      state.launcher === 'local'
-        ? this.local
-        : createLauncher(state.launcher, state.launcherOptions, context);
+    this.launcher = createLauncher(state.launcher, state.launcherOptions, context);
+    this.local =
+      this.launcher instanceof LocalLauncher ? this.launcher : new LocalLauncher(context);
   }
 
   get clusterId(): string {

@@ -51,6 +51,13 @@ export const CLI = join(__dirname, '..', 'cli.js');
 
 /** Starts, watches, signals and stops engine sets; see the file's comment. */
 export abstract class Launcher {
+  /**
+   * Children of this process, held until they exit: a child's stdin pipe lives only as long as
+   * its `ChildProcess`, and an engine whose pipe is collected reads end-of-file and exits as if
+   * this process had died.
+   */
+  private readonly children = new Set<ChildProcess>();
+
   constructor(
     readonly name: LauncherName,
     protected readonly context: LaunchContext,
@@ -135,6 +142,8 @@ export abstract class Launcher {
     });
     closeSync(fd);
     if (this.context.daemonize) child.unref();
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
     // A failed spawn (command not found) shows as an exit; the caller reports it.
     child.on('error', () => undefined);
     return child;

@@ -133,4 +133,3 @@ export class SshLauncher extends Launcher {
     return ['-o', 'BatchMode=yes', ...(this.options.sshArgs ?? [])];
   }
 }
-
