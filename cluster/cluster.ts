@@ -4,7 +4,6 @@
  * Its state file (`cluster-<id>.json` in the profile) lets the CLI and `Cluster.fromFile`
  * attach to it from another process.
  */
-import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -28,6 +27,7 @@ import {
   type LauncherOptionsMap,
 } from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
+import { SshLauncher } from './launchers/ssh';
 
 export { isAlive };
 
@@ -102,6 +102,7 @@ export class Cluster {
     const context = {
       profile: state.profile,
       clusterId: state.clusterId,
+      clientFile: state.clientFile,
       engineFile: state.engineFile,
       logDir: join(profileDir(state.profile), 'log'),
       daemonize: options.daemonize,
@@ -457,10 +458,14 @@ export class Cluster {
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
-    const child = this.local.startController(flags);
-    this.state.controllerPid = child.pid as number;
-    await waitForFile(this.state.clientFile, child, this.options.timeout);
+    const starter =
+      this.launcher instanceof SshLauncher && this.launcher.controllerHost !== undefined
+        ? this.launcher
+        : this.local;
+    const controller = starter.startController(flags, this.options.timeout);
+    this.state.controllerPid = controller.process.pid as number;
     await this.saveState();
+    await controller.ready;
   }
 
   private async adminClient(): Promise<Client> {
@@ -505,26 +510,5 @@ async function until(
   while (!(await condition())) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(20);
-  }
-}
-
-/** Resolves once `path` exists; fails fast if `child` exits first. */
-async function waitForFile(path: string, child: ChildProcess, timeout: number): Promise<void> {
-  const deadline = performance.now() + timeout;
-  for (;;) {
-    try {
-      await fs.access(path);
-      return;
-    } catch {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new ConnectionError(
-          `the controller exited (${child.exitCode ?? child.signalCode}) before writing ${path}; see its log in ${join(path, '..', '..', 'log')}`,
-        );
-      }
-      if (performance.now() > deadline) {
-        throw new ConnectionError(`the controller did not write ${path} within ${timeout} ms`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
   }
 }

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConnectionError } from '../../protocol/errors';
 
 /** The launchers `Cluster.start({ launcher })` knows. */
 export const launcherNames = ['local', 'mpi', 'ssh', 'slurm', 'pbs', 'sge', 'lsf'] as const;
@@ -30,7 +31,8 @@ export interface EngineSet {
 export interface LaunchContext {
   profile: string;
   clusterId: string;
-  /** The controller's engine connection file on this machine. */
+  /** The controller's connection files on this machine. */
+  clientFile: string;
   engineFile: string;
   /** Where the launcher's processes write their logs. */
   logDir: string;
@@ -44,6 +46,13 @@ export interface RemoteCommand {
   node?: string;
   /** tsparallel's `dist/cluster/cli.js` (default: this installation's). */
   cli?: string;
+}
+
+/** A controller process being started. */
+export interface StartingController {
+  process: ChildProcess;
+  /** Resolves once the controller's connection files are on this machine. */
+  ready: Promise<void>;
 }
 
 /** This installation's command-line entry point. */
@@ -174,6 +183,33 @@ export function checkStrings(what: string, name: string, value: unknown, require
 export function checkString(what: string, name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string') {
     throw new TypeError(`${what} option ${name} must be a string, got ${typeof value}`);
+  }
+}
+
+/**
+ * Resolves once `ready()` holds, asking every `interval` ms; fails fast when the controller's
+ * `child` exits first, and after `timeout` ms.
+ */
+export async function waitForController(
+  child: ChildProcess,
+  ready: () => Promise<boolean>,
+  log: string,
+  timeout: number,
+  interval = 20,
+): Promise<void> {
+  const deadline = performance.now() + timeout;
+  while (!(await ready())) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new ConnectionError(
+        `the controller exited (${child.exitCode ?? child.signalCode}) before writing its connection files; see its log ${log}`,
+      );
+    }
+    if (performance.now() > deadline) {
+      throw new ConnectionError(
+        `the controller did not write its connection files within ${timeout} ms; see its log ${log}`,
+      );
+    }
+    await delay(interval);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The default launcher: the controller and each engine are processes on this machine.
  */
-import type { ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import {
   CLI,
   checkOptionNames,
@@ -10,6 +10,8 @@ import {
   Launcher,
   type EngineSet,
   type LaunchContext,
+  type StartingController,
+  waitForController,
 } from './launcher';
 
 /** The local launcher takes no options. */
@@ -39,10 +41,17 @@ export class LocalLauncher extends Launcher {
     killAll(set.pids, signal);
   }
 
-  /** Starts `tsparallel controller` with `flags`. */
-  startController(flags: string[]): ChildProcess {
+  /** Starts `tsparallel controller` with `flags`; ready once it wrote its client file. */
+  startController(flags: string[], timeout: number): StartingController {
     const args = [CLI, 'controller', ...flags];
     if (!this.context.daemonize) args.push('--exit-with-parent');
-    return this.spawnLogged(process.execPath, args, this.logFile('controller'));
+    const log = this.logFile('controller');
+    const child = this.spawnLogged(process.execPath, args, log);
+    const written = (): Promise<boolean> =>
+      fs.access(this.context.clientFile).then(
+        () => true,
+        () => false,
+      );
+    return { process: child, ready: waitForController(child, written, log, timeout) };
   }
 }

@@ -5,8 +5,10 @@
  * address the hosts reach (`controller: { ip }`).
  */
 import { promises as fs } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, posix, relative } from 'node:path';
+import { tsparallelDir, writeConnectionFile } from '../../protocol/connection';
 import {
+  CLI,
   checkOptionNames,
   checkString,
   checkStrings,
@@ -18,6 +20,8 @@ import {
   type EngineSet,
   type LaunchContext,
   type RemoteCommand,
+  type StartingController,
+  waitForController,
 } from './launcher';
 
 /** Options of the `ssh` launcher. */
@@ -30,9 +34,14 @@ export interface SshOptions extends RemoteCommand {
   sshArgs?: string[];
   /** Where the connection file and pid files go on the hosts (default `.tsparallel/ssh`, in home). */
   remoteDir?: string;
+  /**
+   * Runs the controller on this host too (its `TSPARALLEL_DIR` is `remoteDir` there); it must
+   * listen on an address this machine and the engines reach (`controller: { ip }`).
+   */
+  controllerHost?: string;
 }
 
-const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'remoteDir', 'node', 'cli'];
+const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'remoteDir', 'controllerHost', 'node', 'cli'];
 
 /** Starts engines over SSH; see the file's comment. */
 export class SshLauncher extends Launcher {
@@ -53,6 +62,7 @@ export class SshLauncher extends Launcher {
     checkString('ssh launcher', 'ssh', options.ssh);
     checkStrings('ssh launcher', 'sshArgs', options.sshArgs);
     checkString('ssh launcher', 'remoteDir', options.remoteDir);
+    checkString('ssh launcher', 'controllerHost', options.controllerHost);
     this.dir = options.remoteDir ?? '.tsparallel/ssh';
   }
 
@@ -75,6 +85,46 @@ export class SshLauncher extends Launcher {
       sets.push(set);
     }
     return sets;
+  }
+
+  /** Where the controller runs, when on a host of its own. */
+  get controllerHost(): string | undefined {
+    return this.options.controllerHost;
+  }
+
+  /**
+   * Starts `tsparallel controller` with `flags` on `controllerHost`; ready once its connection
+   * files, which it writes there, have been copied to where this machine's clients look.
+   */
+  startController(flags: string[], timeout: number): StartingController {
+    const host = this.options.controllerHost as string;
+    const { node = process.execPath, cli = CLI } = this.options;
+    const command = [node, cli, 'controller', ...flags];
+    if (!this.context.daemonize) command.push('--exit-with-parent');
+    const script = `TSPARALLEL_DIR=${shellQuote(this.dir)} exec ${command.map(shellQuote).join(' ')}`;
+    const log = this.logFile('controller');
+    const child = this.spawnLogged(this.ssh, [...this.sshArgs, host, script], log);
+    if (child.pid === undefined) throw new Error(`cannot run ${this.ssh}: is it installed?`);
+    const { clientFile, engineFile } = this.context;
+    // The same layout under the host's TSPARALLEL_DIR as under this machine's.
+    const there = (file: string): string => posix.join(this.dir, relative(tsparallelDir(), file));
+    const files = [engineFile, clientFile];
+    // Both files in one connection, apart by a NUL, which JSON never holds.
+    const cat = files.map((f) => `cat ${shellQuote(there(f))}`).join(` && printf '\\0' && `);
+    const fetched = async (): Promise<boolean> => {
+      let texts: string[];
+      try {
+        texts = (await this.remote(host, cat)).split('\0');
+      } catch {
+        return false; // not written yet
+      }
+      await Promise.all(
+        files.map((f, i) => writeConnectionFile(f, JSON.parse(texts[i]) as object)),
+      );
+      return true;
+    };
+    // Each look is an SSH connection: a few a second at most.
+    return { process: child, ready: waitForController(child, fetched, log, timeout, 250) };
   }
 
   /** The session ends when the engine does. */

@@ -76,6 +76,7 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
       {
         profile: cluster.profile,
         clusterId: cluster.clusterId,
+        clientFile: cluster.clientFile,
         engineFile: connectionFilePath('engine', cluster),
         logDir: join(profileDir(cluster.profile), 'log'),
         daemonize: false,
@@ -106,10 +107,36 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     await until(() => descendants(sshd.process.pid as number).length === 0, 'SSH sessions to end');
   });
 
+  it('runs the controller on a host too, and stops it there', async () => {
+    const before = descendants(sshd.process.pid as number);
+    const remote = await Cluster.start({
+      engines: 1,
+      launcher: 'ssh',
+      launcherOptions: { ...options(), controllerHost: sshd.host },
+      controller: FAST_HEARTBEAT,
+    });
+    const started = descendants(sshd.process.pid as number).filter((p) => !before.includes(p));
+    try {
+      const rc = await remote.connect();
+      const commands = started.map((pid) =>
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'),
+      );
+      assert.ok(
+        commands.some((argv) => argv.includes('controller') && argv.includes(remote.clusterId)),
+        'the controller runs under sshd',
+      );
+      assert.equal(await rc.loadBalancedView().apply((a: number) => a * 3, 7), 21);
+      rc.close();
+    } finally {
+      await remote.stop();
+    }
+    await until(() => !started.some(isAlive), 'its SSH sessions to end');
+  });
+
   it('refuses unknown options and missing hosts by name', async () => {
     await assert.rejects(
       Cluster.start({ launcher: 'ssh', launcherOptions: { hosts: ['h'], port: 22 } as never }),
-      /unknown ssh launcher option port; its options are hosts, ssh, sshArgs, remoteDir, node, cli/,
+      /unknown ssh launcher option port; its options are hosts, ssh, sshArgs, remoteDir, controllerHost, node, cli/,
     );
     await assert.rejects(
       Cluster.start({ launcher: 'ssh', launcherOptions: {} as never }),

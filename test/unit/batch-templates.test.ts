@@ -143,6 +143,7 @@ describe('batch job scripts', () => {
 
 describe('launcher options', () => {
   const context = {
+    clientFile: '/c',
     profile: 'p',
     clusterId: 'c',
     engineFile: '/f',
