@@ -91,7 +91,7 @@ export class Cluster {
   private readonly clients = new Set<Client>();
   private admin: Client | undefined;
   private readonly launcher: Launcher;
-  /** The controller always runs on this machine. */
+  /** Starts the controller on this machine (unless the ssh launcher has a `controllerHost`). */
   private readonly local: LocalLauncher;
   private adaptive: Adaptive | undefined;
 
@@ -398,6 +398,7 @@ export class Cluster {
       ),
     );
   }
+
   /**
    * Takes the cluster's state file for this process. Two clusters with one profile and id would
    * share files, and stopping one would orphan the other; the exclusive create makes concurrent

@@ -91,7 +91,7 @@ const systems: Record<BatchSystemName, BatchSystem> = {
     },
     submit: (path) => ({ command: 'sbatch', args: ['--parsable', path] }),
     jobId: /^(\d+)/,
-    // One line per array task (-r), pending ones too; nothing once the job has ended.
+    // One line per array task (--array), pending ones too; nothing once the job has ended.
     status: (id) => ({ command: 'squeue', args: ['--noheader', '--array', '--jobs', id] }),
     active: (out) => lines(out).length,
     // --full: the engine is the batch step's own process (the script execs it).
@@ -212,6 +212,8 @@ function checkBatchOptions(system: BatchSystemName, options: object): void {
 /** Submits engines as batch jobs; see the file's comment. */
 export class BatchLauncher extends Launcher {
   private readonly system: BatchSystem;
+  /** Each look is a command the scheduler answers: a few a second at most. */
+  protected override readonly pollInterval = 250;
 
   constructor(
     name: BatchSystemName,

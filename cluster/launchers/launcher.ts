@@ -66,6 +66,8 @@ export abstract class Launcher {
    * this process had died.
    */
   private readonly children = new Set<ChildProcess>();
+  /** Milliseconds between looks at `status` while waiting for a set to end. */
+  protected readonly pollInterval: number = 50;
 
   constructor(
     readonly name: LauncherName,
@@ -89,11 +91,11 @@ export abstract class Launcher {
     for (const signal of [undefined, 'SIGTERM', 'SIGKILL'] as const) {
       if (signal) await this.signal(set, signal).catch(() => undefined);
       const deadline = performance.now() + grace;
-      while ((await this.status(set)) > 0) {
+      for (;;) {
+        if ((await this.status(set)) === 0) return;
         if (performance.now() > deadline) break;
-        await delay(50);
+        await delay(this.pollInterval);
       }
-      if ((await this.status(set)) === 0) return;
     }
     throw new Error(`engine set ${set.id} (${set.launcher}) did not end, even on SIGKILL`);
   }
