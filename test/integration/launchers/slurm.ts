@@ -13,9 +13,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port';
 import { randomBytes } from 'node:crypto';
 import { until } from '../fixture';
 
@@ -25,14 +25,6 @@ export interface TestSlurm {
   /** squeue's lines for `jobId` (all jobs when absent): `<id> <state>`. */
   queue(jobId?: string): string[];
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function daemon(command: string, args: string[], log: string): ChildProcess {
@@ -47,7 +39,8 @@ export async function startSlurm(): Promise<TestSlurm> {
   for (const d of ['munge', 'state', 'spool', 'log']) mkdirSync(join(dir, d), { mode: 0o700 });
   writeFileSync(join(dir, 'munge', 'munge.key'), randomBytes(1024), { mode: 0o400 });
   const socket = join(dir, 'munge', 'munge.socket');
-  const node = hostname();
+  // slurmd calls itself by the short host name.
+  const node = hostname().split('.')[0];
   const [ctldPort, dPort] = [await freePort(), await freePort()];
   const conf = join(dir, 'slurm.conf');
   writeFileSync(
