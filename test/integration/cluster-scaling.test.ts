@@ -13,7 +13,8 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 describe('scaling a cluster', () => {
-  it('scale(n) grows, and shrinks by stopping idle engines first', async () => {
+  it('scale(n) grows, and shrinks by stopping idle engines first', async function () {
+    this.timeout(90_000);
     const cluster = await Cluster.start({ engines: 1, controller: FAST_HEARTBEAT });
     try {
       const rc = await cluster.connect();
@@ -32,7 +33,8 @@ describe('scaling a cluster', () => {
     }
   });
 
-  it('adapt() starts engines while tasks wait, and stops them once idle', async () => {
+  it('adapt() starts engines while tasks wait, and stops them once idle', async function () {
+    this.timeout(90_000);
     const cluster = await Cluster.start({ engines: 0, controller: FAST_HEARTBEAT });
     try {
       const rc = await cluster.connect();
@@ -66,7 +68,8 @@ describe('scaling a cluster', () => {
     }
   });
 
-  it('tsparallel cluster engines --scale N resizes a running cluster', () => {
+  it('tsparallel cluster engines --scale N resizes a running cluster', function () {
+    this.timeout(90_000);
     const id = ['--cluster-id', 'cli-scale'];
     try {
       const start = cli('cluster', 'start', '-n', '1', '--daemonize', ...id);
@@ -84,7 +87,8 @@ describe('scaling a cluster', () => {
     }
   });
 
-  it('the CLI refuses bad launcher options with one sentence', () => {
+  it('the CLI refuses bad launcher options with one sentence', function () {
+    this.timeout(90_000);
     const cases: [string[], RegExp][] = [
       [
         ['cluster', 'start', '--launcher', 'condor'],

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
-import { FAST_HEARTBEAT, isAlive } from './fixture';
+import { FAST_HEARTBEAT, isAlive, until } from './fixture';
 import { startSlurm, type TestSlurm } from './launchers/slurm';
 
 describe('the slurm launcher (a real single-node Slurm)', () => {
@@ -32,7 +33,8 @@ describe('the slurm launcher (a real single-node Slurm)', () => {
     await slurm?.stop();
   });
 
-  it('submits the engines as one job array with the job options passed through', async () => {
+  it('submits the engines as one job array with the job options passed through', async function () {
+    this.timeout(90_000);
     const [set] = state().engineSets;
     const jobId = set.jobId as string;
     assert.deepEqual(slurm.queue(jobId).sort(), [`${jobId}_0 RUNNING`, `${jobId}_1 RUNNING`]);
@@ -54,7 +56,8 @@ describe('the slurm launcher (a real single-node Slurm)', () => {
     rc.close();
   });
 
-  it('scales up with another job and down by ending array tasks', async () => {
+  it('scales up with another job and down by ending array tasks', async function () {
+    this.timeout(90_000);
     assert.deepEqual(await cluster.scale(3), [0, 1, 2]);
     const sets = state().engineSets;
     assert.equal(sets.length, 2);
@@ -71,7 +74,36 @@ describe('the slurm launcher (a real single-node Slurm)', () => {
     assert.match(queued[0], new RegExp(`^${left[0].jobId}_\\d RUNNING$`));
   });
 
-  it('stops leaving nothing in the queue and no engine running', async () => {
+  it('adapts: submits a job while tasks wait, and ends it once its engine is idle', async function () {
+    this.timeout(90_000);
+    const rc = await cluster.connect();
+    const jobs = new Set(state().engineSets.map((s) => s.jobId));
+    const adaptive = cluster.adapt({ minimum: 1, maximum: 2, interval: 200, wait: 1000 });
+    // Both tasks hold their engine until the file exists, so that a second engine is needed.
+    const release = join(process.env.TSPARALLEL_DIR as string, 'slurm-release');
+    const results = rc.loadBalancedView().map(
+      async (x: number, path: string) => {
+        const { existsSync } = await import('node:fs');
+        while (!existsSync(path)) await new Promise((r) => setTimeout(r, 20));
+        return x;
+      },
+      [1, 2],
+      [release, release],
+    );
+    await until(() => rc.ids.length === 2, 'a second engine', 60_000);
+    const added = state().engineSets.find((s) => !jobs.has(s.jobId));
+    assert.ok(added, 'a new job');
+    writeFileSync(release, '');
+    assert.deepEqual(await results, [1, 2]);
+    await until(() => rc.ids.length === 1, 'the idle engine to be stopped', 60_000);
+    await adaptive.stop();
+    assert.equal(adaptive.lastError, undefined);
+    assert.equal(slurm.queue().length, 1, 'one array task left running');
+    rc.close();
+  });
+
+  it('stops leaving nothing in the queue and no engine running', async function () {
+    this.timeout(90_000);
     const rc = await cluster.connect();
     const pids = [state().controllerPid, ...rc.engineInfo.map((e) => e.pid)];
     rc.close();

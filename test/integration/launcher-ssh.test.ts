@@ -32,7 +32,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     await sshd?.stop();
   });
 
-  it('starts engines in SSH sessions that run tasks', async () => {
+  it('starts engines in SSH sessions that run tasks', async function () {
+    this.timeout(90_000);
     const rc = await cluster.connect();
     assert.deepEqual(rc.ids, [0, 1]);
     // The engines are sshd's descendants: they came over SSH, not as children of this process.
@@ -53,7 +54,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     rc.close();
   });
 
-  it('scales up and down', async () => {
+  it('scales up and down', async function () {
+    this.timeout(90_000);
     assert.deepEqual(await cluster.scale(3), [0, 1, 2]);
     const state = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
     assert.equal(state.engineSets.length, 3);
@@ -71,7 +73,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     );
   });
 
-  it('signals an engine through SSH by its pid on the host', async () => {
+  it('signals an engine through SSH by its pid on the host', async function () {
+    this.timeout(90_000);
     const launcher = new SshLauncher(
       {
         profile: cluster.profile,
@@ -93,7 +96,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     rc.close();
   });
 
-  it('stops leaving no process behind, here or under sshd', async () => {
+  it('stops leaving no process behind, here or under sshd', async function () {
+    this.timeout(90_000);
     const rc = await cluster.connect();
     const state = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
     const pids = [
@@ -107,7 +111,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     await until(() => descendants(sshd.process.pid as number).length === 0, 'SSH sessions to end');
   });
 
-  it('runs the controller on a host too, and stops it there', async () => {
+  it('runs the controller on a host too, and stops it there', async function () {
+    this.timeout(90_000);
     const before = descendants(sshd.process.pid as number);
     const remote = await Cluster.start({
       engines: 1,
@@ -133,7 +138,8 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
     await until(() => !started.some(isAlive), 'its SSH sessions to end');
   });
 
-  it('refuses unknown options and missing hosts by name', async () => {
+  it('refuses unknown options and missing hosts by name', async function () {
+    this.timeout(90_000);
     await assert.rejects(
       Cluster.start({ launcher: 'ssh', launcherOptions: { hosts: ['h'], port: 22 } as never }),
       /unknown ssh launcher option port; its options are hosts, ssh, sshArgs, remoteDir, controllerHost, node, cli/,
