@@ -372,7 +372,7 @@ export class Cluster {
 
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
-    await this.adaptive?.stop().catch(() => undefined);
+    await this.adaptive?.stop();
     this.adaptive = undefined;
     for (const rc of [...this.clients, this.admin]) rc?.close();
     this.clients.clear();
@@ -384,13 +384,21 @@ export class Cluster {
       // The controller is gone already; the processes are ended by signal below.
     }
     const controller = this.state.controllerPid;
-    await Promise.all([
-      ...this.state.engineSets.map((set) =>
-        this.launcher.stop(set, STOP_GRACE).catch(() => undefined),
-      ),
+    const ended = await Promise.allSettled([
+      ...this.state.engineSets.map((set) => this.launcher.stop(set, STOP_GRACE)),
       controller > 0 &&
-        waitForExit(controller, STOP_GRACE).catch(() => killAll([controller], 'SIGKILL')),
+        waitForExit(controller, STOP_GRACE).catch(() => {
+          killAll([controller], 'SIGKILL');
+          return waitForExit(controller, STOP_GRACE);
+        }),
     ]);
+    const failed = ended.find((r) => r.status === 'rejected');
+    if (failed) {
+      // The state file stays, so that `tsparallel cluster stop` can try again.
+      throw new Error(`the cluster did not stop entirely: ${(failed.reason as Error).message}`, {
+        cause: failed.reason,
+      });
+    }
     this.state.engineSets = [];
     await Promise.all(
       [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) =>

@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
-import { FAST_HEARTBEAT, until } from './fixture';
+import { until } from './fixture';
+import { LAUNCHER_HEARTBEAT } from './launchers/common';
 
 const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
 
@@ -15,7 +16,7 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 describe('scaling a cluster', () => {
   it('scale(n) grows, and shrinks by stopping idle engines first', async function () {
     this.timeout(90_000);
-    const cluster = await Cluster.start({ engines: 1, controller: FAST_HEARTBEAT });
+    const cluster = await Cluster.start({ engines: 1, controller: LAUNCHER_HEARTBEAT });
     try {
       const rc = await cluster.connect();
       assert.deepEqual(await cluster.scale(3), [0, 1, 2]);
@@ -35,7 +36,7 @@ describe('scaling a cluster', () => {
 
   it('adapt() starts engines while tasks wait, and stops them once idle', async function () {
     this.timeout(90_000);
-    const cluster = await Cluster.start({ engines: 0, controller: FAST_HEARTBEAT });
+    const cluster = await Cluster.start({ engines: 0, controller: LAUNCHER_HEARTBEAT });
     try {
       const rc = await cluster.connect();
       const joined = new Set<number>();

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
-import { FAST_HEARTBEAT, isAlive, until } from './fixture';
+import { isAlive, until } from './fixture';
+import { LAUNCHER_HEARTBEAT } from './launchers/common';
 import { startSlurm, type TestSlurm } from './launchers/slurm';
 
 describe('the slurm launcher (a real single-node Slurm)', () => {
@@ -23,7 +24,7 @@ describe('the slurm launcher (a real single-node Slurm)', () => {
         time: '10:00',
         directives: ['--comment=tsparallel-test'],
       },
-      controller: FAST_HEARTBEAT,
+      controller: LAUNCHER_HEARTBEAT,
       timeout: 60_000,
     });
   });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
 import { SshLauncher } from '../../cluster/launchers/ssh';
 import { connectionFilePath, profileDir } from '../../protocol/connection';
-import { FAST_HEARTBEAT, isAlive, until } from './fixture';
+import { isAlive, until } from './fixture';
+import { LAUNCHER_HEARTBEAT } from './launchers/common';
 import { descendants, startSshd, type TestSshd } from './launchers/sshd';
 
 describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
@@ -23,7 +24,7 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
       engines: 2,
       launcher: 'ssh',
       launcherOptions: options(),
-      controller: FAST_HEARTBEAT,
+      controller: LAUNCHER_HEARTBEAT,
     });
   });
   after(async function () {
@@ -118,7 +119,7 @@ describe('the ssh launcher (a real sshd on 127.0.0.1)', () => {
       engines: 1,
       launcher: 'ssh',
       launcherOptions: { ...options(), controllerHost: sshd.host },
-      controller: FAST_HEARTBEAT,
+      controller: LAUNCHER_HEARTBEAT,
     });
     const started = descendants(sshd.process.pid as number).filter((p) => !before.includes(p));
     try {

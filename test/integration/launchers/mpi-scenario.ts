@@ -5,13 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, isAlive } from '../../../cluster/cluster';
 import type { ClusterState } from '../../../cluster/cluster';
-import { FAST_HEARTBEAT } from '../fixture';
+import { LAUNCHER_HEARTBEAT } from './common';
 
 async function main(): Promise<void> {
   const cluster = await Cluster.start({
     engines: 2,
     launcher: 'mpi',
-    controller: FAST_HEARTBEAT,
+    controller: LAUNCHER_HEARTBEAT,
   });
   const pids = new Set<number>();
   const remember = (): void => {
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     mpiexecAfterShrink: 0,
     aliveAfterStop: [] as number[],
   };
+  await rc.updateEngines(); // this client may not have heard of the new engine yet
   remember();
   report.grownInfo = rc.engineInfo.map((e) => ({ id: e.id, mpi: e.mpi, set: e.engine_set }));
   report.shrunk = await cluster.scale(1);
