@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
 import { until } from './fixture';
-import { LAUNCHER_HEARTBEAT } from './launchers/common';
+import { heldUntil, LAUNCHER_HEARTBEAT } from './launchers/common';
 
 const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
 
@@ -47,18 +47,10 @@ describe('scaling a cluster', () => {
       const adaptive = cluster.adapt({ minimum: 0, maximum: 2, interval: 100, wait: 500 });
       // Tasks hold their engine until the file exists, so that both engines are needed.
       const release = join(process.env.TSPARALLEL_DIR as string, 'adapt-release');
-      const results = rc.loadBalancedView().map(
-        async (x: number, path: string) => {
-          const { existsSync } = await import('node:fs');
-          while (!existsSync(path)) await new Promise((r) => setTimeout(r, 20));
-          return x * x;
-        },
-        [1, 2, 3, 4, 5],
-        Array(5).fill(release),
-      );
+      const results = rc.loadBalancedView().map(heldUntil, [1, 2, 3, 4, 5], Array(5).fill(release));
       await until(() => joined.size === 2, 'two engines to join', 30_000);
       writeFileSync(release, '');
-      assert.deepEqual(await results, [1, 4, 9, 16, 25]);
+      assert.deepEqual(await results, [1, 2, 3, 4, 5]);
       await until(() => rc.ids.length === 0, 'idle engines to be stopped', 20_000);
       assert.equal(joined.size, 2, 'grown to the maximum, not beyond');
       await adaptive.stop();

@@ -20,3 +20,13 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/**
+ * A task for `map(heldUntil, xs, paths)`: holds its engine until the file `path` exists, then
+ * gives `x` back. A test that needs engines busy writes the file when it has seen what it needs.
+ */
+export async function heldUntil(x: number, path: string): Promise<number> {
+  const { existsSync } = await import('node:fs');
+  while (!existsSync(path)) await new Promise((r) => setTimeout(r, 20));
+  return x;
+}

@@ -40,6 +40,12 @@ async function main(): Promise<void> {
   const state = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
   report.mpiexecAfterShrink = state.engineSets.length;
   await cluster.stop();
+  // A multi-threaded process (mpiexec) that has been waited for can linger a moment in /proc
+  // while its threads finish exiting (seen under gVisor, with no memory left): give it that.
+  const deadline = performance.now() + 10_000;
+  while ([...pids].some(isAlive) && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   report.aliveAfterStop = [...pids].filter(isAlive);
   process.stdout.write(JSON.stringify({ ...report, pids: [...pids] }) + '\n');
 }
