@@ -16,6 +16,18 @@ export {
 } from './client/async-result';
 export { Reference } from './client/reference';
 export { Cluster, type ClusterOptions } from './cluster/cluster';
+export { Adaptive, type AdaptOptions } from './cluster/adapt';
+export {
+  renderBatchScript,
+  type BatchJob,
+  type LauncherName,
+  type LauncherOptionsMap,
+  type MpiOptions,
+  type SshOptions,
+  type SlurmOptions,
+  type QueueOptions,
+} from './cluster/launchers';
+export type { EngineInfo, MpiPlace } from './protocol/messages';
 export { notebookClient, notebookCluster } from './client/notebook';
 export {
   RemoteError,

@@ -20,6 +20,7 @@ import { EngineServer } from '../engine/engine-server';
 import { connectionFilePath, tsparallelDir } from '../protocol/connection';
 import { installKernelSpec } from '../kernel-ext/install';
 import { checkName, Cluster, type ClusterState } from './cluster';
+import { launcherNames, type LauncherName } from './launchers';
 
 const USAGE_ERROR = 2;
 
@@ -44,18 +45,23 @@ interface ControllerFlags extends Where {
 }
 interface EngineFlags extends Where {
   file?: string;
+  engineSet?: string;
   registrationTimeout: number;
   hubTimeout: number;
   exitWithParent?: boolean;
 }
 interface StartFlags extends Where {
   engines?: number;
+  launcher: LauncherName;
+  launcherOptions?: object;
+  ip?: string;
   scheme?: Scheme;
   restartEngines?: number;
   daemonize?: boolean;
 }
 interface EnginesFlags extends Where {
   add?: number;
+  scale?: number;
   stop?: number;
   restart?: number;
 }
@@ -94,6 +100,19 @@ function exitWithParent(stop: () => void): void {
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
   process.stdin.resume();
+}
+
+function jsonObject(value: string): object {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('it must be a JSON object such as \'{"hosts": ["node1"]}\'.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('it must be a JSON object, not an array or a single value.');
+  }
+  return parsed;
 }
 
 /** A profile or cluster name, which becomes part of file names. */
@@ -231,12 +250,14 @@ function buildProgram(): Command {
       60_000,
     )
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
+    .option('--engine-set <id>', "the launch this engine belongs to (used by clusters' launchers)")
     .action(async (o: EngineFlags) => {
       await EngineServer.start({
         connectionFile: o.file ?? connectionFilePath('engine', o),
         registrationTimeout: o.registrationTimeout,
         hubTimeout: o.hubTimeout,
         parentPid: o.exitWithParent ? process.ppid : undefined,
+        engineSet: o.engineSet,
         log: log('engine'),
       });
     });
@@ -248,8 +269,14 @@ function buildProgram(): Command {
     .description('start a controller and engines; runs until interrupted unless --daemonize')
     .option('-n, --engines <n>', 'number of engines (default: one per core)', integer(0))
     .addOption(
-      new Option('--launcher <name>', 'how engines start').choices(['local']).default('local'),
+      new Option('--launcher <name>', 'how engines start').choices(launcherNames).default('local'),
     )
+    .option(
+      '--launcher-options <json>',
+      'the launcher\'s options as a JSON object, e.g. \'{"hosts": ["node1"]}\' for ssh',
+      jsonObject,
+    )
+    .option('--ip <address>', 'address the controller listens on', ipAddress)
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames))
@@ -270,9 +297,11 @@ function buildProgram(): Command {
         engines: o.engines,
         profile: o.profile,
         clusterId: o.clusterId,
+        launcher: o.launcher,
+        launcherOptions: o.launcherOptions,
         daemonize: o.daemonize ?? false,
         restartEngines: o.restartEngines,
-        controller: o.scheme ? { scheme: o.scheme } : {},
+        controller: { scheme: o.scheme, ip: o.ip },
       });
       const rc = await c.connect();
       process.stdout.write(
@@ -310,15 +339,21 @@ function buildProgram(): Command {
       if (rows.length === 0) process.stdout.write(`no clusters in ${tsparallelDir()}\n`);
       for (const s of rows) {
         process.stdout.write(
-          `${s.profile}\t${s.clusterId || 'default'}\t${s.enginePids.length} engines\tcontroller pid ${s.controllerPid}\n`,
+          `${s.profile}\t${s.clusterId || 'default'}\t${s.engineSets.reduce((n, set) => n + set.engines, 0)} engines\t` +
+            `${s.launcher}\tcontroller pid ${s.controllerPid}\n`,
         );
       }
     });
 
   cluster
     .command('engines')
-    .description("list a cluster's engines, or add, stop or restart some")
+    .description("list a cluster's engines, or add, stop, restart or scale them")
     .option('--add <n>', 'start n more engines', integer(1))
+    .option(
+      '--scale <n>',
+      'grow or shrink the cluster to n engines (idle ones stop first)',
+      integer(0),
+    )
     .option('--stop <id>', 'stop engine id', integer(0))
     .option('--restart <id>', 'replace engine id with a new one', integer(0))
     .addOption(profileOption())
@@ -336,9 +371,14 @@ function buildProgram(): Command {
           `engine ${o.restart} replaced by engine ${await c.restartEngine(o.restart)}\n`,
         );
       }
+      if (o.scale !== undefined) {
+        process.stdout.write(`scaled to ${(await c.scale(o.scale)).length} engines\n`);
+      }
       const rc = await c.connect();
-      for (const e of rc.engineInfo)
-        process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}\n`);
+      for (const e of rc.engineInfo) {
+        const mpi = e.mpi ? `\tmpi rank ${e.mpi.rank} of ${e.mpi.size}` : '';
+        process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}${mpi}\n`);
+      }
       rc.close();
       process.exit(0);
     });

@@ -1,11 +1,11 @@
 /**
- * `Cluster`: starts a controller and engines as local processes, and stops them all again.
+ * `Cluster`: starts a controller on this machine and engines through a launcher (local processes
+ * by default; `mpiexec`, SSH hosts or a batch scheduler), scales them, and stops them all again.
  * Its state file (`cluster-<id>.json` in the profile) lets the CLI and `Cluster.fromFile`
  * attach to it from another process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../client/client';
@@ -18,6 +18,19 @@ import {
   type ControllerOptions,
 } from '../controller/controller-server';
 import { schemeNames } from '../controller/schedulers/load-balanced';
+import { Adaptive, type AdaptOptions } from './adapt';
+import {
+  createLauncher,
+  LocalLauncher,
+  type EngineSet,
+  type Launcher,
+  type LauncherName,
+  type LauncherOptionsMap,
+} from './launchers';
+import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
+import { SshLauncher } from './launchers/ssh';
+
+export { isAlive };
 
 /** Controller options a cluster passes on (see `tsparallel controller --help`). */
 export type ControllerSettings = Partial<
@@ -37,13 +50,16 @@ export type ControllerSettings = Partial<
 >;
 
 /** What `Cluster.start` can be told. */
-export interface ClusterOptions {
+export interface ClusterOptions<L extends LauncherName = LauncherName> {
   /** Engines to start (default: one per core). */
   engines?: number;
   profile?: string;
   /** Names the cluster's files; a fresh id by default so that clusters never collide. */
   clusterId?: string;
-  launcher?: 'local';
+  /** How engines start: `local` (default), `mpi`, `ssh`, `slurm`, `pbs`, `sge` or `lsf`. */
+  launcher?: L;
+  /** The launcher's options; see the README's section on each launcher. */
+  launcherOptions?: LauncherOptionsMap[L];
   controller?: ControllerSettings;
   /** Keep the processes running after this process exits (the CLI's `--daemonize`). */
   daemonize?: boolean;
@@ -60,30 +76,36 @@ export interface ClusterOptions {
 export interface ClusterState {
   clusterId: string;
   profile: string;
-  launcher: 'local';
+  launcher: LauncherName;
+  launcherOptions: object;
   created: string;
   /** The process that started the cluster. */
   ownerPid: number;
   controllerPid: number;
-  enginePids: number[];
+  /** What the launcher started and has not stopped yet. */
+  engineSets: EngineSet[];
   clientFile: string;
   engineFile: string;
 }
 
-const CLI = join(__dirname, 'cli.js');
+/** How long stopped processes get to end by themselves before they are sent SIGTERM, then SIGKILL. */
+const STOP_GRACE = 3000;
 
 /**
  * A controller and engines started and stopped together; see the file's comment.
  * @example const cluster = await Cluster.start({ engines: 2 }); await cluster.stop();
  */
 export class Cluster {
-  private readonly children = new Set<ChildProcess>();
   /** Clients handed out by `connect`, closed by `stop` so that nothing keeps the process up. */
   private readonly clients = new Set<Client>();
   private admin: Client | undefined;
-  /** When engines were restarted in the last minute, for `restartEngines`' limit. */
+  private readonly launcher: Launcher;
+  /** Starts the controller on this machine (unless the ssh launcher has a `controllerHost`). */
+  private readonly local: LocalLauncher;
+  private adaptive: Adaptive | undefined;
+  /** When engines were replaced in the last minute, for `restartEngines`' limit. */
   private restarts: number[] = [];
-  /** Engine processes being stopped on purpose, which must not be restarted. */
+  /** Engines being stopped on purpose, which must not be replaced. */
   private readonly stopping = new Set<number>();
   private stopped = false;
 
@@ -92,7 +114,19 @@ export class Cluster {
     private readonly options: Required<
       Pick<ClusterOptions, 'daemonize' | 'timeout' | 'restartEngines'>
     >,
-  ) {}
+  ) {
+    const context = {
+      profile: state.profile,
+      clusterId: state.clusterId,
+      clientFile: state.clientFile,
+      engineFile: state.engineFile,
+      logDir: join(profileDir(state.profile), 'log'),
+      daemonize: options.daemonize,
+    };
+    this.launcher = createLauncher(state.launcher, state.launcherOptions, context);
+    this.local =
+      this.launcher instanceof LocalLauncher ? this.launcher : new LocalLauncher(context);
+  }
 
   get clusterId(): string {
     return this.state.clusterId;
@@ -100,11 +134,6 @@ export class Cluster {
 
   get profile(): string {
     return this.state.profile;
-  }
-
-  /** How the engines were started. */
-  get launcher(): string {
-    return this.state.launcher;
   }
 
   /** When the cluster was started. */
@@ -126,10 +155,14 @@ export class Cluster {
   }
 
   /**
-   * Starts a controller and `engines` engines on this machine; resolves once all registered.
+   * Starts a controller and `engines` engines through the launcher; resolves once all
+   * registered. Unknown options, launchers and launcher options are refused by name.
    * @example const cluster = await Cluster.start({ engines: 4 }); const rc = await cluster.connect();
+   * @example await Cluster.start({ engines: 8, launcher: 'slurm', launcherOptions: { partition: 'debug' } });
    */
-  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+  static async start<L extends LauncherName = 'local'>(
+    options: ClusterOptions<L> = {},
+  ): Promise<Cluster> {
     const unknown = Object.keys(options).filter((k) => !clusterOptionNames.includes(k));
     if (unknown.length > 0) {
       throw new TypeError(
@@ -148,23 +181,20 @@ export class Cluster {
     if (!Number.isInteger(engines) || engines < 0) {
       throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
     }
-    if ((options.launcher ?? 'local') !== 'local') {
-      throw new RangeError(
-        `launcher "${String(options.launcher)}" is unknown; this version has "local"`,
-      );
-    }
     const profile = options.profile ?? 'default';
     const clusterId = options.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
     const where = { profile, clusterId };
+    // The constructor makes the launcher, which checks its options before anything starts.
     const cluster = new Cluster(
       {
         clusterId,
         profile,
-        launcher: 'local',
+        launcher: options.launcher ?? 'local',
+        launcherOptions: options.launcherOptions ?? {},
         created: new Date().toISOString(),
         ownerPid: process.pid,
         controllerPid: 0,
-        enginePids: [],
+        engineSets: [],
         clientFile: connectionFilePath('client', where),
         engineFile: connectionFilePath('engine', where),
       },
@@ -174,6 +204,7 @@ export class Cluster {
     try {
       await cluster.startController(options.controller ?? {});
       await cluster.addEngines(engines);
+      if (restartEngines > 0) void cluster.replaceDeadEngines();
     } catch (e) {
       await cluster.stop();
       throw e;
@@ -195,6 +226,11 @@ export class Cluster {
     return new Cluster(state, { daemonize: true, timeout: 30_000, restartEngines: 0 });
   }
 
+  /** The launcher that starts this cluster's engines. */
+  get launcherName(): LauncherName {
+    return this.state.launcher;
+  }
+
   /** A new `Client` of this cluster, once every started engine has registered. */
   async connect(options: { timeout?: number } = {}): Promise<Client> {
     const rc = await Client.connect({
@@ -202,16 +238,24 @@ export class Cluster {
       timeout: options.timeout,
     });
     this.clients.add(rc);
-    this.forgetDeadEngines();
-    await rc.waitForEngines(this.state.enginePids.length, {
+    await rc.waitForEngines(await this.liveEngines(), {
       timeout: options.timeout ?? this.options.timeout,
     });
     return rc;
   }
 
-  /** Engines that died on their own are no longer waited for or listed. */
-  private forgetDeadEngines(): void {
-    this.state.enginePids = this.state.enginePids.filter(isAlive);
+  /**
+   * Engines that run or wait to run. Sets that ended on their own are no longer waited for or
+   * listed.
+   */
+  private async liveEngines(): Promise<number> {
+    const counts = await Promise.all(
+      this.state.engineSets.map(async (set) =>
+        Math.min(set.engines, await this.launcher.status(set)),
+      ),
+    );
+    this.state.engineSets = this.state.engineSets.filter((_, i) => counts[i] > 0);
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Starts `n` more engines; resolves with the new engine ids once they registered. */
@@ -221,26 +265,64 @@ export class Cluster {
     const rc = await this.adminClient();
     // Ask the controller: an engine that just died may still be in rc.ids for a moment.
     const before = new Set(await rc.updateEngines());
-    for (let i = 0; i < n; i++) this.spawnEngine(i);
+    const sets = await this.launcher.start(n);
+    this.state.engineSets.push(...sets);
     await this.saveState();
-    const ids = await rc.waitForEngines(before.size + n, { timeout: this.options.timeout });
-    return ids.filter((id) => !before.has(id));
+    await this.waitForRegistration(rc, before.size + n, sets);
+    return rc.ids.filter((id) => !before.has(id));
+  }
+
+  /** Waits for `count` engines; fails fast when the new `sets` all end before registering. */
+  private async waitForRegistration(rc: Client, count: number, sets: EngineSet[]): Promise<void> {
+    const deadline = performance.now() + this.options.timeout;
+    for (;;) {
+      try {
+        await rc.waitForEngines(count, { timeout: 500 });
+        return;
+      } catch (e) {
+        if (!(e instanceof ConnectionError)) throw e;
+      }
+      const running = await Promise.all(sets.map((set) => this.launcher.status(set)));
+      const where = `see the logs in ${join(profileDir(this.profile), 'log')}`;
+      if (running.every((n) => n === 0)) {
+        throw new EngineError(
+          `the ${this.launcherName} launcher's engines ended before they registered; ${where}`,
+        );
+      }
+      if (performance.now() > deadline) {
+        throw new ConnectionError(
+          `only ${rc.ids.length} of ${count} engines registered within ${this.options.timeout} ms; ${where}`,
+        );
+      }
+    }
   }
 
   /** Stops engine `id`: it unregisters, then its process ends. */
   async stopEngine(id: number): Promise<void> {
+    await this.stopEngines([id]);
+  }
+
+  /** Stops engines `ids` at once; resolves when they unregistered and their processes ended. */
+  private async stopEngines(ids: number[]): Promise<void> {
     const rc = await this.adminClient();
-    const info = rc.engineInfo.find((e) => e.id === id);
-    if (!info)
-      throw new EngineError(
-        `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
-        id,
-      );
-    this.stopping.add(info.pid);
-    await rc.shutdown({ targets: [id] });
-    await waitForExit(info.pid, this.options.timeout);
-    this.stopping.delete(info.pid);
-    this.state.enginePids = this.state.enginePids.filter((p) => p !== info.pid);
+    const infos = ids.map((id) => {
+      const info = rc.engineInfo.find((e) => e.id === id);
+      if (!info) {
+        throw new EngineError(
+          `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
+          id,
+        );
+      }
+      return info;
+    });
+    for (const id of ids) this.stopping.add(id);
+    await rc.shutdown({ targets: ids });
+    await until(
+      async () => !(await rc.updateEngines()).some((id) => ids.includes(id)),
+      `engines ${ids.join(', ')} to unregister`,
+      this.options.timeout,
+    );
+    await this.forgetEngines(infos.map((info) => info.engine_set));
     await this.saveState();
   }
 
@@ -251,20 +333,72 @@ export class Cluster {
     return newId;
   }
 
-  /** Sends `signal` to the engines' processes (all by default). */
+  /**
+   * Sends `signal` to the engines' processes (all by default). It goes through the controller,
+   * which reaches every engine wherever its launcher put it (`mpiexec` would end its job on
+   * SIGINT rather than pass it on).
+   */
   async signalEngines(signal: NodeJS.Signals, ids?: number[]): Promise<void> {
     const rc = await this.adminClient();
-    const targets = rc.engineInfo.filter((e) => !ids || ids.includes(e.id));
-    const unknown = (ids ?? []).filter((id) => !targets.some((e) => e.id === id));
+    await rc.updateEngines();
+    const unknown = (ids ?? []).filter((id) => !rc.ids.includes(id));
     if (unknown.length > 0) throw new EngineError(`engine ${unknown.join(', ')} is not registered`);
-    for (const e of targets) process.kill(e.pid, signal);
+    if (rc.ids.length > 0) await rc.sendSignal(signal, ids);
+  }
+
+  /**
+   * Grows or shrinks the cluster to `n` engines; resolves with the engine ids once it has.
+   * Shrinking stops idle engines first, newest first; tasks of a busy engine that is stopped
+   * fail with `EngineError` (or run elsewhere, with `retries`). Stops `adapt`.
+   * @example await cluster.scale(8);
+   */
+  async scale(n: number): Promise<number[]> {
+    if (!Number.isInteger(n) || n < 0) {
+      throw new RangeError(`scale needs an integer >= 0, got ${String(n)}`);
+    }
+    await this.adaptive?.stop();
+    this.adaptive = undefined;
+    return this.resize(n);
+  }
+
+  private async resize(n: number): Promise<number[]> {
+    const rc = await this.adminClient();
+    const ids = await rc.updateEngines();
+    if (n > ids.length) await this.addEngines(n - ids.length);
+    if (n < ids.length) {
+      const queues = await rc.queueStatus();
+      const load = (id: number): number => queues[id]?.queue ?? 0;
+      const byIdleness = [...ids].sort((a, b) => load(a) - load(b) || b - a);
+      await this.stopEngines(byIdleness.slice(0, ids.length - n));
+    }
+    return rc.updateEngines();
+  }
+
+  /**
+   * Grows and shrinks the engine count with the work, as Dask's `adapt` does: every `interval`
+   * ms it asks the controller for the queue, starts engines while load-balanced tasks wait for
+   * one (up to `maximum`), and stops engines that stayed idle for `wait` ms (down to `minimum`).
+   * Runs until `adaptive.stop()`, `cluster.scale()` or `cluster.stop()`.
+   * @example const adaptive = cluster.adapt({ minimum: 0, maximum: 16 });
+   */
+  adapt(options: AdaptOptions = {}): Adaptive {
+    void this.adaptive?.stop();
+    this.adaptive = new Adaptive(
+      {
+        queueStatus: async () => (await this.adminClient()).queueStatus(),
+        resize: (n) => this.resize(n).then(() => undefined),
+        retire: (ids) => this.stopEngines(ids),
+      },
+      options,
+    );
+    return this.adaptive;
   }
 
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.forgetDeadEngines();
-    const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
+    await this.adaptive?.stop();
+    this.adaptive = undefined;
     for (const rc of [...this.clients, this.admin]) rc?.close();
     this.clients.clear();
     this.admin = undefined;
@@ -274,8 +408,23 @@ export class Cluster {
     } catch {
       // The controller is gone already; the processes are ended by signal below.
     }
-    await Promise.all(pids.map((pid) => waitForExit(pid, 3000).catch(() => undefined)));
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    const controller = this.state.controllerPid;
+    const ended = await Promise.allSettled([
+      ...this.state.engineSets.map((set) => this.launcher.stop(set, STOP_GRACE)),
+      controller > 0 &&
+        waitForExit(controller, STOP_GRACE).catch(() => {
+          killAll([controller], 'SIGKILL');
+          return waitForExit(controller, STOP_GRACE);
+        }),
+    ]);
+    const failed = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // The state file stays, so that `tsparallel cluster stop` can try again.
+      throw new Error(`the cluster did not stop entirely: ${(failed.reason as Error).message}`, {
+        cause: failed.reason,
+      });
+    }
+    this.state.engineSets = [];
     await Promise.all(
       [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) =>
         fs.rm(f, { force: true }),
@@ -347,58 +496,64 @@ export class Cluster {
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
-    const child = this.spawnRole('controller', flags, 'controller');
-    this.state.controllerPid = child.pid as number;
-    await waitForFile(this.state.clientFile, child, this.options.timeout);
+    const starter =
+      this.launcher instanceof SshLauncher && this.launcher.controllerHost !== undefined
+        ? this.launcher
+        : this.local;
+    const controller = starter.startController(flags, this.options.timeout);
+    this.state.controllerPid = controller.process.pid as number;
     await this.saveState();
+    await controller.ready;
   }
 
-  private spawnEngine(i: number): void {
-    const child = this.spawnRole(
-      'engine',
-      ['--file', this.state.engineFile],
-      `engine-${Date.now()}-${i}`,
-    );
-    const pid = child.pid as number;
-    this.state.enginePids.push(pid);
-    if (this.options.restartEngines > 0) child.once('exit', () => this.engineExited(pid));
+  /**
+   * Engines ended (stopped, or died): sets with no engine left are stopped, so that nothing of
+   * them lingers (a hung engine's process, a batch job).
+   */
+  private async forgetEngines(setIds: (string | undefined)[]): Promise<void> {
+    const ended: EngineSet[] = [];
+    for (const setId of setIds) {
+      const set = this.state.engineSets.find((s) => s.id === setId);
+      if (set && --set.engines === 0) ended.push(set);
+    }
+    await Promise.all(ended.map((set) => this.launcher.stop(set, STOP_GRACE)));
+    this.state.engineSets = this.state.engineSets.filter((s) => !ended.includes(s));
   }
 
-  /** Replaces an engine that died, unless it was stopped or too many died this minute. */
-  private engineExited(pid: number): void {
-    this.state.enginePids = this.state.enginePids.filter((p) => p !== pid);
-    if (this.stopped || this.stopping.delete(pid)) return;
+  /**
+   * Replaces engines that die (`restartEngines`), on any launcher: the controller's report that an
+   * engine left, which it did not leave on purpose, is what counts as a death.
+   */
+  private async replaceDeadEngines(): Promise<void> {
+    const rc = await this.adminClient();
+    const setOf = new Map(rc.engineInfo.map((e) => [e.id, e.engine_set]));
+    for await (const event of rc.events()) {
+      if (event.type === 'engine:register') setOf.set(event.engine.id, event.engine.engine_set);
+      if (event.type !== 'engine:unregister' || this.stopping.delete(event.id)) continue;
+      void this.replaceEngine(event.id, setOf.get(event.id)).catch((e: unknown) =>
+        process.emitWarning(
+          `tsparallel: engine ${event.id} died and could not be replaced: ${String(e)}`,
+        ),
+      );
+    }
+  }
+
+  /** Replaces dead engine `id`, unless the cluster stops or too many died this minute. */
+  private async replaceEngine(id: number, setId: string | undefined): Promise<void> {
+    if (this.stopped) return;
+    await this.forgetEngines([setId]);
     const now = performance.now();
     this.restarts = this.restarts.filter((t) => now - t < 60_000);
     if (this.restarts.length >= this.options.restartEngines) {
       process.emitWarning(
-        `tsparallel: engine process ${pid} died and is not replaced: ${this.options.restartEngines} ` +
+        `tsparallel: engine ${id} died and is not replaced: ${this.options.restartEngines} ` +
           'engines were restarted in the last minute already (restartEngines)',
       );
+      await this.saveState();
       return;
     }
     this.restarts.push(now);
-    this.spawnEngine(0);
-    void this.saveState().catch(() => undefined);
-  }
-
-  private spawnRole(role: 'controller' | 'engine', flags: string[], logName: string): ChildProcess {
-    const logDir = join(profileDir(this.state.profile), 'log');
-    mkdirSync(logDir, { recursive: true, mode: 0o700 });
-    const log = openSync(join(logDir, `${this.state.clusterId || 'default'}-${logName}.log`), 'a');
-    const args = [CLI, role, ...flags, ...(this.options.daemonize ? [] : ['--exit-with-parent'])];
-    const child = spawn(process.execPath, args, {
-      // Without --daemonize, the pipe on stdin closes when this process dies, and the child exits.
-      stdio: [this.options.daemonize ? 'ignore' : 'pipe', log, log],
-      // A process group of its own: Ctrl-C in a terminal reaches this process, which stops the
-      // cluster in order, rather than every child at once.
-      detached: true,
-    });
-    closeSync(log);
-    if (this.options.daemonize) child.unref();
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    return child;
+    await this.addEngines(1);
   }
 
   private async adminClient(): Promise<Client> {
@@ -420,6 +575,7 @@ const clusterOptionNames = [
   'profile',
   'clusterId',
   'launcher',
+  'launcherOptions',
   'controller',
   'daemonize',
   'timeout',
@@ -433,43 +589,15 @@ export function checkName(what: string, name: string | undefined): void {
   }
 }
 
-/** True while process `pid` exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves when process `pid` has ended; rejects after `timeout` ms. */
-async function waitForExit(pid: number, timeout: number): Promise<void> {
+/** Resolves once `condition()` holds; rejects naming `what` after `timeout` ms. */
+async function until(
+  condition: () => Promise<boolean>,
+  what: string,
+  timeout: number,
+): Promise<void> {
   const deadline = performance.now() + timeout;
-  while (isAlive(pid)) {
-    if (performance.now() > deadline)
-      throw new Error(`process ${pid} did not exit within ${timeout} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Resolves once `path` exists; fails fast if `child` exits first. */
-async function waitForFile(path: string, child: ChildProcess, timeout: number): Promise<void> {
-  const deadline = performance.now() + timeout;
-  for (;;) {
-    try {
-      await fs.access(path);
-      return;
-    } catch {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new ConnectionError(
-          `the controller exited (${child.exitCode ?? child.signalCode}) before writing ${path}; see its log in ${join(path, '..', '..', 'log')}`,
-        );
-      }
-      if (performance.now() > deadline) {
-        throw new ConnectionError(`the controller did not write ${path} within ${timeout} ms`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
   }
 }

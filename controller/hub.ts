@@ -543,6 +543,8 @@ export class Hub {
           pid: m.content.pid,
           hostname: m.content.hostname,
           registered: now(),
+          engine_set: m.content.engine_set,
+          mpi: m.content.mpi,
         },
         uuid,
         outstanding: new Set<string>(),

@@ -24,6 +24,7 @@ import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol
 import { Session } from '../protocol/session';
 import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
+import { mpiPlace } from './mpi-place';
 import { RunningSlot } from './running-slot';
 
 /** Everything `tsparallel engine` can be told. */
@@ -38,6 +39,8 @@ export interface EngineOptions {
   hubTimeout: number;
   /** Exit when this process ends (`--exit-with-parent`), even while user code runs. */
   parentPid?: number;
+  /** The engine set a cluster's launcher started this engine in; reported at registration. */
+  engineSet?: string;
   log: (line: string) => void;
 }
 
@@ -79,6 +82,8 @@ export class EngineServer {
   private rejoinedAt = -Infinity;
   /** Ends the process; `process.exit` itself is taken over to report exits of user code. */
   private readonly exit = process.exit.bind(process);
+  /** Where MPI placed this engine, if it runs under `mpiexec`. */
+  private readonly mpi = mpiPlace();
   id = -1;
 
   private constructor(
@@ -114,9 +119,15 @@ export class EngineServer {
   }
 
   private sendRegistration(): void {
-    const { channel, uuid } = this;
+    const { channel, options, uuid, mpi } = this;
     channel.send(
-      channel.session.msg('registration_request', { uuid, pid: process.pid, hostname: hostname() }),
+      channel.session.msg('registration_request', {
+        uuid,
+        pid: process.pid,
+        hostname: hostname(),
+        engine_set: options.engineSet,
+        mpi,
+      }),
     );
   }
 
@@ -139,6 +150,8 @@ export class EngineServer {
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
     this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
+    // User code splits work by `mpi.rank`, as an MPI program would.
+    if (this.mpi) this.kernel.namespace.mpi = this.mpi;
     this.startHeartbeat(uuid, reply.heartbeat_period);
     this.captureOutput();
     this.reportStrayErrors();

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { Client } from '../client/client';
 import { installNotebookHook, NOTEBOOK_HOOK_KEY, type NotebookHook } from '../client/notebook';
 import { Cluster } from '../cluster/cluster';
+import { launcherNames, type LauncherName } from '../cluster/launchers';
 import {
   COMM_TARGET,
   parsePanelMessage,
@@ -326,7 +327,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   private async startCluster(
     engines: number | undefined,
-    launcher: string,
+    launcher: LauncherName,
     out: Outlet,
   ): Promise<Client> {
     if (this.cluster) {
@@ -334,7 +335,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         'a cluster is running already; %cluster stop it first, or use it with %px.',
       );
     }
-    const cluster = await Cluster.start({ engines, launcher: launcher as 'local' });
+    const cluster = await Cluster.start({ engines, launcher });
     const rc = await cluster.connect();
     await this.bind({ cluster: [cluster, 'Cluster'], rc: [rc, 'Client'] }, out);
     return rc;
@@ -424,7 +425,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   private async command(c: PanelCommand): Promise<void> {
     switch (c.type) {
       case 'cluster:start':
-        await this.startCluster(c.engines, c.launcher ?? 'local', QUIET);
+        await this.startCluster(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
         return;
       case 'cluster:stop':
         await this.stopCluster();
@@ -457,6 +458,15 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       });
     }, STATE_COALESCE_MS);
   }
+}
+
+/** A launcher the panel names, checked. */
+function launcherName(name: string): LauncherName {
+  const known: readonly string[] = launcherNames;
+  if (!known.includes(name)) {
+    throw new TypeError(`launcher "${name}" is unknown; the launchers are ${known.join(', ')}`);
+  }
+  return name as LauncherName;
 }
 
 /** Any failure as the `error` message shows it. */

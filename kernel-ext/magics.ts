@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import { launcherNames, type LauncherName } from '../cluster/launchers';
 
 /** A magic line or cell the user got wrong; its message is the one sentence shown. */
 export class MagicUsageError extends Error {
@@ -92,7 +93,7 @@ export const DEFAULT_PX_CONFIG: PxConfig = {
 
 /** A parsed magic. */
 export type Magic =
-  | { magic: 'cluster start'; engines: number | undefined; launcher: string }
+  | { magic: 'cluster start'; engines: number | undefined; launcher: LauncherName }
   | { magic: 'cluster connect'; file: string | undefined }
   | { magic: 'cluster stop' | 'cluster status' | 'pxresult' | 'autopx' | 'lsmagic' }
   | { magic: 'px'; code: string; options: Partial<PxOptions> }
@@ -214,7 +215,7 @@ function configFrom(o: Record<string, unknown>): Partial<PxConfig> {
 /** One fresh commander command per magic (commander keeps parsed values on the command). */
 const commands: Record<string, { help: string; build: () => Command }> = {
   'cluster start': {
-    help: 'start a controller and engines on this machine: %cluster start [-n N] [--launcher local]',
+    help: 'start a controller and engines: %cluster start [-n N] [--launcher local|mpi|ssh|slurm|...]',
     build: () =>
       new Command('%cluster start')
         .option('-n, --engines <n>', 'engines to start (default: one per core)', (v) => {
@@ -226,7 +227,7 @@ const commands: Record<string, { help: string; build: () => Command }> = {
         })
         .addOption(
           new Option('--launcher <name>', 'how to start engines')
-            .choices(['local'])
+            .choices(launcherNames)
             .default('local'),
         ),
   },
@@ -339,7 +340,7 @@ export function parseMagic(name: string, args: string): Magic {
       return {
         magic: key,
         engines: o.engines as number | undefined,
-        launcher: o.launcher as string,
+        launcher: o.launcher as LauncherName,
       };
     case 'cluster connect':
       return { magic: key, file: cmd.args[0] };

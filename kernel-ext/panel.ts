@@ -175,7 +175,7 @@ export class PanelModel {
     return {
       cluster: {
         controller: client.connection.client,
-        launcher: this.cluster?.launcher ?? null,
+        launcher: this.cluster?.launcherName ?? null,
         started: this.cluster ? started.toISOString() : null,
         uptime: (Date.now() - started.getTime()) / 1000,
       },

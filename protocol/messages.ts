@@ -29,6 +29,16 @@ export interface EngineInfo {
   pid: number;
   hostname: string;
   registered: string;
+  /** The launch that started the engine (a cluster's engine set), when a cluster started it. */
+  engine_set?: string;
+  /** The engine's place in its MPI job, when `mpiexec` started it. */
+  mpi?: MpiPlace;
+}
+
+/** An MPI process's rank and the size of its job (`MPI_COMM_WORLD`). */
+export interface MpiPlace {
+  rank: number;
+  size: number;
 }
 
 /** The content of every error reply: tsparallel conditions and user exceptions alike. */
@@ -83,7 +93,13 @@ export interface ContentMap {
     execution_count: number;
   };
   // Engine lifecycle.
-  registration_request: { uuid: string; pid: number; hostname: string };
+  registration_request: {
+    uuid: string;
+    pid: number;
+    hostname: string;
+    engine_set?: string;
+    mpi?: MpiPlace;
+  };
   registration_reply: ReplyStatus<{
     id: EngineId;
     heartbeat_period: number;
@@ -159,6 +175,10 @@ const arrayOf =
   (c: Check): Check =>
   (v) =>
     Array.isArray(v) && v.every(c);
+const optional =
+  (c: Check): Check =>
+  (v) =>
+    v === undefined || c(v);
 const nullable =
   (c: Check): Check =>
   (v) =>
@@ -193,14 +213,25 @@ const taskOptions: Check = (v) =>
   Object.entries(v as object).every(
     ([k, x]) => Object.hasOwn(optionChecks, k) && optionChecks[k as keyof TaskOptions](x),
   );
-const engineInfo = shape({ id: num, uuid: str, pid: num, hostname: str, registered: str });
+const launchFields = {
+  engine_set: optional(str),
+  mpi: optional(shape({ rank: num, size: num })),
+};
+const engineInfo = shape({
+  id: num,
+  uuid: str,
+  pid: num,
+  hostname: str,
+  registered: str,
+  ...launchFields,
+});
 const queueCounts = shape({ queue: num, completed: num, tasks: num });
 const errorContent = shape({
   status: oneOf('error'),
   ename: str,
   evalue: str,
   traceback: arrayOf(str),
-  engine_id: (v) => v === undefined || num(v),
+  engine_id: optional(num),
 });
 const taskRecord = shape({
   msg_id: str,
@@ -229,7 +260,7 @@ const contentChecks: Record<MsgType, Check> = {
   stream: shape({ name: oneOf('stdout', 'stderr'), text: str }),
   display_data: shape({ data: stringMap, metadata: obj }),
   execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
-  registration_request: shape({ uuid: str, pid: num, hostname: str }),
+  registration_request: shape({ uuid: str, pid: num, hostname: str, ...launchFields }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
   heartbeat: obj,

@@ -57,7 +57,7 @@ describe('magics: parsing', () => {
       ['%px', '--out 1x', /--out needs a variable name/],
       ['cluster', 'launch', /%cluster needs start, stop, connect or status/],
       ['cluster', 'start -n 0', /-n needs a whole number of engines of at least 1/],
-      ['cluster', 'start --launcher mpi', /allowed choices are local/],
+      ['cluster', 'start --launcher pbx', /allowed choices are local, mpi, ssh, slurm/],
       [
         'pxresult',
         'extra',

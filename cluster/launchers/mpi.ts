@@ -1,0 +1,81 @@
+/**
+ * Engines as the ranks of one `mpiexec -n N` job per launch. Each engine learns its rank and the
+ * job's size from the environment `mpiexec` gives it (`mpi` in its namespace, `EngineInfo.mpi`).
+ */
+import {
+  checkOptionNames,
+  checkString,
+  checkStrings,
+  isAlive,
+  killAll,
+  Launcher,
+  type EngineSet,
+  type LaunchContext,
+  type RemoteCommand,
+} from './launcher';
+
+/** Options of the `mpi` launcher. */
+export interface MpiOptions extends RemoteCommand {
+  /** The `mpiexec` to run (default `mpiexec` on PATH). */
+  mpiexec?: string;
+  /** More `mpiexec` arguments, before the engine's command: `['--hostfile', 'hosts']`. */
+  args?: string[];
+}
+
+const OPTION_NAMES = ['mpiexec', 'args', 'node', 'cli'];
+
+/** Starts engines with `mpiexec`; see the file's comment. */
+export class MpiLauncher extends Launcher {
+  constructor(
+    context: LaunchContext,
+    private readonly options: MpiOptions = {},
+  ) {
+    super('mpi', context);
+    checkOptionNames('mpi launcher', options, OPTION_NAMES);
+    checkString('mpi launcher', 'mpiexec', options.mpiexec);
+    checkStrings('mpi launcher', 'args', options.args);
+  }
+
+  async start(n: number): Promise<EngineSet[]> {
+    if (n === 0) return [];
+    const set = this.newSet(n);
+    // Ranks other than 0 have no stdin, so they cannot watch this process through it: they end
+    // when the controller (which does) is gone.
+    const engine = this.engineCommand(set, this.context.engineFile, this.options, false);
+    const mpiexec = this.options.mpiexec ?? 'mpiexec';
+    const child = this.spawnLogged(
+      mpiexec,
+      ['-n', String(n), ...(this.options.args ?? []), ...engine],
+      this.logFile(`mpi-${set.id}`),
+      openMpiEnvironment(),
+    );
+    if (child.pid === undefined) {
+      throw new Error(`cannot run ${mpiexec}: is an MPI (Debian: openmpi-bin) installed?`);
+    }
+    set.pids.push(child.pid);
+    return [set];
+  }
+
+  async status(set: EngineSet): Promise<number> {
+    return set.pids.some(isAlive) ? set.engines : 0;
+  }
+
+  /** Signals `mpiexec`: Open MPI passes SIGUSR1 and SIGUSR2 on, and ends the job on SIGTERM. */
+  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
+    killAll(set.pids, signal);
+  }
+}
+
+/**
+ * Open MPI's defaults refuse two things engines need: more ranks than cores (engines mostly wait,
+ * so a machine holds more of them than cores), and running as root (containers, CI). The
+ * variables are Open MPI's own; other MPIs ignore them, and a user's setting wins.
+ */
+function openMpiEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { OMPI_MCA_rmaps_base_oversubscribe: '1' };
+  if (process.getuid?.() === 0) {
+    env.OMPI_ALLOW_RUN_AS_ROOT = '1';
+    env.OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = '1';
+  }
+  return { ...env, ...process.env };
+}
