@@ -21,6 +21,7 @@ import { Session } from '../protocol/session';
 import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { RunningSlot } from './running-slot';
+import { holdSigint } from './sigint-thread';
 
 /** Everything `tsparallel engine` can be told. */
 export interface EngineOptions {
@@ -101,7 +102,7 @@ export class EngineServer {
     this.startHeartbeat(uuid, reply.heartbeat_period, reply.heartbeat_deadline);
     this.captureOutput();
     this.reportStrayErrors();
-    process.on('SIGINT', () => this.kernel.interrupt());
+    holdSigint(() => this.kernel.interrupt());
     this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     options.log(`registered as engine ${this.id}`);
     void this.serve(messages);
