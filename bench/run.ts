@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- --quick] [-- --out file.json] [-- --no-scale]`: the grid on tsparallel,
- * ipyparallel and dask.distributed in one run, the raw ZeroMQ floor, and (without `--quick`)
- * the scale scenario; prints a table of medians and ratios and writes the figures as JSON.
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --no-scale] [-- --soak N]`: the grid on
+ * tsparallel, ipyparallel and dask.distributed in one run, the raw ZeroMQ floor, and (without
+ * `--quick`) the scale scenario, with a soak of N tiny tasks when asked (the issue's is 1000000); prints a
+ * table of medians and ratios and writes the figures as JSON (bench/results.json).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { zmqFloor } from './floor';
 import { ENGINES, grid, type Workload } from './grid';
 import { runScale, type ScaleResults } from './scale';
@@ -214,17 +216,19 @@ function targets(r: BenchReport): BenchReport['targets'] {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const unknown = args.filter(
-    (a, i) => !['--quick', '--out', '--no-scale', '--soak'].includes(a) && args[i - 1] !== '--out',
-  );
-  if (unknown.length > 0) {
-    throw new Error(
-      `unknown argument ${unknown.join(' ')}; use --quick, --out FILE, --no-scale or --soak`,
-    );
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string', default: 'bench/results.json' },
+      'no-scale': { type: 'boolean', default: false },
+      soak: { type: 'string' },
+    },
+  });
+  const { quick, out } = values;
+  const soakTasks = values.soak === undefined ? null : Number(values.soak);
+  if (soakTasks !== null && !(Number.isInteger(soakTasks) && soakTasks > 0)) {
+    throw new Error(`--soak takes a number of tasks, got ${values.soak}`);
   }
-  const quick = args.includes('--quick');
-  const out = args.includes('--out') ? args[args.indexOf('--out') + 1] : 'bench/results.json';
   if (process.env.TSPARALLEL_DIR === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'tsparallel-bench-'));
     process.env.TSPARALLEL_DIR = dir;
@@ -241,8 +245,7 @@ async function main(): Promise<void> {
   };
   const peerRuns = {} as Record<Peer, PeerRun>;
   for (const peer of PEERS) peerRuns[peer] = await runPeer(peer, workloads);
-  const scale =
-    quick || args.includes('--no-scale') ? null : await runScale(args.includes('--soak'));
+  const scale = quick || values['no-scale'] ? null : await runScale(soakTasks);
 
   const report: BenchReport = {
     date: new Date().toISOString(),

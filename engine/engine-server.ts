@@ -18,7 +18,13 @@ import { readConnectionFile, type EngineConnectionInfo } from '../protocol/conne
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
-import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
+import {
+  startHeartbeat,
+  type ControlEvent,
+  type HeartbeatData,
+  type HeartbeatThreadData,
+  type ThreadCommand,
+} from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { RunningSlot } from './running-slot';
 import { holdSigint } from './sigint-thread';
@@ -29,6 +35,13 @@ export interface EngineOptions {
   /** Milliseconds to wait for the controller to answer registration. */
   registrationTimeout: number;
   log: (line: string) => void;
+  /**
+   * One of many engines in this process, for clusters larger than the machine: it beats from
+   * the main thread instead of a thread of its own and leaves the process alone (signals,
+   * stdout and stderr, exit). Its tasks share the process's namespace with the other engines',
+   * their console output is not captured, and a busy task delays its heartbeats.
+   */
+  lightweight?: boolean;
 }
 
 /** Stream output is sent at least this often while a task writes. */
@@ -39,7 +52,8 @@ const ABORTED_MEMORY = 10_000;
 /** The engine process; see the file's comment. */
 export class EngineServer {
   private kernel!: EngineKernel;
-  private heartbeat!: Worker;
+  /** Stops the heartbeat; resolves once it has. */
+  private stopHeartbeat!: () => Promise<void>;
   private readonly control: { main: MessagePort; thread: MessagePort };
   /** Ids of tasks aborted before they ended here; bounded, as some never arrive. */
   private readonly aborted = new Set<string>();
@@ -100,30 +114,54 @@ export class EngineServer {
     this.id = reply.id;
     this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
     this.startHeartbeat(uuid, reply.heartbeat_period, reply.heartbeat_deadline);
-    this.captureOutput();
-    this.reportStrayErrors();
-    holdSigint(() => this.kernel.interrupt());
-    this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
+    if (!options.lightweight) {
+      this.captureOutput();
+      this.reportStrayErrors();
+      holdSigint(() => this.kernel.interrupt());
+      this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
+    }
     options.log(`registered as engine ${this.id}`);
     void this.serve(messages);
   }
 
   private startHeartbeat(uuid: string, period: number, deadline: number): void {
-    const data: HeartbeatThreadData = {
+    const data: HeartbeatData = {
       address: this.info.heartbeat,
       key: this.info.key,
       uuid,
       period,
       // The hub answers every beat; give it as long as it gives us, and one beat more.
       hubDeadline: deadline + period,
-      port: this.control.thread,
-      running: this.running.buffer,
     };
-    this.heartbeat = new Worker(join(__dirname, 'heartbeat-thread.js'), {
-      workerData: data,
+    if (this.options.lightweight) {
+      const stop = startHeartbeat(data, {
+        control: (event) => this.onControl(event),
+        signal: (signal) =>
+          signal === 'SIGINT'
+            ? this.kernel.interrupt()
+            : this.options.log(`engine ${this.id} ignores ${signal}: it shares its process`),
+        interruptIfRunning: (msgIds) => {
+          const now = this.running.get();
+          if (now !== null && msgIds.includes(now)) this.kernel.interrupt();
+        },
+      });
+      this.stopHeartbeat = async () => stop();
+      return;
+    }
+    const thread = new Worker(join(__dirname, 'heartbeat-thread.js'), {
+      workerData: {
+        ...data,
+        port: this.control.thread,
+        running: this.running.buffer,
+      } satisfies HeartbeatThreadData,
       transferList: [this.control.thread],
     });
-    this.heartbeat.unref();
+    thread.unref();
+    this.stopHeartbeat = async () => {
+      const threadEnded = new Promise((resolve) => thread.once('exit', resolve));
+      thread.postMessage({ type: 'stop' } satisfies ThreadCommand);
+      await threadEnded;
+    };
   }
 
   private async serve(messages: AsyncGenerator<Message>): Promise<void> {
@@ -230,7 +268,7 @@ export class EngineServer {
     }
   }
 
-  /** Unregisters (when the controller is there to hear it) and exits. */
+  /** Unregisters (when the controller is there to hear it) and exits; a lightweight engine closes. */
   async stop(code: number, why: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -238,11 +276,9 @@ export class EngineServer {
     if (code === 0) {
       this.channel.send(this.channel.session.msg('unregistration_request', {}));
     }
-    const threadEnded = new Promise((resolve) => this.heartbeat.once('exit', resolve));
-    this.heartbeat.postMessage({ type: 'stop' } satisfies ThreadCommand);
-    await threadEnded;
+    await this.stopHeartbeat();
     this.channel.close();
-    process.exit(code);
+    if (!this.options.lightweight) process.exit(code);
   }
 
   // --- output --------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { RunningSlot } from './running-slot';
 
-/** What the main thread gives the heartbeat thread at its start. */
-export interface HeartbeatThreadData {
+/** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
+export interface HeartbeatData {
   address: string;
   key: string;
   uuid: string;
@@ -18,6 +18,10 @@ export interface HeartbeatThreadData {
   period: number;
   /** Milliseconds without an answer after which the controller counts as gone. */
   hubDeadline: number;
+}
+
+/** What the main thread gives the heartbeat thread at its start. */
+export interface HeartbeatThreadData extends HeartbeatData {
   /** Shared memory of a `RunningSlot`: the task the main thread runs now. */
   running: SharedArrayBuffer;
   /** Where control events for the main thread go. */
@@ -33,6 +37,14 @@ export type ControlEvent =
 /** What the main thread tells this thread. */
 export type ThreadCommand = { type: 'stop' };
 
+/** What the heartbeat does with the controller's control messages and its own silence. */
+export interface HeartbeatActions {
+  control(event: ControlEvent): void;
+  signal(signal: string): void;
+  /** An abort names these tasks: interrupt the one running, if it is among them. */
+  interruptIfRunning(msgIds: string[]): void;
+}
+
 /** How long the main thread gets to stop by itself before the process is ended by signal. */
 const STOP_GRACE_MS = 1000;
 
@@ -41,9 +53,11 @@ function endProcessSoon(): void {
   setTimeout(() => process.kill(process.pid, 'SIGTERM'), STOP_GRACE_MS).unref();
 }
 
-async function run(data: HeartbeatThreadData): Promise<void> {
-  const { port } = data;
-  const post = (event: ControlEvent): void => port.postMessage(event);
+/**
+ * Beats to the controller every period and acts on its control messages; in the heartbeat
+ * thread, or in the main thread of a lightweight engine. Returns the function that stops it.
+ */
+export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
   const session = new Session(data.key);
   const channel = new Channel(
     new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0 }),
@@ -56,8 +70,7 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   const beat = setInterval(() => {
     if (performance.now() - lastAnswer > data.hubDeadline) {
       clearInterval(beat);
-      post({ type: 'hub-lost' });
-      endProcessSoon();
+      act.control({ type: 'hub-lost' });
       return;
     }
     sendBeat();
@@ -65,27 +78,45 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
 
-  const running = new RunningSlot(data.running);
-  parentPort?.on('message', (_stop: ThreadCommand) => {
-    // Closing the socket before the thread ends keeps libzmq's teardown orderly.
+  void (async () => {
+    for await (const msg of channel.messages()) {
+      lastAnswer = performance.now();
+      if (isMsg(msg, 'signal_request')) {
+        act.signal(msg.content.signal);
+      } else if (isMsg(msg, 'abort_request')) {
+        act.control({ type: 'abort', msgIds: msg.content.msg_ids });
+        act.interruptIfRunning(msg.content.msg_ids);
+      } else if (isMsg(msg, 'shutdown_request')) {
+        act.control({ type: 'shutdown' });
+      }
+    }
+  })();
+  return () => {
     clearInterval(beat);
     channel.close();
-    process.exit(0);
-  });
-
-  for await (const msg of channel.messages()) {
-    lastAnswer = performance.now();
-    if (isMsg(msg, 'signal_request')) {
-      process.kill(process.pid, msg.content.signal);
-    } else if (isMsg(msg, 'abort_request')) {
-      post({ type: 'abort', msgIds: msg.content.msg_ids });
-      const now = running.get();
-      if (now !== null && msg.content.msg_ids.includes(now)) process.kill(process.pid, 'SIGINT');
-    } else if (isMsg(msg, 'shutdown_request')) {
-      post({ type: 'shutdown' });
-      endProcessSoon();
-    }
-  }
+  };
 }
 
-if (!isMainThread) void run(workerData as HeartbeatThreadData);
+function run(data: HeartbeatThreadData): void {
+  const running = new RunningSlot(data.running);
+  const stop = startHeartbeat(data, {
+    control: (event) => {
+      data.port.postMessage(event);
+      if (event.type !== 'abort') endProcessSoon();
+    },
+    signal: (signal) => process.kill(process.pid, signal),
+    interruptIfRunning: (msgIds) => {
+      const now = running.get();
+      if (now !== null && msgIds.includes(now)) process.kill(process.pid, 'SIGINT');
+    },
+  });
+  parentPort?.on('message', (_stop: ThreadCommand) => {
+    // Closing the socket before the thread ends keeps libzmq's teardown orderly.
+    stop();
+    process.exit(0);
+  });
+}
+
+if (!isMainThread && (workerData as Partial<HeartbeatThreadData> | undefined)?.port) {
+  run(workerData as HeartbeatThreadData);
+}
