@@ -61,6 +61,7 @@ export class EngineServer {
   /** Which task's code is running, across its awaits and timers: output is credited to it. */
   private readonly owner = new AsyncLocalStorage<string>();
   private current: IMessage | undefined;
+  private readonly onSigint = (): void => this.kernel.interrupt();
   private pendingStream = { stdout: '', stderr: '' };
   private lastFlush = 0;
   private flushScheduled = false;
@@ -117,7 +118,7 @@ export class EngineServer {
     if (!options.lightweight) {
       this.captureOutput();
       this.reportStrayErrors();
-      holdSigint(() => this.kernel.interrupt());
+      process.on('SIGINT', this.onSigint);
       this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     }
     options.log(`registered as engine ${this.id}`);
@@ -252,6 +253,11 @@ export class EngineServer {
 
   private onControl(event: ControlEvent): void {
     switch (event.type) {
+      case 'joined':
+        // Started only now: a thread starting beside the heartbeat thread can delay the first
+        // beat past the controller's deadline on a loaded machine.
+        if (!this.options.lightweight) holdSigint(this.onSigint);
+        break;
       case 'abort':
         for (const id of event.msgIds) this.aborted.add(id);
         for (const id of this.aborted) {

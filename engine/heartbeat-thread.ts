@@ -30,6 +30,8 @@ export interface HeartbeatThreadData extends HeartbeatData {
 
 /** Events this thread posts to the engine's main thread. */
 export type ControlEvent =
+  /** The controller answered the first beat: the engine has joined. */
+  | { type: 'joined' }
   | { type: 'abort'; msgIds: string[] }
   | { type: 'shutdown' }
   | { type: 'hub-lost' };
@@ -79,8 +81,13 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
   sendBeat();
 
   void (async () => {
+    let joined = false;
     for await (const msg of channel.messages()) {
       lastAnswer = performance.now();
+      if (!joined) {
+        joined = true;
+        act.control({ type: 'joined' });
+      }
       if (isMsg(msg, 'signal_request')) {
         act.signal(msg.content.signal);
       } else if (isMsg(msg, 'abort_request')) {
@@ -102,7 +109,7 @@ function run(data: HeartbeatThreadData): void {
   const stop = startHeartbeat(data, {
     control: (event) => {
       data.port.postMessage(event);
-      if (event.type !== 'abort') endProcessSoon();
+      if (event.type === 'shutdown' || event.type === 'hub-lost') endProcessSoon();
     },
     signal: (signal) => process.kill(process.pid, signal),
     interruptIfRunning: (msgIds) => {

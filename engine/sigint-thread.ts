@@ -24,8 +24,9 @@ const RELEASED = 2;
 
 /**
  * Starts the thread; `onSigint` runs on the main thread for each SIGINT that arrives while no
- * task runs under `breakOnSigint`. Until the thread holds the watchdog, `onSigint` listens to
- * the process itself, so no signal is lost. The thread ends with the process.
+ * task runs under `breakOnSigint`. `onSigint` must be listening to the process's SIGINT already;
+ * it goes on listening until the thread holds the watchdog, so no signal is lost. The thread
+ * ends with the process.
  */
 export function holdSigint(onSigint: () => void): void {
   const cell = new Int32Array(new SharedArrayBuffer(4));
@@ -33,7 +34,6 @@ export function holdSigint(onSigint: () => void): void {
     Atomics.store(cell, 0, state);
     Atomics.notify(cell, 0);
   };
-  process.on('SIGINT', onSigint);
   const thread = new Worker(__filename, {
     workerData: { holdSigint: cell.buffer as SharedArrayBuffer } satisfies SigintThreadData,
   });
