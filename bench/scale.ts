@@ -140,7 +140,13 @@ async function host(n: number, connectionFile: string): Promise<void> {
   };
   await Promise.all(
     Array.from({ length: n }, () =>
-      EngineServer.start({ connectionFile, registrationTimeout: 60_000, log, lightweight: true }),
+      EngineServer.start({
+        connectionFile,
+        registrationTimeout: 60_000,
+        hubTimeout: 60_000,
+        log,
+        lightweight: true,
+      }),
     ),
   );
 }

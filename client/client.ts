@@ -7,6 +7,7 @@ import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import {
   connectionFilePath,
+  curveClientOptions,
   readConnectionFile,
   type ClientConnectionInfo,
 } from '../protocol/connection';
@@ -116,8 +117,18 @@ export class Client {
     const info = await readConnectionFile(path, 'client');
     const session = new Session(info.key);
     const log = (e: Error): void => void process.emitWarning(`tsparallel client: ${e.message}`);
-    const dealer = new Channel(new zmq.Dealer({ ...NO_DROPPING, linger: 0 }), session, log);
-    const subscriber = new zmq.Subscriber({ linger: 0 });
+    // A routing id of its own, so that a restarted controller can still route replies to it.
+    const dealer = new Channel(
+      new zmq.Dealer({
+        ...NO_DROPPING,
+        linger: 0,
+        routingId: session.id,
+        ...curveClientOptions(info),
+      }),
+      session,
+      log,
+    );
+    const subscriber = new zmq.Subscriber({ linger: 0, ...curveClientOptions(info) });
     subscriber.subscribe('hub.');
     const sub = new Channel(subscriber, session, log);
     dealer.socket.connect(info.client);
@@ -130,6 +141,7 @@ export class Client {
       options.timeout ?? DEFAULT_CONNECT_TIMEOUT,
     );
     void client.receive();
+    client.resyncOnReconnect();
     try {
       await client.updateEngines();
     } catch (e) {
@@ -420,24 +432,79 @@ export class Client {
     }
     const task = this.tasks.get(parentId);
     if (!task) return;
-    if (isMsg(msg, 'apply_reply')) {
-      this.tasks.delete(parentId);
-      task.finish(msg.content, msg.metadata, () => decodeValue(msg.buffers));
-    } else if (isMsg(msg, 'execute_reply')) {
-      this.tasks.delete(parentId);
-      const c = msg.content;
-      task.finish(c, msg.metadata, (): ExecuteReply => {
-        const last = task.outputs.findLast((o) => o.type === 'execute_result');
-        return {
-          engineId: task.metadata.engineId ?? -1,
-          executionCount: c.status === 'ok' ? c.execution_count : -1,
-          result: last?.type === 'execute_result' ? last.data['text/plain'] : undefined,
-        };
-      });
+    if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
+      this.settle(parentId, task, msg.content, msg.metadata, msg.buffers);
     } else {
       const output = toTaskOutput(msg);
       if (output) task.addOutput(output);
     }
+  }
+
+  /** Ends a task with its reply; an execute's reply is the one that counts executions. */
+  private settle(
+    msgId: string,
+    task: TaskState,
+    content: ContentMap['apply_reply'] | ContentMap['execute_reply'],
+    metadata: Record<string, unknown>,
+    buffers: Buffer[],
+  ): void {
+    this.tasks.delete(msgId);
+    if (content.status === 'ok' && 'execution_count' in content) {
+      const count = content.execution_count;
+      task.finish(content, metadata, (): ExecuteReply => {
+        const last = task.outputs.findLast((o) => o.type === 'execute_result');
+        return {
+          engineId: task.metadata.engineId ?? -1,
+          executionCount: typeof count === 'number' ? count : -1,
+          result: last?.type === 'execute_result' ? last.data['text/plain'] : undefined,
+        };
+      });
+    } else {
+      task.finish(content, metadata, () => decodeValue(buffers));
+    }
+  }
+
+  /**
+   * After the connection to the controller broke and came back (the controller restarted),
+   * replies sent meanwhile went nowhere: ask for each waiting task's record, and end the tasks
+   * that finished, or that the controller no longer knows, so none waits forever.
+   */
+  private resyncOnReconnect(): void {
+    let broken = false;
+    const events = (this.dealer.socket as zmq.Dealer).events;
+    events.on('disconnect', () => (broken = true));
+    events.on('handshake', () => {
+      if (!broken || this.closed) return;
+      broken = false;
+      void this.resync();
+    });
+  }
+
+  private async resync(): Promise<void> {
+    await this.updateEngines().catch(() => undefined);
+    await Promise.all(
+      [...this.tasks].map(async ([msgId, task]) => {
+        let reply: Message;
+        try {
+          reply = await this.requestMessage('result_request', { msg_id: msgId });
+        } catch (e) {
+          if (e instanceof ConnectionError) return; // gone again; the next reconnect retries
+          task.fail(
+            new EngineError(
+              `the controller restarted and has no record of task ${msgId}, so its result is ` +
+                'lost; run it again (a controller started with --db sqlite keeps its records)',
+            ),
+          );
+          this.tasks.delete(msgId);
+          return;
+        }
+        if (!isMsg(reply, 'result_reply') || reply.content.status !== 'ok') return;
+        const r = reply.content.record;
+        if (r.reply === null || r.state === 'pending' || r.state === 'running') return;
+        const metadata = { engine_id: r.engine_id, started: r.started, completed: r.completed };
+        this.settle(msgId, task, r.reply, metadata, reply.buffers);
+      }),
+    );
   }
 
   private emit(event: ClientEvent): void {

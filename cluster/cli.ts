@@ -8,9 +8,11 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
+  ControllerConfigError,
   ControllerServer,
   controllerDefaults,
   defaultDeadline,
+  sqlitePath,
 } from '../controller/controller-server';
 import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
 import { EngineServer } from '../engine/engine-server';
@@ -32,16 +34,22 @@ interface ControllerFlags extends Where {
   recordBytes: number;
   heartbeatPeriod: number;
   heartbeatDeadline?: number;
+  db: string;
+  restore?: boolean;
+  curve?: boolean;
+  insecure?: boolean;
   exitWithParent?: boolean;
 }
 interface EngineFlags extends Where {
   file?: string;
   registrationTimeout: number;
+  hubTimeout: number;
   exitWithParent?: boolean;
 }
 interface StartFlags extends Where {
   engines?: number;
   scheme?: Scheme;
+  restartEngines?: number;
   daemonize?: boolean;
 }
 interface EnginesFlags extends Where {
@@ -53,6 +61,15 @@ interface EnginesFlags extends Where {
 function ipAddress(value: string): string {
   if (isIP(value) === 0)
     throw new InvalidArgumentError('it must be an IP address such as 127.0.0.1.');
+  return value;
+}
+
+function taskStore(value: string): string {
+  try {
+    sqlitePath(value, { profile: 'default', clusterId: '' });
+  } catch (e) {
+    throw new InvalidArgumentError(`${(e as Error).message}.`);
+  }
   return value;
 }
 
@@ -124,9 +141,18 @@ function buildProgram(): Command {
       integer(1),
       controllerDefaults.hwm,
     )
-    .addOption(
-      new Option('--db <store>', 'where task records live').choices(['memory']).default('memory'),
+    .option(
+      '--db <store>',
+      'where task records live: memory, or sqlite[:PATH] to keep every record and result on disk',
+      taskStore,
+      controllerDefaults.db,
     )
+    .option(
+      '--restore',
+      "take over from a controller that stopped: reuse its connection files and finish its database's tasks",
+    )
+    .option('--curve', 'encrypt every connection with CurveZMQ (keys go in the connection files)')
+    .option('--insecure', 'allow listening beyond loopback without --curve')
     .option(
       '--record-limit <n>',
       'finished task records kept',
@@ -169,6 +195,10 @@ function buildProgram(): Command {
         recordBytes: o.recordBytes,
         heartbeatPeriod: o.heartbeatPeriod,
         heartbeatDeadline: deadline,
+        db: o.db,
+        restore: o.restore ?? false,
+        curve: o.curve ?? false,
+        insecure: o.insecure ?? false,
         profile: o.profile,
         clusterId: o.clusterId,
         log: log('controller'),
@@ -192,14 +222,21 @@ function buildProgram(): Command {
       integer(1),
       30_000,
     )
+    .option(
+      '--hub-timeout <ms>',
+      'milliseconds to wait for a controller that went away (to be restarted) before exiting',
+      integer(1),
+      60_000,
+    )
     .option('--exit-with-parent', 'exit when the parent process ends (used by clusters)')
     .action(async (o: EngineFlags) => {
-      const engine = await EngineServer.start({
+      await EngineServer.start({
         connectionFile: o.file ?? connectionFilePath('engine', o),
         registrationTimeout: o.registrationTimeout,
+        hubTimeout: o.hubTimeout,
+        parentPid: o.exitWithParent ? process.ppid : undefined,
         log: log('engine'),
       });
-      if (o.exitWithParent) exitWithParent(() => void engine.stop(0, 'its parent process ended'));
     });
 
   const cluster = program.command('cluster').description('start, stop and inspect clusters');
@@ -214,13 +251,25 @@ function buildProgram(): Command {
     .addOption(profileOption())
     .addOption(clusterIdOption(''))
     .addOption(new Option('--scheme <name>', 'load-balancing scheme').choices(schemeNames))
+    .option(
+      '--restart-engines <n>',
+      'start a new engine in place of one that dies, at most n times a minute (not with --daemonize)',
+      integer(1),
+    )
     .option('--daemonize', 'start in the background and return')
-    .action(async (o: StartFlags) => {
+    .action(async (o: StartFlags, command: Command) => {
+      if (o.restartEngines !== undefined && o.daemonize) {
+        command.error(
+          'error: --restart-engines needs the cluster command to keep running; drop --daemonize.',
+          { exitCode: USAGE_ERROR },
+        );
+      }
       const c = await Cluster.start({
         engines: o.engines,
         profile: o.profile,
         clusterId: o.clusterId,
         daemonize: o.daemonize ?? false,
+        restartEngines: o.restartEngines,
         controller: o.scheme ? { scheme: o.scheme } : {},
       });
       const rc = await c.connect();
@@ -322,7 +371,7 @@ async function main(): Promise<void> {
       process.exit(ok ? 0 : USAGE_ERROR);
     }
     process.stderr.write(`tsparallel: ${(e as Error).message}\n`);
-    process.exit(1);
+    process.exit(e instanceof ControllerConfigError ? USAGE_ERROR : 1);
   }
 }
 

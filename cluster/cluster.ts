@@ -29,6 +29,9 @@ export type ControllerSettings = Partial<
     | 'heartbeatDeadline'
     | 'recordLimit'
     | 'recordBytes'
+    | 'db'
+    | 'curve'
+    | 'insecure'
   >
 >;
 
@@ -45,6 +48,11 @@ export interface ClusterOptions {
   daemonize?: boolean;
   /** Milliseconds to wait for the controller and each batch of engines (default 30 000). */
   timeout?: number;
+  /**
+   * Start a new engine in place of one that dies, at most this many times a minute (the CLI's
+   * `--restart-engines N`); 0, the default, never. Needs this process to keep running.
+   */
+  restartEngines?: number;
 }
 
 /** What the state file records, so that another process can find and stop the cluster. */
@@ -72,10 +80,17 @@ export class Cluster {
   /** Clients handed out by `connect`, closed by `stop` so that nothing keeps the process up. */
   private readonly clients = new Set<Client>();
   private admin: Client | undefined;
+  /** When engines were restarted in the last minute, for `restartEngines`' limit. */
+  private restarts: number[] = [];
+  /** Engine processes being stopped on purpose, which must not be restarted. */
+  private readonly stopping = new Set<number>();
+  private stopped = false;
 
   private constructor(
     private state: ClusterState,
-    private readonly options: Required<Pick<ClusterOptions, 'daemonize' | 'timeout'>>,
+    private readonly options: Required<
+      Pick<ClusterOptions, 'daemonize' | 'timeout' | 'restartEngines'>
+    >,
   ) {}
 
   get clusterId(): string {
@@ -112,6 +127,12 @@ export class Cluster {
     }
     checkName('profile', options.profile);
     checkName('clusterId', options.clusterId);
+    const restartEngines = options.restartEngines ?? 0;
+    if (!Number.isInteger(restartEngines) || restartEngines < 0) {
+      throw new RangeError(
+        `restartEngines must be an integer >= 0 (restarts a minute), got ${String(options.restartEngines)}`,
+      );
+    }
     const engines = options.engines ?? availableParallelism();
     if (!Number.isInteger(engines) || engines < 0) {
       throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
@@ -136,7 +157,7 @@ export class Cluster {
         clientFile: connectionFilePath('client', where),
         engineFile: connectionFilePath('engine', where),
       },
-      { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000 },
+      { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000, restartEngines },
     );
     await cluster.claim();
     try {
@@ -159,7 +180,7 @@ export class Cluster {
         cause: e,
       });
     }
-    return new Cluster(state, { daemonize: true, timeout: 30_000 });
+    return new Cluster(state, { daemonize: true, timeout: 30_000, restartEngines: 0 });
   }
 
   /** A new `Client` of this cluster, once every started engine has registered. */
@@ -188,14 +209,7 @@ export class Cluster {
     const rc = await this.adminClient();
     // Ask the controller: an engine that just died may still be in rc.ids for a moment.
     const before = new Set(await rc.updateEngines());
-    for (let i = 0; i < n; i++) {
-      const child = this.spawnRole(
-        'engine',
-        ['--file', this.state.engineFile],
-        `engine-${Date.now()}-${i}`,
-      );
-      this.state.enginePids.push(child.pid as number);
-    }
+    for (let i = 0; i < n; i++) this.spawnEngine(i);
     await this.saveState();
     const ids = await rc.waitForEngines(before.size + n, { timeout: this.options.timeout });
     return ids.filter((id) => !before.has(id));
@@ -210,8 +224,10 @@ export class Cluster {
         `engine ${id} is not registered; live engines: ${rc.ids.join(', ') || 'none'}`,
         id,
       );
+    this.stopping.add(info.pid);
     await rc.shutdown({ targets: [id] });
     await waitForExit(info.pid, this.options.timeout);
+    this.stopping.delete(info.pid);
     this.state.enginePids = this.state.enginePids.filter((p) => p !== info.pid);
     await this.saveState();
   }
@@ -234,6 +250,7 @@ export class Cluster {
 
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.forgetDeadEngines();
     const pids = [this.state.controllerPid, ...this.state.enginePids].filter((p) => p > 0);
     for (const rc of [...this.clients, this.admin]) rc?.close();
@@ -310,7 +327,11 @@ export class Cluster {
       '--cluster-id',
       this.state.clusterId,
       ...Object.entries(settings).flatMap(([k, v]) =>
-        v === undefined ? [] : [`--${kebab(k)}`, String(v)],
+        v === undefined || v === false
+          ? []
+          : v === true
+            ? [`--${kebab(k)}`]
+            : [`--${kebab(k)}`, String(v)],
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
@@ -318,6 +339,35 @@ export class Cluster {
     this.state.controllerPid = child.pid as number;
     await waitForFile(this.state.clientFile, child, this.options.timeout);
     await this.saveState();
+  }
+
+  private spawnEngine(i: number): void {
+    const child = this.spawnRole(
+      'engine',
+      ['--file', this.state.engineFile],
+      `engine-${Date.now()}-${i}`,
+    );
+    const pid = child.pid as number;
+    this.state.enginePids.push(pid);
+    if (this.options.restartEngines > 0) child.once('exit', () => this.engineExited(pid));
+  }
+
+  /** Replaces an engine that died, unless it was stopped or too many died this minute. */
+  private engineExited(pid: number): void {
+    this.state.enginePids = this.state.enginePids.filter((p) => p !== pid);
+    if (this.stopped || this.stopping.delete(pid)) return;
+    const now = performance.now();
+    this.restarts = this.restarts.filter((t) => now - t < 60_000);
+    if (this.restarts.length >= this.options.restartEngines) {
+      process.emitWarning(
+        `tsparallel: engine process ${pid} died and is not replaced: ${this.options.restartEngines} ` +
+          'engines were restarted in the last minute already (restartEngines)',
+      );
+      return;
+    }
+    this.restarts.push(now);
+    this.spawnEngine(0);
+    void this.saveState().catch(() => undefined);
   }
 
   private spawnRole(role: 'controller' | 'engine', flags: string[], logName: string): ChildProcess {
@@ -361,6 +411,7 @@ const clusterOptionNames = [
   'controller',
   'daemonize',
   'timeout',
+  'restartEngines',
 ];
 
 /** Profile and cluster names become file names: keep them to one harmless path segment. */

@@ -3,20 +3,33 @@
  * feeds verified messages to the hub and carries out its sends.
  */
 import { promises as fs } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { ProtocolError } from '../protocol/errors';
 import {
   connectionFilePath,
+  curveKeysPath,
+  newCurveServerKeys,
   newKey,
+  profileDir,
+  readConnectionFile,
   writeConnectionFile,
   type ClientConnectionInfo,
+  type CurveServerKeys,
   type EngineConnectionInfo,
 } from '../protocol/connection';
 import type { Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { Hub, type HubOptions } from './hub';
-import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
+import { SqliteTaskRecords } from './sqlite-task-records';
+import {
+  DEFAULT_RECORD_BYTE_LIMIT,
+  DEFAULT_RECORD_LIMIT,
+  MemoryTaskRecords,
+  type TaskRecordStore,
+} from './task-records';
 
 /** Everything `tsparallel controller` can be told. */
 export interface ControllerOptions extends HubOptions {
@@ -24,6 +37,17 @@ export interface ControllerOptions extends HubOptions {
   ip: string;
   profile: string;
   clusterId: string;
+  /** Where task records live: `memory`, or `sqlite` with an optional `:PATH`. */
+  db: string;
+  /**
+   * Take over from a controller that stopped: listen where its connection files say, with its
+   * key, and finish the unfinished tasks its database holds.
+   */
+  restore: boolean;
+  /** Encrypt every socket with CurveZMQ; the public key goes into the connection files. */
+  curve: boolean;
+  /** Allow listening beyond loopback without CURVE. */
+  insecure: boolean;
   log: (line: string) => void;
 }
 
@@ -38,12 +62,46 @@ export const controllerDefaults: ControllerOptions = {
   heartbeatDeadline: 3000,
   profile: 'default',
   clusterId: '',
+  db: 'memory',
+  restore: false,
+  curve: false,
+  insecure: false,
   log: (line) => process.stderr.write(`[controller] ${line}\n`),
 };
 
 /** The deadline when none is given: the default, or three missed beats if periods are long. */
 export function defaultDeadline(heartbeatPeriod: number): number {
   return Math.max(controllerDefaults.heartbeatDeadline, 3 * heartbeatPeriod);
+}
+
+/** Thrown when the controller is asked for something unsafe or impossible; says what to do. */
+export class ControllerConfigError extends Error {
+  override name = 'ControllerConfigError';
+}
+
+/** Checks that `db` names a store; returns the SQLite path, or `null` for memory. */
+export function sqlitePath(
+  db: string,
+  where: { profile: string; clusterId: string },
+): string | null {
+  if (db === 'memory') return null;
+  if (db === 'sqlite')
+    return join(profileDir(where.profile), `tasks-${where.clusterId || 'default'}.db`);
+  if (db.startsWith('sqlite:') && db.length > 'sqlite:'.length) return db.slice('sqlite:'.length);
+  throw new ControllerConfigError(
+    `--db "${db}" is not a task store; use memory, sqlite or sqlite:PATH`,
+  );
+}
+
+function openStore(options: ControllerOptions): TaskRecordStore {
+  const path = sqlitePath(options.db, options);
+  return path === null
+    ? new MemoryTaskRecords(options.recordLimit, options.recordBytes)
+    : new SqliteTaskRecords(path);
+}
+
+function isLoopback(ip: string): boolean {
+  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
 
 /** The controller process: binds the hub's sockets and serves until shut down. */
@@ -60,19 +118,31 @@ export class ControllerServer {
   private constructor(
     private readonly options: ControllerOptions,
     session: Session,
+    curve: CurveServerKeys | undefined,
+    store: TaskRecordStore,
   ) {
-    const dropped = (e: Error): void => options.log(`dropped a message: ${e.message}`);
+    const dropped =
+      (name: 'client' | 'iopub' | 'engine' | 'heartbeat') =>
+      (e: Error): void => {
+        const n = this[name].dropped;
+        options.log(
+          `dropped a message on the ${name} socket (${n.replay} replays, ${n.signature} bad ` +
+            `signatures, ${n.malformed} malformed so far): ${e.message}`,
+        );
+      };
     const refuse = (e: Error): void => {
-      dropped(e);
+      dropped('client')(e);
       if (e instanceof ProtocolError && e.refused) {
         this.hub.refuse(e.refused.identities, e.refused.header, e.message);
       }
     };
-    this.client = new Channel(new zmq.Router(NO_DROPPING), session, refuse);
-    this.iopub = new Channel(new zmq.Publisher(), session, dropped);
-    this.engine = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
-    this.heartbeat = new Channel(new zmq.Router(NO_DROPPING), session, dropped);
-    this.hub = new Hub(session, this.outlet(), options);
+    const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
+    const router = (): zmq.Router => new zmq.Router({ ...NO_DROPPING, ...security });
+    this.client = new Channel(router(), session, refuse);
+    this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
+    this.engine = new Channel(router(), session, dropped('engine'));
+    this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
+    this.hub = new Hub(session, this.outlet(), options, store);
     this.files = {
       client: connectionFilePath('client', options),
       engine: connectionFilePath('engine', options),
@@ -80,13 +150,38 @@ export class ControllerServer {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
-  /** Binds, writes the connection files and starts serving. */
+  /**
+   * Binds, writes the connection files and starts serving. With `restore`, binds where the
+   * existing files say and takes over the database's unfinished tasks instead.
+   */
   static async start(partial: Partial<ControllerOptions> = {}): Promise<ControllerServer> {
     const options = { ...controllerDefaults, ...partial };
-    const key = newKey();
-    const server = new ControllerServer(options, new Session(key));
-    const addresses = await server.bind();
-    const common = { key, signature_scheme: 'hmac-sha256' as const, cluster_id: options.clusterId };
+    if (!options.curve && !options.insecure && !isLoopback(options.ip)) {
+      throw new ControllerConfigError(
+        `refusing to listen on ${options.ip} without encryption: anyone on the network could read ` +
+          'the tasks and their data; add --curve (or --insecure if the network is trusted)',
+      );
+    }
+    const where = { profile: options.profile, clusterId: options.clusterId };
+    const previous = options.restore ? await ControllerServer.previous(where) : undefined;
+    const key = previous?.client.key ?? newKey();
+    const curve = previous?.curve ?? (options.curve ? newCurveServerKeys() : undefined);
+    const server = new ControllerServer(options, new Session(key), curve, openStore(options));
+    const addresses = await server.bind(
+      previous && [
+        previous.client.client,
+        previous.client.iopub,
+        previous.engine.engine,
+        previous.engine.heartbeat,
+      ],
+    );
+    const common = {
+      key,
+      signature_scheme: 'hmac-sha256' as const,
+      cluster_id: options.clusterId,
+      ...(curve ? { curve_serverkey: curve.curve_publickey } : {}),
+    };
+    if (curve) await writeConnectionFile(curveKeysPath(where), curve);
     const clientInfo: ClientConnectionInfo = {
       ...common,
       client: addresses[0],
@@ -99,9 +194,32 @@ export class ControllerServer {
     };
     await writeConnectionFile(server.files.engine, engineInfo);
     await writeConnectionFile(server.files.client, clientInfo);
+    if (options.restore) server.hub.restore();
     server.serve();
     options.log(`listening; connection files in ${server.files.client} and ${server.files.engine}`);
     return server;
+  }
+
+  /** The connection files (and CURVE keys) of the controller a restored one takes over from. */
+  private static async previous(where: { profile: string; clusterId: string }): Promise<{
+    client: ClientConnectionInfo;
+    engine: EngineConnectionInfo;
+    curve: CurveServerKeys | undefined;
+  }> {
+    const client = await readConnectionFile(connectionFilePath('client', where), 'client');
+    const engine = await readConnectionFile(connectionFilePath('engine', where), 'engine');
+    let curve: CurveServerKeys | undefined;
+    if (client.curve_serverkey !== undefined) {
+      try {
+        curve = JSON.parse(await fs.readFile(curveKeysPath(where), 'utf8')) as CurveServerKeys;
+      } catch (e) {
+        throw new ControllerConfigError(
+          `cannot restore: the connection files name a CURVE key but ${curveKeysPath(where)} is unreadable`,
+          { cause: e },
+        );
+      }
+    }
+    return { client, engine, curve };
   }
 
   /** Resolves once the controller has stopped. */
@@ -116,11 +234,12 @@ export class ControllerServer {
     this.resolveClosed();
   }
 
-  private async bind(): Promise<string[]> {
+  /** Binds each socket to `at` (a restored controller's addresses), or an ephemeral port. */
+  private async bind(at?: string[]): Promise<string[]> {
     const sockets = [this.client, this.iopub, this.engine, this.heartbeat].map((c) => c.socket);
     const addresses: string[] = [];
-    for (const s of sockets) {
-      await s.bind(`tcp://${this.options.ip}:*`);
+    for (const [i, s] of sockets.entries()) {
+      await s.bind(at?.[i] ?? `tcp://${this.options.ip}:*`);
       addresses.push(s.lastEndpoint as string);
     }
     return addresses;

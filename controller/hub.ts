@@ -21,8 +21,10 @@ import { HeartMonitor } from './heartbeat';
 import { schemes, type Scheme } from './schedulers/load-balanced';
 import {
   isFinal,
-  TaskRecords,
+  MemoryTaskRecords,
+  summary,
   type TaskRecord,
+  type TaskRecordStore,
   type TaskReply,
   type TaskRequest,
 } from './task-records';
@@ -87,6 +89,10 @@ type EngineMessageType =
 type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>) => void };
 
 const now = (): string => new Date().toISOString();
+/** Extra milliseconds an engine has for its first beat, which comes from a new thread. */
+const FIRST_BEAT_GRACE = 10_000;
+/** Dropped engines whose reason the hub remembers. */
+const DROPPED_MEMORY = 1000;
 
 /** The handler for `msg`'s type in a table that covers only some types. */
 function lookup(table: object, msg: Message): ((m: Message) => void) | undefined {
@@ -102,10 +108,10 @@ export class Hub {
   private readonly byUuid = new Map<string, number>();
   /** Engines that registered and have not sent their first heartbeat yet, by identity. */
   private readonly pending = new Map<string, EngineState>();
-  private readonly records: TaskRecords;
+  /** Why recently dropped engines were dropped, by identity, to tell them when they beat again. */
+  private readonly dropped = new Map<string, string>();
   /** Load-balanced tasks waiting for an engine or their dependencies, in submission order. */
   private readonly unassigned = new Map<string, TaskRecord>();
-  private nextEngineId = 0;
   private assignCounter = 0;
   private readonly heart: HeartMonitor;
 
@@ -113,8 +119,11 @@ export class Hub {
     private readonly session: Session,
     private readonly out: HubOutlet,
     private readonly options: HubOptions,
+    private readonly records: TaskRecordStore = new MemoryTaskRecords(
+      options.recordLimit,
+      options.recordBytes,
+    ),
   ) {
-    this.records = new TaskRecords(options.recordLimit, options.recordBytes);
     this.heart = new HeartMonitor(options.heartbeatPeriod, options.heartbeatDeadline, (id) =>
       this.engineDied(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
     );
@@ -127,6 +136,31 @@ export class Hub {
 
   stop(): void {
     this.heart.stop();
+    this.records.close();
+  }
+
+  /**
+   * Takes over the unfinished tasks of a controller that stopped without finishing them (its
+   * records came back from the database): those that never reached an engine wait again, those
+   * that were running are rerun where `retries` allows and fail with `EngineError` otherwise, as
+   * their engines' replies went to the controller that is gone.
+   */
+  restore(): void {
+    for (const r of this.records.unfinished()) {
+      if (r.engineId === null) {
+        this.unassigned.set(r.msgId, r);
+      } else if (r.options.balanced && r.retriesLeft > 0) {
+        this.requeue(r);
+      } else {
+        this.failTask(
+          r,
+          'EngineError',
+          `the controller restarted while engine ${r.engineId} ran this task, so its result is lost; ` +
+            'run it again (rc.resubmit), or give load-balanced tasks retries',
+        );
+      }
+    }
+    this.schedule();
   }
 
   /** Live engines, ascending by id. */
@@ -166,7 +200,21 @@ export class Hub {
     const joining = this.pending.get(key);
     if (joining && msg.header.msg_type === 'heartbeat') this.join(key, joining);
     const id = this.byUuid.get(key);
-    if (msg.header.msg_type !== 'heartbeat' || id === undefined) return;
+    if (msg.header.msg_type !== 'heartbeat') return;
+    if (id === undefined) {
+      if (joining) return;
+      // A stopped engine that resumed, one cut off by the network, or any engine after the
+      // controller restarted: it must register again, with a new id.
+      const reason = this.dropped.get(key) ?? 'the controller does not know this engine';
+      this.out.toEngineControl(
+        this.session.msg(
+          'registration_lost',
+          { reason },
+          { parent: msg.header, identities: [uuid] },
+        ),
+      );
+      return;
+    }
     this.heart.beat(id);
     this.out.toEngineControl(
       this.session.msg('heartbeat', {}, { parent: msg.header, identities: [uuid] }),
@@ -196,20 +244,20 @@ export class Hub {
     this.heart.remove(id);
     const joining = [...this.pending].find(([, e]) => e.info.id === id);
     // An engine that never beat has no tasks and nobody was told it joined.
-    if (joining) this.pending.delete(joining[0]);
+    if (joining) {
+      this.pending.delete(joining[0]);
+      this.rememberDropped(joining[0], id, reason);
+    }
     const engine = this.engines.get(id);
     if (!engine) return;
     this.engines.delete(id);
     this.byUuid.delete(engine.uuid.toString('hex'));
+    this.rememberDropped(engine.uuid.toString('hex'), id, reason);
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
       if (r.options.balanced && r.retriesLeft > 0) {
-        r.retriesLeft--;
-        r.engineId = null;
-        r.state = 'pending';
-        r.started = null;
-        this.unassigned.set(r.msgId, r);
+        this.requeue(r);
       } else {
         this.failTask(r, 'EngineError', `engine ${id} died while running this task (${reason})`);
       }
@@ -219,6 +267,28 @@ export class Hub {
       this.session.msg('unregistration_notification', { id, reason }),
     );
     this.schedule();
+  }
+
+  /** Keeps why an engine was dropped, to tell it if it beats again; bounded. */
+  private rememberDropped(key: string, id: number, reason: string): void {
+    this.dropped.set(key, `engine ${id} was dropped: ${reason}`);
+    for (const k of this.dropped.keys()) {
+      if (this.dropped.size <= DROPPED_MEMORY) break;
+      this.dropped.delete(k);
+    }
+  }
+
+  /** Puts a task that was sent to an engine back in the queue, spending one retry. */
+  private requeue(r: TaskRecord): void {
+    r.retriesLeft--;
+    r.engineId = null;
+    r.state = 'pending';
+    r.started = null;
+    // Engines drop a message they have seen before as a replay; a rerun must differ from it.
+    const attempt = (r.options.retries ?? 0) - r.retriesLeft;
+    r.request = { ...r.request, metadata: { ...r.request.metadata, attempt } };
+    this.records.update(r);
+    this.unassigned.set(r.msgId, r);
   }
 
   // --- client requests -----------------------------------------------------------------------
@@ -251,6 +321,7 @@ export class Hub {
           this.failTask(r, 'TaskAbortedError', 'the task was aborted before it started');
         } else {
           r.retriesLeft = 0; // an aborted task is not rerun if its engine dies meanwhile
+          this.records.update(r);
           onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
         }
       }
@@ -290,16 +361,11 @@ export class Hub {
           m,
           'result_reply',
           'KeyError',
-          `no task record for ${m.content.msg_id}: the hub keeps the last ${this.records.limit} finished tasks`,
+          `no task record for ${m.content.msg_id}: ${this.records.retention}`,
         );
         return;
       }
-      this.reply(
-        m,
-        'result_reply',
-        { status: 'ok', record: TaskRecords.summary(r) },
-        r.reply?.buffers ?? [],
-      );
+      this.reply(m, 'result_reply', { status: 'ok', record: summary(r) }, r.reply?.buffers ?? []);
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;
@@ -459,6 +525,7 @@ export class Hub {
     engine.outstanding.add(r.msgId);
     engine.lastAssigned = ++this.assignCounter;
     if (r.options.balanced) engine.balancedLoad++;
+    this.records.update(r);
     this.out.toEngine({ ...r.request, identities: [engine.uuid] });
   }
 
@@ -471,7 +538,7 @@ export class Hub {
       const existing = this.pending.get(key) ?? this.engines.get(this.byUuid.get(key) ?? -1);
       const engine = existing ?? {
         info: {
-          id: this.nextEngineId++,
+          id: this.records.nextEngineId(),
           uuid: m.content.uuid,
           pid: m.content.pid,
           hostname: m.content.hostname,
@@ -485,9 +552,11 @@ export class Hub {
       };
       // The engine joins at its first heartbeat: only then can it receive signals and aborts.
       if (!existing) {
+        this.dropped.delete(key);
         this.pending.set(key, engine);
-        // Counted from registration, so an engine that never beats is dropped too.
-        this.heart.add(engine.info.id);
+        // Counted from registration, so an engine that never beats is dropped too; starting
+        // its heartbeat thread may take a while on a loaded machine.
+        this.heart.add(engine.info.id, FIRST_BEAT_GRACE);
       }
       this.out.toEngine(
         this.session.msg(

@@ -1,8 +1,10 @@
 /**
- * The hub's record of every task: who asked, where it ran, when, and how it ended. Held in
- * memory with two bounds: once more than `limit` tasks have finished, the records that finished
- * longest ago are forgotten; and once finished tasks' arguments and results pass `byteLimit`,
- * the oldest of those bytes are let go (the record stays). Unfinished tasks keep everything.
+ * The hub's record of every task: who asked, where it ran, when, and how it ended. A
+ * `TaskRecordStore` holds them; this file has the in-memory store, bounded two ways: once more
+ * than `limit` tasks have finished, the records that finished longest ago are forgotten; and once
+ * finished tasks' arguments and results pass `byteLimit`, the oldest of those bytes are let go
+ * (the record stays). Unfinished tasks keep everything. `sqlite-task-records.ts` keeps them all
+ * on disk instead.
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
 
@@ -34,14 +36,37 @@ export const DEFAULT_RECORD_LIMIT = 10_000;
 /** Bytes of finished tasks' arguments and results the hub keeps. */
 export const DEFAULT_RECORD_BYTE_LIMIT = 256 * 1024 * 1024;
 
-/** The bounded store of task records; see the file's comment. */
-export class TaskRecords {
+/**
+ * Where the hub keeps task records. The hub changes a record's fields in place and then calls
+ * `update` (it was assigned or requeued) or `finished` (it reached a final state), so that a
+ * store on disk can write the change through.
+ */
+export interface TaskRecordStore {
+  /** A new task. */
+  add(record: TaskRecord): void;
+  get(msgId: string): TaskRecord | undefined;
+  /** The record's engine, state or retries changed. */
+  update(record: TaskRecord): void;
+  /** The record reached a final state; the store may let it leave memory. */
+  finished(record: TaskRecord): void;
+  /** Records not yet final, in submission order: what a restarted hub must finish. */
+  unfinished(): TaskRecord[];
+  /** A new engine id, never handed out before by this store. */
+  nextEngineId(): number;
+  /** Says which finished records the store keeps, for the error about a missing one. */
+  readonly retention: string;
+  close(): void;
+}
+
+/** The bounded in-memory store; see the file's comment. */
+export class MemoryTaskRecords implements TaskRecordStore {
   private readonly records = new Map<string, TaskRecord>();
   /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
   private readonly finishedIds = new Set<string>();
   /** Finished records still holding buffers, oldest first, with the bytes they hold. */
   private readonly holding = new Map<string, number>();
   private heldBytes = 0;
+  private engineIds = 0;
 
   constructor(
     readonly limit = DEFAULT_RECORD_LIMIT,
@@ -54,6 +79,26 @@ export class TaskRecords {
 
   get(msgId: string): TaskRecord | undefined {
     return this.records.get(msgId);
+  }
+
+  update(): void {
+    // The record in the map is the one the hub changed.
+  }
+
+  unfinished(): TaskRecord[] {
+    return [...this.records.values()].filter((r) => !isFinal(r.state));
+  }
+
+  nextEngineId(): number {
+    return this.engineIds++;
+  }
+
+  get retention(): string {
+    return `the hub keeps the last ${this.limit} finished tasks (start the controller with --db sqlite to keep all)`;
+  }
+
+  close(): void {
+    this.records.clear();
   }
 
   /** Call when a record reaches a final state; evicts the records that finished longest ago. */
@@ -86,20 +131,21 @@ export class TaskRecords {
     this.heldBytes -= this.holding.get(id) ?? 0;
     this.holding.delete(id);
   }
+}
 
-  static summary(r: TaskRecord): TaskRecordSummary {
-    return {
-      msg_id: r.msgId,
-      engine_id: r.engineId,
-      state: r.state,
-      submitted: r.submitted,
-      started: r.started,
-      completed: r.completed,
-      label: r.options.label ?? null,
-      reply: r.reply?.content ?? null,
-      buffers_dropped: r.buffersDropped,
-    };
-  }
+/** A record as `result_request` returns it. */
+export function summary(r: TaskRecord): TaskRecordSummary {
+  return {
+    msg_id: r.msgId,
+    engine_id: r.engineId,
+    state: r.state,
+    submitted: r.submitted,
+    started: r.started,
+    completed: r.completed,
+    label: r.options.label ?? null,
+    reply: r.reply?.content ?? null,
+    buffers_dropped: r.buffersDropped,
+  };
 }
 
 function byteSize(buffers: Buffer[]): number {

@@ -14,7 +14,11 @@ import {
 } from 'node:worker_threads';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
-import { readConnectionFile, type EngineConnectionInfo } from '../protocol/connection';
+import {
+  curveClientOptions,
+  readConnectionFile,
+  type EngineConnectionInfo,
+} from '../protocol/connection';
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
@@ -34,6 +38,13 @@ export interface EngineOptions {
   connectionFile: string;
   /** Milliseconds to wait for the controller to answer registration. */
   registrationTimeout: number;
+  /**
+   * Milliseconds without the controller after which the engine exits; until then it waits for
+   * the controller to come back (restarted) and registers again.
+   */
+  hubTimeout: number;
+  /** Exit when this process ends (`--exit-with-parent`), even while user code runs. */
+  parentPid?: number;
   log: (line: string) => void;
   /**
    * One of many engines in this process, for clusters larger than the machine: it beats from
@@ -48,6 +59,10 @@ export interface EngineOptions {
 const STREAM_FLUSH_MS = 50;
 const STREAM_FLUSH_BYTES = 64 * 1024;
 const ABORTED_MEMORY = 10_000;
+/** How long a registration sent after being dropped is waited for before it is sent again. */
+const REJOIN_PATIENCE_MS = 5000;
+/** Output a task may send; past it the rest is dropped with a notice, sparing every process. */
+export const OUTPUT_LIMIT = 10 * 1024 * 1024;
 
 /** The engine process; see the file's comment. */
 export class EngineServer {
@@ -60,18 +75,33 @@ export class EngineServer {
   private readonly running = new RunningSlot();
   /** Which task's code is running, across its awaits and timers: output is credited to it. */
   private readonly owner = new AsyncLocalStorage<string>();
+  /** The running task, how to answer it and when it started. */
   private current: IMessage | undefined;
   private readonly onSigint = (): void => this.kernel.interrupt();
+  private currentReply: { type: 'apply_reply' | 'execute_reply'; started: string } | undefined;
   private pendingStream = { stdout: '', stderr: '' };
   private lastFlush = 0;
   private flushScheduled = false;
+  /** Bytes of output the running task has sent, and whether the rest was cut off. */
+  private outputBytes = 0;
+  private outputTruncated = false;
   private stopping = false;
+  /** The task interrupted because the controller gave it up; nobody wants its reply. */
+  private abandoned: string | undefined;
+  /**
+   * When the last registration after being dropped was sent; repeated notices within a while
+   * are answered by it (the controller's answer to it is on its way).
+   */
+  private rejoinedAt = -Infinity;
+  /** Ends the process; `process.exit` itself is taken over to report exits of user code. */
+  private readonly exit = process.exit.bind(process);
   id = -1;
 
   private constructor(
     private readonly info: EngineConnectionInfo,
     private readonly channel: Channel,
     private readonly options: EngineOptions,
+    private readonly uuid: string,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.control = { main: port1, thread: port2 };
@@ -82,22 +112,33 @@ export class EngineServer {
     const info = await readConnectionFile(options.connectionFile, 'engine');
     const session = new Session(info.key);
     const uuid = randomUUID();
-    const socket = new zmq.Dealer({ ...NO_DROPPING, routingId: uuid, linger: 1000 });
+    const socket = new zmq.Dealer({
+      ...NO_DROPPING,
+      routingId: uuid,
+      linger: 1000,
+      ...curveClientOptions(info),
+    });
     const server = new EngineServer(
       info,
       new Channel(socket, session, (e) => options.log(`dropped a message: ${e.message}`)),
       options,
+      uuid,
     );
     socket.connect(info.engine);
-    await server.register(uuid);
+    await server.register();
     return server;
   }
 
-  private async register(uuid: string): Promise<void> {
-    const { channel, options } = this;
+  private sendRegistration(): void {
+    const { channel, uuid } = this;
     channel.send(
       channel.session.msg('registration_request', { uuid, pid: process.pid, hostname: hostname() }),
     );
+  }
+
+  private async register(): Promise<void> {
+    const { channel, options, uuid } = this;
+    this.sendRegistration();
     const messages = channel.messages();
     const timer = setTimeout(() => {
       options.log(
@@ -114,10 +155,11 @@ export class EngineServer {
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
     this.kernel = new EngineKernel(this.id, (event) => this.onOutput(event));
-    this.startHeartbeat(uuid, reply.heartbeat_period, reply.heartbeat_deadline);
+    this.startHeartbeat(uuid, reply.heartbeat_period);
     if (!options.lightweight) {
       this.captureOutput();
       this.reportStrayErrors();
+      this.reportExits();
       process.on('SIGINT', this.onSigint);
       this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     }
@@ -125,14 +167,15 @@ export class EngineServer {
     void this.serve(messages);
   }
 
-  private startHeartbeat(uuid: string, period: number, deadline: number): void {
+  private startHeartbeat(uuid: string, period: number): void {
     const data: HeartbeatData = {
       address: this.info.heartbeat,
       key: this.info.key,
       uuid,
       period,
-      // The hub answers every beat; give it as long as it gives us, and one beat more.
-      hubDeadline: deadline + period,
+      hubTimeout: this.options.hubTimeout,
+      parentPid: this.options.parentPid ?? null,
+      curve: curveClientOptions(this.info),
     };
     if (this.options.lightweight) {
       const stop = startHeartbeat(data, {
@@ -170,7 +213,9 @@ export class EngineServer {
       // Control events that arrived while the previous task ran must count before this one.
       this.drainControl();
       try {
-        if (isMsg(msg, 'apply_request')) {
+        if (isMsg(msg, 'registration_reply')) {
+          this.registered(msg.content);
+        } else if (isMsg(msg, 'apply_request')) {
           const { source, mode, refs } = msg.content;
           await this.runTask(msg, 'apply_reply', () =>
             this.kernel.apply(source, mode, refs, msg.buffers),
@@ -186,6 +231,19 @@ export class EngineServer {
     }
   }
 
+  /** The controller took this engine back after dropping it, under a new id. */
+  private registered(reply: ContentMap['registration_reply']): void {
+    this.rejoinedAt = -Infinity;
+    if (reply.status !== 'ok') {
+      void this.stop(1, `registration refused: ${reply.evalue}`);
+      return;
+    }
+    if (reply.id === this.id) return; // an answer to a repeated request
+    this.options.log(`registered again, as engine ${reply.id} (was ${this.id})`);
+    this.id = reply.id;
+    this.kernel.engineId = reply.id;
+  }
+
   /** Runs one task unless it was aborted, with its output captured, and replies. */
   private async runTask(
     msg: IMessage<'apply_request'> | IMessage<'execute_request'>,
@@ -198,15 +256,23 @@ export class EngineServer {
       return;
     }
     this.current = msg;
+    this.currentReply = { type: replyType, started };
     // The first output of a task leaves at once, even if the task then blocks the thread.
     this.lastFlush = -Infinity;
+    this.outputBytes = 0;
+    this.outputTruncated = false;
     this.running.set(msg.header.msg_id);
     const outcome = await this.owner.run(msg.header.msg_id, run);
     this.running.set(null);
     this.flushStreams();
     this.current = undefined;
+    this.currentReply = undefined;
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
     this.drainControl();
+    if (this.abandoned === msg.header.msg_id) {
+      this.abandoned = undefined;
+      return;
+    }
     const content = this.aborted.delete(msg.header.msg_id)
       ? this.abortedContent()
       : outcome.content;
@@ -269,7 +335,27 @@ export class EngineServer {
         void this.stop(0, 'shut down by the controller');
         break;
       case 'hub-lost':
-        void this.stop(1, 'lost the controller: no heartbeat answers');
+        void this.stop(
+          1,
+          `lost the controller: no heartbeat answers for ${this.options.hubTimeout} ms`,
+        );
+        break;
+      case 'orphaned':
+        void this.stop(0, 'its parent process ended');
+        break;
+      case 'dropped':
+        if (this.stopping || performance.now() - this.rejoinedAt < REJOIN_PATIENCE_MS) break;
+        this.rejoinedAt = performance.now();
+        this.options.log(`${event.reason}; registering again`);
+        this.sendRegistration();
+        // The controller failed or reran the running task elsewhere: its result is unwanted,
+        // and the engine is free for new work sooner.
+        if (this.current) {
+          this.abandoned = this.current.header.msg_id;
+          // A lightweight engine shares its process: only its own task is interrupted.
+          if (this.options.lightweight) this.kernel.interrupt();
+          else process.kill(process.pid, 'SIGINT');
+        }
         break;
     }
   }
@@ -284,7 +370,37 @@ export class EngineServer {
     }
     await this.stopHeartbeat();
     this.channel.close();
-    if (!this.options.lightweight) process.exit(code);
+    if (!this.options.lightweight) this.exit(code);
+  }
+
+  /**
+   * User code that ends the process (`process.exit`) takes the engine with it; its task is told
+   * why, and the controller is told the engine leaves, before the process ends.
+   */
+  private reportExits(): void {
+    process.exit = ((code?: number | string | null) => {
+      if (!this.stopping) {
+        this.stopping = true;
+        const why = `engine ${this.id} exited: its task called process.exit(${code ?? ''})`;
+        if (this.current && this.currentReply) {
+          const content = {
+            status: 'error' as const,
+            ename: 'EngineError',
+            evalue: why,
+            traceback: [],
+            engine_id: this.id,
+          };
+          this.flushStreams();
+          const { type, started } = this.currentReply;
+          this.reply(this.current, type, content, [], started);
+        }
+        this.options.log(why);
+        this.channel.send(this.channel.session.msg('unregistration_request', {}));
+        // Closing with the socket's linger lets what was just sent leave before the end.
+        this.channel.close();
+      }
+      return this.exit(code);
+    }) as typeof process.exit;
   }
 
   // --- output --------------------------------------------------------------------------------
@@ -295,7 +411,20 @@ export class EngineServer {
   }
 
   private sendOutput(event: OutputEvent): void {
-    if (!this.current) return;
+    if (!this.current || this.outputTruncated) return;
+    this.outputBytes +=
+      event.type === 'stream' ? event.content.text.length : JSON.stringify(event.content).length;
+    if (this.outputBytes > OUTPUT_LIMIT) {
+      this.outputTruncated = true;
+      const mb = OUTPUT_LIMIT / (1024 * 1024);
+      event = {
+        type: 'stream',
+        content: {
+          name: 'stderr',
+          text: `\n[output truncated: the task wrote more than ${mb} MB; the rest of its output is dropped]\n`,
+        },
+      };
+    }
     const options = { parent: this.current.header };
     const session = this.channel.session;
     this.channel.send(
@@ -339,7 +468,18 @@ export class EngineServer {
       else this.options.log(text.trimEnd());
     };
     process.on('uncaughtException', report('uncaught exception'));
-    process.on('unhandledRejection', report('unhandled promise rejection'));
+    const reportRejection = report('unhandled promise rejection');
+    process.on('unhandledRejection', (e: unknown) => {
+      // A rejection nobody handled while a task awaits is that task's failure, as it would
+      // have ended a plain Node program: the task ends with it instead of running on.
+      const cause = e instanceof Error ? e : new Error(String(e));
+      const failure = new Error(
+        `a promise the task created was rejected and nothing handled it: ${cause.name}: ${cause.message}`,
+      );
+      failure.name = 'UnhandledRejection';
+      failure.stack = `UnhandledRejection: ${failure.message}\n${(cause.stack ?? '').split('\n').slice(1).join('\n')}`;
+      if (!this.current || !this.kernel.failWaitingTask(failure)) reportRejection(e);
+    });
   }
 
   private scheduleFlush(): void {

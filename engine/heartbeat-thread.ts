@@ -7,6 +7,7 @@ import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
+import type { curveClientOptions } from '../protocol/connection';
 import { RunningSlot } from './running-slot';
 
 /** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
@@ -16,8 +17,19 @@ export interface HeartbeatData {
   uuid: string;
   /** Milliseconds between beats. */
   period: number;
-  /** Milliseconds without an answer after which the controller counts as gone. */
-  hubDeadline: number;
+  /**
+   * Milliseconds without an answer after which the engine gives up on the controller. Long
+   * enough for a controller to be restarted: until then the engine keeps beating, and
+   * registers again when the controller answers.
+   */
+  hubTimeout: number;
+  /**
+   * The process whose end ends this engine (`--exit-with-parent`), checked at every beat, so
+   * that an engine busy in user code exits too.
+   */
+  parentPid: number | null;
+  /** CURVE options for the socket, when the controller encrypts. */
+  curve: ReturnType<typeof curveClientOptions>;
 }
 
 /** What the main thread gives the heartbeat thread at its start. */
@@ -34,7 +46,11 @@ export type ControlEvent =
   | { type: 'joined' }
   | { type: 'abort'; msgIds: string[] }
   | { type: 'shutdown' }
-  | { type: 'hub-lost' };
+  | { type: 'hub-lost' }
+  /** The parent process ended (`--exit-with-parent`). */
+  | { type: 'orphaned' }
+  /** The controller does not know this engine any more: register again. */
+  | { type: 'dropped'; reason: string };
 
 /** What the main thread tells this thread. */
 export type ThreadCommand = { type: 'stop' };
@@ -62,7 +78,7 @@ function endProcessSoon(): void {
 export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
   const session = new Session(data.key);
   const channel = new Channel(
-    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0 }),
+    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
     session,
   );
   channel.socket.connect(data.address);
@@ -70,7 +86,12 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
   let lastAnswer = performance.now();
   const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
   const beat = setInterval(() => {
-    if (performance.now() - lastAnswer > data.hubDeadline) {
+    if (data.parentPid !== null && process.ppid !== data.parentPid) {
+      clearInterval(beat);
+      act.control({ type: 'orphaned' });
+      return;
+    }
+    if (performance.now() - lastAnswer > data.hubTimeout) {
       clearInterval(beat);
       act.control({ type: 'hub-lost' });
       return;
@@ -93,6 +114,8 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
       } else if (isMsg(msg, 'abort_request')) {
         act.control({ type: 'abort', msgIds: msg.content.msg_ids });
         act.interruptIfRunning(msg.content.msg_ids);
+      } else if (isMsg(msg, 'registration_lost')) {
+        act.control({ type: 'dropped', reason: msg.content.reason });
       } else if (isMsg(msg, 'shutdown_request')) {
         act.control({ type: 'shutdown' });
       }
@@ -109,9 +132,17 @@ function run(data: HeartbeatThreadData): void {
   const stop = startHeartbeat(data, {
     control: (event) => {
       data.port.postMessage(event);
-      if (event.type === 'shutdown' || event.type === 'hub-lost') endProcessSoon();
+      if (event.type === 'shutdown' || event.type === 'hub-lost' || event.type === 'orphaned') {
+        endProcessSoon();
+      }
     },
-    signal: (signal) => process.kill(process.pid, signal),
+    signal: (signal) => {
+      try {
+        process.kill(process.pid, signal);
+      } catch {
+        // Not a signal this system knows; the controller checks names, so only a stray sender.
+      }
+    },
     interruptIfRunning: (msgIds) => {
       const now = running.get();
       if (now !== null && msgIds.includes(now)) process.kill(process.pid, 'SIGINT');

@@ -49,10 +49,30 @@ export class EngineKernel {
   private interruptPending = false;
 
   constructor(
-    readonly engineId: number,
+    private id: number,
     private readonly emit: (event: OutputEvent) => void,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+  }
+
+  /** The id the controller gave this engine; it changes when the engine registers again. */
+  get engineId(): number {
+    return this.id;
+  }
+
+  set engineId(id: number) {
+    this.id = id;
+    this.namespace.engineId = id;
+  }
+
+  /**
+   * Ends the running task's wait with `error`, for faults it caused outside its own call stack
+   * (an unhandled rejection). False when no task is waiting.
+   */
+  failWaitingTask(error: Error): boolean {
+    if (!this.interruptWaiting) return false;
+    this.interruptWaiting(error);
+    return true;
   }
 
   /**
@@ -60,8 +80,9 @@ export class EngineKernel {
    * signal that comes while a task is being prepared (compiled, decoded) is kept for it.
    */
   interrupt(): void {
-    if (this.interruptWaiting) this.interruptWaiting(new InterruptedError('interrupted by SIGINT'));
-    else this.interruptPending = true;
+    if (!this.failWaitingTask(new InterruptedError('interrupted by SIGINT'))) {
+      this.interruptPending = true;
+    }
   }
 
   /** Call when a task starts: a signal that came before it was meant for an earlier one. */

@@ -4,8 +4,9 @@
  * are dropped and reported without ever stopping the receive loop.
  */
 import type * as zmq from 'zeromq';
+import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import type { Session } from './session';
+import { ReplayGuard, type Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -29,6 +30,10 @@ export class Channel {
   private sending = false;
   /** The latest send; the socket is busy until it settles. */
   private lastSend: Promise<void> = Promise.resolve();
+  /** Per socket: a message relayed on two sockets (a reply and its IOPub copy) is no replay. */
+  private readonly replays = new ReplayGuard();
+  /** Received messages dropped so far, by reason. */
+  readonly dropped: Record<DropKind, number> = { signature: 0, replay: 0, malformed: 0 };
 
   constructor(
     readonly socket: MessageSocket,
@@ -59,11 +64,15 @@ export class Channel {
         if (this.socket.closed) return;
         throw e;
       }
+      let msg: Message;
       try {
-        yield this.session.deserialize(frames);
+        msg = this.session.deserialize(frames, this.replays);
       } catch (e) {
+        this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
         this.onDropped(e as Error);
+        continue;
       }
+      yield msg;
     }
   }
 

@@ -4,6 +4,7 @@
  * `$TSPARALLEL_DIR/profile_<name>/security/` and readable by their owner only.
  */
 import { randomBytes } from 'node:crypto';
+import { curveKeyPair } from 'zeromq';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,14 @@ interface Common {
   key: string;
   signature_scheme: 'hmac-sha256';
   cluster_id: string;
+  /** The controller's CURVE public key (Z85), present when it encrypts (`--curve`). */
+  curve_serverkey?: string;
+}
+
+/** The controller's CURVE key pair (Z85), kept in a file of its own so that a restart reuses it. */
+export interface CurveServerKeys {
+  curve_publickey: string;
+  curve_secretkey: string;
 }
 
 /** What `controller-client.json` holds: where clients connect. */
@@ -65,6 +74,35 @@ export function connectionFilePath(
   return join(securityDir(options.profile), `controller-${id}${role}.json`);
 }
 
+/** Where a controller keeps its CURVE key pair: beside the connection files, never shared. */
+export function curveKeysPath(options: { profile?: string; clusterId?: string } = {}): string {
+  return connectionFilePath('engine', options).replace(/engine\.json$/, 'curve-secret.json');
+}
+
+/** A new CURVE key pair for a controller. */
+export function newCurveServerKeys(): CurveServerKeys {
+  const { publicKey, secretKey } = curveKeyPair();
+  return { curve_publickey: publicKey, curve_secretkey: secretKey };
+}
+
+/**
+ * Socket options for a client or engine socket: CURVE encryption, with a key pair of its own,
+ * when the connection file names the controller's public key; nothing otherwise.
+ */
+export function curveClientOptions(info: Common): {
+  curveServerKey?: string;
+  curvePublicKey?: string;
+  curveSecretKey?: string;
+} {
+  if (info.curve_serverkey === undefined) return {};
+  const { publicKey, secretKey } = curveKeyPair();
+  return {
+    curveServerKey: info.curve_serverkey,
+    curvePublicKey: publicKey,
+    curveSecretKey: secretKey,
+  };
+}
+
 /** A 256-bit random key, hex encoded. */
 export function newKey(): string {
   return randomBytes(32).toString('hex');
@@ -110,6 +148,19 @@ export async function readConnectionFile<R extends ConnectionRole>(
   if (missing.length > 0) {
     throw new ConnectionError(
       `connection file ${path} lacks ${missing.join(', ')}: is it a ${role} connection file?`,
+    );
+  }
+  if (typeof info.key !== 'string' || info.key.length === 0) {
+    throw new ConnectionError(
+      `connection file ${path} has no key, so messages would go unsigned; start the cluster again to get a new one`,
+    );
+  }
+  if (
+    info.curve_serverkey !== undefined &&
+    !/^[0-9A-Za-z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/.test(String(info.curve_serverkey))
+  ) {
+    throw new ConnectionError(
+      `connection file ${path} has a curve_serverkey that is not a 40-character Z85 key`,
     );
   }
   if (info.signature_scheme !== 'hmac-sha256') {

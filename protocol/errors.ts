@@ -80,9 +80,20 @@ export class ConnectionError extends Error {
   override name = 'ConnectionError';
 }
 
+/** The reasons a received message is dropped, as counted by each socket. */
+export type DropKind = 'signature' | 'replay' | 'malformed';
+
 /** Bytes that do not form a valid, correctly signed tsparallel message. */
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
+  constructor(
+    message: string,
+    /** Why the message was refused: a bad signature, a replay, or anything else. */
+    readonly kind: DropKind = 'malformed',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
   /**
    * Set when the message was correctly signed and its header readable, so that its sender, a
    * peer holding the key with a bug, can be told what was wrong instead of waiting forever.

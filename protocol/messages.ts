@@ -93,6 +93,8 @@ export interface ContentMap {
   unregistration_request: Record<string, never>;
   /** Beats carry nothing: the sender's identity says whose they are. */
   heartbeat: Record<string, never>;
+  /** Hub to an engine it does not know (dropped, or the hub restarted): register again. */
+  registration_lost: { reason: string };
   registration_notification: { engine: EngineInfo };
   unregistration_notification: { id: EngineId; reason: string };
   // Requests a client makes of the hub, and control the hub sends engines.
@@ -231,6 +233,7 @@ const contentChecks: Record<MsgType, Check> = {
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
   heartbeat: obj,
+  registration_lost: shape({ reason: str }),
   registration_notification: shape({ engine: engineInfo }),
   unregistration_notification: shape({ id: num, reason: str }),
   connection_request: obj,

@@ -90,7 +90,9 @@ export function decodeValue(frames: readonly Buffer[]): unknown {
     return deserializer.readValue();
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
-    throw new ProtocolError(`cannot decode value: ${errorMessage(err)}`, { cause: err });
+    throw new ProtocolError(`cannot decode value: ${errorMessage(err)}`, 'malformed', {
+      cause: err,
+    });
   }
 }
 

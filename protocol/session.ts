@@ -68,9 +68,10 @@ export class Session {
 
   /**
    * Parses and verifies frames as received from a socket. Throws `ProtocolError` for missing
-   * frames, a bad signature, invalid JSON or content that does not match its type.
+   * frames, a bad signature, a message `replays` has seen before, invalid JSON or content that
+   * does not match its type.
    */
-  deserialize(frames: Buffer[]): Message {
+  deserialize(frames: Buffer[], replays?: ReplayGuard): Message {
     const d = frames.findIndex((f) => f.equals(DELIMITER));
     if (d < 0) throw new ProtocolError('message has no <IDS|MSG> delimiter');
     if (frames.length < d + 6) {
@@ -83,14 +84,17 @@ export class Session {
       const expected = Buffer.from(this.sign(parts));
       const given = frames[d + 1];
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        throw new ProtocolError('message signature is missing or wrong');
+        throw new ProtocolError('message signature is missing or wrong', 'signature');
+      }
+      if (replays && !replays.firstSight(given)) {
+        throw new ProtocolError('message replayed: its signature was seen before', 'replay');
       }
     }
     let json: unknown[];
     try {
       json = parts.map((p) => JSON.parse(p.toString('utf8')) as unknown);
     } catch (e) {
-      throw new ProtocolError('message frame is not valid JSON', { cause: e });
+      throw new ProtocolError('message frame is not valid JSON', 'malformed', { cause: e });
     }
     const msg = {
       identities: frames.slice(0, d),
@@ -116,6 +120,31 @@ export class Session {
     const hmac = createHmac('sha256', this.key);
     for (const p of parts) hmac.update(p);
     return hmac.digest('hex');
+  }
+}
+
+/**
+ * Remembers the signatures of recent messages, so that a captured message sent again is refused.
+ * A signature covers the header with its unique `msg_id`, so a genuine message never repeats.
+ * Memory is bounded by keeping two generations of `generation` signatures each, as Jupyter's
+ * session keeps a bounded digest history; checking costs two set lookups.
+ */
+export class ReplayGuard {
+  private current = new Set<string>();
+  private previous = new Set<string>();
+
+  constructor(private readonly generation = 65_536) {}
+
+  /** False when `signature` was seen before; remembers it otherwise. */
+  firstSight(signature: Buffer): boolean {
+    const key = signature.toString('latin1');
+    if (this.current.has(key) || this.previous.has(key)) return false;
+    if (this.current.size >= this.generation) {
+      this.previous = this.current;
+      this.current = new Set();
+    }
+    this.current.add(key);
+    return true;
   }
 }
 

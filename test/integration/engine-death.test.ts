@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { TaskOutput } from '../../client/async-result';
 import { EngineError } from '../../protocol/errors';
-import { isAlive, until, useCluster } from './fixture';
+import type { EngineInfo } from '../../protocol/messages';
+import { figures, isAlive, until, useCluster } from './fixture';
 
 /** Resolves with the pid a task prints as its first output. */
 function printedPid(ar: { onOutput(cb: (o: TaskOutput) => void): void }): Promise<number> {
@@ -44,19 +45,32 @@ describe('engines that die or hang during a task', () => {
     assert.ok(!pids.includes(pid));
   });
 
-  it('declares a stopped (SIGSTOP) engine dead; resumed, it finds itself dropped and exits', async () => {
+  it('declares a stopped (SIGSTOP) engine dead; resumed, it is told and registers with a new id', async () => {
     const lv = t.rc.loadBalancedView();
     const ar = lv.apply(pidThenSleep, 60_000);
     const pid = await printedPid(ar);
     const victim = t.rc.engineInfo.find((e) => e.pid === pid);
+    assert.ok(victim);
+    const events = t.rc.events()[Symbol.asyncIterator]();
     process.kill(pid, 'SIGSTOP');
+    figures.faultsInjected++;
     await assert.rejects(
       ar.get(),
       (e: unknown) => e instanceof EngineError && /no heartbeat/.test(e.message),
     );
-    await until(() => !t.rc.ids.includes(victim?.id ?? -1), 'the stopped engine to leave rc.ids');
+    await until(() => !t.rc.ids.includes(victim.id), 'the stopped engine to leave rc.ids');
     process.kill(pid, 'SIGCONT');
-    await until(() => !isAlive(pid), 'the resumed engine to exit');
+    let back: EngineInfo | undefined;
+    while (!back) {
+      const { value } = await events.next();
+      if (value.type === 'engine:register' && value.engine.pid === pid) back = value.engine;
+    }
+    await events.return?.();
+    assert.ok(back.id > victim.id, 'a new id, never a reused one');
+    assert.ok(isAlive(pid));
+    assert.deepEqual(await t.rc.directView(back.id).apply(() => [engineId, process.pid]), [
+      [back.id, pid],
+    ]);
   });
 
   it('reruns the task on another engine when retries is set', async () => {
@@ -71,3 +85,6 @@ describe('engines that die or hang during a task', () => {
     await until(() => t.rc.ids.length === before - 1, 'the killed engine to leave rc.ids');
   });
 });
+
+/** The engine's id, a global on every engine. */
+declare const engineId: number;

@@ -48,3 +48,16 @@ export async function until(condition: () => boolean, what: string, ms = 10_000)
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * What the reliability suites did, printed once after all suites: faults injected, tasks
+ * submitted under faults or load, tasks that ended with neither a result nor an error (must be
+ * 0), and malformed messages thrown at sockets.
+ */
+export const figures = { faultsInjected: 0, tasksSubmitted: 0, tasksLost: 0, fuzzCases: 0 };
+
+after(() => {
+  if (Object.values(figures).some((n) => n > 0)) {
+    console.log(`reliability figures: ${JSON.stringify(figures)}`);
+  }
+});

@@ -384,11 +384,17 @@ describe('Hub routing', () => {
         assertError(reply.content, 'EngineError', /engine 1 died.*second/);
       });
 
-      it('ignores heartbeats from the dead engine', () => {
+      it('tells the dead engine, when it beats again, that it was dropped and why', () => {
         hub.engineDied(0, 'gone');
         out.take();
         hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [ENGINE_A] })));
-        assert.deepEqual(out.take(), []);
+        const lost = only(out.take(), 'registration_lost', 'control');
+        assert.deepEqual(lost.identities, [ENGINE_A]);
+        assert.equal(lost.content.reason, 'engine 0 was dropped: gone');
+        assert.deepEqual(
+          hub.engineInfos.map((e) => e.id),
+          [1],
+        );
       });
     });
 
@@ -670,10 +676,15 @@ describe('Hub routing', () => {
         assert.ok(req);
       });
 
-      it('ignores a heartbeat from an unknown identity', () => {
+      it('tells an unknown identity to register, and does not count its beat', () => {
         const beat = session.msg('heartbeat', {}, { identities: [Buffer.from('stranger')] });
         hub.handleHeartbeat(wire(beat));
-        assert.deepEqual(out.take(), []);
+        const lost = only(out.take(), 'registration_lost', 'control');
+        assert.match(lost.content.reason, /does not know this engine/);
+        assert.deepEqual(
+          hub.engineInfos.map((e) => e.id),
+          [0, 1],
+        );
       });
     });
   });
