@@ -22,10 +22,17 @@ import {
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
-import type { ControlEvent, HeartbeatThreadData, ThreadCommand } from './heartbeat-thread';
+import {
+  startHeartbeat,
+  type ControlEvent,
+  type HeartbeatData,
+  type HeartbeatThreadData,
+  type ThreadCommand,
+} from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { mpiPlace } from './mpi-place';
 import { RunningSlot } from './running-slot';
+import { holdSigint } from './sigint-thread';
 
 /** Everything `tsparallel engine` can be told. */
 export interface EngineOptions {
@@ -42,6 +49,13 @@ export interface EngineOptions {
   /** The engine set a cluster's launcher started this engine in; reported at registration. */
   engineSet?: string;
   log: (line: string) => void;
+  /**
+   * One of many engines in this process, for clusters larger than the machine: it beats from
+   * the main thread instead of a thread of its own and leaves the process alone (signals,
+   * stdout and stderr, exit). Its tasks share the process's namespace with the other engines',
+   * their console output is not captured, and a busy task delays its heartbeats.
+   */
+  lightweight?: boolean;
 }
 
 /** Stream output is sent at least this often while a task writes. */
@@ -56,7 +70,8 @@ export const OUTPUT_LIMIT = 10 * 1024 * 1024;
 /** The engine process; see the file's comment. */
 export class EngineServer {
   private kernel!: EngineKernel;
-  private heartbeat!: Worker;
+  /** Stops the heartbeat; resolves once it has. */
+  private stopHeartbeat!: () => Promise<void>;
   private readonly control: { main: MessagePort; thread: MessagePort };
   /** Ids of tasks aborted before they ended here; bounded, as some never arrive. */
   private readonly aborted = new Set<string>();
@@ -65,6 +80,7 @@ export class EngineServer {
   private readonly owner = new AsyncLocalStorage<string>();
   /** The running task, how to answer it and when it started. */
   private current: IMessage | undefined;
+  private readonly onSigint = (): void => this.kernel.interrupt();
   private currentReply: { type: 'apply_reply' | 'execute_reply'; started: string } | undefined;
   private pendingStream = { stdout: '', stderr: '' };
   private lastFlush = 0;
@@ -153,17 +169,19 @@ export class EngineServer {
     // User code splits work by `mpi.rank`, as an MPI program would.
     if (this.mpi) this.kernel.namespace.mpi = this.mpi;
     this.startHeartbeat(uuid, reply.heartbeat_period);
-    this.captureOutput();
-    this.reportStrayErrors();
-    this.reportExits();
-    process.on('SIGINT', () => this.kernel.interrupt());
-    this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
+    if (!options.lightweight) {
+      this.captureOutput();
+      this.reportStrayErrors();
+      this.reportExits();
+      process.on('SIGINT', this.onSigint);
+      this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
+    }
     options.log(`registered as engine ${this.id}`);
     void this.serve(messages);
   }
 
   private startHeartbeat(uuid: string, period: number): void {
-    const data: HeartbeatThreadData = {
+    const data: HeartbeatData = {
       address: this.info.heartbeat,
       key: this.info.key,
       uuid,
@@ -171,14 +189,36 @@ export class EngineServer {
       hubTimeout: this.options.hubTimeout,
       parentPid: this.options.parentPid ?? null,
       curve: curveClientOptions(this.info),
-      port: this.control.thread,
-      running: this.running.buffer,
     };
-    this.heartbeat = new Worker(join(__dirname, 'heartbeat-thread.js'), {
-      workerData: data,
+    if (this.options.lightweight) {
+      const stop = startHeartbeat(data, {
+        control: (event) => this.onControl(event),
+        signal: (signal) =>
+          signal === 'SIGINT'
+            ? this.kernel.interrupt()
+            : this.options.log(`engine ${this.id} ignores ${signal}: it shares its process`),
+        interruptIfRunning: (msgIds) => {
+          const now = this.running.get();
+          if (now !== null && msgIds.includes(now)) this.kernel.interrupt();
+        },
+      });
+      this.stopHeartbeat = async () => stop();
+      return;
+    }
+    const thread = new Worker(join(__dirname, 'heartbeat-thread.js'), {
+      workerData: {
+        ...data,
+        port: this.control.thread,
+        running: this.running.buffer,
+      } satisfies HeartbeatThreadData,
       transferList: [this.control.thread],
     });
-    this.heartbeat.unref();
+    thread.unref();
+    this.stopHeartbeat = async () => {
+      const threadEnded = new Promise((resolve) => thread.once('exit', resolve));
+      thread.postMessage({ type: 'stop' } satisfies ThreadCommand);
+      await threadEnded;
+    };
   }
 
   private async serve(messages: AsyncGenerator<Message>): Promise<void> {
@@ -292,6 +332,11 @@ export class EngineServer {
 
   private onControl(event: ControlEvent): void {
     switch (event.type) {
+      case 'joined':
+        // Started only now: a thread starting beside the heartbeat thread can delay the first
+        // beat past the controller's deadline on a loaded machine.
+        if (!this.options.lightweight) holdSigint(this.onSigint);
+        break;
       case 'abort':
         for (const id of event.msgIds) this.aborted.add(id);
         for (const id of this.aborted) {
@@ -320,13 +365,15 @@ export class EngineServer {
         // and the engine is free for new work sooner.
         if (this.current) {
           this.abandoned = this.current.header.msg_id;
-          process.kill(process.pid, 'SIGINT');
+          // A lightweight engine shares its process: only its own task is interrupted.
+          if (this.options.lightweight) this.kernel.interrupt();
+          else process.kill(process.pid, 'SIGINT');
         }
         break;
     }
   }
 
-  /** Unregisters (when the controller is there to hear it) and exits. */
+  /** Unregisters (when the controller is there to hear it) and exits; a lightweight engine closes. */
   async stop(code: number, why: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -334,11 +381,9 @@ export class EngineServer {
     if (code === 0) {
       this.channel.send(this.channel.session.msg('unregistration_request', {}));
     }
-    const threadEnded = new Promise((resolve) => this.heartbeat.once('exit', resolve));
-    this.heartbeat.postMessage({ type: 'stop' } satisfies ThreadCommand);
-    await threadEnded;
+    await this.stopHeartbeat();
     this.channel.close();
-    this.exit(code);
+    if (!this.options.lightweight) this.exit(code);
   }
 
   /**

@@ -10,8 +10,8 @@ import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { RunningSlot } from './running-slot';
 
-/** What the main thread gives the heartbeat thread at its start. */
-export interface HeartbeatThreadData {
+/** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
+export interface HeartbeatData {
   address: string;
   key: string;
   uuid: string;
@@ -30,6 +30,10 @@ export interface HeartbeatThreadData {
   parentPid: number | null;
   /** CURVE options for the socket, when the controller encrypts. */
   curve: ReturnType<typeof curveClientOptions>;
+}
+
+/** What the main thread gives the heartbeat thread at its start. */
+export interface HeartbeatThreadData extends HeartbeatData {
   /** Shared memory of a `RunningSlot`: the task the main thread runs now. */
   running: SharedArrayBuffer;
   /** Where control events for the main thread go. */
@@ -38,6 +42,8 @@ export interface HeartbeatThreadData {
 
 /** Events this thread posts to the engine's main thread. */
 export type ControlEvent =
+  /** The controller answered the first beat: the engine has joined. */
+  | { type: 'joined' }
   | { type: 'abort'; msgIds: string[] }
   | { type: 'shutdown' }
   | { type: 'hub-lost' }
@@ -49,6 +55,14 @@ export type ControlEvent =
 /** What the main thread tells this thread. */
 export type ThreadCommand = { type: 'stop' };
 
+/** What the heartbeat does with the controller's control messages and its own silence. */
+export interface HeartbeatActions {
+  control(event: ControlEvent): void;
+  signal(signal: string): void;
+  /** An abort names these tasks: interrupt the one running, if it is among them. */
+  interruptIfRunning(msgIds: string[]): void;
+}
+
 /** How long the main thread gets to stop by itself before the process is ended by signal. */
 const STOP_GRACE_MS = 1000;
 
@@ -57,9 +71,11 @@ function endProcessSoon(): void {
   setTimeout(() => process.kill(process.pid, 'SIGTERM'), STOP_GRACE_MS).unref();
 }
 
-async function run(data: HeartbeatThreadData): Promise<void> {
-  const { port } = data;
-  const post = (event: ControlEvent): void => port.postMessage(event);
+/**
+ * Beats to the controller every period and acts on its control messages; in the heartbeat
+ * thread, or in the main thread of a lightweight engine. Returns the function that stops it.
+ */
+export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
   const session = new Session(data.key);
   const channel = new Channel(
     new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
@@ -72,14 +88,12 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   const beat = setInterval(() => {
     if (data.parentPid !== null && process.ppid !== data.parentPid) {
       clearInterval(beat);
-      post({ type: 'orphaned' });
-      endProcessSoon();
+      act.control({ type: 'orphaned' });
       return;
     }
     if (performance.now() - lastAnswer > data.hubTimeout) {
       clearInterval(beat);
-      post({ type: 'hub-lost' });
-      endProcessSoon();
+      act.control({ type: 'hub-lost' });
       return;
     }
     sendBeat();
@@ -87,33 +101,60 @@ async function run(data: HeartbeatThreadData): Promise<void> {
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
 
-  const running = new RunningSlot(data.running);
-  parentPort?.on('message', (_stop: ThreadCommand) => {
-    // Closing the socket before the thread ends keeps libzmq's teardown orderly.
+  void (async () => {
+    let joined = false;
+    for await (const msg of channel.messages()) {
+      lastAnswer = performance.now();
+      if (!joined) {
+        joined = true;
+        act.control({ type: 'joined' });
+      }
+      if (isMsg(msg, 'signal_request')) {
+        act.signal(msg.content.signal);
+      } else if (isMsg(msg, 'abort_request')) {
+        act.control({ type: 'abort', msgIds: msg.content.msg_ids });
+        act.interruptIfRunning(msg.content.msg_ids);
+      } else if (isMsg(msg, 'registration_lost')) {
+        act.control({ type: 'dropped', reason: msg.content.reason });
+      } else if (isMsg(msg, 'shutdown_request')) {
+        act.control({ type: 'shutdown' });
+      }
+    }
+  })();
+  return () => {
     clearInterval(beat);
     channel.close();
-    process.exit(0);
-  });
+  };
+}
 
-  for await (const msg of channel.messages()) {
-    lastAnswer = performance.now();
-    if (isMsg(msg, 'signal_request')) {
+function run(data: HeartbeatThreadData): void {
+  const running = new RunningSlot(data.running);
+  const stop = startHeartbeat(data, {
+    control: (event) => {
+      data.port.postMessage(event);
+      if (event.type === 'shutdown' || event.type === 'hub-lost' || event.type === 'orphaned') {
+        endProcessSoon();
+      }
+    },
+    signal: (signal) => {
       try {
-        process.kill(process.pid, msg.content.signal);
+        process.kill(process.pid, signal);
       } catch {
         // Not a signal this system knows; the controller checks names, so only a stray sender.
       }
-    } else if (isMsg(msg, 'abort_request')) {
-      post({ type: 'abort', msgIds: msg.content.msg_ids });
+    },
+    interruptIfRunning: (msgIds) => {
       const now = running.get();
-      if (now !== null && msg.content.msg_ids.includes(now)) process.kill(process.pid, 'SIGINT');
-    } else if (isMsg(msg, 'registration_lost')) {
-      post({ type: 'dropped', reason: msg.content.reason });
-    } else if (isMsg(msg, 'shutdown_request')) {
-      post({ type: 'shutdown' });
-      endProcessSoon();
-    }
-  }
+      if (now !== null && msgIds.includes(now)) process.kill(process.pid, 'SIGINT');
+    },
+  });
+  parentPort?.on('message', (_stop: ThreadCommand) => {
+    // Closing the socket before the thread ends keeps libzmq's teardown orderly.
+    stop();
+    process.exit(0);
+  });
 }
 
-if (!isMainThread) void run(workerData as HeartbeatThreadData);
+if (!isMainThread && (workerData as Partial<HeartbeatThreadData> | undefined)?.port) {
+  run(workerData as HeartbeatThreadData);
+}

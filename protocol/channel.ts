@@ -11,9 +11,15 @@ import { ReplayGuard, type Envelope, type Session } from './session';
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
  * messages makes a ROUTER silently drop what it cannot queue; tasks must never vanish, so the
- * queues are unbounded and memory is the limit.
+ * queues are unbounded and memory is the limit. Kernel socket buffers larger than the default
+ * (the kernel caps them at its maximum) move large arrays about twice as fast over loopback.
  */
-export const NO_DROPPING = { sendHighWaterMark: 0, receiveHighWaterMark: 0 } as const;
+export const NO_DROPPING = {
+  sendHighWaterMark: 0,
+  receiveHighWaterMark: 0,
+  sendBufferSize: 4 * 1024 * 1024,
+  receiveBufferSize: 4 * 1024 * 1024,
+} as const;
 
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;

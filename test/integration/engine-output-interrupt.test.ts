@@ -103,6 +103,17 @@ describe('engine output, interrupts and aborts', () => {
     await assert.rejects(ar.get({ timeout: 20 }), /not finished after 20 ms/);
     assert.equal(await ar, 'late');
   });
+
+  it('interrupts a task that awaits, many times over (the signal reaches an idle thread)', async () => {
+    const dv = t.rc.directView(0);
+    for (let i = 0; i < 3; i++) {
+      const ar = dv.execute('console.log("waiting"); await new Promise(() => {});');
+      await outputMatching(ar, /waiting/);
+      await t.rc.sendSignal('SIGINT', 0);
+      await assert.rejects(ar.get(), /KeyboardInterrupt/);
+      assert.deepEqual(await dv.apply(() => 'alive'), ['alive']);
+    }
+  });
 });
 
 declare global {

@@ -1,0 +1,112 @@
+/**
+ * The benchmark grid: every workload each system runs, with its unit and how many repetitions
+ * its median is taken over. The Python peers read the same list (as JSON), so the names, sizes
+ * and counts cannot drift apart.
+ */
+
+/** One workload; `params` says what it does, the same for every system. */
+export interface Workload {
+  id: string;
+  label: string;
+  unit: 'ms' | 's' | 'tasks/s' | 'MB/s' | 'x';
+  /** Whether a larger figure is better (throughput) or a smaller one (time). */
+  better: 'higher' | 'lower';
+  /** Repetitions (for latencies: calls) the median is taken over. */
+  reps: number;
+  params: WorkloadParams;
+}
+
+/** What a workload does. */
+export type WorkloadParams =
+  | { kind: 'rtt'; mode: 'direct' | 'lb' }
+  | { kind: 'apply'; n: number }
+  | { kind: 'map'; n: number; chunk: number }
+  | { kind: 'execute' }
+  | { kind: 'push' | 'pull' | 'scatter' | 'gather'; bytes: number }
+  | { kind: 'cpu'; engines: 1 | 2; tasks: number; ms: number }
+  | { kind: 'coldstart' };
+
+/** Engines (workers) every system runs with. */
+export const ENGINES = 2;
+const MB = 1024 * 1024;
+
+/** The full grid, or the `--quick` subset that runs in under a minute. */
+export function grid(quick: boolean): Workload[] {
+  const w: Workload[] = [];
+  const latency = quick ? 100 : 1000;
+  for (const mode of ['direct', 'lb'] as const) {
+    w.push({
+      id: `rtt.${mode}`,
+      label: `round trip, ${mode === 'lb' ? 'load-balanced' : 'direct'}`,
+      unit: 'ms',
+      better: 'lower',
+      reps: latency,
+      params: { kind: 'rtt', mode },
+    });
+  }
+  for (const n of quick ? [500] : [2000, 20000]) {
+    const reps = quick ? 1 : n > 2000 ? 1 : 5;
+    w.push({
+      id: `apply.${n}`,
+      label: `${n} tiny lb apply`,
+      unit: 'tasks/s',
+      better: 'higher',
+      reps,
+      params: { kind: 'apply', n },
+    });
+    for (const chunk of quick ? [10] : [1, 10, 100]) {
+      w.push({
+        id: `map.c${chunk}.${n}`,
+        label: `lb map of ${n}, chunk ${chunk}`,
+        unit: 'tasks/s',
+        better: 'higher',
+        reps,
+        params: { kind: 'map', n, chunk },
+      });
+    }
+  }
+  w.push({
+    id: 'execute.all',
+    label: 'execute one line on all',
+    unit: 'ms',
+    better: 'lower',
+    reps: quick ? 10 : 100,
+    params: { kind: 'execute' },
+  });
+  for (const bytes of quick ? [MB] : [MB, 100 * MB]) {
+    const size = `${bytes / MB} MB`;
+    for (const kind of ['push', 'pull', 'scatter', 'gather'] as const) {
+      w.push({
+        id: `${kind}.${bytes / MB}MB`,
+        label: `${kind} ${size}`,
+        unit: 'MB/s',
+        better: 'higher',
+        reps: quick ? 3 : bytes > MB ? 5 : 20,
+        params: { kind, bytes },
+      });
+    }
+  }
+  if (!quick) {
+    for (const engines of [1, 2] as const) {
+      w.push({
+        id: `cpu.${engines}`,
+        label: `40 × 50 ms CPU on ${engines} engine${engines > 1 ? 's' : ''}`,
+        unit: 's',
+        better: 'lower',
+        reps: 3,
+        params: { kind: 'cpu', engines, tasks: 40, ms: 50 },
+      });
+    }
+  }
+  // A peer's cold start is a second cluster started and stopped: too slow for the quick run.
+  if (quick) return w;
+  w.push({
+    id: 'coldstart',
+    label: 'cold start to first result',
+    unit: 's',
+    better: 'lower',
+    reps: 3,
+    params: { kind: 'coldstart' },
+  });
+  return w;
+}

@@ -1,0 +1,156 @@
+/**
+ * Scale without a big machine: 1,000 lightweight engines, 100 to a process, registered with one
+ * controller. Measures how long registration takes, the controller's CPU at idle (heartbeats
+ * only), load-balanced throughput with 1,000 engines against 2, and, with `--soak`, the
+ * controller's peak memory through a soak of tiny tasks (a million unless told otherwise).
+ *
+ * Run as `node scale.js host N FILE` it is one of the engine processes: N lightweight engines
+ * of the controller whose engine connection file is FILE.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Client } from '../client/client';
+import { Cluster, type ClusterState } from '../cluster/cluster';
+import { EngineServer } from '../engine/engine-server';
+
+/** What the scale scenario measured. */
+export interface ScaleResults {
+  engines: number;
+  processes: number;
+  registrationSeconds: number;
+  heartbeatPeriodMs: number;
+  /** Controller CPU over an idle stretch, in percent of one core. */
+  idleCpuPercent: number;
+  /** Tiny load-balanced tasks a second with all the engines, and with 2. */
+  throughputMany: number;
+  throughputTwo: number;
+  soak: { tasks: number; seconds: number; peakRssMB: number } | null;
+}
+
+const ENGINES = 1000;
+const PER_PROCESS = 100;
+/** ipyparallel's heart monitor period; the controller's own default is 1000 ms. */
+const HEARTBEAT_MS = 3000;
+const IDLE_SECONDS = 10;
+const THROUGHPUT_TASKS = 5000;
+/** Tasks the soak keeps in flight; the client's memory is not what is measured. */
+const SOAK_WINDOW = 20_000;
+
+const tiny = (): number => 1;
+
+/** Seconds of CPU (user + system) the process has used. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks of 10 ms
+}
+
+/** The process's peak resident memory so far, in MB. */
+function peakRssMB(pid: number): number {
+  const line = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return line ? Number(line[1]) / 1024 : NaN;
+}
+
+/** A cluster with no engines of its own, and the engine processes added to it. */
+async function withCluster<T>(
+  engines: number,
+  body: (rc: Client, controllerPid: number, seconds: number) => Promise<T>,
+): Promise<T> {
+  const cluster = await Cluster.start({
+    engines: 0,
+    controller: { heartbeatPeriod: HEARTBEAT_MS },
+  });
+  const state = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
+  const hosts: ChildProcess[] = [];
+  try {
+    const rc = await cluster.connect();
+    const started = performance.now();
+    for (let left = engines; left > 0; left -= PER_PROCESS) {
+      const n = Math.min(PER_PROCESS, left);
+      hosts.push(
+        spawn(process.execPath, [__filename, 'host', String(n), state.engineFile], {
+          stdio: ['pipe', 'ignore', 'inherit'],
+        }),
+      );
+    }
+    await rc.waitForEngines(engines, { timeout: 120_000 });
+    const seconds = (performance.now() - started) / 1000;
+    return await body(rc, state.controllerPid, seconds);
+  } finally {
+    for (const h of hosts) h.kill();
+    await cluster.stop();
+  }
+}
+
+async function throughput(rc: Client, n: number): Promise<number> {
+  const lv = rc.loadBalancedView();
+  await lv.apply(tiny);
+  const t = performance.now();
+  const ars = Array.from({ length: n }, () => lv.apply(tiny));
+  for (const ar of ars) await ar;
+  return n / ((performance.now() - t) / 1000);
+}
+
+/** Runs the scenario; the soak of `soakTasks` only when asked, as it takes many minutes. */
+export async function runScale(soakTasks: number | null): Promise<ScaleResults> {
+  const log = (line: string): boolean => process.stderr.write(`scale: ${line}\n`);
+  const many = await withCluster(ENGINES, async (rc, pid, registrationSeconds) => {
+    log(`${ENGINES} engines registered in ${registrationSeconds.toFixed(1)} s`);
+    await new Promise((resolve) => setTimeout(resolve, 2 * HEARTBEAT_MS));
+    const before = cpuSeconds(pid);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+    const idleCpuPercent = ((cpuSeconds(pid) - before) / IDLE_SECONDS) * 100;
+    log(`controller CPU at idle ${idleCpuPercent.toFixed(1)}%`);
+    const throughputMany = await throughput(rc, THROUGHPUT_TASKS);
+    log(`${throughputMany.toFixed(0)} tasks/s with ${ENGINES} engines`);
+    let soakResult: ScaleResults['soak'] = null;
+    if (soakTasks !== null) {
+      const lv = rc.loadBalancedView();
+      const t = performance.now();
+      for (let sent = 0; sent < soakTasks; sent += SOAK_WINDOW) {
+        const ars = Array.from({ length: Math.min(SOAK_WINDOW, soakTasks - sent) }, () =>
+          lv.apply(tiny),
+        );
+        for (const ar of ars) await ar;
+        log(`soak: ${sent + ars.length} tasks, controller peak ${peakRssMB(pid).toFixed(0)} MB`);
+      }
+      soakResult = {
+        tasks: soakTasks,
+        seconds: (performance.now() - t) / 1000,
+        peakRssMB: peakRssMB(pid),
+      };
+    }
+    return { registrationSeconds, idleCpuPercent, throughputMany, soak: soakResult };
+  });
+  const throughputTwo = await withCluster(2, (rc) => throughput(rc, THROUGHPUT_TASKS));
+  log(`${throughputTwo.toFixed(0)} tasks/s with 2 engines`);
+  return {
+    engines: ENGINES,
+    processes: Math.ceil(ENGINES / PER_PROCESS),
+    heartbeatPeriodMs: HEARTBEAT_MS,
+    throughputTwo,
+    ...many,
+  };
+}
+
+/** An engine process of the scenario: `n` lightweight engines; ends when its stdin closes. */
+async function host(n: number, connectionFile: string): Promise<void> {
+  process.stdin.on('end', () => process.exit(0)).resume();
+  const log = (line: string): void => {
+    if (/stopping|ignores|dropped|failed/.test(line)) process.stderr.write(`[engine] ${line}\n`);
+  };
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      EngineServer.start({
+        connectionFile,
+        registrationTimeout: 60_000,
+        hubTimeout: 60_000,
+        log,
+        lightweight: true,
+      }),
+    ),
+  );
+}
+
+if (require.main === module && process.argv[2] === 'host') {
+  void host(Number(process.argv[3]), process.argv[4]);
+}

@@ -1,0 +1,143 @@
+/**
+ * The benchmark grid on tsparallel: a local cluster with the grid's engine count, the same
+ * workloads bench/peers.py runs on the peers.
+ */
+import type { Client } from '../client/client';
+import { Cluster } from '../cluster/cluster';
+import { ENGINES, type Workload } from './grid';
+
+const MB = 1024 * 1024;
+const now = (): number => performance.now();
+
+const tiny = (): number => 1;
+const tinyX = (x: number): number => x;
+
+/** Pure CPU: a fixed amount of work, calibrated on this machine to about 50 ms. */
+function spin(n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (i * i) % 7;
+  return s;
+}
+
+/** Iterations of `spin` that take `ms` here, once the JIT has optimised it as on the engines. */
+function calibrate(ms: number): number {
+  let n = 100_000;
+  for (let round = 0; round < 3; round++) {
+    for (; ; n *= 2) {
+      const t = now();
+      spin(n);
+      const took = now() - t;
+      if (took > 20) {
+        n = Math.round((n * ms) / took);
+        break;
+      }
+    }
+  }
+  return n;
+}
+
+/** Runs `workloads` on a fresh tsparallel cluster; samples by workload id. */
+export async function runTsparallel(workloads: Workload[]): Promise<Record<string, number[]>> {
+  const results: Record<string, number[]> = {};
+  let cluster = await Cluster.start({ engines: ENGINES });
+  let rc = await cluster.connect();
+  let spinN: number | undefined;
+  try {
+    for (const w of workloads) {
+      const p = w.params;
+      if (p.kind === 'coldstart') continue;
+      const samples: number[] = [];
+      for (let i = 0; i < w.reps; i++) {
+        switch (p.kind) {
+          case 'rtt':
+            samples.push(await roundTrip(rc, p.mode));
+            break;
+          case 'apply': {
+            const lv = rc.loadBalancedView();
+            const t = now();
+            const ars = Array.from({ length: p.n }, () => lv.apply(tiny));
+            for (const ar of ars) await ar;
+            samples.push(p.n / ((now() - t) / 1000));
+            break;
+          }
+          case 'map': {
+            const lv = rc.loadBalancedView().withOptions({ chunkSize: p.chunk });
+            const xs = Array.from({ length: p.n }, (_, j) => j);
+            const t = now();
+            await lv.map(tinyX, xs);
+            samples.push(p.n / ((now() - t) / 1000));
+            break;
+          }
+          case 'execute': {
+            const t = now();
+            await rc.directView().execute('const a = 1;', { silent: true });
+            samples.push(now() - t);
+            break;
+          }
+          case 'push':
+          case 'pull':
+          case 'scatter':
+          case 'gather':
+            samples.push(await transfer(rc, p.kind, p.bytes));
+            break;
+          case 'cpu': {
+            spinN ??= calibrate(p.ms);
+            const lv = rc.loadBalancedView(Array.from({ length: p.engines }, (_, j) => j));
+            await lv.apply(spin, 1000); // compiled and warm before the clock starts
+            const t = now();
+            await lv.map(spin, new Array<number>(p.tasks).fill(spinN));
+            samples.push((now() - t) / 1000);
+            break;
+          }
+        }
+      }
+      results[w.id] = samples;
+      process.stderr.write(`tsparallel: ${w.id} done\n`);
+    }
+  } finally {
+    rc.close();
+    await cluster.stop();
+  }
+  const cold = workloads.find((w) => w.params.kind === 'coldstart');
+  if (cold) {
+    const samples: number[] = [];
+    for (let i = 0; i < cold.reps; i++) {
+      const t = now();
+      cluster = await Cluster.start({ engines: ENGINES });
+      rc = await cluster.connect();
+      await rc.directView(0).apply(tiny);
+      samples.push((now() - t) / 1000);
+      rc.close();
+      await cluster.stop();
+    }
+    results[cold.id] = samples;
+  }
+  return results;
+}
+
+async function roundTrip(rc: Client, mode: 'direct' | 'lb'): Promise<number> {
+  const view = mode === 'direct' ? rc.directView(0) : rc.loadBalancedView();
+  const t = now();
+  await view.apply(tiny);
+  return now() - t;
+}
+
+/** MB/s of moving a `bytes`-long Float64Array: to and from engine 0, or split over all. */
+async function transfer(
+  rc: Client,
+  kind: 'push' | 'pull' | 'scatter' | 'gather',
+  bytes: number,
+): Promise<number> {
+  const data = new Float64Array(bytes / 8).map((_, i) => i);
+  const one = rc.directView(0);
+  const all = rc.directView();
+  // Something to pull or gather: put it there first, untimed.
+  if (kind === 'pull') await one.push({ a: data });
+  if (kind === 'gather') await all.scatter('a', data);
+  const t = now();
+  if (kind === 'push') await one.push({ a: data });
+  else if (kind === 'pull') await one.pull('a');
+  else if (kind === 'scatter') await all.scatter('a', data);
+  else await all.gather('a');
+  return bytes / MB / ((now() - t) / 1000);
+}
