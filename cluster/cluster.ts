@@ -263,27 +263,28 @@ export class Cluster {
     if (!Number.isInteger(n) || n < 0)
       throw new RangeError(`addEngines needs an integer >= 0, got ${String(n)}`);
     const rc = await this.adminClient();
-    // Ask the controller: an engine that just died may still be in rc.ids for a moment.
-    const before = new Set(await rc.updateEngines());
     const sets = await this.launcher.start(n);
     this.state.engineSets.push(...sets);
     await this.saveState();
-    await this.waitForRegistration(rc, before.size + n, sets);
-    return rc.ids.filter((id) => !before.has(id));
+    return this.waitForRegistration(rc, sets);
   }
 
-  /** Waits for `count` engines; fails fast when the new `sets` all end before registering. */
-  private async waitForRegistration(rc: Client, count: number, sets: EngineSet[]): Promise<void> {
+  /**
+   * Resolves with the ids of the engines of `sets` once all registered (engines name their set at
+   * registration, so an engine that dies meanwhile elsewhere cannot confuse the count); fails
+   * fast when the sets all end before registering.
+   */
+  private async waitForRegistration(rc: Client, sets: EngineSet[]): Promise<number[]> {
+    const wanted = sets.reduce((n, set) => n + set.engines, 0);
+    const setIds = new Set(sets.map((set) => set.id));
     const deadline = performance.now() + this.options.timeout;
+    const where = `see the logs in ${join(profileDir(this.profile), 'log')}`;
     for (;;) {
-      try {
-        await rc.waitForEngines(count, { timeout: 500 });
-        return;
-      } catch (e) {
-        if (!(e instanceof ConnectionError)) throw e;
-      }
+      const ids = (await rc.updateEngines()).filter((id) =>
+        setIds.has(rc.engineInfo.find((e) => e.id === id)?.engine_set ?? ''),
+      );
+      if (ids.length >= wanted) return ids;
       const running = await Promise.all(sets.map((set) => this.launcher.status(set)));
-      const where = `see the logs in ${join(profileDir(this.profile), 'log')}`;
       if (running.every((n) => n === 0)) {
         throw new EngineError(
           `the ${this.launcherName} launcher's engines ended before they registered; ${where}`,
@@ -291,9 +292,10 @@ export class Cluster {
       }
       if (performance.now() > deadline) {
         throw new ConnectionError(
-          `only ${rc.ids.length} of ${count} engines registered within ${this.options.timeout} ms; ${where}`,
+          `only ${ids.length} of ${wanted} engines registered within ${this.options.timeout} ms; ${where}`,
         );
       }
+      await delay(100);
     }
   }
 
