@@ -17,7 +17,7 @@ if (process.env.TSPARALLEL_DIR === undefined) {
 }
 
 /** Heartbeats fast enough that a dead engine is noticed well within a test's time. */
-export const FAST_HEARTBEAT: ControllerSettings = { heartbeatPeriod: 100, heartbeatDeadline: 600 };
+export const FAST_HEARTBEAT: ControllerSettings = { heartbeatPeriod: 100, heartbeatDeadline: 1500 };
 
 export interface TestCluster {
   cluster: Cluster;
