@@ -91,6 +91,8 @@ export type PanelCommand =
   | { type: 'cluster:start'; engines: number; launcher?: string }
   | { type: 'cluster:stop' }
   | { type: 'engine:add'; count: number }
+  /** Grow or shrink to `engines` (idle engines are stopped first). */
+  | { type: 'cluster:scale'; engines: number }
   | { type: 'engine:stop'; id: number }
   | { type: 'engine:restart'; id: number }
   | { type: 'task:abort'; id: string }
@@ -110,6 +112,7 @@ const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) 
   },
   'cluster:stop': {},
   'engine:add': { count: (v) => isCount(v) && v > 0 },
+  'cluster:scale': { engines: isCount },
   'engine:stop': { id: isCount },
   'engine:restart': { id: isCount },
   'task:abort': { id: (v) => typeof v === 'string' },

@@ -214,6 +214,13 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       case 'cluster status':
         say(await this.status());
         return undefined;
+      case 'cluster scale': {
+        const ids = await this.requireCluster().scale(m.engines);
+        say(
+          `The cluster has ${ids.length} engine${ids.length === 1 ? '' : 's'}: ${ids.join(', ') || 'none'}.`,
+        );
+        return undefined;
+      }
       case 'px':
         return this.runPx(
           m.code || (body ?? ''),
@@ -432,6 +439,9 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         return;
       case 'engine:add':
         await this.requireCluster().addEngines(c.count);
+        return;
+      case 'cluster:scale':
+        await this.requireCluster().scale(c.engines);
         return;
       case 'engine:stop':
         await this.requireCluster().stopEngine(c.id);

@@ -95,6 +95,7 @@ export const DEFAULT_PX_CONFIG: PxConfig = {
 export type Magic =
   | { magic: 'cluster start'; engines: number | undefined; launcher: LauncherName }
   | { magic: 'cluster connect'; file: string | undefined }
+  | { magic: 'cluster scale'; engines: number }
   | { magic: 'cluster stop' | 'cluster status' | 'pxresult' | 'autopx' | 'lsmagic' }
   | { magic: 'px'; code: string; options: Partial<PxOptions> }
   | { magic: 'pxconfig'; options: Partial<PxConfig> }
@@ -103,6 +104,16 @@ export type Magic =
 const usage = (message: string): never => {
   throw new MagicUsageError(message);
 };
+
+function engineCount(what: string, least: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < least) {
+      usage(`${what} needs a whole number of engines of at least ${least}, got '${v}'.`);
+    }
+    return n;
+  };
+}
 
 function seconds(flag: string, allowZero: boolean) {
   return (v: string): number => {
@@ -218,13 +229,11 @@ const commands: Record<string, { help: string; build: () => Command }> = {
     help: 'start a controller and engines: %cluster start [-n N] [--launcher local|mpi|ssh|slurm|...]',
     build: () =>
       new Command('%cluster start')
-        .option('-n, --engines <n>', 'engines to start (default: one per core)', (v) => {
-          const n = Number(v);
-          if (!Number.isInteger(n) || n < 1) {
-            usage(`-n needs a whole number of engines of at least 1, got '${v}'.`);
-          }
-          return n;
-        })
+        .option(
+          '-n, --engines <n>',
+          'engines to start (default: one per core)',
+          engineCount('-n', 1),
+        )
         .addOption(
           new Option('--launcher <name>', 'how to start engines')
             .choices(launcherNames)
@@ -242,6 +251,11 @@ const commands: Record<string, { help: string; build: () => Command }> = {
   'cluster status': {
     help: 'show the controller, the engines and their queues',
     build: () => new Command('%cluster status'),
+  },
+  'cluster scale': {
+    help: 'grow or shrink the cluster to N engines (idle ones stop first): %cluster scale N',
+    build: () =>
+      new Command('%cluster scale').argument('<n>', 'engines', engineCount('%cluster scale', 0)),
   },
   px: {
     help: 'run one line of TypeScript on the engines: %px [options] CODE',
@@ -277,7 +291,10 @@ function pxCommand(name: string): Command {
 /** The names `%lsmagic` lists, each with its one-line help. */
 export function magicList(): string {
   const rows = [
-    ['%cluster start|stop|connect|status', 'start, stop, connect to or show the cluster %px uses'],
+    [
+      '%cluster start|stop|connect|status|scale',
+      'start, stop, connect to, show or resize the cluster %px uses',
+    ],
     ['%px [options] CODE', commands.px.help],
     ['%%px [options]', commands['%px'].help],
     ['%pxresult', commands.pxresult.help],
@@ -310,7 +327,7 @@ export function parseMagic(name: string, args: string): Magic {
   if (name === 'cluster') {
     key = `cluster ${tokens[0] ?? ''}`;
     if (!Object.hasOwn(commands, key)) {
-      usage(`%cluster needs start, stop, connect or status, e.g. %cluster start -n 4.`);
+      usage(`%cluster needs start, stop, connect, status or scale, e.g. %cluster start -n 4.`);
     }
     tokens = tokens.slice(1);
   } else if (!Object.hasOwn(commands, name)) {
@@ -344,6 +361,8 @@ export function parseMagic(name: string, args: string): Magic {
       };
     case 'cluster connect':
       return { magic: key, file: cmd.args[0] };
+    case 'cluster scale':
+      return { magic: key, engines: cmd.processedArgs[0] as number };
     case 'cluster stop':
     case 'cluster status':
       return { magic: key };

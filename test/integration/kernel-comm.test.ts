@@ -4,7 +4,14 @@
  */
 import { strict as assert } from 'node:assert';
 import type { KernelMessage, KernelState } from '../../kernel-ext/comm-messages';
-import { drive, installKernel, ofType, type Executed, type KernelEnv } from './kernel-fixture';
+import {
+  drive,
+  installKernel,
+  ofType,
+  streamText,
+  type Executed,
+  type KernelEnv,
+} from './kernel-fixture';
 
 type Reply = Extract<KernelMessage, { type: 'reply' }>;
 
@@ -41,6 +48,8 @@ describe('kernel comm for the lab panel', function () {
       send({ type: 'targets:set', targets: 'all', requestId: 'see pending' }),
       send({ type: 'task:abort', id: '$PENDING', requestId: 'abort' }),
       send({ type: 'engine:restart', id: 1, requestId: 'restart' }),
+      send({ type: 'cluster:scale', engines: 1, requestId: 'scale' }),
+      { op: 'execute', code: '%cluster scale 3' },
       send({ type: 'cluster:stop', requestId: 'stop' }),
     ]);
   });
@@ -154,8 +163,17 @@ describe('kernel comm for the lab panel', function () {
     );
   });
 
-  it('cluster:stop stops it and the state is empty again', () => {
+  it('cluster:scale and %cluster scale N shrink and grow the cluster', () => {
     assert.equal(replyOf(msgs(16))?.ok, true);
-    assert.equal((states(msgs(16)).at(-1) as KernelState).cluster, null);
+    const live = (states(msgs(16)).at(-1) as KernelState).engines.filter(
+      (e) => e.status !== 'dead',
+    );
+    assert.equal(live.length, 1);
+    assert.match(streamText(results[17] as Executed), /The cluster has 3 engines: /);
+  });
+
+  it('cluster:stop stops it and the state is empty again', () => {
+    assert.equal(replyOf(msgs(18))?.ok, true);
+    assert.equal((states(msgs(18)).at(-1) as KernelState).cluster, null);
   });
 });

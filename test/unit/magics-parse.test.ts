@@ -55,7 +55,9 @@ describe('magics: parsing', () => {
       ],
       ['%px', '--signal-on-interrupt NOPE', /needs a signal name/],
       ['%px', '--out 1x', /--out needs a variable name/],
-      ['cluster', 'launch', /%cluster needs start, stop, connect or status/],
+      ['cluster', 'launch', /%cluster needs start, stop, connect, status or scale/],
+      ['cluster', 'scale', /missing required argument 'n'/],
+      ['cluster', 'scale -1', /needs a whole number of engines of at least 0, got '-1'/],
       ['cluster', 'start -n 0', /-n needs a whole number of engines of at least 1/],
       ['cluster', 'start --launcher pbx', /allowed choices are local, mpi, ssh, slurm/],
       [
@@ -75,6 +77,10 @@ describe('magics: parsing', () => {
         },
       );
     }
+  });
+
+  it('parses %cluster scale N', () => {
+    assert.deepEqual(parseMagic('cluster', 'scale 3'), { magic: 'cluster scale', engines: 3 });
   });
 
   it('resolves targets against the live engines', () => {
