@@ -4,9 +4,27 @@
  * controller restarted on the same database finds every task again. Unfinished tasks stay in
  * memory too (the hub changes them in place); finished ones only in a small cache.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { isMsg, validateMessage, type IMessage, type Message } from '../protocol/messages';
 import type { TaskRecord, TaskRecordStore, TaskReply } from './task-records';
+
+/**
+ * better-sqlite3 is an optional dependency: it compiles on install, and a machine without a C++
+ * toolchain still gets every other feature. Loaded on first use, with what to do if it is absent.
+ */
+function loadSqlite(): typeof Database {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('better-sqlite3') as typeof Database;
+  } catch (e) {
+    throw new Error(
+      '--db sqlite needs the better-sqlite3 package, which did not build when tsparallel was ' +
+        'installed: install a C++ toolchain (Debian: apt-get install build-essential python3) ' +
+        'and run "npm rebuild better-sqlite3", or use --db memory',
+      { cause: e },
+    );
+  }
+}
 
 /** Finished records kept in memory for repeated `result` calls. */
 const CACHE_SIZE = 256;
@@ -56,7 +74,7 @@ export class SqliteTaskRecords implements TaskRecordStore {
   private readonly statements;
 
   constructor(readonly path: string) {
-    this.db = new Database(path);
+    this.db = new (loadSqlite())(path);
     // WAL: a commit survives the controller being killed, and a write costs no fsync.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
