@@ -30,8 +30,6 @@ import {
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
 import { SshLauncher } from './launchers/ssh';
 
-export { isAlive };
-
 /** Controller options a cluster passes on (see `tsparallel controller --help`). */
 export type ControllerSettings = Partial<
   Pick<

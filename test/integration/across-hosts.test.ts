@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CLI } from '../../cluster/launchers/launcher';
 import { connectionFilePath } from '../../protocol/connection';
 import { figures, until } from './fixture';
 
-const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
 const DRIVER = join(__dirname, 'netns-driver.js');
 const tag = `tsp${process.pid % 100000}`;
 const ns = { controller: `${tag}c`, a: `${tag}a`, b: `${tag}b` };

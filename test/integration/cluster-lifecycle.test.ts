@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
 import { Client } from '../../client/client';
 import { ConnectionError } from '../../protocol/errors';
-import { FAST_HEARTBEAT, isAlive, until } from './fixture';
-
-const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
-
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { cli, FAST_HEARTBEAT, isAlive, until } from './fixture';
 
 async function pidsOf(cluster: Cluster): Promise<number[]> {
   const rc = await cluster.connect();

@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from '../../cluster/cluster';
-import { until } from './fixture';
+import { cli, until } from './fixture';
 import { heldUntil, LAUNCHER_HEARTBEAT } from './launchers/common';
-
-const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
-
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('scaling a cluster', () => {
   it('scale(n) grows, and shrinks by stopping idle engines first', async function () {

@@ -2,13 +2,21 @@
  * Real clusters for integration tests: a controller and engines as processes on 127.0.0.1 with
  * ephemeral ports, fast heartbeats, and files under a temporary TSPARALLEL_DIR.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../../client/client';
-import { Cluster, isAlive, type ControllerSettings } from '../../cluster/cluster';
+import { Cluster, type ControllerSettings } from '../../cluster/cluster';
+import { CLI, isAlive } from '../../cluster/launchers/launcher';
 
 export { isAlive };
+
+/** Runs the `tsparallel` command to its end. */
+export function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 if (process.env.TSPARALLEL_DIR === undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'tsparallel-test-'));
@@ -41,11 +49,16 @@ export function useCluster(engines: number, controller: ControllerSettings = {})
 }
 
 /** Resolves once `condition()` holds; fails with `what` after `ms`. */
-export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function until(
+  condition: () => boolean,
+  what: string,
+  ms = 10_000,
+  every = 10,
+): Promise<void> {
   const deadline = performance.now() + ms;
   while (!condition()) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, every));
   }
 }
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import * as zmq from 'zeromq';
+import { CLI } from '../../cluster/launchers/launcher';
 import type { ClusterState } from '../../cluster/cluster';
 import {
   connectionFilePath,
@@ -17,7 +18,6 @@ import { encodeValue } from '../../protocol/serialize';
 import { DELIMITER, Session } from '../../protocol/session';
 import { figures, isAlive, useCluster } from './fixture';
 
-const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
 /** Fixed, so that a failure can be replayed; fast-check prints it with the failing case. */
 const SEED = 20261125;
 

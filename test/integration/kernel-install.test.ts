@@ -3,9 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CLI } from '../../cluster/launchers/launcher';
 import { DIST } from './kernel-fixture';
-
-const CLI = join(DIST, 'cluster', 'cli.js');
 
 describe('tsparallel kernel install', () => {
   let dir: string;

@@ -4,13 +4,12 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
+import { CLI } from '../../cluster/launchers/launcher';
 import { Client } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { profileDir, type ClientConnectionInfo } from '../../protocol/connection';
 import { Session } from '../../protocol/session';
 import { FAST_HEARTBEAT, figures, until, useCluster } from './fixture';
-
-const CLI = join(__dirname, '..', '..', 'cluster', 'cli.js');
 
 function controllerLog(cluster: Cluster): string {
   return readFileSync(

@@ -3,8 +3,8 @@
  * under `mpiexec`, tasks, scaling both ways, and a stop that leaves nothing behind.
  */
 import { readFileSync } from 'node:fs';
-import { Cluster, isAlive } from '../../../cluster/cluster';
-import type { ClusterState } from '../../../cluster/cluster';
+import { Cluster, type ClusterState } from '../../../cluster/cluster';
+import { isAlive } from '../../../cluster/launchers/launcher';
 import { LAUNCHER_HEARTBEAT } from './common';
 
 async function main(): Promise<void> {
