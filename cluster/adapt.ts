@@ -4,6 +4,7 @@
  * The policy is here; starting and stopping engines is the cluster's (through its launcher).
  */
 import type { QueueCounts } from '../protocol/messages';
+import { checkOptionNames } from './launchers/launcher';
 
 /** What `cluster.adapt` can be told. */
 export interface AdaptOptions {
@@ -119,11 +120,7 @@ export class Adaptive {
 }
 
 function checkAdaptOptions(o: Required<AdaptOptions>, given: AdaptOptions): void {
-  const known = ['minimum', 'maximum', 'interval', 'wait'];
-  const unknown = Object.keys(given).filter((k) => !known.includes(k));
-  if (unknown.length > 0) {
-    throw new TypeError(`unknown adapt option ${unknown.join(', ')}; the options are ${known}`);
-  }
+  checkOptionNames('adapt', given, ['minimum', 'maximum', 'interval', 'wait']);
   if (!Number.isInteger(o.minimum) || o.minimum < 0) {
     throw new RangeError(`adapt minimum must be an integer >= 0, got ${o.minimum}`);
   }

@@ -293,7 +293,8 @@ export class Cluster {
           `only ${ids.length} of ${wanted} engines registered within ${this.options.timeout} ms; ${where}`,
         );
       }
-      await delay(100);
+      // Asking a batch scheduler costs a process start: at the launcher's pace, not faster.
+      await delay(Math.max(100, this.launcher.pollInterval));
     }
   }
 

@@ -99,10 +99,6 @@ export class SqliteTaskRecords implements TaskRecordStore {
            ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value - 1 AS id`,
       ),
     };
-    for (const row of this.statements.unfinished.all() as Row[]) {
-      const r = fromRow(row);
-      this.live.set(r.msgId, r);
-    }
   }
 
   add(record: TaskRecord): void {
@@ -120,8 +116,13 @@ export class SqliteTaskRecords implements TaskRecordStore {
   }
 
   get(msgId: string): TaskRecord | undefined {
-    const r = this.live.get(msgId) ?? this.cache.get(msgId);
-    if (r) return r;
+    const live = this.live.get(msgId);
+    if (live) return live;
+    const cached = this.cache.get(msgId);
+    if (cached) {
+      this.remember(cached);
+      return cached;
+    }
     const row = this.statements.get.get(msgId) as Row | undefined;
     if (!row) return undefined;
     const loaded = fromRow(row);
@@ -148,7 +149,11 @@ export class SqliteTaskRecords implements TaskRecordStore {
     this.remember(record);
   }
 
+  /** Read from disk only here, for a restore: a controller that does not restore never holds them. */
   unfinished(): TaskRecord[] {
+    for (const row of this.statements.unfinished.all() as Row[]) {
+      if (!this.live.has(row.msg_id)) this.live.set(row.msg_id, fromRow(row));
+    }
     return [...this.live.values()];
   }
 

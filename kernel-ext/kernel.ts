@@ -482,7 +482,7 @@ function launcherName(name: string): LauncherName {
 /** Any failure as the `error` message shows it. */
 function asCellError(e: unknown): CellError {
   const err = e instanceof Error ? e : new Error(String(e));
-  const ename = err instanceof MagicUsageError ? 'UsageError' : err.name;
+  const ename = err.name;
   return { ename, evalue: err.message, traceback: [`${ename}: ${err.message}`] };
 }
 

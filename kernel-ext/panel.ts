@@ -29,6 +29,8 @@ export class PanelModel {
   /** Views by identity: code makes them, so they come and go with the code's references. */
   private views = new WeakMap<TaskSource, ViewState>();
   private readonly viewList: ViewState[] = [];
+  /** Ids keep counting when old views leave `viewList`, so none is given twice. */
+  private nextViewId = 0;
   private readonly dead = new Map<number, DeadEngine>();
   /** Engines as last seen, to describe them once they are gone. */
   private readonly known = new Map<number, EngineInfo>();
@@ -45,6 +47,7 @@ export class PanelModel {
       this.tasks.clear();
       this.views = new WeakMap();
       this.viewList.length = 0;
+      this.nextViewId = 0;
       this.dead.clear();
       this.queues = {};
       this.connectedAt = new Date();
@@ -91,18 +94,14 @@ export class PanelModel {
           resultPreview: null,
           errorPreview: null,
         });
-        for (const id of [...this.tasks.keys()].slice(
-          0,
-          Math.max(0, this.tasks.size - TASKS_KEPT),
-        )) {
-          this.tasks.delete(id);
-        }
+        // Tasks arrive one at a time: at most the oldest one is over the limit.
+        if (this.tasks.size > TASKS_KEPT) this.tasks.delete(this.tasks.keys().next().value!);
         let view = this.views.get(e.view);
         if (!view) {
           const t = e.view.options.targets;
           const targets =
             t === undefined ? null : t === 'all' ? 'all' : typeof t === 'number' ? [t] : [...t];
-          view = { id: this.viewList.length, kind, targets, tasks: 0 };
+          view = { id: this.nextViewId++, kind, targets, tasks: 0 };
           this.views.set(e.view, view);
           this.viewList.push(view);
           if (this.viewList.length > VIEWS_KEPT) this.viewList.shift();

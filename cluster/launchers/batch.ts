@@ -213,7 +213,7 @@ function checkBatchOptions(system: BatchSystemName, options: object): void {
 export class BatchLauncher extends Launcher {
   private readonly system: BatchSystem;
   /** Each look is a command the scheduler answers: a few a second at most. */
-  protected override readonly pollInterval = 250;
+  override readonly pollInterval = 250;
 
   constructor(
     name: BatchSystemName,

@@ -67,7 +67,7 @@ export abstract class Launcher {
    */
   private readonly children = new Set<ChildProcess>();
   /** Milliseconds between looks at `status` while waiting for a set to end. */
-  protected readonly pollInterval: number = 50;
+  readonly pollInterval: number = 50;
 
   constructor(
     readonly name: LauncherName,
