@@ -59,13 +59,18 @@ export type ClientEvent =
   | { type: 'engine:unregister'; id: number; reason: string }
   /** Output of any client's task, with `events({ outputs: true })`. */
   | { type: 'engine:output'; engineId: number; msgId: string; output: TaskOutput }
-  /** This client sent a task through `view`, with `events({ tasks: true })`. */
+  /**
+   * This client sent a task through `view`, with `events({ tasks: true })`; `outputs` fills in
+   * as the engine's output arrives.
+   */
   | {
       type: 'task:submit';
       task: TaskMetadata;
       view: TaskSource;
+      request: 'apply' | 'execute';
       balanced: boolean;
       label: string | undefined;
+      outputs: readonly TaskOutput[];
     }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
@@ -368,8 +373,10 @@ export class Client {
       type: 'task:submit',
       task,
       view,
+      request: type === 'apply_request' ? 'apply' : 'execute',
       balanced: options.balanced,
       label: options.label,
+      outputs: state.outputs,
     });
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `tsparallel` command: `controller`, `engine`, `cluster start|stop|list|engines` and
- * `kernel install`.
+ * The `tsparallel` command: `controller`, `engine`, `cluster start|stop|list|engines`,
+ * `kernel install` and `lab install`.
  * A bad flag or value prints one sentence naming it and exits with status 2.
  */
 import { readFileSync, readdirSync, writeSync } from 'node:fs';
@@ -18,7 +18,7 @@ import {
 import { schemeNames, type Scheme } from '../controller/schedulers/load-balanced';
 import { EngineServer } from '../engine/engine-server';
 import { connectionFilePath, tsparallelDir } from '../protocol/connection';
-import { installKernelSpec } from '../kernel-ext/install';
+import { installKernelSpec, installLabExtension, type InstallPlace } from '../kernel-ext/install';
 import { checkName, Cluster, type ClusterState } from './cluster';
 import { launcherNames, type LauncherName } from './launchers';
 
@@ -383,21 +383,61 @@ function buildProgram(): Command {
       process.exit(0);
     });
 
-  program
-    .command('kernel')
-    .description('the Jupyter kernel "TypeScript (tsparallel)"')
-    .command('install')
-    .description('write the kernelspec where Jupyter finds it (per user by default)')
-    .option('--user', 'install for the current user (the default)')
-    .addOption(
-      new Option('--prefix <path>', 'install under PATH/share/jupyter/kernels').conflicts('user'),
-    )
-    .action((o: { user?: boolean; prefix?: string }) => {
-      const dir = installKernelSpec(o.prefix === undefined ? {} : { prefix: o.prefix });
-      process.stdout.write(`installed kernelspec "TypeScript (tsparallel)" in ${dir}\n`);
-    });
+  withInstallPlace(
+    program
+      .command('kernel')
+      .description('the Jupyter kernel "TypeScript (tsparallel)"')
+      .command('install')
+      .description('write the kernelspec where Jupyter finds it (per user by default)'),
+    'kernels',
+  ).action((o: InstallFlags) => {
+    const dir = installKernelSpec(installPlace(o));
+    process.stdout.write(`installed kernelspec "TypeScript (tsparallel)" in ${dir}\n`);
+  });
+
+  withInstallPlace(
+    program
+      .command('lab')
+      .description('the JupyterLab extension with the cluster panel')
+      .command('install')
+      .description('copy the prebuilt extension where JupyterLab finds it (per user by default)'),
+    'labextensions',
+  ).action((o: InstallFlags) => {
+    const dir = installLabExtension(installPlace(o));
+    process.stdout.write(
+      `installed the JupyterLab extension "tsparallel" in ${dir}; reload JupyterLab to see the panel\n`,
+    );
+  });
 
   return program;
+}
+
+interface InstallFlags {
+  user?: boolean;
+  prefix?: string;
+  sysPrefix?: boolean;
+}
+
+/** `--user`, `--prefix` and `--sys-prefix`, as `jupyter kernelspec install` takes them. */
+function withInstallPlace(command: Command, folder: string): Command {
+  return command
+    .addOption(new Option('--user', 'install for the current user (the default)'))
+    .addOption(
+      new Option('--prefix <path>', `install under PATH/share/jupyter/${folder}`).conflicts([
+        'user',
+        'sysPrefix',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--sys-prefix',
+        `install under share/jupyter/${folder} of the python3 on PATH (its sys.prefix)`,
+      ).conflicts('user'),
+    );
+}
+
+function installPlace(o: InstallFlags): InstallPlace {
+  return o.prefix !== undefined ? { prefix: o.prefix } : { sysPrefix: o.sysPrefix ?? false };
 }
 
 function listClusters(): ClusterState[] {

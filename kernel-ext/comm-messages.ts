@@ -29,14 +29,19 @@ export interface EngineState {
   id: number;
   host: string;
   pid: number;
-  /** `dead` engines stay listed after they unregister. */
-  status: 'idle' | 'busy' | 'dead';
+  /**
+   * `dead` engines stay listed after they unregister; `restarting` while the panel's
+   * `engine:restart` replaces the engine.
+   */
+  status: 'idle' | 'busy' | 'dead' | 'restarting';
   /** Tasks sent to the engine and not finished. */
   queue: number;
   /** Tasks the engine finished. */
   completed: number;
   /** Message id of a task of this kernel running there, if any. */
   currentTask: string | null;
+  /** The engine that took this one's place after an `engine:restart` (ids are never reused). */
+  replacedBy: number | null;
 }
 
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
@@ -68,8 +73,26 @@ export interface ViewState {
   tasks: number;
 }
 
+/** A task's whole output, which the panel asks for with `task:output`. */
+export interface TaskOutputState {
+  id: string;
+  stdout: string;
+  stderr: string;
+  /** The value, or the cell's last expression for `%px` code, as text; null while pending. */
+  result: string | null;
+  /** The error with the engine's traceback when it failed. */
+  error: string | null;
+  /** True when a part was cut at `OUTPUT_CHARS` characters. */
+  truncated: boolean;
+}
+
+/** How many characters of each part of a task's output `task:output` sends at most. */
+export const OUTPUT_CHARS = 200_000;
+
 /** Everything the panel shows; sent whole on each change. */
 export interface KernelState {
+  /** ISO time on the kernel's clock when the state was built, for durations of running tasks. */
+  time: string;
   /** Null while the notebook has no cluster or client. */
   cluster: ClusterInfo | null;
   engines: EngineState[];
@@ -83,7 +106,8 @@ export interface KernelState {
 /** Kernel to panel. */
 export type KernelMessage =
   | { type: 'state'; state: KernelState }
-  | { type: 'reply'; requestId: string; ok: true }
+  /** `output` answers `task:output`. */
+  | { type: 'reply'; requestId: string; ok: true; output?: TaskOutputState }
   | { type: 'reply'; requestId: string; ok: false; error: string };
 
 /** Panel to kernel: what the panel asks for. */
@@ -95,7 +119,11 @@ export type PanelCommand =
   | { type: 'cluster:scale'; engines: number }
   | { type: 'engine:stop'; id: number }
   | { type: 'engine:restart'; id: number }
+  /** Interrupts the engine's running task (SIGINT), as the notebook's interrupt does. */
+  | { type: 'engine:interrupt'; id: number }
   | { type: 'task:abort'; id: string }
+  /** Asks for a task's whole output; the reply carries it. */
+  | { type: 'task:output'; id: string }
   | { type: 'targets:set'; targets: TargetsState };
 
 /** A command with the id its reply carries. */
@@ -115,7 +143,9 @@ const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) 
   'cluster:scale': { engines: isCount },
   'engine:stop': { id: isCount },
   'engine:restart': { id: isCount },
+  'engine:interrupt': { id: isCount },
   'task:abort': { id: (v) => typeof v === 'string' },
+  'task:output': { id: (v) => typeof v === 'string' },
   'targets:set': { targets: isTargets },
 };
 

@@ -1,13 +1,30 @@
 /**
- * Writes the kernelspec that makes Jupyter offer "TypeScript (tsparallel)": a `kernel.json`
- * whose argv runs this package's kernel with the connection file Jupyter passes.
+ * Puts tsparallel where Jupyter finds it: the kernelspec that makes Jupyter offer "TypeScript
+ * (tsparallel)" (a `kernel.json` whose argv runs this package's kernel with the connection file
+ * Jupyter passes), and the prebuilt JupyterLab extension with the cluster panel.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** The kernelspec's name, the folder under `kernels/`. */
 export const KERNEL_NAME = 'tsparallel';
+
+/** The lab extension's name, the folder under `labextensions/`. */
+export const LAB_EXTENSION_NAME = 'tsparallel';
+
+/** Where `npm run build:labextension` writes the prebuilt extension. */
+export const LAB_EXTENSION_BUILD = resolve(__dirname, '..', '..', 'labextension', 'build');
+
+/**
+ * Which Jupyter data directory to install into: the user's (the default), `PREFIX/share/jupyter`,
+ * or `sys.prefix/share/jupyter` of the `python3` on PATH (the environment Jupyter runs in).
+ */
+export interface InstallPlace {
+  prefix?: string;
+  sysPrefix?: boolean;
+}
 
 /** Jupyter's per-user data directory, as `jupyter --data-dir` reports it. */
 function userDataDir(): string {
@@ -17,15 +34,34 @@ function userDataDir(): string {
   return join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'jupyter');
 }
 
+function dataDir(where: InstallPlace): string {
+  if (where.prefix !== undefined) return join(resolve(where.prefix), 'share', 'jupyter');
+  if (where.sysPrefix) return join(pythonPrefix(), 'share', 'jupyter');
+  return userDataDir();
+}
+
+/** `sys.prefix` of the `python3` on PATH, as `jupyter ... --sys-prefix` uses it. */
+function pythonPrefix(): string {
+  try {
+    return execFileSync('python3', ['-c', 'import sys; print(sys.prefix)'], {
+      encoding: 'utf8',
+    }).trim();
+  } catch (e) {
+    throw new Error(
+      '--sys-prefix needs the python3 of the Jupyter environment on PATH; activate it, or give --prefix.',
+      { cause: e },
+    );
+  }
+}
+
 /**
- * Installs the kernelspec for the user (the default) or under `prefix`
- * (`PREFIX/share/jupyter/kernels/tsparallel`); returns the folder written.
+ * Installs the kernelspec for the user (the default), under `prefix`
+ * (`PREFIX/share/jupyter/kernels/tsparallel`) or under Python's `sys.prefix`; returns the
+ * folder written.
  * @example installKernelSpec({ prefix: '/opt/venv' });
  */
-export function installKernelSpec(where: { prefix?: string } = {}): string {
-  const dataDir =
-    where.prefix === undefined ? userDataDir() : join(resolve(where.prefix), 'share', 'jupyter');
-  const dir = join(dataDir, 'kernels', KERNEL_NAME);
+export function installKernelSpec(where: InstallPlace = {}): string {
+  const dir = join(dataDir(where), 'kernels', KERNEL_NAME);
   mkdirSync(dir, { recursive: true });
   const spec = {
     argv: [process.execPath, join(__dirname, 'main.js'), '{connection_file}'],
@@ -36,5 +72,28 @@ export function installKernelSpec(where: { prefix?: string } = {}): string {
     metadata: { debugger: false },
   };
   writeFileSync(join(dir, 'kernel.json'), JSON.stringify(spec, null, 2) + '\n');
+  return dir;
+}
+
+/**
+ * Copies the prebuilt lab extension to `labextensions/tsparallel/` of the Jupyter data
+ * directory `where` names, replacing an older copy whole (its bundle names change with each
+ * build); returns the folder written. Throws when the extension has not been built.
+ * @example installLabExtension({ sysPrefix: true });
+ */
+export function installLabExtension(where: InstallPlace = {}): string {
+  const manifest = join(LAB_EXTENSION_BUILD, 'package.json');
+  const built =
+    existsSync(manifest) &&
+    (JSON.parse(readFileSync(manifest, 'utf8')) as { jupyterlab?: { _build?: unknown } }).jupyterlab
+      ?._build !== undefined;
+  if (!built) {
+    throw new Error(
+      `the lab extension is not built in ${LAB_EXTENSION_BUILD}; run npm run build:labextension first.`,
+    );
+  }
+  const dir = join(dataDir(where), 'labextensions', LAB_EXTENSION_NAME);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(LAB_EXTENSION_BUILD, dir, { recursive: true });
   return dir;
 }

@@ -13,6 +13,7 @@ import {
   parsePanelMessage,
   type KernelMessage,
   type PanelCommand,
+  type TaskOutputState,
 } from './comm-messages';
 import type { KernelRequest, RequestContent } from './kernel-messages';
 import {
@@ -421,15 +422,16 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     const data = content.data as { requestId?: unknown } | null;
     const requestId = typeof data?.requestId === 'string' ? data.requestId : '';
     try {
-      await this.command(parsePanelMessage(content.data));
-      send({ type: 'reply', requestId, ok: true });
+      const output = await this.command(parsePanelMessage(content.data));
+      send({ type: 'reply', requestId, ok: true, ...(output && { output }) });
     } catch (e) {
       send({ type: 'reply', requestId, ok: false, error: (e as Error).message });
     }
     this.schedulePush();
   }
 
-  private async command(c: PanelCommand): Promise<void> {
+  /** Carries out a panel command; resolves with what its reply carries, if anything. */
+  private async command(c: PanelCommand): Promise<TaskOutputState | void> {
     switch (c.type) {
       case 'cluster:start':
         await this.startCluster(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
@@ -446,12 +448,27 @@ export class NotebookKernel implements KernelFront, NotebookHook {
       case 'engine:stop':
         await this.requireCluster().stopEngine(c.id);
         return;
-      case 'engine:restart':
-        await this.requireCluster().restartEngine(c.id);
+      case 'engine:restart': {
+        const cluster = this.requireCluster();
+        this.panel.restarting(c.id);
+        // The panel sees the engine restarting before the restart takes it away.
+        await this.push();
+        let newId: number | undefined;
+        try {
+          newId = await cluster.restartEngine(c.id);
+        } finally {
+          this.panel.restarted(c.id, newId);
+        }
+        return;
+      }
+      case 'engine:interrupt':
+        await this.requireClient().sendSignal('SIGINT', c.id);
         return;
       case 'task:abort':
         await this.requireClient().abort(c.id);
         return;
+      case 'task:output':
+        return this.panel.output(c.id);
       case 'targets:set':
         this.config.targets = checkTargets(c.targets);
     }
@@ -459,14 +476,17 @@ export class NotebookKernel implements KernelFront, NotebookHook {
 
   private schedulePush(): void {
     if (this.comms.size === 0) return;
-    this.pushTimer ??= setTimeout(() => {
-      // Changes while the queues are fetched schedule the next push.
-      this.pushTimer = undefined;
-      void this.panel.refresh().then(() => {
-        const state = this.panel.state();
-        for (const send of this.comms.values()) send({ type: 'state', state });
-      });
-    }, STATE_COALESCE_MS);
+    this.pushTimer ??= setTimeout(() => void this.push(), STATE_COALESCE_MS);
+  }
+
+  /** Sends the state to every panel now, with fresh queues. */
+  private async push(): Promise<void> {
+    // Changes while the queues are fetched schedule the next push.
+    clearTimeout(this.pushTimer);
+    this.pushTimer = undefined;
+    await this.panel.refresh();
+    const state = this.panel.state();
+    for (const send of this.comms.values()) send({ type: 'state', state });
   }
 }
 

@@ -5,10 +5,19 @@
  * changes, so nothing polls while nothing happens.
  */
 import { inspect } from 'node:util';
+import type { ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client, ClientEvent, TaskSource } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
+import { RemoteError } from '../protocol/errors';
 import type { EngineInfo, QueueCounts } from '../protocol/messages';
-import type { EngineState, KernelState, TaskState, ViewState } from './comm-messages';
+import {
+  OUTPUT_CHARS,
+  type EngineState,
+  type KernelState,
+  type TaskOutputState,
+  type TaskState,
+  type ViewState,
+} from './comm-messages';
 
 const TASKS_KEPT = 200;
 const PREVIEW_CHARS = 200;
@@ -20,12 +29,25 @@ interface DeadEngine {
   pid: number;
 }
 
+/**
+ * A task as the panel keeps it: what it shows, and what `task:output` renders on request. The
+ * value and outputs are held (for the latest `TASKS_KEPT` tasks only) rather than rendered at
+ * once, so that a long map costs no full rendering of results nobody asks for.
+ */
+interface KeptTask {
+  shown: TaskState;
+  request: 'apply' | 'execute';
+  outputs: readonly TaskOutput[];
+  value: unknown;
+  error: Error | undefined;
+}
+
 /** Builds `KernelState` for the client in use; calls `changed` whenever it may have changed. */
 export class PanelModel {
   private client: Client | undefined;
   private cluster: Cluster | undefined;
   private connectedAt = new Date();
-  private readonly tasks = new Map<string, TaskState>();
+  private readonly tasks = new Map<string, KeptTask>();
   /** Views by identity: code makes them, so they come and go with the code's references. */
   private views = new WeakMap<TaskSource, ViewState>();
   private readonly viewList: ViewState[] = [];
@@ -35,6 +57,10 @@ export class PanelModel {
   /** Engines as last seen, to describe them once they are gone. */
   private readonly known = new Map<number, EngineInfo>();
   private queues: Record<string, QueueCounts> = {};
+  /** Engines the panel's `engine:restart` is replacing now. */
+  private readonly replacing = new Set<number>();
+  /** Engines replaced by a restart, and the engine that took each one's place. */
+  private readonly replacedBy = new Map<number, number>();
 
   constructor(
     private readonly targets: () => string,
@@ -49,6 +75,8 @@ export class PanelModel {
       this.viewList.length = 0;
       this.nextViewId = 0;
       this.dead.clear();
+      this.replacing.clear();
+      this.replacedBy.clear();
       this.queues = {};
       this.connectedAt = new Date();
       this.known.clear();
@@ -83,16 +111,22 @@ export class PanelModel {
         const kind = e.balanced ? 'balanced' : 'direct';
         const engine = e.balanced ? null : e.task.engineId;
         this.tasks.set(e.task.msgId, {
-          id: e.task.msgId,
-          view: kind,
-          engine,
-          label: e.label ?? null,
-          state: 'pending',
-          submitted: e.task.submitted.toISOString(),
-          started: null,
-          completed: null,
-          resultPreview: null,
-          errorPreview: null,
+          shown: {
+            id: e.task.msgId,
+            view: kind,
+            engine,
+            label: e.label ?? null,
+            state: 'pending',
+            submitted: e.task.submitted.toISOString(),
+            started: null,
+            completed: null,
+            resultPreview: null,
+            errorPreview: null,
+          },
+          request: e.request,
+          outputs: e.outputs,
+          value: undefined,
+          error: undefined,
         });
         // Tasks arrive one at a time: at most the oldest one is over the limit.
         if (this.tasks.size > TASKS_KEPT) this.tasks.delete(this.tasks.keys().next().value!);
@@ -110,21 +144,63 @@ export class PanelModel {
         break;
       }
       case 'task:finish': {
-        const t = this.tasks.get(e.task.msgId);
-        if (!t) break;
+        const kept = this.tasks.get(e.task.msgId);
+        if (!kept) break;
+        kept.value = e.value;
+        kept.error = e.error;
+        const t = kept.shown;
         t.engine = e.task.engineId;
         t.state = e.error ? 'error' : 'done';
         t.started = e.task.started?.toISOString() ?? null;
         t.completed = (e.task.completed ?? e.task.received)?.toISOString() ?? null;
-        t.resultPreview = e.error
-          ? null
-          : inspect(e.value, { depth: 2, breakLength: Infinity }).slice(0, PREVIEW_CHARS);
+        t.resultPreview = e.error ? null : resultText(kept, PREVIEW).slice(0, PREVIEW_CHARS);
         t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
         break;
       }
       case 'engine:output':
         break;
     }
+  }
+
+  /** Shows engine `id` as restarting until `restarted` says how its replacement went. */
+  restarting(id: number): void {
+    this.replacing.add(id);
+    this.changed();
+  }
+
+  /** Ends `restarting(id)`: `newId` took its place, or the restart failed (undefined). */
+  restarted(id: number, newId: number | undefined): void {
+    this.replacing.delete(id);
+    if (newId !== undefined) this.replacedBy.set(id, newId);
+    this.changed();
+  }
+
+  /**
+   * The whole output of one of the latest tasks, for `task:output`; throws `RangeError` when
+   * the task is unknown or no longer kept.
+   */
+  output(id: string): TaskOutputState {
+    const kept = this.tasks.get(id);
+    if (!kept) {
+      throw new RangeError(
+        `task ${id} is not among the ${TASKS_KEPT} latest tasks of this kernel; rc.result(id) may still have it.`,
+      );
+    }
+    const parts = {
+      stdout: stream(kept.outputs, 'stdout'),
+      stderr: stream(kept.outputs, 'stderr'),
+      result: kept.shown.state === 'done' ? resultText(kept, FULL) : null,
+      error: kept.error ? errorText(kept.error) : null,
+    };
+    const cut = (s: string | null): string | null => s && s.slice(0, OUTPUT_CHARS);
+    return {
+      id,
+      stdout: parts.stdout.slice(0, OUTPUT_CHARS),
+      stderr: parts.stderr.slice(0, OUTPUT_CHARS),
+      result: cut(parts.result),
+      error: cut(parts.error),
+      truncated: Object.values(parts).some((p) => p !== null && p.length > OUTPUT_CHARS),
+    };
   }
 
   /** Asks the controller for its queues, so that the next `state()` shows them. */
@@ -145,12 +221,12 @@ export class PanelModel {
   /** The state as the panel receives it. */
   state(): KernelState {
     const client = this.client;
+    const time = new Date().toISOString();
     if (!client)
-      return { cluster: null, engines: [], tasks: [], targets: this.targets(), views: [] };
+      return { time, cluster: null, engines: [], tasks: [], targets: this.targets(), views: [] };
     const started = this.cluster?.created ?? this.connectedAt;
-    const running = [...this.tasks.values()].filter(
-      (t) => t.state === 'pending' && t.engine !== null,
-    );
+    const tasks = [...this.tasks.values()].map((t) => t.shown);
+    const running = tasks.filter((t) => t.state === 'pending' && t.engine !== null);
     const live: EngineState[] = client.engineInfo.map((e) => {
       const q = this.queues[e.id] ?? { queue: 0, completed: 0 };
       const current = running.find((t) => t.engine === e.id)?.id ?? null;
@@ -158,20 +234,23 @@ export class PanelModel {
         id: e.id,
         host: e.hostname,
         pid: e.pid,
-        status: q.queue > 0 || current ? 'busy' : 'idle',
+        status: this.replacing.has(e.id) ? 'restarting' : q.queue > 0 || current ? 'busy' : 'idle',
         queue: q.queue,
         completed: q.completed,
         currentTask: current,
+        replacedBy: null,
       };
     });
     const dead: EngineState[] = [...this.dead.values()].map((d) => ({
       ...d,
-      status: 'dead',
+      status: this.replacing.has(d.id) ? 'restarting' : 'dead',
       queue: 0,
       completed: this.queues[d.id]?.completed ?? 0,
       currentTask: null,
+      replacedBy: this.replacedBy.get(d.id) ?? null,
     }));
     return {
+      time,
       cluster: {
         controller: client.connection.client,
         launcher: this.cluster?.launcherName ?? null,
@@ -179,7 +258,7 @@ export class PanelModel {
         uptime: (Date.now() - started.getTime()) / 1000,
       },
       engines: [...live, ...dead].sort((a, b) => a.id - b.id),
-      tasks: [...this.tasks.values()],
+      tasks,
       targets: this.targets(),
       views: [...this.viewList],
     };
@@ -188,4 +267,24 @@ export class PanelModel {
   close(): void {
     this.client = undefined;
   }
+}
+
+/** How much of a value the task list's preview and the full output show. */
+const PREVIEW = { depth: 2, breakLength: Infinity };
+const FULL = { depth: 8, breakLength: 100, maxArrayLength: 10_000, maxStringLength: OUTPUT_CHARS };
+
+/** A finished task's value as text: the cell's last expression for `%px` code. */
+function resultText(t: KeptTask, options: typeof PREVIEW | typeof FULL): string {
+  // The client makes an `ExecuteReply` of every execute request's value.
+  if (t.request === 'execute') return (t.value as ExecuteReply).result ?? '';
+  return inspect(t.value, options);
+}
+
+function stream(outputs: readonly TaskOutput[], name: 'stdout' | 'stderr'): string {
+  return outputs.map((o) => (o.type === 'stream' && o.name === name ? o.text : '')).join('');
+}
+
+/** An error with the engine's traceback, whose first line names the error. */
+function errorText(e: Error): string {
+  return e instanceof RemoteError ? e.traceback.join('\n') : `${e.name}: ${e.message}`;
 }

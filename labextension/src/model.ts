@@ -1,0 +1,268 @@
+/**
+ * The panel's state, free of the DOM and of JupyterLab so that mocha tests it in Node: what the
+ * kernel last said (`state` messages), the commands waiting for their reply, the tasks the user
+ * opened and their fetched output, and where the connection to the notebook's kernel stands.
+ * The widget renders it and the kernel follower feeds it; both only call the methods below.
+ */
+import type {
+  EngineState,
+  KernelMessage,
+  KernelState,
+  PanelCommand,
+  PanelMessage,
+  TaskOutputState,
+  TaskState,
+} from '../../kernel-ext/comm-messages';
+
+/** Where the panel stands with the current notebook's kernel. */
+export type Phase =
+  | 'no-notebook'
+  | 'no-kernel'
+  | 'not-tsparallel'
+  | 'connecting'
+  | 'restarting'
+  | 'connected';
+
+/** A task's full output, as far as the kernel has answered for it. */
+export type OutputSlot =
+  | { status: 'loading' }
+  | { status: 'ready'; output: TaskOutputState }
+  | { status: 'failed'; error: string };
+
+/** One bar of the task stream: a task's time on its engine, in SVG units. */
+export interface StreamBar {
+  id: string;
+  state: TaskState['state'];
+  x: number;
+  width: number;
+}
+
+/** One engine's lane of the task stream. */
+export interface StreamLane {
+  engine: number;
+  status: EngineState['status'];
+  bars: StreamBar[];
+}
+
+/** The task stream's lanes over the window `[start, end]` (kernel-clock milliseconds). */
+export interface TaskStream {
+  start: number;
+  end: number;
+  lanes: StreamLane[];
+}
+
+/** See the file's comment. */
+export class ClusterModel {
+  phase: Phase = 'no-notebook';
+  /** The kernel's name when it is not a tsparallel kernel, for the message that says so. */
+  otherKernel: string | null = null;
+  /** The kernel's last state, null until the first one arrives. */
+  state: KernelState | null = null;
+  /** Commands sent and not answered yet, by request id. */
+  readonly pending = new Map<string, PanelCommand>();
+  /** The last command's failure, until the user dismisses it or sends another command. */
+  error: string | null = null;
+  /** Tasks whose full output the user opened. */
+  readonly expanded = new Set<string>();
+  readonly outputs = new Map<string, OutputSlot>();
+
+  /** Local clock (ms) when `state` arrived, to advance the kernel's clock between states. */
+  private receivedAt = 0;
+  private send: ((m: PanelMessage) => void) | null = null;
+  private requests = 0;
+  private readonly listeners = new Set<() => void>();
+
+  /** Calls `listener` after every change; returns the function that stops it. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A comm to a tsparallel kernel is open: commands go to `send`; the first state follows. */
+  attach(send: (m: PanelMessage) => void): void {
+    this.reset();
+    this.send = send;
+    this.phase = 'connecting';
+    this.emit();
+  }
+
+  /** The comm is gone or there is none, for the reason `phase` names. */
+  detach(phase: Exclude<Phase, 'connected'>, otherKernel: string | null = null): void {
+    const unanswered = this.pending.size > 0;
+    this.reset();
+    this.phase = phase;
+    this.otherKernel = otherKernel;
+    if (unanswered && phase === 'restarting') {
+      this.error = 'The kernel restarted before it answered; its cluster stopped with it.';
+    }
+    this.emit();
+  }
+
+  /** Takes in what the kernel sent over the comm; ignores what it cannot read. */
+  receive(data: unknown): void {
+    const msg = data as KernelMessage | null;
+    if (msg?.type === 'state') {
+      this.state = msg.state;
+      this.receivedAt = Date.now();
+      this.phase = 'connected';
+      // Output of tasks the kernel no longer keeps stays as it was fetched.
+    } else if (msg?.type === 'reply') {
+      const command = this.pending.get(msg.requestId);
+      if (!command) return;
+      this.pending.delete(msg.requestId);
+      if (command.type === 'task:output') {
+        this.outputs.set(
+          command.id,
+          msg.ok && msg.output
+            ? { status: 'ready', output: msg.output }
+            : { status: 'failed', error: msg.ok ? 'the kernel sent no output' : msg.error },
+        );
+      } else if (!msg.ok) {
+        this.error = msg.error;
+      }
+    } else {
+      return;
+    }
+    this.emit();
+  }
+
+  /**
+   * Sends `command` to the kernel; returns its request id, or undefined when no kernel is
+   * connected (the panel offers no command then).
+   */
+  run(command: PanelCommand): string | undefined {
+    if (!this.send) return undefined;
+    const requestId = `r${++this.requests}`;
+    this.pending.set(requestId, command);
+    if (command.type !== 'task:output') this.error = null;
+    this.send({ ...command, requestId });
+    this.emit();
+    return requestId;
+  }
+
+  /** True while a command of `type` (for engine `id`, if given) waits for its reply. */
+  waiting(type: PanelCommand['type'], id?: number | string): boolean {
+    return [...this.pending.values()].some(
+      (c) => c.type === type && (id === undefined || ('id' in c && c.id === id)),
+    );
+  }
+
+  /** Opens or closes a task's full output, fetching it the first time it opens. */
+  toggle(taskId: string): void {
+    if (this.expanded.delete(taskId)) {
+      this.emit();
+      return;
+    }
+    this.expanded.add(taskId);
+    const slot = this.outputs.get(taskId);
+    const task = this.state?.tasks.find((t) => t.id === taskId);
+    // A pending task's output grows, so it is fetched again each time it opens.
+    if (!slot || slot.status === 'failed' || task?.state === 'pending') {
+      this.outputs.set(taskId, { status: 'loading' });
+      this.run({ type: 'task:output', id: taskId });
+    }
+    this.emit();
+  }
+
+  dismissError(): void {
+    this.error = null;
+    this.emit();
+  }
+
+  /** Why the panel has nothing to show, or null when a cluster runs. */
+  emptyReason(): string | null {
+    switch (this.phase) {
+      case 'no-notebook':
+        return 'No notebook is open: open one that runs the "TypeScript (tsparallel)" kernel to see its cluster here.';
+      case 'no-kernel':
+        return 'This notebook has no running kernel: start the "TypeScript (tsparallel)" kernel.';
+      case 'not-tsparallel':
+        return `This notebook's kernel${this.otherKernel ? ` (${this.otherKernel})` : ''} is not a tsparallel kernel: change the kernel to "TypeScript (tsparallel)".`;
+      case 'connecting':
+        return 'Connecting to the kernel…';
+      case 'restarting':
+        return 'The kernel is restarting; the panel reconnects when it is back.';
+      case 'connected':
+        return this.state?.cluster
+          ? null
+          : 'No cluster is running: start one here, or run %cluster start -n 4 in the notebook.';
+    }
+  }
+
+  /** The kernel's clock (ms) at local time `localNow`. */
+  kernelTime(localNow: number): number {
+    return this.state ? Date.parse(this.state.time) + (localNow - this.receivedAt) : localNow;
+  }
+
+  /** Seconds the cluster has been up at local time `localNow`. */
+  uptime(localNow: number): number {
+    const c = this.state?.cluster;
+    return c ? c.uptime + Math.max(0, localNow - this.receivedAt) / 1000 : 0;
+  }
+
+  /** Engines still registered (not dead). */
+  liveEngines(): EngineState[] {
+    return (this.state?.engines ?? []).filter((e) => e.status !== 'dead');
+  }
+
+  private reset(): void {
+    this.send = null;
+    this.state = null;
+    this.pending.clear();
+    this.expanded.clear();
+    this.outputs.clear();
+    this.error = null;
+    this.otherKernel = null;
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+/** Seconds a task took, or has taken so far at kernel time `now` (ms). */
+export function taskSeconds(t: TaskState, now: number): number {
+  const start = Date.parse(t.started ?? t.submitted);
+  const end = t.completed ? Date.parse(t.completed) : now;
+  return Math.max(0, end - start) / 1000;
+}
+
+/** `0.25 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. */
+export function formatSeconds(s: number): string {
+  if (s < 10) return `${s.toFixed(s < 1 ? 2 : 1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/**
+ * The task stream of `state` at kernel time `now` (ms), `width` units wide: one lane per
+ * engine (dead ones too while they have bars), a bar per task from its start (its submission
+ * until the engine reports the start) to its end (or `now` while it runs). Load-balanced tasks
+ * get their lane when their engine becomes known.
+ */
+export function taskStream(state: KernelState, now: number, width: number): TaskStream {
+  const placed = state.tasks.filter((t) => t.engine !== null);
+  const startOf = (t: TaskState): number => Date.parse(t.started ?? t.submitted);
+  const endOf = (t: TaskState): number => (t.completed ? Date.parse(t.completed) : now);
+  const start = Math.min(now, ...placed.map(startOf));
+  const end = Math.max(now, ...placed.map(endOf));
+  const scale = width / Math.max(1, end - start);
+  const lanes = state.engines
+    .map((e) => ({
+      engine: e.id,
+      status: e.status,
+      bars: placed
+        .filter((t) => t.engine === e.id)
+        .map((t) => ({
+          id: t.id,
+          state: t.state,
+          x: (startOf(t) - start) * scale,
+          // A task too short to see still gets a visible sliver.
+          width: Math.max(1, (endOf(t) - startOf(t)) * scale),
+        })),
+    }))
+    .filter((l) => l.status !== 'dead' || l.bars.length > 0);
+  return { start, end, lanes };
+}

@@ -1,0 +1,430 @@
+/**
+ * The sidebar widget: renders a `ClusterModel` with React, as JupyterLab's own panels do, and
+ * turns clicks into the model's commands. Element classes and data attributes are the DOM
+ * contract the browser tests read (panel-contract.md); colours come from style/index.css.
+ */
+import * as React from 'react';
+import { ReactWidget } from '@jupyterlab/apputils';
+import { closeIcon, LabIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
+import type { EngineState, TaskState, ViewState } from '../../kernel-ext/comm-messages';
+import { ClusterModel, formatSeconds, taskSeconds, taskStream } from './model';
+
+/** The cluster icon of the sidebar tab: a controller linked to three engines. */
+export const clusterIcon = new LabIcon({
+  name: 'tsparallel:cluster',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">' +
+    '<g class="jp-icon3" fill="#616161"><rect x="6" y="1" width="4" height="4" rx="1"/>' +
+    '<rect x="1" y="11" width="4" height="4" rx="1"/><rect x="6" y="11" width="4" height="4" rx="1"/>' +
+    '<rect x="11" y="11" width="4" height="4" rx="1"/>' +
+    '<path d="M7.5 5h1v3H13v3h-1V9H8.5v2h-1V9H4v2H3V8h4.5z"/></g></svg>',
+});
+
+/** The sidebar panel; `id` is the contract's `tsparallel-panel`. */
+export class ClusterPanel extends ReactWidget {
+  constructor(private readonly model: ClusterModel) {
+    super();
+    this.id = 'tsparallel-panel';
+    this.addClass('tsp-Panel');
+    this.title.icon = clusterIcon;
+    this.title.caption = 'Parallel cluster';
+  }
+
+  protected render(): React.ReactElement {
+    return <PanelView model={this.model} />;
+  }
+}
+
+/** Re-renders on every model change, and each second while a cluster runs (uptime, bars). */
+function useModel(model: ClusterModel): number {
+  const [, rerender] = React.useReducer((n: number) => n + 1, 0);
+  React.useEffect(() => model.subscribe(rerender), [model]);
+  const running = Boolean(model.state?.cluster);
+  React.useEffect(() => {
+    if (!running) return undefined;
+    // A local clock only: the kernel sends a state whenever something changes.
+    const timer = setInterval(rerender, 1000);
+    return () => clearInterval(timer);
+  }, [running]);
+  return Date.now();
+}
+
+function PanelView({ model }: { model: ClusterModel }): React.ReactElement {
+  const localNow = useModel(model);
+  const reason = model.emptyReason();
+  const state = model.state;
+  const now = model.kernelTime(localNow);
+  return (
+    <div className="tsp-Panel-body">
+      <header className="tsp-Panel-header">Parallel cluster</header>
+      {reason && <p className="tsp-empty">{reason}</p>}
+      {model.error && (
+        <p className="tsp-Panel-error" role="alert">
+          {model.error}{' '}
+          <button className="tsp-Panel-link" onClick={() => model.dismissError()}>
+            dismiss
+          </button>
+        </p>
+      )}
+      {model.phase === 'connected' && <ClusterSection model={model} localNow={localNow} />}
+      {state?.cluster && (
+        <>
+          <EnginesSection model={model} engines={state.engines} />
+          <section className="tsp-Panel-section tsp-stream">
+            <h3>Task stream</h3>
+            <TaskStreamChart model={model} now={now} />
+          </section>
+          <ViewsSection views={state.views} targets={state.targets} />
+          <TasksSection model={model} tasks={state.tasks} now={now} />
+        </>
+      )}
+    </div>
+  );
+}
+
+function ClusterSection(props: { model: ClusterModel; localNow: number }): React.ReactElement {
+  const { model } = props;
+  const cluster = model.state?.cluster ?? null;
+  const live = model.liveEngines().length;
+  const [count, setCount] = React.useState('2');
+  const n = Number(count);
+  const valid = count.trim() !== '' && Number.isInteger(n) && n >= 0;
+  const busy = model.pending.size > 0 && [...model.pending.values()].some(isClusterCommand);
+  const button = (action: string, label: string, run: () => void, enabled = true) => (
+    <button
+      className="jp-Button jp-mod-styled tsp-Panel-button"
+      data-action={action}
+      disabled={busy || !enabled}
+      onClick={run}
+    >
+      {label}
+    </button>
+  );
+  return (
+    <section className="tsp-Panel-section tsp-cluster">
+      {cluster && (
+        <dl className="tsp-Panel-facts">
+          <dt>Controller</dt>
+          <dd data-field="controller">{cluster.controller}</dd>
+          <dt>Launcher</dt>
+          <dd data-field="launcher">{cluster.launcher ?? 'connected (not started here)'}</dd>
+          <dt>Uptime</dt>
+          <dd data-field="uptime">{formatSeconds(model.uptime(props.localNow))}</dd>
+        </dl>
+      )}
+      <div className="tsp-Panel-controls">
+        <label>
+          Engines{' '}
+          <input
+            className="jp-mod-styled tsp-Panel-count"
+            name="engines"
+            type="number"
+            min={0}
+            value={count}
+            onChange={(e) => setCount(e.target.value)}
+          />
+        </label>
+        {cluster
+          ? [
+              button(
+                'cluster-scale',
+                'Scale',
+                () => model.run({ type: 'cluster:scale', engines: n }),
+                valid,
+              ),
+              button('engine-add', '+1', () => model.run({ type: 'engine:add', count: 1 })),
+              button(
+                'engine-remove',
+                '−1',
+                () => model.run({ type: 'cluster:scale', engines: live - 1 }),
+                live > 0,
+              ),
+              button('cluster-stop', 'Stop', () => model.run({ type: 'cluster:stop' })),
+            ]
+          : button(
+              'cluster-start',
+              'Start',
+              () => model.run({ type: 'cluster:start', engines: n }),
+              valid,
+            )}
+        {busy && <span className="tsp-Panel-working">working…</span>}
+      </div>
+    </section>
+  );
+}
+
+const isClusterCommand = (c: { type: string }): boolean =>
+  c.type.startsWith('cluster:') || c.type === 'engine:add';
+
+function EnginesSection(props: {
+  model: ClusterModel;
+  engines: EngineState[];
+}): React.ReactElement {
+  const { model } = props;
+  const action = (
+    e: EngineState,
+    name: 'stop' | 'restart' | 'interrupt',
+    icon: LabIcon,
+    title: string,
+  ) => (
+    <button
+      className="tsp-Panel-iconButton"
+      data-action={`engine-${name}`}
+      title={`${title} engine ${e.id}`}
+      aria-label={`${title} engine ${e.id}`}
+      disabled={model.waiting(`engine:${name}`, e.id) || e.status === 'restarting'}
+      onClick={() => model.run({ type: `engine:${name}`, id: e.id })}
+    >
+      <icon.react tag="span" />
+    </button>
+  );
+  return (
+    <section className="tsp-Panel-section tsp-engines">
+      <h3>Engines</h3>
+      {props.engines.length === 0 ? (
+        <p className="tsp-Panel-note">No engines yet: add some above.</p>
+      ) : (
+        <table className="tsp-Panel-table">
+          <thead>
+            <tr>
+              <th>id</th>
+              <th>host</th>
+              <th>pid</th>
+              <th>state</th>
+              <th title="tasks queued or running">queue</th>
+              <th title="tasks done">done</th>
+              <th>task</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {props.engines.map((e) => (
+              <tr
+                key={e.id}
+                className={`tsp-Panel-engineRow jp-mod-${e.status}`}
+                data-engine-id={e.id}
+                data-status={e.status}
+              >
+                <td>{e.id}</td>
+                <td data-field="host">{e.host}</td>
+                <td data-field="pid">{e.pid}</td>
+                <td>
+                  <span className={`tsp-Panel-status tsp-mod-${e.status}`}>{e.status}</span>
+                  {e.replacedBy !== null && (
+                    <span className="tsp-Panel-note"> → {e.replacedBy}</span>
+                  )}
+                </td>
+                <td data-field="queue">{e.queue}</td>
+                <td data-field="done">{e.completed}</td>
+                <td data-field="task" title={e.currentTask ?? ''}>
+                  {e.currentTask ? shortId(e.currentTask) : ''}
+                </td>
+                <td className="tsp-Panel-actions">
+                  {e.status !== 'dead' && (
+                    <>
+                      {action(e, 'interrupt', stopIcon, 'Interrupt the task of')}
+                      {action(e, 'restart', refreshIcon, 'Restart')}
+                      {action(e, 'stop', closeIcon, 'Stop')}
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+const LANE = 16;
+const LABEL = 28;
+const WIDTH = 300;
+
+function TaskStreamChart(props: { model: ClusterModel; now: number }): React.ReactElement {
+  const state = props.model.state!;
+  const stream = taskStream(state, props.now, WIDTH - LABEL);
+  const height = Math.max(1, stream.lanes.length) * LANE + 14;
+  const span = (stream.end - stream.start) / 1000;
+  return (
+    <svg
+      className="tsp-task-stream"
+      viewBox={`0 0 ${WIDTH} ${height}`}
+      width="100%"
+      role="img"
+      aria-label="Task stream: one lane per engine, one bar per task over time"
+    >
+      {stream.lanes.map((lane, i) => (
+        <g key={lane.engine} data-lane={lane.engine} transform={`translate(0 ${i * LANE})`}>
+          <text className="tsp-TaskStream-label" x={0} y={LANE - 5}>
+            {lane.engine}
+          </text>
+          <line className="tsp-TaskStream-lane" x1={LABEL} x2={WIDTH} y1={LANE - 1} y2={LANE - 1} />
+          {lane.bars.map((b) => (
+            <rect
+              key={b.id}
+              className={`tsp-TaskStream-bar tsp-mod-${b.state}`}
+              data-task-id={b.id}
+              data-state={b.state}
+              x={LABEL + b.x}
+              y={2}
+              width={b.width}
+              height={LANE - 4}
+            >
+              <title>{`task ${shortId(b.id)}: ${b.state}`}</title>
+            </rect>
+          ))}
+        </g>
+      ))}
+      <text className="tsp-TaskStream-label" x={LABEL} y={height - 2}>
+        {stream.lanes.length === 0 ? 'no engines' : `last ${formatSeconds(span)}`}
+      </text>
+      <text className="tsp-TaskStream-label" x={WIDTH} y={height - 2} textAnchor="end">
+        now
+      </text>
+    </svg>
+  );
+}
+
+function ViewsSection(props: { views: ViewState[]; targets: string }): React.ReactElement {
+  return (
+    <section className="tsp-Panel-section tsp-views">
+      <h3>Views</h3>
+      <p className="tsp-Panel-note">
+        %px runs on <code data-field="targets">{props.targets}</code>
+      </p>
+      {props.views.length > 0 && (
+        <table className="tsp-Panel-table">
+          <thead>
+            <tr>
+              <th>view</th>
+              <th>kind</th>
+              <th>targets</th>
+              <th>tasks</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.views.map((v) => (
+              <tr key={v.id} data-view-id={v.id} data-kind={v.kind}>
+                <td>{v.id}</td>
+                <td>{v.kind === 'direct' ? 'direct' : 'load-balanced'}</td>
+                <td>
+                  {v.targets === null ? 'any' : v.targets === 'all' ? 'all' : v.targets.join(', ')}
+                </td>
+                <td>{v.tasks}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function TasksSection(props: {
+  model: ClusterModel;
+  tasks: TaskState[];
+  now: number;
+}): React.ReactElement {
+  const { model } = props;
+  // Newest first: the task a person just sent is the one they look for.
+  const tasks = [...props.tasks].reverse();
+  return (
+    <section className="tsp-Panel-section tsp-tasks">
+      <h3>Tasks</h3>
+      {tasks.length === 0 ? (
+        <p className="tsp-Panel-note">No tasks yet: run a %%px cell or a view's map.</p>
+      ) : (
+        <table className="tsp-Panel-table">
+          <thead>
+            <tr>
+              <th>task</th>
+              <th>view</th>
+              <th>engine</th>
+              <th>state</th>
+              <th>time</th>
+              <th>result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {tasks.map((t) => (
+              <TaskRows key={t.id} model={model} task={t} now={props.now} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function TaskRows(props: {
+  model: ClusterModel;
+  task: TaskState;
+  now: number;
+}): React.ReactElement {
+  const { model, task: t } = props;
+  const open = model.expanded.has(t.id);
+  const slot = model.outputs.get(t.id);
+  return (
+    <>
+      <tr
+        className={`tsp-Panel-taskRow jp-mod-${t.state}${open ? ' jp-mod-expanded' : ''}`}
+        data-task-id={t.id}
+        data-state={t.state}
+        data-view={t.view}
+        data-engine={t.engine ?? ''}
+        title={t.label ?? t.id}
+        aria-expanded={open}
+        onClick={() => model.toggle(t.id)}
+      >
+        <td>{shortId(t.id)}</td>
+        <td>{t.view === 'direct' ? 'direct' : 'balanced'}</td>
+        <td>{t.engine ?? '…'}</td>
+        <td>
+          <span className={`tsp-Panel-status tsp-mod-${t.state}`}>{t.state}</span>
+        </td>
+        <td>{formatSeconds(taskSeconds(t, props.now))}</td>
+        <td className="tsp-preview">{t.errorPreview ?? t.resultPreview ?? ''}</td>
+      </tr>
+      {open && (
+        <tr className="tsp-Panel-outputRow">
+          <td colSpan={6}>
+            <TaskOutput slot={slot} />
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
+function TaskOutput({ slot }: { slot: ReturnType<ClusterModel['outputs']['get']> }) {
+  if (!slot || slot.status === 'loading') {
+    return <div className="tsp-task-output tsp-Panel-note">loading…</div>;
+  }
+  if (slot.status === 'failed') {
+    return <div className="tsp-task-output tsp-Panel-error">{slot.error}</div>;
+  }
+  const o = slot.output;
+  const parts: [string, string | null][] = [
+    ['stdout', o.stdout || null],
+    ['stderr', o.stderr || null],
+    ['result', o.result],
+    ['error', o.error],
+  ];
+  const shown = parts.filter((p): p is [string, string] => p[1] !== null && p[1] !== '');
+  return (
+    <div className="tsp-task-output">
+      {shown.length === 0 && <span className="tsp-Panel-note">no output</span>}
+      {shown.map(([name, text]) => (
+        <div key={name} className={`tsp-Panel-output tsp-mod-${name}`}>
+          <span className="tsp-Panel-outputName">{name}</span>
+          <pre>{text}</pre>
+        </div>
+      ))}
+      {o.truncated && <span className="tsp-Panel-note">(cut short)</span>}
+    </div>
+  );
+}
+
+/** The start of a message id: enough to tell tasks apart in a narrow column. */
+const shortId = (id: string): string => id.slice(0, 8);
