@@ -16,18 +16,20 @@ const baseConfig = require('@jupyterlab/builder/lib/webpack.config.base');
 
 const scoped = (scope) => readdirSync(join(modules, scope)).map((name) => `${scope}/${name}`);
 const jupyterlab = scoped('@jupyterlab').filter((name) => name !== '@jupyterlab/builder');
+const pluginPackages = jupyterlab.filter((name) => name.endsWith('-extension'));
+const libraries = jupyterlab.filter((name) => !name.endsWith('-extension'));
 
 // Writes build/schemas/<package>/ and build/style.js (the packages' CSS imports) and returns
 // one webpack configuration per theme, which writes build/themes/<package>/index.css.
 const themes = builder.Build.ensureAssets({
-  packageNames: jupyterlab.filter((name) => name.endsWith('-extension')),
+  packageNames: pluginPackages,
   output: out,
 });
 
 // One copy of each core package for the host and every prebuilt extension: a prebuilt
 // extension is built expecting the page to provide these (`import: false` in its build).
 const shared = Object.fromEntries(
-  [...jupyterlab, ...scoped('@lumino'), 'react', 'react-dom', 'yjs'].map((name) => [
+  [...libraries, ...scoped('@lumino'), 'react', 'react-dom', 'yjs'].map((name) => [
     name,
     { singleton: true },
   ]),
@@ -36,6 +38,8 @@ const shared = Object.fromEntries(
 const host = merge(baseConfig, {
   mode: process.env.NODE_ENV === 'production' ? 'production' : 'development',
   devtool: false,
+  // Rebuilds after a change take seconds instead of most of a minute.
+  cache: { type: 'filesystem', cacheDirectory: join(modules, '.cache', 'lab-host') },
   entry: { main: [join(out, 'style.js'), join(out, 'lib', 'bootstrap.js')] },
   output: {
     path: join(out, 'static'),
