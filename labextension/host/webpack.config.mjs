@@ -1,6 +1,7 @@
 // Bundles the JupyterLab host: the compiled src/ (build/lib), the CSS of every plugin package,
 // the settings schemas and the themes, into build/ which server.py serves.
 import { readdirSync } from 'node:fs';
+import process from 'node:process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

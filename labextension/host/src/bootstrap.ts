@@ -11,7 +11,10 @@ import {
 } from './federation';
 
 /** The page config the server writes into the page (`jupyterlab_server`'s LabHandler). */
-function pageConfig(): { fullLabextensionsUrl: string; federated_extensions?: FederatedExtension[] } {
+function pageConfig(): {
+  fullLabextensionsUrl: string;
+  federated_extensions?: FederatedExtension[];
+} {
   const element = document.getElementById('jupyter-config-data');
   return JSON.parse(element?.textContent ?? '{}');
 }

@@ -59,7 +59,9 @@ export async function main(extensions: LoadedExtension[]): Promise<void> {
     if (ext.style) await exposed(container, ext.style);
     if (ext.extension) plugins.push(await exposed<PluginModule>(container, ext.extension));
     if (ext.mimeExtension) {
-      mimeExtensions.push(await exposed<IRenderMime.IExtensionModule>(container, ext.mimeExtension));
+      mimeExtensions.push(
+        await exposed<IRenderMime.IExtensionModule>(container, ext.mimeExtension),
+      );
     }
   }
   const lab = new JupyterLab({ mimeExtensions });
