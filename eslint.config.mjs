@@ -4,7 +4,15 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'labextension/lib/', 'labextension/build/', 'labextension/host/build/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'labextension/lib/',
+      'labextension/build/',
+      'labextension/host/build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

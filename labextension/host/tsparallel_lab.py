@@ -10,7 +10,7 @@ folders as ordinary Jupyter options on the command line.
 import os
 
 from jupyterlab_server import LabServerApp
-from traitlets import default
+from traitlets import Unicode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(HERE, "build")
@@ -26,28 +26,20 @@ class TsparallelLab(LabServerApp):
     # Server extensions enabled on the machine (Debian's nbclassic and others) stay out.
     load_other_extensions = False
 
-    @default("static_dir")
-    def _default_static_dir(self):
-        return os.path.join(BUILD, "static")
-
-    @default("templates_dir")
-    def _default_templates_dir(self):
-        return os.path.join(HERE, "templates")
-
-    @default("schemas_dir")
-    def _default_schemas_dir(self):
-        return os.path.join(BUILD, "schemas")
-
-    @default("themes_dir")
-    def _default_themes_dir(self):
-        return os.path.join(BUILD, "themes")
+    # The page, its schemas and themes as the build left them; each can be set on the command line.
+    static_dir = Unicode(os.path.join(BUILD, "static")).tag(config=True)
+    templates_dir = Unicode(os.path.join(HERE, "templates")).tag(config=True)
+    schemas_dir = Unicode(os.path.join(BUILD, "schemas")).tag(config=True)
+    themes_dir = Unicode(os.path.join(BUILD, "themes")).tag(config=True)
 
     def initialize_templates(self):
         if not os.path.exists(os.path.join(self.static_dir, "main.js")):
             raise SystemExit("The JupyterLab host is not built: run `npm run build:lab` first.")
         super().initialize_templates()
 
+
 def _jupyter_server_extension_points():
+    """How jupyter_server finds the app in this module."""
     return [{"module": "tsparallel_lab", "app": TsparallelLab}]
 
 
