@@ -90,10 +90,18 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
   const n = Number(count);
   const valid = count.trim() !== '' && Number.isInteger(n) && n >= 0;
   const busy = model.pending.size > 0 && [...model.pending.values()].some(isClusterCommand);
-  const button = (action: string, label: string, run: () => void, enabled = true) => (
+  const button = (
+    action: string,
+    label: string,
+    title: string,
+    run: () => void,
+    enabled = true,
+  ) => (
     <button
+      key={action}
       className="jp-Button jp-mod-styled tsp-Panel-button"
       data-action={action}
+      title={title}
       disabled={busy || !enabled}
       onClick={run}
     >
@@ -129,21 +137,28 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
               button(
                 'cluster-scale',
                 'Scale',
+                `Start or stop engines until there are ${count}`,
                 () => model.run({ type: 'cluster:scale', engines: n }),
                 valid,
               ),
-              button('engine-add', '+1', () => model.run({ type: 'engine:add', count: 1 })),
+              button('engine-add', '+1', 'Start one more engine', () =>
+                model.run({ type: 'engine:add', count: 1 }),
+              ),
               button(
                 'engine-remove',
                 '−1',
+                'Stop one engine (an idle one first)',
                 () => model.run({ type: 'cluster:scale', engines: live - 1 }),
                 live > 0,
               ),
-              button('cluster-stop', 'Stop', () => model.run({ type: 'cluster:stop' })),
+              button('cluster-stop', 'Stop', 'Stop the controller and every engine', () =>
+                model.run({ type: 'cluster:stop' }),
+              ),
             ]
           : button(
               'cluster-start',
               'Start',
+              `Start a controller and ${count} local engines`,
               () => model.run({ type: 'cluster:start', engines: n }),
               valid,
             )}
@@ -375,7 +390,14 @@ function TaskRows(props: {
         data-engine={t.engine ?? ''}
         title={t.label ?? t.id}
         aria-expanded={open}
+        tabIndex={0}
         onClick={() => model.toggle(t.id)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' || e.key === ' ') {
+            e.preventDefault();
+            model.toggle(t.id);
+          }
+        }}
       >
         <td>{shortId(t.id)}</td>
         <td>{t.view === 'direct' ? 'direct' : 'balanced'}</td>
