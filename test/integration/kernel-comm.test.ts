@@ -142,8 +142,9 @@ describe('kernel comm for the lab panel', function () {
     assert.equal(tasks[0].resultPreview, `"from the panel's cluster"`);
   });
 
-  it('engine:stop marks the engine dead', () => {
+  it('engine:stop marks the engine dead, keeping the count of tasks it did', () => {
     assert.equal(replyOf(msgs('stop0'))?.ok, true);
+    assert.equal(last('stop0').engines[0].completed, 1);
     assert.deepEqual(
       last('stop0').engines.map((e) => [e.id, e.status]),
       [

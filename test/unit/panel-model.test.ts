@@ -251,7 +251,7 @@ describe('task stream', () => {
     assert.equal(taskSeconds(state.tasks[0], T0 + 9_000), 2);
     assert.equal(taskSeconds(state.tasks[1], T0 + 9_000), 7);
     assert.deepEqual([0.25, 4.44, 12.4, 184, 7_500].map(formatSeconds), [
-      '0.25 s',
+      '250 ms',
       '4.4 s',
       '12 s',
       '3 min 4 s',
