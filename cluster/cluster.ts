@@ -21,14 +21,12 @@ import { schemeNames } from '../controller/schedulers/load-balanced';
 import { Adaptive, type AdaptOptions } from './adapt';
 import {
   createLauncher,
-  LocalLauncher,
   type EngineSet,
   type Launcher,
   type LauncherName,
   type LauncherOptionsMap,
 } from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
-import { SshLauncher } from './launchers/ssh';
 
 /** Controller options a cluster passes on (see `tsparallel controller --help`). */
 export type ControllerSettings = Partial<
@@ -98,8 +96,6 @@ export class Cluster {
   private readonly clients = new Set<Client>();
   private admin: Client | undefined;
   private readonly launcher: Launcher;
-  /** Starts the controller on this machine (unless the ssh launcher has a `controllerHost`). */
-  private readonly local: LocalLauncher;
   private adaptive: Adaptive | undefined;
   /** When engines were replaced in the last minute, for `restartEngines`' limit. */
   private restarts: number[] = [];
@@ -122,8 +118,6 @@ export class Cluster {
       daemonize: options.daemonize,
     };
     this.launcher = createLauncher(state.launcher, state.launcherOptions, context);
-    this.local =
-      this.launcher instanceof LocalLauncher ? this.launcher : new LocalLauncher(context);
   }
 
   get clusterId(): string {
@@ -497,11 +491,7 @@ export class Cluster {
       ),
     ];
     await fs.rm(this.state.clientFile, { force: true });
-    const starter =
-      this.launcher instanceof SshLauncher && this.launcher.controllerHost !== undefined
-        ? this.launcher
-        : this.local;
-    const controller = starter.startController(flags, this.options.timeout);
+    const controller = this.launcher.startController(flags, this.options.timeout);
     this.state.controllerPid = controller.process.pid as number;
     await this.saveState();
     await controller.ready;

@@ -209,9 +209,12 @@ export class PanelModel {
     try {
       const status = await client?.queueStatus();
       if (status && client === this.client) {
-        this.queues = Object.fromEntries(
+        const queues: Record<string, QueueCounts> = Object.fromEntries(
           Object.entries(status).filter((e): e is [string, QueueCounts] => e[0] !== 'unassigned'),
         );
+        // The controller forgets engines that left; their counts stay as last seen.
+        for (const id of this.dead.keys()) queues[id] ??= this.queues[id];
+        this.queues = queues;
       }
     } catch {
       // The controller went away; the engine events say the rest.

@@ -250,7 +250,7 @@ export class BatchLauncher extends Launcher {
     return [set];
   }
 
-  async status(set: EngineSet): Promise<number> {
+  override async status(set: EngineSet): Promise<number> {
     const { command, args } = this.system.status(set.jobId as string);
     // A job the scheduler no longer knows has ended (its status command then fails).
     const r = await run(command, args);
@@ -258,7 +258,7 @@ export class BatchLauncher extends Launcher {
   }
 
   /** SIGKILL cancels the job; so does SIGTERM where the system cannot signal tasks (SGE). */
-  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
+  override async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
     const id = set.jobId as string;
     const send = this.system.signal;
     if (signal === 'SIGKILL' || (signal === 'SIGTERM' && !send)) {

@@ -4,7 +4,7 @@
  * engine sets a launcher returns in its state file, so that another process can stop them too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectionError } from '../../protocol/errors';
 
@@ -77,11 +77,36 @@ export abstract class Launcher {
   /** Starts `n` engines; resolves once they are launched (not yet registered). */
   abstract start(n: number): Promise<EngineSet[]>;
 
-  /** How many of the set's engines run or wait to run; 0 once the set has ended. */
-  abstract status(set: EngineSet): Promise<number>;
+  /**
+   * How many of the set's engines run or wait to run; 0 once the set has ended. Here: all of
+   * them while a process of the set on this machine runs (an `mpiexec`, an `ssh` session, the
+   * engine itself); a batch job asks its scheduler.
+   */
+  async status(set: EngineSet): Promise<number> {
+    return set.pids.some(isAlive) ? set.engines : 0;
+  }
 
-  /** Sends `signal` to the set's processes (for a batch job: to its tasks). */
-  abstract signal(set: EngineSet, signal: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` to the set's processes on this machine (for a batch job: to its tasks). */
+  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
+    killAll(set.pids, signal);
+  }
+
+  /**
+   * Starts `tsparallel controller` with `flags`, on this machine unless the launcher places it
+   * elsewhere; ready once it wrote its client file.
+   */
+  startController(flags: string[], timeout: number): StartingController {
+    const args = [CLI, 'controller', ...flags];
+    if (!this.context.daemonize) args.push('--exit-with-parent');
+    const log = this.logFile('controller');
+    const child = this.spawnLogged(process.execPath, args, log);
+    const written = (): Promise<boolean> =>
+      fs.access(this.context.clientFile).then(
+        () => true,
+        () => false,
+      );
+    return { process: child, ready: waitForController(child, written, log, timeout) };
+  }
 
   /**
    * Ends the set: waits `grace` ms for it to end by itself (engines the controller shut down do),

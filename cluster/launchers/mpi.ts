@@ -6,8 +6,6 @@ import {
   checkOptionNames,
   checkString,
   checkStrings,
-  isAlive,
-  killAll,
   Launcher,
   type EngineSet,
   type LaunchContext,
@@ -24,7 +22,10 @@ export interface MpiOptions extends RemoteCommand {
 
 const OPTION_NAMES = ['mpiexec', 'args', 'node', 'cli'];
 
-/** Starts engines with `mpiexec`; see the file's comment. */
+/**
+ * Starts engines with `mpiexec`; see the file's comment. Signals go to `mpiexec`: Open MPI passes
+ * SIGUSR1 and SIGUSR2 on, and ends the job on SIGTERM.
+ */
 export class MpiLauncher extends Launcher {
   constructor(
     context: LaunchContext,
@@ -54,15 +55,6 @@ export class MpiLauncher extends Launcher {
     }
     set.pids.push(child.pid);
     return [set];
-  }
-
-  async status(set: EngineSet): Promise<number> {
-    return set.pids.some(isAlive) ? set.engines : 0;
-  }
-
-  /** Signals `mpiexec`: Open MPI passes SIGUSR1 and SIGUSR2 on, and ends the job on SIGTERM. */
-  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
-    killAll(set.pids, signal);
   }
 }
 

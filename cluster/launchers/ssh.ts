@@ -12,7 +12,6 @@ import {
   checkOptionNames,
   checkString,
   checkStrings,
-  isAlive,
   killAll,
   Launcher,
   runOk,
@@ -87,17 +86,14 @@ export class SshLauncher extends Launcher {
     return sets;
   }
 
-  /** Where the controller runs, when on a host of its own. */
-  get controllerHost(): string | undefined {
-    return this.options.controllerHost;
-  }
-
   /**
-   * Starts `tsparallel controller` with `flags` on `controllerHost`; ready once its connection
-   * files, which it writes there, have been copied to where this machine's clients look.
+   * Starts `tsparallel controller` with `flags` on `controllerHost` if there is one; ready once
+   * its connection files, which it writes there, have been copied to where this machine's
+   * clients look.
    */
-  startController(flags: string[], timeout: number): StartingController {
-    const host = this.options.controllerHost as string;
+  override startController(flags: string[], timeout: number): StartingController {
+    const host = this.options.controllerHost;
+    if (host === undefined) return super.startController(flags, timeout);
     const { node = process.execPath, cli = CLI } = this.options;
     const command = [node, cli, 'controller', ...flags];
     if (!this.context.daemonize) command.push('--exit-with-parent');
@@ -127,12 +123,8 @@ export class SshLauncher extends Launcher {
     return { process: child, ready: waitForController(child, fetched, log, timeout, 250) };
   }
 
-  /** The session ends when the engine does. */
-  async status(set: EngineSet): Promise<number> {
-    return set.pids.some(isAlive) ? set.engines : 0;
-  }
-
-  async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
+  /** The engine's pid is known on its host only; `status` watches the session, which ends with it. */
+  override async signal(set: EngineSet, signal: NodeJS.Signals): Promise<void> {
     const name = signal.replace(/^SIG/, '');
     try {
       const pid = `"$(cat ${shellQuote(this.pidFile(set))})"`;

@@ -89,6 +89,13 @@ export class KernelFollower {
   private closeComm(): void {
     const comm = this.comm;
     this.comm = null;
-    if (comm && !comm.isDisposed) comm.dispose();
+    if (!comm || comm.isDisposed) return;
+    try {
+      // The kernel stops sending this panel its state (the notebook may keep running).
+      comm.close().done.catch(() => undefined);
+    } catch {
+      // The kernel is gone: there is nobody to tell.
+      comm.dispose();
+    }
   }
 }

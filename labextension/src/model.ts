@@ -227,9 +227,10 @@ export function taskSeconds(t: TaskState, now: number): number {
   return Math.max(0, end - start) / 1000;
 }
 
-/** `0.25 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. */
+/** `250 ms`, `4.4 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. */
 export function formatSeconds(s: number): string {
-  if (s < 10) return `${s.toFixed(s < 1 ? 2 : 1)} s`;
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;

@@ -90,10 +90,18 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
   const n = Number(count);
   const valid = count.trim() !== '' && Number.isInteger(n) && n >= 0;
   const busy = model.pending.size > 0 && [...model.pending.values()].some(isClusterCommand);
-  const button = (action: string, label: string, run: () => void, enabled = true) => (
+  const button = (
+    action: string,
+    label: string,
+    title: string,
+    run: () => void,
+    enabled = true,
+  ) => (
     <button
+      key={action}
       className="jp-Button jp-mod-styled tsp-Panel-button"
       data-action={action}
+      title={title}
       disabled={busy || !enabled}
       onClick={run}
     >
@@ -105,7 +113,9 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
       {cluster && (
         <dl className="tsp-Panel-facts">
           <dt>Controller</dt>
-          <dd data-field="controller">{cluster.controller}</dd>
+          <dd data-field="controller" title={cluster.controller}>
+            {cluster.controller}
+          </dd>
           <dt>Launcher</dt>
           <dd data-field="launcher">{cluster.launcher ?? 'connected (not started here)'}</dd>
           <dt>Uptime</dt>
@@ -129,21 +139,28 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
               button(
                 'cluster-scale',
                 'Scale',
+                `Start or stop engines until there are ${count}`,
                 () => model.run({ type: 'cluster:scale', engines: n }),
                 valid,
               ),
-              button('engine-add', '+1', () => model.run({ type: 'engine:add', count: 1 })),
+              button('engine-add', '+1', 'Start one more engine', () =>
+                model.run({ type: 'engine:add', count: 1 }),
+              ),
               button(
                 'engine-remove',
                 '−1',
+                'Stop one engine (an idle one first)',
                 () => model.run({ type: 'cluster:scale', engines: live - 1 }),
                 live > 0,
               ),
-              button('cluster-stop', 'Stop', () => model.run({ type: 'cluster:stop' })),
+              button('cluster-stop', 'Stop', 'Stop the controller and every engine', () =>
+                model.run({ type: 'cluster:stop' }),
+              ),
             ]
           : button(
               'cluster-start',
               'Start',
+              `Start a controller and ${count} local engines`,
               () => model.run({ type: 'cluster:start', engines: n }),
               valid,
             )}
@@ -181,58 +198,47 @@ function EnginesSection(props: {
   return (
     <section className="tsp-Panel-section tsp-engines">
       <h3>Engines</h3>
-      {props.engines.length === 0 ? (
+      {props.engines.length === 0 && (
         <p className="tsp-Panel-note">No engines yet: add some above.</p>
-      ) : (
-        <table className="tsp-Panel-table">
-          <thead>
-            <tr>
-              <th>id</th>
-              <th>host</th>
-              <th>pid</th>
-              <th>state</th>
-              <th title="tasks queued or running">queue</th>
-              <th title="tasks done">done</th>
-              <th>task</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {props.engines.map((e) => (
-              <tr
-                key={e.id}
-                className={`tsp-Panel-engineRow jp-mod-${e.status}`}
-                data-engine-id={e.id}
-                data-status={e.status}
-              >
-                <td>{e.id}</td>
-                <td data-field="host">{e.host}</td>
-                <td data-field="pid">{e.pid}</td>
-                <td>
-                  <span className={`tsp-Panel-status tsp-mod-${e.status}`}>{e.status}</span>
-                  {e.replacedBy !== null && (
-                    <span className="tsp-Panel-note"> → {e.replacedBy}</span>
-                  )}
-                </td>
-                <td data-field="queue">{e.queue}</td>
-                <td data-field="done">{e.completed}</td>
-                <td data-field="task" title={e.currentTask ?? ''}>
-                  {e.currentTask ? shortId(e.currentTask) : ''}
-                </td>
-                <td className="tsp-Panel-actions">
-                  {e.status !== 'dead' && (
-                    <>
-                      {action(e, 'interrupt', stopIcon, 'Interrupt the task of')}
-                      {action(e, 'restart', refreshIcon, 'Restart')}
-                      {action(e, 'stop', closeIcon, 'Stop')}
-                    </>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
       )}
+      {props.engines.map((e) => (
+        <div
+          key={e.id}
+          className={`tsp-Panel-engineRow jp-mod-${e.status}`}
+          data-engine-id={e.id}
+          data-status={e.status}
+        >
+          <div className="tsp-Panel-engineHead">
+            <span className="tsp-Panel-engineId">engine {e.id}</span>
+            <span className={`tsp-Panel-status tsp-mod-${e.status}`}>{e.status}</span>
+            {e.replacedBy !== null && (
+              <span className="tsp-Panel-note">→ engine {e.replacedBy}</span>
+            )}
+            {e.status !== 'dead' && (
+              <span className="tsp-Panel-actions">
+                {action(e, 'interrupt', stopIcon, 'Interrupt the task of')}
+                {action(e, 'restart', refreshIcon, 'Restart')}
+                {action(e, 'stop', closeIcon, 'Stop')}
+              </span>
+            )}
+          </div>
+          <div className="tsp-Panel-engineFacts">
+            <span data-field="host" title="host">
+              {e.host}
+            </span>
+            <span data-field="pid">pid {e.pid}</span>
+            <span data-field="queue" title="tasks queued or running">
+              queue {e.queue}
+            </span>
+            <span data-field="done" title="tasks done">
+              done {e.completed}
+            </span>
+            <span data-field="task" title={e.currentTask ?? ''}>
+              {e.currentTask ? `runs ${shortId(e.currentTask)}` : ''}
+            </span>
+          </div>
+        </div>
+      ))}
     </section>
   );
 }
@@ -339,8 +345,7 @@ function TasksSection(props: {
           <thead>
             <tr>
               <th>task</th>
-              <th>view</th>
-              <th>engine</th>
+              <th title="engine">eng.</th>
               <th>state</th>
               <th>time</th>
               <th>result</th>
@@ -375,20 +380,34 @@ function TaskRows(props: {
         data-engine={t.engine ?? ''}
         title={t.label ?? t.id}
         aria-expanded={open}
+        tabIndex={0}
         onClick={() => model.toggle(t.id)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' || e.key === ' ') {
+            e.preventDefault();
+            model.toggle(t.id);
+          }
+        }}
       >
-        <td>{shortId(t.id)}</td>
-        <td>{t.view === 'direct' ? 'direct' : 'balanced'}</td>
+        <td className="tsp-Panel-taskId">
+          {shortId(t.id)}{' '}
+          <span
+            className="tsp-Panel-kind"
+            title={t.view === 'direct' ? 'direct view' : 'load-balanced view'}
+          >
+            {t.view === 'direct' ? 'D' : 'LB'}
+          </span>
+        </td>
         <td>{t.engine ?? '…'}</td>
         <td>
           <span className={`tsp-Panel-status tsp-mod-${t.state}`}>{t.state}</span>
         </td>
-        <td>{formatSeconds(taskSeconds(t, props.now))}</td>
+        <td className="tsp-Panel-time">{formatSeconds(taskSeconds(t, props.now))}</td>
         <td className="tsp-preview">{t.errorPreview ?? t.resultPreview ?? ''}</td>
       </tr>
       {open && (
         <tr className="tsp-Panel-outputRow">
-          <td colSpan={6}>
+          <td colSpan={5}>
             <TaskOutput slot={slot} />
           </td>
         </tr>
@@ -427,4 +446,4 @@ function TaskOutput({ slot }: { slot: ReturnType<ClusterModel['outputs']['get']>
 }
 
 /** The start of a message id: enough to tell tasks apart in a narrow column. */
-const shortId = (id: string): string => id.slice(0, 8);
+const shortId = (id: string): string => id.slice(0, 6);

@@ -19,55 +19,97 @@ const states = (msgs: KernelMessage[]): KernelState[] =>
   msgs.flatMap((m) => (m.type === 'state' ? [m.state] : []));
 const replyOf = (msgs: KernelMessage[]): Reply | undefined =>
   msgs.find((m): m is Reply => m.type === 'reply');
+const errorOf = (r: Reply | undefined): string => (r?.ok === false ? r.error : '');
 
 describe('kernel comm for the lab panel', function () {
   this.timeout(600_000);
   let k: KernelEnv;
-  let results: unknown[];
+  const results = new Map<string, unknown>();
 
   before(async () => {
     k = await installKernel();
     const send = (data: object) => ({ op: 'comm_send', comm_id: 'panel', data });
-    results = await drive(k, [
-      { op: 'comm_open', comm_id: 'panel' },
-      { op: 'comm_info' },
-      send({ type: 'cluster:start', engines: 2, requestId: 'start' }),
-      { op: 'execute', code: '%px "from the panel\'s cluster"' },
-      send({ type: 'engine:add', count: 1, requestId: 'add' }),
-      send({ type: 'targets:set', targets: '1:', requestId: 'targets' }),
-      { op: 'execute', code: '%px "on 1 and 2"' },
-      send({ type: 'engine:stop', id: 0, requestId: 'stop0' }),
-      send({ type: 'targets:set', targets: 'x', requestId: 'bad' }),
-      send({ type: 'warp', requestId: 'unknown' }),
-      { op: 'execute', code: 'await rc.loadBalancedView().map((n: number) => n + 1, [1, 2, 3])' },
-      send({ type: 'targets:set', targets: 'all', requestId: 'all' }),
-      {
-        op: 'execute',
-        code: '%%px --noblock --targets 2\nawait new Promise((r) => setTimeout(r, 600_000))',
-      },
-      send({ type: 'targets:set', targets: 'all', requestId: 'see pending' }),
-      send({ type: 'task:abort', id: '$PENDING', requestId: 'abort' }),
-      send({ type: 'engine:restart', id: 1, requestId: 'restart' }),
-      send({ type: 'cluster:scale', engines: 1, requestId: 'scale' }),
-      { op: 'execute', code: '%cluster scale 3' },
-      send({ type: 'cluster:stop', requestId: 'stop' }),
-    ]);
+    /** Refreshes the driver's view of the state, for the ids "$PENDING" and "$LAST" pick. */
+    const look = (name: string) => send({ type: 'targets:set', targets: 'all', requestId: name });
+    const steps: [string, object][] = [
+      ['open', { op: 'comm_open', comm_id: 'panel' }],
+      ['info', { op: 'comm_info' }],
+      ['start', send({ type: 'cluster:start', engines: 2, requestId: 'start' })],
+      ['px', { op: 'execute', code: '%px "from the panel\'s cluster"' }],
+      ['add', send({ type: 'engine:add', count: 1, requestId: 'add' })],
+      ['targets', send({ type: 'targets:set', targets: '1:', requestId: 'targets' })],
+      ['px12', { op: 'execute', code: '%px "on 1 and 2"' }],
+      ['stop0', send({ type: 'engine:stop', id: 0, requestId: 'stop0' })],
+      ['bad', send({ type: 'targets:set', targets: 'x', requestId: 'bad' })],
+      ['unknown', send({ type: 'warp', requestId: 'unknown' })],
+      [
+        'map',
+        { op: 'execute', code: 'await rc.loadBalancedView().map((n: number) => n + 1, [1, 2, 3])' },
+      ],
+      ['all', look('all')],
+      [
+        'printing',
+        {
+          op: 'execute',
+          code: "%%px --targets 1\nconsole.log('line one'); console.error('a warning'); 6 * 7",
+        },
+      ],
+      ['see printing', look('see printing')],
+      ['output', send({ type: 'task:output', id: '$LAST', requestId: 'output' })],
+      ['failing', { op: 'execute', code: "%%px --targets 1\nthrow new TypeError('bad input')" }],
+      ['see failing', look('see failing')],
+      ['error output', send({ type: 'task:output', id: '$LAST', requestId: 'error output' })],
+      ['no output', send({ type: 'task:output', id: 'nope', requestId: 'no output' })],
+      [
+        'sleeping',
+        {
+          op: 'execute',
+          code: '%%px --noblock --targets 2\nawait new Promise((r) => setTimeout(r, 600_000))',
+        },
+      ],
+      ['see sleeping', look('see sleeping')],
+      ['interrupt', send({ type: 'engine:interrupt', id: 2, requestId: 'interrupt' })],
+      ['interrupted', { op: 'comm_until', comm_id: 'panel', task: '$LAST', state: 'error' }],
+      [
+        'sleeping again',
+        {
+          op: 'execute',
+          code: '%%px --noblock --targets 2\nawait new Promise((r) => setTimeout(r, 600_000))',
+        },
+      ],
+      ['see pending', look('see pending')],
+      ['abort', send({ type: 'task:abort', id: '$PENDING', requestId: 'abort' })],
+      ['restart', send({ type: 'engine:restart', id: 1, requestId: 'restart' })],
+      ['scale', send({ type: 'cluster:scale', engines: 1, requestId: 'scale' })],
+      ['scale magic', { op: 'execute', code: '%cluster scale 3' }],
+      ['stop', send({ type: 'cluster:stop', requestId: 'stop' })],
+    ];
+    const out = await drive(
+      k,
+      steps.map(([, step]) => step),
+    );
+    steps.forEach(([name], i) => results.set(name, out[i]));
   });
   after(() => k?.cleanup());
 
-  const msgs = (i: number): KernelMessage[] => results[i] as KernelMessage[];
+  const msgs = (step: string): KernelMessage[] => results.get(step) as KernelMessage[];
+  const last = (step: string): KernelState => states(msgs(step)).at(-1) as KernelState;
+  const executed = (step: string): Executed => results.get(step) as Executed;
 
   it('sends the state when the comm opens and lists the comm in comm_info', () => {
-    const [first] = states(msgs(0));
+    const [first] = states(msgs('open'));
     assert.equal(first.cluster, null);
     assert.equal(first.targets, 'all');
-    const info = results[1] as { content: { comms: Record<string, { target_name: string }> } };
+    assert.ok(Math.abs(Date.parse(first.time) - Date.now()) < 600_000, first.time);
+    const info = results.get('info') as {
+      content: { comms: Record<string, { target_name: string }> };
+    };
     assert.deepEqual(info.content.comms, { panel: { target_name: 'tsparallel' } });
   });
 
   it('cluster:start starts a cluster that the state shows and %px uses', () => {
-    assert.deepEqual(replyOf(msgs(2)), { type: 'reply', requestId: 'start', ok: true });
-    const state = states(msgs(2)).at(-1) as KernelState;
+    assert.deepEqual(replyOf(msgs('start')), { type: 'reply', requestId: 'start', ok: true });
+    const state = last('start');
     assert.equal(state.cluster?.launcher, 'local');
     assert.match(String(state.cluster?.controller), /^tcp:\/\/127\.0\.0\.1:\d+$/);
     assert.deepEqual(
@@ -77,34 +119,34 @@ describe('kernel comm for the lab panel', function () {
         [1, 'idle'],
       ],
     );
-    assert.equal(ofType(results[3] as Executed, 'execute_result').length, 2);
+    assert.equal(ofType(executed('px'), 'execute_result').length, 2);
   });
 
   it('engine:add and targets:set change the engines and what %px runs on', () => {
-    assert.equal(replyOf(msgs(4))?.ok, true);
+    assert.equal(replyOf(msgs('add'))?.ok, true);
     assert.deepEqual(
-      (states(msgs(4)).at(-1) as KernelState).engines.map((e) => e.id),
+      last('add').engines.map((e) => e.id),
       [0, 1, 2],
     );
-    assert.equal((states(msgs(5)).at(-1) as KernelState).targets, '1:');
-    const ran = ofType(results[6] as Executed, 'execute_result').map(
+    assert.equal(last('targets').targets, '1:');
+    const ran = ofType(executed('px12'), 'execute_result').map(
       (c) => (c.metadata as { engine: number }).engine,
     );
     assert.deepEqual(ran, [1, 2]);
   });
 
-  it('shows the tasks the kernel sent, with their engine and state', () => {
-    const tasks = (states(msgs(5)).at(-1) as KernelState).tasks;
+  it('shows the tasks the kernel sent, with their engine, state and the value %px printed', () => {
+    const tasks = last('targets').tasks;
     assert.ok(tasks.length >= 2);
     assert.ok(tasks.every((t) => t.state === 'done' && t.view === 'direct' && t.engine !== null));
-    assert.match(String(tasks[0].resultPreview), /from the panel's cluster/);
+    assert.equal(tasks[0].resultPreview, `"from the panel's cluster"`);
   });
 
-  it('engine:stop marks the engine dead', () => {
-    assert.equal(replyOf(msgs(7))?.ok, true);
-    const engines = (states(msgs(7)).at(-1) as KernelState).engines;
+  it('engine:stop marks the engine dead, keeping the count of tasks it did', () => {
+    assert.equal(replyOf(msgs('stop0'))?.ok, true);
+    assert.equal(last('stop0').engines[0].completed, 1);
     assert.deepEqual(
-      engines.map((e) => [e.id, e.status]),
+      last('stop0').engines.map((e) => [e.id, e.status]),
       [
         [0, 'dead'],
         [1, 'idle'],
@@ -114,17 +156,14 @@ describe('kernel comm for the lab panel', function () {
   });
 
   it('answers a bad command with one sentence', () => {
-    const bad = replyOf(msgs(8));
-    assert.equal(bad?.ok, false);
-    assert.match(bad?.ok === false ? bad.error : '', /--targets takes all/);
-    const unknown = replyOf(msgs(9));
-    assert.match(unknown?.ok === false ? unknown.error : '', /unknown panel command "warp"/);
+    assert.equal(replyOf(msgs('bad'))?.ok, false);
+    assert.match(errorOf(replyOf(msgs('bad'))), /--targets takes all/);
+    assert.match(errorOf(replyOf(msgs('unknown'))), /unknown panel command "warp"/);
   });
 
   it('lists the views code and %px sent tasks through', () => {
-    const views = (states(msgs(11)).at(-1) as KernelState).views;
     assert.deepEqual(
-      views.map((v) => [v.kind, v.targets, v.tasks]),
+      last('all').views.map((v) => [v.kind, v.targets, v.tasks]),
       [
         ['direct', [0, 1], 2],
         ['direct', [1, 2], 2],
@@ -133,47 +172,81 @@ describe('kernel comm for the lab panel', function () {
     );
   });
 
-  it('task:abort stops a running task', () => {
-    const pending = (states(msgs(13)).at(-1) as KernelState).tasks.filter(
-      (t) => t.state === 'pending',
+  it("task:output answers with a task's whole stdout, stderr and value", () => {
+    const reply = replyOf(msgs('output'));
+    assert.equal(reply?.ok, true);
+    assert.deepEqual(reply?.ok && reply.output, {
+      id: last('see printing').tasks.at(-1)?.id,
+      stdout: 'line one\n',
+      stderr: 'a warning\n',
+      result: '42',
+      error: null,
+      truncated: false,
+    });
+  });
+
+  it("task:output answers with a failed task's error and the engine's traceback", () => {
+    const reply = replyOf(msgs('error output'));
+    const output = reply?.ok ? reply.output : undefined;
+    assert.equal(output?.result, null);
+    assert.match(String(output?.error), /^TypeError: bad input\n\s+at /);
+    assert.equal(last('see failing').tasks.at(-1)?.errorPreview, '[engine 1] TypeError: bad input');
+    assert.match(errorOf(replyOf(msgs('no output'))), /task nope is not among the 200 latest/);
+  });
+
+  it("engine:interrupt interrupts the engine's running task, and the engine goes on", () => {
+    const sleeping = last('see sleeping');
+    const task = sleeping.tasks.find((t) => t.state === 'pending');
+    assert.equal(task?.engine, 2);
+    assert.deepEqual(
+      sleeping.engines.filter((e) => e.status === 'busy').map((e) => [e.id, e.currentTask]),
+      [[2, task?.id]],
     );
+    assert.equal(replyOf(msgs('interrupt'))?.ok, true);
+    const done = [...states(msgs('interrupt')), ...states(msgs('interrupted'))]
+      .flatMap((s) => s.tasks)
+      .findLast((t) => t.id === task?.id);
+    assert.equal(done?.state, 'error');
+    assert.match(String(done?.errorPreview), /KeyboardInterrupt/);
+    // The engine lives on and runs the next task.
+    assert.equal(last('see pending').engines.find((e) => e.id === 2)?.status, 'busy');
+  });
+
+  it('task:abort stops a running task', () => {
+    const pending = last('see pending').tasks.filter((t) => t.state === 'pending');
     assert.deepEqual(
       pending.map((t) => t.engine),
       [2],
     );
-    assert.equal(replyOf(msgs(14))?.ok, true);
-    const aborted = (states(msgs(14)).at(-1) as KernelState).tasks.find(
-      (t) => t.id === pending[0].id,
-    );
+    assert.equal(replyOf(msgs('abort'))?.ok, true);
+    const aborted = last('abort').tasks.find((t) => t.id === pending[0].id);
     assert.equal(aborted?.state, 'error');
     assert.match(String(aborted?.errorPreview), /aborted/);
   });
 
-  it('engine:restart replaces an engine with a new one', () => {
-    assert.equal(replyOf(msgs(15))?.ok, true);
-    const engines = (states(msgs(15)).at(-1) as KernelState).engines;
+  it('engine:restart shows the engine restarting, then replaced by a new one', () => {
+    assert.equal(replyOf(msgs('restart'))?.ok, true);
+    const during = states(msgs('restart')).map((s) => s.engines.find((e) => e.id === 1)?.status);
+    assert.ok(during.includes('restarting'), `engine 1 was ${during.join(', ')}`);
     assert.deepEqual(
-      engines.map((e) => [e.id, e.status]),
+      last('restart').engines.map((e) => [e.id, e.status, e.replacedBy]),
       [
-        [0, 'dead'],
-        [1, 'dead'],
-        [2, 'idle'],
-        [3, 'idle'],
+        [0, 'dead', null],
+        [1, 'dead', 3],
+        [2, 'idle', null],
+        [3, 'idle', null],
       ],
     );
   });
 
   it('cluster:scale and %cluster scale N shrink and grow the cluster', () => {
-    assert.equal(replyOf(msgs(16))?.ok, true);
-    const live = (states(msgs(16)).at(-1) as KernelState).engines.filter(
-      (e) => e.status !== 'dead',
-    );
-    assert.equal(live.length, 1);
-    assert.match(streamText(results[17] as Executed), /The cluster has 3 engines: /);
+    assert.equal(replyOf(msgs('scale'))?.ok, true);
+    assert.equal(last('scale').engines.filter((e) => e.status !== 'dead').length, 1);
+    assert.match(streamText(executed('scale magic')), /The cluster has 3 engines: /);
   });
 
   it('cluster:stop stops it and the state is empty again', () => {
-    assert.equal(replyOf(msgs(18))?.ok, true);
-    assert.equal((states(msgs(18)).at(-1) as KernelState).cluster, null);
+    assert.equal(replyOf(msgs('stop'))?.ok, true);
+    assert.equal(last('stop').cluster, null);
   });
 });

@@ -50,8 +50,9 @@ describe('example notebook (nbconvert --execute)', function () {
   });
   after(() => k?.cleanup());
 
+  // One output per line: a slow cell's progress line (its own display) ends where output starts.
   const text = (c: Cell): string =>
-    (c.outputs ?? []).map((o) => joined(o.text ?? o.data?.['text/plain'])).join('');
+    (c.outputs ?? []).map((o) => joined(o.text ?? o.data?.['text/plain'])).join('\n');
   const cell = (start: string): Cell => {
     const found = cells.find((c) => joined(c.source).startsWith(start));
     assert.ok(found, `no cell starting ${start}`);

@@ -8,7 +8,10 @@ Reads a JSON list of steps on stdin and prints, as JSON, what the kernel sent fo
   {"op": "comm_open", "comm_id": ID}                        -> comm messages until the first state
   {"op": "comm_send", "comm_id": ID, "data": {...}}         -> comm messages until the command's
       reply and the state that follows it; an "id" of "$PENDING" becomes the id of a task still
-      pending in the last state received
+      pending in the last state received, "$LAST" the id of its newest task
+  {"op": "comm_until", "comm_id": ID, "task": "$LAST", "state": S}
+                                                            -> comm messages until a state in which
+      that task (picked as comm_send picks it) has state S; none if the last state shows it already
 """
 import json
 import queue
@@ -60,6 +63,16 @@ def reply_to(kc, msg_id):
             return reply
 
 
+def pick_task(which):
+    """A task id from the last state: "$PENDING" a pending one, "$LAST" the newest."""
+    tasks = last_state["tasks"]
+    if which == "$LAST":
+        return tasks[-1]["id"]
+    if which == "$PENDING":
+        return [t["id"] for t in tasks if t["state"] == "pending"][0]
+    return which
+
+
 def run(km, kc, step):
     op = step["op"]
     if op == "execute":
@@ -103,10 +116,25 @@ def run(km, kc, step):
         )
         msgs = iopub_until(kc, lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"]["type"] == "state")
         return comm_data(msgs)
+    if op == "comm_until":
+        task = pick_task(step["task"])
+
+        def reached(state):
+            return any(t["id"] == task and t["state"] == step["state"] for t in state["tasks"])
+
+        if reached(last_state):
+            return []
+        return comm_data(
+            iopub_until(
+                kc,
+                lambda m: m["msg_type"] == "comm_msg"
+                and m["content"]["data"]["type"] == "state"
+                and reached(m["content"]["data"]["state"]),
+            )
+        )
     if op == "comm_send":
-        if step["data"].get("id") == "$PENDING":
-            pending = [t["id"] for t in last_state["tasks"] if t["state"] == "pending"]
-            step["data"]["id"] = pending[0]
+        if step["data"].get("id") in ("$PENDING", "$LAST"):
+            step["data"]["id"] = pick_task(step["data"]["id"])
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": step["data"]}))
         replied = False
 

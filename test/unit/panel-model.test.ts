@@ -1,0 +1,261 @@
+/**
+ * The lab panel's model without a browser: how comm messages, replies, restarts and clicks
+ * change what the panel shows, and the task stream's geometry.
+ */
+import { strict as assert } from 'node:assert';
+import type {
+  EngineState,
+  KernelState,
+  PanelMessage,
+  TaskState,
+} from '../../kernel-ext/comm-messages';
+import { ClusterModel, formatSeconds, taskSeconds, taskStream } from '../../labextension/src/model';
+
+const T0 = Date.parse('2026-01-01T12:00:00.000Z');
+const at = (ms: number): string => new Date(T0 + ms).toISOString();
+
+const engine = (id: number, status: EngineState['status'] = 'idle'): EngineState => ({
+  id,
+  host: 'node',
+  pid: 100 + id,
+  status,
+  queue: status === 'busy' ? 1 : 0,
+  completed: 0,
+  currentTask: null,
+  replacedBy: null,
+});
+
+const task = (id: string, engineId: number | null, fields: Partial<TaskState> = {}): TaskState => ({
+  id,
+  view: 'direct',
+  engine: engineId,
+  label: null,
+  state: 'done',
+  submitted: at(0),
+  started: null,
+  completed: null,
+  resultPreview: null,
+  errorPreview: null,
+  ...fields,
+});
+
+const kernelState = (fields: Partial<KernelState> = {}): KernelState => ({
+  time: at(10_000),
+  cluster: { controller: 'tcp://127.0.0.1:5555', launcher: 'local', started: at(0), uptime: 10 },
+  engines: [engine(0), engine(1)],
+  tasks: [],
+  targets: 'all',
+  views: [],
+  ...fields,
+});
+
+/** A model attached to a kernel whose messages the test collects. */
+function connected(): { model: ClusterModel; sent: PanelMessage[]; changes: () => number } {
+  const model = new ClusterModel();
+  const sent: PanelMessage[] = [];
+  let changes = 0;
+  model.subscribe(() => changes++);
+  model.attach((m) => sent.push(m));
+  return { model, sent, changes: () => changes };
+}
+
+describe('panel model', () => {
+  it('says why it is empty until a kernel with a cluster answers', () => {
+    const model = new ClusterModel();
+    assert.match(String(model.emptyReason()), /No notebook is open/);
+    model.detach('not-tsparallel', 'python3');
+    assert.match(
+      String(model.emptyReason()),
+      /kernel \(python3\) is not a tsparallel kernel: change the kernel to "TypeScript \(tsparallel\)"/,
+    );
+    model.attach(() => {});
+    assert.equal(model.phase, 'connecting');
+    model.receive({ type: 'state', state: kernelState({ cluster: null, engines: [] }) });
+    assert.equal(model.phase, 'connected');
+    assert.match(String(model.emptyReason()), /No cluster is running: start one here/);
+    model.receive({ type: 'state', state: kernelState() });
+    assert.equal(model.emptyReason(), null);
+  });
+
+  it('sends commands with fresh request ids and tracks them until their reply', () => {
+    const { model, sent, changes } = connected();
+    model.receive({ type: 'state', state: kernelState() });
+    const before = changes();
+    const id = model.run({ type: 'engine:restart', id: 1 });
+    assert.deepEqual(sent, [{ type: 'engine:restart', id: 1, requestId: id }]);
+    assert.ok(model.waiting('engine:restart', 1));
+    assert.ok(!model.waiting('engine:restart', 0));
+    assert.ok(changes() > before);
+    model.receive({ type: 'reply', requestId: String(id), ok: true });
+    assert.ok(!model.waiting('engine:restart'));
+    assert.equal(model.error, null);
+    const other = model.run({ type: 'cluster:scale', engines: 5 });
+    assert.notEqual(other, id);
+  });
+
+  it('shows a failed command until the next command or a dismissal', () => {
+    const { model } = connected();
+    const id = String(model.run({ type: 'cluster:start', engines: 2 }));
+    model.receive({ type: 'reply', requestId: id, ok: false, error: 'a cluster is running' });
+    assert.equal(model.error, 'a cluster is running');
+    model.run({ type: 'cluster:stop' });
+    assert.equal(model.error, null);
+    const next = String(model.run({ type: 'engine:add', count: 1 }));
+    model.receive({ type: 'reply', requestId: next, ok: false, error: 'no cluster' });
+    model.dismissError();
+    assert.equal(model.error, null);
+  });
+
+  it('ignores what it cannot read and replies to requests it did not send', () => {
+    const { model, changes } = connected();
+    const before = changes();
+    model.receive({ type: 'gossip' });
+    model.receive(null);
+    model.receive({ type: 'reply', requestId: 'r999', ok: false, error: 'not ours' });
+    assert.equal(changes(), before);
+    assert.equal(model.error, null);
+  });
+
+  it('sends nothing while no tsparallel kernel is connected', () => {
+    const model = new ClusterModel();
+    assert.equal(model.run({ type: 'cluster:stop' }), undefined);
+    assert.equal(model.pending.size, 0);
+  });
+
+  it("opens a task's full output once, and again while the task still runs", () => {
+    const { model, sent } = connected();
+    const done = task('a', 0, { resultPreview: '42' });
+    const running = task('b', 1, { state: 'pending' });
+    model.receive({ type: 'state', state: kernelState({ tasks: [done, running] }) });
+
+    model.toggle('a');
+    assert.deepEqual(model.outputs.get('a'), { status: 'loading' });
+    const ask = sent.at(-1)!;
+    assert.deepEqual(ask, { type: 'task:output', id: 'a', requestId: ask.requestId });
+    const output = {
+      id: 'a',
+      stdout: 'hi\n',
+      stderr: '',
+      result: '42',
+      error: null,
+      truncated: false,
+    };
+    model.receive({ type: 'reply', requestId: ask.requestId, ok: true, output });
+    assert.deepEqual(model.outputs.get('a'), { status: 'ready', output });
+    model.toggle('a');
+    assert.ok(!model.expanded.has('a'));
+    model.toggle('a');
+    assert.ok(model.expanded.has('a'));
+    assert.equal(sent.length, 1, 'a finished task is fetched once');
+
+    model.toggle('b');
+    const again = sent.at(-1)!;
+    model.receive({ type: 'reply', requestId: again.requestId, ok: false, error: 'gone' });
+    assert.deepEqual(model.outputs.get('b'), { status: 'failed', error: 'gone' });
+    assert.equal(model.error, null, "a task's missing output is shown in its row, not as an error");
+    model.toggle('b');
+    model.toggle('b');
+    assert.equal(sent.length, 3, 'a running task is fetched each time it opens');
+  });
+
+  it('forgets the old kernel on a restart and starts over when the new one answers', () => {
+    const { model, sent } = connected();
+    model.receive({ type: 'state', state: kernelState({ tasks: [task('a', 0)] }) });
+    model.toggle('a');
+    model.run({ type: 'cluster:stop' });
+    model.detach('restarting');
+    assert.equal(model.state, null);
+    assert.equal(model.pending.size, 0);
+    assert.equal(model.expanded.size, 0);
+    assert.match(String(model.error), /restarted before it answered/);
+    assert.match(String(model.emptyReason()), /restarting; the panel reconnects/);
+    assert.equal(model.run({ type: 'cluster:stop' }), undefined);
+
+    const after: PanelMessage[] = [];
+    model.attach((m) => after.push(m));
+    assert.equal(model.phase, 'connecting');
+    assert.equal(model.error, null);
+    model.receive({ type: 'state', state: kernelState({ cluster: null, engines: [] }) });
+    assert.match(String(model.emptyReason()), /No cluster is running/);
+    model.run({ type: 'cluster:start', engines: 3 });
+    assert.equal(after.length, 1);
+    assert.equal(sent.length, 2, 'nothing more went to the old kernel');
+  });
+
+  it("advances the kernel's clock and the uptime between states", () => {
+    const { model } = connected();
+    const now = Date.now();
+    model.receive({ type: 'state', state: kernelState() });
+    assert.ok(Math.abs(model.kernelTime(now + 5_000) - (T0 + 15_000)) < 1_000);
+    assert.ok(Math.abs(model.uptime(now + 5_000) - 15) < 1);
+  });
+
+  it('lists live engines', () => {
+    const { model } = connected();
+    model.receive({
+      type: 'state',
+      state: kernelState({ engines: [engine(0, 'dead'), engine(1, 'busy'), engine(2)] }),
+    });
+    assert.deepEqual(
+      model.liveEngines().map((e) => e.id),
+      [1, 2],
+    );
+  });
+});
+
+describe('task stream', () => {
+  const state = kernelState({
+    engines: [engine(0), engine(1, 'busy'), engine(2, 'dead'), engine(3, 'dead')],
+    tasks: [
+      task('a', 0, { started: at(1_000), completed: at(3_000) }),
+      task('b', 1, { state: 'pending', submitted: at(2_000) }),
+      task('c', 0, { state: 'error', started: at(5_000), completed: at(5_000) }),
+      task('d', null, { view: 'balanced', state: 'pending', submitted: at(6_000) }),
+      task('e', 2, { started: at(3_000), completed: at(4_000) }),
+    ],
+  });
+
+  it('draws a lane per engine and a bar per placed task, from start to end or now', () => {
+    const s = taskStream(state, T0 + 9_000, 800);
+    assert.equal(s.start, T0 + 1_000);
+    assert.equal(s.end, T0 + 9_000);
+    assert.deepEqual(
+      s.lanes.map((l) => [l.engine, l.bars.map((b) => [b.id, b.state, b.x, b.width])]),
+      [
+        [
+          0,
+          [
+            ['a', 'done', 0, 200],
+            ['c', 'error', 400, 1],
+          ],
+        ],
+        [1, [['b', 'pending', 100, 700]]],
+        [2, [['e', 'done', 200, 100]]],
+      ],
+      'dead engine 3 has no bars and no lane; balanced task d has no engine yet',
+    );
+  });
+
+  it('has lanes and no bars before any task', () => {
+    const s = taskStream(kernelState(), T0, 100);
+    assert.deepEqual(
+      s.lanes.map((l) => [l.engine, l.bars.length]),
+      [
+        [0, 0],
+        [1, 0],
+      ],
+    );
+  });
+
+  it('times tasks from their start, or their submission until the engine reports it', () => {
+    assert.equal(taskSeconds(state.tasks[0], T0 + 9_000), 2);
+    assert.equal(taskSeconds(state.tasks[1], T0 + 9_000), 7);
+    assert.deepEqual([0.25, 4.44, 12.4, 184, 7_500].map(formatSeconds), [
+      '250 ms',
+      '4.4 s',
+      '12 s',
+      '3 min 4 s',
+      '2 h 5 min',
+    ]);
+  });
+});
