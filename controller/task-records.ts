@@ -29,6 +29,11 @@ export interface TaskRecord {
   retriesLeft: number;
   /** True once the arguments and result were let go to bound memory. */
   buffersDropped: boolean;
+  /**
+   * The request's frames as the client signed them (`Received.wire`), until it is sent to an
+   * engine: then forwarded unchanged, and let go.
+   */
+  wire?: Buffer[];
 }
 
 /** Finished tasks whose records the hub keeps. */

@@ -21,6 +21,16 @@ export const NO_DROPPING = {
   receiveBufferSize: 4 * 1024 * 1024,
 } as const;
 
+/**
+ * A verified message and its signed frames from the `<IDS|MSG>` delimiter on, exactly as they
+ * arrived. Every process shares the key, so a relay can send `wire` on behind a new routing
+ * identity instead of serializing and signing `msg` again, as long as it changed nothing else.
+ */
+export interface Received {
+  msg: Message;
+  wire: Buffer[];
+}
+
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
@@ -41,9 +51,13 @@ export class Channel {
     private readonly onDropped: (error: Error) => void = () => {},
   ) {}
 
-  /** Sends `msg` now if the socket can take it, else queues it; order is kept either way. */
-  send(msg: IMessage | Envelope): void {
-    this.sendFrames(this.session.serialize(msg));
+  /**
+   * Sends `msg` now if the socket can take it, else queues it; order is kept either way. With
+   * `wire` (a received message's signed frames, see `Received`), sends those behind
+   * `msg.identities` instead of serializing `msg`.
+   */
+  send(msg: IMessage | Envelope, wire?: Buffer[]): void {
+    this.sendFrames(wire ? [...msg.identities, ...wire] : this.session.serialize(msg));
   }
 
   sendFrames(frames: Buffer[]): void {
@@ -56,23 +70,34 @@ export class Channel {
 
   /** Verified messages as they arrive; ends when the socket closes. */
   async *messages(): AsyncGenerator<Message> {
+    for (let r = await this.next(); r !== null; r = await this.next()) yield r.msg;
+  }
+
+  /**
+   * Verified messages with the frames they came in, for a relay that forwards them unchanged
+   * (see `Received`); ends when the socket closes.
+   */
+  async *received(): AsyncGenerator<Received> {
+    for (let r = await this.next(); r !== null; r = await this.next()) yield r;
+  }
+
+  /** The next verified message, or null once the socket closed; bad ones are dropped. */
+  private async next(): Promise<Received | null> {
     for (;;) {
       let frames: Buffer[];
       try {
         frames = await (this.socket as zmq.Readable).receive();
       } catch (e) {
-        if (this.socket.closed) return;
+        if (this.socket.closed) return null;
         throw e;
       }
-      let msg: Message;
       try {
-        msg = this.session.deserialize(frames, this.replays);
+        const msg = this.session.deserialize(frames, this.replays);
+        return { msg, wire: frames.slice(msg.identities.length) };
       } catch (e) {
         this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
         this.onDropped(e as Error);
-        continue;
       }
-      yield msg;
     }
   }
 
