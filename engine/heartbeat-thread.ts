@@ -85,21 +85,24 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
 
   let lastAnswer = performance.now();
   const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
-  const beat = setInterval(() => {
-    if (data.parentPid !== null && process.ppid !== data.parentPid) {
-      clearInterval(beat);
-      act.control({ type: 'orphaned' });
-      return;
-    }
-    if (performance.now() - lastAnswer > data.hubTimeout) {
-      clearInterval(beat);
-      act.control({ type: 'hub-lost' });
-      return;
-    }
-    sendBeat();
-  }, data.period);
+  let beat: NodeJS.Timeout | undefined;
+  const next = (): void => {
+    beat = setTimeout(() => {
+      if (data.parentPid !== null && process.ppid !== data.parentPid) {
+        act.control({ type: 'orphaned' });
+        return;
+      }
+      if (performance.now() - lastAnswer > data.hubTimeout) {
+        act.control({ type: 'hub-lost' });
+        return;
+      }
+      sendBeat();
+      next();
+    }, untilNextBeat(data.period));
+  };
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
+  next();
 
   void (async () => {
     let joined = false;
@@ -122,9 +125,19 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
     }
   })();
   return () => {
-    clearInterval(beat);
+    clearTimeout(beat);
     channel.close();
   };
+}
+
+/**
+ * Milliseconds to the next multiple of `period` on the wall clock. Every engine on a host beats
+ * at the same instants, as ipyparallel's engines answer one ping together: the controller then
+ * takes a thousand beats in one burst, read and answered in batches, instead of one wake-up
+ * of each of its threads per beat.
+ */
+function untilNextBeat(period: number): number {
+  return period - (Date.now() % period);
 }
 
 function run(data: HeartbeatThreadData): void {
