@@ -21,7 +21,7 @@ import {
   type EngineConnectionInfo,
 } from '../protocol/connection';
 import type { Message } from '../protocol/messages';
-import { Session } from '../protocol/session';
+import { Session, type Frame } from '../protocol/session';
 import { Hub, type HubOptions } from './hub';
 import { SqliteTaskRecords } from './sqlite-task-records';
 import {
@@ -249,7 +249,7 @@ export class ControllerServer {
     this.hub.start();
     const loop = async (
       channel: Channel,
-      handle: (m: Message, wire: Buffer[]) => void,
+      handle: (m: Message, wire: Frame[]) => void,
     ): Promise<void> => {
       for await (const { msg, wire } of channel.received()) {
         try {

@@ -16,7 +16,7 @@ import {
   type MsgType,
   type QueueCounts,
 } from '../protocol/messages';
-import type { Session } from '../protocol/session';
+import type { Frame, Session } from '../protocol/session';
 import { HeartMonitor } from './heartbeat';
 import { schemes, type Scheme } from './schedulers/load-balanced';
 import {
@@ -37,9 +37,9 @@ import {
  * `msg.identities` instead of serializing and signing `msg` again.
  */
 export interface HubOutlet {
-  toClient(msg: IMessage, wire?: Buffer[]): void;
+  toClient(msg: IMessage, wire?: Frame[]): void;
   /** The engine's task socket: tasks in, replies and output out. */
-  toEngine(msg: IMessage, wire?: Buffer[]): void;
+  toEngine(msg: IMessage, wire?: Frame[]): void;
   /** The engine's heartbeat thread, which acts even while user code blocks the engine. */
   toEngineControl(msg: IMessage): void;
   publish(topic: string, msg: IMessage): void;
@@ -89,7 +89,7 @@ type EngineMessageType =
   | 'stream'
   | 'display_data'
   | 'execute_result';
-type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>, wire?: Buffer[]) => void };
+type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>, wire?: Frame[]) => void };
 
 const now = (): string => new Date().toISOString();
 /** Extra milliseconds an engine has for its first beat, which comes from a new thread. */
@@ -98,10 +98,10 @@ const FIRST_BEAT_GRACE = 10_000;
 const DROPPED_MEMORY = 1000;
 
 /** The handler for `msg`'s type in a table that covers only some types. */
-function lookup(table: object, msg: Message): ((m: Message, wire?: Buffer[]) => void) | undefined {
+function lookup(table: object, msg: Message): ((m: Message, wire?: Frame[]) => void) | undefined {
   const type = msg.header.msg_type;
   return Object.hasOwn(table, type)
-    ? (table as Record<MsgType, (m: Message, wire?: Buffer[]) => void>)[type]
+    ? (table as Record<MsgType, (m: Message, wire?: Frame[]) => void>)[type]
     : undefined;
 }
 
@@ -175,7 +175,7 @@ export class Hub {
    * A verified message from a client, with the frames it came in (`Received.wire`) when it may
    * be forwarded as it is; anything but a request a client may make gets an error reply.
    */
-  handleClient(msg: Message, wire?: Buffer[]): void {
+  handleClient(msg: Message, wire?: Frame[]): void {
     const handler = lookup(this.clientHandlers, msg);
     if (handler) {
       handler(msg, wire);
@@ -195,7 +195,7 @@ export class Hub {
   }
 
   /** A verified message from an engine's task socket, with its frames as in `handleClient`. */
-  handleEngine(msg: Message, wire?: Buffer[]): void {
+  handleEngine(msg: Message, wire?: Frame[]): void {
     lookup(this.engineHandlers, msg)?.(msg, wire);
   }
 
@@ -417,7 +417,7 @@ export class Hub {
     },
   };
 
-  private submit(request: TaskRequest, wire?: Buffer[]): void {
+  private submit(request: TaskRequest, wire?: Frame[]): void {
     if (this.records.get(request.header.msg_id)) {
       const type = isMsg(request, 'apply_request') ? 'apply_reply' : 'execute_reply';
       this.replyError(
@@ -594,7 +594,7 @@ export class Hub {
     execute_result: (m) => this.relayOutput(m),
   };
 
-  private finish(reply: TaskReply, wire?: Buffer[]): void {
+  private finish(reply: TaskReply, wire?: Frame[]): void {
     const r = this.records.get(String(reply.parent_header.msg_id));
     if (!r || isFinal(r.state) || r.engineId !== this.idOf(reply.identities[0])) return;
     const engine = r.engineId === null ? undefined : this.engines.get(r.engineId);

@@ -6,7 +6,7 @@
 import type * as zmq from 'zeromq';
 import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import { ReplayGuard, type Envelope, type Session } from './session';
+import { ReplayGuard, type Envelope, type Frame, type Received, type Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -21,22 +21,12 @@ export const NO_DROPPING = {
   receiveBufferSize: 4 * 1024 * 1024,
 } as const;
 
-/**
- * A verified message and its signed frames from the `<IDS|MSG>` delimiter on, exactly as they
- * arrived. Every process shares the key, so a relay can send `wire` on behind a new routing
- * identity instead of serializing and signing `msg` again, as long as it changed nothing else.
- */
-export interface Received {
-  msg: Message;
-  wire: Buffer[];
-}
-
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
 /** A socket that sends and receives whole, signed tsparallel messages. */
 export class Channel {
-  private readonly queue: Buffer[][] = [];
+  private readonly queue: Frame[][] = [];
   private sending = false;
   /** The latest send; the socket is busy until it settles. */
   private lastSend: Promise<void> = Promise.resolve();
@@ -56,11 +46,11 @@ export class Channel {
    * `wire` (a received message's signed frames, see `Received`), sends those behind
    * `msg.identities` instead of serializing `msg`.
    */
-  send(msg: IMessage | Envelope, wire?: Buffer[]): void {
-    this.sendFrames(wire ? [...msg.identities, ...wire] : this.session.serialize(msg));
+  send(msg: IMessage | Envelope, wire?: Frame[]): void {
+    this.sendFrames(wire ? [...msg.identities, ...wire] : this.session.frames(msg));
   }
 
-  sendFrames(frames: Buffer[]): void {
+  sendFrames(frames: Frame[]): void {
     // zeromq sends synchronously while the socket is writable, which lets output leave even
     // while user code blocks the event loop; it throws EBUSY once a send has to wait.
     if (this.queue.length === 0 && !this.sending && this.trySend(frames)) return;
@@ -92,8 +82,7 @@ export class Channel {
         throw e;
       }
       try {
-        const msg = this.session.deserialize(frames, this.replays);
-        return { msg, wire: frames.slice(msg.identities.length) };
+        return this.session.receive(frames, this.replays);
       } catch (e) {
         this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
         this.onDropped(e as Error);
@@ -107,7 +96,7 @@ export class Channel {
   }
 
   /** False when the socket is busy with an earlier send. */
-  private trySend(frames: Buffer[]): boolean {
+  private trySend(frames: Frame[]): boolean {
     if (this.socket.closed) return true;
     try {
       this.lastSend = (this.socket as zmq.Writable).send(frames);

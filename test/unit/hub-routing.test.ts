@@ -9,7 +9,7 @@ import type {
   MsgType,
   TaskOptions,
 } from '../../protocol/messages';
-import { Session } from '../../protocol/session';
+import { Session, type Frame } from '../../protocol/session';
 
 type Route = 'client' | 'engine' | 'control' | 'publish';
 
@@ -37,15 +37,17 @@ class RecordingOutlet implements HubOutlet {
 
   constructor(private readonly session: Session) {}
 
-  private record(route: Route, msg: IMessage, topic?: string, wire?: Buffer[]): void {
-    const frames = wire ? [...msg.identities, ...wire] : this.session.serialize(msg);
+  private record(route: Route, msg: IMessage, topic?: string, wire?: Frame[]): void {
+    const frames = wire
+      ? [...msg.identities, ...wire].map((f) => Buffer.from(f))
+      : this.session.serialize(msg);
     this.sent.push({ route, msg: this.session.deserialize(frames), frames, topic });
   }
 
-  toClient(msg: IMessage, wire?: Buffer[]): void {
+  toClient(msg: IMessage, wire?: Frame[]): void {
     this.record('client', msg, undefined, wire);
   }
-  toEngine(msg: IMessage, wire?: Buffer[]): void {
+  toEngine(msg: IMessage, wire?: Frame[]): void {
     this.record('engine', msg, undefined, wire);
   }
   toEngineControl(msg: IMessage): void {
@@ -94,6 +96,12 @@ describe('Hub routing', () => {
   /** As the controller server does: bytes off a socket, verified, handed to the hub. */
   const wire = <T extends MsgType>(msg: IMessage<T>): Message =>
     session.deserialize(session.serialize(msg));
+
+  /** As the controller server does for a task and its reply: the message and its frames. */
+  const received = (frames: Buffer[]): [Message, Frame[]] => {
+    const r = session.receive(frames);
+    return [r.msg, r.wire];
+  };
 
   /**
    * What an engine does on start: registers on its task socket, then its control thread sends
@@ -271,7 +279,7 @@ describe('Hub routing', () => {
           { identities: [CLIENT], buffers: [Buffer.from('args')] },
         );
         const taskFrames = session.serialize(task);
-        hub.handleClient(session.deserialize(taskFrames), taskFrames.slice(1));
+        hub.handleClient(...received(taskFrames));
         const toEngine = out.take().filter((s) => s.route === 'engine');
         assert.deepEqual(
           toEngine.map((s) => s.frames),
@@ -287,7 +295,7 @@ describe('Hub routing', () => {
             ),
           );
         const replyFrames = reply(1);
-        hub.handleEngine(session.deserialize(replyFrames), replyFrames.slice(1));
+        hub.handleEngine(...received(replyFrames));
         const toClient = out.take().filter((s) => s.route === 'client');
         assert.deepEqual(
           toClient.map((s) => s.frames),
@@ -305,7 +313,7 @@ describe('Hub routing', () => {
             { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: 7 } },
           ),
         );
-        hub.handleEngine(session.deserialize(frames), frames.slice(1));
+        hub.handleEngine(...received(frames));
         assert.equal(only(out.take(), 'apply_reply', 'client').metadata.engine_id, 1);
       });
 
