@@ -469,9 +469,12 @@ export class Hub {
 
   /** Places waiting load-balanced tasks on engines with room, in submission order. */
   private schedule(): void {
+    // Nothing waits (direct tasks, an idle queue): the engines need no counting.
+    if (this.unassigned.size === 0) return;
     // Once no engine has room, nothing further down the queue can be placed: stop looking, so
     // that a long queue costs nothing per finished task.
-    let room = [...this.engines.values()].filter((e) => e.balancedLoad < this.options.hwm).length;
+    let room = 0;
+    for (const e of this.engines.values()) if (e.balancedLoad < this.options.hwm) room++;
     for (const r of this.unassigned.values()) {
       if (room === 0) break;
       const placed = this.tryPlace(r);
