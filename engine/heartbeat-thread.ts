@@ -85,24 +85,28 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
 
   let lastAnswer = performance.now();
   const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
-  let beat: NodeJS.Timeout | undefined;
-  const next = (): void => {
-    beat = setTimeout(() => {
-      if (data.parentPid !== null && process.ppid !== data.parentPid) {
-        act.control({ type: 'orphaned' });
-        return;
-      }
-      if (performance.now() - lastAnswer > data.hubTimeout) {
-        act.control({ type: 'hub-lost' });
-        return;
-      }
-      sendBeat();
-      next();
-    }, untilNextBeat(data.period));
+  const tick = (): void => {
+    if (data.parentPid !== null && process.ppid !== data.parentPid) {
+      clearInterval(beat);
+      act.control({ type: 'orphaned' });
+      return;
+    }
+    if (performance.now() - lastAnswer > data.hubTimeout) {
+      clearInterval(beat);
+      act.control({ type: 'hub-lost' });
+      return;
+    }
+    sendBeat();
   };
+  // An interval, not a chain of timeouts: Node re-arms an interval even when a SIGINT sent to
+  // this process ends its callback midway, and the beat must go on. It starts at the next
+  // period boundary (see untilNextBeat).
+  let beat = setTimeout(() => {
+    beat = setInterval(tick, data.period);
+    tick();
+  }, untilNextBeat(data.period));
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
-  next();
 
   void (async () => {
     let joined = false;
@@ -125,7 +129,7 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
     }
   })();
   return () => {
-    clearTimeout(beat);
+    clearInterval(beat);
     channel.close();
   };
 }
