@@ -21,7 +21,7 @@ import {
   type EngineConnectionInfo,
 } from '../protocol/connection';
 import type { Message } from '../protocol/messages';
-import { Session } from '../protocol/session';
+import { Session, type Frame } from '../protocol/session';
 import { Hub, type HubOptions } from './hub';
 import { SqliteTaskRecords } from './sqlite-task-records';
 import {
@@ -247,25 +247,28 @@ export class ControllerServer {
 
   private serve(): void {
     this.hub.start();
-    const loop = async (channel: Channel, handle: (m: Message) => void): Promise<void> => {
-      for await (const msg of channel.messages()) {
+    const loop = async (
+      channel: Channel,
+      handle: (m: Message, wire: Frame[]) => void,
+    ): Promise<void> => {
+      for await (const { msg, wire } of channel.received()) {
         try {
-          handle(msg);
+          handle(msg, wire);
         } catch (e) {
           // A bug in one handler must not stop the receive loop.
           this.options.log(`error handling ${msg.header.msg_type}: ${(e as Error).stack}`);
         }
       }
     };
-    void loop(this.client, (m) => this.hub.handleClient(m));
-    void loop(this.engine, (m) => this.hub.handleEngine(m));
+    void loop(this.client, (m, wire) => this.hub.handleClient(m, wire));
+    void loop(this.engine, (m, wire) => this.hub.handleEngine(m, wire));
     void loop(this.heartbeat, (m) => this.hub.handleHeartbeat(m));
   }
 
   private outlet(): ConstructorParameters<typeof Hub>[1] {
     return {
-      toClient: (msg) => this.client.send(msg),
-      toEngine: (msg) => this.engine.send(msg),
+      toClient: (msg, wire) => this.client.send(msg, wire),
+      toEngine: (msg, wire) => this.engine.send(msg, wire),
       toEngineControl: (msg) => this.heartbeat.send(msg),
       publish: (topic, msg) => this.iopub.send({ ...msg, identities: [Buffer.from(topic)] }),
       shutdown: () => {

@@ -16,7 +16,7 @@ import {
   type MsgType,
   type QueueCounts,
 } from '../protocol/messages';
-import type { Session } from '../protocol/session';
+import type { Frame, Session } from '../protocol/session';
 import { HeartMonitor } from './heartbeat';
 import { schemes, type Scheme } from './schedulers/load-balanced';
 import {
@@ -31,12 +31,15 @@ import {
 
 /**
  * Where the hub's messages go; implemented over ZeroMQ by the controller server. Each message
- * carries its routing identity in `identities`.
+ * carries its routing identity in `identities`. A task and its reply pass through the hub as
+ * ipyparallel's schedulers pass them: `wire`, when given, holds the frames `msg` arrived in,
+ * signed by its sender (`Received.wire`), and the outlet sends them on behind
+ * `msg.identities` instead of serializing and signing `msg` again.
  */
 export interface HubOutlet {
-  toClient(msg: IMessage): void;
+  toClient(msg: IMessage, wire?: Frame[]): void;
   /** The engine's task socket: tasks in, replies and output out. */
-  toEngine(msg: IMessage): void;
+  toEngine(msg: IMessage, wire?: Frame[]): void;
   /** The engine's heartbeat thread, which acts even while user code blocks the engine. */
   toEngineControl(msg: IMessage): void;
   publish(topic: string, msg: IMessage): void;
@@ -86,7 +89,7 @@ type EngineMessageType =
   | 'stream'
   | 'display_data'
   | 'execute_result';
-type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>) => void };
+type Handlers<K extends MsgType> = { [T in K]: (msg: IMessage<T>, wire?: Frame[]) => void };
 
 const now = (): string => new Date().toISOString();
 /** Extra milliseconds an engine has for its first beat, which comes from a new thread. */
@@ -95,10 +98,10 @@ const FIRST_BEAT_GRACE = 10_000;
 const DROPPED_MEMORY = 1000;
 
 /** The handler for `msg`'s type in a table that covers only some types. */
-function lookup(table: object, msg: Message): ((m: Message) => void) | undefined {
+function lookup(table: object, msg: Message): ((m: Message, wire?: Frame[]) => void) | undefined {
   const type = msg.header.msg_type;
   return Object.hasOwn(table, type)
-    ? (table as Record<MsgType, (m: Message) => void>)[type]
+    ? (table as Record<MsgType, (m: Message, wire?: Frame[]) => void>)[type]
     : undefined;
 }
 
@@ -168,11 +171,14 @@ export class Hub {
     return [...this.engines.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
   }
 
-  /** A verified message from a client; anything but a request it may make gets an error reply. */
-  handleClient(msg: Message): void {
+  /**
+   * A verified message from a client, with the frames it came in (`Received.wire`) when it may
+   * be forwarded as it is; anything but a request a client may make gets an error reply.
+   */
+  handleClient(msg: Message, wire?: Frame[]): void {
     const handler = lookup(this.clientHandlers, msg);
     if (handler) {
-      handler(msg);
+      handler(msg, wire);
       return;
     }
     this.refuse(msg.identities, msg.header, `clients cannot send ${msg.header.msg_type}`);
@@ -188,9 +194,9 @@ export class Hub {
     this.sendError(identities, header, replyType, 'ProtocolError', reason);
   }
 
-  /** A verified message from an engine's task socket. */
-  handleEngine(msg: Message): void {
-    lookup(this.engineHandlers, msg)?.(msg);
+  /** A verified message from an engine's task socket, with its frames as in `handleClient`. */
+  handleEngine(msg: Message, wire?: Frame[]): void {
+    lookup(this.engineHandlers, msg)?.(msg, wire);
   }
 
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
@@ -294,8 +300,8 @@ export class Hub {
   // --- client requests -----------------------------------------------------------------------
 
   private readonly clientHandlers: Handlers<ClientRequestType> = {
-    apply_request: (m) => this.submit(m),
-    execute_request: (m) => this.submit(m),
+    apply_request: (m, wire) => this.submit(m, wire),
+    execute_request: (m, wire) => this.submit(m, wire),
     connection_request: (m) =>
       this.reply(m, 'connection_reply', { status: 'ok', engines: this.engineInfos }),
     queue_status_request: (m) => {
@@ -411,7 +417,7 @@ export class Hub {
     },
   };
 
-  private submit(request: TaskRequest): void {
+  private submit(request: TaskRequest, wire?: Frame[]): void {
     if (this.records.get(request.header.msg_id)) {
       const type = isMsg(request, 'apply_request') ? 'apply_reply' : 'execute_reply';
       this.replyError(
@@ -436,6 +442,7 @@ export class Hub {
       reply: null,
       retriesLeft: options.retries ?? 0,
       buffersDropped: false,
+      wire,
     };
     this.records.add(record);
     if (!options.balanced && (options.after?.length || options.follow?.length)) {
@@ -462,9 +469,12 @@ export class Hub {
 
   /** Places waiting load-balanced tasks on engines with room, in submission order. */
   private schedule(): void {
+    // Nothing waits (direct tasks, an idle queue): the engines need no counting.
+    if (this.unassigned.size === 0) return;
     // Once no engine has room, nothing further down the queue can be placed: stop looking, so
     // that a long queue costs nothing per finished task.
-    let room = [...this.engines.values()].filter((e) => e.balancedLoad < this.options.hwm).length;
+    let room = 0;
+    for (const e of this.engines.values()) if (e.balancedLoad < this.options.hwm) room++;
     for (const r of this.unassigned.values()) {
       if (room === 0) break;
       const placed = this.tryPlace(r);
@@ -526,7 +536,9 @@ export class Hub {
     engine.lastAssigned = ++this.assignCounter;
     if (r.options.balanced) engine.balancedLoad++;
     this.records.update(r);
-    this.out.toEngine({ ...r.request, identities: [engine.uuid] });
+    // A rerun differs from what the client sent (requeue), so only the first send forwards.
+    this.out.toEngine({ ...r.request, identities: [engine.uuid] }, r.wire);
+    r.wire = undefined;
   }
 
   // --- engine messages -----------------------------------------------------------------------
@@ -578,14 +590,14 @@ export class Hub {
       const id = this.idOf(m.identities[0]);
       if (id !== undefined) this.engineDied(id, 'it unregistered');
     },
-    apply_reply: (m) => this.finish(m),
-    execute_reply: (m) => this.finish(m),
+    apply_reply: (m, wire) => this.finish(m, wire),
+    execute_reply: (m, wire) => this.finish(m, wire),
     stream: (m) => this.relayOutput(m),
     display_data: (m) => this.relayOutput(m),
     execute_result: (m) => this.relayOutput(m),
   };
 
-  private finish(reply: TaskReply): void {
+  private finish(reply: TaskReply, wire?: Frame[]): void {
     const r = this.records.get(String(reply.parent_header.msg_id));
     if (!r || isFinal(r.state) || r.engineId !== this.idOf(reply.identities[0])) return;
     const engine = r.engineId === null ? undefined : this.engines.get(r.engineId);
@@ -604,11 +616,17 @@ export class Hub {
           ? 'aborted'
           : 'failed';
     r.reply = reply;
-    this.out.toClient({
-      ...reply,
-      identities: [r.client],
-      metadata: { ...reply.metadata, submitted: r.submitted, engine_id: r.engineId },
-    });
+    // The engine names itself in the reply; when it names itself as the hub knows it, the reply
+    // goes to the client as the engine signed it.
+    if (wire && reply.metadata.engine_id === r.engineId) {
+      this.out.toClient({ ...reply, identities: [r.client] }, wire);
+    } else {
+      this.out.toClient({
+        ...reply,
+        identities: [r.client],
+        metadata: { ...reply.metadata, engine_id: r.engineId },
+      });
+    }
     this.records.finished(r);
     this.schedule();
   }
@@ -625,6 +643,7 @@ export class Hub {
 
   /** Ends a task the hub itself fails (dead engine, abort, unmet dependency). */
   private failTask(r: TaskRecord, ename: string, evalue: string): void {
+    r.wire = undefined;
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
     if (r.engineId !== null) {
       const engine = this.engines.get(r.engineId);
@@ -636,7 +655,7 @@ export class Hub {
     const reply = this.session.msg(type, content, {
       parent: r.request.header,
       identities: [r.client],
-      metadata: { submitted: r.submitted, engine_id: r.engineId },
+      metadata: { engine_id: r.engineId },
     }) as TaskReply;
     r.state = ename === 'TaskAbortedError' ? 'aborted' : 'failed';
     r.completed = now();

@@ -7,6 +7,7 @@
  * on disk instead.
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
+import type { Frame } from '../protocol/session';
 
 /** A message that creates a task. */
 export type TaskRequest = IMessage<'apply_request'> | IMessage<'execute_request'>;
@@ -29,6 +30,11 @@ export interface TaskRecord {
   retriesLeft: number;
   /** True once the arguments and result were let go to bound memory. */
   buffersDropped: boolean;
+  /**
+   * The request's frames as the client signed them (`Received.wire`), until it is sent to an
+   * engine: then forwarded unchanged, and let go.
+   */
+  wire?: Frame[];
 }
 
 /** Finished tasks whose records the hub keeps. */

@@ -85,7 +85,7 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
 
   let lastAnswer = performance.now();
   const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
-  const beat = setInterval(() => {
+  const tick = (): void => {
     if (data.parentPid !== null && process.ppid !== data.parentPid) {
       clearInterval(beat);
       act.control({ type: 'orphaned' });
@@ -97,7 +97,14 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
       return;
     }
     sendBeat();
-  }, data.period);
+  };
+  // An interval, not a chain of timeouts: Node re-arms an interval even when a SIGINT sent to
+  // this process ends its callback midway, and the beat must go on. It starts at the next
+  // period boundary (see untilNextBeat).
+  let beat = setTimeout(() => {
+    beat = setInterval(tick, data.period);
+    tick();
+  }, untilNextBeat(data.period));
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
 
@@ -125,6 +132,16 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
     clearInterval(beat);
     channel.close();
   };
+}
+
+/**
+ * Milliseconds to the next multiple of `period` on the wall clock. Every engine on a host beats
+ * at the same instants, as ipyparallel's engines answer one ping together: the controller then
+ * takes a thousand beats in one burst, read and answered in batches, instead of one wake-up
+ * of each of its threads per beat.
+ */
+function untilNextBeat(period: number): number {
+  return period - (Date.now() % period);
 }
 
 function run(data: HeartbeatThreadData): void {

@@ -6,7 +6,7 @@
 import type * as zmq from 'zeromq';
 import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import { ReplayGuard, type Envelope, type Session } from './session';
+import { ReplayGuard, type Envelope, type Frame, type Received, type Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -26,7 +26,7 @@ type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
 /** A socket that sends and receives whole, signed tsparallel messages. */
 export class Channel {
-  private readonly queue: Buffer[][] = [];
+  private readonly queue: Frame[][] = [];
   private sending = false;
   /** The latest send; the socket is busy until it settles. */
   private lastSend: Promise<void> = Promise.resolve();
@@ -41,12 +41,16 @@ export class Channel {
     private readonly onDropped: (error: Error) => void = () => {},
   ) {}
 
-  /** Sends `msg` now if the socket can take it, else queues it; order is kept either way. */
-  send(msg: IMessage | Envelope): void {
-    this.sendFrames(this.session.serialize(msg));
+  /**
+   * Sends `msg` now if the socket can take it, else queues it; order is kept either way. With
+   * `wire` (a received message's signed frames, see `Received`), sends those behind
+   * `msg.identities` instead of serializing `msg`.
+   */
+  send(msg: IMessage | Envelope, wire?: Frame[]): void {
+    this.sendFrames(wire ? [...msg.identities, ...wire] : this.session.frames(msg));
   }
 
-  sendFrames(frames: Buffer[]): void {
+  sendFrames(frames: Frame[]): void {
     // zeromq sends synchronously while the socket is writable, which lets output leave even
     // while user code blocks the event loop; it throws EBUSY once a send has to wait.
     if (this.queue.length === 0 && !this.sending && this.trySend(frames)) return;
@@ -56,23 +60,33 @@ export class Channel {
 
   /** Verified messages as they arrive; ends when the socket closes. */
   async *messages(): AsyncGenerator<Message> {
+    for (let r = await this.next(); r !== null; r = await this.next()) yield r.msg;
+  }
+
+  /**
+   * Verified messages with the frames they came in, for a relay that forwards them unchanged
+   * (see `Received`); ends when the socket closes.
+   */
+  async *received(): AsyncGenerator<Received> {
+    for (let r = await this.next(); r !== null; r = await this.next()) yield r;
+  }
+
+  /** The next verified message, or null once the socket closed; bad ones are dropped. */
+  private async next(): Promise<Received | null> {
     for (;;) {
       let frames: Buffer[];
       try {
         frames = await (this.socket as zmq.Readable).receive();
       } catch (e) {
-        if (this.socket.closed) return;
+        if (this.socket.closed) return null;
         throw e;
       }
-      let msg: Message;
       try {
-        msg = this.session.deserialize(frames, this.replays);
+        return this.session.receive(frames, this.replays);
       } catch (e) {
         this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
         this.onDropped(e as Error);
-        continue;
       }
-      yield msg;
     }
   }
 
@@ -82,7 +96,7 @@ export class Channel {
   }
 
   /** False when the socket is busy with an earlier send. */
-  private trySend(frames: Buffer[]): boolean {
+  private trySend(frames: Frame[]): boolean {
     if (this.socket.closed) return true;
     try {
       this.lastSend = (this.socket as zmq.Writable).send(frames);

@@ -3,6 +3,7 @@
  * parent_header, metadata, content, buffers...]`, signed with HMAC-SHA256 over the four JSON
  * frames. A `Session` builds, signs, parses and verifies messages for one process.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { ProtocolError } from './errors';
@@ -39,6 +40,25 @@ export interface Envelope {
   metadata: Record<string, unknown>;
   content: unknown;
   buffers: Buffer[];
+}
+
+/**
+ * A frame as it goes to a socket. The JSON frames and the signature travel as strings: zeromq
+ * copies a string into the message it sends, where a Buffer over 128 bytes is sent without
+ * copying and handed back to the main thread to be released once sent, one wake-up of it per
+ * message; for a few hundred bytes of text the copy is cheaper.
+ */
+export type Frame = Buffer | string;
+
+/**
+ * A verified message and its signed frames from the `<IDS|MSG>` delimiter on, as they arrived
+ * (the JSON frames as the text they were decoded from). Every process shares the key, so a
+ * relay can send `wire` on behind a new routing identity instead of serializing and signing
+ * `msg` again, as long as it changed nothing else.
+ */
+export interface Received {
+  msg: Message;
+  wire: Frame[];
 }
 
 /** A message as it came off the wire, before anything about it is checked. */
@@ -89,10 +109,22 @@ export class Session {
 
   /** The frames for `msg`, signed. Buffers are passed through without copying. */
   serialize(msg: IMessage | Envelope): Buffer[] {
+    return this.frames(msg).map((f) => (typeof f === 'string' ? Buffer.from(f) : f));
+  }
+
+  /** The frames for `msg`, signed, as a socket takes them (see `Frame`). */
+  frames(msg: IMessage | Envelope): Frame[] {
     const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
-      Buffer.from(JSON.stringify(p)),
+      JSON.stringify(p),
     );
-    return [...msg.identities, DELIMITER, Buffer.from(this.sign(parts)), ...parts, ...msg.buffers];
+    return [...msg.identities, DELIMITER, this.sign(parts), ...parts, ...msg.buffers];
+  }
+
+  /** `deserialize`, also giving the frames to forward the message by (see `Received`). */
+  receive(frames: Buffer[], replays?: ReplayGuard): Received {
+    const { raw, text, at } = this.decode(frames, replays);
+    const msg = this.validate(raw);
+    return { msg, wire: [frames[at], frames[at + 1], ...text, ...msg.buffers] };
   }
 
   /**
@@ -101,7 +133,10 @@ export class Session {
    * does not match its type.
    */
   deserialize(frames: Buffer[], replays?: ReplayGuard): Message {
-    const msg = this.parse(frames, replays);
+    return this.validate(this.parse(frames, replays));
+  }
+
+  private validate(msg: RawEnvelope): Message {
     try {
       validateMessage(msg);
     } catch (e) {
@@ -119,6 +154,14 @@ export class Session {
    * bad signature, a replay or invalid JSON.
    */
   parse(frames: Buffer[], replays?: ReplayGuard): RawEnvelope {
+    return this.decode(frames, replays).raw;
+  }
+
+  /** `parse`, also giving the JSON frames' text and the delimiter's index. */
+  private decode(
+    frames: Buffer[],
+    replays?: ReplayGuard,
+  ): { raw: RawEnvelope; text: string[]; at: number } {
     const d = frames.findIndex((f) => f.equals(DELIMITER));
     if (d < 0) throw new ProtocolError('message has no <IDS|MSG> delimiter');
     if (frames.length < d + 6) {
@@ -137,13 +180,18 @@ export class Session {
         throw new ProtocolError('message replayed: its signature was seen before', 'replay');
       }
     }
+    // Decoding replaces bytes that are not UTF-8, so the text would no longer be what was signed.
+    if (!parts.every((p) => isUtf8(p))) {
+      throw new ProtocolError('message frame is not UTF-8 text', 'malformed');
+    }
+    const text = parts.map((p) => p.toString('utf8'));
     let json: unknown[];
     try {
-      json = parts.map((p) => JSON.parse(p.toString('utf8')) as unknown);
+      json = text.map((t) => JSON.parse(t) as unknown);
     } catch (e) {
       throw new ProtocolError('message frame is not valid JSON', 'malformed', { cause: e });
     }
-    return {
+    const raw = {
       identities: frames.slice(0, d),
       header: json[0],
       parent_header: json[1],
@@ -151,9 +199,10 @@ export class Session {
       content: json[3],
       buffers: frames.slice(d + 6),
     };
+    return { raw, text, at: d };
   }
 
-  private sign(parts: Buffer[]): string {
+  private sign(parts: Frame[]): string {
     if (this.key.length === 0) return '';
     const hmac = createHmac('sha256', this.key);
     for (const p of parts) hmac.update(p);

@@ -9,13 +9,15 @@ import type {
   MsgType,
   TaskOptions,
 } from '../../protocol/messages';
-import { Session } from '../../protocol/session';
+import { Session, type Frame } from '../../protocol/session';
 
 type Route = 'client' | 'engine' | 'control' | 'publish';
 
 interface Sent {
   route: Route;
   msg: Message;
+  /** What goes on the socket. */
+  frames: Buffer[];
   topic?: string;
 }
 
@@ -35,16 +37,18 @@ class RecordingOutlet implements HubOutlet {
 
   constructor(private readonly session: Session) {}
 
-  private record(route: Route, msg: IMessage, topic?: string): void {
-    const onWire = this.session.deserialize(this.session.serialize(msg));
-    this.sent.push({ route, msg: onWire, topic });
+  private record(route: Route, msg: IMessage, topic?: string, wire?: Frame[]): void {
+    const frames = wire
+      ? [...msg.identities, ...wire].map((f) => Buffer.from(f))
+      : this.session.serialize(msg);
+    this.sent.push({ route, msg: this.session.deserialize(frames), frames, topic });
   }
 
-  toClient(msg: IMessage): void {
-    this.record('client', msg);
+  toClient(msg: IMessage, wire?: Frame[]): void {
+    this.record('client', msg, undefined, wire);
   }
-  toEngine(msg: IMessage): void {
-    this.record('engine', msg);
+  toEngine(msg: IMessage, wire?: Frame[]): void {
+    this.record('engine', msg, undefined, wire);
   }
   toEngineControl(msg: IMessage): void {
     this.record('control', msg);
@@ -92,6 +96,12 @@ describe('Hub routing', () => {
   /** As the controller server does: bytes off a socket, verified, handed to the hub. */
   const wire = <T extends MsgType>(msg: IMessage<T>): Message =>
     session.deserialize(session.serialize(msg));
+
+  /** As the controller server does for a task and its reply: the message and its frames. */
+  const received = (frames: Buffer[]): [Message, Frame[]] => {
+    const r = session.receive(frames);
+    return [r.msg, r.wire];
+  };
 
   /**
    * What an engine does on start: registers on its task socket, then its control thread sends
@@ -259,9 +269,52 @@ describe('Hub routing', () => {
         assert.equal(reply.metadata.engine_id, 1);
         assert.equal(reply.metadata.started, STARTED);
         assert.equal(reply.metadata.completed, COMPLETED);
-        assert.equal(typeof reply.metadata.submitted, 'string');
-        assert.ok(!Number.isNaN(Date.parse(reply.metadata.submitted as string)));
         assert.deepEqual(reply.buffers, [result]);
+      });
+
+      it('forwards a task and its reply in the frames their senders signed', () => {
+        const task = session.msg(
+          'apply_request',
+          { source: '() => 1', mode: 'call', refs: [], options: { balanced: false, targets: [1] } },
+          { identities: [CLIENT], buffers: [Buffer.from('args')] },
+        );
+        const taskFrames = session.serialize(task);
+        hub.handleClient(...received(taskFrames));
+        const toEngine = out.take().filter((s) => s.route === 'engine');
+        assert.deepEqual(
+          toEngine.map((s) => s.frames),
+          [[ENGINE_B, ...taskFrames.slice(1)]],
+        );
+
+        const reply = (engineId: number): Buffer[] =>
+          session.serialize(
+            session.msg(
+              'apply_reply',
+              { status: 'ok' },
+              { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: engineId } },
+            ),
+          );
+        const replyFrames = reply(1);
+        hub.handleEngine(...received(replyFrames));
+        const toClient = out.take().filter((s) => s.route === 'client');
+        assert.deepEqual(
+          toClient.map((s) => s.frames),
+          [[CLIENT, ...replyFrames.slice(1)]],
+        );
+      });
+
+      it('names the engine as it knows it when the reply says otherwise', () => {
+        const task = apply({ balanced: false, targets: [1] });
+        out.take();
+        const frames = session.serialize(
+          session.msg(
+            'apply_reply',
+            { status: 'ok' },
+            { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: 7 } },
+          ),
+        );
+        hub.handleEngine(...received(frames));
+        assert.equal(only(out.take(), 'apply_reply', 'client').metadata.engine_id, 1);
       });
 
       it('answers a task for an unknown engine with an EngineError naming the live ones', () => {

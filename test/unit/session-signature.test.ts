@@ -83,6 +83,21 @@ describe('Session serialize/deserialize', () => {
     assert.equal(out.buffers[1], small);
   });
 
+  it('gives a relay frames that verify again behind a new identity, text and all', () => {
+    const msg = session.msg(
+      'apply_request',
+      { source: '(s) => s + "é ✓"', mode: 'call', refs: [], options: { balanced: true } },
+      { identities: [Buffer.from('client')], buffers: [Buffer.from([0, 255])] },
+    );
+    const { msg: got, wire } = session.receive(session.serialize(msg));
+    assert.equal(got.header.msg_id, msg.header.msg_id);
+    const relayed = [Buffer.from('engine'), ...wire].map((f) => Buffer.from(f));
+    const out = new Session(KEY).deserialize(relayed);
+    assert.deepEqual(out.identities, [Buffer.from('engine')]);
+    assert.deepEqual(out.content, msg.content);
+    assert.deepEqual(out.buffers, msg.buffers);
+  });
+
   describe('rejects a wrong signature', () => {
     const wrongSignature = /signature is missing or wrong/;
     const frames = (): Buffer[] =>
@@ -139,6 +154,16 @@ describe('Session serialize/deserialize', () => {
       const [header, parent, metadata] = applyParts(session);
       const f = signedFrames(KEY, [header, parent, metadata, '{"source": ']);
       rejects(() => session.deserialize(f), /not valid JSON/);
+    });
+
+    it('with a JSON frame that is not UTF-8 (correctly signed)', () => {
+      const [header, parent, metadata] = applyParts(session);
+      const f = signedFrames(KEY, [header, parent, metadata, '{}']);
+      f[f.length - 1] = Buffer.from([0x22, 0xf0, 0x90, 0x80, 0x22]); // a cut-off 4-byte sequence
+      const hmac = createHmac('sha256', KEY);
+      for (const p of f.slice(2)) hmac.update(p);
+      f[1] = Buffer.from(hmac.digest('hex'));
+      rejects(() => session.deserialize(f), /not UTF-8/);
     });
 
     it('with an unknown msg_type', () => {
