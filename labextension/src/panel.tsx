@@ -1,7 +1,7 @@
 /**
  * The sidebar widget: renders a `ClusterModel` with React, as JupyterLab's own panels do, and
  * turns clicks into the model's commands. Element classes and data attributes are the DOM
- * contract the browser tests read (panel-contract.md); colours come from style/index.css.
+ * contract the browser tests read (labextension/README.md); colours come from style/index.css.
  */
 import * as React from 'react';
 import { ReactWidget } from '@jupyterlab/apputils';
@@ -245,18 +245,36 @@ function EnginesSection(props: {
 
 const LANE = 16;
 const LABEL = 28;
-const WIDTH = 300;
+
+/**
+ * The width `ref`'s element has, followed as the sidebar is resized: the chart draws in pixels
+ * rather than scaling a fixed drawing, whose text would grow with the sidebar.
+ */
+function useWidth(ref: React.RefObject<Element | null>, initial: number): number {
+  const [width, setWidth] = React.useState(initial);
+  React.useEffect(() => {
+    const element = ref.current;
+    if (!element) return;
+    const observer = new ResizeObserver(([entry]) => setWidth(Math.floor(entry.contentRect.width)));
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [ref]);
+  return width;
+}
 
 function TaskStreamChart(props: { model: ClusterModel; now: number }): React.ReactElement {
+  const ref = React.useRef<SVGSVGElement>(null);
+  const width = Math.max(LABEL + 50, useWidth(ref, 300));
   const state = props.model.state!;
-  const stream = taskStream(state, props.now, WIDTH - LABEL);
+  const stream = taskStream(state, props.now, width - LABEL);
   const height = Math.max(1, stream.lanes.length) * LANE + 14;
   const span = (stream.end - stream.start) / 1000;
   return (
     <svg
+      ref={ref}
       className="tsp-task-stream"
-      viewBox={`0 0 ${WIDTH} ${height}`}
       width="100%"
+      height={height}
       role="img"
       aria-label="Task stream: one lane per engine, one bar per task over time"
     >
@@ -265,7 +283,7 @@ function TaskStreamChart(props: { model: ClusterModel; now: number }): React.Rea
           <text className="tsp-TaskStream-label" x={0} y={LANE - 5}>
             {lane.engine}
           </text>
-          <line className="tsp-TaskStream-lane" x1={LABEL} x2={WIDTH} y1={LANE - 1} y2={LANE - 1} />
+          <line className="tsp-TaskStream-lane" x1={LABEL} x2={width} y1={LANE - 1} y2={LANE - 1} />
           {lane.bars.map((b) => (
             <rect
               key={b.id}
@@ -285,7 +303,7 @@ function TaskStreamChart(props: { model: ClusterModel; now: number }): React.Rea
       <text className="tsp-TaskStream-label" x={LABEL} y={height - 2}>
         {stream.lanes.length === 0 ? 'no engines' : `last ${formatSeconds(span)}`}
       </text>
-      <text className="tsp-TaskStream-label" x={WIDTH} y={height - 2} textAnchor="end">
+      <text className="tsp-TaskStream-label" x={width} y={height - 2} textAnchor="end">
         now
       </text>
     </svg>

@@ -1,8 +1,8 @@
 /**
  * The cluster panel end to end, as a user meets it: Debian's Chromium (driven by playwright-core)
  * on the JupyterLab host (`npm run lab`'s server) with the real tsparallel kernel, a notebook
- * whose cells start a cluster and run work on it, and the panel checked through its DOM contract
- * (/work/panel-contract.md). Screenshots of the panel in the light and dark themes are written to
+ * whose cells start a cluster and run work on it, and the panel checked through the names
+ * labextension/README.md lists. Screenshots of the panel in the light and dark themes are written to
  * test-artifacts/lab/.
  */
 import { strict as assert } from 'node:assert';
