@@ -199,12 +199,12 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** Per task, everything it printed to stdout so far. */
   get stdout(): string[] {
-    return this.tasks.map((t) => streamText(t, 'stdout'));
+    return this.tasks.map((t) => streamText(t.outputs, 'stdout'));
   }
 
   /** Per task, everything it printed to stderr so far. */
   get stderr(): string[] {
-    return this.tasks.map((t) => streamText(t, 'stderr'));
+    return this.tasks.map((t) => streamText(t.outputs, 'stderr'));
   }
 
   /** Rich output (display data and execute results) per task. */
@@ -340,6 +340,7 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
   }
 }
 
-function streamText(t: TaskState, name: 'stdout' | 'stderr'): string {
-  return t.outputs.map((o) => (o.type === 'stream' && o.name === name ? o.text : '')).join('');
+/** What a task printed on `name`, from its outputs. */
+export function streamText(outputs: readonly TaskOutput[], name: 'stdout' | 'stderr'): string {
+  return outputs.map((o) => (o.type === 'stream' && o.name === name ? o.text : '')).join('');
 }

@@ -5,6 +5,7 @@
  * `npm run lab` runs this file; the browser test calls {@link startLabHost}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   mkdirSync,
@@ -47,6 +48,8 @@ export interface LabHost {
   log: string;
   /** Stops the server (which shuts down its kernels) and removes the host's state folder. */
   stop(): Promise<void>;
+  /** Resolves with the server's output if it exits without `stop()`. */
+  died: Promise<string>;
 }
 
 /** What jupyter_server writes to `jpserver-PID.json` in its runtime folder once it listens. */
@@ -73,13 +76,20 @@ function serverInfo(runtimeDir: string, pid: number): ServerInfo | undefined {
  */
 export async function startLabHost(options: LabHostOptions = {}): Promise<LabHost> {
   const state = mkdtempSync(join(tmpdir(), 'tsp-lab-'));
-  installKernelSpec({ prefix: state });
-  installLabExtension({ prefix: state });
+  try {
+    installKernelSpec({ prefix: state });
+    installLabExtension({ prefix: state });
+  } catch (e) {
+    rmSync(state, { recursive: true, force: true });
+    throw e;
+  }
   const data = join(state, 'share', 'jupyter');
   const runtime = join(state, 'runtime');
   mkdirSync(runtime, { mode: 0o700 });
   const log = join(state, 'server.log');
   const logFd = openSync(log, 'a');
+  // Set here, on the command line, so that no Jupyter config file can turn it off.
+  const token = randomBytes(24).toString('hex');
   let child: ChildProcess;
   try {
     child = spawn(
@@ -87,9 +97,10 @@ export async function startLabHost(options: LabHostOptions = {}): Promise<LabHos
       [
         join(LAB_HOST_DIR, 'tsparallel_lab.py'),
         '--ServerApp.ip=127.0.0.1',
+        `--ServerApp.token=${token}`,
         '--ServerApp.open_browser=False',
         // CI containers run as root; the server refuses that without this.
-        '--ServerApp.allow_root=True',
+        ...(process.getuid?.() === 0 ? ['--ServerApp.allow_root=True'] : []),
         `--ServerApp.root_dir=${resolve(options.rootDir ?? process.cwd())}`,
         `--TsparallelLab.labextensions_path=${join(data, 'labextensions')}`,
         `--TsparallelLab.user_settings_dir=${join(state, 'user-settings')}`,
@@ -118,22 +129,34 @@ export async function startLabHost(options: LabHostOptions = {}): Promise<LabHos
   } finally {
     closeSync(logFd);
   }
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       child.kill('SIGTERM');
-      await waitForExit(child.pid, STOP_GRACE).catch(() => {
+      await waitForExit(child.pid, STOP_GRACE).catch(async () => {
         child.kill('SIGKILL');
+        await waitForExit(child.pid as number, STOP_GRACE);
       });
     }
     rmSync(state, { recursive: true, force: true });
   };
+  const died = new Promise<string>((resolve) =>
+    child.once('exit', () => {
+      if (!stopping) resolve(readFileSync(log, 'utf8'));
+    }),
+  );
   const deadline = performance.now() + START_TIMEOUT;
   for (;;) {
     const info = child.pid === undefined ? undefined : serverInfo(runtime, child.pid);
     if (info) {
+      if (info.token !== token) {
+        await stop();
+        throw new Error('The JupyterLab server ignored the token it was given; it was stopped');
+      }
       const origin = `http://127.0.0.1:${info.port}`;
       const url = `${origin}${info.base_url}lab?token=${info.token}`;
-      return { url, origin, log, stop };
+      return { url, origin, log, stop, died };
     }
     const failure =
       child.exitCode !== null || child.signalCode !== null
@@ -167,6 +190,10 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  const output = await lab.died;
+  console.error(`The JupyterLab server exited by itself; its output:\n${output}`);
+  await lab.stop();
+  process.exit(1);
 }
 
 if (require.main === module) {

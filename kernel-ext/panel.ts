@@ -5,7 +5,7 @@
  * changes, so nothing polls while nothing happens.
  */
 import { inspect } from 'node:util';
-import type { ExecuteReply, TaskOutput } from '../client/async-result';
+import { streamText, type ExecuteReply, type TaskOutput } from '../client/async-result';
 import type { Client, ClientEvent, TaskSource } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import { RemoteError } from '../protocol/errors';
@@ -187,18 +187,18 @@ export class PanelModel {
       );
     }
     const parts = {
-      stdout: stream(kept.outputs, 'stdout'),
-      stderr: stream(kept.outputs, 'stderr'),
+      stdout: streamText(kept.outputs, 'stdout'),
+      stderr: streamText(kept.outputs, 'stderr'),
       result: kept.shown.state === 'done' ? resultText(kept, FULL) : null,
       error: kept.error ? errorText(kept.error) : null,
     };
-    const cut = (s: string | null): string | null => s && s.slice(0, OUTPUT_CHARS);
+    const cut = (s: string): string => s.slice(0, OUTPUT_CHARS);
     return {
       id,
-      stdout: parts.stdout.slice(0, OUTPUT_CHARS),
-      stderr: parts.stderr.slice(0, OUTPUT_CHARS),
-      result: cut(parts.result),
-      error: cut(parts.error),
+      stdout: cut(parts.stdout),
+      stderr: cut(parts.stderr),
+      result: parts.result && cut(parts.result),
+      error: parts.error && cut(parts.error),
       truncated: Object.values(parts).some((p) => p !== null && p.length > OUTPUT_CHARS),
     };
   }
@@ -281,10 +281,6 @@ function resultText(t: KeptTask, options: typeof PREVIEW | typeof FULL): string 
   // The client makes an `ExecuteReply` of every execute request's value.
   if (t.request === 'execute') return (t.value as ExecuteReply).result ?? '';
   return inspect(t.value, options);
-}
-
-function stream(outputs: readonly TaskOutput[], name: 'stdout' | 'stderr'): string {
-  return outputs.map((o) => (o.type === 'stream' && o.name === name ? o.text : '')).join('');
 }
 
 /** An error with the engine's traceback, whose first line names the error. */

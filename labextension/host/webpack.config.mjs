@@ -1,5 +1,5 @@
 // Bundles the JupyterLab host: the compiled src/ (build/lib), the CSS of every plugin package,
-// the settings schemas and the themes, into build/ which server.py serves.
+// the settings schemas and the themes, into build/ which tsparallel_lab.py serves.
 import { readdirSync } from 'node:fs';
 import process from 'node:process';
 import { createRequire } from 'node:module';
