@@ -84,29 +84,50 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
   channel.socket.connect(data.address);
 
   let lastAnswer = performance.now();
-  const sendBeat = (): void => channel.send(session.msg('heartbeat', {}));
+  let lastBeat = 0;
+  let stopped = false;
+  let aligning = false;
+  const sendBeat = (): void => {
+    lastBeat = performance.now();
+    channel.send(session.msg('heartbeat', {}));
+  };
+  const stop = (): void => {
+    stopped = true;
+    clearInterval(beat);
+  };
   const tick = (): void => {
     if (data.parentPid !== null && process.ppid !== data.parentPid) {
-      clearInterval(beat);
+      stop();
       act.control({ type: 'orphaned' });
       return;
     }
     if (performance.now() - lastAnswer > data.hubTimeout) {
-      clearInterval(beat);
+      stop();
       act.control({ type: 'hub-lost' });
       return;
     }
     sendBeat();
+    if (!aligning && Date.now() % data.period > data.period / 20) align();
   };
   // An interval, not a chain of timeouts: Node re-arms an interval even when a SIGINT sent to
-  // this process ends its callback midway, and the beat must go on. It starts at the next
-  // period boundary (see untilNextBeat).
-  let beat = setTimeout(() => {
-    beat = setInterval(tick, data.period);
-    tick();
-  }, untilNextBeat(data.period));
+  // this process ends its callback midway, and the beat must go on.
+  const beat = setInterval(tick, data.period);
+  // Timers run late and an interval keeps the lateness, so the beat is moved back onto the
+  // period boundaries (see untilNextBeat) whenever it slipped. If a SIGINT ends this timeout
+  // midway, only the alignment is lost, never the beat.
+  const align = (): void => {
+    aligning = true;
+    setTimeout(() => {
+      aligning = false;
+      if (stopped) return;
+      beat.refresh();
+      // No second beat right after one (the first beat, or a tick just before the boundary).
+      if (performance.now() - lastBeat > data.period / 2) tick();
+    }, untilNextBeat(data.period));
+  };
   // The engine joins the cluster at its first beat: send it now, not a period from now.
   sendBeat();
+  align();
 
   void (async () => {
     let joined = false;
@@ -129,7 +150,7 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
     }
   })();
   return () => {
-    clearInterval(beat);
+    stop();
     channel.close();
   };
 }
