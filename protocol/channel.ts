@@ -60,7 +60,7 @@ export class Channel {
 
   /** Verified messages as they arrive; ends when the socket closes. */
   async *messages(): AsyncGenerator<Message> {
-    for (let r = await this.next(); r !== null; r = await this.next()) yield r.msg;
+    for await (const r of this.received()) yield r.msg;
   }
 
   /**
