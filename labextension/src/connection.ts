@@ -48,8 +48,8 @@ export class KernelFollower {
       this.closeComm();
       this.model.detach('no-kernel');
     } else if (this.model.phase === 'restarting') {
-      // The restarted kernel is up: "Restart and Run All" keeps it busy rather than idle, and
-      // the kernel queues the comm's messages until it answers.
+      // The restarted kernel is up ("Restart and Run All" keeps it busy, not idle); the kernel
+      // connection holds the comm's messages until the new kernel has answered its first.
       this.reconnect();
     }
   }
