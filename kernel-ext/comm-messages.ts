@@ -9,6 +9,9 @@
 /** The comm target name the kernel registers. */
 export const COMM_TARGET = 'tsparallel';
 
+/** What a tsparallel kernel says in `kernel_info_reply.implementation`; the panel checks it. */
+export const KERNEL_IMPLEMENTATION = 'tsparallel';
+
 /** Engines as `%px --targets` takes them: `all`, `0`, `0,2`, `1:3` or `::2`. */
 export type TargetsState = string;
 
@@ -24,6 +27,10 @@ export interface ClusterInfo {
   uptime: number;
 }
 
+const ENGINE_STATUSES = ['idle', 'busy', 'dead', 'restarting'] as const;
+const TASK_STATES = ['pending', 'done', 'error'] as const;
+const VIEW_KINDS = ['direct', 'balanced'] as const;
+
 /** One engine as the panel shows it. */
 export interface EngineState {
   id: number;
@@ -33,7 +40,7 @@ export interface EngineState {
    * `dead` engines stay listed after they unregister; `restarting` while the panel's
    * `engine:restart` replaces the engine.
    */
-  status: 'idle' | 'busy' | 'dead' | 'restarting';
+  status: (typeof ENGINE_STATUSES)[number];
   /** Tasks sent to the engine and not finished. */
   queue: number;
   /** Tasks the engine finished. */
@@ -47,11 +54,11 @@ export interface EngineState {
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
 export interface TaskState {
   id: string;
-  view: 'direct' | 'balanced';
+  view: (typeof VIEW_KINDS)[number];
   /** The engine it ran on, null until known (a load-balanced task's engine comes with its reply). */
   engine: number | null;
   label: string | null;
-  state: 'pending' | 'done' | 'error';
+  state: (typeof TASK_STATES)[number];
   /** ISO times. */
   submitted: string;
   started: string | null;
@@ -66,7 +73,7 @@ export interface TaskState {
 export interface ViewState {
   /** Numbers views in the order they were first used. */
   id: number;
-  kind: 'direct' | 'balanced';
+  kind: (typeof VIEW_KINDS)[number];
   /** The engines it may use: `all`, ids, or null for any (load-balanced without targets). */
   targets: 'all' | number[] | null;
   /** Tasks sent through it. */
@@ -166,4 +173,124 @@ export function parsePanelMessage(data: unknown): PanelMessage {
   const bad = Object.keys(fields).filter((k) => !fields[k](d[k]));
   if (bad.length > 0) throw new TypeError(`${type}: bad or missing ${bad.join(', ')}`);
   return d as PanelMessage;
+}
+
+/** Says what is wrong with `v`, found at `path`, or returns null when nothing is. */
+type Rule = (v: unknown, path: string) => string | null;
+
+const is =
+  (test: (v: unknown) => boolean, what: string): Rule =>
+  (v, path) =>
+    test(v) ? null : `${path} is not ${what}`;
+const str = is((v) => typeof v === 'string', 'a string');
+const num = is((v) => typeof v === 'number' && Number.isFinite(v), 'a number');
+const bool = is((v) => typeof v === 'boolean', 'true or false');
+const oneOf = (values: readonly string[]): Rule =>
+  is((v) => values.includes(v as string), `one of ${values.join(', ')}`);
+const nullable =
+  (rule: Rule): Rule =>
+  (v, path) =>
+    v === null ? null : rule(v, path);
+const object =
+  (fields: Record<string, Rule>): Rule =>
+  (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${path} is not an object`;
+    for (const [k, rule] of Object.entries(fields)) {
+      const problem = rule((v as Record<string, unknown>)[k], `${path}.${k}`);
+      if (problem) return problem;
+    }
+    return null;
+  };
+const array =
+  (item: Rule): Rule =>
+  (v, path) => {
+    if (!Array.isArray(v)) return `${path} is not an array`;
+    for (const [i, x] of v.entries()) {
+      const problem = item(x, `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return null;
+  };
+
+/** The fields of each kernel message the panel reads. */
+const outputRule = object({
+  id: str,
+  stdout: str,
+  stderr: str,
+  result: nullable(str),
+  error: nullable(str),
+  truncated: bool,
+});
+const kernelRules: { [T in KernelMessage['type']]: Rule } = {
+  state: object({
+    state: object({
+      time: str,
+      cluster: nullable(
+        object({ controller: str, launcher: nullable(str), started: nullable(str), uptime: num }),
+      ),
+      engines: array(
+        object({
+          id: num,
+          host: str,
+          pid: num,
+          status: oneOf(ENGINE_STATUSES),
+          queue: num,
+          completed: num,
+          currentTask: nullable(str),
+          replacedBy: nullable(num),
+        }),
+      ),
+      tasks: array(
+        object({
+          id: str,
+          view: oneOf(VIEW_KINDS),
+          engine: nullable(num),
+          label: nullable(str),
+          state: oneOf(TASK_STATES),
+          submitted: str,
+          started: nullable(str),
+          completed: nullable(str),
+          resultPreview: nullable(str),
+          errorPreview: nullable(str),
+        }),
+      ),
+      targets: str,
+      views: array(
+        object({
+          id: num,
+          kind: oneOf(VIEW_KINDS),
+          targets: (v, path) => (v === 'all' ? null : nullable(array(num))(v, path)),
+          tasks: num,
+        }),
+      ),
+    }),
+  }),
+  reply: (v, path) => {
+    const ok = (v as { ok?: unknown } | null)?.ok;
+    return object(
+      ok === false
+        ? { requestId: str, ok: bool, error: str }
+        : {
+            requestId: str,
+            ok: bool,
+            output: (o, p) => (o === undefined ? null : outputRule(o, p)),
+          },
+    )(v, path);
+  },
+};
+
+/**
+ * Checks what the kernel sent; throws `TypeError` naming the first field the panel cannot read.
+ * Past this point the message is trusted to match its type.
+ */
+export function parseKernelMessage(data: unknown): KernelMessage {
+  const type = (data as { type?: unknown } | null)?.type;
+  if (typeof type !== 'string' || !Object.hasOwn(kernelRules, type)) {
+    throw new TypeError(
+      `unknown kernel message ${JSON.stringify(type)}; known: ${Object.keys(kernelRules).join(', ')}`,
+    );
+  }
+  const problem = kernelRules[type as KernelMessage['type']](data, 'message');
+  if (problem) throw new TypeError(`${type}: ${problem}`);
+  return data as KernelMessage;
 }

@@ -13,6 +13,7 @@ import { format } from 'node:util';
 import type * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import { ReplayGuard, Session, type Envelope } from '../protocol/session';
+import { KERNEL_IMPLEMENTATION } from './comm-messages';
 import {
   parseKernelRequest,
   type DisplayContent,
@@ -115,7 +116,7 @@ class KernelServer extends ZmqServer {
     reply.header.msg_type = 'kernel_info_reply';
     reply.content = {
       ...this.handler.handleKernel(),
-      implementation: 'tsparallel',
+      implementation: KERNEL_IMPLEMENTATION,
       implementation_version: this.version,
       banner: `TypeScript with tsparallel ${this.version} (tslab underneath); %lsmagic lists the magics`,
       status: 'ok',

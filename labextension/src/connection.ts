@@ -7,11 +7,12 @@ import type { ISessionContext } from '@jupyterlab/apputils';
 import type { INotebookTracker } from '@jupyterlab/notebook';
 import type { Kernel } from '@jupyterlab/services';
 import type { JSONObject } from '@lumino/coreutils';
-import { COMM_TARGET, type PanelMessage } from '../../kernel-ext/comm-messages';
+import {
+  COMM_TARGET,
+  KERNEL_IMPLEMENTATION,
+  type PanelMessage,
+} from '../../kernel-ext/comm-messages';
 import type { ClusterModel } from './model';
-
-/** What a tsparallel kernel says in `kernel_info_reply.implementation`. */
-const IMPLEMENTATION = 'tsparallel';
 
 /** See the file's comment. */
 export class KernelFollower {
@@ -31,12 +32,12 @@ export class KernelFollower {
 
   private follow(context: ISessionContext | null): void {
     if (context === this.context) return;
-    this.context?.kernelChanged.disconnect(this.connect, this);
+    this.context?.kernelChanged.disconnect(this.reconnect, this);
     this.context?.statusChanged.disconnect(this.onStatus, this);
     this.context = context;
-    context?.kernelChanged.connect(this.connect, this);
+    context?.kernelChanged.connect(this.reconnect, this);
     context?.statusChanged.connect(this.onStatus, this);
-    void this.connect();
+    this.reconnect();
   }
 
   private onStatus(_: ISessionContext, status: Kernel.Status): void {
@@ -46,15 +47,28 @@ export class KernelFollower {
     } else if (status === 'dead') {
       this.closeComm();
       this.model.detach('no-kernel');
-    } else if (status === 'idle' && this.model.phase === 'restarting') {
-      void this.connect();
+    } else if (this.model.phase === 'restarting') {
+      // The restarted kernel is up ("Restart and Run All" keeps it busy, not idle); the kernel
+      // connection holds the comm's messages until the new kernel has answered its first.
+      this.reconnect();
     }
+  }
+
+  /** Connects anew; a failure (the kernel went away meanwhile) leaves the no-kernel state. */
+  private reconnect(): void {
+    const connecting = this.connect();
+    const attempt = this.attempt;
+    connecting.catch(() => {
+      if (attempt === this.attempt) this.model.detach('no-kernel');
+    });
   }
 
   /** Opens a comm to the current kernel if it is a tsparallel kernel. */
   private async connect(): Promise<void> {
     const attempt = ++this.attempt;
     this.closeComm();
+    // Until the new comm opens, commands have nowhere to go.
+    this.model.detach('connecting');
     const context = this.context;
     if (!context) {
       this.model.detach('no-notebook');
@@ -69,7 +83,7 @@ export class KernelFollower {
     }
     const info = await kernel.info;
     if (attempt !== this.attempt) return;
-    if (info.implementation !== IMPLEMENTATION) {
+    if (info.implementation !== KERNEL_IMPLEMENTATION) {
       this.model.detach('not-tsparallel', kernel.name);
       return;
     }

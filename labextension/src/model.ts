@@ -4,14 +4,15 @@
  * opened and their fetched output, and where the connection to the notebook's kernel stands.
  * The widget renders it and the kernel follower feeds it; both only call the methods below.
  */
-import type {
-  EngineState,
-  KernelMessage,
-  KernelState,
-  PanelCommand,
-  PanelMessage,
-  TaskOutputState,
-  TaskState,
+import {
+  parseKernelMessage,
+  type EngineState,
+  type KernelMessage,
+  type KernelState,
+  type PanelCommand,
+  type PanelMessage,
+  type TaskOutputState,
+  type TaskState,
 } from '../../kernel-ext/comm-messages';
 
 /** Where the panel stands with the current notebook's kernel. */
@@ -68,6 +69,8 @@ export class ClusterModel {
 
   /** Local clock (ms) when `state` arrived, to advance the kernel's clock between states. */
   private receivedAt = 0;
+  /** The state each task was in when its output was last asked for, to refetch when it moves. */
+  private readonly fetchedUnder = new Map<string, TaskState['state'] | undefined>();
   private send: ((m: PanelMessage) => void) | null = null;
   private requests = 0;
   private readonly listeners = new Set<() => void>();
@@ -98,15 +101,27 @@ export class ClusterModel {
     this.emit();
   }
 
-  /** Takes in what the kernel sent over the comm; ignores what it cannot read. */
+  /** Takes in what the kernel sent over the comm; drops what it cannot read, saying so. */
   receive(data: unknown): void {
-    const msg = data as KernelMessage | null;
-    if (msg?.type === 'state') {
+    let msg: KernelMessage;
+    try {
+      msg = parseKernelMessage(data);
+    } catch (e) {
+      this.error = `The panel cannot read a message from the kernel (${(e as Error).message}): run the same tsparallel version in the kernel and in JupyterLab.`;
+      this.emit();
+      return;
+    }
+    if (msg.type === 'state') {
       this.state = msg.state;
       this.receivedAt = Date.now();
       this.phase = 'connected';
-      // Output of tasks the kernel no longer keeps stays as it was fetched.
-    } else if (msg?.type === 'reply') {
+      // An open output fetched before its task finished lacks its end. Output of tasks the
+      // kernel no longer keeps stays as it was fetched.
+      for (const id of this.expanded) {
+        const now = this.taskState(id);
+        if (now !== undefined && now !== this.fetchedUnder.get(id)) this.fetchOutput(id);
+      }
+    } else {
       const command = this.pending.get(msg.requestId);
       if (!command) return;
       this.pending.delete(msg.requestId);
@@ -120,22 +135,27 @@ export class ClusterModel {
       } else if (!msg.ok) {
         this.error = msg.error;
       }
-    } else {
-      return;
     }
     this.emit();
   }
 
   /**
    * Sends `command` to the kernel; returns its request id, or undefined when no kernel is
-   * connected (the panel offers no command then).
+   * connected (the panel offers no command then) or the send failed (the error line says so).
    */
   run(command: PanelCommand): string | undefined {
     if (!this.send) return undefined;
     const requestId = `r${++this.requests}`;
+    try {
+      this.send({ ...command, requestId });
+    } catch (e) {
+      // Not pending: no reply will come for a message that never left.
+      this.error = `The command did not reach the kernel (${(e as Error).message}): wait for the kernel to be ready and try again.`;
+      this.emit();
+      return undefined;
+    }
     this.pending.set(requestId, command);
     if (command.type !== 'task:output') this.error = null;
-    this.send({ ...command, requestId });
     this.emit();
     return requestId;
   }
@@ -147,7 +167,15 @@ export class ClusterModel {
     );
   }
 
-  /** Opens or closes a task's full output, fetching it the first time it opens. */
+  /** True while a command on the whole cluster (start, stop, scale, add) waits for its reply. */
+  clusterBusy(): boolean {
+    return CLUSTER_COMMANDS.some((type) => this.waiting(type));
+  }
+
+  /**
+   * Opens or closes a task's full output, fetching it when it first opens and again when the
+   * task has moved on since.
+   */
   toggle(taskId: string): void {
     if (this.expanded.delete(taskId)) {
       this.emit();
@@ -155,11 +183,15 @@ export class ClusterModel {
     }
     this.expanded.add(taskId);
     const slot = this.outputs.get(taskId);
-    const task = this.state?.tasks.find((t) => t.id === taskId);
+    const now = this.taskState(taskId);
     // A pending task's output grows, so it is fetched again each time it opens.
-    if (!slot || slot.status === 'failed' || task?.state === 'pending') {
-      this.outputs.set(taskId, { status: 'loading' });
-      this.run({ type: 'task:output', id: taskId });
+    if (
+      !slot ||
+      slot.status === 'failed' ||
+      now === 'pending' ||
+      now !== this.fetchedUnder.get(taskId)
+    ) {
+      this.fetchOutput(taskId);
     }
     this.emit();
   }
@@ -205,12 +237,25 @@ export class ClusterModel {
     return (this.state?.engines ?? []).filter((e) => e.status !== 'dead');
   }
 
+  private taskState(taskId: string): TaskState['state'] | undefined {
+    return this.state?.tasks.find((t) => t.id === taskId)?.state;
+  }
+
+  private fetchOutput(taskId: string): void {
+    this.fetchedUnder.set(taskId, this.taskState(taskId));
+    this.outputs.set(taskId, { status: 'loading' });
+    if (this.run({ type: 'task:output', id: taskId }) === undefined) {
+      this.outputs.set(taskId, { status: 'failed', error: 'the request did not reach the kernel' });
+    }
+  }
+
   private reset(): void {
     this.send = null;
     this.state = null;
     this.pending.clear();
     this.expanded.clear();
     this.outputs.clear();
+    this.fetchedUnder.clear();
     this.error = null;
     this.otherKernel = null;
   }
@@ -219,6 +264,13 @@ export class ClusterModel {
     for (const l of this.listeners) l();
   }
 }
+
+const CLUSTER_COMMANDS: PanelCommand['type'][] = [
+  'cluster:start',
+  'cluster:stop',
+  'cluster:scale',
+  'engine:add',
+];
 
 /** Seconds a task took, or has taken so far at kernel time `now` (ms). */
 export function taskSeconds(t: TaskState, now: number): number {
@@ -229,12 +281,15 @@ export function taskSeconds(t: TaskState, now: number): number {
 
 /** `250 ms`, `4.4 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. */
 export function formatSeconds(s: number): string {
-  if (s < 1) return `${Math.round(s * 1000)} ms`;
-  if (s < 10) return `${s.toFixed(1)} s`;
-  if (s < 60) return `${Math.round(s)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+  // Each branch rounds first and is chosen by the rounded value, so 59.6 s reads `1 min 0 s`.
+  const ms = Math.round(s * 1000);
+  if (ms < 1000) return `${ms} ms`;
+  const tenths = Math.round(s * 10);
+  if (tenths < 100) return `${(tenths / 10).toFixed(1)} s`;
+  const whole = Math.round(s);
+  if (whole < 60) return `${whole} s`;
+  const m = Math.floor(whole / 60);
+  return m < 60 ? `${m} min ${whole % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 /**

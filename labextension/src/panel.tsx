@@ -89,7 +89,7 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
   const [count, setCount] = React.useState('2');
   const n = Number(count);
   const valid = count.trim() !== '' && Number.isInteger(n) && n >= 0;
-  const busy = model.pending.size > 0 && [...model.pending.values()].some(isClusterCommand);
+  const busy = model.clusterBusy();
   const button = (
     action: string,
     label: string,
@@ -170,9 +170,6 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
   );
 }
 
-const isClusterCommand = (c: { type: string }): boolean =>
-  c.type.startsWith('cluster:') || c.type === 'engine:add';
-
 function EnginesSection(props: {
   model: ClusterModel;
   engines: EngineState[];
@@ -210,7 +207,7 @@ function EnginesSection(props: {
         >
           <div className="tsp-Panel-engineHead">
             <span className="tsp-Panel-engineId">engine {e.id}</span>
-            <span className={`tsp-Panel-status tsp-mod-${e.status}`}>{e.status}</span>
+            <span className={`tsp-Panel-status jp-mod-${e.status}`}>{e.status}</span>
             {e.replacedBy !== null && (
               <span className="tsp-Panel-note">→ engine {e.replacedBy}</span>
             )}
@@ -287,7 +284,7 @@ function TaskStreamChart(props: { model: ClusterModel; now: number }): React.Rea
           {lane.bars.map((b) => (
             <rect
               key={b.id}
-              className={`tsp-TaskStream-bar tsp-mod-${b.state}`}
+              className={`tsp-TaskStream-bar jp-mod-${b.state}`}
               data-task-id={b.id}
               data-state={b.state}
               x={LABEL + b.x}
@@ -418,7 +415,7 @@ function TaskRows(props: {
         </td>
         <td>{t.engine ?? '…'}</td>
         <td>
-          <span className={`tsp-Panel-status tsp-mod-${t.state}`}>{t.state}</span>
+          <span className={`tsp-Panel-status jp-mod-${t.state}`}>{t.state}</span>
         </td>
         <td className="tsp-Panel-time">{formatSeconds(taskSeconds(t, props.now))}</td>
         <td className="tsp-preview">{t.errorPreview ?? t.resultPreview ?? ''}</td>
@@ -453,7 +450,7 @@ function TaskOutput({ slot }: { slot: ReturnType<ClusterModel['outputs']['get']>
     <div className="tsp-task-output">
       {shown.length === 0 && <span className="tsp-Panel-note">no output</span>}
       {shown.map(([name, text]) => (
-        <div key={name} className={`tsp-Panel-output tsp-mod-${name}`}>
+        <div key={name} className={`tsp-Panel-output jp-mod-${name}`}>
           <span className="tsp-Panel-outputName">{name}</span>
           <pre>{text}</pre>
         </div>

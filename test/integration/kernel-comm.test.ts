@@ -3,7 +3,11 @@
  * commands and see their effect in the state and in the notebook.
  */
 import { strict as assert } from 'node:assert';
-import type { KernelMessage, KernelState } from '../../kernel-ext/comm-messages';
+import {
+  parseKernelMessage,
+  type KernelMessage,
+  type KernelState,
+} from '../../kernel-ext/comm-messages';
 import {
   drive,
   installKernel,
@@ -92,7 +96,9 @@ describe('kernel comm for the lab panel', function () {
   });
   after(() => k?.cleanup());
 
-  const msgs = (step: string): KernelMessage[] => results.get(step) as KernelMessage[];
+  /** What the kernel sent during `step`, each checked as the panel checks it. */
+  const msgs = (step: string): KernelMessage[] =>
+    (results.get(step) as unknown[]).map(parseKernelMessage);
   const last = (step: string): KernelState => states(msgs(step)).at(-1) as KernelState;
   const executed = (step: string): Executed => results.get(step) as Executed;
 

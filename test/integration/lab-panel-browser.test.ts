@@ -32,6 +32,7 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
   let browser: Browser;
   let page: Page;
   let notebook: Locator;
+  let notebookId: string;
   let panel: Locator;
   let cells = 0;
 
@@ -46,6 +47,8 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
   }
 
   const engines = (): Locator => panel.locator('.tsp-engines [data-engine-id]');
+  const live = (): Locator =>
+    panel.locator('.tsp-engines [data-engine-id]:not([data-status="dead"])');
   const tasks = (): Locator => panel.locator('.tsp-tasks tr[data-task-id]');
 
   before(async function () {
@@ -115,6 +118,7 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
       });
       return widget.id;
     });
+    notebookId = id;
     notebook = page.locator(`[id="${id}"]`);
     // Cells typed before the kernel is up would be lost, as for a user.
     await page
@@ -196,14 +200,33 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
   });
 
   it('stops an engine with its stop button and adds one with the add button', async () => {
-    const live = panel.locator('.tsp-engines [data-engine-id]:not([data-status="dead"])');
     await panel.locator('[data-engine-id="1"] [data-action="engine-stop"]').click();
     // The stopped engine's row stays, marked dead, so its history still reads right.
     await panel.locator('[data-engine-id="1"][data-status="dead"]').waitFor();
-    await count(live, 1);
+    await count(live(), 1);
     await panel.locator('.tsp-cluster [data-action="engine-add"]').click();
-    await count(live, 2);
+    await count(live(), 2);
     await count(panel.locator('.tsp-engines [data-engine-id][data-status="idle"]'), 2);
+  });
+
+  it('scales to the count typed into the engines field with the scale button', async () => {
+    await panel.locator('.tsp-cluster input[name="engines"]').fill('3');
+    await panel.locator('.tsp-cluster [data-action="cluster-scale"]').click();
+    await count(live(), 3);
+  });
+
+  it("reconnects after the kernel restarts: the new kernel's cluster shows", async () => {
+    await page.evaluate(async (id) => {
+      const app = (globalThis as unknown as { jupyterapp: JupyterAppLike }).jupyterapp;
+      const widget = [...app.shell.widgets('main')].find((w) => w.id === id);
+      // The kernel's own restart: the notebook's command would ask in a dialog first.
+      await widget?.sessionContext.session?.kernel?.restart();
+    }, notebookId);
+    // The old kernel's cluster went with it; only a new comm brings the new kernel's state.
+    await panel.locator('.tsp-empty', { hasText: 'No cluster is running' }).waitFor();
+    const out = await run('%cluster start -n 1');
+    await out.getByText(/Started a cluster with 1 engines/).waitFor();
+    await count(live(), 1);
   });
 
   it('returns to the empty state after %cluster stop', async () => {
@@ -216,4 +239,10 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
 /** The part of the JupyterLab application object the test reaches for. */
 interface JupyterAppLike {
   commands: { execute(id: string, args?: object): Promise<{ id: string }> };
+  shell: {
+    widgets(area: 'main'): Iterable<{
+      id: string;
+      sessionContext: { session: { kernel: { restart(): Promise<void> } | null } | null };
+    }>;
+  };
 }

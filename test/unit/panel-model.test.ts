@@ -106,14 +106,77 @@ describe('panel model', () => {
     assert.equal(model.error, null);
   });
 
-  it('ignores what it cannot read and replies to requests it did not send', () => {
+  it('ignores replies to requests it did not send', () => {
     const { model, changes } = connected();
     const before = changes();
-    model.receive({ type: 'gossip' });
-    model.receive(null);
     model.receive({ type: 'reply', requestId: 'r999', ok: false, error: 'not ours' });
     assert.equal(changes(), before);
     assert.equal(model.error, null);
+  });
+
+  it('drops a message it cannot read, keeps its last state and says what was wrong', () => {
+    const { model } = connected();
+    const good = kernelState();
+    model.receive({ type: 'state', state: good });
+    const bad: [unknown, RegExp][] = [
+      [null, /unknown kernel message undefined; known: state, reply/],
+      [{ type: 'gossip' }, /unknown kernel message "gossip"/],
+      [{ type: 'state' }, /message\.state is not an object/],
+      [
+        { type: 'state', state: { ...good, engines: {} } },
+        /message\.state\.engines is not an array/,
+      ],
+      [{ type: 'state', state: { ...good, tasks: undefined } }, /state\.tasks is not an array/],
+      [{ type: 'state', state: { ...good, views: 'none' } }, /state\.views is not an array/],
+      [{ type: 'state', state: { ...good, cluster: 'up' } }, /state\.cluster is not an object/],
+      [
+        {
+          type: 'state',
+          state: { ...good, engines: [engine(0), { ...engine(1), status: 'asleep' }] },
+        },
+        /state\.engines\[1\]\.status is not one of idle, busy, dead, restarting/,
+      ],
+      [
+        { type: 'state', state: { ...good, tasks: [{ ...task('a', 0), submitted: 5 }] } },
+        /state\.tasks\[0\]\.submitted is not a string/,
+      ],
+      [{ type: 'reply', ok: true }, /reply: message\.requestId is not a string/],
+      [{ type: 'reply', requestId: 'r1', ok: false }, /message\.error is not a string/],
+      [
+        { type: 'reply', requestId: 'r1', ok: true, output: { id: 'a', stdout: 'x' } },
+        /message\.output\.stderr is not a string/,
+      ],
+    ];
+    for (const [data, problem] of bad) {
+      model.dismissError();
+      model.receive(data);
+      assert.match(String(model.error), problem);
+      assert.match(String(model.error), /^The panel cannot read a message from the kernel/);
+      assert.equal(model.state, good, 'the last good state stays');
+    }
+    const malformed = { type: 'state', state: { ...good, engines: null } };
+    const fresh = new ClusterModel();
+    fresh.attach(() => {});
+    fresh.receive(malformed);
+    assert.equal(fresh.state, null);
+    assert.equal(fresh.phase, 'connecting', 'a malformed first state does not count as connected');
+  });
+
+  it('shows a command that could not be sent as an error instead of waiting for it', () => {
+    const model = new ClusterModel();
+    model.attach(() => {
+      throw new Error('Comm is closed');
+    });
+    model.receive({ type: 'state', state: kernelState({ tasks: [task('a', 0)] }) });
+    assert.equal(model.run({ type: 'cluster:stop' }), undefined);
+    assert.equal(model.pending.size, 0);
+    assert.ok(!model.clusterBusy(), 'no "working…" for a command that never left');
+    assert.match(String(model.error), /did not reach the kernel \(Comm is closed\)/);
+    model.toggle('a');
+    assert.deepEqual(model.outputs.get('a'), {
+      status: 'failed',
+      error: 'the request did not reach the kernel',
+    });
   });
 
   it('sends nothing while no tsparallel kernel is connected', () => {
@@ -156,6 +219,43 @@ describe('panel model', () => {
     model.toggle('b');
     model.toggle('b');
     assert.equal(sent.length, 3, 'a running task is fetched each time it opens');
+  });
+
+  it("fetches an open task's output again when the task finishes", () => {
+    const { model, sent } = connected();
+    const running = task('a', 0, { state: 'pending' });
+    model.receive({ type: 'state', state: kernelState({ tasks: [running] }) });
+    model.toggle('a');
+    const first = sent.at(-1)!;
+    const partial = { id: 'a', stdout: 'step 1\n', stderr: '', result: null, error: null };
+    model.receive({
+      type: 'reply',
+      requestId: first.requestId,
+      ok: true,
+      output: { ...partial, truncated: false },
+    });
+    model.receive({ type: 'state', state: kernelState({ tasks: [running] }) });
+    assert.equal(sent.length, 1, 'an unchanged state fetches nothing');
+
+    model.receive({
+      type: 'state',
+      state: kernelState({ tasks: [{ ...running, state: 'done' }] }),
+    });
+    assert.equal(sent.length, 2);
+    assert.deepEqual(sent[1], { type: 'task:output', id: 'a', requestId: sent[1].requestId });
+    assert.deepEqual(model.outputs.get('a'), { status: 'loading' });
+
+    // Closed while it finished: reopening fetches the finished output.
+    const b = task('b', 1, { state: 'pending' });
+    model.receive({ type: 'state', state: kernelState({ tasks: [b] }) });
+    model.toggle('b');
+    model.receive({ type: 'reply', requestId: sent[2].requestId, ok: false, error: 'x' });
+    model.toggle('b');
+    model.receive({ type: 'state', state: kernelState({ tasks: [{ ...b, state: 'error' }] }) });
+    assert.equal(sent.length, 3, 'a closed task is not fetched');
+    model.toggle('b');
+    assert.equal(sent.length, 4);
+    assert.equal(sent[3].type, 'task:output');
   });
 
   it('forgets the old kernel on a restart and starts over when the new one answers', () => {
@@ -256,6 +356,16 @@ describe('task stream', () => {
       '12 s',
       '3 min 4 s',
       '2 h 5 min',
+    ]);
+  });
+
+  it('rounds durations to the unit it shows before choosing the unit', () => {
+    assert.deepEqual([0.9996, 9.96, 59.6, 239.6, 3_599.6].map(formatSeconds), [
+      '1.0 s',
+      '10 s',
+      '1 min 0 s',
+      '4 min 0 s',
+      '1 h 0 min',
     ]);
   });
 });
