@@ -100,6 +100,15 @@ function openStore(options: ControllerOptions): TaskRecordStore {
     : new SqliteTaskRecords(path);
 }
 
+/**
+ * The client socket's inbound queue. A client may submit tens of thousands of tasks in one burst,
+ * faster than the hub reads them; unbounded, they all wait in libzmq's queue, one allocation per
+ * frame, and the allocator keeps the memory after they are read. A full inbound queue drops
+ * nothing: libzmq stops reading that client's connection, so the rest waits in its own send
+ * queue until the hub has read these.
+ */
+const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
+
 function isLoopback(ip: string): boolean {
   return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
@@ -137,8 +146,9 @@ export class ControllerServer {
       }
     };
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
-    const router = (): zmq.Router => new zmq.Router({ ...NO_DROPPING, ...security });
-    this.client = new Channel(router(), session, refuse);
+    const router = (options = {}): zmq.Router =>
+      new zmq.Router({ ...NO_DROPPING, ...security, ...options });
+    this.client = new Channel(router(CLIENT_INBOUND), session, refuse);
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
     this.engine = new Channel(router(), session, dropped('engine'));
     this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
