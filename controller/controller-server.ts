@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { ProtocolError } from '../protocol/errors';
@@ -100,6 +101,23 @@ function openStore(options: ControllerOptions): TaskRecordStore {
     : new SqliteTaskRecords(path);
 }
 
+/**
+ * The client socket's inbound queue. A client may submit tens of thousands of tasks in one burst,
+ * faster than the hub reads them; unbounded, they all wait in libzmq's queue, one allocation per
+ * frame, and the allocator keeps the memory after they are read. A full inbound queue drops
+ * nothing: libzmq stops reading that client's connection, so the rest waits in its own send
+ * queue until the hub has read these.
+ */
+const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
+
+/**
+ * How far V8 lets the heap grow past what survived the last full collection before it collects
+ * again. A burst of queued tasks makes the hub allocate fast, and V8 then lets the heap grow to
+ * up to four times what is alive (a soak measured 255 MB in use, 91 MB of it alive): 1.5 times
+ * keeps the controller's memory near what it holds, for a few more collections.
+ */
+const HEAP_GROWTH = '--heap-growing-percent=50';
+
 function isLoopback(ip: string): boolean {
   return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
@@ -137,8 +155,9 @@ export class ControllerServer {
       }
     };
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
-    const router = (): zmq.Router => new zmq.Router({ ...NO_DROPPING, ...security });
-    this.client = new Channel(router(), session, refuse);
+    const router = (options = {}): zmq.Router =>
+      new zmq.Router({ ...NO_DROPPING, ...security, ...options });
+    this.client = new Channel(router(CLIENT_INBOUND), session, refuse);
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
     this.engine = new Channel(router(), session, dropped('engine'));
     this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
@@ -156,6 +175,7 @@ export class ControllerServer {
    */
   static async start(partial: Partial<ControllerOptions> = {}): Promise<ControllerServer> {
     const options = { ...controllerDefaults, ...partial };
+    setFlagsFromString(HEAP_GROWTH);
     if (!options.curve && !options.insecure && !isLoopback(options.ip)) {
       throw new ControllerConfigError(
         `refusing to listen on ${options.ip} without encryption: anyone on the network could read ` +
