@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   ControllerConfigError,
@@ -21,6 +22,15 @@ import { connectionFilePath, tsparallelDir } from '../protocol/connection';
 import { installKernelSpec, installLabExtension, type InstallPlace } from '../kernel-ext/install';
 import { checkName, Cluster, type ClusterState } from './cluster';
 import { launcherNames, type LauncherName } from './launchers';
+
+/**
+ * How far V8 lets the heap grow past what survived the last full collection before it collects
+ * again. A burst of queued tasks makes the hub allocate fast, and V8 then lets the heap grow to
+ * up to four times what is alive (a soak measured 255 MB in use, 91 MB of it alive): 1.5 times
+ * keeps the controller's memory near what it holds, for a few more collections. Set here, in the
+ * controller's own process: a library must not change the V8 settings of the process using it.
+ */
+const CONTROLLER_HEAP_GROWTH = '--heap-growing-percent=50';
 
 const USAGE_ERROR = 2;
 
@@ -208,6 +218,7 @@ function buildProgram(): Command {
           { exitCode: USAGE_ERROR },
         );
       }
+      setFlagsFromString(CONTROLLER_HEAP_GROWTH);
       const server = await ControllerServer.start({
         ip: o.ip,
         scheme: o.scheme,

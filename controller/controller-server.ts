@@ -5,7 +5,6 @@
 import { promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { ProtocolError } from '../protocol/errors';
@@ -110,14 +109,6 @@ function openStore(options: ControllerOptions): TaskRecordStore {
  */
 const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
 
-/**
- * How far V8 lets the heap grow past what survived the last full collection before it collects
- * again. A burst of queued tasks makes the hub allocate fast, and V8 then lets the heap grow to
- * up to four times what is alive (a soak measured 255 MB in use, 91 MB of it alive): 1.5 times
- * keeps the controller's memory near what it holds, for a few more collections.
- */
-const HEAP_GROWTH = '--heap-growing-percent=50';
-
 function isLoopback(ip: string): boolean {
   return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
@@ -175,7 +166,6 @@ export class ControllerServer {
    */
   static async start(partial: Partial<ControllerOptions> = {}): Promise<ControllerServer> {
     const options = { ...controllerDefaults, ...partial };
-    setFlagsFromString(HEAP_GROWTH);
     if (!options.curve && !options.insecure && !isLoopback(options.ip)) {
       throw new ControllerConfigError(
         `refusing to listen on ${options.ip} without encryption: anyone on the network could read ` +
