@@ -617,16 +617,12 @@ export class Hub {
           : 'failed';
     r.reply = reply;
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
-    // goes to the client as the engine signed it.
-    if (wire && reply.metadata.engine_id === r.engineId) {
-      this.out.toClient({ ...reply, identities: [r.client] }, wire);
-    } else {
-      this.out.toClient({
-        ...reply,
-        identities: [r.client],
-        metadata: { ...reply.metadata, engine_id: r.engineId },
-      });
-    }
+    // goes to the client as the engine signed it, else with the hub's id, signed again.
+    const signedAsKnown = reply.metadata.engine_id === r.engineId;
+    this.out.toClient(
+      { ...reply, identities: [r.client], metadata: { ...reply.metadata, engine_id: r.engineId } },
+      signedAsKnown ? wire : undefined,
+    );
     this.records.finished(r);
     this.schedule();
   }
