@@ -22,7 +22,10 @@ type Ts = typeof TS;
 
 let loadedTs: Ts | undefined;
 
-/** Loads `typescript` on first use: it takes ~300 ms, and most engines never run a cell. */
+/**
+ * Loads `typescript` on first use: loading it is a large part of an engine's start, and most
+ * engines never run a cell.
+ */
 function typescript(): Ts {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   loadedTs ??= require('typescript') as Ts;

@@ -8,7 +8,7 @@ import { Channel, NO_DROPPING } from '../protocol/channel';
 import { isMsg } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
-import { RunningSlot } from './running-slot';
+import { readRunningId } from './running-task';
 
 /** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
 export interface HeartbeatData {
@@ -166,7 +166,6 @@ function untilNextBeat(period: number): number {
 }
 
 function run(data: HeartbeatThreadData): void {
-  const running = new RunningSlot(data.running);
   const stop = startHeartbeat(data, {
     control: (event) => {
       data.port.postMessage(event);
@@ -182,7 +181,7 @@ function run(data: HeartbeatThreadData): void {
       }
     },
     interruptIfRunning: (msgIds) => {
-      const now = running.get();
+      const now = readRunningId(data.running);
       if (now !== null && msgIds.includes(now)) process.kill(process.pid, 'SIGINT');
     },
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Cluster } from '../../cluster/cluster';
-import { OUTPUT_LIMIT } from '../../engine/engine-server';
+import { OUTPUT_LIMIT } from '../../engine/output';
 import { EngineError, RemoteError } from '../../protocol/errors';
 import type { EngineInfo } from '../../protocol/messages';
 import { FAST_HEARTBEAT, figures, until, useCluster } from './fixture';

@@ -40,6 +40,15 @@ describe('engines under awkward user code', () => {
     await dv.execute('clearInterval(leaky)');
   });
 
+  it('credits display output to the task that made it, not to whichever runs next', async () => {
+    const dv = t.rc.directView(1);
+    await dv.execute('globalThis.leakyDisplay = setInterval(() => display.text("LEAK"), 2);');
+    const next = dv.execute('await new Promise((r) => setTimeout(r, 50)); display.text("mine");');
+    await next;
+    assert.deepEqual(next.outputs[0], [{ type: 'display_data', data: { 'text/plain': 'mine' } }]);
+    await dv.execute('clearInterval(leakyDisplay)');
+  });
+
   it('calls write callbacks of captured output', async () => {
     const written = t.rc
       .directView(0)
