@@ -38,4 +38,5 @@ export {
   DependencyError,
   SerializationError,
   ConnectionError,
+  UnknownTaskError,
 } from './protocol/errors';

@@ -11,7 +11,13 @@ import {
   readConnectionFile,
   type ClientConnectionInfo,
 } from '../protocol/connection';
-import { ConnectionError, EngineError, ProtocolError } from '../protocol/errors';
+import {
+  ConnectionError,
+  EngineError,
+  errorFromWire,
+  ProtocolError,
+  TimeoutError,
+} from '../protocol/errors';
 import {
   isMsg,
   type ContentMap,
@@ -28,7 +34,6 @@ import { AsyncQueue } from './async-queue';
 import { announce } from './notebook';
 import {
   AsyncResult,
-  errorFromReply,
   TaskState,
   type ExecuteReply,
   type TaskMetadata,
@@ -137,7 +142,8 @@ export class Client {
 
   /**
    * Connects to a running controller and learns its engines. Rejects with `ConnectionError`
-   * when the connection file is missing or the controller does not answer within `timeout`.
+   * when the connection file is missing or wrong, `TimeoutError` when the controller does not
+   * answer within `timeout`.
    * @example const rc = await Client.connect({ profile: 'default' });
    */
   static async connect(options: ConnectOptions = {}): Promise<Client> {
@@ -201,15 +207,15 @@ export class Client {
   }
 
   /**
-   * Resolves once at least `n` engines are registered; rejects `TimeoutError`-like
-   * `ConnectionError` after `timeout` ms (default 30 000).
+   * Resolves once at least `n` engines are registered; rejects `TimeoutError` after `timeout`
+   * ms (default 30 000).
    */
   async waitForEngines(n: number, options: { timeout?: number } = {}): Promise<number[]> {
     const timeout = options.timeout ?? 30_000;
     const deadline = performance.now() + timeout;
     while (this.engines.size < n) {
       if (performance.now() > deadline) {
-        throw new ConnectionError(
+        throw new TimeoutError(
           `only ${this.engines.size} of ${n} engines registered within ${timeout} ms; ` +
             'check the engine logs, or start more with cluster.addEngines()',
         );
@@ -271,7 +277,7 @@ export class Client {
       value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
       valueDropped: r.buffers_dropped,
       error:
-        r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
+        r.reply && r.reply.status === 'error' ? errorFromWire(r.reply, r.engine_id) : undefined,
     };
   }
 
@@ -428,7 +434,7 @@ export class Client {
       const timer = setTimeout(
         () =>
           fail(
-            new ConnectionError(
+            new TimeoutError(
               `no answer from the controller at ${this.connection.client} within ${this.requestTimeout} ms: is the cluster running?`,
             ),
           ),
@@ -441,7 +447,7 @@ export class Client {
           return;
         }
         if ('status' in reply.content && reply.content.status === 'error') {
-          fail(errorFromReply(reply.content, null));
+          fail(errorFromWire(reply.content, null));
           return;
         }
         clearTimeout(timer);
@@ -547,7 +553,8 @@ export class Client {
         try {
           reply = await this.requestMessage('result_request', { msg_id: msgId });
         } catch (e) {
-          if (e instanceof ConnectionError) return; // gone again; the next reconnect retries
+          // Gone again, or closed: the next reconnect retries.
+          if (e instanceof TimeoutError || e instanceof ConnectionError) return;
           task.fail(
             new EngineError(
               `the controller restarted and has no record of task ${msgId}, so its result is ` +

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client } from '../client/client';
-import { CompositeError, RemoteError } from '../protocol/errors';
+import { CompositeError, RemoteError, type ConditionName } from '../protocol/errors';
 import { resolveTargets, MagicUsageError, type PxOptions } from './magics';
 import type { CellError, Outlet } from './tslab';
 
@@ -159,7 +159,8 @@ export async function showPx(
   }
   if (!stopped) return errors;
   // The aborted tasks' own errors would only repeat what the timeout says.
-  return [...errors.filter((e) => e.ename !== 'TaskAbortedError'), stopped];
+  const aborted: ConditionName = 'TaskAbortedError';
+  return [...errors.filter((e) => e.ename !== aborted), stopped];
 }
 
 /** Stops a run that was interrupted or timed out, so that its engines are free again. */

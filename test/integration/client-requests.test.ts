@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { Client, type ClientEvent } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { connectionFilePath, tsparallelDir } from '../../protocol/connection';
-import { ConnectionError, DependencyError, EngineError } from '../../protocol/errors';
+import {
+  ConnectionError,
+  DependencyError,
+  EngineError,
+  TimeoutError,
+  UnknownTaskError,
+} from '../../protocol/errors';
 import { schemeNames } from '../../controller/schedulers/load-balanced';
 import { FAST_HEARTBEAT, useCluster } from './fixture';
 
@@ -138,7 +144,12 @@ describe('client requests on a real cluster', () => {
     await assert.rejects(t.rc.sendSignal('SIGINT', 99), /engine 99 is not registered/);
     await assert.rejects(
       t.rc.sendSignal('SIGNOPE' as NodeJS.Signals, 0),
-      /unknown signal "SIGNOPE"/,
+      (e: unknown) => e instanceof RangeError && /unknown signal "SIGNOPE"/.test(e.message),
+    );
+    await assert.rejects(
+      t.rc.result('never-sent'),
+      (e: unknown) =>
+        e instanceof UnknownTaskError && /no task record for never-sent/.test(e.message),
     );
     assert.throws(() => t.rc.directView().withOptions({ retries: 2 }), /load-balanced views only/);
     assert.throws(
@@ -207,7 +218,7 @@ describe('client requests on a real cluster', () => {
 
   it('waitForEngines says how many registered when it times out', async () => {
     await assert.rejects(t.rc.waitForEngines(10, { timeout: 300 }), (e: unknown) => {
-      assert.ok(e instanceof ConnectionError);
+      assert.ok(e instanceof TimeoutError);
       assert.match(e.message, /only \d of 10 engines registered within 300 ms/);
       return true;
     });

@@ -629,7 +629,11 @@ describe('Hub routing', () => {
         const kept = only(out.take(), 'result_reply');
         assert.equal(kept.buffers[0].byteLength, 60);
         request('resubmit_request', { msg_ids: [first.header.msg_id], new_msg_ids: ['again'] });
-        assertError(only(out.take(), 'resubmit_reply').content, 'KeyError', /or its arguments/);
+        assertError(
+          only(out.take(), 'resubmit_reply').content,
+          'UnknownTaskError',
+          /or its arguments/,
+        );
       });
 
       it('forgets the oldest finished record past recordLimit and says how many it keeps', () => {
@@ -644,7 +648,7 @@ describe('Hub routing', () => {
 
         request('result_request', { msg_id: done[0].header.msg_id });
         const gone = only(out.take(), 'result_reply');
-        assertError(gone.content, 'KeyError', /keeps the last 5 finished tasks/);
+        assertError(gone.content, 'UnknownTaskError', /keeps the last 5 finished tasks/);
 
         for (const t of done.slice(1)) {
           request('result_request', { msg_id: t.header.msg_id });
