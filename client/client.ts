@@ -44,7 +44,8 @@ import {
   DirectView,
   LoadBalancedView,
   type Targets,
-  type ViewOptions,
+  type TaskSource,
+  type ViewClient,
 } from './views';
 
 /** Where `Client.connect` finds the controller. */
@@ -80,10 +81,7 @@ export type ClientEvent =
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
 
-/** The view a task was sent through, as `task:submit` events name it. */
-export interface TaskSource {
-  readonly options: ViewOptions;
-}
+export type { TaskSource } from './views';
 
 /** Each request the client makes of the hub, and the reply it expects. */
 interface ReplyTypes {
@@ -99,7 +97,7 @@ type RequestType = keyof ReplyTypes;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */
-export interface TaskRecord {
+export interface ResultRecord {
   msgId: string;
   engineId: number | null;
   state: 'pending' | 'running' | 'completed' | 'failed' | 'aborted';
@@ -229,17 +227,17 @@ export class Client {
 
   /** A view that runs every call on each of `targets`. */
   directView(targets: Targets = 'all'): DirectView {
-    return new DirectView(this, { targets });
+    return new DirectView(this.forViews, { targets });
   }
 
   /** A view that runs every call once, on an engine the scheduler picks among `targets`. */
   loadBalancedView(targets?: number[]): LoadBalancedView {
-    return new LoadBalancedView(this, targets ? { targets } : {});
+    return new LoadBalancedView(this.forViews, targets ? { targets } : {});
   }
 
   /** A direct view whose results come back the same way; see `BroadcastView`. */
   broadcastView(targets: Targets = 'all'): BroadcastView {
-    return new BroadcastView(this, { targets });
+    return new BroadcastView(this.forViews, { targets });
   }
 
   /** Tasks queued on each engine and waiting for one. */
@@ -261,7 +259,7 @@ export class Client {
   }
 
   /** A task's record and result from the controller, also for tasks another client sent. */
-  async result(msgId: string): Promise<TaskRecord> {
+  async result(msgId: string): Promise<ResultRecord> {
     messageIds(msgId, 'result');
     const reply = await this.requestMessage('result_request', { msg_id: msgId });
     const r = (reply.content as OkContent<'result_reply'>).record;
@@ -355,8 +353,14 @@ export class Client {
 
   // --- used by views -------------------------------------------------------------------------
 
-  /** Sends one task for `view`; its state fills in as replies and output arrive. */
-  submit(
+  /** What the views this client makes may do with it; see `ViewClient`. */
+  private readonly forViews: ViewClient = {
+    submit: (view, type, content, buffers) => this.submit(view, type, content, buffers),
+    liveTargets: (targets) => this.liveTargets(targets),
+    abort: (msgIds) => this.abort(msgIds),
+  };
+
+  private submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
@@ -390,8 +394,7 @@ export class Client {
     return state;
   }
 
-  /** Live ids for `targets`; throws `EngineError` when there are none. */
-  resolveTargets(targets: Targets): number[] {
+  private liveTargets(targets: Targets): number[] {
     const ids =
       targets === 'all' ? this.ids : typeof targets === 'number' ? [targets] : [...targets];
     if (ids.length === 0) {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client } from '../client/client';
 import { CompositeError, RemoteError, type ConditionName } from '../protocol/errors';
-import { resolveTargets, MagicUsageError, type PxOptions } from './magics';
+import { pickTargets, MagicUsageError, type PxOptions } from './magics';
 import type { CellError, Outlet } from './tslab';
 
 /** A `%px` run: its tasks and the engines, in task order. */
@@ -21,7 +21,7 @@ export interface PxRun {
 
 /** Sends `code` to the engines `options.targets` picks. */
 export function submitPx(client: Client, code: string, options: PxOptions): PxRun {
-  const engines = resolveTargets(options.targets, client.ids);
+  const engines = pickTargets(options.targets, client.ids);
   if (engines.length === 0) {
     throw new MagicUsageError(
       `--targets ${options.targets} picks no engine; live engines: ${client.ids.join(', ') || 'none'}.`,
