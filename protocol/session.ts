@@ -123,7 +123,7 @@ export class Session {
    * message is new), decodes them and checks the message against tsparallel's table, or with
    * `accept` against another vocabulary sharing the framing (Jupyter's kernel messages).
    * Throws `ProtocolError` for missing frames, a bad signature, a replay, invalid JSON or
-   * content that does not match its type; `accept` throws `TypeError` for the last.
+   * content that does not match its type (what the check threw becomes its `cause`).
    */
   receive(frames: Buffer[], replays?: ReplayGuard): Received;
   receive<M>(
