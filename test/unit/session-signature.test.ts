@@ -197,25 +197,40 @@ describe('Session serialize/deserialize', () => {
       );
     });
 
-    const badContent: [string, (c: Record<string, unknown>) => Record<string, unknown>][] = [
-      ["mode 'x'", (c) => ({ ...c, mode: 'x' })],
-      ['no options', ({ options: _options, ...c }) => c],
-      ['options without balanced', (c) => ({ ...c, options: { targets: [0] } })],
-      ['an unknown task option', (c) => ({ ...c, options: { balanced: true, priority: 3 } })],
+    type Change = (c: Record<string, unknown>) => Record<string, unknown>;
+    const badContent: [string, Change, RegExp][] = [
+      ["mode 'x'", (c) => ({ ...c, mode: 'x' }), /content\.mode is not one of call, map/],
+      ['no options', ({ options: _options, ...c }) => c, /content\.options is not an object/],
+      [
+        'options without balanced',
+        (c) => ({ ...c, options: { targets: [0] } }),
+        /content\.options\.balanced is not true or false/,
+      ],
+      [
+        'an unknown task option',
+        (c) => ({ ...c, options: { balanced: true, priority: 3 } }),
+        /content\.options\.priority is not a known field \(targets, balanced/,
+      ],
       [
         'a task option of the wrong type',
         (c) => ({ ...c, options: { balanced: true, retries: '2' } }),
+        /content\.options\.retries is not a number/,
       ],
-      ['refs that are not numbers', (c) => ({ ...c, refs: ['a'] })],
+      [
+        'refs that are not numbers',
+        (c) => ({ ...c, refs: ['a'] }),
+        /content\.refs\[0\] is not a number/,
+      ],
     ];
-    for (const [what, change] of badContent) {
-      it(`with apply_request content that has ${what}`, () => {
+    for (const [what, change, where] of badContent) {
+      it(`with apply_request content that has ${what}, naming the field`, () => {
         const [header, parent, metadata, content] = applyParts(session);
         const f = signedFrames(KEY, [header, parent, metadata, change({ ...content })]);
         rejects(
           () => session.receive(f).msg,
           /apply_request: content does not match the message type/,
         );
+        rejects(() => session.receive(f).msg, where);
       });
     }
 
