@@ -1,5 +1,5 @@
 /** tsparallel: parallel computing for TypeScript notebooks and Node. */
-export { Client, type ClientEvent, type ConnectOptions, type TaskRecord } from './client/client';
+export { Client, type ClientEvent, type ConnectOptions, type ResultRecord } from './client/client';
 export {
   DirectView,
   LoadBalancedView,
@@ -38,4 +38,5 @@ export {
   DependencyError,
   SerializationError,
   ConnectionError,
+  UnknownTaskError,
 } from './protocol/errors';

@@ -3,16 +3,7 @@
  * also shows progress, timing, output as it streams, and per-task metadata, as ipyparallel's
  * does. It never rejects on its own: an error surfaces only where the result is awaited.
  */
-import {
-  CompositeError,
-  ConnectionError,
-  DependencyError,
-  EngineError,
-  RemoteError,
-  SerializationError,
-  TaskAbortedError,
-  TimeoutError,
-} from '../protocol/errors';
+import { CompositeError, errorFromWire, TimeoutError } from '../protocol/errors';
 import type { ErrorContent } from '../protocol/messages';
 import { AsyncQueue } from './async-queue';
 
@@ -93,7 +84,7 @@ export class TaskState {
         m.status = 'error';
       }
     } else {
-      this.error = errorFromReply(reply, m.engineId);
+      this.error = errorFromWire(reply, m.engineId);
       m.status = 'error';
     }
     this.done = true;
@@ -122,32 +113,6 @@ export class TaskState {
     return this.settled;
   }
 }
-
-/**
- * The error an error reply stands for: tsparallel's own class when the hub or engine raised one
- * of its conditions (no traceback), a `RemoteError` when user code threw.
- */
-export function errorFromReply(reply: ErrorContent, engineId: number | null): Error {
-  const id = reply.engine_id ?? engineId;
-  if (reply.traceback.length === 0) {
-    switch (reply.ename) {
-      case 'EngineError':
-        return new EngineError(reply.evalue, id ?? undefined);
-      case 'SerializationError':
-        return new SerializationError(reply.evalue, '');
-      case 'TimeoutError':
-      case 'TaskAbortedError':
-      case 'DependencyError':
-      case 'ConnectionError':
-        return new errorClasses[reply.ename](reply.evalue);
-      default:
-        if (id === null) return Object.assign(new Error(reply.evalue), { name: reply.ename });
-    }
-  }
-  return new RemoteError(reply.ename, reply.evalue, reply.traceback, id ?? -1);
-}
-
-const errorClasses = { TimeoutError, TaskAbortedError, DependencyError, ConnectionError };
 
 function dateOrNull(v: unknown): Date | null {
   return typeof v === 'string' ? new Date(v) : null;

@@ -11,7 +11,13 @@ import {
   readConnectionFile,
   type ClientConnectionInfo,
 } from '../protocol/connection';
-import { ConnectionError, EngineError, ProtocolError } from '../protocol/errors';
+import {
+  ConnectionError,
+  EngineError,
+  errorFromWire,
+  ProtocolError,
+  TimeoutError,
+} from '../protocol/errors';
 import {
   isMsg,
   type ContentMap,
@@ -28,7 +34,6 @@ import { AsyncQueue } from './async-queue';
 import { announce } from './notebook';
 import {
   AsyncResult,
-  errorFromReply,
   TaskState,
   type ExecuteReply,
   type TaskMetadata,
@@ -39,7 +44,8 @@ import {
   DirectView,
   LoadBalancedView,
   type Targets,
-  type ViewOptions,
+  type TaskSource,
+  type ViewClient,
 } from './views';
 
 /** Where `Client.connect` finds the controller. */
@@ -75,10 +81,7 @@ export type ClientEvent =
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
 
-/** The view a task was sent through, as `task:submit` events name it. */
-export interface TaskSource {
-  readonly options: ViewOptions;
-}
+export type { TaskSource } from './views';
 
 /** Each request the client makes of the hub, and the reply it expects. */
 interface ReplyTypes {
@@ -94,7 +97,7 @@ type RequestType = keyof ReplyTypes;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */
-export interface TaskRecord {
+export interface ResultRecord {
   msgId: string;
   engineId: number | null;
   state: 'pending' | 'running' | 'completed' | 'failed' | 'aborted';
@@ -137,7 +140,8 @@ export class Client {
 
   /**
    * Connects to a running controller and learns its engines. Rejects with `ConnectionError`
-   * when the connection file is missing or the controller does not answer within `timeout`.
+   * when the connection file is missing or wrong, `TimeoutError` when the controller does not
+   * answer within `timeout`.
    * @example const rc = await Client.connect({ profile: 'default' });
    */
   static async connect(options: ConnectOptions = {}): Promise<Client> {
@@ -201,15 +205,15 @@ export class Client {
   }
 
   /**
-   * Resolves once at least `n` engines are registered; rejects `TimeoutError`-like
-   * `ConnectionError` after `timeout` ms (default 30 000).
+   * Resolves once at least `n` engines are registered; rejects `TimeoutError` after `timeout`
+   * ms (default 30 000).
    */
   async waitForEngines(n: number, options: { timeout?: number } = {}): Promise<number[]> {
     const timeout = options.timeout ?? 30_000;
     const deadline = performance.now() + timeout;
     while (this.engines.size < n) {
       if (performance.now() > deadline) {
-        throw new ConnectionError(
+        throw new TimeoutError(
           `only ${this.engines.size} of ${n} engines registered within ${timeout} ms; ` +
             'check the engine logs, or start more with cluster.addEngines()',
         );
@@ -223,17 +227,17 @@ export class Client {
 
   /** A view that runs every call on each of `targets`. */
   directView(targets: Targets = 'all'): DirectView {
-    return new DirectView(this, { targets });
+    return new DirectView(this.forViews, { targets });
   }
 
   /** A view that runs every call once, on an engine the scheduler picks among `targets`. */
   loadBalancedView(targets?: number[]): LoadBalancedView {
-    return new LoadBalancedView(this, targets ? { targets } : {});
+    return new LoadBalancedView(this.forViews, targets ? { targets } : {});
   }
 
   /** A direct view whose results come back the same way; see `BroadcastView`. */
   broadcastView(targets: Targets = 'all'): BroadcastView {
-    return new BroadcastView(this, { targets });
+    return new BroadcastView(this.forViews, { targets });
   }
 
   /** Tasks queued on each engine and waiting for one. */
@@ -255,7 +259,7 @@ export class Client {
   }
 
   /** A task's record and result from the controller, also for tasks another client sent. */
-  async result(msgId: string): Promise<TaskRecord> {
+  async result(msgId: string): Promise<ResultRecord> {
     messageIds(msgId, 'result');
     const reply = await this.requestMessage('result_request', { msg_id: msgId });
     const r = (reply.content as OkContent<'result_reply'>).record;
@@ -271,7 +275,7 @@ export class Client {
       value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
       valueDropped: r.buffers_dropped,
       error:
-        r.reply && r.reply.status === 'error' ? errorFromReply(r.reply, r.engine_id) : undefined,
+        r.reply && r.reply.status === 'error' ? errorFromWire(r.reply, r.engine_id) : undefined,
     };
   }
 
@@ -349,8 +353,14 @@ export class Client {
 
   // --- used by views -------------------------------------------------------------------------
 
-  /** Sends one task for `view`; its state fills in as replies and output arrive. */
-  submit(
+  /** What the views this client makes may do with it; see `ViewClient`. */
+  private readonly forViews: ViewClient = {
+    submit: (view, type, content, buffers) => this.submit(view, type, content, buffers),
+    liveTargets: (targets) => this.liveTargets(targets),
+    abort: (msgIds) => this.abort(msgIds),
+  };
+
+  private submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
@@ -384,8 +394,7 @@ export class Client {
     return state;
   }
 
-  /** Live ids for `targets`; throws `EngineError` when there are none. */
-  resolveTargets(targets: Targets): number[] {
+  private liveTargets(targets: Targets): number[] {
     const ids =
       targets === 'all' ? this.ids : typeof targets === 'number' ? [targets] : [...targets];
     if (ids.length === 0) {
@@ -428,7 +437,7 @@ export class Client {
       const timer = setTimeout(
         () =>
           fail(
-            new ConnectionError(
+            new TimeoutError(
               `no answer from the controller at ${this.connection.client} within ${this.requestTimeout} ms: is the cluster running?`,
             ),
           ),
@@ -441,7 +450,7 @@ export class Client {
           return;
         }
         if ('status' in reply.content && reply.content.status === 'error') {
-          fail(errorFromReply(reply.content, null));
+          fail(errorFromWire(reply.content, null));
           return;
         }
         clearTimeout(timer);
@@ -547,7 +556,8 @@ export class Client {
         try {
           reply = await this.requestMessage('result_request', { msg_id: msgId });
         } catch (e) {
-          if (e instanceof ConnectionError) return; // gone again; the next reconnect retries
+          // Gone again, or closed: the next reconnect retries.
+          if (e instanceof TimeoutError || e instanceof ConnectionError) return;
           task.fail(
             new EngineError(
               `the controller restarted and has no record of task ${msgId}, so its result is ` +

@@ -3,7 +3,7 @@
  * a `LoadBalancedView` runs it once, where the controller's scheduler sends it. Both infer
  * argument and result types from the function given.
  */
-import type { TaskOptions } from '../protocol/messages';
+import type { ContentMap, TaskOptions } from '../protocol/messages';
 import { encodeValue } from '../protocol/serialize';
 import {
   AsyncMapResult,
@@ -12,9 +12,30 @@ import {
   type ResultOptions,
   type TaskState,
 } from './async-result';
-import type { Client } from './client';
 import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
 import { Reference } from './reference';
+
+/** The view a task was sent through, as `task:submit` events name it. */
+export interface TaskSource {
+  readonly options: ViewOptions;
+}
+
+/**
+ * What a view needs of its client. The client hands it to the views it makes; it is no part of
+ * the public `Client`.
+ */
+export interface ViewClient {
+  /** Sends one task for `view`; its state fills in as replies and output arrive. */
+  submit(
+    view: TaskSource,
+    type: 'apply_request' | 'execute_request',
+    content: ContentMap['apply_request'] | ContentMap['execute_request'],
+    buffers: Buffer[],
+  ): TaskState;
+  /** Live ids for `targets`; throws `EngineError` when there are none. */
+  liveTargets(targets: Targets): number[];
+  abort(msgIds: string[]): Promise<unknown>;
+}
 
 /** A task, its message id, or a list of either. */
 export type Dependencies = AsyncResult<unknown> | string | (AsyncResult<unknown> | string)[];
@@ -88,7 +109,7 @@ function isExpression(source: string): boolean {
 
 abstract class View {
   constructor(
-    protected readonly client: Client,
+    protected readonly client: ViewClient,
     readonly options: ViewOptions,
   ) {
     checkOptions(options);
@@ -96,7 +117,7 @@ abstract class View {
 
   /** A view of the same kind with these options changed. */
   withOptions(options: ViewOptions): this {
-    const Kind = this.constructor as new (client: Client, options: ViewOptions) => this;
+    const Kind = this.constructor as new (client: ViewClient, options: ViewOptions) => this;
     return new Kind(this.client, { ...this.options, ...options });
   }
 
@@ -159,7 +180,7 @@ abstract class View {
 
 /** Runs every call on each of its targets; results come back as an array in target order. */
 export class DirectView extends View {
-  constructor(client: Client, options: ViewOptions) {
+  constructor(client: ViewClient, options: ViewOptions) {
     super(client, options);
     for (const key of ['after', 'follow', 'retries', 'chunkSize'] as const) {
       if (options[key] !== undefined) {
@@ -172,7 +193,7 @@ export class DirectView extends View {
 
   /** Live engine ids this view runs on now. */
   get targets(): number[] {
-    return this.client.resolveTargets(this.options.targets ?? 'all');
+    return this.client.liveTargets(this.options.targets ?? 'all');
   }
 
   /**

@@ -344,7 +344,7 @@ export class Hub {
         this.replyError(
           m,
           'signal_reply',
-          'ValueError',
+          'RangeError',
           `unknown signal "${m.content.signal}"; use a name such as SIGINT`,
         );
         return;
@@ -366,7 +366,7 @@ export class Hub {
         this.replyError(
           m,
           'result_reply',
-          'KeyError',
+          'UnknownTaskError',
           `no task record for ${m.content.msg_id}: ${this.records.retention}`,
         );
         return;
@@ -388,7 +388,7 @@ export class Hub {
         this.replyError(
           m,
           'resubmit_reply',
-          'KeyError',
+          'UnknownTaskError',
           `resubmit ${why}; nothing was resubmitted`,
         );
         return;

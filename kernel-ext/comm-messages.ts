@@ -2,9 +2,24 @@
  * The messages between the kernel and the JupyterLab panel, over a Jupyter comm with target
  * `tsparallel`. The panel opens the comm; the kernel answers with `state` at once and again
  * whenever the cluster, its engines or its tasks change. The panel sends commands; each gets a
- * `reply` carrying the command's `requestId`. This file has no runtime dependencies so that the
- * lab extension can import it as it is.
+ * `reply` carrying the command's `requestId`. This file depends only on the dependency-free
+ * checks of `protocol/validate`, so that the lab extension can import it as it is.
  */
+import {
+  arrayOf,
+  bool,
+  explain,
+  is,
+  isObject,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  optional,
+  shape,
+  str,
+  type Check,
+} from '../protocol/validate';
 
 /** The comm target name the kernel registers. */
 export const COMM_TARGET = 'tsparallel';
@@ -32,7 +47,7 @@ const TASK_STATES = ['pending', 'done', 'error'] as const;
 const VIEW_KINDS = ['direct', 'balanced'] as const;
 
 /** One engine as the panel shows it. */
-export interface EngineState {
+export interface PanelEngine {
   id: number;
   host: string;
   pid: number;
@@ -52,7 +67,7 @@ export interface EngineState {
 }
 
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
-export interface TaskState {
+export interface PanelTask {
   id: string;
   view: (typeof VIEW_KINDS)[number];
   /** The engine it ran on, null until known (a load-balanced task's engine comes with its reply). */
@@ -70,7 +85,7 @@ export interface TaskState {
 }
 
 /** A view that code or `%px` sent tasks through. */
-export interface ViewState {
+export interface PanelView {
   /** Numbers views in the order they were first used. */
   id: number;
   kind: (typeof VIEW_KINDS)[number];
@@ -102,12 +117,12 @@ export interface KernelState {
   time: string;
   /** Null while the notebook has no cluster or client. */
   cluster: ClusterInfo | null;
-  engines: EngineState[];
+  engines: PanelEngine[];
   /** The latest tasks, oldest first (bounded). */
-  tasks: TaskState[];
+  tasks: PanelTask[];
   /** What `%px` runs on. */
   targets: TargetsState;
-  views: ViewState[];
+  views: PanelView[];
 }
 
 /** Kernel to panel. */
@@ -136,24 +151,21 @@ export type PanelCommand =
 /** A command with the id its reply carries. */
 export type PanelMessage = PanelCommand & { requestId: string };
 
-const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
-const isTargets = (v: unknown): v is TargetsState => typeof v === 'string';
+const count = is((v) => Number.isInteger(v) && (v as number) >= 0, 'a whole number');
+const positive = is((v) => Number.isInteger(v) && (v as number) > 0, 'a whole number above 0');
 
 /** What each command needs besides `type` and `requestId`. */
-const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) => boolean> } = {
-  'cluster:start': {
-    engines: isCount,
-    launcher: (v) => v === undefined || typeof v === 'string',
-  },
-  'cluster:stop': {},
-  'engine:add': { count: (v) => isCount(v) && v > 0 },
-  'cluster:scale': { engines: isCount },
-  'engine:stop': { id: isCount },
-  'engine:restart': { id: isCount },
-  'engine:interrupt': { id: isCount },
-  'task:abort': { id: (v) => typeof v === 'string' },
-  'task:output': { id: (v) => typeof v === 'string' },
-  'targets:set': { targets: isTargets },
+const commandChecks: { [T in PanelCommand['type']]: Check } = {
+  'cluster:start': shape({ engines: count, launcher: optional(str) }),
+  'cluster:stop': obj,
+  'engine:add': shape({ count: positive }),
+  'cluster:scale': shape({ engines: count }),
+  'engine:stop': shape({ id: count }),
+  'engine:restart': shape({ id: count }),
+  'engine:interrupt': shape({ id: count }),
+  'task:abort': shape({ id: str }),
+  'task:output': shape({ id: str }),
+  'targets:set': shape({ targets: str }),
 };
 
 /**
@@ -161,59 +173,21 @@ const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) 
  * command is trusted to match its type.
  */
 export function parsePanelMessage(data: unknown): PanelMessage {
-  const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  const d = isObject(data) ? data : {};
   if (typeof d.requestId !== 'string') throw new TypeError('a panel command needs a requestId');
   const type = d.type;
-  if (typeof type !== 'string' || !Object.hasOwn(commandFields, type)) {
+  if (typeof type !== 'string' || !Object.hasOwn(commandChecks, type)) {
     throw new TypeError(
-      `unknown panel command ${JSON.stringify(type)}; known: ${Object.keys(commandFields).join(', ')}`,
+      `unknown panel command ${JSON.stringify(type)}; known: ${Object.keys(commandChecks).join(', ')}`,
     );
   }
-  const fields = commandFields[type as PanelCommand['type']];
-  const bad = Object.keys(fields).filter((k) => !fields[k](d[k]));
-  if (bad.length > 0) throw new TypeError(`${type}: bad or missing ${bad.join(', ')}`);
+  const problem = commandChecks[type as PanelCommand['type']](d);
+  if (problem) throw new TypeError(`${type}: ${explain(problem, 'command')}`);
   return d as PanelMessage;
 }
 
-/** Says what is wrong with `v`, found at `path`, or returns null when nothing is. */
-type Rule = (v: unknown, path: string) => string | null;
-
-const is =
-  (test: (v: unknown) => boolean, what: string): Rule =>
-  (v, path) =>
-    test(v) ? null : `${path} is not ${what}`;
-const str = is((v) => typeof v === 'string', 'a string');
-const num = is((v) => typeof v === 'number' && Number.isFinite(v), 'a number');
-const bool = is((v) => typeof v === 'boolean', 'true or false');
-const oneOf = (values: readonly string[]): Rule =>
-  is((v) => values.includes(v as string), `one of ${values.join(', ')}`);
-const nullable =
-  (rule: Rule): Rule =>
-  (v, path) =>
-    v === null ? null : rule(v, path);
-const object =
-  (fields: Record<string, Rule>): Rule =>
-  (v, path) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${path} is not an object`;
-    for (const [k, rule] of Object.entries(fields)) {
-      const problem = rule((v as Record<string, unknown>)[k], `${path}.${k}`);
-      if (problem) return problem;
-    }
-    return null;
-  };
-const array =
-  (item: Rule): Rule =>
-  (v, path) => {
-    if (!Array.isArray(v)) return `${path} is not an array`;
-    for (const [i, x] of v.entries()) {
-      const problem = item(x, `${path}[${i}]`);
-      if (problem) return problem;
-    }
-    return null;
-  };
-
 /** The fields of each kernel message the panel reads. */
-const outputRule = object({
+const outputCheck = shape({
   id: str,
   stdout: str,
   stderr: str,
@@ -221,15 +195,17 @@ const outputRule = object({
   error: nullable(str),
   truncated: bool,
 });
-const kernelRules: { [T in KernelMessage['type']]: Rule } = {
-  state: object({
-    state: object({
+const replyOk = shape({ requestId: str, ok: bool, output: optional(outputCheck) });
+const replyFailed = shape({ requestId: str, ok: bool, error: str });
+const kernelChecks: { [T in KernelMessage['type']]: Check } = {
+  state: shape({
+    state: shape({
       time: str,
       cluster: nullable(
-        object({ controller: str, launcher: nullable(str), started: nullable(str), uptime: num }),
+        shape({ controller: str, launcher: nullable(str), started: nullable(str), uptime: num }),
       ),
-      engines: array(
-        object({
+      engines: arrayOf(
+        shape({
           id: num,
           host: str,
           pid: num,
@@ -240,8 +216,8 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
           replacedBy: nullable(num),
         }),
       ),
-      tasks: array(
-        object({
+      tasks: arrayOf(
+        shape({
           id: str,
           view: oneOf(VIEW_KINDS),
           engine: nullable(num),
@@ -255,28 +231,17 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
         }),
       ),
       targets: str,
-      views: array(
-        object({
+      views: arrayOf(
+        shape({
           id: num,
           kind: oneOf(VIEW_KINDS),
-          targets: (v, path) => (v === 'all' ? null : nullable(array(num))(v, path)),
+          targets: (v) => (v === 'all' ? null : nullable(arrayOf(num))(v)),
           tasks: num,
         }),
       ),
     }),
   }),
-  reply: (v, path) => {
-    const ok = (v as { ok?: unknown } | null)?.ok;
-    return object(
-      ok === false
-        ? { requestId: str, ok: bool, error: str }
-        : {
-            requestId: str,
-            ok: bool,
-            output: (o, p) => (o === undefined ? null : outputRule(o, p)),
-          },
-    )(v, path);
-  },
+  reply: (v) => (isObject(v) && v.ok === false ? replyFailed(v) : replyOk(v)),
 };
 
 /**
@@ -284,13 +249,13 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
  * Past this point the message is trusted to match its type.
  */
 export function parseKernelMessage(data: unknown): KernelMessage {
-  const type = (data as { type?: unknown } | null)?.type;
-  if (typeof type !== 'string' || !Object.hasOwn(kernelRules, type)) {
+  const type = isObject(data) ? data.type : undefined;
+  if (typeof type !== 'string' || !Object.hasOwn(kernelChecks, type)) {
     throw new TypeError(
-      `unknown kernel message ${JSON.stringify(type)}; known: ${Object.keys(kernelRules).join(', ')}`,
+      `unknown kernel message ${JSON.stringify(type)}; known: ${Object.keys(kernelChecks).join(', ')}`,
     );
   }
-  const problem = kernelRules[type as KernelMessage['type']](data, 'message');
-  if (problem) throw new TypeError(`${type}: ${problem}`);
+  const problem = kernelChecks[type as KernelMessage['type']](data);
+  if (problem) throw new TypeError(`${type}: ${explain(problem, 'message')}`);
   return data as KernelMessage;
 }

@@ -5,6 +5,16 @@
  */
 import type { Envelope, RawEnvelope } from '../protocol/session';
 import { isHeader } from '../protocol/messages';
+import {
+  bool,
+  explain,
+  isObject,
+  obj,
+  optional,
+  shape,
+  str,
+  type Check,
+} from '../protocol/validate';
 
 /** The content of each request the kernel handles. */
 export interface RequestContent {
@@ -65,22 +75,18 @@ export type KernelRequest = {
   [T in RequestType]: { type: T; content: RequestContent[T]; envelope: Envelope };
 }[RequestType];
 
-type Check = (v: Record<string, unknown>) => boolean;
-const str = (v: unknown): boolean => typeof v === 'string';
-const optional = (c: (v: unknown) => boolean) => (v: unknown) => v === undefined || c(v);
-const bool = (v: unknown): boolean => typeof v === 'boolean';
-
 const checks: Record<RequestType, Check> = {
-  execute_request: (c) =>
-    str(c.code) &&
-    bool(c.silent) &&
-    optional(bool)(c.store_history) &&
-    optional(bool)(c.stop_on_error),
-  comm_info_request: (c) => optional(str)(c.target_name),
-  comm_open: (c) => str(c.comm_id) && str(c.target_name),
-  comm_msg: (c) => str(c.comm_id),
-  comm_close: (c) => str(c.comm_id),
-  interrupt_request: () => true,
+  execute_request: shape({
+    code: str,
+    silent: bool,
+    store_history: optional(bool),
+    stop_on_error: optional(bool),
+  }),
+  comm_info_request: shape({ target_name: optional(str) }),
+  comm_open: shape({ comm_id: str, target_name: str }),
+  comm_msg: shape({ comm_id: str }),
+  comm_close: shape({ comm_id: str }),
+  interrupt_request: obj,
 };
 
 /**
@@ -91,28 +97,21 @@ export function parseKernelRequest(msg: RawEnvelope): KernelRequest | undefined 
   if (!isHeader(msg.header)) return undefined;
   const type: string = msg.header.msg_type;
   if (!Object.hasOwn(checks, type)) return undefined;
-  const content = msg.content;
-  const { parent_header: parent, metadata } = msg;
-  if (
-    typeof content !== 'object' ||
-    content === null ||
-    !checks[type as RequestType](content as Record<string, unknown>)
-  ) {
-    throw new TypeError(`${type}: content does not match the message type`);
+  const problem = checks[type as RequestType](msg.content);
+  if (problem) {
+    throw new TypeError(
+      `${type}: content does not match the message type (${explain(problem, 'content')})`,
+    );
   }
-  if (
-    typeof parent !== 'object' ||
-    parent === null ||
-    typeof metadata !== 'object' ||
-    metadata === null
-  ) {
+  const { parent_header: parent, metadata } = msg;
+  if (!isObject(parent) || !isObject(metadata)) {
     throw new TypeError(`${type}: parent header and metadata must be objects`);
   }
-  const envelope = {
+  const envelope: Envelope = {
     ...msg,
     header: msg.header,
     parent_header: parent as Envelope['parent_header'],
-    metadata: metadata as Record<string, unknown>,
+    metadata,
   };
-  return { type, content, envelope } as KernelRequest;
+  return { type, content: msg.content, envelope } as KernelRequest;
 }

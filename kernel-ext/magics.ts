@@ -138,7 +138,7 @@ export function checkTargets(v: string): TargetSpec {
 }
 
 /** The engine ids `spec` picks from the live ids. */
-export function resolveTargets(spec: TargetSpec, ids: number[]): number[] {
+export function pickTargets(spec: TargetSpec, ids: number[]): number[] {
   if (spec === 'all') return ids;
   if (!spec.includes(':')) {
     const wanted = spec.split(',').map(Number);

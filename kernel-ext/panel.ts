@@ -12,11 +12,11 @@ import { RemoteError } from '../protocol/errors';
 import type { EngineInfo, QueueCounts } from '../protocol/messages';
 import {
   OUTPUT_CHARS,
-  type EngineState,
+  type PanelEngine,
   type KernelState,
   type TaskOutputState,
-  type TaskState,
-  type ViewState,
+  type PanelTask,
+  type PanelView,
 } from './comm-messages';
 
 const TASKS_KEPT = 200;
@@ -35,7 +35,7 @@ interface DeadEngine {
  * once, so that a long map costs no full rendering of results nobody asks for.
  */
 interface KeptTask {
-  shown: TaskState;
+  shown: PanelTask;
   request: 'apply' | 'execute';
   outputs: readonly TaskOutput[];
   value: unknown;
@@ -49,8 +49,8 @@ export class PanelModel {
   private connectedAt = new Date();
   private readonly tasks = new Map<string, KeptTask>();
   /** Views by identity: code makes them, so they come and go with the code's references. */
-  private views = new WeakMap<TaskSource, ViewState>();
-  private readonly viewList: ViewState[] = [];
+  private views = new WeakMap<TaskSource, PanelView>();
+  private readonly viewList: PanelView[] = [];
   /** Ids keep counting when old views leave `viewList`, so none is given twice. */
   private nextViewId = 0;
   private readonly dead = new Map<number, DeadEngine>();
@@ -230,7 +230,7 @@ export class PanelModel {
     const started = this.cluster?.created ?? this.connectedAt;
     const tasks = [...this.tasks.values()].map((t) => t.shown);
     const running = tasks.filter((t) => t.state === 'pending' && t.engine !== null);
-    const live: EngineState[] = client.engineInfo.map((e) => {
+    const live: PanelEngine[] = client.engineInfo.map((e) => {
       const q = this.queues[e.id] ?? { queue: 0, completed: 0 };
       const current = running.find((t) => t.engine === e.id)?.id ?? null;
       return {
@@ -244,7 +244,7 @@ export class PanelModel {
         replacedBy: null,
       };
     });
-    const dead: EngineState[] = [...this.dead.values()].map((d) => ({
+    const dead: PanelEngine[] = [...this.dead.values()].map((d) => ({
       ...d,
       status: this.replacing.has(d.id) ? 'restarting' : 'dead',
       queue: 0,

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client } from '../client/client';
-import { CompositeError, RemoteError } from '../protocol/errors';
-import { resolveTargets, MagicUsageError, type PxOptions } from './magics';
+import { CompositeError, RemoteError, type ConditionName } from '../protocol/errors';
+import { pickTargets, MagicUsageError, type PxOptions } from './magics';
 import type { CellError, Outlet } from './tslab';
 
 /** A `%px` run: its tasks and the engines, in task order. */
@@ -21,7 +21,7 @@ export interface PxRun {
 
 /** Sends `code` to the engines `options.targets` picks. */
 export function submitPx(client: Client, code: string, options: PxOptions): PxRun {
-  const engines = resolveTargets(options.targets, client.ids);
+  const engines = pickTargets(options.targets, client.ids);
   if (engines.length === 0) {
     throw new MagicUsageError(
       `--targets ${options.targets} picks no engine; live engines: ${client.ids.join(', ') || 'none'}.`,
@@ -159,7 +159,8 @@ export async function showPx(
   }
   if (!stopped) return errors;
   // The aborted tasks' own errors would only repeat what the timeout says.
-  return [...errors.filter((e) => e.ename !== 'TaskAbortedError'), stopped];
+  const aborted: ConditionName = 'TaskAbortedError';
+  return [...errors.filter((e) => e.ename !== aborted), stopped];
 }
 
 /** Stops a run that was interrupted or timed out, so that its engines are free again. */

@@ -129,7 +129,7 @@ class KernelServer extends ZmqServer {
     let request: KernelRequest | undefined;
     try {
       // A replayed message is dropped here, before tslab could see it too.
-      request = parseKernelRequest(session.parse(frames, replays));
+      request = session.receive(frames, replays, parseKernelRequest).msg;
     } catch (e) {
       process.emitWarning(`tsparallel kernel: dropped a message: ${(e as Error).message}`);
       return;

@@ -80,6 +80,11 @@ export class ConnectionError extends Error {
   override name = 'ConnectionError';
 }
 
+/** The controller has no record of a task: it never saw it, or let it go to bound its memory. */
+export class UnknownTaskError extends Error {
+  override name = 'UnknownTaskError';
+}
+
 /** The reasons a received message is dropped, as counted by each socket. */
 export type DropKind = 'signature' | 'replay' | 'malformed';
 
@@ -99,4 +104,51 @@ export class ProtocolError extends Error {
    * peer holding the key with a bug, can be told what was wrong instead of waiting forever.
    */
   refused?: { identities: Buffer[]; header: IHeader };
+}
+
+/** What an error reply says, as far as rebuilding the error needs it. */
+export interface WireError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  engine_id?: number;
+}
+
+/**
+ * tsparallel's own conditions by the name they travel under (an error reply's `ename`), each
+ * with how the receiving side rebuilds it. The hub and the engines name only these; a request
+ * with a value out of range is refused as `RangeError`, as a local call would be.
+ */
+const conditions = {
+  EngineError: (evalue, engineId) => new EngineError(evalue, engineId),
+  TimeoutError: (evalue) => new TimeoutError(evalue),
+  TaskAbortedError: (evalue) => new TaskAbortedError(evalue),
+  DependencyError: (evalue) => new DependencyError(evalue),
+  SerializationError: (evalue) => new SerializationError(evalue, ''),
+  ConnectionError: (evalue) => new ConnectionError(evalue),
+  UnknownTaskError: (evalue) => new UnknownTaskError(evalue),
+  ProtocolError: (evalue) => new ProtocolError(evalue),
+  RangeError: (evalue) => new RangeError(evalue),
+} satisfies Record<string, (evalue: string, engineId: number | undefined) => Error>;
+
+/** The `ename` of each of tsparallel's own conditions. */
+export type ConditionName = keyof typeof conditions;
+
+/** True when `ename` names one of tsparallel's own conditions rather than user code's error. */
+export function isCondition(ename: string): ename is ConditionName {
+  return Object.hasOwn(conditions, ename);
+}
+
+/**
+ * The error an error reply stands for: tsparallel's own class when the hub or an engine named
+ * one of its conditions (they send no traceback), a `RemoteError` when user code threw, with the
+ * user's own `ename`. `engineId` is where the task ran, when the reply does not say.
+ */
+export function errorFromWire(reply: WireError, engineId: number | null): Error {
+  const id = reply.engine_id ?? engineId;
+  if (reply.traceback.length === 0) {
+    if (isCondition(reply.ename)) return conditions[reply.ename](reply.evalue, id ?? undefined);
+    if (id === null) return Object.assign(new Error(reply.evalue), { name: reply.ename });
+  }
+  return new RemoteError(reply.ename, reply.evalue, reply.traceback, id ?? -1);
 }

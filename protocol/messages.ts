@@ -3,7 +3,22 @@
  * ipyparallel's names (`<noun>_request` / `<noun>_reply`, plain nouns for output).
  * `validateMessage` is the one place where untrusted JSON becomes a typed message.
  */
-import { ProtocolError } from './errors';
+import {
+  arrayOf,
+  bool,
+  explain,
+  isObject,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  onlyFields,
+  optional,
+  recordOf,
+  shape,
+  str,
+  type Check,
+} from './validate';
 
 /** Engine ids are small integers handed out by the controller, never reused. */
 export type EngineId = number;
@@ -166,39 +181,12 @@ export function isMsg<T extends MsgType>(msg: Message, type: T): msg is IMessage
 
 // --- validation -------------------------------------------------------------------------------
 
-type Check = (v: unknown) => boolean;
-const str: Check = (v) => typeof v === 'string';
-const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
-const bool: Check = (v) => typeof v === 'boolean';
-const obj: Check = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
-const arrayOf =
-  (c: Check): Check =>
-  (v) =>
-    Array.isArray(v) && v.every(c);
-const optional =
-  (c: Check): Check =>
-  (v) =>
-    v === undefined || c(v);
-const nullable =
-  (c: Check): Check =>
-  (v) =>
-    v === null || c(v);
-const oneOf =
-  (...values: string[]): Check =>
-  (v) =>
-    typeof v === 'string' && values.includes(v);
-const shape =
-  (fields: Record<string, Check>): Check =>
-  (v) =>
-    obj(v) && Object.entries(fields).every(([k, c]) => c((v as Record<string, unknown>)[k]));
-/** A reply is either `status: "ok"` with its fields, or a well-formed error. */
-const reply =
-  (fields: Record<string, Check>): Check =>
-  (v) =>
-    obj(v) &&
-    ((v as { status?: unknown }).status === 'error'
-      ? errorContent(v)
-      : (v as { status?: unknown }).status === 'ok' && shape(fields)(v));
+const reply = (fields: Record<string, Check>): Check => {
+  const status = shape({ status: oneOf(['ok', 'error']) });
+  const ok = shape(fields);
+  return (v) =>
+    status(v) ?? ((v as { status: string }).status === 'error' ? errorContent(v) : ok(v));
+};
 
 const optionChecks: Record<keyof TaskOptions, Check> = {
   targets: arrayOf(num),
@@ -208,11 +196,9 @@ const optionChecks: Record<keyof TaskOptions, Check> = {
   retries: num,
   label: str,
 };
-const taskOptions: Check = (v) =>
-  shape({ balanced: bool })(v) &&
-  Object.entries(v as object).every(
-    ([k, x]) => Object.hasOwn(optionChecks, k) && optionChecks[k as keyof TaskOptions](x),
-  );
+const requiredOptions = shape({ balanced: bool });
+const knownOptions = onlyFields(optionChecks);
+const taskOptions: Check = (v) => requiredOptions(v) ?? knownOptions(v);
 const launchFields = {
   engine_set: optional(str),
   mpi: optional(shape({ rank: num, size: num })),
@@ -227,37 +213,37 @@ const engineInfo = shape({
 });
 const queueCounts = shape({ queue: num, completed: num, tasks: num });
 const errorContent = shape({
-  status: oneOf('error'),
+  status: oneOf(['error']),
   ename: str,
   evalue: str,
   traceback: arrayOf(str),
   engine_id: optional(num),
 });
+const okContent = shape({ status: oneOf(['ok']) });
 const taskRecord = shape({
   msg_id: str,
   engine_id: nullable(num),
-  state: oneOf('pending', 'running', 'completed', 'failed', 'aborted'),
+  state: oneOf(['pending', 'running', 'completed', 'failed', 'aborted']),
   submitted: str,
   started: nullable(str),
   completed: nullable(str),
   label: nullable(str),
-  reply: (v) =>
-    v === null || errorContent(v) || (obj(v) && (v as { status?: unknown }).status === 'ok'),
+  reply: nullable((v) => (okContent(v) === null ? null : errorContent(v))),
   buffers_dropped: bool,
 });
-const stringMap: Check = (v) => obj(v) && Object.values(v as object).every(str);
+const stringMap = recordOf(str);
 
 const contentChecks: Record<MsgType, Check> = {
   apply_request: shape({
     source: str,
-    mode: oneOf('call', 'map'),
+    mode: oneOf(['call', 'map']),
     refs: arrayOf(num),
     options: taskOptions,
   }),
   apply_reply: reply({}),
   execute_request: shape({ code: str, silent: bool, options: taskOptions }),
   execute_reply: reply({ execution_count: num }),
-  stream: shape({ name: oneOf('stdout', 'stderr'), text: str }),
+  stream: shape({ name: oneOf(['stdout', 'stderr']), text: str }),
   display_data: shape({ data: stringMap, metadata: obj }),
   execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
   registration_request: shape({ uuid: str, pid: num, hostname: str, ...launchFields }),
@@ -270,10 +256,7 @@ const contentChecks: Record<MsgType, Check> = {
   connection_request: obj,
   connection_reply: reply({ engines: arrayOf(engineInfo) }),
   queue_status_request: obj,
-  queue_status_reply: reply({
-    engines: (v) => obj(v) && Object.values(v as object).every(queueCounts),
-    unassigned: num,
-  }),
+  queue_status_reply: reply({ engines: recordOf(queueCounts), unassigned: num }),
   abort_request: shape({ msg_ids: arrayOf(str) }),
   abort_reply: reply({ aborted: arrayOf(str) }),
   signal_request: shape({ signal: str, targets: nullable(arrayOf(num)) }),
@@ -295,11 +278,11 @@ const headerCheck = shape({ msg_id: str, msg_type: str, session: str, username: 
 
 /** True for a well-formed header, whatever its type. */
 export function isHeader(v: unknown): v is IHeader {
-  return headerCheck(v) && str((v as { version?: unknown }).version);
+  return headerCheck(v) === null && typeof (v as { version?: unknown }).version === 'string';
 }
 
 /**
- * Checks a decoded message's header and content against its `msg_type`. Throws `ProtocolError`
+ * Checks a decoded message's header and content against its `msg_type`. Throws `TypeError`
  * naming what is wrong; past this point the message is trusted to match its type.
  */
 export function validateMessage(msg: {
@@ -308,13 +291,18 @@ export function validateMessage(msg: {
   metadata: unknown;
   content: unknown;
 }): asserts msg is Message {
-  if (!headerCheck(msg.header)) throw new ProtocolError('message header is malformed');
+  const badHeader = headerCheck(msg.header);
+  if (badHeader)
+    throw new TypeError(`message header is malformed: ${explain(badHeader, 'header')}`);
   const type = (msg.header as { msg_type: string }).msg_type;
-  if (!isMsgType(type)) throw new ProtocolError(`unknown message type "${type}"`);
-  if (!obj(msg.parent_header) || !obj(msg.metadata)) {
-    throw new ProtocolError(`${type}: parent header and metadata must be objects`);
+  if (!isMsgType(type)) throw new TypeError(`unknown message type "${type}"`);
+  if (!isObject(msg.parent_header) || !isObject(msg.metadata)) {
+    throw new TypeError(`${type}: parent header and metadata must be objects`);
   }
-  if (!contentChecks[type](msg.content)) {
-    throw new ProtocolError(`${type}: content does not match the message type`);
+  const badContent = contentChecks[type](msg.content);
+  if (badContent) {
+    throw new TypeError(
+      `${type}: content does not match the message type (${explain(badContent, 'content')})`,
+    );
   }
 }

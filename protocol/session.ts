@@ -56,8 +56,8 @@ export type Frame = Buffer | string;
  * relay can send `wire` on behind a new routing identity instead of serializing and signing
  * `msg` again, as long as it changed nothing else.
  */
-export interface Received {
-  msg: Message;
+export interface Received<M = Message> {
+  msg: M;
   wire: Frame[];
 }
 
@@ -107,12 +107,10 @@ export class Session {
     };
   }
 
-  /** The frames for `msg`, signed. Buffers are passed through without copying. */
-  serialize(msg: IMessage | Envelope): Buffer[] {
-    return this.frames(msg).map((f) => (typeof f === 'string' ? Buffer.from(f) : f));
-  }
-
-  /** The frames for `msg`, signed, as a socket takes them (see `Frame`). */
+  /**
+   * The one way out: the frames for `msg`, signed, as a socket takes them (see `Frame`).
+   * Buffers are passed through without copying.
+   */
   frames(msg: IMessage | Envelope): Frame[] {
     const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
       JSON.stringify(p),
@@ -120,44 +118,41 @@ export class Session {
     return [...msg.identities, DELIMITER, this.sign(parts), ...parts, ...msg.buffers];
   }
 
-  /** `deserialize`, also giving the frames to forward the message by (see `Received`). */
-  receive(frames: Buffer[], replays?: ReplayGuard): Received {
-    const { raw, text, at } = this.decode(frames, replays);
-    const msg = this.validate(raw);
-    return { msg, wire: [frames[at], frames[at + 1], ...text, ...msg.buffers] };
-  }
-
   /**
-   * Parses and verifies frames as received from a socket. Throws `ProtocolError` for missing
-   * frames, a bad signature, a message `replays` has seen before, invalid JSON or content that
-   * does not match its type.
+   * The one way in: verifies frames as received from a socket (and with `replays`, that the
+   * message is new), decodes them and checks the message against tsparallel's table, or with
+   * `accept` against another vocabulary sharing the framing (Jupyter's kernel messages).
+   * Throws `ProtocolError` for missing frames, a bad signature, a replay, invalid JSON or
+   * content that does not match its type (what the check threw becomes its `cause`).
    */
-  deserialize(frames: Buffer[], replays?: ReplayGuard): Message {
-    return this.validate(this.parse(frames, replays));
-  }
-
-  private validate(msg: RawEnvelope): Message {
+  receive(frames: Buffer[], replays?: ReplayGuard): Received;
+  receive<M>(
+    frames: Buffer[],
+    replays: ReplayGuard | undefined,
+    accept: (raw: RawEnvelope) => M,
+  ): Received<M>;
+  receive<M>(
+    frames: Buffer[],
+    replays?: ReplayGuard,
+    accept: (raw: RawEnvelope) => M = validated as (raw: RawEnvelope) => M,
+  ): Received<M> {
+    const { raw, text, at } = this.decode(frames, replays);
+    let msg: M;
     try {
-      validateMessage(msg);
+      msg = accept(raw);
     } catch (e) {
-      if (e instanceof ProtocolError && isHeader(msg.header)) {
-        e.refused = { identities: msg.identities, header: msg.header };
-      }
-      throw e;
+      const error = new ProtocolError((e as Error).message, 'malformed', { cause: e });
+      if (isHeader(raw.header)) error.refused = { identities: raw.identities, header: raw.header };
+      throw error;
     }
-    return msg;
+    return { msg, wire: [frames[at], frames[at + 1], ...text, ...raw.buffers] };
   }
 
   /**
    * Verifies the signature (and with `replays`, that the message is new) and decodes the JSON
-   * frames, checking nothing about their content. Throws `ProtocolError` for missing frames, a
-   * bad signature, a replay or invalid JSON.
+   * frames, giving them with their text and the delimiter's index; checks nothing about the
+   * content.
    */
-  parse(frames: Buffer[], replays?: ReplayGuard): RawEnvelope {
-    return this.decode(frames, replays).raw;
-  }
-
-  /** `parse`, also giving the JSON frames' text and the delimiter's index. */
   private decode(
     frames: Buffer[],
     replays?: ReplayGuard,
@@ -233,6 +228,12 @@ export class ReplayGuard {
     this.current.add(key);
     return true;
   }
+}
+
+/** A raw message checked against tsparallel's table. */
+function validated(raw: RawEnvelope): Message {
+  validateMessage(raw);
+  return raw;
 }
 
 function safeUsername(): string {

@@ -6,13 +6,13 @@
  */
 import {
   parseKernelMessage,
-  type EngineState,
+  type PanelEngine,
   type KernelMessage,
   type KernelState,
   type PanelCommand,
   type PanelMessage,
   type TaskOutputState,
-  type TaskState,
+  type PanelTask,
 } from '../../kernel-ext/comm-messages';
 
 /** Where the panel stands with the current notebook's kernel. */
@@ -33,7 +33,7 @@ export type OutputSlot =
 /** One bar of the task stream: a task's time on its engine, in SVG units. */
 export interface StreamBar {
   id: string;
-  state: TaskState['state'];
+  state: PanelTask['state'];
   x: number;
   width: number;
 }
@@ -41,7 +41,7 @@ export interface StreamBar {
 /** One engine's lane of the task stream. */
 export interface StreamLane {
   engine: number;
-  status: EngineState['status'];
+  status: PanelEngine['status'];
   bars: StreamBar[];
 }
 
@@ -70,7 +70,7 @@ export class ClusterModel {
   /** Local clock (ms) when `state` arrived, to advance the kernel's clock between states. */
   private receivedAt = 0;
   /** The state each task was in when its output was last asked for, to refetch when it moves. */
-  private readonly fetchedUnder = new Map<string, TaskState['state'] | undefined>();
+  private readonly fetchedUnder = new Map<string, PanelTask['state'] | undefined>();
   private send: ((m: PanelMessage) => void) | null = null;
   private requests = 0;
   private readonly listeners = new Set<() => void>();
@@ -233,11 +233,11 @@ export class ClusterModel {
   }
 
   /** Engines still registered (not dead). */
-  liveEngines(): EngineState[] {
+  liveEngines(): PanelEngine[] {
     return (this.state?.engines ?? []).filter((e) => e.status !== 'dead');
   }
 
-  private taskState(taskId: string): TaskState['state'] | undefined {
+  private taskState(taskId: string): PanelTask['state'] | undefined {
     return this.state?.tasks.find((t) => t.id === taskId)?.state;
   }
 
@@ -273,7 +273,7 @@ const CLUSTER_COMMANDS: PanelCommand['type'][] = [
 ];
 
 /** Seconds a task took, or has taken so far at kernel time `now` (ms). */
-export function taskSeconds(t: TaskState, now: number): number {
+export function taskSeconds(t: PanelTask, now: number): number {
   const start = Date.parse(t.started ?? t.submitted);
   const end = t.completed ? Date.parse(t.completed) : now;
   return Math.max(0, end - start) / 1000;
@@ -300,8 +300,8 @@ export function formatSeconds(s: number): string {
  */
 export function taskStream(state: KernelState, now: number, width: number): TaskStream {
   const placed = state.tasks.filter((t) => t.engine !== null);
-  const startOf = (t: TaskState): number => Date.parse(t.started ?? t.submitted);
-  const endOf = (t: TaskState): number => (t.completed ? Date.parse(t.completed) : now);
+  const startOf = (t: PanelTask): number => Date.parse(t.started ?? t.submitted);
+  const endOf = (t: PanelTask): number => (t.completed ? Date.parse(t.completed) : now);
   const start = Math.min(now, ...placed.map(startOf));
   const end = Math.max(now, ...placed.map(endOf));
   const scale = width / Math.max(1, end - start);

@@ -6,7 +6,7 @@
 import * as React from 'react';
 import { ReactWidget } from '@jupyterlab/apputils';
 import { closeIcon, LabIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
-import type { EngineState, TaskState, ViewState } from '../../kernel-ext/comm-messages';
+import type { PanelEngine, PanelTask, PanelView } from '../../kernel-ext/comm-messages';
 import { ClusterModel, formatSeconds, taskSeconds, taskStream } from './model';
 
 /** The cluster icon of the sidebar tab: a controller linked to three engines. */
@@ -172,11 +172,11 @@ function ClusterSection(props: { model: ClusterModel; localNow: number }): React
 
 function EnginesSection(props: {
   model: ClusterModel;
-  engines: EngineState[];
+  engines: PanelEngine[];
 }): React.ReactElement {
   const { model } = props;
   const action = (
-    e: EngineState,
+    e: PanelEngine,
     name: 'stop' | 'restart' | 'interrupt',
     icon: LabIcon,
     title: string,
@@ -307,7 +307,7 @@ function TaskStreamChart(props: { model: ClusterModel; now: number }): React.Rea
   );
 }
 
-function ViewsSection(props: { views: ViewState[]; targets: string }): React.ReactElement {
+function ViewsSection(props: { views: PanelView[]; targets: string }): React.ReactElement {
   return (
     <section className="tsp-Panel-section tsp-views">
       <h3>Views</h3>
@@ -344,7 +344,7 @@ function ViewsSection(props: { views: ViewState[]; targets: string }): React.Rea
 
 function TasksSection(props: {
   model: ClusterModel;
-  tasks: TaskState[];
+  tasks: PanelTask[];
   now: number;
 }): React.ReactElement {
   const { model } = props;
@@ -379,7 +379,7 @@ function TasksSection(props: {
 
 function TaskRows(props: {
   model: ClusterModel;
-  task: TaskState;
+  task: PanelTask;
   now: number;
 }): React.ReactElement {
   const { model, task: t } = props;

@@ -2,10 +2,17 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as zmq from 'zeromq';
 import { Client, type ClientEvent } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { connectionFilePath, tsparallelDir } from '../../protocol/connection';
-import { ConnectionError, DependencyError, EngineError } from '../../protocol/errors';
+import {
+  ConnectionError,
+  DependencyError,
+  EngineError,
+  TimeoutError,
+  UnknownTaskError,
+} from '../../protocol/errors';
 import { schemeNames } from '../../controller/schedulers/load-balanced';
 import { FAST_HEARTBEAT, useCluster } from './fixture';
 
@@ -138,7 +145,12 @@ describe('client requests on a real cluster', () => {
     await assert.rejects(t.rc.sendSignal('SIGINT', 99), /engine 99 is not registered/);
     await assert.rejects(
       t.rc.sendSignal('SIGNOPE' as NodeJS.Signals, 0),
-      /unknown signal "SIGNOPE"/,
+      (e: unknown) => e instanceof RangeError && /unknown signal "SIGNOPE"/.test(e.message),
+    );
+    await assert.rejects(
+      t.rc.result('never-sent'),
+      (e: unknown) =>
+        e instanceof UnknownTaskError && /no task record for never-sent/.test(e.message),
     );
     assert.throws(() => t.rc.directView().withOptions({ retries: 2 }), /load-balanced views only/);
     assert.throws(
@@ -207,7 +219,7 @@ describe('client requests on a real cluster', () => {
 
   it('waitForEngines says how many registered when it times out', async () => {
     await assert.rejects(t.rc.waitForEngines(10, { timeout: 300 }), (e: unknown) => {
-      assert.ok(e instanceof ConnectionError);
+      assert.ok(e instanceof TimeoutError);
       assert.match(e.message, /only \d of 10 engines registered within 300 ms/);
       return true;
     });
@@ -230,6 +242,31 @@ describe('connecting', () => {
       Client.connect({ connectionFile: open }),
       /readable by other users .*chmod 600/,
     );
+  });
+
+  it('rejects TimeoutError, naming the address, when the controller does not answer', async () => {
+    const silent = new zmq.Router({ linger: 0 });
+    const iopub = new zmq.Publisher({ linger: 0 });
+    await silent.bind('tcp://127.0.0.1:*');
+    await iopub.bind('tcp://127.0.0.1:*');
+    const file = join(tsparallelDir(), 'silent-controller.json');
+    const info = { client: silent.lastEndpoint, iopub: iopub.lastEndpoint, key: 'k' };
+    writeFileSync(file, JSON.stringify({ ...info, signature_scheme: 'hmac-sha256' }), {
+      mode: 0o600,
+    });
+    try {
+      await assert.rejects(Client.connect({ connectionFile: file, timeout: 300 }), (e: unknown) => {
+        assert.ok(e instanceof TimeoutError, String(e));
+        assert.match(
+          e.message,
+          /no answer from the controller at tcp:\/\/127\.0\.0\.1:\d+ within 300 ms/,
+        );
+        return true;
+      });
+    } finally {
+      silent.close();
+      iopub.close();
+    }
   });
 
   it('starts one of two clusters started at once with the same id, and refuses the other', async () => {

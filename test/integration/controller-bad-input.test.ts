@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { Session } from '../../protocol/session';
 import { useCluster } from './fixture';
+import { delivered } from '../delivered';
 
 /** Frames a peer without the key, or with bugs, might send. */
 function badMessages(): Buffer[][] {
@@ -13,9 +14,11 @@ function badMessages(): Buffer[][] {
     [b('garbage')],
     [b('<IDS|MSG>')],
     [b('<IDS|MSG>'), b('sig'), b('{'), b('{}'), b('{}'), b('{}')],
-    stranger.serialize(stranger.msg('queue_status_request', {})),
-    noKey.serialize(noKey.msg('shutdown_request', { hub: true, targets: null })),
-    stranger.serialize(stranger.msg('registration_request', { uuid: 'x', pid: 1, hostname: 'h' })),
+    delivered(stranger.frames(stranger.msg('queue_status_request', {}))),
+    delivered(noKey.frames(noKey.msg('shutdown_request', { hub: true, targets: null }))),
+    delivered(
+      stranger.frames(stranger.msg('registration_request', { uuid: 'x', pid: 1, hostname: 'h' })),
+    ),
   ];
 }
 
@@ -38,8 +41,8 @@ describe('the controller under malformed and unsigned messages', () => {
     const peer = new zmq.Dealer({ linger: 0 });
     peer.connect(t.rc.connection.client);
     const bad = insider.msg('abort_request', { msg_ids: [5 as unknown as string] });
-    await peer.send(insider.serialize(bad));
-    const answer = insider.deserialize(await peer.receive());
+    await peer.send(insider.frames(bad));
+    const answer = insider.receive(await peer.receive()).msg;
     peer.close();
     assert.equal(answer.header.msg_type, 'abort_reply');
     assert.equal(answer.parent_header.msg_id, bad.header.msg_id);

@@ -17,6 +17,7 @@ import { isMsg } from '../../protocol/messages';
 import { encodeValue } from '../../protocol/serialize';
 import { DELIMITER, Session } from '../../protocol/session';
 import { figures, isAlive, useCluster } from './fixture';
+import { delivered } from '../delivered';
 
 /** Fixed, so that a failure can be replayed; fast-check prints it with the failing case. */
 const SEED = 20261125;
@@ -215,15 +216,17 @@ describe('fuzzing an engine: malformed messages on its task and control sockets'
     engine = spawn(process.execPath, [CLI, 'engine', '--file', file, '--exit-with-parent'], {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
-    const request = session.deserialize(await tasks.receive());
+    const request = session.receive(await tasks.receive()).msg;
     assert.ok(isMsg(request, 'registration_request'));
     identity = request.identities[0];
     await tasks.send(
-      session.serialize(
-        session.msg(
-          'registration_reply',
-          { status: 'ok', id: 0, heartbeat_period: 100, heartbeat_deadline: 600 },
-          { parent: request.header, identities: [identity] },
+      delivered(
+        session.frames(
+          session.msg(
+            'registration_reply',
+            { status: 'ok', id: 0, heartbeat_period: 100, heartbeat_deadline: 600 },
+            { parent: request.header, identities: [identity] },
+          ),
         ),
       ),
     );
@@ -232,7 +235,7 @@ describe('fuzzing an engine: malformed messages on its task and control sockets'
       for await (const [from] of control) {
         if (!control.closed)
           await control.send(
-            session.serialize(session.msg('heartbeat', {}, { identities: [from] })),
+            delivered(session.frames(session.msg('heartbeat', {}, { identities: [from] }))),
           );
       }
     })().catch(() => undefined);
@@ -256,9 +259,9 @@ describe('fuzzing an engine: malformed messages on its task and control sockets'
       },
       { identities: [identity], buffers: encodeValue([21]) },
     );
-    await tasks.send(session.serialize(msg));
+    await tasks.send(session.frames(msg));
     for (;;) {
-      const reply = session.deserialize(await tasks.receive());
+      const reply = session.receive(await tasks.receive()).msg;
       if (isMsg(reply, 'apply_reply') && reply.parent_header.msg_id === msg.header.msg_id) {
         assert.equal(reply.content.status, 'ok');
         return;

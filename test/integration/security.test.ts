@@ -70,9 +70,9 @@ describe('messages that are not signed right, or replayed', () => {
       silent: true,
       options: { balanced: false, targets: [0] },
     });
-    const frames = insider.serialize(count);
+    const frames = insider.frames(count);
     await peer.send(frames);
-    assert.equal(insider.deserialize(await peer.receive()).header.msg_type, 'execute_reply');
+    assert.equal(insider.receive(await peer.receive()).msg.header.msg_type, 'execute_reply');
     figures.faultsInjected += 3;
     for (let i = 0; i < 3; i++) await peer.send(frames); // captured and sent again
     await until(
@@ -90,7 +90,7 @@ describe('messages that are not signed right, or replayed', () => {
     peer.connect(t.rc.connection.client);
     for (const key of ['a wrong key', '']) {
       const s = new Session(key);
-      await peer.send(s.serialize(s.msg('shutdown_request', { hub: true, targets: null })));
+      await peer.send(s.frames(s.msg('shutdown_request', { hub: true, targets: null })));
       figures.faultsInjected++;
     }
     await until(

@@ -10,6 +10,7 @@ import type {
   TaskOptions,
 } from '../../protocol/messages';
 import { Session, type Frame } from '../../protocol/session';
+import { delivered } from '../delivered';
 
 type Route = 'client' | 'engine' | 'control' | 'publish';
 
@@ -40,8 +41,8 @@ class RecordingOutlet implements HubOutlet {
   private record(route: Route, msg: IMessage, topic?: string, wire?: Frame[]): void {
     const frames = wire
       ? [...msg.identities, ...wire].map((f) => Buffer.from(f))
-      : this.session.serialize(msg);
-    this.sent.push({ route, msg: this.session.deserialize(frames), frames, topic });
+      : delivered(this.session.frames(msg));
+    this.sent.push({ route, msg: this.session.receive(frames).msg, frames, topic });
   }
 
   toClient(msg: IMessage, wire?: Frame[]): void {
@@ -95,7 +96,7 @@ describe('Hub routing', () => {
 
   /** As the controller server does: bytes off a socket, verified, handed to the hub. */
   const wire = <T extends MsgType>(msg: IMessage<T>): Message =>
-    session.deserialize(session.serialize(msg));
+    session.receive(delivered(session.frames(msg))).msg;
 
   /** As the controller server does for a task and its reply: the message and its frames. */
   const received = (frames: Buffer[]): [Message, Frame[]] => {
@@ -278,7 +279,7 @@ describe('Hub routing', () => {
           { source: '() => 1', mode: 'call', refs: [], options: { balanced: false, targets: [1] } },
           { identities: [CLIENT], buffers: [Buffer.from('args')] },
         );
-        const taskFrames = session.serialize(task);
+        const taskFrames = delivered(session.frames(task));
         hub.handleClient(...received(taskFrames));
         const toEngine = out.take().filter((s) => s.route === 'engine');
         assert.deepEqual(
@@ -287,11 +288,13 @@ describe('Hub routing', () => {
         );
 
         const reply = (engineId: number): Buffer[] =>
-          session.serialize(
-            session.msg(
-              'apply_reply',
-              { status: 'ok' },
-              { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: engineId } },
+          delivered(
+            session.frames(
+              session.msg(
+                'apply_reply',
+                { status: 'ok' },
+                { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: engineId } },
+              ),
             ),
           );
         const replyFrames = reply(1);
@@ -306,11 +309,13 @@ describe('Hub routing', () => {
       it('names the engine as it knows it when the reply says otherwise', () => {
         const task = apply({ balanced: false, targets: [1] });
         out.take();
-        const frames = session.serialize(
-          session.msg(
-            'apply_reply',
-            { status: 'ok' },
-            { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: 7 } },
+        const frames = delivered(
+          session.frames(
+            session.msg(
+              'apply_reply',
+              { status: 'ok' },
+              { parent: task.header, identities: [ENGINE_B], metadata: { engine_id: 7 } },
+            ),
           ),
         );
         hub.handleEngine(...received(frames));
@@ -624,7 +629,11 @@ describe('Hub routing', () => {
         const kept = only(out.take(), 'result_reply');
         assert.equal(kept.buffers[0].byteLength, 60);
         request('resubmit_request', { msg_ids: [first.header.msg_id], new_msg_ids: ['again'] });
-        assertError(only(out.take(), 'resubmit_reply').content, 'KeyError', /or its arguments/);
+        assertError(
+          only(out.take(), 'resubmit_reply').content,
+          'UnknownTaskError',
+          /or its arguments/,
+        );
       });
 
       it('forgets the oldest finished record past recordLimit and says how many it keeps', () => {
@@ -639,7 +648,7 @@ describe('Hub routing', () => {
 
         request('result_request', { msg_id: done[0].header.msg_id });
         const gone = only(out.take(), 'result_reply');
-        assertError(gone.content, 'KeyError', /keeps the last 5 finished tasks/);
+        assertError(gone.content, 'UnknownTaskError', /keeps the last 5 finished tasks/);
 
         for (const t of done.slice(1)) {
           request('result_request', { msg_id: t.header.msg_id });

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { MagicUsageError, parseMagic, resolveTargets, splitCell } from '../../kernel-ext/magics';
+import { MagicUsageError, parseMagic, pickTargets, splitCell } from '../../kernel-ext/magics';
 
 describe('magics: parsing', () => {
   it('splits a cell into magic lines and TypeScript, or one cell magic', () => {
@@ -85,13 +85,13 @@ describe('magics: parsing', () => {
 
   it('resolves targets against the live engines', () => {
     const ids = [0, 1, 2, 3, 5];
-    assert.deepEqual(resolveTargets('all', ids), ids);
-    assert.deepEqual(resolveTargets('1:3', ids), [1, 2]);
-    assert.deepEqual(resolveTargets('::2', ids), [0, 2, 5]);
-    assert.deepEqual(resolveTargets('-2:', ids), [3, 5]);
-    assert.deepEqual(resolveTargets('0,5', ids), [0, 5]);
+    assert.deepEqual(pickTargets('all', ids), ids);
+    assert.deepEqual(pickTargets('1:3', ids), [1, 2]);
+    assert.deepEqual(pickTargets('::2', ids), [0, 2, 5]);
+    assert.deepEqual(pickTargets('-2:', ids), [3, 5]);
+    assert.deepEqual(pickTargets('0,5', ids), [0, 5]);
     assert.throws(
-      () => resolveTargets('4', ids),
+      () => pickTargets('4', ids),
       /engine 4 is not running; live engines: 0, 1, 2, 3, 5/,
     );
   });

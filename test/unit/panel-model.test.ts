@@ -4,17 +4,17 @@
  */
 import { strict as assert } from 'node:assert';
 import type {
-  EngineState,
+  PanelEngine,
   KernelState,
   PanelMessage,
-  TaskState,
+  PanelTask,
 } from '../../kernel-ext/comm-messages';
 import { ClusterModel, formatSeconds, taskSeconds, taskStream } from '../../labextension/src/model';
 
 const T0 = Date.parse('2026-01-01T12:00:00.000Z');
 const at = (ms: number): string => new Date(T0 + ms).toISOString();
 
-const engine = (id: number, status: EngineState['status'] = 'idle'): EngineState => ({
+const engine = (id: number, status: PanelEngine['status'] = 'idle'): PanelEngine => ({
   id,
   host: 'node',
   pid: 100 + id,
@@ -25,7 +25,7 @@ const engine = (id: number, status: EngineState['status'] = 'idle'): EngineState
   replacedBy: null,
 });
 
-const task = (id: string, engineId: number | null, fields: Partial<TaskState> = {}): TaskState => ({
+const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = {}): PanelTask => ({
   id,
   view: 'direct',
   engine: engineId,

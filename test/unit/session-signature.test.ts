@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 
 import { ProtocolError } from '../../protocol/errors';
 import { DELIMITER, Session } from '../../protocol/session';
+import { delivered } from '../delivered';
 
 const KEY = 'secret-key';
 
@@ -53,7 +54,7 @@ describe('Session serialize/deserialize', () => {
         identities: [Buffer.from('router-id'), Buffer.from('client-1')],
       },
     );
-    const out = session.deserialize(session.serialize(msg));
+    const out = session.receive(delivered(session.frames(msg))).msg;
     assert.deepEqual(out.identities, msg.identities);
     assert.deepEqual(out.header, msg.header);
     assert.deepEqual(out.parent_header, parent);
@@ -65,7 +66,7 @@ describe('Session serialize/deserialize', () => {
   it('is accepted by another session with the same key', () => {
     const other = new Session(KEY);
     const msg = session.msg('heartbeat', {});
-    const out = other.deserialize(session.serialize(msg));
+    const out = other.receive(delivered(session.frames(msg))).msg;
     assert.equal(out.header.msg_id, msg.header.msg_id);
     assert.equal(out.header.session, session.id);
   });
@@ -74,11 +75,11 @@ describe('Session serialize/deserialize', () => {
     const big = Buffer.alloc(1 << 16, 7);
     const small = Buffer.from('x');
     const msg = session.msg('apply_reply', { status: 'ok' }, { buffers: [big, small] });
-    const frames = session.serialize(msg);
+    const frames = delivered(session.frames(msg));
     assert.equal(frames.length, 8);
     assert.equal(frames[6], big);
     assert.equal(frames[7], small);
-    const out = session.deserialize(frames);
+    const out = session.receive(frames).msg;
     assert.equal(out.buffers[0], big);
     assert.equal(out.buffers[1], small);
   });
@@ -89,10 +90,10 @@ describe('Session serialize/deserialize', () => {
       { source: '(s) => s + "é ✓"', mode: 'call', refs: [], options: { balanced: true } },
       { identities: [Buffer.from('client')], buffers: [Buffer.from([0, 255])] },
     );
-    const { msg: got, wire } = session.receive(session.serialize(msg));
+    const { msg: got, wire } = session.receive(delivered(session.frames(msg)));
     assert.equal(got.header.msg_id, msg.header.msg_id);
     const relayed = [Buffer.from('engine'), ...wire].map((f) => Buffer.from(f));
-    const out = new Session(KEY).deserialize(relayed);
+    const out = new Session(KEY).receive(relayed).msg;
     assert.deepEqual(out.identities, [Buffer.from('engine')]);
     assert.deepEqual(out.content, msg.content);
     assert.deepEqual(out.buffers, msg.buffers);
@@ -101,59 +102,61 @@ describe('Session serialize/deserialize', () => {
   describe('rejects a wrong signature', () => {
     const wrongSignature = /signature is missing or wrong/;
     const frames = (): Buffer[] =>
-      session.serialize(
-        session.msg('result_request', { msg_id: 'abc' }, { identities: [Buffer.from('c')] }),
+      delivered(
+        session.frames(
+          session.msg('result_request', { msg_id: 'abc' }, { identities: [Buffer.from('c')] }),
+        ),
       );
     // frames: [identity, delimiter, signature, header, parent, metadata, content]
 
     it('when the content frame was changed', () => {
       const f = frames();
       f[6] = Buffer.from(JSON.stringify({ msg_id: 'abd' }));
-      rejects(() => session.deserialize(f), wrongSignature);
+      rejects(() => session.receive(f).msg, wrongSignature);
     });
 
     it('when the header was changed', () => {
       const f = frames();
       const header = JSON.parse(f[3].toString()) as Record<string, unknown>;
       f[3] = Buffer.from(JSON.stringify({ ...header, username: 'mallory' }));
-      rejects(() => session.deserialize(f), wrongSignature);
+      rejects(() => session.receive(f).msg, wrongSignature);
     });
 
     it('when the signature frame is empty', () => {
       const f = frames();
       f[2] = Buffer.alloc(0);
-      rejects(() => session.deserialize(f), wrongSignature);
+      rejects(() => session.receive(f).msg, wrongSignature);
     });
 
     it('when the message was signed with another key', () => {
-      const f = new Session('another-key').serialize(
-        session.msg('result_request', { msg_id: 'a' }),
+      const f = delivered(
+        new Session('another-key').frames(session.msg('result_request', { msg_id: 'a' })),
       );
-      rejects(() => session.deserialize(f), wrongSignature);
+      rejects(() => session.receive(f).msg, wrongSignature);
     });
 
     it('when the signature has the right length but wrong bytes', () => {
       const f = frames();
       f[2] = Buffer.from('0'.repeat(f[2].length));
-      rejects(() => session.deserialize(f), wrongSignature);
+      rejects(() => session.receive(f).msg, wrongSignature);
     });
   });
 
   describe('rejects malformed frames, naming the problem', () => {
     it('without a <IDS|MSG> delimiter', () => {
-      const f = session.serialize(session.msg('heartbeat', {})).slice(1);
-      rejects(() => session.deserialize(f), /no <IDS\|MSG> delimiter/);
+      const f = delivered(session.frames(session.msg('heartbeat', {}))).slice(1);
+      rejects(() => session.receive(f).msg, /no <IDS\|MSG> delimiter/);
     });
 
     it('with too few frames after the delimiter', () => {
-      const f = session.serialize(session.msg('heartbeat', {})).slice(0, 5);
-      rejects(() => session.deserialize(f), /4 frames after the delimiter, needs 5/);
+      const f = delivered(session.frames(session.msg('heartbeat', {}))).slice(0, 5);
+      rejects(() => session.receive(f).msg, /4 frames after the delimiter, needs 5/);
     });
 
     it('with a frame that is not JSON (correctly signed)', () => {
       const [header, parent, metadata] = applyParts(session);
       const f = signedFrames(KEY, [header, parent, metadata, '{"source": ']);
-      rejects(() => session.deserialize(f), /not valid JSON/);
+      rejects(() => session.receive(f).msg, /not valid JSON/);
     });
 
     it('with a JSON frame that is not UTF-8 (correctly signed)', () => {
@@ -163,7 +166,7 @@ describe('Session serialize/deserialize', () => {
       const hmac = createHmac('sha256', KEY);
       for (const p of f.slice(2)) hmac.update(p);
       f[1] = Buffer.from(hmac.digest('hex'));
-      rejects(() => session.deserialize(f), /not UTF-8/);
+      rejects(() => session.receive(f).msg, /not UTF-8/);
     });
 
     it('with an unknown msg_type', () => {
@@ -174,14 +177,14 @@ describe('Session serialize/deserialize', () => {
         metadata,
         content,
       ]);
-      rejects(() => session.deserialize(f), /unknown message type "frobnicate_request"/);
+      rejects(() => session.receive(f).msg, /unknown message type "frobnicate_request"/);
     });
 
     it('with a header missing its msg_id', () => {
       const [header, parent, metadata, content] = applyParts(session);
       delete header.msg_id;
       rejects(
-        () => session.deserialize(signedFrames(KEY, [header, parent, metadata, content])),
+        () => session.receive(signedFrames(KEY, [header, parent, metadata, content])).msg,
         /header is malformed/,
       );
     });
@@ -189,30 +192,45 @@ describe('Session serialize/deserialize', () => {
     it('with metadata that is not an object', () => {
       const [header, parent, , content] = applyParts(session);
       rejects(
-        () => session.deserialize(signedFrames(KEY, [header, parent, [1], content])),
+        () => session.receive(signedFrames(KEY, [header, parent, [1], content])).msg,
         /apply_request: parent header and metadata must be objects/,
       );
     });
 
-    const badContent: [string, (c: Record<string, unknown>) => Record<string, unknown>][] = [
-      ["mode 'x'", (c) => ({ ...c, mode: 'x' })],
-      ['no options', ({ options: _options, ...c }) => c],
-      ['options without balanced', (c) => ({ ...c, options: { targets: [0] } })],
-      ['an unknown task option', (c) => ({ ...c, options: { balanced: true, priority: 3 } })],
+    type Change = (c: Record<string, unknown>) => Record<string, unknown>;
+    const badContent: [string, Change, RegExp][] = [
+      ["mode 'x'", (c) => ({ ...c, mode: 'x' }), /content\.mode is not one of call, map/],
+      ['no options', ({ options: _options, ...c }) => c, /content\.options is not an object/],
+      [
+        'options without balanced',
+        (c) => ({ ...c, options: { targets: [0] } }),
+        /content\.options\.balanced is not true or false/,
+      ],
+      [
+        'an unknown task option',
+        (c) => ({ ...c, options: { balanced: true, priority: 3 } }),
+        /content\.options\.priority is not a known field \(targets, balanced/,
+      ],
       [
         'a task option of the wrong type',
         (c) => ({ ...c, options: { balanced: true, retries: '2' } }),
+        /content\.options\.retries is not a number/,
       ],
-      ['refs that are not numbers', (c) => ({ ...c, refs: ['a'] })],
+      [
+        'refs that are not numbers',
+        (c) => ({ ...c, refs: ['a'] }),
+        /content\.refs\[0\] is not a number/,
+      ],
     ];
-    for (const [what, change] of badContent) {
-      it(`with apply_request content that has ${what}`, () => {
+    for (const [what, change, where] of badContent) {
+      it(`with apply_request content that has ${what}, naming the field`, () => {
         const [header, parent, metadata, content] = applyParts(session);
         const f = signedFrames(KEY, [header, parent, metadata, change({ ...content })]);
         rejects(
-          () => session.deserialize(f),
+          () => session.receive(f).msg,
           /apply_request: content does not match the message type/,
         );
+        rejects(() => session.receive(f).msg, where);
       });
     }
 
@@ -221,7 +239,7 @@ describe('Session serialize/deserialize', () => {
       const parts = [msg.header, msg.parent_header, msg.metadata];
       for (const content of [{ status: 'maybe' }, { status: 'error', ename: 'E' }]) {
         rejects(
-          () => session.deserialize(signedFrames(KEY, [...parts, content])),
+          () => session.receive(signedFrames(KEY, [...parts, content])).msg,
           /apply_reply: content does not match/,
         );
       }
@@ -237,16 +255,16 @@ describe('Session serialize/deserialize', () => {
         { name: 'stdout', text: 'hi\n' },
         { buffers: [Buffer.from('b')] },
       );
-      const frames = unsigned.serialize(msg);
+      const frames = delivered(unsigned.frames(msg));
       assert.equal(frames[1].length, 0);
-      const out = unsigned.deserialize(frames);
+      const out = unsigned.receive(frames).msg;
       assert.deepEqual(out.content, { name: 'stdout', text: 'hi\n' });
       assert.deepEqual(out.buffers, [Buffer.from('b')]);
     });
 
     it('is rejected by a session that has a key', () => {
-      const frames = unsigned.serialize(unsigned.msg('heartbeat', {}));
-      rejects(() => session.deserialize(frames), /signature is missing or wrong/);
+      const frames = delivered(unsigned.frames(unsigned.msg('heartbeat', {})));
+      rejects(() => session.receive(frames).msg, /signature is missing or wrong/);
     });
   });
 });
