@@ -104,7 +104,7 @@ interface MagicForm<A> {
   aliases?: string[];
   /** A fresh command with its options (commander keeps parsed values on the command). */
   command(): Command;
-  /** The magic's arguments from the command that parsed `args`. */
+  /** The magic's arguments from the command that parsed `args` (the trimmed rest of the line). */
   parse(cmd: Command, args: string): A;
 }
 
@@ -242,8 +242,8 @@ const MAGICS = {
           );
         }
         // The code is the rest of the line after the options, with its own spacing kept.
-        const skip = args.trim().split(/\s+/).length - cmd.args.length;
-        const code = args.trim().replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
+        const skip = args.split(/\s+/).length - cmd.args.length;
+        const code = args.replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
         return { code, options: pxOptionsFrom(cmd.opts()) };
       },
     },
@@ -377,17 +377,19 @@ function run<K extends MagicName>(
 }
 
 /** Each name a magic is written as (`px`, `%px` for `%%px`, `cluster start`), and its form. */
-function forms(): Map<string, { name: MagicName; form: MagicForm<unknown> }> {
-  const found = new Map<string, { name: MagicName; form: MagicForm<unknown> }>();
-  for (const name of Object.keys(rows) as MagicName[]) {
-    const { line, cell } = rows[name] as MagicRow<unknown>;
-    for (const n of line ? [name, ...(line.aliases ?? [])] : [])
-      found.set(n, { name, form: line! });
-    for (const n of cell ? [name, ...(cell.aliases ?? [])] : [])
-      found.set(`%${n}`, { name, form: cell! });
-  }
-  return found;
-}
+const FORMS = new Map<string, { name: MagicName; form: MagicForm<unknown> }>(
+  (Object.keys(rows) as MagicName[]).flatMap((name) => {
+    const { line, cell }: MagicRow<unknown> = rows[name];
+    return [
+      ...(line
+        ? [name, ...(line.aliases ?? [])].map((n) => [n, { name, form: line }] as const)
+        : []),
+      ...(cell
+        ? [name, ...(cell.aliases ?? [])].map((n) => [`%${n}`, { name, form: cell }] as const)
+        : []),
+    ];
+  }),
+);
 
 /** The sub-commands of `%family` (`start`, `stop`, ... of `%cluster`); empty if it is none. */
 function family(name: string): string[] {
@@ -398,7 +400,7 @@ function family(name: string): string[] {
 
 /** The names `%lsmagic` lists, each with its one-line help. */
 export function magicList(): string {
-  const listed = Object.values(rows).flatMap((r: MagicRow<unknown>) =>
+  const listed = Object.values<MagicRow<unknown>>(rows).flatMap((r) =>
     [r.line, r.cell].flatMap((f) => (f ? [[f.usage, f.help]] : [])),
   );
   const width = Math.max(...listed.map((r) => r[0].length));
@@ -410,10 +412,12 @@ export function magicList(): string {
 
 /** The options of a magic, as `%px?` shows them; `topic` is a name as `parseMagic` takes it. */
 export function magicHelp(topic: string): string {
-  const all = forms();
   const subs = family(topic);
-  const shown = subs.length > 0 ? subs.map((s) => all.get(`${topic} ${s}`)!) : [all.get(topic)!];
-  return shown.map(({ form }) => `${form.help}\n${form.command().helpInformation()}`).join('\n');
+  const names = subs.length > 0 ? subs.map((s) => `${topic} ${s}`) : [topic];
+  return names
+    .map((n) => FORMS.get(n)!.form)
+    .map((form) => `${form.help}\n${form.command().helpInformation()}`)
+    .join('\n');
 }
 
 /**
@@ -422,26 +426,26 @@ export function magicHelp(topic: string): string {
  */
 export function parseMagic(name: string, args: string): Magic {
   const display = `%${name}`;
-  const all = forms();
   if (name.endsWith('?')) {
     const topic = name.slice(0, -1);
-    if (!all.has(topic) && family(topic).length === 0) {
+    if (!FORMS.has(topic) && family(topic).length === 0) {
       usage(`${display}: there is no magic %${topic}; %lsmagic lists them.`);
     }
     return { magic: 'lsmagic', topic };
   }
-  let tokens = args.trim() === '' ? [] : args.trim().split(/\s+/);
+  let rest = args.trim();
   let key = name;
   const subs = family(name);
   if (subs.length > 0) {
-    key = `${name} ${tokens[0] ?? ''}`;
-    if (!all.has(key)) {
+    // `%cluster start -n 2` is the magic `cluster start` with the options `-n 2`.
+    key = `${name} ${rest.split(/\s/)[0]}`;
+    if (!FORMS.has(key)) {
       const words = `${subs.slice(0, -1).join(', ')} or ${subs[subs.length - 1]}`;
-      usage(`${display} needs ${words}, e.g. ${all.get(`${name} ${subs[0]}`)!.form.usage}.`);
+      usage(`${display} needs ${words}, e.g. ${FORMS.get(`${name} ${subs[0]}`)!.form.usage}.`);
     }
-    tokens = tokens.slice(1);
+    rest = rest.replace(/^\S+\s*/, '');
   }
-  const found = all.get(key);
+  const found = FORMS.get(key);
   if (!found) usage(`there is no magic %${name}; %lsmagic lists them.`);
   const shown = subs.length > 0 ? `%${key}` : display;
   const cmd = found.form
@@ -449,7 +453,7 @@ export function parseMagic(name: string, args: string): Magic {
     .exitOverride()
     .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   try {
-    cmd.parse(tokens, { from: 'user' });
+    cmd.parse(rest === '' ? [] : rest.split(/\s+/), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
       // Commander's message, made one sentence: "a. B" becomes "a: b".
@@ -461,6 +465,6 @@ export function parseMagic(name: string, args: string): Magic {
     }
     throw e;
   }
-  const parsed = found.form.parse(cmd, subs.length > 0 ? tokens.join(' ') : args) as object;
-  return { magic: found.name, ...parsed } as Magic;
+  // The form's parser gives its row's arguments; the row's name tags them.
+  return { magic: found.name, ...(found.form.parse(cmd, rest) as object) } as Magic;
 }
