@@ -28,7 +28,7 @@ export {
   type QueueOptions,
 } from './cluster/launchers';
 export type { EngineInfo, MpiPlace } from './protocol/messages';
-export { notebookClient, notebookCluster } from './client/notebook';
+export { notebookClient, notebookCluster } from './kernel-ext/notebook';
 export {
   RemoteError,
   CompositeError,

@@ -31,7 +31,7 @@ import {
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { AsyncQueue } from './async-queue';
-import { announce } from './notebook';
+import { processHook } from './process-hook';
 import {
   AsyncResult,
   TaskState,
@@ -115,6 +115,9 @@ export interface ResultRecord {
 
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
+/** Told of every client `Client.connect` makes (not of those a `Cluster` keeps for itself). */
+export const clientConnected = processHook<Client>('tsparallel.client-connected');
+
 /**
  * A connection to a controller; see the file's comment.
  * @example const rc = await Client.connect(); const lv = rc.loadBalancedView();
@@ -146,12 +149,12 @@ export class Client {
    */
   static async connect(options: ConnectOptions = {}): Promise<Client> {
     const client = await Client.open(options);
-    announce({ client });
+    clientConnected.announce(client);
     return client;
   }
 
   /**
-   * `connect` without telling a notebook kernel about the client, for connections a `Cluster`
+   * `connect` without announcing the client on `clientConnected`, for connections a `Cluster`
    * keeps for itself.
    * @internal
    */

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../client/client';
-import { announce } from '../client/notebook';
+import { processHook } from '../client/process-hook';
 import { connectionFilePath, profileDir } from '../protocol/connection';
 import { ConnectionError, EngineError } from '../protocol/errors';
 import {
@@ -86,6 +86,9 @@ export interface ClusterState {
 
 /** How long stopped processes get to end by themselves before they are sent SIGTERM, then SIGKILL. */
 const STOP_GRACE = 3000;
+
+/** Told of every cluster `Cluster.start` starts. */
+export const clusterStarted = processHook<Cluster>('tsparallel.cluster-started');
 
 /**
  * A controller and engines started and stopped together; see the file's comment.
@@ -201,7 +204,7 @@ export class Cluster {
       await cluster.stop();
       throw e;
     }
-    announce({ cluster });
+    clusterStarted.announce(cluster);
     return cluster;
   }
 

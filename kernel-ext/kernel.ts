@@ -1,66 +1,58 @@
 /**
  * The kernel's front layer: it takes each cell before tslab does, runs magic lines and cells
- * itself, hands TypeScript to tslab unchanged, keeps the one cluster and client that magics and
- * code share, and serves the lab panel's comm.
+ * itself (the rows of `magics.ts`), hands TypeScript to tslab unchanged, and serves the lab
+ * panel's comm. Magics and panel commands act on the one `SharedCluster`.
  */
-import { resolve } from 'node:path';
-import { Client } from '../client/client';
-import { installNotebookHook, NOTEBOOK_HOOK_KEY, type NotebookHook } from '../client/notebook';
-import { Cluster } from '../cluster/cluster';
+import type { Client } from '../client/client';
+import type { Cluster } from '../cluster/cluster';
 import { launcherNames, type LauncherName } from '../cluster/launchers';
 import {
   COMM_TARGET,
   parsePanelMessage,
   type KernelMessage,
+  type KernelState,
   type PanelCommand,
   type TaskOutputState,
 } from './comm-messages';
 import type { KernelRequest, RequestContent } from './kernel-messages';
+import { checkTargets, DEFAULT_PX_CONFIG, type PxConfig, type PxOptions } from './magic-options';
+import { parseMagic, runMagic, splitCell, type Magic, type MagicKernel } from './magics';
 import {
-  checkTargets,
-  DEFAULT_PX_CONFIG,
-  MagicUsageError,
-  magicHelp,
-  magicList,
-  parseMagic,
-  splitCell,
-  type Magic,
-  type PxConfig,
-  type PxOptions,
-} from './magics';
+  installNotebookHook,
+  NOTEBOOK_HOOK_KEY,
+  PACKAGE_TYPES,
+  type NotebookHook,
+} from './notebook';
 import { PanelModel } from './panel';
-import { showPx, submitPx, type PxRun } from './px';
+import { errorContent, type Failure, type PxRun } from './px';
+import { SharedCluster } from './shared-cluster';
 import type { CellError, Exchange, KernelFront, Outlet, Tslab } from './tslab';
-
-/** The package's type declarations, for the types of the names the kernel binds in cells. */
-const TYPES = JSON.stringify(resolve(__dirname, '..', 'index'));
 
 /** Output nobody sees: silent requests, and bindings made for the panel. */
 const QUIET: Outlet = { stream: () => {}, publish: () => {} };
-
-/** What a cell ends with when it failed. */
-type Failure = CellError & { shown: boolean };
 
 /** How long state pushes to the panel are gathered into one message. */
 const STATE_COALESCE_MS = 100;
 
 /** See the file's comment. */
-export class NotebookKernel implements KernelFront, NotebookHook {
-  cluster: Cluster | undefined;
-  client: Client | undefined;
-  private config: PxConfig = { ...DEFAULT_PX_CONFIG };
-  private autopx = false;
+export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
+  private readonly settings: PxConfig = { ...DEFAULT_PX_CONFIG };
+  autopx = false;
+  lastPx: { run: PxRun; options: PxOptions } | undefined;
   private executionCount = 0;
   /** The cell running now, or the last one; it never rejects. */
   private cells: Promise<unknown> = Promise.resolve();
   private running: AbortController | undefined;
-  private last: { run: PxRun; options: PxOptions } | undefined;
   /** Values on their way into notebook variables (see `bind`). */
   private readonly bindings = new Map<string, unknown>();
   private readonly comms = new Map<string, (msg: KernelMessage) => void>();
   private readonly panel = new PanelModel(
-    () => this.config.targets,
+    () => this.settings.targets,
     () => this.schedulePush(),
+  );
+  readonly shared = new SharedCluster(
+    (values, out) => this.bind(values, out),
+    (client, cluster) => this.panel.follow(client, cluster),
   );
   private pushTimer: NodeJS.Timeout | undefined;
 
@@ -68,14 +60,26 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     installNotebookHook(this);
   }
 
-  adopt(created: { cluster: Cluster } | { client: Client }): void {
-    if ('cluster' in created) {
-      this.cluster = created.cluster;
-      this.client = undefined;
-    } else {
-      this.client = created.client;
-    }
-    this.panel.follow(this.client, this.cluster);
+  get cluster(): Cluster | undefined {
+    return this.shared.cluster;
+  }
+
+  get client(): Client | undefined {
+    return this.shared.client;
+  }
+
+  get config(): Readonly<PxConfig> {
+    return this.settings;
+  }
+
+  configure(options: Partial<PxConfig>): void {
+    Object.assign(this.settings, options);
+    this.schedulePush();
+  }
+
+  async state(): Promise<KernelState> {
+    await this.panel.refresh();
+    return this.panel.state();
   }
 
   take(name: string): unknown {
@@ -117,8 +121,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   async close(): Promise<void> {
     this.panel.close();
     clearTimeout(this.pushTimer);
-    await this.cluster?.stop();
-    this.client?.close();
+    await this.shared.close();
   }
 
   // --- cells ---------------------------------------------------------------------------------
@@ -163,7 +166,12 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         const failure =
           'code' in step
             ? await this.runTypeScript(step.code, out, count)
-            : await this.runMagic(step.magic, step.body, out, count, this.running.signal);
+            : await runMagic(step.magic, this, {
+                out,
+                count,
+                body: step.body,
+                interrupted: this.running.signal,
+              });
         if (failure) return failure;
       }
       return undefined;
@@ -174,156 +182,21 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     }
   }
 
-  private async runTypeScript(
-    code: string,
-    out: Outlet,
-    count: number,
-  ): Promise<Failure | undefined> {
+  async runTypeScript(code: string, out: Outlet, count: number): Promise<Failure | undefined> {
     const error = await this.tslab.execute(code, out, count);
     return error && { ...error, shown: false };
   }
 
-  private async runMagic(
-    m: Magic,
-    body: string | undefined,
-    out: Outlet,
-    count: number,
-    interrupted: AbortSignal,
-  ): Promise<Failure | undefined> {
-    const say = (text: string): void =>
-      out.stream('stdout', text.endsWith('\n') ? text : `${text}\n`);
-    switch (m.magic) {
-      case 'cluster start': {
-        const rc = await this.startCluster(m.engines, m.launcher, out);
-        say(
-          `Started a cluster with ${rc.ids.length} engines (ids ${rc.ids.join(', ')}); ` +
-            `cluster and rc are set in the notebook, and %px runs on it.`,
-        );
-        return undefined;
-      }
-      case 'cluster stop':
-        say(await this.stopCluster());
-        return undefined;
-      case 'cluster connect': {
-        const rc = await Client.connect(m.file === undefined ? {} : { connectionFile: m.file });
-        await this.bind({ rc: [rc, 'Client'] }, out);
-        say(
-          `Connected to ${rc.connection.client} with ${rc.ids.length} engine${rc.ids.length === 1 ? '' : 's'}; rc is set in the notebook.`,
-        );
-        return undefined;
-      }
-      case 'cluster status':
-        say(await this.status());
-        return undefined;
-      case 'cluster scale': {
-        const ids = await this.requireCluster().scale(m.engines);
-        say(
-          `The cluster has ${ids.length} engine${ids.length === 1 ? '' : 's'}: ${ids.join(', ') || 'none'}.`,
-        );
-        return undefined;
-      }
-      case 'px':
-        return this.runPx(
-          m.code || (body ?? ''),
-          { ...this.config, local: false, out: undefined, ...m.options },
-          out,
-          count,
-          interrupted,
-        );
-      case 'pxresult': {
-        if (!this.last)
-          throw new MagicUsageError('no %px has run yet; %pxresult shows the last one.');
-        const { run, options } = this.last;
-        return this.showErrors(
-          await showPx(
-            this.requireClient(),
-            run,
-            { ...options, stream: true },
-            out,
-            count,
-            interrupted,
-          ),
-          out,
-        );
-      }
-      case 'pxconfig':
-        Object.assign(this.config, m.options);
-        this.schedulePush();
-        say(
-          Object.entries(this.config)
-            .map(([k, v]) => `${k}: ${v === undefined ? '(none)' : String(v)}`)
-            .join('\n'),
-        );
-        return undefined;
-      case 'autopx':
-        this.autopx = !this.autopx;
-        say(
-          this.autopx
-            ? '%autopx enabled: every cell now runs on the engines; %autopx again turns it off.'
-            : '%autopx disabled: cells run in the notebook again.',
-        );
-        return undefined;
-      case 'lsmagic':
-        say(magicList());
-        return undefined;
-      case 'help':
-        say(magicHelp(m.topic));
-        return undefined;
-    }
-  }
-
-  private async runPx(
-    code: string,
-    options: PxOptions,
-    out: Outlet,
-    count: number,
-    interrupted: AbortSignal,
-  ): Promise<Failure | undefined> {
-    if (code.trim() === '')
-      throw new MagicUsageError('%%px needs code in the cell below its first line.');
-    const client = await this.ensureClient();
-    const run = submitPx(client, code, options);
-    this.last = { run, options };
-    if (options.out !== undefined) {
-      await this.bind(
-        { [options.out]: [run.ar, `AsyncResult<import(${TYPES}).ExecuteReply[]>`] },
-        out,
-      );
-    }
-    // --local runs the cell here while the engines run it; its error is shown with theirs.
-    const local = options.local ? await this.runTypeScript(code, out, count) : undefined;
-    if (local) out.publish('error', errorContent(local));
-    const remote = options.block
-      ? this.showErrors(await showPx(client, run, options, out, count, interrupted), out)
-      : undefined;
-    return remote ?? (local && { ...local, shown: true });
-  }
-
-  /** Shows each engine's error; the cell fails with the first, or with all when several failed. */
-  private showErrors(errors: CellError[], out: Outlet): Failure | undefined {
-    for (const e of errors) out.publish('error', errorContent(e));
-    if (errors.length === 0) return undefined;
-    const first = errors[0];
-    return errors.length === 1
-      ? { ...first, shown: true }
-      : {
-          ename: 'CompositeError',
-          evalue: `${errors.length} engines failed; see above`,
-          traceback: [],
-          shown: true,
-        };
-  }
-
-  // --- the shared cluster and client ----------------------------------------------------------
+  // --- notebook variables -------------------------------------------------------------------
 
   /**
    * Makes notebook variables of `values` (name: [value, type in the package]), with their
    * types, by running a declaration through tslab, so later cells type-check against them.
    */
-  private async bind(values: Record<string, [unknown, string]>, out: Outlet): Promise<void> {
+  async bind(values: Record<string, [unknown, string]>, out: Outlet): Promise<void> {
     const lines = Object.entries(values).map(([name, [value, type]]) => {
       this.bindings.set(name, value);
-      return `const ${name} = (globalThis as any)[Symbol.for(${JSON.stringify(NOTEBOOK_HOOK_KEY)})].take(${JSON.stringify(name)}) as import(${TYPES}).${type};`;
+      return `const ${name} = (globalThis as any)[Symbol.for(${JSON.stringify(NOTEBOOK_HOOK_KEY)})].take(${JSON.stringify(name)}) as import(${PACKAGE_TYPES}).${type};`;
     });
     const error = await this.tslab.execute(lines.join('\n'), out, this.executionCount);
     if (error) {
@@ -331,73 +204,6 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         `could not set ${Object.keys(values).join(', ')} in the notebook: ${error.evalue}`,
       );
     }
-  }
-
-  private async startCluster(
-    engines: number | undefined,
-    launcher: LauncherName,
-    out: Outlet,
-  ): Promise<Client> {
-    if (this.cluster) {
-      throw new MagicUsageError(
-        'a cluster is running already; %cluster stop it first, or use it with %px.',
-      );
-    }
-    const cluster = await Cluster.start({ engines, launcher });
-    const rc = await cluster.connect();
-    await this.bind({ cluster: [cluster, 'Cluster'], rc: [rc, 'Client'] }, out);
-    return rc;
-  }
-
-  private async stopCluster(): Promise<string> {
-    const { cluster, client } = this;
-    if (!cluster && !client)
-      throw new MagicUsageError('there is no cluster to stop; %cluster start -n 4 starts one.');
-    this.cluster = undefined;
-    this.client = undefined;
-    this.panel.follow(undefined, undefined);
-    if (cluster) {
-      await cluster.stop();
-      return 'Stopped the cluster: its controller and engines have exited.';
-    }
-    client?.close();
-    return 'Closed the connection; the cluster keeps running (it was not started here).';
-  }
-
-  private requireClient(): Client {
-    if (this.client) return this.client;
-    throw new MagicUsageError(
-      'there is no cluster: %cluster start -n 4 starts one, %cluster connect uses a running one, or create a Client or Cluster in a cell.',
-    );
-  }
-
-  private requireCluster(): Cluster {
-    if (this.cluster) return this.cluster;
-    throw new MagicUsageError(
-      'this needs a cluster started here (%cluster start), not only a connection.',
-    );
-  }
-
-  /** The client `%px` uses, connecting to a cluster that code started without connecting. */
-  private async ensureClient(): Promise<Client> {
-    if (!this.client && this.cluster) await this.cluster.connect();
-    return this.requireClient();
-  }
-
-  private async status(): Promise<string> {
-    await this.panel.refresh();
-    const state = this.panel.state();
-    if (!state.cluster) return 'No cluster: %cluster start -n 4 starts one.';
-    const c = state.cluster;
-    const lines = [
-      `controller ${c.controller}, launcher ${c.launcher ?? '(connected, not started here)'}, up ${Math.round(c.uptime)} s`,
-      `%px targets: ${state.targets}${this.autopx ? ' (%autopx on)' : ''}`,
-      ...state.engines.map(
-        (e) =>
-          `engine ${e.id}: ${e.status}, pid ${e.pid} on ${e.host}, queue ${e.queue}, done ${e.completed}`,
-      ),
-    ];
-    return lines.join('\n');
   }
 
   // --- the panel's comm ----------------------------------------------------------------------
@@ -434,43 +240,43 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   private async command(c: PanelCommand): Promise<TaskOutputState | void> {
     switch (c.type) {
       case 'cluster:start':
-        await this.startCluster(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
+        await this.shared.start(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
         return;
       case 'cluster:stop':
-        await this.stopCluster();
+        await this.shared.stop();
         return;
       case 'engine:add':
-        await this.requireCluster().addEngines(c.count);
+        await this.shared.addEngines(c.count);
         return;
       case 'cluster:scale':
-        await this.requireCluster().scale(c.engines);
+        await this.shared.scale(c.engines);
         return;
       case 'engine:stop':
-        await this.requireCluster().stopEngine(c.id);
+        await this.shared.stopEngine(c.id);
         return;
       case 'engine:restart': {
-        const cluster = this.requireCluster();
+        this.shared.requireCluster();
         this.panel.restarting(c.id);
         // The panel sees the engine restarting before the restart takes it away.
         await this.push();
         let newId: number | undefined;
         try {
-          newId = await cluster.restartEngine(c.id);
+          newId = await this.shared.restartEngine(c.id);
         } finally {
           this.panel.restarted(c.id, newId);
         }
         return;
       }
       case 'engine:interrupt':
-        await this.requireClient().sendSignal('SIGINT', c.id);
+        await this.shared.interruptEngine(c.id);
         return;
       case 'task:abort':
-        await this.requireClient().abort(c.id);
+        await this.shared.abortTask(c.id);
         return;
       case 'task:output':
         return this.panel.output(c.id);
       case 'targets:set':
-        this.config.targets = checkTargets(c.targets);
+        this.configure({ targets: checkTargets(c.targets) });
     }
   }
 
@@ -504,8 +310,4 @@ function asCellError(e: unknown): CellError {
   const err = e instanceof Error ? e : new Error(String(e));
   const ename = err.name;
   return { ename, evalue: err.message, traceback: [`${ename}: ${err.message}`] };
-}
-
-function errorContent(e: CellError): CellError {
-  return { ename: e.ename, evalue: e.evalue, traceback: e.traceback };
 }

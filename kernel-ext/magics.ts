@@ -1,17 +1,28 @@
 /**
- * Recognising magics and parsing their options. A cell whose first line starts with `%%name`
- * is a cell magic; elsewhere a line starting with `%name` is a line magic, and the TypeScript
- * between magic lines goes to tslab unchanged. Options are parsed by commander, one fresh
- * command per magic line, and a bad one becomes a `MagicUsageError` with one sentence.
+ * The magics, one row of `MAGICS` each: how it is written, its help, and what it does. A cell
+ * whose first line starts with `%%name` is a cell magic; elsewhere a line starting with `%name`
+ * is a line magic, and the TypeScript between magic lines goes to tslab unchanged. Options are
+ * parsed by commander, one fresh command per magic line, and a bad one becomes a
+ * `MagicUsageError` with one sentence. `%lsmagic` and `%name?` read the same rows.
  */
-import { constants } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { launcherNames, type LauncherName } from '../cluster/launchers';
-
-/** A magic line or cell the user got wrong; its message is the one sentence shown. */
-export class MagicUsageError extends Error {
-  override name = 'UsageError';
-}
+import type { KernelState } from './comm-messages';
+import {
+  addConfigOptions,
+  configFrom,
+  engineCount,
+  MagicUsageError,
+  pxCommand,
+  pxOptionsFrom,
+  usage,
+  type PxConfig,
+  type PxOptions,
+} from './magic-options';
+import { PACKAGE_TYPES } from './notebook';
+import { errorContent, showErrors, showPx, submitPx, type Failure, type PxRun } from './px';
+import type { Bind, SharedCluster } from './shared-cluster';
+import type { Outlet } from './tslab';
 
 /** One piece of a cell, run in order. */
 export type Step =
@@ -55,258 +66,358 @@ export function splitCell(code: string): Step[] {
   return steps;
 }
 
-/** How `%px` groups the outputs it shows at the end. */
-export type GroupOutputs = 'type' | 'engine' | 'order';
-
-/** `--targets`: all engines, a list of ids, or a Python-style slice of the live ids. */
-export type TargetSpec = string;
-
-/** What `%pxconfig` sets and each `%%px` may override. */
-export interface PxConfig {
-  targets: TargetSpec;
-  block: boolean;
-  stream: boolean;
-  /** Seconds; undefined waits as long as it takes. */
-  timeout: number | undefined;
-  groupOutputs: GroupOutputs;
-  /** Seconds before a blocking cell shows a progress line. */
-  progressAfter: number;
-  signalOnInterrupt: NodeJS.Signals;
+/** What the magics act on; the kernel holds it. */
+export interface MagicKernel {
+  readonly shared: SharedCluster;
+  /** `%pxconfig`'s settings, which every `%px` starts from. */
+  readonly config: Readonly<PxConfig>;
+  /** Changes `%pxconfig`'s settings. */
+  configure(options: Partial<PxConfig>): void;
+  /** Whether every cell runs on the engines; `%autopx` turns it on and off. */
+  autopx: boolean;
+  /** The last `%px` run, for `%pxresult`. */
+  lastPx: { run: PxRun; options: PxOptions } | undefined;
+  /** What the panel shows, with fresh queues, for `%cluster status`. */
+  state(): Promise<KernelState>;
+  /** Runs TypeScript in the notebook, as an ordinary cell. */
+  runTypeScript(code: string, out: Outlet, count: number): Promise<Failure | undefined>;
+  bind: Bind;
 }
 
-/** `%%px` options: the config's, plus those that apply to one cell. */
-export interface PxOptions extends PxConfig {
-  local: boolean;
-  out: string | undefined;
+/** The cell a magic runs in. */
+export interface MagicCell {
+  readonly out: Outlet;
+  /** The cell's execution count. */
+  readonly count: number;
+  /** The code below a cell magic's first line. */
+  readonly body: string | undefined;
+  /** Aborts when the user interrupts the cell. */
+  readonly interrupted: AbortSignal;
 }
 
-/** The settings a new kernel starts with. */
-export const DEFAULT_PX_CONFIG: PxConfig = {
-  targets: 'all',
-  block: true,
-  stream: true,
-  timeout: undefined,
-  groupOutputs: 'type',
-  progressAfter: 2,
-  signalOnInterrupt: 'SIGINT',
-};
-
-/** A parsed magic. */
-export type Magic =
-  | { magic: 'cluster start'; engines: number | undefined; launcher: LauncherName }
-  | { magic: 'cluster connect'; file: string | undefined }
-  | { magic: 'cluster scale'; engines: number }
-  | { magic: 'cluster stop' | 'cluster status' | 'pxresult' | 'autopx' | 'lsmagic' }
-  | { magic: 'px'; code: string; options: Partial<PxOptions> }
-  | { magic: 'pxconfig'; options: Partial<PxConfig> }
-  | { magic: 'help'; topic: string };
-
-const usage = (message: string): never => {
-  throw new MagicUsageError(message);
-};
-
-function engineCount(what: string, least: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < least) {
-      usage(`${what} needs a whole number of engines of at least ${least}, got '${v}'.`);
-    }
-    return n;
-  };
+/** One way of writing a magic: as a line (`%name`) or as a cell (`%%name`). */
+interface MagicForm<A> {
+  /** How `%lsmagic` lists it. */
+  usage: string;
+  help: string;
+  /** Other names it answers to. */
+  aliases?: string[];
+  /** A fresh command with its options (commander keeps parsed values on the command). */
+  command(): Command;
+  /** The magic's arguments from the command that parsed `args` (the trimmed rest of the line). */
+  parse(cmd: Command, args: string): A;
 }
 
-function seconds(flag: string, allowZero: boolean) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-      usage(
-        `${flag} needs a ${allowZero ? 'non-negative' : 'positive'} number of seconds, got '${v}'.`,
+/** One magic: its forms, and what it does with the arguments either form parsed. */
+interface MagicRow<A> {
+  line?: MagicForm<A>;
+  cell?: MagicForm<A>;
+  run(args: A, kernel: MagicKernel, cell: MagicCell): Promise<Failure | undefined>;
+}
+
+/** Ties a row's parsers to its runner, so that they agree on the arguments. */
+function row<A>(r: MagicRow<A>): MagicRow<A> {
+  return r;
+}
+
+/** A line of text in the cell's output. */
+function say(cell: MagicCell, text: string): undefined {
+  cell.out.stream('stdout', text.endsWith('\n') ? text : `${text}\n`);
+  return undefined;
+}
+
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** The magics, in the order `%lsmagic` lists them. A row named `family word` is `%family word`. */
+const MAGICS = {
+  'cluster start': row({
+    line: {
+      usage: '%cluster start [-n N] [--launcher L]',
+      help: 'start a controller and N engines (default: one per core), and connect to them',
+      command: () =>
+        new Command('%cluster start')
+          .option(
+            '-n, --engines <n>',
+            'engines to start (default: one per core)',
+            engineCount('-n', 1),
+          )
+          .addOption(
+            new Option('--launcher <name>', 'how to start engines')
+              .choices(launcherNames)
+              .default('local'),
+          ),
+      parse: (cmd) => ({
+        engines: cmd.opts().engines as number | undefined,
+        launcher: cmd.opts().launcher as LauncherName,
+      }),
+    },
+    async run({ engines, launcher }, kernel, cell) {
+      const rc = await kernel.shared.start(engines, launcher, cell.out);
+      return say(
+        cell,
+        `Started a cluster with ${rc.ids.length} engines (ids ${rc.ids.join(', ')}); ` +
+          `cluster and rc are set in the notebook, and %px runs on it.`,
       );
-    }
-    return n;
-  };
-}
-
-/** Checks `--targets` syntax; the ids themselves are checked against live engines when used. */
-export function checkTargets(v: string): TargetSpec {
-  if (!/^(all|\d+(,\d+)*|-?\d*:-?\d*(:-?\d*)?)$/.test(v)) {
-    usage(
-      `--targets takes all, an engine id, ids such as 0,2, or a slice such as 1:3 or ::2, got '${v}'.`,
-    );
-  }
-  return v;
-}
-
-/** The engine ids `spec` picks from the live ids. */
-export function pickTargets(spec: TargetSpec, ids: number[]): number[] {
-  if (spec === 'all') return ids;
-  if (!spec.includes(':')) {
-    const wanted = spec.split(',').map(Number);
-    const missing = wanted.filter((id) => !ids.includes(id));
-    if (missing.length > 0) {
-      usage(
-        `engine ${missing.join(', ')} is not running; live engines: ${ids.join(', ') || 'none'}.`,
+    },
+  }),
+  'cluster stop': row({
+    line: {
+      usage: '%cluster stop',
+      help: 'stop the cluster (or close the client of a cluster you connected to)',
+      command: () => new Command('%cluster stop'),
+      parse: () => ({}),
+    },
+    async run(_, kernel, cell) {
+      const stopped = await kernel.shared.stop();
+      return say(
+        cell,
+        stopped === 'cluster stopped'
+          ? 'Stopped the cluster: its controller and engines have exited.'
+          : 'Closed the connection; the cluster keeps running (it was not started here).',
       );
-    }
-    return wanted;
-  }
-  const [a, b, c] = spec.split(':').map((s) => (s === '' ? undefined : Number(s)));
-  const step = c ?? 1;
-  if (step === 0) usage(`--targets slice step cannot be zero ('${spec}').`);
-  const norm = (i: number): number =>
-    i < 0 ? Math.max(ids.length + i, 0) : Math.min(i, ids.length);
-  const picked: number[] = [];
-  if (step > 0) {
-    for (let i = norm(a ?? 0); i < norm(b ?? ids.length); i += step) picked.push(ids[i]);
-  } else {
-    const start = a === undefined ? ids.length - 1 : Math.min(norm(a), ids.length - 1);
-    const stop = b === undefined ? -1 : norm(b);
-    for (let i = start; i > stop; i += step) picked.push(ids[i]);
-  }
-  return picked;
-}
-
-function signalName(v: string): NodeJS.Signals {
-  const name = v.startsWith('SIG') ? v : `SIG${v}`;
-  if (!Object.hasOwn(constants.signals, name)) {
-    usage(`--signal-on-interrupt needs a signal name such as SIGINT or SIGTERM, got '${v}'.`);
-  }
-  return name as NodeJS.Signals;
-}
-
-function identifier(v: string): string {
-  if (!/^[A-Za-z_$][\w$]*$/.test(v)) usage(`--out needs a variable name, got '${v}'.`);
-  return v;
-}
-
-/** The options `%pxconfig` and `%%px` share. */
-function addConfigOptions(cmd: Command): Command {
-  return cmd
-    .option('--targets <targets>', 'engines: all, 0, 0,2, 1:3 or ::2', checkTargets)
-    .option('--block', 'wait for the engines and show their output (default)')
-    .addOption(
-      new Option('--noblock', 'return at once; see the output with %pxresult').conflicts('block'),
-    )
-    .option('--stream', 'show output as it arrives (default)')
-    .addOption(new Option('--no-stream', 'show output when the engines are done'))
-    .option('--timeout <seconds>', 'stop waiting after this long', seconds('--timeout', false))
-    .addOption(
-      new Option('--group-outputs <how>', 'order of the final output').choices([
-        'type',
-        'engine',
-        'order',
-      ]),
-    )
-    .option(
-      '--progress-after <seconds>',
-      'show a progress line once a cell runs this long',
-      seconds('--progress-after', true),
-    )
-    .option(
-      '--signal-on-interrupt <signal>',
-      'signal the engines get when the cell is interrupted',
-      signalName,
-    );
-}
-
-/** The config options commander parsed, without the unset ones. */
-function configFrom(o: Record<string, unknown>): Partial<PxConfig> {
-  const c: Partial<PxConfig> = {
-    targets: o.targets as TargetSpec | undefined,
-    block: o.noblock ? false : o.block ? true : undefined,
-    stream: o.stream as boolean | undefined,
-    timeout: o.timeout as number | undefined,
-    groupOutputs: o.groupOutputs as GroupOutputs | undefined,
-    progressAfter: o.progressAfter as number | undefined,
-    signalOnInterrupt: o.signalOnInterrupt as NodeJS.Signals | undefined,
-  };
-  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined));
-}
-
-/** One fresh commander command per magic (commander keeps parsed values on the command). */
-const commands: Record<string, { help: string; build: () => Command }> = {
-  'cluster start': {
-    help: 'start a controller and engines: %cluster start [-n N] [--launcher local|mpi|ssh|slurm|...]',
-    build: () =>
-      new Command('%cluster start')
-        .option(
-          '-n, --engines <n>',
-          'engines to start (default: one per core)',
-          engineCount('-n', 1),
-        )
-        .addOption(
-          new Option('--launcher <name>', 'how to start engines')
-            .choices(launcherNames)
-            .default('local'),
+    },
+  }),
+  'cluster connect': row({
+    line: {
+      usage: '%cluster connect [FILE]',
+      help: 'use a running cluster, from its controller-client.json (default profile if omitted)',
+      command: () => new Command('%cluster connect').argument('[file]'),
+      parse: (cmd) => ({ file: cmd.args[0] as string | undefined }),
+    },
+    async run({ file }, kernel, cell) {
+      const rc = await kernel.shared.connect(file, cell.out);
+      return say(
+        cell,
+        `Connected to ${rc.connection.client} with ${plural(rc.ids.length, 'engine')}; rc is set in the notebook.`,
+      );
+    },
+  }),
+  'cluster status': row({
+    line: {
+      usage: '%cluster status',
+      help: 'show the controller, the engines and their queues',
+      command: () => new Command('%cluster status'),
+      parse: () => ({}),
+    },
+    async run(_, kernel, cell) {
+      const state = await kernel.state();
+      if (!state.cluster) return say(cell, 'No cluster: %cluster start -n 4 starts one.');
+      const c = state.cluster;
+      const lines = [
+        `controller ${c.controller}, launcher ${c.launcher ?? '(connected, not started here)'}, up ${Math.round(c.uptime)} s`,
+        `%px targets: ${state.targets}${kernel.autopx ? ' (%autopx on)' : ''}`,
+        ...state.engines.map(
+          (e) =>
+            `engine ${e.id}: ${e.status}, pid ${e.pid} on ${e.host}, queue ${e.queue}, done ${e.completed}`,
         ),
-  },
-  'cluster stop': {
-    help: 'stop the cluster (or close the client of a cluster you connected to)',
-    build: () => new Command('%cluster stop'),
-  },
-  'cluster connect': {
-    help: 'use a running cluster: %cluster connect [controller-client.json] (default profile if omitted)',
-    build: () => new Command('%cluster connect').argument('[file]'),
-  },
-  'cluster status': {
-    help: 'show the controller, the engines and their queues',
-    build: () => new Command('%cluster status'),
-  },
-  'cluster scale': {
-    help: 'grow or shrink the cluster to N engines (idle ones stop first): %cluster scale N',
-    build: () =>
-      new Command('%cluster scale').argument('<n>', 'engines', engineCount('%cluster scale', 0)),
-  },
-  px: {
-    help: 'run one line of TypeScript on the engines: %px [options] CODE',
-    build: () => pxCommand('%px').argument('[code...]').passThroughOptions(),
-  },
-  '%px': {
-    help: 'run the cell on the engines (long name %%parallel)',
-    build: () => pxCommand('%%px'),
-  },
-  pxresult: {
-    help: 'show the output of the last %px run, waiting for it if needed',
-    build: () => new Command('%pxresult'),
-  },
-  pxconfig: {
-    help: 'set the defaults of %px (without options: show them)',
-    build: () => addConfigOptions(new Command('%pxconfig')),
-  },
-  autopx: {
-    help: 'toggle running every following cell on the engines',
-    build: () => new Command('%autopx'),
-  },
-  lsmagic: { help: 'list the magics (also %help)', build: () => new Command('%lsmagic') },
+      ];
+      return say(cell, lines.join('\n'));
+    },
+  }),
+  'cluster scale': row({
+    line: {
+      usage: '%cluster scale N',
+      help: 'grow or shrink the cluster to N engines (idle ones stop first)',
+      command: () =>
+        new Command('%cluster scale').argument('<n>', 'engines', engineCount('%cluster scale', 0)),
+      parse: (cmd) => ({ engines: cmd.processedArgs[0] as number }),
+    },
+    async run({ engines }, kernel, cell) {
+      const ids = await kernel.shared.scale(engines);
+      return say(
+        cell,
+        `The cluster has ${plural(ids.length, 'engine')}: ${ids.join(', ') || 'none'}.`,
+      );
+    },
+  }),
+  px: row({
+    line: {
+      usage: '%px [options] CODE',
+      help: 'run one line of TypeScript on the engines',
+      command: () => pxCommand('%px').argument('[code...]').passThroughOptions(),
+      parse(cmd, args) {
+        if (cmd.args.length === 0) {
+          usage(
+            '%px needs code to run, e.g. %px console.log(process.pid); for a whole cell use %%px.',
+          );
+        }
+        // The code is the rest of the line after the options, with its own spacing kept.
+        const skip = args.split(/\s+/).length - cmd.args.length;
+        const code = args.replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
+        return { code, options: pxOptionsFrom(cmd.opts()) };
+      },
+    },
+    cell: {
+      usage: '%%px [options]',
+      help: 'run the cell on the engines (long name %%parallel)',
+      aliases: ['parallel'],
+      command: () => pxCommand('%%px'),
+      parse: (cmd) => ({ code: '', options: pxOptionsFrom(cmd.opts()) }),
+    },
+    run: runPx,
+  }),
+  pxresult: row({
+    line: {
+      usage: '%pxresult',
+      help: 'show the output of the last %px run, waiting for it if needed',
+      command: () => new Command('%pxresult'),
+      parse: () => ({}),
+    },
+    async run(_, kernel, cell) {
+      if (!kernel.lastPx)
+        throw new MagicUsageError('no %px has run yet; %pxresult shows the last one.');
+      const { run, options } = kernel.lastPx;
+      const client = kernel.shared.requireClient();
+      const shown = { ...options, stream: true };
+      const errors = await showPx(client, run, shown, cell.out, cell.count, cell.interrupted);
+      return showErrors(errors, cell.out);
+    },
+  }),
+  pxconfig: row({
+    line: {
+      usage: '%pxconfig [options]',
+      help: 'set the defaults of %px (without options: show them)',
+      command: () => addConfigOptions(new Command('%pxconfig')),
+      parse: (cmd) => ({ options: configFrom(cmd.opts()) }),
+    },
+    async run({ options }, kernel, cell) {
+      kernel.configure(options);
+      return say(
+        cell,
+        Object.entries(kernel.config)
+          .map(([k, v]) => `${k}: ${v === undefined ? '(none)' : String(v)}`)
+          .join('\n'),
+      );
+    },
+  }),
+  autopx: row({
+    line: {
+      usage: '%autopx',
+      help: 'toggle running every following cell on the engines',
+      command: () => new Command('%autopx'),
+      parse: () => ({}),
+    },
+    async run(_, kernel, cell) {
+      kernel.autopx = !kernel.autopx;
+      return say(
+        cell,
+        kernel.autopx
+          ? '%autopx enabled: every cell now runs on the engines; %autopx again turns it off.'
+          : '%autopx disabled: cells run in the notebook again.',
+      );
+    },
+  }),
+  lsmagic: row<{ topic?: string }>({
+    line: {
+      usage: '%lsmagic, %help',
+      help: 'list the magics',
+      aliases: ['help'],
+      command: () => new Command('%lsmagic'),
+      parse: () => ({}),
+    },
+    // `%name?` comes here too, with its name as the topic.
+    async run({ topic }, _, cell) {
+      return say(cell, topic === undefined ? magicList() : magicHelp(topic));
+    },
+  }),
 };
-commands['%parallel'] = commands['%px'];
-commands.help = commands.lsmagic;
 
-function pxCommand(name: string): Command {
-  return addConfigOptions(new Command(name))
-    .option('--local', 'also run the code in the notebook')
-    .option('--out <name>', 'bind the AsyncResult to this variable in the notebook', identifier);
+type MagicName = keyof typeof MAGICS;
+type MagicArgs = { [K in MagicName]: (typeof MAGICS)[K] extends MagicRow<infer A> ? A : never };
+/** Seen through this type, each row's runner takes the arguments of its own magic. */
+const rows: { [K in MagicName]: MagicRow<MagicArgs[K]> } = MAGICS;
+
+/** A parsed magic: its row's name and the arguments its form parsed. */
+export type Magic = { [K in MagicName]: { magic: K } & MagicArgs[K] }[MagicName];
+
+/** `%%px` runs the cell, `%px` its one line; both start from `%pxconfig`'s settings. */
+async function runPx(
+  args: { code: string; options: Partial<PxOptions> },
+  kernel: MagicKernel,
+  cell: MagicCell,
+): Promise<Failure | undefined> {
+  const code = args.code || (cell.body ?? '');
+  const options: PxOptions = { ...kernel.config, local: false, out: undefined, ...args.options };
+  if (code.trim() === '')
+    throw new MagicUsageError('%%px needs code in the cell below its first line.');
+  const client = await kernel.shared.ensureClient();
+  const run = submitPx(client, code, options);
+  kernel.lastPx = { run, options };
+  if (options.out !== undefined) {
+    const type = `AsyncResult<import(${PACKAGE_TYPES}).ExecuteReply[]>`;
+    await kernel.bind({ [options.out]: [run.ar, type] }, cell.out);
+  }
+  // --local runs the cell here while the engines run it; its error is shown with theirs.
+  const local = options.local ? await kernel.runTypeScript(code, cell.out, cell.count) : undefined;
+  if (local) cell.out.publish('error', errorContent(local));
+  const remote = options.block
+    ? showErrors(
+        await showPx(client, run, options, cell.out, cell.count, cell.interrupted),
+        cell.out,
+      )
+    : undefined;
+  return remote ?? (local && { ...local, shown: true });
+}
+
+/** Runs a parsed magic in `cell`. */
+export function runMagic(
+  m: Magic,
+  kernel: MagicKernel,
+  cell: MagicCell,
+): Promise<Failure | undefined> {
+  return run(m, kernel, cell);
+}
+
+function run<K extends MagicName>(
+  m: { magic: K } & MagicArgs[K],
+  kernel: MagicKernel,
+  cell: MagicCell,
+): Promise<Failure | undefined> {
+  return rows[m.magic].run(m, kernel, cell);
+}
+
+/** Each name a magic is written as (`px`, `%px` for `%%px`, `cluster start`), and its form. */
+const FORMS = new Map<string, { name: MagicName; form: MagicForm<unknown> }>(
+  (Object.keys(rows) as MagicName[]).flatMap((name) => {
+    const { line, cell }: MagicRow<unknown> = rows[name];
+    return [
+      ...(line
+        ? [name, ...(line.aliases ?? [])].map((n) => [n, { name, form: line }] as const)
+        : []),
+      ...(cell
+        ? [name, ...(cell.aliases ?? [])].map((n) => [`%${n}`, { name, form: cell }] as const)
+        : []),
+    ];
+  }),
+);
+
+/** The sub-commands of `%family` (`start`, `stop`, ... of `%cluster`); empty if it is none. */
+function family(name: string): string[] {
+  return Object.keys(rows)
+    .filter((k) => k.startsWith(`${name} `))
+    .map((k) => k.slice(name.length + 1));
 }
 
 /** The names `%lsmagic` lists, each with its one-line help. */
 export function magicList(): string {
-  const rows = [
-    [
-      '%cluster start|stop|connect|status|scale',
-      'start, stop, connect to, show or resize the cluster %px uses',
-    ],
-    ['%px [options] CODE', commands.px.help],
-    ['%%px [options]', commands['%px'].help],
-    ['%pxresult', commands.pxresult.help],
-    ['%pxconfig [options]', commands.pxconfig.help],
-    ['%autopx', commands.autopx.help],
-    ['%lsmagic, %help', commands.lsmagic.help],
-  ];
-  const width = Math.max(...rows.map((r) => r[0].length));
+  const listed = Object.values<MagicRow<unknown>>(rows).flatMap((r) =>
+    [r.line, r.cell].flatMap((f) => (f ? [[f.usage, f.help]] : [])),
+  );
+  const width = Math.max(...listed.map((r) => r[0].length));
   return (
-    rows.map(([n, h]) => `${n.padEnd(width)}  ${h}`).join('\n') +
+    listed.map(([n, h]) => `${n.padEnd(width)}  ${h}`).join('\n') +
     "\n\nAdd ? for a magic's options, e.g. %%px? or %cluster?\n"
   );
+}
+
+/** The options of a magic, as `%px?` shows them; `topic` is a name as `parseMagic` takes it. */
+export function magicHelp(topic: string): string {
+  const subs = family(topic);
+  const names = subs.length > 0 ? subs.map((s) => `${topic} ${s}`) : [topic];
+  return names
+    .map((n) => FORMS.get(n)!.form)
+    .map((form) => `${form.help}\n${form.command().helpInformation()}`)
+    .join('\n');
 }
 
 /**
@@ -317,29 +428,32 @@ export function parseMagic(name: string, args: string): Magic {
   const display = `%${name}`;
   if (name.endsWith('?')) {
     const topic = name.slice(0, -1);
-    if (!Object.hasOwn(commands, topic) && topic !== 'cluster') {
+    if (!FORMS.has(topic) && family(topic).length === 0) {
       usage(`${display}: there is no magic %${topic}; %lsmagic lists them.`);
     }
-    return { magic: 'help', topic };
+    return { magic: 'lsmagic', topic };
   }
-  let tokens = args.trim() === '' ? [] : args.trim().split(/\s+/);
+  let rest = args.trim();
   let key = name;
-  if (name === 'cluster') {
-    key = `cluster ${tokens[0] ?? ''}`;
-    if (!Object.hasOwn(commands, key)) {
-      usage(`%cluster needs start, stop, connect, status or scale, e.g. %cluster start -n 4.`);
+  const subs = family(name);
+  if (subs.length > 0) {
+    // `%cluster start -n 2` is the magic `cluster start` with the options `-n 2`.
+    key = `${name} ${rest.split(/\s/)[0]}`;
+    if (!FORMS.has(key)) {
+      const words = `${subs.slice(0, -1).join(', ')} or ${subs[subs.length - 1]}`;
+      usage(`${display} needs ${words}, e.g. ${FORMS.get(`${name} ${subs[0]}`)!.form.usage}.`);
     }
-    tokens = tokens.slice(1);
-  } else if (!Object.hasOwn(commands, name)) {
-    usage(`there is no magic %${name}; %lsmagic lists them.`);
+    rest = rest.replace(/^\S+\s*/, '');
   }
-  const shown = name === 'cluster' ? `%${key}` : display;
-  const cmd = commands[key]
-    .build()
+  const found = FORMS.get(key);
+  if (!found) usage(`there is no magic %${name}; %lsmagic lists them.`);
+  const shown = subs.length > 0 ? `%${key}` : display;
+  const cmd = found.form
+    .command()
     .exitOverride()
     .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   try {
-    cmd.parse(tokens, { from: 'user' });
+    cmd.parse(rest === '' ? [] : rest.split(/\s+/), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
       // Commander's message, made one sentence: "a. B" becomes "a: b".
@@ -351,58 +465,6 @@ export function parseMagic(name: string, args: string): Magic {
     }
     throw e;
   }
-  const o = cmd.opts();
-  switch (key) {
-    case 'cluster start':
-      return {
-        magic: key,
-        engines: o.engines as number | undefined,
-        launcher: o.launcher as LauncherName,
-      };
-    case 'cluster connect':
-      return { magic: key, file: cmd.args[0] };
-    case 'cluster scale':
-      return { magic: key, engines: cmd.processedArgs[0] as number };
-    case 'cluster stop':
-    case 'cluster status':
-      return { magic: key };
-  }
-  switch (name) {
-    case 'px': {
-      // The code is the rest of the line after the options, with its own spacing kept.
-      const skip = tokens.length - cmd.args.length;
-      const code = args.trim().replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
-      if (cmd.args.length === 0)
-        usage(
-          '%px needs code to run, e.g. %px console.log(process.pid); for a whole cell use %%px.',
-        );
-      return { magic: 'px', code, options: pxOptionsFrom(o) };
-    }
-    case '%px':
-    case '%parallel':
-      return { magic: 'px', code: '', options: pxOptionsFrom(o) };
-    case 'pxconfig':
-      return { magic: 'pxconfig', options: configFrom(o) };
-    case 'help':
-      return { magic: 'lsmagic' };
-    default:
-      return { magic: name as 'pxresult' | 'autopx' | 'lsmagic' };
-  }
-}
-
-function pxOptionsFrom(o: Record<string, unknown>): Partial<PxOptions> {
-  return {
-    ...configFrom(o),
-    ...(o.local ? { local: true } : {}),
-    ...(o.out ? { out: o.out as string } : {}),
-  };
-}
-
-/** The options of a magic, as `%px?` shows them. */
-export function magicHelp(topic: string): string {
-  const keys =
-    topic === 'cluster' ? Object.keys(commands).filter((k) => k.startsWith('cluster ')) : [topic];
-  return keys
-    .map((k) => `${commands[k].help}\n${commands[k].build().helpInformation()}`)
-    .join('\n');
+  // The form's parser gives its row's arguments; the row's name tags them.
+  return { magic: found.name, ...(found.form.parse(cmd, rest) as object) } as Magic;
 }

@@ -8,8 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client } from '../client/client';
 import { CompositeError, RemoteError, type ConditionName } from '../protocol/errors';
-import { pickTargets, MagicUsageError, type PxOptions } from './magics';
+import { pickTargets, MagicUsageError, type PxOptions } from './magic-options';
 import type { CellError, Outlet } from './tslab';
+
+/** What a cell ends with when it failed, and whether its error output is out already. */
+export type Failure = CellError & { shown: boolean };
 
 /** A `%px` run: its tasks and the engines, in task order. */
 export interface PxRun {
@@ -218,4 +221,24 @@ function grouped(run: PxRun, options: PxOptions): { task: number; output: TaskOu
     case 'type':
       return [...all].sort((a, b) => rank(a.output) - rank(b.output) || byEngine(a, b));
   }
+}
+
+/** Shows each engine's error; the cell fails with the first, or with all when several failed. */
+export function showErrors(errors: CellError[], out: Outlet): Failure | undefined {
+  for (const e of errors) out.publish('error', errorContent(e));
+  if (errors.length === 0) return undefined;
+  const first = errors[0];
+  return errors.length === 1
+    ? { ...first, shown: true }
+    : {
+        ename: 'CompositeError',
+        evalue: `${errors.length} engines failed; see above`,
+        traceback: [],
+        shown: true,
+      };
+}
+
+/** A cell error as the `error` message carries it. */
+export function errorContent(e: CellError): CellError {
+  return { ename: e.ename, evalue: e.evalue, traceback: e.traceback };
 }

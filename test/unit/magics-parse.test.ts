@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { MagicUsageError, parseMagic, pickTargets, splitCell } from '../../kernel-ext/magics';
+import { MagicUsageError, pickTargets } from '../../kernel-ext/magic-options';
+import { parseMagic, splitCell } from '../../kernel-ext/magics';
 
 describe('magics: parsing', () => {
   it('splits a cell into magic lines and TypeScript, or one cell magic', () => {

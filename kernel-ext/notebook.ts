@@ -1,18 +1,17 @@
 /**
- * The link between code and a notebook kernel running in the same process. A tsparallel kernel
- * installs a hook here; every `Client.connect` and `Cluster.start` then tells it about the new
- * client or cluster, which becomes the one the kernel's `%px` magics use. Outside a kernel there
- * is no hook and announcing does nothing.
+ * What code in a notebook reaches of the tsparallel kernel running it: the client and cluster
+ * the magics use, and the values the kernel is binding to notebook variables. Outside a kernel
+ * nothing is installed and both functions give undefined.
  *
- * The hook lives on `globalThis` under a registered symbol because a notebook may load its own
- * copy of tsparallel (from the notebook's `node_modules`) beside the kernel's.
+ * The kernel installs itself on `globalThis` under a registered symbol because a notebook may
+ * load its own copy of tsparallel (from the notebook's `node_modules`) beside the kernel's.
  */
+import { resolve } from 'node:path';
+import type { Client } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
-import type { Client } from './client';
 
-/** What a kernel installs: it adopts what code creates and shares what it uses. */
+/** What a kernel installs for the code of its notebook. */
 export interface NotebookHook {
-  adopt(created: { cluster: Cluster } | { client: Client }): void;
   /** The cluster `%cluster` manages, if any. */
   readonly cluster: Cluster | undefined;
   /** The client `%px` uses, if any. */
@@ -20,6 +19,9 @@ export interface NotebookHook {
   /** Hands over a value the kernel is binding to a notebook variable (see the kernel's `bind`). */
   take(name: string): unknown;
 }
+
+/** The package's type declarations, for the types of the names the kernel binds in cells. */
+export const PACKAGE_TYPES = JSON.stringify(resolve(__dirname, '..', 'index'));
 
 /** The registered symbol's key, for code the kernel generates to reach the hook. */
 export const NOTEBOOK_HOOK_KEY = 'tsparallel.notebook';
@@ -32,11 +34,6 @@ function hook(): NotebookHook | undefined {
 /** Makes `h` the hook of this process (the kernel calls this once, at start). */
 export function installNotebookHook(h: NotebookHook): void {
   (globalThis as { [HOOK]?: NotebookHook })[HOOK] = h;
-}
-
-/** Tells the kernel, if any, about a client or cluster that code created. */
-export function announce(created: { cluster: Cluster } | { client: Client }): void {
-  hook()?.adopt(created);
 }
 
 /**
