@@ -151,7 +151,8 @@ export class Cluster {
         cause: e,
       });
     }
-    return new Cluster(state, { daemonize: true, timeout: 30_000, restartEngines: 0 });
+    const { timeout } = clusterOptions.specs;
+    return new Cluster(state, { daemonize: true, timeout: timeout.default, restartEngines: 0 });
   }
 
   /** The launcher that starts this cluster's engines. */

@@ -6,7 +6,6 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import {
-  defaultsOf,
   defineOptions,
   flag,
   integer,
@@ -34,7 +33,7 @@ export function fileNameProblem(name: string): string | undefined {
 }
 
 /** The deadline when none is given: the default, or three missed beats if periods are long. */
-export function defaultDeadline(heartbeatPeriod: number): number {
+function defaultDeadline(heartbeatPeriod: number): number {
   return Math.max(3000, 3 * heartbeatPeriod);
 }
 
@@ -131,9 +130,6 @@ export type ControllerSettings = Given<typeof controllerSettings.specs>;
 export type ControllerOptions = Resolved<typeof controllerOptions.specs> & {
   log: (line: string) => void;
 };
-
-/** The defaults of `tsparallel controller` and of clusters. */
-export const controllerDefaults = defaultsOf(controllerOptions);
 
 /** The SQLite file of the `db` option, or `null` for memory (the option is checked already). */
 export function sqlitePath(

@@ -5,7 +5,7 @@
  * the command's flags. Dependency-free, so that every folder can use it.
  * @example
  * const schema = defineOptions('view', { chunkSize: { kind: integer(1), default: 1, help: 'elements per task' } });
- * resolveOptions(schema, { chunkSize: 0 }); // RangeError: view option chunkSize must be an integer >= 1, got 0
+ * resolveOptions(schema, { chunkSize: 0 }); // RangeError: view option chunkSize must be a positive integer, got 0
  */
 
 /** What values an option takes, and how the command line spells them. */
@@ -27,7 +27,7 @@ export interface Kind<T> {
 /** One option: what it takes, its default, its help, and a check beyond its kind. */
 export interface OptionSpec<T> {
   kind: Kind<T>;
-  /** One line for `--help` and the option's TSDoc. */
+  /** One line for `--help`, which documents the option in code too. */
   help: string;
   /** The value when none is given; a function of the other options' values for a derived one. */
   default?: T | ((values: Readonly<Record<string, unknown>>) => T);
@@ -132,7 +132,7 @@ export function resolveOptions<S extends OptionSpecs>(
       continue;
     }
     const f = fault(spec, value);
-    if (f) throw new f.error(`${subject} option ${name(option)} ${describe(f)}`);
+    if (f) throw new f.error(`${subject} option ${name(option)} ${inWords(f)}`);
   }
   // Derived defaults come last: they may read the others.
   for (const derived of [false, true]) {
@@ -150,13 +150,8 @@ export function resolveOptions<S extends OptionSpecs>(
 }
 
 /** A fault in words, completing "<option> ...". */
-export function describe(f: Fault): string {
+function inWords(f: Fault): string {
   return f.reason ?? `must be ${f.expected}, got ${f.got}`;
-}
-
-/** The defaults of a schema (derived ones from the other defaults). */
-export function defaultsOf<S extends OptionSpecs>(schema: OptionSchema<S>): Resolved<S> {
-  return resolveOptions({ ...schema, check: undefined }, {} as Given<S>);
 }
 
 /** `heartbeatPeriod` as a flag: `--heartbeat-period`. */
