@@ -105,10 +105,9 @@ export class Cluster {
   static async start<L extends LauncherName = 'local'>(
     options: ClusterOptions<L> = {},
   ): Promise<Cluster> {
-    const o = resolveOptions(clusterOptions, options as ClusterOptions);
+    const o = resolveOptions(clusterOptions, options);
     // The controller's options are checked before anything starts, as they would be on its own.
-    const controller = o.controller as ControllerSettings | undefined;
-    resolveOptions(controllerSettings, controller);
+    resolveOptions(controllerSettings, o.controller);
     const profile = o.profile;
     const clusterId = o.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
     const where = { profile, clusterId };
@@ -130,7 +129,7 @@ export class Cluster {
     );
     await cluster.claim();
     try {
-      await cluster.startController(controller ?? {});
+      await cluster.startController(o.controller ?? {});
       await cluster.addEngines(o.engines);
       if (o.restartEngines > 0) void cluster.replaceDeadEngines();
     } catch (e) {

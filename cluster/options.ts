@@ -16,7 +16,7 @@ import {
 } from '../options/schema';
 import { launcherNames, type LauncherName, type LauncherOptionsMap } from './launchers';
 
-/** The options of `Cluster.start`, but the controller's (given as `controller`). */
+/** The options of `Cluster.start`; the controller's own come as `controller` (`controller/options.ts`). */
 export const clusterOptions = defineOptions('cluster', {
   engines: {
     kind: integer(0),
@@ -42,7 +42,7 @@ export const clusterOptions = defineOptions('cluster', {
   controller: {
     kind: custom(
       'an object of controller options',
-      (v): v is object => typeof v === 'object' && v !== null,
+      (v): v is ControllerSettings => typeof v === 'object' && v !== null,
     ),
     cli: false,
     help: 'the controller\'s options (the command line takes them as flags: see "tsparallel controller --help")',
@@ -67,12 +67,10 @@ export const clusterOptions = defineOptions('cluster', {
 /** What `Cluster.start` can be told. */
 export type ClusterOptions<L extends LauncherName = LauncherName> = Omit<
   Given<typeof clusterOptions.specs>,
-  'launcher' | 'launcherOptions' | 'controller'
+  'launcher' | 'launcherOptions'
 > & {
   /** How engines start: `local` (default), `mpi`, `ssh`, `slurm`, `pbs`, `sge` or `lsf`. */
   launcher?: L;
   /** The launcher's options; see the README's section on each launcher. */
   launcherOptions?: LauncherOptionsMap[L];
-  /** The controller's options (see `tsparallel controller --help`). */
-  controller?: ControllerSettings;
 };
