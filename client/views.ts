@@ -3,6 +3,16 @@
  * a `LoadBalancedView` runs it once, where the controller's scheduler sends it. Both infer
  * argument and result types from the function given.
  */
+import {
+  defineOptions,
+  flag,
+  integer,
+  nonNegative,
+  resolveOptions,
+  string,
+  type Given,
+  type Kind,
+} from '../options/schema';
 import type { ContentMap, TaskOptions } from '../protocol/messages';
 import { encodeValue } from '../protocol/serialize';
 import {
@@ -43,23 +53,44 @@ export type Dependencies = AsyncResult<unknown> | string | (AsyncResult<unknown>
 /** `'all'`, one engine id, or a list of them. */
 export type Targets = 'all' | number | number[];
 
+const isDependency = (x: unknown): boolean =>
+  typeof x === 'string' || (typeof x === 'object' && x !== null && 'msgIds' in x);
+
+const dependencies: Kind<Dependencies> = {
+  expected: 'a task, its message id, or a list of either',
+  is: (v): v is Dependencies => (Array.isArray(v) ? v.every(isDependency) : isDependency(v)),
+};
+
+const targets: Kind<Targets> = {
+  expected: "'all', an engine id or a list of ids",
+  is: (v): v is Targets => v === 'all' || typeof v === 'number' || Array.isArray(v),
+  allows: (v) => v === 'all' || [v].flat().every((id) => Number.isInteger(id) && id >= 0),
+};
+
 /** Options of a view, set with `withOptions`; each is checked where it enters. */
-export interface ViewOptions {
-  /** Milliseconds `await` waits for a result before `TimeoutError` (the task keeps running). */
-  timeout?: number;
-  /** Load-balanced: reruns on another engine when the engine dies, this many times. */
-  retries?: number;
-  /** Tasks (or their message ids) that must succeed before these start. */
-  after?: Dependencies;
-  /** Tasks whose engine these must run on, after they succeed. */
-  follow?: Dependencies;
-  /** Load-balanced `map`: elements per task (default 1). */
-  chunkSize?: number;
-  /** `imap` and `for await` over a map result: in input order (default) or as they finish. */
-  ordered?: boolean;
-  label?: string;
-  targets?: Targets;
-}
+export const viewOptions = defineOptions('view', {
+  timeout: {
+    kind: nonNegative('<ms>'),
+    help: 'milliseconds `await` waits for a result before `TimeoutError` (the task keeps running)',
+  },
+  retries: {
+    kind: integer(0),
+    help: 'load-balanced: reruns on another engine when the engine dies, this many times',
+  },
+  after: {
+    kind: dependencies,
+    help: 'tasks (or their message ids) that must succeed before these start',
+  },
+  follow: { kind: dependencies, help: 'tasks whose engine these must run on, after they succeed' },
+  chunkSize: { kind: integer(1), help: 'load-balanced `map`: elements per task (default 1)' },
+  ordered: {
+    kind: flag,
+    help: '`imap` and `for await` over a map result: in input order (default) or as they finish',
+  },
+  label: { kind: string(), help: "a name for the tasks, shown in the controller's records" },
+  targets: { kind: targets, help: 'the engines a direct view runs on' },
+});
+export type ViewOptions = Given<typeof viewOptions.specs>;
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
 export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]> };
@@ -112,7 +143,7 @@ abstract class View {
     protected readonly client: ViewClient,
     readonly options: ViewOptions,
   ) {
-    checkOptions(options);
+    resolveOptions(viewOptions, options);
   }
 
   /** A view of the same kind with these options changed. */
@@ -384,55 +415,6 @@ function equalLength(
     throw new RangeError(`map's sequences must have equal lengths; got ${lengths.join(', ')}`);
   }
   return columns;
-}
-
-const optionNames = new Set<string>([
-  'timeout',
-  'retries',
-  'after',
-  'follow',
-  'chunkSize',
-  'ordered',
-  'label',
-  'targets',
-]);
-
-function checkOptions(o: ViewOptions): void {
-  if (typeof o !== 'object' || o === null) throw new TypeError('view options must be an object');
-  const unknown = Object.keys(o).filter((k) => !optionNames.has(k));
-  if (unknown.length > 0) {
-    throw new TypeError(
-      `unknown view option ${unknown.join(', ')}; the options are ${[...optionNames].join(', ')}`,
-    );
-  }
-  const positive = (name: keyof ViewOptions, integer: boolean): void => {
-    const v = o[name];
-    if (
-      v !== undefined &&
-      (typeof v !== 'number' ||
-        !Number.isFinite(v) ||
-        v < (integer ? 1 : 0) ||
-        (integer && !Number.isInteger(v)))
-    ) {
-      throw new RangeError(
-        `view option ${name} must be a ${integer ? 'positive integer' : 'number >= 0'}, got ${String(v)}`,
-      );
-    }
-  };
-  positive('timeout', false);
-  positive('chunkSize', true);
-  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0)) {
-    throw new RangeError(`view option retries must be an integer >= 0, got ${String(o.retries)}`);
-  }
-  if (o.label !== undefined && typeof o.label !== 'string') {
-    throw new TypeError(`view option label must be a string, got ${typeof o.label}`);
-  }
-  if (o.targets !== undefined && o.targets !== 'all') {
-    const ids = typeof o.targets === 'number' ? [o.targets] : o.targets;
-    if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id) && id >= 0)) {
-      throw new RangeError(`view option targets must be 'all', an engine id or a list of ids`);
-    }
-  }
 }
 
 function checkName(name: unknown): void {

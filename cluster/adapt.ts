@@ -4,19 +4,49 @@
  * The policy is here; starting and stopping engines is the cluster's (through its launcher).
  */
 import type { QueueCounts } from '../protocol/messages';
-import { checkOptionNames } from './launchers/launcher';
+import {
+  defineOptions,
+  integer,
+  nonNegative,
+  resolveOptions,
+  type Given,
+  type Kind,
+  type Resolved,
+} from '../options/schema';
+
+const countOrInfinity: Kind<number> = {
+  ...integer(0),
+  expected: 'an integer >= 0 or Infinity',
+  allows: (v) => v === Infinity || (Number.isInteger(v) && v >= 0),
+};
 
 /** What `cluster.adapt` can be told. */
-export interface AdaptOptions {
-  /** Engines kept however idle the cluster is (default 0). */
-  minimum?: number;
-  /** Engines never exceeded however much work waits (default: no limit). */
-  maximum?: number;
-  /** Milliseconds between looks at the queue (default 1000). */
-  interval?: number;
-  /** Milliseconds an engine stays idle before it is stopped (default 3 intervals, as Dask). */
-  wait?: number;
-}
+export const adaptOptions = defineOptions(
+  'adapt',
+  {
+    minimum: { kind: integer(0), default: 0, help: 'engines kept however idle the cluster is' },
+    maximum: {
+      kind: countOrInfinity,
+      default: Infinity,
+      help: 'engines never exceeded however much work waits (default: no limit)',
+    },
+    interval: {
+      kind: nonNegative('<ms>'),
+      default: 1000,
+      help: 'milliseconds between looks at the queue',
+    },
+    wait: {
+      kind: nonNegative('<ms>'),
+      default: (o: Readonly<Record<string, unknown>>) => 3 * (o.interval as number),
+      help: 'milliseconds an engine stays idle before it is stopped (default 3 intervals, as Dask)',
+    },
+  },
+  (o: { minimum: number; maximum: number }, name) =>
+    o.maximum < o.minimum
+      ? `adapt option ${name('maximum')} must be an integer >= minimum (${o.minimum}), got ${o.maximum}`
+      : undefined,
+);
+export type AdaptOptions = Given<typeof adaptOptions.specs>;
 
 /** What the policy drives: the queue it reads and the cluster it resizes. */
 export interface AdaptTarget {
@@ -40,7 +70,7 @@ export function decide(
   status: { [engineId: number]: QueueCounts; unassigned: number },
   idleSince: Map<number, number>,
   now: number,
-  options: Required<AdaptOptions>,
+  options: Resolved<typeof adaptOptions.specs>,
 ): AdaptDecision {
   const ids = Object.keys(status)
     .filter((k) => k !== 'unassigned')
@@ -65,7 +95,7 @@ export function decide(
 
 /** A running adaptive policy; `stop()` ends it. See the file's comment. */
 export class Adaptive {
-  private readonly options: Required<AdaptOptions>;
+  private readonly options: Resolved<typeof adaptOptions.specs>;
   private readonly idleSince = new Map<number, number>();
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -77,14 +107,7 @@ export class Adaptive {
     private readonly target: AdaptTarget,
     options: AdaptOptions,
   ) {
-    const interval = options.interval ?? 1000;
-    this.options = {
-      minimum: options.minimum ?? 0,
-      maximum: options.maximum ?? Infinity,
-      interval,
-      wait: options.wait ?? 3 * interval,
-    };
-    checkAdaptOptions(this.options, options);
+    this.options = resolveOptions(adaptOptions, options);
     this.loop = this.run();
   }
 
@@ -116,20 +139,5 @@ export class Adaptive {
         setTimeout(resolve, this.options.interval).unref();
       });
     }
-  }
-}
-
-function checkAdaptOptions(o: Required<AdaptOptions>, given: AdaptOptions): void {
-  checkOptionNames('adapt', given, ['minimum', 'maximum', 'interval', 'wait']);
-  if (!Number.isInteger(o.minimum) || o.minimum < 0) {
-    throw new RangeError(`adapt minimum must be an integer >= 0, got ${o.minimum}`);
-  }
-  if (o.maximum !== Infinity && (!Number.isInteger(o.maximum) || o.maximum < o.minimum)) {
-    throw new RangeError(
-      `adapt maximum must be an integer >= minimum (${o.minimum}), got ${o.maximum}`,
-    );
-  }
-  for (const k of ['interval', 'wait'] as const) {
-    if (!(o[k] >= 0)) throw new RangeError(`adapt ${k} must be milliseconds >= 0, got ${o[k]}`);
   }
 }

@@ -6,67 +6,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../client/client';
 import { processHook } from '../client/process-hook';
+import { controllerSettings, type ControllerSettings } from '../controller/options';
+import { resolveOptions, toArgv } from '../options/schema';
 import { connectionFilePath, profileDir } from '../protocol/connection';
 import { ConnectionError, EngineError } from '../protocol/errors';
-import {
-  controllerDefaults,
-  defaultDeadline,
-  type ControllerOptions,
-} from '../controller/controller-server';
-import { schemeNames } from '../controller/schedulers/load-balanced';
 import { Adaptive, type AdaptOptions } from './adapt';
-import {
-  createLauncher,
-  type EngineSet,
-  type Launcher,
-  type LauncherName,
-  type LauncherOptionsMap,
-} from './launchers';
+import { createLauncher, type EngineSet, type Launcher, type LauncherName } from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
+import { clusterOptions, type ClusterOptions } from './options';
 
-/** Controller options a cluster passes on (see `tsparallel controller --help`). */
-export type ControllerSettings = Partial<
-  Pick<
-    ControllerOptions,
-    | 'ip'
-    | 'scheme'
-    | 'hwm'
-    | 'heartbeatPeriod'
-    | 'heartbeatDeadline'
-    | 'recordLimit'
-    | 'recordBytes'
-    | 'db'
-    | 'curve'
-    | 'insecure'
-  >
->;
-
-/** What `Cluster.start` can be told. */
-export interface ClusterOptions<L extends LauncherName = LauncherName> {
-  /** Engines to start (default: one per core). */
-  engines?: number;
-  profile?: string;
-  /** Names the cluster's files; a fresh id by default so that clusters never collide. */
-  clusterId?: string;
-  /** How engines start: `local` (default), `mpi`, `ssh`, `slurm`, `pbs`, `sge` or `lsf`. */
-  launcher?: L;
-  /** The launcher's options; see the README's section on each launcher. */
-  launcherOptions?: LauncherOptionsMap[L];
-  controller?: ControllerSettings;
-  /** Keep the processes running after this process exits (the CLI's `--daemonize`). */
-  daemonize?: boolean;
-  /** Milliseconds to wait for the controller and each batch of engines (default 30 000). */
-  timeout?: number;
-  /**
-   * Start a new engine in place of one that dies, at most this many times a minute (the CLI's
-   * `--restart-engines N`); 0, the default, never. Needs this process to keep running.
-   */
-  restartEngines?: number;
-}
+export type { ClusterOptions, ControllerSettings };
 
 /** What the state file records, so that another process can find and stop the cluster. */
 export interface ClusterState {
@@ -108,9 +60,7 @@ export class Cluster {
 
   private constructor(
     private state: ClusterState,
-    private readonly options: Required<
-      Pick<ClusterOptions, 'daemonize' | 'timeout' | 'restartEngines'>
-    >,
+    private readonly options: { daemonize: boolean; timeout: number; restartEngines: number },
   ) {
     const context = {
       profile: state.profile,
@@ -158,34 +108,19 @@ export class Cluster {
   static async start<L extends LauncherName = 'local'>(
     options: ClusterOptions<L> = {},
   ): Promise<Cluster> {
-    const unknown = Object.keys(options).filter((k) => !clusterOptionNames.includes(k));
-    if (unknown.length > 0) {
-      throw new TypeError(
-        `unknown cluster option ${unknown.join(', ')}; the options are ${clusterOptionNames.join(', ')}`,
-      );
-    }
-    checkName('profile', options.profile);
-    checkName('clusterId', options.clusterId);
-    const restartEngines = options.restartEngines ?? 0;
-    if (!Number.isInteger(restartEngines) || restartEngines < 0) {
-      throw new RangeError(
-        `restartEngines must be an integer >= 0 (restarts a minute), got ${String(options.restartEngines)}`,
-      );
-    }
-    const engines = options.engines ?? availableParallelism();
-    if (!Number.isInteger(engines) || engines < 0) {
-      throw new RangeError(`engines must be an integer >= 0, got ${String(options.engines)}`);
-    }
-    const profile = options.profile ?? 'default';
-    const clusterId = options.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
+    const o = resolveOptions(clusterOptions, options);
+    // The controller's options are checked before anything starts, as they would be on its own.
+    resolveOptions(controllerSettings, o.controller);
+    const profile = o.profile;
+    const clusterId = o.clusterId ?? `${Date.now()}-${randomBytes(3).toString('hex')}`;
     const where = { profile, clusterId };
     // The constructor makes the launcher, which checks its options before anything starts.
     const cluster = new Cluster(
       {
         clusterId,
         profile,
-        launcher: options.launcher ?? 'local',
-        launcherOptions: options.launcherOptions ?? {},
+        launcher: o.launcher,
+        launcherOptions: o.launcherOptions ?? {},
         created: new Date().toISOString(),
         ownerPid: process.pid,
         controllerPid: 0,
@@ -193,13 +128,13 @@ export class Cluster {
         clientFile: connectionFilePath('client', where),
         engineFile: connectionFilePath('engine', where),
       },
-      { daemonize: options.daemonize ?? false, timeout: options.timeout ?? 30_000, restartEngines },
+      o,
     );
     await cluster.claim();
     try {
-      await cluster.startController(options.controller ?? {});
-      await cluster.addEngines(engines);
-      if (restartEngines > 0) void cluster.replaceDeadEngines();
+      await cluster.startController(o.controller ?? {});
+      await cluster.addEngines(o.engines);
+      if (o.restartEngines > 0) void cluster.replaceDeadEngines();
     } catch (e) {
       await cluster.stop();
       throw e;
@@ -218,7 +153,8 @@ export class Cluster {
         cause: e,
       });
     }
-    return new Cluster(state, { daemonize: true, timeout: 30_000, restartEngines: 0 });
+    const { timeout } = clusterOptions.specs;
+    return new Cluster(state, { daemonize: true, timeout: timeout.default, restartEngines: 0 });
   }
 
   /** The launcher that starts this cluster's engines. */
@@ -467,31 +403,12 @@ export class Cluster {
   }
 
   private async startController(settings: ControllerSettings): Promise<void> {
-    if (settings.scheme !== undefined && !schemeNames.includes(settings.scheme)) {
-      throw new RangeError(
-        `scheme must be one of ${schemeNames.join(', ')}; got "${settings.scheme}"`,
-      );
-    }
-    const period = settings.heartbeatPeriod ?? controllerDefaults.heartbeatPeriod;
-    const deadline = settings.heartbeatDeadline ?? defaultDeadline(period);
-    if (deadline <= period) {
-      throw new RangeError(
-        `heartbeatDeadline (${deadline} ms) must be longer than heartbeatPeriod (${period} ms), ` +
-          'or every engine would count as dead between its beats',
-      );
-    }
     const flags = [
       '--profile',
       this.state.profile,
       '--cluster-id',
       this.state.clusterId,
-      ...Object.entries(settings).flatMap(([k, v]) =>
-        v === undefined || v === false
-          ? []
-          : v === true
-            ? [`--${kebab(k)}`]
-            : [`--${kebab(k)}`, String(v)],
-      ),
+      ...toArgv(controllerSettings, settings),
     ];
     await fs.rm(this.state.clientFile, { force: true });
     const controller = this.launcher.startController(flags, this.options.timeout);
@@ -557,29 +474,6 @@ export class Cluster {
 
   private async saveState(): Promise<void> {
     await fs.writeFile(this.stateFile, JSON.stringify(this.state, null, 2) + '\n', { mode: 0o600 });
-  }
-}
-
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-const clusterOptionNames = [
-  'engines',
-  'profile',
-  'clusterId',
-  'launcher',
-  'launcherOptions',
-  'controller',
-  'daemonize',
-  'timeout',
-  'restartEngines',
-];
-
-/** Profile and cluster names become file names: keep them to one harmless path segment. */
-export function checkName(what: string, name: string | undefined): void {
-  if (name !== undefined && name !== '' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
-    throw new RangeError(`${what} "${name}" may hold only letters, digits, "_", "." and "-"`);
   }
 }
 

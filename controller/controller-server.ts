@@ -3,8 +3,7 @@
  * feeds verified messages to the hub and carries out its sends.
  */
 import { promises as fs } from 'node:fs';
-import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import { ProtocolError } from '../protocol/errors';
@@ -13,7 +12,6 @@ import {
   curveKeysPath,
   newCurveServerKeys,
   newKey,
-  profileDir,
   readConnectionFile,
   writeConnectionFile,
   type ClientConnectionInfo,
@@ -22,82 +20,25 @@ import {
 } from '../protocol/connection';
 import type { Message } from '../protocol/messages';
 import { Session, type Frame } from '../protocol/session';
-import { Hub, type HubOptions } from './hub';
+import { resolveOptions } from '../options/schema';
+import { Hub } from './hub';
+import { controllerOptions, sqlitePath, type ControllerOptions } from './options';
 import { SqliteTaskRecords } from './sqlite-task-records';
-import {
-  DEFAULT_RECORD_BYTE_LIMIT,
-  DEFAULT_RECORD_LIMIT,
-  MemoryTaskRecords,
-  type TaskRecordStore,
-} from './task-records';
+import { MemoryTaskRecords, type TaskRecordStore } from './task-records';
 
-/** Everything `tsparallel controller` can be told. */
-export interface ControllerOptions extends HubOptions {
-  /** Address to listen on. */
-  ip: string;
-  profile: string;
-  clusterId: string;
-  /** Where task records live: `memory`, or `sqlite` with an optional `:PATH`. */
-  db: string;
-  /**
-   * Take over from a controller that stopped: listen where its connection files say, with its
-   * key, and finish the unfinished tasks its database holds.
-   */
-  restore: boolean;
-  /** Encrypt every socket with CurveZMQ; the public key goes into the connection files. */
-  curve: boolean;
-  /** Allow listening beyond loopback without CURVE. */
-  insecure: boolean;
-  log: (line: string) => void;
-}
+const defaultLog = (line: string): void => void process.stderr.write(`[controller] ${line}\n`);
 
-/** The defaults of `tsparallel controller` and of clusters. */
-export const controllerDefaults: ControllerOptions = {
-  ip: '127.0.0.1',
-  scheme: 'leastload',
-  hwm: 1,
-  recordLimit: DEFAULT_RECORD_LIMIT,
-  recordBytes: DEFAULT_RECORD_BYTE_LIMIT,
-  heartbeatPeriod: 1000,
-  heartbeatDeadline: 3000,
-  profile: 'default',
-  clusterId: '',
-  db: 'memory',
-  restore: false,
-  curve: false,
-  insecure: false,
-  log: (line) => process.stderr.write(`[controller] ${line}\n`),
-};
-
-/** The deadline when none is given: the default, or three missed beats if periods are long. */
-export function defaultDeadline(heartbeatPeriod: number): number {
-  return Math.max(controllerDefaults.heartbeatDeadline, 3 * heartbeatPeriod);
-}
-
-/** Thrown when the controller is asked for something unsafe or impossible; says what to do. */
+/** Thrown when the controller cannot do what it is asked (restore from unreadable files). */
 export class ControllerConfigError extends Error {
   override name = 'ControllerConfigError';
 }
 
-/** Checks that `db` names a store; returns the SQLite path, or `null` for memory. */
-export function sqlitePath(
-  db: string,
-  where: { profile: string; clusterId: string },
-): string | null {
-  if (db === 'memory') return null;
-  if (db === 'sqlite')
-    return join(profileDir(where.profile), `tasks-${where.clusterId || 'default'}.db`);
-  if (db.startsWith('sqlite:') && db.length > 'sqlite:'.length) return db.slice('sqlite:'.length);
-  throw new ControllerConfigError(
-    `--db "${db}" is not a task store; use memory, sqlite or sqlite:PATH`,
-  );
-}
-
-function openStore(options: ControllerOptions): TaskRecordStore {
+/** Opens the task store the `db` option names, making the SQLite file's folder if need be. */
+async function openStore(options: ControllerOptions): Promise<TaskRecordStore> {
   const path = sqlitePath(options.db, options);
-  return path === null
-    ? new MemoryTaskRecords(options.recordLimit, options.recordBytes)
-    : new SqliteTaskRecords(path);
+  if (path === null) return new MemoryTaskRecords(options.recordLimit, options.recordBytes);
+  await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  return new SqliteTaskRecords(path);
 }
 
 /**
@@ -108,10 +49,6 @@ function openStore(options: ControllerOptions): TaskRecordStore {
  * queue until the hub has read these.
  */
 const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
-
-function isLoopback(ip: string): boolean {
-  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
-}
 
 /** The controller process: binds the hub's sockets and serves until shut down. */
 export class ControllerServer {
@@ -165,18 +102,14 @@ export class ControllerServer {
    * existing files say and takes over the database's unfinished tasks instead.
    */
   static async start(partial: Partial<ControllerOptions> = {}): Promise<ControllerServer> {
-    const options = { ...controllerDefaults, ...partial };
-    if (!options.curve && !options.insecure && !isLoopback(options.ip)) {
-      throw new ControllerConfigError(
-        `refusing to listen on ${options.ip} without encryption: anyone on the network could read ` +
-          'the tasks and their data; add --curve (or --insecure if the network is trusted)',
-      );
-    }
+    const { log = defaultLog, ...given } = partial;
+    const options = { ...resolveOptions(controllerOptions, given), log };
     const where = { profile: options.profile, clusterId: options.clusterId };
     const previous = options.restore ? await ControllerServer.previous(where) : undefined;
     const key = previous?.client.key ?? newKey();
     const curve = previous?.curve ?? (options.curve ? newCurveServerKeys() : undefined);
-    const server = new ControllerServer(options, new Session(key), curve, openStore(options));
+    const store = await openStore(options);
+    const server = new ControllerServer(options, new Session(key), curve, store);
     const addresses = await server.bind(
       previous && [
         previous.client.client,

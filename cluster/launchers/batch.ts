@@ -11,43 +11,65 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import {
-  checkOptionNames,
-  checkString,
-  checkStrings,
+  defineOptions,
+  resolveOptions,
+  string,
+  strings,
+  type Given,
+  type OptionSchema,
+} from '../../options/schema';
+import {
   Launcher,
+  remoteCommandOptions,
   run,
   runOk,
   shellQuote,
   type EngineSet,
   type LaunchContext,
-  type LauncherName,
-  type RemoteCommand,
 } from './launcher';
 
-/** The batch systems tsparallel renders job scripts for. */
-export type BatchSystemName = Extract<LauncherName, 'slurm' | 'pbs' | 'sge' | 'lsf'>;
+/** Options every batch launcher takes, after the system's own. */
+const batchCommon = {
+  time: {
+    kind: string('<time>'),
+    help: "wall-clock limit in the system's own format (Slurm `1:00:00`, PBS `01:00:00`, LSF `60`)",
+  },
+  account: { kind: string('<name>'), help: 'the account (project) the job is charged to' },
+  directives: {
+    kind: strings,
+    help: "more directives, one per line, without the prefix: `['--mem=2G']` becomes `#SBATCH --mem=2G`",
+  },
+  template: {
+    kind: string('<script>'),
+    help: 'your own script, with `{directives}` and `{command}` (see `DEFAULT_TEMPLATE`)',
+  },
+  ...remoteCommandOptions.specs,
+};
+const slurmSpecs = {
+  partition: { kind: string('<name>'), help: 'the partition the job runs in' },
+  ...batchCommon,
+};
+const queueSpecs = {
+  queue: { kind: string('<name>'), help: 'the queue the job is submitted to' },
+  ...batchCommon,
+};
 
-/** Options every batch launcher takes. */
-interface BatchCommon extends RemoteCommand {
-  /** Wall-clock limit in the system's own format (Slurm `1:00:00`, PBS `01:00:00`, LSF `60`). */
-  time?: string;
-  /** The account (project) the job is charged to. */
-  account?: string;
-  /** More directives, one per line, without the prefix: `['--mem=2G']` becomes `#SBATCH --mem=2G`. */
-  directives?: string[];
-  /** Your own script, with `{directives}` and `{command}` (see `DEFAULT_TEMPLATE`). */
-  template?: string;
-}
+/** The options of each batch system's launcher. */
+export const batchOptions = {
+  slurm: defineOptions('slurm launcher', slurmSpecs),
+  pbs: defineOptions('pbs launcher', queueSpecs),
+  sge: defineOptions('sge launcher', queueSpecs),
+  lsf: defineOptions('lsf launcher', queueSpecs),
+};
+
+/** The batch systems tsparallel renders job scripts for. */
+export type BatchSystemName = keyof typeof batchOptions;
 
 /** Options of the `slurm` launcher. */
-export interface SlurmOptions extends BatchCommon {
-  partition?: string;
-}
+export type SlurmOptions = Given<typeof slurmSpecs>;
 
 /** Options of the `pbs`, `sge` and `lsf` launchers. */
-export interface QueueOptions extends BatchCommon {
-  queue?: string;
-}
+export type QueueOptions = Given<typeof queueSpecs>;
 
 /**
  * The script every batch job runs unless `template` says otherwise. `{directives}` becomes the
@@ -147,8 +169,6 @@ const systems: Record<BatchSystemName, BatchSystem> = {
   },
 };
 
-const COMMON_OPTIONS = ['directives', 'template', 'node', 'cli'];
-
 /** What `renderBatchScript` fills in. */
 export interface BatchJob {
   /** The job's name, also in its log files' names. */
@@ -201,12 +221,8 @@ export function renderBatchScript(
   });
 }
 
-function checkBatchOptions(system: BatchSystemName, options: object): void {
-  const what = `${system} launcher`;
-  checkOptionNames(what, options, [...Object.keys(systems[system].options), ...COMMON_OPTIONS]);
-  const o = options as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'directives') checkString(what, k, o[k]);
-  checkStrings(what, 'directives', o.directives);
+function checkBatchOptions(system: BatchSystemName, options: SlurmOptions | QueueOptions): void {
+  resolveOptions(batchOptions[system] as OptionSchema, options);
 }
 
 /** Submits engines as batch jobs; see the file's comment. */

@@ -6,17 +6,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { defineOptions, string, type Given } from '../../options/schema';
 import { ConnectionError } from '../../protocol/errors';
-
-/** The launchers `Cluster.start({ launcher })` knows. */
-export const launcherNames = ['local', 'mpi', 'ssh', 'slurm', 'pbs', 'sge', 'lsf'] as const;
-export type LauncherName = (typeof launcherNames)[number];
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
 export interface EngineSet {
   /** Engines of the set report it at registration (`EngineInfo.engine_set`). */
   id: string;
-  launcher: LauncherName;
+  /** The launcher's name (`LauncherName`). */
+  launcher: string;
   /** Engines started in the set and not stopped since. */
   engines: number;
   /** Processes on this machine that belong to the set: engines, `mpiexec`, `ssh` clients. */
@@ -40,13 +38,18 @@ export interface LaunchContext {
   daemonize: boolean;
 }
 
-/** Where `tsparallel` runs and how, wherever a launcher starts it. */
-export interface RemoteCommand {
-  /** The Node.js binary (default: this process's, which suits shared file systems). */
-  node?: string;
-  /** tsparallel's `dist/cluster/cli.js` (default: this installation's). */
-  cli?: string;
-}
+/** Where `tsparallel` runs and how, wherever a launcher starts it: options of most launchers. */
+export const remoteCommandOptions = defineOptions('launcher', {
+  node: {
+    kind: string('<path>'),
+    help: "the Node.js binary (default: this process's, which suits shared file systems)",
+  },
+  cli: {
+    kind: string('<path>'),
+    help: "tsparallel's `dist/cli/main.js` (default: this installation's)",
+  },
+});
+export type RemoteCommand = Given<typeof remoteCommandOptions.specs>;
 
 /** A controller process being started. */
 export interface StartingController {
@@ -56,7 +59,7 @@ export interface StartingController {
 }
 
 /** This installation's command-line entry point. */
-export const CLI = join(__dirname, '..', 'cli.js');
+export const CLI = join(__dirname, '..', '..', 'cli', 'main.js');
 
 /** Starts, watches, signals and stops engine sets; see the file's comment. */
 export abstract class Launcher {
@@ -70,7 +73,7 @@ export abstract class Launcher {
   readonly pollInterval: number = 50;
 
   constructor(
-    readonly name: LauncherName,
+    readonly name: string,
     protected readonly context: LaunchContext,
   ) {}
 
@@ -187,31 +190,6 @@ export abstract class Launcher {
 }
 
 let setCounter = 0;
-
-/** Refuses option names a launcher does not know, naming them and the ones it does. */
-export function checkOptionNames(what: string, options: object, known: readonly string[]): void {
-  const unknown = Object.keys(options).filter((k) => !known.includes(k));
-  if (unknown.length > 0) {
-    throw new TypeError(
-      `unknown ${what} option ${unknown.join(', ')}; its options are ${known.join(', ') || 'none'}`,
-    );
-  }
-}
-
-/** Checks that option `name` is an array of strings (or absent, unless `required`). */
-export function checkStrings(what: string, name: string, value: unknown, required = false): void {
-  if (value === undefined && !required) return;
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string') || value.length === 0) {
-    throw new TypeError(`${what} option ${name} must be a non-empty array of strings`);
-  }
-}
-
-/** Checks that option `name` is a string, if given. */
-export function checkString(what: string, name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'string') {
-    throw new TypeError(`${what} option ${name} must be a string, got ${typeof value}`);
-  }
-}
 
 /**
  * Resolves once `ready()` holds, asking every `interval` ms; fails fast when the controller's

@@ -1,16 +1,18 @@
 /**
  * The default launcher: the controller and each engine are processes on this machine.
  */
-import { checkOptionNames, Launcher, type EngineSet, type LaunchContext } from './launcher';
+import { defineOptions, resolveOptions, type Given } from '../../options/schema';
+import { Launcher, type EngineSet, type LaunchContext } from './launcher';
 
 /** The local launcher takes no options. */
-export type LocalOptions = Record<string, never>;
+export const localOptions = defineOptions('local launcher', {});
+export type LocalOptions = Given<typeof localOptions.specs>;
 
 /** Starts engines as child processes; one engine set per engine. */
 export class LocalLauncher extends Launcher {
   constructor(context: LaunchContext, options: LocalOptions = {}) {
     super('local', context);
-    checkOptionNames('local launcher', options, []);
+    resolveOptions(localOptions, options);
   }
 
   async start(n: number): Promise<EngineSet[]> {

@@ -3,38 +3,36 @@
  * job's size from the environment `mpiexec` gives it (`mpi` in its namespace, `EngineInfo.mpi`).
  */
 import {
-  checkOptionNames,
-  checkString,
-  checkStrings,
-  Launcher,
-  type EngineSet,
-  type LaunchContext,
-  type RemoteCommand,
-} from './launcher';
+  defineOptions,
+  resolveOptions,
+  string,
+  strings,
+  type Given,
+  type Resolved,
+} from '../../options/schema';
+import { Launcher, remoteCommandOptions, type EngineSet, type LaunchContext } from './launcher';
 
 /** Options of the `mpi` launcher. */
-export interface MpiOptions extends RemoteCommand {
-  /** The `mpiexec` to run (default `mpiexec` on PATH). */
-  mpiexec?: string;
-  /** More `mpiexec` arguments, before the engine's command: `['--hostfile', 'hosts']`. */
-  args?: string[];
-}
-
-const OPTION_NAMES = ['mpiexec', 'args', 'node', 'cli'];
+export const mpiOptions = defineOptions('mpi launcher', {
+  mpiexec: { kind: string('<path>'), help: 'the `mpiexec` to run (default `mpiexec` on PATH)' },
+  args: {
+    kind: strings,
+    help: "more `mpiexec` arguments, before the engine's command: `['--hostfile', 'hosts']`",
+  },
+  ...remoteCommandOptions.specs,
+});
+export type MpiOptions = Given<typeof mpiOptions.specs>;
 
 /**
  * Starts engines with `mpiexec`; see the file's comment. Signals go to `mpiexec`: Open MPI passes
  * SIGUSR1 and SIGUSR2 on, and ends the job on SIGTERM.
  */
 export class MpiLauncher extends Launcher {
-  constructor(
-    context: LaunchContext,
-    private readonly options: MpiOptions = {},
-  ) {
+  private readonly options: Resolved<typeof mpiOptions.specs>;
+
+  constructor(context: LaunchContext, options: MpiOptions = {}) {
     super('mpi', context);
-    checkOptionNames('mpi launcher', options, OPTION_NAMES);
-    checkString('mpi launcher', 'mpiexec', options.mpiexec);
-    checkStrings('mpi launcher', 'args', options.args);
+    this.options = resolveOptions(mpiOptions, options);
   }
 
   async start(n: number): Promise<EngineSet[]> {

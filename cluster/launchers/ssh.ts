@@ -8,39 +8,52 @@ import { promises as fs } from 'node:fs';
 import { basename, posix, relative } from 'node:path';
 import { tsparallelDir, writeConnectionFile } from '../../protocol/connection';
 import {
+  defineOptions,
+  resolveOptions,
+  string,
+  strings,
+  type Given,
+  type Resolved,
+} from '../../options/schema';
+import {
   CLI,
-  checkOptionNames,
-  checkString,
-  checkStrings,
   killAll,
   Launcher,
+  remoteCommandOptions,
   runOk,
   shellQuote,
   type EngineSet,
   type LaunchContext,
-  type RemoteCommand,
   type StartingController,
   waitForController,
 } from './launcher';
 
 /** Options of the `ssh` launcher. */
-export interface SshOptions extends RemoteCommand {
-  /** Hosts to start engines on, in turn: `['node1', 'user@node2']` (names from ~/.ssh/config too). */
-  hosts: string[];
-  /** The `ssh` client to run (default `ssh` on PATH). */
-  ssh?: string;
-  /** More `ssh` arguments: `['-F', 'ssh_config']`, `['-p', '2222', '-i', 'key']`. */
-  sshArgs?: string[];
-  /** Where the connection file and pid files go on the hosts (default `.tsparallel/ssh`, in home). */
-  remoteDir?: string;
-  /**
-   * Runs the controller on this host too (its `TSPARALLEL_DIR` is `remoteDir` there); it must
-   * listen on an address this machine and the engines reach (`controller: { ip }`).
-   */
-  controllerHost?: string;
-}
-
-const OPTION_NAMES = ['hosts', 'ssh', 'sshArgs', 'remoteDir', 'controllerHost', 'node', 'cli'];
+export const sshOptions = defineOptions('ssh launcher', {
+  hosts: {
+    kind: strings,
+    required: true,
+    help: "hosts to start engines on, in turn: `['node1', 'user@node2']` (names from ~/.ssh/config too)",
+  },
+  ssh: { kind: string('<path>'), help: 'the `ssh` client to run (default `ssh` on PATH)' },
+  sshArgs: {
+    kind: strings,
+    help: "more `ssh` arguments: `['-F', 'ssh_config']`, `['-p', '2222', '-i', 'key']`",
+  },
+  remoteDir: {
+    kind: string('<path>'),
+    default: '.tsparallel/ssh',
+    help: 'where the connection file and pid files go on the hosts (relative to the home directory)',
+  },
+  controllerHost: {
+    kind: string('<host>'),
+    help:
+      'runs the controller on this host too (its `TSPARALLEL_DIR` is `remoteDir` there); it must ' +
+      'listen on an address this machine and the engines reach (`controller: { ip }`)',
+  },
+  ...remoteCommandOptions.specs,
+});
+export type SshOptions = Given<typeof sshOptions.specs>;
 
 /** Starts engines over SSH; see the file's comment. */
 export class SshLauncher extends Launcher {
@@ -50,19 +63,12 @@ export class SshLauncher extends Launcher {
   private readonly copied = new Set<string>();
   /** `remoteDir`: relative paths are relative to the login directory. */
   private readonly dir: string;
+  private readonly options: Resolved<typeof sshOptions.specs>;
 
-  constructor(
-    context: LaunchContext,
-    private readonly options: SshOptions,
-  ) {
+  constructor(context: LaunchContext, options: SshOptions) {
     super('ssh', context);
-    checkOptionNames('ssh launcher', options, OPTION_NAMES);
-    checkStrings('ssh launcher', 'hosts', options.hosts, true);
-    checkString('ssh launcher', 'ssh', options.ssh);
-    checkStrings('ssh launcher', 'sshArgs', options.sshArgs);
-    checkString('ssh launcher', 'remoteDir', options.remoteDir);
-    checkString('ssh launcher', 'controllerHost', options.controllerHost);
-    this.dir = options.remoteDir ?? '.tsparallel/ssh';
+    this.options = resolveOptions(sshOptions, options);
+    this.dir = this.options.remoteDir;
   }
 
   async start(n: number): Promise<EngineSet[]> {

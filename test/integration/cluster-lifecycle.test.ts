@@ -125,7 +125,7 @@ describe('the tsparallel command', () => {
       [['controller', '--hwm', '0'], /argument '0' is invalid/],
       [['cluster', 'frobnicate'], /unknown command 'frobnicate'/],
       [['controller', '--ip', '999.1.1.1'], /'999.1.1.1' is invalid. it must be an IP address/],
-      [['cluster', 'start', '--cluster-id', 'x/y'], /cluster id "x\/y" may hold only letters/],
+      [['cluster', 'start', '--cluster-id', 'x/y'], /--cluster-id "x\/y" may hold only letters/],
       [
         ['controller', '--heartbeat-period', '1000', '--heartbeat-deadline', '500'],
         /--heartbeat-deadline \(500\) must be longer than --heartbeat-period \(1000\)/,

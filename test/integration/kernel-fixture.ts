@@ -23,13 +23,7 @@ export interface KernelEnv {
 /** Installs the kernelspec with the CLI into a fresh temp prefix. */
 export async function installKernel(): Promise<KernelEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'tsp-kernel-'));
-  await run(process.execPath, [
-    join(DIST, 'cluster', 'cli.js'),
-    'kernel',
-    'install',
-    '--prefix',
-    dir,
-  ]);
+  await run(process.execPath, [join(DIST, 'cli', 'main.js'), 'kernel', 'install', '--prefix', dir]);
   const env = {
     ...process.env,
     JUPYTER_PATH: join(dir, 'share', 'jupyter'),

@@ -76,11 +76,11 @@ describe('Adaptive', () => {
     const target = {} as AdaptTarget;
     assert.throws(
       () => new Adaptive(target, { minimum: -1 }),
-      /adapt minimum must be an integer >= 0/,
+      /adapt option minimum must be an integer >= 0/,
     );
     assert.throws(
       () => new Adaptive(target, { minimum: 3, maximum: 2 }),
-      /adapt maximum must be an integer >= minimum \(3\), got 2/,
+      /adapt option maximum must be an integer >= minimum \(3\), got 2/,
     );
     assert.throws(() => new Adaptive(target, { max: 2 } as never), /unknown adapt option max/);
   });

@@ -6,15 +6,9 @@ const job: BatchJob = {
   name: 'tsparallel-c1-slurm-x',
   n: 4,
   logDir: '/home/u/.tsparallel/profile_default/log',
-  command: [
-    '/usr/bin/node',
-    '/opt/tsparallel/dist/cluster/cli.js',
-    'engine',
-    '--file',
-    '/a b/e.json',
-  ],
+  command: ['/usr/bin/node', '/opt/tsparallel/dist/cli/main.js', 'engine', '--file', '/a b/e.json'],
 };
-const command = `/usr/bin/node /opt/tsparallel/dist/cluster/cli.js engine --file '/a b/e.json'`;
+const command = `/usr/bin/node /opt/tsparallel/dist/cli/main.js engine --file '/a b/e.json'`;
 
 describe('batch job scripts', () => {
   it('renders Slurm: a job array of one engine per task, options and extra lines passed through', () => {

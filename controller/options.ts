@@ -1,0 +1,174 @@
+/**
+ * Everything a controller can be told, once: `ControllerServer.start`, `tsparallel controller`,
+ * `tsparallel cluster start` and `Cluster.start({ controller })` all take their options, flags,
+ * defaults and checks from here. A new option is one entry below (and its use).
+ */
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import {
+  defineOptions,
+  flag,
+  integer,
+  oneOf,
+  string,
+  type Given,
+  type Kind,
+  type Resolved,
+} from '../options/schema';
+import { profileDir } from '../protocol/connection';
+import { schemeNames, type Scheme } from './schedulers/load-balanced';
+import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
+
+const ipAddress: Kind<string> = {
+  ...string('<address>'),
+  expected: 'an IP address such as 127.0.0.1',
+  allows: (v) => isIP(v) !== 0,
+};
+
+/** Profile and cluster names become part of file names: one harmless path segment. */
+export function fileNameProblem(name: string): string | undefined {
+  return name === '' || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)
+    ? undefined
+    : `"${name}" may hold only letters, digits, "_", "." and "-"`;
+}
+
+/** The deadline when none is given: the default, or three missed beats if periods are long. */
+function defaultDeadline(heartbeatPeriod: number): number {
+  return Math.max(3000, 3 * heartbeatPeriod);
+}
+
+/** Where a controller's files are (and a cluster's, and an engine finds them). */
+export const placeOptions = defineOptions('controller', {
+  profile: {
+    kind: string('<name>'),
+    default: 'default',
+    help: 'profile whose files to use',
+    check: fileNameProblem,
+  },
+  clusterId: {
+    kind: string('<id>'),
+    default: '',
+    help: 'names the cluster, so several can share a profile',
+    check: fileNameProblem,
+  },
+});
+
+/** The controller's settings a cluster passes on to the controller it starts. */
+export const controllerSettings = defineOptions(
+  'controller',
+  {
+    ip: { kind: ipAddress, default: '127.0.0.1', help: 'address to listen on' },
+    scheme: {
+      kind: oneOf(schemeNames),
+      default: 'leastload' as Scheme,
+      help: 'load-balancing scheme',
+    },
+    hwm: { kind: integer(1), default: 1, help: 'load-balanced tasks an engine may hold at once' },
+    db: {
+      kind: string('<store>'),
+      default: 'memory',
+      help: 'where task records live: memory, or sqlite[:PATH] to keep every record and result on disk',
+      check: (db: string) =>
+        db === 'memory' || db === 'sqlite' || /^sqlite:./.test(db)
+          ? undefined
+          : `"${db}" is not a task store; use memory, sqlite or sqlite:PATH`,
+    },
+    curve: {
+      kind: flag,
+      default: false,
+      help: 'encrypt every connection with CurveZMQ (keys go in the connection files)',
+    },
+    insecure: {
+      kind: flag,
+      default: false,
+      help: 'allow listening beyond loopback without --curve',
+    },
+    recordLimit: {
+      kind: integer(1),
+      default: DEFAULT_RECORD_LIMIT,
+      help: 'finished task records kept',
+    },
+    recordBytes: {
+      kind: integer(0),
+      default: DEFAULT_RECORD_BYTE_LIMIT,
+      help: "bytes of finished tasks' arguments and results kept",
+    },
+    heartbeatPeriod: {
+      kind: integer(10, '<ms>'),
+      default: 1000,
+      help: 'milliseconds between engine heartbeats',
+    },
+    heartbeatDeadline: {
+      kind: integer(20, '<ms>'),
+      default: (o: Readonly<Record<string, unknown>>) =>
+        defaultDeadline(o.heartbeatPeriod as number),
+      help: 'milliseconds of silence before an engine is dead (default: 3000, at least 3 periods)',
+    },
+  },
+  settingsProblem,
+);
+
+/** Everything `tsparallel controller` and `ControllerServer.start` take, but the log. */
+export const controllerOptions = defineOptions(
+  'controller',
+  {
+    ...controllerSettings.specs,
+    ...placeOptions.specs,
+    restore: {
+      kind: flag,
+      default: false,
+      help: "take over from a controller that stopped: reuse its connection files and finish its database's tasks",
+    },
+  },
+  settingsProblem,
+);
+
+/** Controller options a cluster passes on (see `tsparallel controller --help`). */
+export type ControllerSettings = Given<typeof controllerSettings.specs>;
+
+/** Everything a controller can be told, with the defaults filled in. */
+export type ControllerOptions = Resolved<typeof controllerOptions.specs> & {
+  log: (line: string) => void;
+};
+
+/** The SQLite file of the `db` option, or `null` for memory (the option is checked already). */
+export function sqlitePath(
+  db: string,
+  where: { profile: string; clusterId: string },
+): string | null {
+  if (db === 'memory') return null;
+  if (db === 'sqlite') {
+    return join(profileDir(where.profile), `tasks-${where.clusterId || 'default'}.db`);
+  }
+  return db.slice('sqlite:'.length);
+}
+
+/** What is wrong across the controller's settings, naming each as `name` spells it. */
+function settingsProblem(
+  o: {
+    heartbeatPeriod: number;
+    heartbeatDeadline: number;
+    ip: string;
+    curve: boolean;
+    insecure: boolean;
+  },
+  name: (option: string) => string,
+): string | undefined {
+  if (o.heartbeatDeadline <= o.heartbeatPeriod) {
+    return (
+      `${name('heartbeatDeadline')} (${o.heartbeatDeadline}) must be longer than ` +
+      `${name('heartbeatPeriod')} (${o.heartbeatPeriod}), or every engine would count as dead between its beats`
+    );
+  }
+  if (!o.curve && !o.insecure && !isLoopback(o.ip)) {
+    return (
+      `refusing to listen on ${o.ip} without encryption: anyone on the network could read the ` +
+      `tasks and their data; add ${name('curve')} (or ${name('insecure')} if the network is trusted)`
+    );
+  }
+  return undefined;
+}
+
+function isLoopback(ip: string): boolean {
+  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
+}

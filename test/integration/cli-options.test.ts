@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '../../client/client';
+import { Cluster } from '../../cluster/cluster';
+import { CLI } from '../../cluster/launchers/launcher';
+import { connectionFilePath, profileDir } from '../../protocol/connection';
+import { cli, until } from './fixture';
+
+/** The long flags a `--help` text lists. */
+function flagsOf(help: string): string[] {
+  return [...help.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]);
+}
+
+describe('tsparallel cluster start and the controller options', () => {
+  const id = ['--cluster-id', 'cli-options'];
+  after(() => cli('cluster', 'stop', ...id));
+
+  it("offers every one of the controller's settings", () => {
+    const controller = flagsOf(cli('controller', '--help').stdout);
+    const start = flagsOf(cli('cluster', 'start', '--help').stdout);
+    const own = ['--profile', '--cluster-id', '--restore', '--exit-with-parent', '--help'];
+    const settings = controller.filter((f) => !own.includes(f));
+    for (const flag of ['--db', '--curve', '--hwm', '--heartbeat-period', '--heartbeat-deadline']) {
+      assert.ok(settings.includes(flag), flag);
+    }
+    assert.deepEqual(
+      settings.filter((f) => !start.includes(f)),
+      [],
+    );
+  });
+
+  it('passes them to the controller it starts', async function () {
+    this.timeout(60_000);
+    const started = cli(
+      'cluster',
+      'start',
+      '-n',
+      '1',
+      '--daemonize',
+      ...id,
+      '--hwm',
+      '2',
+      '--db',
+      'sqlite',
+      '--curve',
+      '--heartbeat-period',
+      '200',
+      '--heartbeat-deadline',
+      '2000',
+    );
+    assert.equal(started.status, 0, started.stderr);
+    const where = { profile: 'default', clusterId: 'cli-options' };
+    // --curve: the connection file carries the server's key; --db sqlite: the records are on disk.
+    const info = JSON.parse(readFileSync(connectionFilePath('client', where), 'utf8')) as {
+      curve_serverkey?: string;
+    };
+    assert.match(info.curve_serverkey ?? '', /^.{40}$/);
+    assert.ok(existsSync(join(profileDir('default'), 'tasks-cli-options.db')));
+    // --hwm 2: the one engine holds two load-balanced tasks, the third waits for it.
+    const rc = await Client.connect({ connectionFile: connectionFilePath('client', where) });
+    try {
+      const lv = rc.loadBalancedView();
+      const tasks = [1, 2, 3].map(() => lv.apply(() => new Promise((r) => setTimeout(r, 1500))));
+      let status = await rc.queueStatus();
+      while (status.unassigned + (status[0]?.queue ?? 0) < 3) status = await rc.queueStatus();
+      assert.equal(status[0].queue, 2);
+      assert.equal(status.unassigned, 1);
+      await Promise.all(tasks);
+    } finally {
+      rc.close();
+    }
+    const stopped = cli('cluster', 'stop', ...id);
+    assert.equal(stopped.status, 0, stopped.stderr);
+  });
+
+  it('refuses bad settings by flag name before it starts anything', () => {
+    const r = cli('cluster', 'start', '--heartbeat-period', '1000', '--heartbeat-deadline', '900');
+    assert.equal(r.status, 2);
+    assert.match(
+      r.stderr,
+      /^error: --heartbeat-deadline \(900\) must be longer than --heartbeat-period \(1000\)/,
+    );
+    assert.doesNotMatch(cli('cluster', 'list').stdout, /\tdefault\t/);
+  });
+
+  it('names a bad controller option given in code, before it starts anything', async () => {
+    await assert.rejects(
+      Cluster.start({ engines: 0, controller: { hwm: 0 } }),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /controller option hwm must be a positive integer, got 0/.test(e.message),
+    );
+    await assert.rejects(
+      Cluster.start({ engines: 0, controller: { hwmm: 2 } as never }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /unknown controller option hwmm; its options are ip, scheme, hwm/.test(e.message),
+    );
+  });
+});
+
+describe('tsparallel controller --db sqlite in a fresh TSPARALLEL_DIR', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'tsp-fresh-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('makes the folders it needs and keeps its records there', async function () {
+    this.timeout(30_000);
+    const home = join(dir, 'not-yet-made');
+    const env = { ...process.env, TSPARALLEL_DIR: home };
+    const controller = spawn(process.execPath, [CLI, 'controller', '--db', 'sqlite'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    controller.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => controller.on('exit', resolve));
+    const clientFile = join(home, 'profile_default', 'security', 'controller-client.json');
+    try {
+      // It logs "listening" once its files are written and it serves.
+      await until(() => {
+        if (controller.exitCode !== null) assert.fail(`the controller exited: ${stderr}`);
+        return /listening/.test(stderr);
+      }, 'the controller to listen');
+      assert.ok(existsSync(clientFile));
+      assert.ok(existsSync(join(home, 'profile_default', 'tasks-default.db')));
+    } finally {
+      controller.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+  });
+});
