@@ -4,7 +4,7 @@
 
 /** Lowest first. Folders in one layer do not import each other. */
 const LAYERS = [
-  ['protocol'], // the wire format, shared by every process
+  ['protocol', 'options'], // the wire format shared by every process; the option schema
   ['controller', 'engine', 'client'], // the three process roles, which only share the protocol
   ['cluster'], // starts controllers and engines, and hands out clients
   ['kernel-ext'], // the notebook kernel, on a cluster and its client
