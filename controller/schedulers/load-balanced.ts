@@ -15,10 +15,11 @@ export interface EngineLoad {
   readonly lastAssigned: number;
 }
 
-type Pick = (candidates: readonly EngineLoad[]) => EngineLoad;
+/** Picks one of the candidates, which may be any objects that tell their load. */
+type Pick = <E extends EngineLoad>(candidates: readonly E[]) => E;
 
 /** Ties go to the engine that waited longest, so equal engines take turns. */
-function byLeastRecent(a: EngineLoad, b: EngineLoad): EngineLoad {
+function byLeastRecent<E extends EngineLoad>(a: E, b: E): E {
   return b.lastAssigned < a.lastAssigned ? b : a;
 }
 
