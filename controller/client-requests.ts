@@ -1,19 +1,13 @@
 /**
  * The requests a client makes of the hub, one handler each in a table the compiler keeps
  * complete: a request type with a reply (`replyTypes`) fails to compile until it has a handler
- * here, or is named in `NOT_FROM_CLIENTS`.
+ * here, or is named in `NotFromClients`.
  */
 import { constants } from 'node:os';
-import {
-  isMsg,
-  type IMessage,
-  type Message,
-  type QueueCounts,
-  type RequestType,
-} from '../protocol/messages';
-import type { Frame, Session } from '../protocol/session';
+import { isMsg, type IMessage, type QueueCounts, type RequestType } from '../protocol/messages';
+import type { Session } from '../protocol/session';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
-import type { HubOutlet, Replies } from './hub-outlet';
+import type { HandlerTable, HubOutlet, Replies } from './hub-outlet';
 import { notRegistered, type TaskDispatcher } from './task-dispatcher';
 import { summary, type TaskRecordStore, type TaskRequest } from './task-records';
 
@@ -21,7 +15,6 @@ import { summary, type TaskRecordStore, type TaskRequest } from './task-records'
 type NotFromClients = 'registration_request';
 /** The requests a client may make. */
 export type ClientRequestType = Exclude<RequestType, NotFromClients>;
-type Handlers = { [T in ClientRequestType]: (msg: IMessage<T>, wire?: Frame[]) => void };
 
 /** Answers clients' requests; see the file's comment. */
 export class ClientRequests {
@@ -34,15 +27,8 @@ export class ClientRequests {
     private readonly tasks: TaskDispatcher,
   ) {}
 
-  /** The handler for `msg`, or `undefined` when clients may not send its type. */
-  handlerFor(msg: Message): ((m: Message, wire?: Frame[]) => void) | undefined {
-    const type = msg.header.msg_type;
-    return Object.hasOwn(this.handlers, type)
-      ? (this.handlers as Record<string, (m: Message, wire?: Frame[]) => void>)[type]
-      : undefined;
-  }
-
-  private readonly handlers: Handlers = {
+  /** One handler per request type a client may send. */
+  readonly handlers: HandlerTable<ClientRequestType> = {
     apply_request: (m, wire) => this.tasks.submit(m, wire),
     execute_request: (m, wire) => this.tasks.submit(m, wire),
     connection_request: (m) => this.replies.ok(m, { status: 'ok', engines: this.engines.infos }),

@@ -1,6 +1,7 @@
 /**
- * Where the hub's messages go (`HubOutlet`, implemented over ZeroMQ by the controller server),
- * and `Replies`, which answers requests through it with the reply type `replyTypes` names.
+ * The hub's plumbing: where its messages go (`HubOutlet`, implemented over ZeroMQ by the
+ * controller server), `Replies`, which answers requests through it with the reply type
+ * `replyTypes` names, and `handlerIn`, which finds a message's handler in a table.
  */
 import {
   replyTypes,
@@ -8,6 +9,7 @@ import {
   type ErrorContent,
   type IHeader,
   type IMessage,
+  type Message,
   type MsgType,
   type ReplyType,
   type RequestType,
@@ -67,4 +69,20 @@ export class Replies {
     const type: MsgType = replyTypes[header.msg_type];
     this.out.toClient(this.session.msg(type, content, { parent: header, identities }));
   }
+}
+
+/** A table of handlers for some message types, each taking its type's message. */
+export type HandlerTable<K extends MsgType> = {
+  [T in K]: (msg: IMessage<T>, wire?: Frame[]) => void;
+};
+
+/** The handler for `msg`'s type in `table`, or `undefined` when the table has none. */
+export function handlerIn<K extends MsgType>(
+  table: HandlerTable<K>,
+  msg: Message,
+): ((msg: Message, wire?: Frame[]) => void) | undefined {
+  const type = msg.header.msg_type;
+  return Object.hasOwn(table, type)
+    ? (table as unknown as Record<MsgType, (m: Message, wire?: Frame[]) => void>)[type]
+    : undefined;
 }

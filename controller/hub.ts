@@ -5,19 +5,12 @@
  * tasks to the `TaskDispatcher` (placement in `schedulers/`) and clients' other requests to
  * `ClientRequests`.
  */
-import {
-  isRequestType,
-  type EngineInfo,
-  type IHeader,
-  type IMessage,
-  type Message,
-  type MsgType,
-} from '../protocol/messages';
+import { isRequestType, type EngineInfo, type IHeader, type Message } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
 import { EngineRegistry } from './engine-registry';
 import { HeartMonitor, type Clock } from './heartbeat';
-import { Replies, type HubOutlet } from './hub-outlet';
+import { handlerIn, Replies, type HandlerTable, type HubOutlet } from './hub-outlet';
 import type { Scheme } from './schedulers/load-balanced';
 import { TaskDispatcher } from './task-dispatcher';
 import { MemoryTaskRecords, type TaskRecordStore } from './task-records';
@@ -54,9 +47,6 @@ type EngineMessageType =
   | 'stream'
   | 'display_data'
   | 'execute_result';
-type EngineHandlers = {
-  [T in EngineMessageType]: (msg: IMessage<T>, wire?: Frame[]) => void;
-};
 
 /** The ename of the error reply to a request whose handler failed: a bug in the hub. */
 export const HUB_ERROR = 'HubError';
@@ -132,7 +122,7 @@ export class Hub {
    * log: the sender never waits for a reply that will not come.
    */
   handleClient(msg: Message, wire?: Frame[]): void {
-    const handler = this.requests.handlerFor(msg);
+    const handler = handlerIn(this.requests.handlers, msg);
     if (!handler) {
       this.refuse(msg.identities, msg.header, `clients cannot send ${msg.header.msg_type}`);
       return;
@@ -161,9 +151,7 @@ export class Hub {
 
   /** A verified message from an engine's task socket, with its frames as in `handleClient`. */
   handleEngine(msg: Message, wire?: Frame[]): void {
-    const type = msg.header.msg_type;
-    if (!Object.hasOwn(this.engineHandlers, type)) return;
-    (this.engineHandlers as Record<MsgType, (m: Message, wire?: Frame[]) => void>)[type](msg, wire);
+    handlerIn(this.engineHandlers, msg)?.(msg, wire);
   }
 
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
@@ -222,7 +210,7 @@ export class Hub {
     this.tasks.queue.schedule();
   }
 
-  private readonly engineHandlers: EngineHandlers = {
+  private readonly engineHandlers: HandlerTable<EngineMessageType> = {
     registration_request: (m) => {
       const uuid = m.identities[0];
       const { engine, isNew } = this.engines.register(
