@@ -134,11 +134,6 @@ export class EngineRegistry {
     return engine;
   }
 
-  /** True while the engine at `identity` has registered and not yet beaten. */
-  isJoining(identity: Buffer): boolean {
-    return this.joining.has(identity.toString('hex'));
-  }
-
   /** Why the engine at `identity` was dropped, if it was lately. */
   droppedReason(identity: Buffer): string | undefined {
     return this.dropped.get(identity.toString('hex'));

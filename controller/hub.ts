@@ -5,7 +5,7 @@
  * tasks to the `TaskDispatcher` (placement in `schedulers/`) and clients' other requests to
  * `ClientRequests`.
  */
-import { isRequestType, type EngineInfo, type IHeader, type Message } from '../protocol/messages';
+import { isRequestType, type IHeader, type Message } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
 import { EngineRegistry } from './engine-registry';
@@ -108,11 +108,6 @@ export class Hub {
   /** Takes over the unfinished tasks of a controller that stopped (see `TaskDispatcher`). */
   restore(): void {
     this.tasks.restore();
-  }
-
-  /** Live engines, ascending by id. */
-  get engineInfos(): EngineInfo[] {
-    return this.engines.infos;
   }
 
   /**
