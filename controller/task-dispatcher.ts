@@ -4,8 +4,7 @@
  * (dead engine, abort, unmet dependency), the reply going back to the client. Output an engine
  * prints for a task goes to the task's client and to every subscriber.
  */
-import type { ErrorContent, IMessage } from '../protocol/messages';
-import { replyTypes } from '../protocol/messages';
+import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
