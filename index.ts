@@ -39,4 +39,5 @@ export {
   SerializationError,
   ConnectionError,
   UnknownTaskError,
+  HubError,
 } from './protocol/errors';

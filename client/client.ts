@@ -20,12 +20,15 @@ import {
 } from '../protocol/errors';
 import {
   isMsg,
+  replyTypes,
   type ContentMap,
   type EngineInfo,
   type ErrorContent,
   type IMessage,
   type Message,
   type QueueCounts,
+  type ReplyType,
+  type RequestType,
   type TaskOptions,
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
@@ -83,17 +86,8 @@ export type ClientEvent =
 
 export type { TaskSource } from './views';
 
-/** Each request the client makes of the hub, and the reply it expects. */
-interface ReplyTypes {
-  connection_request: 'connection_reply';
-  queue_status_request: 'queue_status_reply';
-  abort_request: 'abort_reply';
-  signal_request: 'signal_reply';
-  result_request: 'result_reply';
-  resubmit_request: 'resubmit_reply';
-  shutdown_request: 'shutdown_reply';
-}
-type RequestType = keyof ReplyTypes;
+/** The requests the client makes of the hub itself (tasks go through `submit`). */
+type HubRequest = Exclude<RequestType, 'apply_request' | 'execute_request' | 'registration_request'>;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */
@@ -418,16 +412,16 @@ export class Client {
     return this.ids;
   }
 
-  private async request<T extends RequestType>(
+  private async request<T extends HubRequest>(
     type: T,
     content: ContentMap[T],
-  ): Promise<OkContent<ReplyTypes[T]>> {
+  ): Promise<OkContent<ReplyType<T>>> {
     const reply = await this.requestMessage(type, content);
-    return reply.content as OkContent<ReplyTypes[T]>;
+    return reply.content as OkContent<ReplyType<T>>;
   }
 
   /** Sends a request; resolves with its reply, rejects with the error an error reply names. */
-  private requestMessage<T extends RequestType>(type: T, content: ContentMap[T]): Promise<Message> {
+  private requestMessage<T extends HubRequest>(type: T, content: ContentMap[T]): Promise<Message> {
     this.assertOpen();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {
@@ -447,7 +441,7 @@ export class Client {
         this.requestTimeout,
       );
       const answer = (reply: Message): void => {
-        const expected = type.replace(/_request$/, '_reply');
+        const expected = replyTypes[type];
         if (reply.header.msg_type !== expected) {
           fail(new ProtocolError(`the controller answered ${type} with ${reply.header.msg_type}`));
           return;

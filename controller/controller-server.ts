@@ -89,7 +89,7 @@ export class ControllerServer {
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
     this.engine = new Channel(router(), session, dropped('engine'));
     this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
-    this.hub = new Hub(session, this.outlet(), options, store);
+    this.hub = new Hub(session, this.outlet(), options, { records: store });
     this.files = {
       client: connectionFilePath('client', options),
       engine: connectionFilePath('engine', options),

@@ -2,9 +2,29 @@
  * Notices engines that stopped beating. Engines beat from a thread of their own, so a busy
  * engine keeps beating and only a dead, stopped or unreachable one misses its deadline.
  */
+
+/** Time and a repeating timer, given to the monitor so that a test can move time by hand. */
+export interface Clock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** Calls `tick` every `ms` milliseconds until the returned function is called. */
+  every(ms: number, tick: () => void): () => void;
+}
+
+/** The process's own clock; its timer does not keep the process alive. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  every: (ms, tick) => {
+    const timer = setInterval(tick, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};
+
+/** Watches engines' beats and calls `onDead` for one silent past the deadline. */
 export class HeartMonitor {
   private readonly lastBeat = new Map<number, number>();
-  private timer: NodeJS.Timeout | undefined;
+  private stopTimer: (() => void) | undefined;
   private lastCheck = 0;
 
   constructor(
@@ -13,25 +33,26 @@ export class HeartMonitor {
     /** Milliseconds without a beat after which an engine counts as dead. */
     readonly deadline: number,
     private readonly onDead: (id: number) => void,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   start(): void {
-    this.lastCheck = performance.now();
-    this.timer = setInterval(() => this.check(), this.interval);
-    this.timer.unref();
+    this.lastCheck = this.clock.now();
+    this.stopTimer = this.clock.every(this.interval, () => this.check());
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopTimer?.();
+    this.stopTimer = undefined;
   }
 
   beat(id: number): void {
-    if (this.lastBeat.has(id)) this.lastBeat.set(id, performance.now());
+    if (this.lastBeat.has(id)) this.lastBeat.set(id, this.clock.now());
   }
 
   /** Starts watching `id`; its first beat may come up to `grace` ms later than the others. */
   add(id: number, grace = 0): void {
-    this.lastBeat.set(id, performance.now() + grace);
+    this.lastBeat.set(id, this.clock.now() + grace);
   }
 
   remove(id: number): void {
@@ -43,7 +64,7 @@ export class HeartMonitor {
   }
 
   private check(): void {
-    const now = performance.now();
+    const now = this.clock.now();
     // A check that comes late means this process was busy (a huge message, a stalled
     // machine): beats that arrived meanwhile are still unread, so the time it was not
     // listening does not count against any engine.

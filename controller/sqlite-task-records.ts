@@ -2,11 +2,11 @@
  * Task records in SQLite (`--db sqlite[:PATH]`): every task's request, state and reply are
  * written through as they change, so finished results leave the controller's memory and a
  * controller restarted on the same database finds every task again. Unfinished tasks stay in
- * memory too (the hub changes them in place); finished ones only in a small cache.
+ * memory too; finished ones only in a small cache.
  */
 import type Database from 'better-sqlite3';
 import { isMsg, validateMessage, type IMessage, type Message } from '../protocol/messages';
-import type { TaskRecord, TaskRecordStore, TaskReply } from './task-records';
+import { TaskRecordStore, type TaskRecord, type TaskReply } from './task-records';
 
 /**
  * better-sqlite3 is an optional dependency: it compiles on install, and a machine without a C++
@@ -66,7 +66,7 @@ interface Row {
 }
 
 /** The SQLite store; see the file's comment. */
-export class SqliteTaskRecords implements TaskRecordStore {
+export class SqliteTaskRecords extends TaskRecordStore {
   private readonly db: Database.Database;
   private readonly live = new Map<string, TaskRecord>();
   /** Recently finished records, least recently used first. */
@@ -74,6 +74,7 @@ export class SqliteTaskRecords implements TaskRecordStore {
   private readonly statements;
 
   constructor(readonly path: string) {
+    super();
     this.db = new (loadSqlite())(path);
     // WAL: a commit survives the controller being killed, and a write costs no fsync.
     this.db.pragma('journal_mode = WAL');
@@ -101,7 +102,7 @@ export class SqliteTaskRecords implements TaskRecordStore {
     };
   }
 
-  add(record: TaskRecord): void {
+  protected insert(record: TaskRecord): void {
     this.statements.insert.run({
       msg_id: record.msgId,
       client: record.client,
@@ -130,7 +131,7 @@ export class SqliteTaskRecords implements TaskRecordStore {
     return loaded;
   }
 
-  update(record: TaskRecord): void {
+  protected changed(record: TaskRecord): void {
     this.statements.update.run({
       msg_id: record.msgId,
       engine_id: record.engineId,
@@ -143,8 +144,8 @@ export class SqliteTaskRecords implements TaskRecordStore {
     });
   }
 
-  finished(record: TaskRecord): void {
-    this.update(record);
+  protected ended(record: TaskRecord): void {
+    this.changed(record);
     this.live.delete(record.msgId);
     this.remember(record);
   }

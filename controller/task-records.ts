@@ -1,72 +1,141 @@
 /**
  * The hub's record of every task: who asked, where it ran, when, and how it ended. A
- * `TaskRecordStore` holds them; this file has the in-memory store, bounded two ways: once more
- * than `limit` tasks have finished, the records that finished longest ago are forgotten; and once
- * finished tasks' arguments and results pass `byteLimit`, the oldest of those bytes are let go
- * (the record stays). Unfinished tasks keep everything. `sqlite-task-records.ts` keeps them all
- * on disk instead.
+ * `TaskRecordStore` holds them and owns their transitions (`add`, `assign`, `requeue`,
+ * `cancelRetries`, `finish`), so a store on disk writes every change through and no caller can
+ * change a record and forget to say so. This file has the in-memory store, bounded two ways:
+ * once more than `limit` tasks have finished, the records that finished longest ago are
+ * forgotten; and once finished tasks' arguments and results pass `byteLimit`, the oldest of those
+ * bytes are let go (the record stays). Unfinished tasks keep everything.
+ * `sqlite-task-records.ts` keeps them all on disk instead.
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
-import type { Frame } from '../protocol/session';
 
 /** A message that creates a task. */
 export type TaskRequest = IMessage<'apply_request'> | IMessage<'execute_request'>;
 /** A message that ends a task. */
 export type TaskReply = IMessage<'apply_reply'> | IMessage<'execute_reply'>;
 
-/** Everything the hub knows of one task. */
+/** Everything the hub knows of one task; changed only by its store's transitions. */
 export interface TaskRecord {
   readonly msgId: string;
-  request: TaskRequest;
+  readonly request: TaskRequest;
   /** ROUTER identity of the client that submitted the task. */
   readonly client: Buffer;
   readonly options: TaskOptions;
-  engineId: number | null;
-  state: TaskRecordSummary['state'];
+  readonly engineId: number | null;
+  readonly state: TaskRecordSummary['state'];
   readonly submitted: string;
-  started: string | null;
-  completed: string | null;
-  reply: TaskReply | null;
-  retriesLeft: number;
+  readonly started: string | null;
+  readonly completed: string | null;
+  readonly reply: TaskReply | null;
+  readonly retriesLeft: number;
   /** True once the arguments and result were let go to bound memory. */
-  buffersDropped: boolean;
-  /**
-   * The request's frames as the client signed them (`Received.wire`), until it is sent to an
-   * engine: then forwarded unchanged, and let go.
-   */
-  wire?: Frame[];
+  readonly buffersDropped: boolean;
 }
+
+/** A record as its store changes it. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Finished tasks whose records the hub keeps. */
 export const DEFAULT_RECORD_LIMIT = 10_000;
 /** Bytes of finished tasks' arguments and results the hub keeps. */
 export const DEFAULT_RECORD_BYTE_LIMIT = 256 * 1024 * 1024;
 
+const now = (): string => new Date().toISOString();
+
 /**
- * Where the hub keeps task records. The hub changes a record's fields in place and then calls
- * `update` (it was assigned or requeued) or `finished` (it reached a final state), so that a
- * store on disk can write the change through.
+ * Where the hub keeps task records, and the only place they change. The transitions are the
+ * same for every store; a store says where a new record goes (`insert`), what becomes of a
+ * changed one (`changed`) and of a finished one (`ended`).
  */
-export interface TaskRecordStore {
-  /** A new task. */
-  add(record: TaskRecord): void;
-  get(msgId: string): TaskRecord | undefined;
-  /** The record's engine, state or retries changed. */
-  update(record: TaskRecord): void;
-  /** The record reached a final state; the store may let it leave memory. */
-  finished(record: TaskRecord): void;
+export abstract class TaskRecordStore {
+  /** Records a new task, waiting for an engine; returns its record. */
+  add(request: TaskRequest): TaskRecord {
+    const options = request.content.options;
+    const record: TaskRecord = {
+      msgId: request.header.msg_id,
+      request,
+      client: request.identities[0],
+      options,
+      engineId: null,
+      state: 'pending',
+      submitted: now(),
+      started: null,
+      completed: null,
+      reply: null,
+      retriesLeft: options.retries ?? 0,
+      buffersDropped: false,
+    };
+    this.insert(record);
+    return record;
+  }
+
+  /** The task was sent to engine `engineId`. */
+  assign(record: TaskRecord, engineId: number): void {
+    const r: Writable<TaskRecord> = record;
+    r.engineId = engineId;
+    r.state = 'running';
+    this.changed(r);
+  }
+
+  /** The task's engine is gone: it waits again, with one retry fewer. */
+  requeue(record: TaskRecord): void {
+    const r: Writable<TaskRecord> = record;
+    r.retriesLeft--;
+    r.engineId = null;
+    r.state = 'pending';
+    r.started = null;
+    // Engines drop a message they have seen before as a replay; a rerun must differ from it.
+    const attempt = (r.options.retries ?? 0) - r.retriesLeft;
+    r.request = { ...r.request, metadata: { ...r.request.metadata, attempt } };
+    this.changed(r);
+  }
+
+  /** The task is not to be rerun, whatever becomes of its engine (it was aborted). */
+  cancelRetries(record: TaskRecord): void {
+    const r: Writable<TaskRecord> = record;
+    r.retriesLeft = 0;
+    this.changed(r);
+  }
+
+  /**
+   * The task ended with `reply`, its engine's or one the hub made: completed, aborted or failed
+   * as the reply says, at the times its metadata gives.
+   */
+  finish(record: TaskRecord, reply: TaskReply): void {
+    const r: Writable<TaskRecord> = record;
+    const { started, completed } = reply.metadata;
+    r.started = typeof started === 'string' ? started : null;
+    r.completed = typeof completed === 'string' ? completed : now();
+    r.state =
+      reply.content.status === 'ok'
+        ? 'completed'
+        : reply.content.ename === 'TaskAbortedError'
+          ? 'aborted'
+          : 'failed';
+    r.reply = reply;
+    this.ended(r);
+  }
+
+  abstract get(msgId: string): TaskRecord | undefined;
   /** Records not yet final, in submission order: what a restarted hub must finish. */
-  unfinished(): TaskRecord[];
+  abstract unfinished(): TaskRecord[];
   /** A new engine id, never handed out before by this store. */
-  nextEngineId(): number;
+  abstract nextEngineId(): number;
   /** Says which finished records the store keeps, for the error about a missing one. */
-  readonly retention: string;
-  close(): void;
+  abstract readonly retention: string;
+  abstract close(): void;
+
+  protected abstract insert(record: TaskRecord): void;
+  /** The record's engine, state, request or retries changed. */
+  protected abstract changed(record: TaskRecord): void;
+  /** The record reached a final state; the store may let it leave memory. */
+  protected abstract ended(record: TaskRecord): void;
 }
 
 /** The bounded in-memory store; see the file's comment. */
-export class MemoryTaskRecords implements TaskRecordStore {
-  private readonly records = new Map<string, TaskRecord>();
+export class MemoryTaskRecords extends TaskRecordStore {
+  private readonly records = new Map<string, Writable<TaskRecord>>();
   /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
   private readonly finishedIds = new Set<string>();
   /** Finished records still holding buffers, oldest first, with the bytes they hold. */
@@ -77,18 +146,12 @@ export class MemoryTaskRecords implements TaskRecordStore {
   constructor(
     readonly limit = DEFAULT_RECORD_LIMIT,
     readonly byteLimit = DEFAULT_RECORD_BYTE_LIMIT,
-  ) {}
-
-  add(record: TaskRecord): void {
-    this.records.set(record.msgId, record);
+  ) {
+    super();
   }
 
   get(msgId: string): TaskRecord | undefined {
     return this.records.get(msgId);
-  }
-
-  update(): void {
-    // The record in the map is the one the hub changed.
   }
 
   unfinished(): TaskRecord[] {
@@ -107,8 +170,16 @@ export class MemoryTaskRecords implements TaskRecordStore {
     this.records.clear();
   }
 
-  /** Call when a record reaches a final state; evicts the records that finished longest ago. */
-  finished(record: TaskRecord): void {
+  protected insert(record: TaskRecord): void {
+    this.records.set(record.msgId, record);
+  }
+
+  protected changed(): void {
+    // The record in the map is the one that changed.
+  }
+
+  /** Evicts the records that finished longest ago, and the oldest bytes past the limit. */
+  protected ended(record: TaskRecord): void {
     this.finishedIds.add(record.msgId);
     const bytes = byteSize(record.request.buffers) + byteSize(record.reply?.buffers ?? []);
     if (bytes > 0) {

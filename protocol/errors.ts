@@ -85,6 +85,11 @@ export class UnknownTaskError extends Error {
   override name = 'UnknownTaskError';
 }
 
+/** The controller failed on a request: a bug in the hub, reported instead of leaving the caller waiting. */
+export class HubError extends Error {
+  override name = 'HubError';
+}
+
 /** The reasons a received message is dropped, as counted by each socket. */
 export type DropKind = 'signature' | 'replay' | 'malformed';
 
@@ -129,6 +134,7 @@ const conditions = {
   UnknownTaskError: (evalue) => new UnknownTaskError(evalue),
   ProtocolError: (evalue) => new ProtocolError(evalue),
   RangeError: (evalue) => new RangeError(evalue),
+  HubError: (evalue) => new HubError(evalue),
 } satisfies Record<string, (evalue: string, engineId: number | undefined) => Error>;
 
 /** The `ename` of each of tsparallel's own conditions. */

@@ -179,6 +179,45 @@ export function isMsg<T extends MsgType>(msg: Message, type: T): msg is IMessage
   return msg.header.msg_type === type;
 }
 
+/** The `<noun>_request` types that have a `<noun>_reply`; the compiler derives the list. */
+export type RequestType = {
+  [T in MsgType]: T extends `${infer Noun}_request`
+    ? `${Noun}_reply` extends MsgType
+      ? T
+      : never
+    : never;
+}[MsgType];
+
+/** The reply type a request's name calls for; `replyTypes` is checked against it. */
+type ReplyOf<T extends RequestType> = T extends `${infer Noun}_request`
+  ? Extract<`${Noun}_reply`, MsgType>
+  : never;
+
+/**
+ * Each request's reply type, the one place it is spelt; a new request with a reply fails to
+ * compile until it is listed here.
+ */
+export const replyTypes: { readonly [T in RequestType]: ReplyOf<T> } = {
+  apply_request: 'apply_reply',
+  execute_request: 'execute_reply',
+  registration_request: 'registration_reply',
+  connection_request: 'connection_reply',
+  queue_status_request: 'queue_status_reply',
+  abort_request: 'abort_reply',
+  signal_request: 'signal_reply',
+  result_request: 'result_reply',
+  resubmit_request: 'resubmit_reply',
+  shutdown_request: 'shutdown_reply',
+};
+
+/** The reply type of request type `T`. */
+export type ReplyType<T extends RequestType> = (typeof replyTypes)[T];
+
+/** True for a request that has a reply, which a sender waits for. */
+export function isRequestType(type: string): type is RequestType {
+  return Object.hasOwn(replyTypes, type);
+}
+
 // --- validation -------------------------------------------------------------------------------
 
 const reply = (fields: Record<string, Check>): Check => {

@@ -1,10 +1,7 @@
 /**
  * How the load-balanced scheduler picks an engine among those with room for another task.
- * Names follow ipyparallel's `schemes`.
+ * Names follow ipyparallel's `schemes`; a new scheme is one entry in `schemes`.
  */
-export type Scheme = 'leastload' | 'lru' | 'random' | 'weighted';
-/** The schemes, for option checks and help. */
-export const schemeNames: readonly Scheme[] = ['leastload', 'lru', 'random', 'weighted'];
 
 /** What a scheme may look at for one candidate engine. */
 export interface EngineLoad {
@@ -15,15 +12,16 @@ export interface EngineLoad {
   readonly lastAssigned: number;
 }
 
-type Pick = (candidates: readonly EngineLoad[]) => EngineLoad;
+/** Picks one of the candidates, which may be any objects that tell their load. */
+type Pick = <E extends EngineLoad>(candidates: readonly E[]) => E;
 
 /** Ties go to the engine that waited longest, so equal engines take turns. */
-function byLeastRecent(a: EngineLoad, b: EngineLoad): EngineLoad {
+function byLeastRecent<E extends EngineLoad>(a: E, b: E): E {
   return b.lastAssigned < a.lastAssigned ? b : a;
 }
 
 /** Each scheme: picks one engine among candidates that all have room. */
-export const schemes: Record<Scheme, Pick> = {
+export const schemes = {
   leastload: (cs) =>
     cs.reduce((best, c) =>
       c.load < best.load ? c : c.load === best.load ? byLeastRecent(best, c) : best,
@@ -40,4 +38,9 @@ export const schemes: Record<Scheme, Pick> = {
     }
     return cs[cs.length - 1];
   },
-};
+} satisfies Record<string, Pick>;
+
+/** A scheme's name. */
+export type Scheme = keyof typeof schemes;
+/** The schemes, for option checks and help. */
+export const schemeNames = Object.keys(schemes) as readonly Scheme[];

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 
-import { Hub, type HubOutlet } from '../../controller/hub';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HUB_ERROR, Hub, type HubOptions, type HubOutlet } from '../../controller/hub';
+import { SqliteTaskRecords } from '../../controller/sqlite-task-records';
 import type {
   ContentMap,
   ErrorContent,
@@ -11,6 +15,7 @@ import type {
 } from '../../protocol/messages';
 import { Session, type Frame } from '../../protocol/session';
 import { delivered } from '../delivered';
+import { ManualClock } from './manual-clock';
 
 type Route = 'client' | 'engine' | 'control' | 'publish';
 
@@ -27,6 +32,14 @@ const ENGINE_A = Buffer.from('engine-a');
 const ENGINE_B = Buffer.from('engine-b');
 const STARTED = '2024-01-01T00:00:01.000Z';
 const COMPLETED = '2024-01-01T00:00:02.000Z';
+const HUB_OPTIONS: HubOptions = {
+  scheme: 'leastload',
+  hwm: 1,
+  recordLimit: 5,
+  recordBytes: 100,
+  heartbeatPeriod: 1000,
+  heartbeatDeadline: 3000,
+};
 
 /**
  * Records what the hub sends. Every message goes through serialize/deserialize on the way, as the
@@ -93,6 +106,7 @@ describe('Hub routing', () => {
   let session: Session;
   let out: RecordingOutlet;
   let hub: Hub;
+  let clock: ManualClock;
 
   /** As the controller server does: bytes off a socket, verified, handed to the hub. */
   const wire = <T extends MsgType>(msg: IMessage<T>): Message =>
@@ -124,6 +138,21 @@ describe('Hub routing', () => {
     if (reply.status !== 'ok') return;
     hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [identity] })));
   };
+
+  const beat = (identity: Buffer): void =>
+    hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [identity] })));
+
+  /** Time passes beyond the heartbeat deadline with only the `alive` engines beating. */
+  const onlyBeat = (alive: Buffer[]): void => {
+    for (let t = 0; t < 4000; t += 500) {
+      for (const e of alive) beat(e);
+      clock.advance(500);
+    }
+  };
+
+  /** What an engine does when it stops: unregisters on its task socket. */
+  const unregister = (identity: Buffer): void =>
+    hub.handleEngine(wire(session.msg('unregistration_request', {}, { identities: [identity] })));
 
   /** A client request; the hub's replies go to `CLIENT`. */
   const request = <T extends MsgType>(type: T, content: ContentMap[T]): IMessage<T> => {
@@ -160,6 +189,13 @@ describe('Hub routing', () => {
       m.header.msg_id,
     ]);
 
+  /** The ids of the engines the hub lists to a client. */
+  const liveEngines = (): number[] => {
+    request('connection_request', {});
+    const reply = only(out.take(), 'connection_reply').content;
+    return reply.status === 'ok' ? reply.engines.map((e) => e.id) : [];
+  };
+
   const queueStatus = (): ContentMap['queue_status_reply'] => {
     request('queue_status_request', {});
     return only(out.take(), 'queue_status_reply').content;
@@ -168,14 +204,9 @@ describe('Hub routing', () => {
   beforeEach(() => {
     session = new Session('k');
     out = new RecordingOutlet(session);
-    hub = new Hub(session, out, {
-      scheme: 'leastload',
-      hwm: 1,
-      recordLimit: 5,
-      recordBytes: 100,
-      heartbeatPeriod: 1000,
-      heartbeatDeadline: 3000,
-    });
+    clock = new ManualClock();
+    hub = new Hub(session, out, HUB_OPTIONS, { clock });
+    hub.start();
   });
 
   afterEach(() => hub.stop());
@@ -390,7 +421,7 @@ describe('Hub routing', () => {
       it('fails its task with an EngineError and publishes the unregistration', () => {
         const task = apply({ balanced: false, targets: [1] });
         out.take();
-        hub.engineDied(1, 'no heartbeat for 3000 ms');
+        onlyBeat([ENGINE_A]);
         const sent = out.take();
 
         const reply = only(sent, 'apply_reply', 'client');
@@ -410,7 +441,7 @@ describe('Hub routing', () => {
       it('fails a balanced task without retries too', () => {
         const task = apply({ balanced: true });
         out.take();
-        hub.engineDied(0, 'it exited');
+        unregister(ENGINE_A);
         const sent = out.take();
         assert.deepEqual(forwarded(sent), []);
         const reply = only(sent, 'apply_reply', 'client');
@@ -421,7 +452,7 @@ describe('Hub routing', () => {
       it('re-sends a task with retries to the other engine', () => {
         const task = apply({ balanced: true, retries: 1 });
         assert.deepEqual(forwarded(out.take()), [['engine-a', task.header.msg_id]]);
-        hub.engineDied(0, 'it exited');
+        unregister(ENGINE_A);
         const sent = out.take();
         assert.deepEqual(ofType(sent, 'apply_reply'), []);
         assert.deepEqual(forwarded(sent), [['engine-b', task.header.msg_id]]);
@@ -434,25 +465,22 @@ describe('Hub routing', () => {
 
       it('fails a retried task once its retries are used up', () => {
         const task = apply({ balanced: true, retries: 1 });
-        hub.engineDied(0, 'first');
+        onlyBeat([ENGINE_B]);
         out.take();
-        hub.engineDied(1, 'second');
+        unregister(ENGINE_B);
         const reply = only(out.take(), 'apply_reply', 'client');
         assert.equal(reply.parent_header.msg_id, task.header.msg_id);
-        assertError(reply.content, 'EngineError', /engine 1 died.*second/);
+        assertError(reply.content, 'EngineError', /engine 1 died.*it unregistered/);
       });
 
       it('tells the dead engine, when it beats again, that it was dropped and why', () => {
-        hub.engineDied(0, 'gone');
+        onlyBeat([ENGINE_B]);
         out.take();
-        hub.handleHeartbeat(wire(session.msg('heartbeat', {}, { identities: [ENGINE_A] })));
+        beat(ENGINE_A);
         const lost = only(out.take(), 'registration_lost', 'control');
         assert.deepEqual(lost.identities, [ENGINE_A]);
-        assert.equal(lost.content.reason, 'engine 0 was dropped: gone');
-        assert.deepEqual(
-          hub.engineInfos.map((e) => e.id),
-          [1],
-        );
+        assert.equal(lost.content.reason, 'engine 0 was dropped: no heartbeat for 3000 ms');
+        assert.deepEqual(liveEngines(), [1]);
       });
     });
 
@@ -556,7 +584,7 @@ describe('Hub routing', () => {
       it('fails a `follow` task whose engine has died', () => {
         const leader = apply({ balanced: false, targets: [1] });
         engineReply(leader, ENGINE_B);
-        hub.engineDied(1, 'gone');
+        unregister(ENGINE_B);
         out.take();
         apply({ balanced: true, follow: [leader.header.msg_id] });
         const sent = out.take();
@@ -717,6 +745,39 @@ describe('Hub routing', () => {
       });
     });
 
+    describe('a handler that throws', () => {
+      let dir: string;
+
+      beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), 'tsparallel-hub-'));
+        records = new SqliteTaskRecords(join(dir, 'tasks.db'));
+        hub.stop();
+        hub = new Hub(session, out, HUB_OPTIONS, { records });
+        register(ENGINE_A);
+        out.take();
+      });
+      afterEach(() => rmSync(dir, { recursive: true, force: true }));
+      let records: SqliteTaskRecords;
+
+      it('answers the request with a HubError, and the hub serves on', () => {
+        records.close(); // the task store fails, as a lost disk would make it
+        const task = session.msg(
+          'apply_request',
+          { source: '() => 1', mode: 'call', refs: [], options: { balanced: false, targets: [0] } },
+          { identities: [CLIENT] },
+        );
+        assert.throws(() => hub.handleClient(wire(task)), /database connection is not open/);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.deepEqual(reply.identities, [CLIENT]);
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, HUB_ERROR, /the hub failed on this request: .*not open/);
+
+        request('connection_request', {});
+        const conn = only(out.take(), 'connection_reply').content;
+        assert.deepEqual(conn.status === 'ok' && conn.engines.map((e) => e.id), [0]);
+      });
+    });
+
     describe('heartbeats', () => {
       it("answers a registered engine's heartbeat on its control socket", () => {
         const beat = session.msg('heartbeat', {}, { identities: [ENGINE_B] });
@@ -743,10 +804,7 @@ describe('Hub routing', () => {
         hub.handleHeartbeat(wire(beat));
         const lost = only(out.take(), 'registration_lost', 'control');
         assert.match(lost.content.reason, /does not know this engine/);
-        assert.deepEqual(
-          hub.engineInfos.map((e) => e.id),
-          [0, 1],
-        );
+        assert.deepEqual(liveEngines(), [0, 1]);
       });
     });
   });

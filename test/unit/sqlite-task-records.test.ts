@@ -3,44 +3,30 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteTaskRecords } from '../../controller/sqlite-task-records';
-import type { TaskRecord } from '../../controller/task-records';
+import type { TaskRecord, TaskRequest } from '../../controller/task-records';
 import { Session } from '../../protocol/session';
 
 const session = new Session('key');
 const CLIENT = Buffer.from('client-1');
 
-function record(i: number): TaskRecord {
-  const request = session.msg(
+function request(i: number): TaskRequest {
+  return session.msg(
     'apply_request',
     { source: '(x) => x', mode: 'call', refs: [], options: { balanced: true, retries: 2 } },
     { identities: [CLIENT], buffers: [Buffer.from(`args ${i}`), Buffer.alloc(0)] },
   );
-  return {
-    msgId: request.header.msg_id,
-    request,
-    client: CLIENT,
-    options: request.content.options,
-    engineId: null,
-    state: 'pending',
-    submitted: new Date().toISOString(),
-    started: null,
-    completed: null,
-    reply: null,
-    retriesLeft: 2,
-    buffersDropped: false,
-  };
 }
 
 function finish(store: SqliteTaskRecords, r: TaskRecord, value: string): void {
-  r.engineId = 0;
-  r.state = 'completed';
-  r.completed = new Date().toISOString();
-  r.reply = session.msg(
-    'apply_reply',
-    { status: 'ok' },
-    { parent: r.request.header, buffers: [Buffer.from(value)] },
+  store.assign(r, 0);
+  store.finish(
+    r,
+    session.msg(
+      'apply_reply',
+      { status: 'ok' },
+      { parent: r.request.header, buffers: [Buffer.from(value)] },
+    ),
   );
-  store.finished(r);
 }
 
 describe('SqliteTaskRecords', () => {
@@ -55,8 +41,7 @@ describe('SqliteTaskRecords', () => {
 
   it('lets finished records leave memory and reads them back whole from disk', () => {
     const store = new SqliteTaskRecords(path);
-    const records = Array.from({ length: 300 }, (_, i) => record(i));
-    for (const r of records) store.add(r);
+    const records = Array.from({ length: 300 }, (_, i) => store.add(request(i)));
     records.forEach((r, i) => finish(store, r, `result ${i}`));
     const first = store.get(records[0].msgId);
     assert.ok(first);
@@ -73,12 +58,10 @@ describe('SqliteTaskRecords', () => {
 
   it('gives a store opened on the same file the unfinished tasks and fresh engine ids', () => {
     const store = new SqliteTaskRecords(path);
-    const [waiting, running, done] = [record(0), record(1), record(2)];
-    for (const r of [waiting, running, done]) store.add(r);
-    running.engineId = 4;
-    running.state = 'running';
-    running.retriesLeft = 1;
-    store.update(running);
+    const [waiting, running, done] = [0, 1, 2].map((i) => store.add(request(i)));
+    store.assign(running, 4);
+    store.requeue(running); // its engine died: one retry spent
+    store.assign(running, 4);
     finish(store, done, 'ok');
     assert.deepEqual([store.nextEngineId(), store.nextEngineId()], [0, 1]);
     store.close(); // as if the controller had died

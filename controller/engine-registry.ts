@@ -1,0 +1,174 @@
+/**
+ * The engines the hub knows: those that registered and await their first heartbeat, those that
+ * joined, and why recently dropped ones were dropped. Each engine keeps its own counts of the
+ * tasks it holds, changed only by `take` and `release`.
+ */
+import type { ContentMap, EngineInfo, QueueCounts } from '../protocol/messages';
+import type { EngineLoad } from './schedulers/load-balanced';
+
+/** Dropped engines whose reason the registry remembers. */
+const DROPPED_MEMORY = 1000;
+
+/** One registered engine and the tasks it holds; what a scheduling scheme looks at. */
+export class RegisteredEngine implements EngineLoad {
+  /** Tasks sent to the engine and not finished, in the order sent, each with its `balanced`. */
+  private readonly held = new Map<string, boolean>();
+  private balancedHeld = 0;
+  private replied = 0;
+  private lastTaken = 0;
+
+  constructor(
+    readonly info: EngineInfo,
+    /** The engine's ROUTER identity. */
+    readonly uuid: Buffer,
+  ) {}
+
+  get id(): number {
+    return this.info.id;
+  }
+  /** Load-balanced tasks it holds. */
+  get load(): number {
+    return this.balancedHeld;
+  }
+  get lastAssigned(): number {
+    return this.lastTaken;
+  }
+  /** Tasks it holds, in the order sent. */
+  get outstanding(): string[] {
+    return [...this.held.keys()];
+  }
+  /** Its numbers for `queue_status_request`. */
+  get counts(): QueueCounts {
+    return { queue: this.held.size, completed: this.replied, tasks: this.balancedHeld };
+  }
+
+  /** Counts a task sent to it; `order` says how recent (see `EngineLoad.lastAssigned`). */
+  take(msgId: string, balanced: boolean, order: number): void {
+    this.held.set(msgId, balanced);
+    if (balanced) this.balancedHeld++;
+    this.lastTaken = order;
+  }
+
+  /** Stops counting a task: it answered (`replied`), or the hub ended it. */
+  release(msgId: string, replied: boolean): void {
+    const balanced = this.held.get(msgId);
+    if (balanced === undefined) return;
+    this.held.delete(msgId);
+    if (balanced) this.balancedHeld--;
+    if (replied) this.replied++;
+  }
+}
+
+/** The hub's engines, by id and by ROUTER identity; see the file's comment. */
+export class EngineRegistry {
+  private readonly live = new Map<number, RegisteredEngine>();
+  /** Joined engines' ids by identity (hex). */
+  private readonly byKey = new Map<string, number>();
+  /** Engines that registered and have not sent their first heartbeat yet, by identity. */
+  private readonly joining = new Map<string, RegisteredEngine>();
+  /** Why recently dropped engines were dropped, by identity, to tell them when they beat again. */
+  private readonly dropped = new Map<string, string>();
+  private sent = 0;
+
+  /** Live engines by id, in the order they joined. */
+  values(): IterableIterator<RegisteredEngine> {
+    return this.live.values();
+  }
+  get size(): number {
+    return this.live.size;
+  }
+  get ids(): number[] {
+    return [...this.live.keys()];
+  }
+  get(id: number): RegisteredEngine | undefined {
+    return this.live.get(id);
+  }
+  has(id: number): boolean {
+    return this.live.has(id);
+  }
+  /** Live engines, ascending by id. */
+  get infos(): EngineInfo[] {
+    return [...this.live.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+  }
+
+  /** The id of the joined engine with this identity. */
+  joinedId(identity: Buffer): number | undefined {
+    return this.byKey.get(identity.toString('hex'));
+  }
+
+  /** The id of the engine with this identity, joined or still joining. */
+  idOf(identity: Buffer): number | undefined {
+    const key = identity.toString('hex');
+    return this.byKey.get(key) ?? this.joining.get(key)?.id;
+  }
+
+  /**
+   * The engine registering from `identity`: the one already known there, or a new one that joins
+   * at its first heartbeat (`isNew`), with id `newId()`.
+   */
+  register(
+    identity: Buffer,
+    content: ContentMap['registration_request'],
+    newId: () => number,
+    registered: string,
+  ): { engine: RegisteredEngine; isNew: boolean } {
+    const key = identity.toString('hex');
+    const known = this.joining.get(key) ?? this.live.get(this.byKey.get(key) ?? -1);
+    if (known) return { engine: known, isNew: false };
+    const { uuid, pid, hostname, engine_set, mpi } = content;
+    const info = { id: newId(), uuid, pid, hostname, registered, engine_set, mpi };
+    const engine = new RegisteredEngine(info, identity);
+    this.dropped.delete(key);
+    this.joining.set(key, engine);
+    return { engine, isNew: true };
+  }
+
+  /** The engine joining from `identity`, now joined; `undefined` if none was joining there. */
+  join(identity: Buffer): RegisteredEngine | undefined {
+    const key = identity.toString('hex');
+    const engine = this.joining.get(key);
+    if (!engine) return undefined;
+    this.joining.delete(key);
+    this.live.set(engine.id, engine);
+    this.byKey.set(key, engine.id);
+    return engine;
+  }
+
+  /** Why the engine at `identity` was dropped, if it was lately. */
+  droppedReason(identity: Buffer): string | undefined {
+    return this.dropped.get(identity.toString('hex'));
+  }
+
+  /** Counts a task sent to `engine`. */
+  assign(engine: RegisteredEngine, msgId: string, balanced: boolean): void {
+    engine.take(msgId, balanced, ++this.sent);
+  }
+
+  /**
+   * Forgets engine `id`, remembering why; returns it if it had joined (an engine that never
+   * beat holds no tasks and nobody was told it joined).
+   */
+  drop(id: number, reason: string): RegisteredEngine | undefined {
+    for (const [key, e] of this.joining) {
+      if (e.id !== id) continue;
+      this.joining.delete(key);
+      this.rememberDropped(key, id, reason);
+    }
+    const engine = this.live.get(id);
+    if (!engine) return undefined;
+    const key = engine.uuid.toString('hex');
+    this.live.delete(id);
+    this.byKey.delete(key);
+    this.rememberDropped(key, id, reason);
+    return engine;
+  }
+
+  /** Keeps why an engine was dropped, to tell it if it beats again; bounded. */
+  private rememberDropped(key: string, id: number, reason: string): void {
+    this.dropped.set(key, `engine ${id} was dropped: ${reason}`);
+    for (const k of this.dropped.keys()) {
+      if (this.dropped.size <= DROPPED_MEMORY) break;
+      this.dropped.delete(k);
+    }
+  }
+}

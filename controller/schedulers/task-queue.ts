@@ -1,0 +1,121 @@
+/**
+ * Load-balanced placement: tasks wait here, in submission order, until their `after` and
+ * `follow` dependencies allow and an engine they may run on has room below the high-water mark;
+ * the scheme then picks the engine. A task whose engine died comes back here while it has
+ * retries left.
+ */
+import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
+import type { TaskRecord, TaskRecordStore } from '../task-records';
+import { schemes, type Scheme } from './load-balanced';
+
+/** What the queue does with a task it placed or gave up on. */
+export interface Placement {
+  /** Sends the task to `engine`. */
+  send(r: TaskRecord, engine: RegisteredEngine): void;
+  /** Ends the task with an error the hub raises. */
+  fail(r: TaskRecord, ename: string, evalue: string): void;
+}
+
+/** The waiting load-balanced tasks; see the file's comment. */
+export class TaskQueue {
+  private readonly waiting = new Map<string, TaskRecord>();
+
+  constructor(
+    private readonly engines: EngineRegistry,
+    private readonly records: TaskRecordStore,
+    private readonly settings: { scheme: Scheme; hwm: number },
+    private readonly placement: Placement,
+  ) {}
+
+  /** Tasks waiting for an engine or their dependencies. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** Queues a task that has not run; it is placed at the next `schedule`. */
+  add(r: TaskRecord): void {
+    this.waiting.set(r.msgId, r);
+  }
+
+  /** Takes a waiting task out of the queue; false if it was not waiting. */
+  remove(msgId: string): boolean {
+    return this.waiting.delete(msgId);
+  }
+
+  /**
+   * A task whose engine is gone, or whose controller was: queued again, spending a retry, when
+   * it is load-balanced and has one left; otherwise failed with `EngineError` saying `why`.
+   */
+  retryOrFail(r: TaskRecord, why: string): void {
+    if (r.options.balanced && r.retriesLeft > 0) {
+      this.records.requeue(r);
+      this.waiting.set(r.msgId, r);
+    } else {
+      this.placement.fail(r, 'EngineError', why);
+    }
+  }
+
+  /** Places waiting tasks on engines with room, in submission order. */
+  schedule(): void {
+    // Nothing waits (direct tasks, an idle queue): the engines need no counting.
+    if (this.waiting.size === 0) return;
+    const { hwm } = this.settings;
+    // Once no engine has room, nothing further down the queue can be placed: stop looking, so
+    // that a long queue costs nothing per finished task.
+    let room = 0;
+    for (const e of this.engines.values()) if (e.load < hwm) room++;
+    for (const r of this.waiting.values()) {
+      if (room === 0) break;
+      const placed = this.tryPlace(r);
+      if (placed === undefined) continue;
+      this.waiting.delete(r.msgId);
+      if (placed !== null && placed.load >= hwm) room--;
+    }
+  }
+
+  /**
+   * The engine the task was sent to, `null` when it failed for good (both leave the queue), or
+   * `undefined` when it must wait.
+   */
+  private tryPlace(r: TaskRecord): RegisteredEngine | null | undefined {
+    const deps = [...(r.options.after ?? []), ...(r.options.follow ?? [])];
+    for (const dep of deps) {
+      const d = this.records.get(dep);
+      if (!d) {
+        this.placement.fail(r, 'DependencyError', `dependency ${dep} is unknown to the hub`);
+        return null;
+      }
+      if (d.state === 'failed' || d.state === 'aborted') {
+        this.placement.fail(r, 'DependencyError', `dependency ${dep} did not succeed (${d.state})`);
+        return null;
+      }
+      if (d.state !== 'completed') return undefined;
+    }
+    let allowed: Set<number> | undefined = r.options.targets
+      ? new Set(r.options.targets)
+      : undefined;
+    for (const dep of r.options.follow ?? []) {
+      const at = this.records.get(dep)?.engineId;
+      allowed = new Set([...(allowed ?? [at as number])].filter((id) => id === at));
+    }
+    if (allowed && ![...allowed].some((id) => this.engines.has(id))) {
+      if (r.options.follow?.length || this.engines.size > 0) {
+        this.placement.fail(
+          r,
+          'DependencyError',
+          `none of the engines this task may run on (${[...allowed].join(', ')}) is alive`,
+        );
+        return null;
+      }
+      return undefined;
+    }
+    const { hwm, scheme } = this.settings;
+    const candidates = [...this.engines.values()].filter(
+      (e) => e.load < hwm && (!allowed || allowed.has(e.id)),
+    );
+    if (candidates.length === 0) return undefined;
+    const chosen = schemes[scheme](candidates);
+    this.placement.send(r, chosen);
+    return chosen;
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * A task's way through the hub: taken from its client, sent to an engine (at once when direct,
+ * through the `TaskQueue` when load-balanced), and ended by its engine's reply or by the hub
+ * (dead engine, abort, unmet dependency), the reply going back to the client. Output an engine
+ * prints for a task goes to the task's client and to every subscriber.
+ */
+import type { ConditionName } from '../protocol/errors';
+import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
+import type { Frame, Session } from '../protocol/session';
+import type { EngineRegistry, RegisteredEngine } from './engine-registry';
+import type { HubOutlet, Replies } from './hub-outlet';
+import { TaskQueue, type Placement } from './schedulers/task-queue';
+import type { Scheme } from './schedulers/load-balanced';
+import {
+  isFinal,
+  type TaskRecord,
+  type TaskRecordStore,
+  type TaskReply,
+  type TaskRequest,
+} from './task-records';
+
+/** Takes tasks in, sends them to engines and their replies back; see the file's comment. */
+export class TaskDispatcher implements Placement {
+  /** Load-balanced tasks waiting for an engine or their dependencies. */
+  readonly queue: TaskQueue;
+  /**
+   * The frames a waiting task came in, as its client signed them: forwarded unchanged when the
+   * task is first sent, and let go then or when it ends unsent.
+   */
+  private readonly clientFrames = new Map<string, Frame[]>();
+
+  constructor(
+    private readonly session: Session,
+    private readonly out: HubOutlet,
+    private readonly replies: Replies,
+    private readonly engines: EngineRegistry,
+    private readonly records: TaskRecordStore,
+    settings: { scheme: Scheme; hwm: number },
+  ) {
+    this.queue = new TaskQueue(engines, records, settings, this);
+  }
+
+  /** A client's new task, with the frames it came in when it may be forwarded as it is. */
+  submit(request: TaskRequest, wire?: Frame[]): void {
+    if (this.records.get(request.header.msg_id)) {
+      this.replies.error(
+        request.identities,
+        request.header,
+        'ProtocolError',
+        `task ${request.header.msg_id} exists already; every task needs a new msg_id`,
+      );
+      return;
+    }
+    const r = this.records.add(request);
+    const { options } = r;
+    if (!options.balanced && (options.after?.length || options.follow?.length)) {
+      this.fail(r, 'DependencyError', 'after and follow apply to load-balanced tasks only');
+      return;
+    }
+    if (options.balanced) {
+      if (wire) this.clientFrames.set(r.msgId, wire);
+      this.queue.add(r);
+      this.queue.schedule();
+      return;
+    }
+    const id = options.targets?.[0];
+    const engine = id === undefined ? undefined : this.engines.get(id);
+    if (!engine || options.targets?.length !== 1) {
+      this.fail(r, 'EngineError', notRegistered([id], this.engines.ids));
+      return;
+    }
+    this.dispatch(r, engine, wire);
+  }
+
+  /** Sends a queued task to the engine the queue chose. */
+  send(r: TaskRecord, engine: RegisteredEngine): void {
+    const wire = this.clientFrames.get(r.msgId);
+    if (wire) this.clientFrames.delete(r.msgId);
+    this.dispatch(r, engine, wire);
+  }
+
+  /** Ends a task the hub itself fails (dead engine, abort, unmet dependency). */
+  fail(r: TaskRecord, ename: ConditionName, evalue: string): void {
+    this.clientFrames.delete(r.msgId);
+    const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+    if (r.engineId !== null) {
+      this.engines.get(r.engineId)?.release(r.msgId, false);
+      content.engine_id = r.engineId;
+    }
+    const reply = this.session.msg(replyTypes[r.request.header.msg_type], content, {
+      parent: r.request.header,
+      identities: [r.client],
+      metadata: { engine_id: r.engineId },
+    }) as TaskReply;
+    this.out.toClient(reply);
+    this.records.finish(r, reply);
+  }
+
+  /** An engine's reply to a task it ran; the reply's frames go on as the engine signed them. */
+  finish(reply: TaskReply, wire?: Frame[]): void {
+    const r = this.records.get(String(reply.parent_header.msg_id));
+    if (!r || isFinal(r.state) || r.engineId === null) return;
+    if (r.engineId !== this.engines.idOf(reply.identities[0])) return;
+    this.engines.get(r.engineId)?.release(r.msgId, true);
+    // The engine names itself in the reply; when it names itself as the hub knows it, the reply
+    // goes to the client as the engine signed it, else with the hub's id, signed again.
+    const signedAsKnown = reply.metadata.engine_id === r.engineId;
+    this.out.toClient(
+      { ...reply, identities: [r.client], metadata: { ...reply.metadata, engine_id: r.engineId } },
+      signedAsKnown ? wire : undefined,
+    );
+    this.records.finish(r, reply);
+    this.queue.schedule();
+  }
+
+  /** Output an engine printed: to the task's client, and published for every subscriber. */
+  relayOutput(m: IMessage<'stream' | 'display_data' | 'execute_result'>): void {
+    const r = this.records.get(String(m.parent_header.msg_id));
+    const engineId = this.engines.joinedId(m.identities[0]);
+    const tagged = { ...m, metadata: { ...m.metadata, engine_id: engineId } };
+    if (r) this.out.toClient({ ...tagged, identities: [r.client] });
+    this.out.publish(`engine.${String(engineId)}.${m.header.msg_type}`, tagged);
+  }
+
+  /** The tasks of an engine that is gone: rerun elsewhere where retries allow, else failed. */
+  engineLost(engine: RegisteredEngine, reason: string): void {
+    for (const msgId of engine.outstanding) {
+      const r = this.records.get(msgId);
+      if (!r || isFinal(r.state)) continue;
+      this.queue.retryOrFail(r, `engine ${engine.id} died while running this task (${reason})`);
+    }
+  }
+
+  /**
+   * Takes over the unfinished tasks of a controller that stopped without finishing them (its
+   * records came back from the database): those that never reached an engine wait again, those
+   * that were running are rerun where `retries` allows and fail with `EngineError` otherwise, as
+   * their engines' replies went to the controller that is gone.
+   */
+  restore(): void {
+    for (const r of this.records.unfinished()) {
+      if (r.engineId === null) {
+        this.queue.add(r);
+      } else {
+        this.queue.retryOrFail(
+          r,
+          `the controller restarted while engine ${r.engineId} ran this task, so its result is lost; ` +
+            'run it again (rc.resubmit), or give load-balanced tasks retries',
+        );
+      }
+    }
+    this.queue.schedule();
+  }
+
+  /**
+   * Aborts the unfinished tasks among `msgIds`: a waiting one fails at once with
+   * `TaskAbortedError`; one on an engine is never rerun, and is returned by engine for the hub
+   * to ask that engine to drop or interrupt it (the engine then replies aborted).
+   */
+  abort(msgIds: string[]): { aborted: string[]; onEngines: Map<number, string[]> } {
+    const aborted: string[] = [];
+    const onEngines = new Map<number, string[]>();
+    for (const msgId of msgIds) {
+      const r = this.records.get(msgId);
+      if (!r || isFinal(r.state)) continue;
+      aborted.push(msgId);
+      if (r.engineId === null) {
+        this.queue.remove(r.msgId);
+        this.fail(r, 'TaskAbortedError', 'the task was aborted before it started');
+      } else {
+        this.records.cancelRetries(r);
+        onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
+      }
+    }
+    return { aborted, onEngines };
+  }
+
+  private dispatch(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
+    this.engines.assign(engine, r.msgId, r.options.balanced);
+    this.records.assign(r, engine.id);
+    this.out.toEngine({ ...r.request, identities: [engine.uuid] }, wire);
+  }
+}
+
+/** The error text for tasks or requests naming engines that are not registered. */
+export function notRegistered(ids: (number | undefined)[], live: number[]): string {
+  return `engine ${ids.map(String).join(', ')} is not registered; live engines: ${live.join(', ') || 'none'}`;
+}
