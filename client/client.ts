@@ -87,7 +87,10 @@ export type ClientEvent =
 export type { TaskSource } from './views';
 
 /** The requests the client makes of the hub itself (tasks go through `submit`). */
-type HubRequest = Exclude<RequestType, 'apply_request' | 'execute_request' | 'registration_request'>;
+type HubRequest = Exclude<
+  RequestType,
+  'apply_request' | 'execute_request' | 'registration_request'
+>;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */

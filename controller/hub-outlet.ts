@@ -65,7 +65,12 @@ export class Replies {
   }
 
   /** Answers the request with `header`, from `identities`, with an error. */
-  error(identities: Buffer[], header: IHeader<RequestType>, ename: ConditionName, evalue: string): void {
+  error(
+    identities: Buffer[],
+    header: IHeader<RequestType>,
+    ename: ConditionName,
+    evalue: string,
+  ): void {
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
     const type: MsgType = replyTypes[header.msg_type];
     this.out.toClient(this.session.msg(type, content, { parent: header, identities }));
