@@ -12,7 +12,7 @@ import { processHook } from '../client/process-hook';
 import { controllerSettings, type ControllerSettings } from '../controller/options';
 import { resolveOptions, toArgv } from '../options/schema';
 import { connectionFilePath, profileDir } from '../protocol/connection';
-import { ConnectionError, EngineError } from '../protocol/errors';
+import { ConnectionError, EngineError, TimeoutError } from '../protocol/errors';
 import { Adaptive, type AdaptOptions } from './adapt';
 import { createLauncher, type EngineSet, type Launcher, type LauncherName } from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
@@ -222,7 +222,7 @@ export class Cluster {
         );
       }
       if (performance.now() > deadline) {
-        throw new ConnectionError(
+        throw new TimeoutError(
           `only ${ids.length} of ${wanted} engines registered within ${this.options.timeout} ms; ${where}`,
         );
       }

@@ -30,7 +30,7 @@ export interface TaskOutcome<C> {
 
 /** Thrown into a waiting task when the engine receives SIGINT. */
 class InterruptedError extends Error {
-  override name = 'KeyboardInterrupt';
+  override name = 'InterruptedError';
 }
 
 /** tsparallel's compiled code, whose frames a user's traceback leaves out. */
@@ -177,7 +177,7 @@ export class EngineKernel {
     let ename = isErrorLike && typeof err.name === 'string' ? err.name : 'Error';
     let evalue = isErrorLike ? String(err.message) : `uncaught value: ${repr(e)}`;
     if (err?.code === INTERRUPTED_BY_SIGINT || e instanceof InterruptedError) {
-      ename = 'KeyboardInterrupt';
+      ename = 'InterruptedError';
       evalue = 'the task was interrupted by SIGINT';
     }
     const missing = /^(\S+) is not defined$/.exec(evalue);

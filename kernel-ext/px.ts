@@ -188,7 +188,7 @@ async function stop(
   const [ename, evalue] =
     why === 'interrupted'
       ? [
-          'KeyboardInterrupt',
+          'InterruptedError',
           `the cell was interrupted; ${engines} got ${options.signalOnInterrupt}`,
         ]
       : [

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { defineOptions, string, type Given } from '../../options/schema';
-import { ConnectionError } from '../../protocol/errors';
+import { ConnectionError, TimeoutError } from '../../protocol/errors';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
 export interface EngineSet {
@@ -210,7 +210,7 @@ export async function waitForController(
       );
     }
     if (performance.now() > deadline) {
-      throw new ConnectionError(
+      throw new TimeoutError(
         `the controller did not write its connection files within ${timeout} ms; see its log ${log}`,
       );
     }

@@ -213,7 +213,7 @@ describe('kernel comm for the lab panel', function () {
       .flatMap((s) => s.tasks)
       .findLast((t) => t.id === task?.id);
     assert.equal(done?.state, 'error');
-    assert.match(String(done?.errorPreview), /KeyboardInterrupt/);
+    assert.match(String(done?.errorPreview), /InterruptedError/);
     // The engine lives on and runs the next task.
     assert.equal(last('see pending').engines.find((e) => e.id === 2)?.status, 'busy');
   });

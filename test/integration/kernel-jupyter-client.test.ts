@@ -206,7 +206,7 @@ describe('kernel driven by jupyter_client', function () {
   it('an interrupt during a blocking %%px signals the engines and ends the cell', () => {
     assert.equal(r.spin.reply.status, 'error');
     const errors = ofType(r.spin, 'error');
-    assert.equal(errors.at(-1)?.ename, 'KeyboardInterrupt');
+    assert.equal(errors.at(-1)?.ename, 'InterruptedError');
     assert.match(String(errors.at(-1)?.evalue), /engines 0, 1 got SIGINT/);
     assert.equal(r.afterInterrupt.reply.status, 'ok');
     const alive = ofType(r.afterInterrupt, 'execute_result').map(
