@@ -3,7 +3,8 @@
  * started with it: the kernel, the controller and the engines all exit, and the cluster's state
  * file is gone (the kernel stopped it; it was not merely left to die). The parent is a real
  * jupyter_client KernelManager, then a real Jupyter server (Debian's jupyter_server) that
- * started the kernel through its REST API.
+ * started the kernel through its REST API. And a kernel killed outright leaves none of its
+ * cluster behind.
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -84,6 +85,16 @@ describe('a kernel whose Jupyter parent is killed with kill -9', function () {
     children.push(manager);
     started = JSON.parse(await firstLine(manager)) as Started;
     await killAndWatch(manager, started);
+  });
+
+  it('leaves no controller or engines when the kernel itself is killed with kill -9', async () => {
+    const manager = spawn(PYTHON, [START_CLUSTER], { env: k.env, cwd: k.dir });
+    children.push(manager);
+    started = JSON.parse(await firstLine(manager)) as Started;
+    const cluster = [started.controller, ...started.engines];
+    process.kill(started.kernel, 'SIGKILL');
+    // They watch the kernel themselves: the controller its stdin, the engines their parent pid.
+    await until(() => !cluster.some(isAlive), 'the controller and engines to exit', 20_000, 50);
   });
 
   it('ends with its cluster when the parent is a Jupyter server that started it by REST', async () => {
