@@ -15,8 +15,8 @@ interface ParentWatchData {
 const POLL_MS = 1000;
 
 /**
- * How long `stop` gets before the thread kills the process: a main thread busy in a cell never
- * runs it. The cluster's controller and engines end by themselves when the kernel process does.
+ * How long `stop` gets before the thread kills the process, for a cell that an interrupt does
+ * not end. The cluster's controller and engines end by themselves when the kernel process does.
  */
 const STOP_GRACE_MS = 10_000;
 
@@ -45,6 +45,8 @@ function watch({ watchParentPid }: ParentWatchData): void {
     if (process.ppid === watchParentPid) return;
     clearInterval(poll);
     parentPort?.postMessage('parent-gone');
+    // Interrupts a running cell, as Jupyter does, so that the main thread gets to stop.
+    process.kill(process.pid, 'SIGINT');
     setTimeout(() => process.kill(process.pid, 'SIGKILL'), STOP_GRACE_MS);
   }, POLL_MS);
 }

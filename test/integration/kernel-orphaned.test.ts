@@ -58,17 +58,20 @@ function jupyterServers(): [string, string[]][] {
   ];
 }
 
-/** Kills `parent` with SIGKILL and waits for everything the kernel started to be gone. */
-async function killAndWatch(parent: ChildProcess, started: Started): Promise<void> {
+/**
+ * Kills `parent` with SIGKILL and waits for the kernel and its cluster to be gone, and for the
+ * cluster's state file too unless the kernel was stuck and could not stop the cluster.
+ */
+async function killAndWatch(parent: ChildProcess, started: Started, stuck = false): Promise<void> {
   const pids = [started.kernel, started.controller, ...started.engines];
   assert.equal(pids.length, 4);
   assert.ok(pids.every(isAlive), 'all running before the kill');
   assert.ok(existsSync(started.stateFile));
   parent.kill('SIGKILL');
   await until(
-    () => !pids.some(isAlive) && !existsSync(started.stateFile),
+    () => !pids.some(isAlive) && (stuck || !existsSync(started.stateFile)),
     'the kernel, controller and engines to exit and the cluster to be stopped',
-    20_000,
+    30_000,
     50,
   );
 }
@@ -97,6 +100,26 @@ describe('a kernel whose Jupyter parent is killed with kill -9', function () {
     children.push(manager);
     started = JSON.parse(await firstLine(manager)) as Started;
     await killAndWatch(manager, started);
+  });
+
+  /** Starts a kernel and its cluster from a KernelManager, which then runs `busy` in it. */
+  const startBusy = async (busy: string): Promise<ChildProcess> => {
+    const manager = spawn(PYTHON, [START_CLUSTER, '--busy', busy], { env: k.env, cwd: k.dir });
+    children.push(manager);
+    started = JSON.parse(await firstLine(manager)) as Started;
+    return manager;
+  };
+
+  it('ends with its cluster while a cell spins in a loop (it interrupts the cell)', async () => {
+    const manager = await startBusy('console.log("spinning"); while (true) {}');
+    await killAndWatch(manager, started!);
+  });
+
+  it('ends, and its cluster with it, while a cell blocks where no interrupt reaches', async () => {
+    const manager = await startBusy(
+      'console.log("blocking"); require("child_process").execSync("sleep 60")',
+    );
+    await killAndWatch(manager, started!, true);
   });
 
   it('leaves no controller or engines when the kernel itself is killed with kill -9', async () => {

@@ -2,7 +2,9 @@
 
 With a connection file argument it uses that kernel (one a Jupyter server started) and exits;
 without, it starts the kernel itself with jupyter_client's KernelManager, as Jupyter does, and
-stays its parent until it is killed. Either way it prints one JSON line once the cluster runs:
+stays its parent until it is killed; with --busy CODE it then leaves the kernel running CODE,
+which prints before it keeps the kernel busy. Either way it prints one JSON line once the
+cluster runs (and CODE has printed):
 {"kernel": pid, "controller": pid, "engines": [pid, pid], "stateFile": path}.
 """
 import json
@@ -35,16 +37,27 @@ def run(kc, code):
 
 
 def main():
-    if len(sys.argv) > 1:
-        kc = BlockingKernelClient(connection_file=sys.argv[1])
+    args = sys.argv[1:]
+    busy = None
+    if args[:1] == ["--busy"]:
+        busy, args = args[1], args[2:]
+    if args:
+        kc = BlockingKernelClient(connection_file=args[0])
         kc.load_connection_file()
         kc.start_channels()
         kc.wait_for_ready(timeout=TIMEOUT)
     else:
         _, kc = start_new_kernel(kernel_name="tsparallel", startup_timeout=TIMEOUT)
     run(kc, "%cluster start -n 2")
-    print(json.dumps(json.loads(run(kc, PIDS))), flush=True)
-    if len(sys.argv) > 1:
+    pids = json.loads(run(kc, PIDS))
+    if busy:
+        msg_id = kc.execute(busy)
+        while True:
+            msg = kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
+    print(json.dumps(pids), flush=True)
+    if args:
         kc.stop_channels()
         return
     while True:
