@@ -14,8 +14,11 @@ export const KERNEL_NAME = 'tsparallel';
 /** The lab extension's name, the folder under `labextensions/`. */
 export const LAB_EXTENSION_NAME = 'tsparallel';
 
+/** The package's root, where package.json is (this file runs from dist/kernel-ext/). */
+const PACKAGE_ROOT = resolve(__dirname, '..', '..');
+
 /** Where `npm run build:labextension` writes the prebuilt extension. */
-export const LAB_EXTENSION_BUILD = resolve(__dirname, '..', '..', 'labextension', 'build');
+export const LAB_EXTENSION_BUILD = join(PACKAGE_ROOT, 'labextension', 'build');
 
 /**
  * Which Jupyter data directory to install into: the user's (the default), `PREFIX/share/jupyter`,
@@ -75,23 +78,51 @@ export function installKernelSpec(where: InstallPlace = {}): string {
   return dir;
 }
 
+/** Whether the prebuilt extension is there: its manifest, with what the builder adds to it. */
+function labExtensionBuilt(): boolean {
+  const manifest = join(LAB_EXTENSION_BUILD, 'package.json');
+  return (
+    existsSync(manifest) &&
+    (JSON.parse(readFileSync(manifest, 'utf8')) as { jupyterlab?: { _build?: unknown } }).jupyterlab
+      ?._build !== undefined
+  );
+}
+
+/**
+ * Builds the extension in a git checkout, which has its sources but not its build (the npm
+ * package ships the build and not the sources). The builder's output goes to stderr.
+ */
+function buildLabExtension(): void {
+  if (!existsSync(join(PACKAGE_ROOT, 'labextension', 'src'))) {
+    throw new Error(
+      `the lab extension is missing from ${LAB_EXTENSION_BUILD}; reinstall the tsparallel package.`,
+    );
+  }
+  process.stderr.write(
+    `building the lab extension in ${PACKAGE_ROOT} (npm run build:labextension)\n`,
+  );
+  try {
+    execFileSync('npm', ['run', 'build:labextension', '--silent'], {
+      cwd: PACKAGE_ROOT,
+      stdio: ['ignore', 2, 2],
+    });
+  } catch (e) {
+    throw new Error(
+      `building the lab extension failed (see above); run npm install in ${PACKAGE_ROOT}, then this again.`,
+      { cause: e },
+    );
+  }
+}
+
 /**
  * Copies the prebuilt lab extension to `labextensions/tsparallel/` of the Jupyter data
  * directory `where` names, replacing an older copy whole (its bundle names change with each
- * build); returns the folder written. Throws when the extension has not been built.
+ * build); returns the folder written. In a git checkout where the extension is not built yet it
+ * builds it first, which blocks for a minute or so.
  * @example installLabExtension({ sysPrefix: true });
  */
 export function installLabExtension(where: InstallPlace = {}): string {
-  const manifest = join(LAB_EXTENSION_BUILD, 'package.json');
-  const built =
-    existsSync(manifest) &&
-    (JSON.parse(readFileSync(manifest, 'utf8')) as { jupyterlab?: { _build?: unknown } }).jupyterlab
-      ?._build !== undefined;
-  if (!built) {
-    throw new Error(
-      `the lab extension is not built in ${LAB_EXTENSION_BUILD}; run npm run build:labextension first.`,
-    );
-  }
+  if (!labExtensionBuilt()) buildLabExtension();
   const dir = join(dataDir(where), 'labextensions', LAB_EXTENSION_NAME);
   rmSync(dir, { recursive: true, force: true });
   cpSync(LAB_EXTENSION_BUILD, dir, { recursive: true });

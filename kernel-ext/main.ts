@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NotebookKernel } from './kernel';
+import { watchParent } from './parent-watch';
 import { startKernel } from './tslab';
 
 const [connectionFile] = process.argv.slice(2);
@@ -19,4 +20,7 @@ const { version } = JSON.parse(
 ) as {
   version: string;
 };
-void startKernel(connectionFile, version, (tslab) => new NotebookKernel(tslab));
+let kernel: NotebookKernel | undefined;
+void startKernel(connectionFile, version, (tslab) => (kernel = new NotebookKernel(tslab)));
+// Jupyter killed outright cannot shut the kernel down: it stops its cluster and ends by itself.
+watchParent(async () => kernel?.close());
