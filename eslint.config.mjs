@@ -10,7 +10,7 @@ export default tseslint.config(
       'node_modules/',
       'labextension/lib/',
       'labextension/build/',
-      'labextension/host/build/',
+      '.venv-lab/',
     ],
   },
   js.configs.recommended,

@@ -71,9 +71,17 @@ export type ClientEvent =
       balanced: boolean;
       label: string | undefined;
       outputs: readonly TaskOutput[];
+      /** The `map` call it is one of, if any. */
+      map: MapCall | undefined;
     }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
+
+/** One `map` call, shared by the `task:submit` events of its tasks. */
+export interface MapCall {
+  /** How many tasks the map sends. */
+  readonly tasks: number;
+}
 
 /** The view a task was sent through, as `task:submit` events name it. */
 export interface TaskSource {
@@ -355,6 +363,7 @@ export class Client {
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
     buffers: Buffer[],
+    map?: MapCall,
   ): TaskState {
     this.assertOpen();
     const msg =
@@ -377,6 +386,7 @@ export class Client {
       balanced: options.balanced,
       label: options.label,
       outputs: state.outputs,
+      map,
     });
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),

@@ -12,7 +12,7 @@ import {
   type ResultOptions,
   type TaskState,
 } from './async-result';
-import type { Client } from './client';
+import type { Client, MapCall } from './client';
 import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
 import { Reference } from './reference';
 
@@ -141,6 +141,7 @@ abstract class View {
     mode: 'call' | 'map',
     args: unknown[],
     options: TaskOptions,
+    map?: MapCall,
   ): TaskState {
     const refs: number[] = [];
     const plain = args.map((a, i) => {
@@ -153,6 +154,7 @@ abstract class View {
       'apply_request',
       { source, mode, refs, options },
       encodeValue(plain, 'args'),
+      map,
     );
   }
 }
@@ -221,12 +223,14 @@ export class DirectView extends View {
     const targets = this.targets;
     const n = Math.min(targets.length, columns[0]?.length ?? 0);
     const parts = columns.map((c) => partition(c, n));
+    const map: MapCall = { tasks: n };
     const tasks = targets.slice(0, n).map((id, i) =>
       this.sendApply(
         source,
         'map',
         parts.map((p) => p[i]),
         this.taskOptions(false, [id]),
+        map,
       ),
     );
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
@@ -332,6 +336,7 @@ export class LoadBalancedView extends View {
     const source = functionSource(fn);
     const columns = equalLength(seqs).map((c) => chunk(c, this.options.chunkSize ?? 1));
     const count = columns[0]?.length ?? 0;
+    const map: MapCall = { tasks: count };
     const tasks: TaskState[] = [];
     for (let i = 0; i < count; i++) {
       tasks.push(
@@ -340,6 +345,7 @@ export class LoadBalancedView extends View {
           'map',
           columns.map((c) => c[i]),
           this.taskOptions(true, this.allowed),
+          map,
         ),
       );
     }

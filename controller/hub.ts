@@ -9,6 +9,7 @@ import {
   isMsg,
   isMsgType,
   type EngineInfo,
+  type EngineUsage,
   type ErrorContent,
   type IHeader,
   type IMessage,
@@ -69,6 +70,8 @@ interface EngineState {
   balancedLoad: number;
   completed: number;
   lastAssigned: number;
+  /** What the engine's latest heartbeat said of its process. */
+  usage?: EngineUsage;
 }
 
 type ClientRequestType =
@@ -206,7 +209,7 @@ export class Hub {
     const joining = this.pending.get(key);
     if (joining && msg.header.msg_type === 'heartbeat') this.join(key, joining);
     const id = this.byUuid.get(key);
-    if (msg.header.msg_type !== 'heartbeat') return;
+    if (!isMsg(msg, 'heartbeat')) return;
     if (id === undefined) {
       if (joining) return;
       // A stopped engine that resumed, one cut off by the network, or any engine after the
@@ -222,6 +225,8 @@ export class Hub {
       return;
     }
     this.heart.beat(id);
+    const engine = this.engines.get(id);
+    if (engine && msg.content.usage) engine.usage = msg.content.usage;
     this.out.toEngineControl(
       this.session.msg('heartbeat', {}, { parent: msg.header, identities: [uuid] }),
     );
@@ -307,7 +312,12 @@ export class Hub {
     queue_status_request: (m) => {
       const engines: Record<string, QueueCounts> = {};
       for (const [id, e] of this.engines) {
-        engines[id] = { queue: e.outstanding.size, completed: e.completed, tasks: e.balancedLoad };
+        engines[id] = {
+          queue: e.outstanding.size,
+          completed: e.completed,
+          tasks: e.balancedLoad,
+          usage: e.usage,
+        };
       }
       this.reply(m, 'queue_status_reply', {
         status: 'ok',

@@ -49,6 +49,10 @@ export interface EngineState {
   currentTask: string | null;
   /** The engine that took this one's place after an `engine:restart` (ids are never reused). */
   replacedBy: number | null;
+  /** CPU use of the engine's process, percent of one core, as its latest heartbeat said. */
+  cpu: number | null;
+  /** The engine process's resident memory in bytes, as its latest heartbeat said. */
+  memory: number | null;
 }
 
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
@@ -67,6 +71,18 @@ export interface TaskState {
   resultPreview: string | null;
   /** The error's first line when it failed. */
   errorPreview: string | null;
+  /** The map it is part of, if any (`MapState.id`). */
+  map: number | null;
+}
+
+/** A view's `map`: how many of its tasks have finished. */
+export interface MapState {
+  /** Numbers maps in the order they were sent. */
+  id: number;
+  view: (typeof VIEW_KINDS)[number];
+  total: number;
+  done: number;
+  failed: number;
 }
 
 /** A view that code or `%px` sent tasks through. */
@@ -108,6 +124,8 @@ export interface KernelState {
   /** What `%px` runs on. */
   targets: TargetsState;
   views: ViewState[];
+  /** The latest maps, oldest first (bounded). */
+  maps: MapState[];
 }
 
 /** Kernel to panel. */
@@ -131,6 +149,8 @@ export type PanelCommand =
   | { type: 'task:abort'; id: string }
   /** Asks for a task's whole output; the reply carries it. */
   | { type: 'task:output'; id: string }
+  /** Forgets the finished tasks and maps, so that the lists and the task stream start afresh. */
+  | { type: 'tasks:clear' }
   | { type: 'targets:set'; targets: TargetsState };
 
 /** A command with the id its reply carries. */
@@ -153,6 +173,7 @@ const commandFields: { [T in PanelCommand['type']]: Record<string, (v: unknown) 
   'engine:interrupt': { id: isCount },
   'task:abort': { id: (v) => typeof v === 'string' },
   'task:output': { id: (v) => typeof v === 'string' },
+  'tasks:clear': {},
   'targets:set': { targets: isTargets },
 };
 
@@ -238,6 +259,8 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
           completed: num,
           currentTask: nullable(str),
           replacedBy: nullable(num),
+          cpu: nullable(num),
+          memory: nullable(num),
         }),
       ),
       tasks: array(
@@ -252,6 +275,7 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
           completed: nullable(str),
           resultPreview: nullable(str),
           errorPreview: nullable(str),
+          map: nullable(num),
         }),
       ),
       targets: str,
@@ -263,6 +287,7 @@ const kernelRules: { [T in KernelMessage['type']]: Rule } = {
           tasks: num,
         }),
       ),
+      maps: array(object({ id: num, view: oneOf(VIEW_KINDS), total: num, done: num, failed: num })),
     }),
   }),
   reply: (v, path) => {

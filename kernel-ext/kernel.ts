@@ -44,6 +44,9 @@ type Failure = CellError & { shown: boolean };
 /** How long state pushes to the panel are gathered into one message. */
 const STATE_COALESCE_MS = 100;
 
+/** How often a panel watching a cluster gets a fresh state: engines' CPU and memory move unannounced. */
+const USAGE_REFRESH_MS = 2000;
+
 /** See the file's comment. */
 export class NotebookKernel implements KernelFront, NotebookHook {
   cluster: Cluster | undefined;
@@ -63,6 +66,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     () => this.schedulePush(),
   );
   private pushTimer: NodeJS.Timeout | undefined;
+  private usageTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly tslab: Tslab) {
     installNotebookHook(this);
@@ -117,6 +121,7 @@ export class NotebookKernel implements KernelFront, NotebookHook {
   async close(): Promise<void> {
     this.panel.close();
     clearTimeout(this.pushTimer);
+    clearTimeout(this.usageTimer);
     await this.cluster?.stop();
     this.client?.close();
   }
@@ -469,6 +474,9 @@ export class NotebookKernel implements KernelFront, NotebookHook {
         return;
       case 'task:output':
         return this.panel.output(c.id);
+      case 'tasks:clear':
+        this.panel.clearFinished();
+        return;
       case 'targets:set':
         this.config.targets = checkTargets(c.targets);
     }
@@ -487,6 +495,10 @@ export class NotebookKernel implements KernelFront, NotebookHook {
     await this.panel.refresh();
     const state = this.panel.state();
     for (const send of this.comms.values()) send({ type: 'state', state });
+    clearTimeout(this.usageTimer);
+    if (this.comms.size > 0 && state.cluster) {
+      this.usageTimer = setTimeout(() => this.schedulePush(), USAGE_REFRESH_MS);
+    }
   }
 }
 
