@@ -100,8 +100,17 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   );
   mkdirSync(dirname(news), { recursive: true });
   writeFileSync(news, JSON.stringify({ fetchNews: 'false' }));
+  // No debugger: no kernel of this lab has one, and JupyterLab's debugger (4.6) then throws "No
+  // active debugger session" in the page after each cell, asking the kernel for its modules.
+  const pageConfig = join(state, 'config', 'labconfig', 'page_config.json');
+  mkdirSync(dirname(pageConfig), { recursive: true });
+  writeFileSync(
+    pageConfig,
+    JSON.stringify({ disabledExtensions: { '@jupyterlab/debugger-extension': true } }),
+  );
   // Set here, on the command line, so that no Jupyter config file can turn it off.
   const token = randomBytes(24).toString('hex');
+  const rootDir = resolve(options.rootDir ?? process.cwd());
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...options.env,
@@ -126,7 +135,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         '--ServerApp.open_browser=False',
         // CI containers run as root; the server refuses that without this.
         ...(process.getuid?.() === 0 ? ['--ServerApp.allow_root=True'] : []),
-        `--ServerApp.root_dir=${resolve(options.rootDir ?? process.cwd())}`,
+        `--ServerApp.root_dir=${rootDir}`,
         // Only our kernel: the launcher offers it alone, and a new notebook starts on it.
         `--KernelSpecManager.allowed_kernelspecs=${KERNEL_NAME}`,
         `--MappingKernelManager.default_kernel_name=${KERNEL_NAME}`,
@@ -137,6 +146,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       ],
       {
         env,
+        // Where terminals open.
+        cwd: rootDir,
         stdio: ['ignore', logFd, logFd],
         // Its own process group: a Ctrl-C in the terminal reaches only us, and we stop it.
         detached: true,

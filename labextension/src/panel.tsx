@@ -506,7 +506,7 @@ function TasksSection(props: {
           <thead>
             <tr>
               <th>task</th>
-              <th title="engine">eng.</th>
+              <th title="engine">eng</th>
               <th>state</th>
               <th>time</th>
               <th>result</th>

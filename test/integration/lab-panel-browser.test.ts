@@ -7,7 +7,7 @@
  * session. Screenshots of the panel in the light and dark themes go to test-artifacts/lab/.
  */
 import { strict as assert } from 'node:assert';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
@@ -225,7 +225,11 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     await out.getByText('1331 1728 2197 2744').waitFor();
     await panel.locator('.tsp-views [data-view-id][data-kind="balanced"]').first().waitFor();
     const balanced = panel.locator('.tsp-tasks tr[data-view="balanced"][data-state="done"]');
-    await balanced.first().waitFor();
+    // The panel's state follows the cell's output by a moment.
+    const cubeRows = balanced.filter({
+      has: page.locator('.tsp-preview', { hasText: /\b(1331|1728|2197|2744)\b/ }),
+    });
+    await count(cubeRows, 4);
     const rows = await balanced.evaluateAll((trs) =>
       trs.map((r) => ({
         engine: r.getAttribute('data-engine'),
@@ -306,8 +310,10 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     const terminal = page.locator('.jp-Terminal').last();
     await terminal.locator('.xterm-screen').waitFor();
     await terminal.locator('.xterm-helper-textarea').focus();
-    await page.keyboard.type('echo tsp-$((6 * 7))\n');
-    await terminal.locator('.xterm-rows', { hasText: 'tsp-42' }).waitFor();
+    // The terminal draws on a canvas: what the shell did shows in the lab's folder instead.
+    await page.keyboard.type('echo tsp-$((6 * 7)) > from-terminal.txt\n');
+    const file = join(work, 'from-terminal.txt');
+    await until(async () => existsSync(file) && readFileSync(file, 'utf8') === 'tsp-42\n');
   });
 
   it('opens the panel from the "Parallel Cluster" launcher card', async () => {
