@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { runInNewContext } from 'node:vm';
 import { LAB_VENV } from '../../cluster/lab';
 import { CLI } from '../../cluster/launchers/launcher';
@@ -91,7 +92,7 @@ describe('tsparallel lab install', () => {
     });
     assert.equal(list.status, 0, list.stderr);
     // It reports on stderr, in colour.
-    const text = (list.stdout + list.stderr).replace(/\x1b\[[0-9;]*m/g, '');
+    const text = stripVTControlCharacters(list.stdout + list.stderr);
     const version = execFileSync(jupyter, ['lab', '--version'], { encoding: 'utf8' }).trim();
     assert.match(text, new RegExp(`JupyterLab v${version.replace(/\./g, '\\.')}`));
     assert.match(text, /^\s+tsparallel v0\.1\.0 enabled OK$/m, text);
