@@ -44,7 +44,7 @@ type Failure = CellError & { shown: boolean };
 /** How long state pushes to the panel are gathered into one message. */
 const STATE_COALESCE_MS = 100;
 
-/** How often a panel watching a cluster gets a fresh state: engines' CPU and memory move unannounced. */
+/** How often a panel watching a cluster gets a fresh state: engines' CPU and memory move silently. */
 const USAGE_REFRESH_MS = 2000;
 
 /** See the file's comment. */

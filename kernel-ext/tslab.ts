@@ -131,8 +131,8 @@ class KernelServer extends ZmqServer {
     const info = this.handler.handleKernel();
     reply.content = {
       ...info,
-      // The TypeScript the engines compile cells with (tslab names its own), no debugger (else
-      // JupyterLab asks for one), and where to read about the language.
+      // The TypeScript the engines compile cells with (tslab names its own), that there is no
+      // debugger (the protocol's field for it), and where to read about the language.
       language_info: { ...info.language_info, version: ENGINE_TYPESCRIPT_VERSION },
       debugger: false,
       help_links: HELP_LINKS,
