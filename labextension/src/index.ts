@@ -43,7 +43,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => app.shell.activateById(panel.id),
     });
     palette?.addItem({ command: OPEN_COMMAND, category: 'Parallel' });
-    launcher?.add({ command: OPEN_COMMAND, category: 'Other', rank: 0 });
+    launcher?.add({
+      command: OPEN_COMMAND,
+      args: { isLauncher: true },
+      category: 'Other',
+      rank: 0,
+    });
   },
 };
 

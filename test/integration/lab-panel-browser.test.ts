@@ -60,7 +60,7 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
   }
 
   /** Opens a new launcher and clicks its card `name` in `category`. */
-  async function launch(category: string, name: string): Promise<void> {
+  async function launch(category: string, name: string | RegExp): Promise<void> {
     await command('launcher:create');
     await page
       .locator(`.jp-Launcher .jp-LauncherCard[data-category="${category}"]`, { hasText: name })
@@ -320,7 +320,7 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     // Close the sidebar first, so that the card is what brings the panel back.
     await page.locator('.jp-SideBar.jp-mod-left [data-id="tsparallel-panel"]').click();
     await panel.waitFor({ state: 'hidden' });
-    await launch('Other', 'Parallel Cluster');
+    await launch('Other', /^Parallel Cluster$/);
     await panel.waitFor({ state: 'visible' });
     await count(live(), 2);
   });
