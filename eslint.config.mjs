@@ -5,13 +5,7 @@ import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
   {
-    ignores: [
-      'dist/',
-      'node_modules/',
-      'labextension/lib/',
-      'labextension/build/',
-      'labextension/host/build/',
-    ],
+    ignores: ['dist/', 'node_modules/', 'labextension/lib/', 'labextension/build/', '.venv-lab/'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -46,6 +46,7 @@ import {
   BroadcastView,
   DirectView,
   LoadBalancedView,
+  type MapCall,
   type Targets,
   type TaskSource,
   type ViewClient,
@@ -80,11 +81,13 @@ export type ClientEvent =
       balanced: boolean;
       label: string | undefined;
       outputs: readonly TaskOutput[];
+      /** The `map` call it is one of, if any. */
+      map: MapCall | undefined;
     }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
 
-export type { TaskSource } from './views';
+export type { MapCall, TaskSource } from './views';
 
 /** The requests the client makes of the hub itself (tasks go through `submit`). */
 type HubRequest = Exclude<
@@ -355,7 +358,7 @@ export class Client {
 
   /** What the views this client makes may do with it; see `ViewClient`. */
   private readonly forViews: ViewClient = {
-    submit: (view, type, content, buffers) => this.submit(view, type, content, buffers),
+    submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
     abort: (msgIds) => this.abort(msgIds),
   };
@@ -365,6 +368,7 @@ export class Client {
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
     buffers: Buffer[],
+    map?: MapCall,
   ): TaskState {
     this.assertOpen();
     const msg =
@@ -387,6 +391,7 @@ export class Client {
       balanced: options.balanced,
       label: options.label,
       outputs: state.outputs,
+      map,
     });
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),

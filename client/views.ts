@@ -30,6 +30,12 @@ export interface TaskSource {
   readonly options: ViewOptions;
 }
 
+/** One `map` call, shared by the `task:submit` events of its tasks. */
+export interface MapCall {
+  /** How many tasks the map sends. */
+  readonly tasks: number;
+}
+
 /**
  * What a view needs of its client. The client hands it to the views it makes; it is no part of
  * the public `Client`.
@@ -41,6 +47,7 @@ export interface ViewClient {
     type: 'apply_request' | 'execute_request',
     content: ContentMap['apply_request'] | ContentMap['execute_request'],
     buffers: Buffer[],
+    map?: MapCall,
   ): TaskState;
   /** Live ids for `targets`; throws `EngineError` when there are none. */
   liveTargets(targets: Targets): number[];
@@ -193,6 +200,7 @@ abstract class View {
     mode: 'call' | 'map',
     args: unknown[],
     options: TaskOptions,
+    map?: MapCall,
   ): TaskState {
     const refs: number[] = [];
     const plain = args.map((a, i) => {
@@ -205,6 +213,7 @@ abstract class View {
       'apply_request',
       { source, mode, refs, options },
       encodeValue(plain, 'args'),
+      map,
     );
   }
 }
@@ -273,12 +282,14 @@ export class DirectView extends View {
     const targets = this.targets;
     const n = Math.min(targets.length, columns[0]?.length ?? 0);
     const parts = columns.map((c) => partition(c, n));
+    const map: MapCall = { tasks: n };
     const tasks = targets.slice(0, n).map((id, i) =>
       this.sendApply(
         source,
         'map',
         parts.map((p) => p[i]),
         this.taskOptions(false, [id]),
+        map,
       ),
     );
     return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
@@ -384,6 +395,7 @@ export class LoadBalancedView extends View {
     const source = functionSource(fn);
     const columns = equalLength(seqs).map((c) => chunk(c, this.options.chunkSize ?? 1));
     const count = columns[0]?.length ?? 0;
+    const map: MapCall = { tasks: count };
     const tasks: TaskState[] = [];
     for (let i = 0; i < count; i++) {
       tasks.push(
@@ -392,6 +404,7 @@ export class LoadBalancedView extends View {
           'map',
           columns.map((c) => c[i]),
           this.taskOptions(true, this.allowed),
+          map,
         ),
       );
     }

@@ -3,7 +3,7 @@
  * joined, and why recently dropped ones were dropped. Each engine keeps its own counts of the
  * tasks it holds, changed only by `take` and `release`.
  */
-import type { ContentMap, EngineInfo, QueueCounts } from '../protocol/messages';
+import type { ContentMap, EngineInfo, EngineUsage, QueueCounts } from '../protocol/messages';
 import type { EngineLoad } from './schedulers/load-balanced';
 
 /** Dropped engines whose reason the registry remembers. */
@@ -16,6 +16,8 @@ export class RegisteredEngine implements EngineLoad {
   private balancedHeld = 0;
   private replied = 0;
   private lastTaken = 0;
+  /** What the engine's latest heartbeat said of its process. */
+  private usage: EngineUsage | undefined;
 
   constructor(
     readonly info: EngineInfo,
@@ -39,7 +41,17 @@ export class RegisteredEngine implements EngineLoad {
   }
   /** Its numbers for `queue_status_request`. */
   get counts(): QueueCounts {
-    return { queue: this.held.size, completed: this.replied, tasks: this.balancedHeld };
+    return {
+      queue: this.held.size,
+      completed: this.replied,
+      tasks: this.balancedHeld,
+      usage: this.usage,
+    };
+  }
+
+  /** Keeps what a heartbeat reported of the engine's CPU and memory. */
+  reportUsage(usage: EngineUsage | undefined): void {
+    if (usage) this.usage = usage;
   }
 
   /** Counts a task sent to it; `order` says how recent (see `EngineLoad.lastAssigned`). */

@@ -6,7 +6,7 @@
  * `ClientRequests`.
  */
 import type { ConditionName } from '../protocol/errors';
-import { isRequestType, type IHeader, type Message } from '../protocol/messages';
+import { isMsg, isRequestType, type IHeader, type Message } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
 import { EngineRegistry } from './engine-registry';
@@ -152,7 +152,7 @@ export class Hub {
 
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
   handleHeartbeat(msg: Message): void {
-    if (msg.header.msg_type !== 'heartbeat') return;
+    if (!isMsg(msg, 'heartbeat')) return;
     const uuid = msg.identities[0];
     const joined = this.engines.join(uuid);
     if (joined) {
@@ -177,6 +177,7 @@ export class Hub {
       return;
     }
     this.heart.beat(id);
+    this.engines.get(id)?.reportUsage(msg.content.usage);
     this.out.toEngineControl(
       this.session.msg('heartbeat', {}, { parent: msg.header, identities: [uuid] }),
     );

@@ -5,7 +5,7 @@
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
-import { isMsg } from '../protocol/messages';
+import { isMsg, type EngineUsage } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { readRunningId } from './running-task';
@@ -87,9 +87,10 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
   let lastBeat = 0;
   let stopped = false;
   let aligning = false;
+  const usage = usageMeter();
   const sendBeat = (): void => {
     lastBeat = performance.now();
-    channel.send(session.msg('heartbeat', {}));
+    channel.send(session.msg('heartbeat', { usage: usage() }));
   };
   const stop = (): void => {
     stopped = true;
@@ -152,6 +153,23 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
   return () => {
     stop();
     channel.close();
+  };
+}
+
+/**
+ * Returns a function that measures this process (every thread of it) at each call: its CPU use
+ * since the previous call, in percent of one core, and its resident memory.
+ */
+function usageMeter(): () => EngineUsage {
+  let cpu = process.cpuUsage();
+  let at = performance.now();
+  return () => {
+    const now = performance.now();
+    const used = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    const percent = (used.user + used.system) / 10 / Math.max(1, now - at);
+    at = now;
+    return { cpu: Math.round(percent), rss: process.memoryUsage.rss() };
   };
 }
 

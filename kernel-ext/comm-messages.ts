@@ -64,6 +64,10 @@ export interface PanelEngine {
   currentTask: string | null;
   /** The engine that took this one's place after an `engine:restart` (ids are never reused). */
   replacedBy: number | null;
+  /** CPU use of the engine's process, percent of one core, as its latest heartbeat said. */
+  cpu: number | null;
+  /** The engine process's resident memory in bytes, as its latest heartbeat said. */
+  memory: number | null;
 }
 
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
@@ -82,6 +86,18 @@ export interface PanelTask {
   resultPreview: string | null;
   /** The error's first line when it failed. */
   errorPreview: string | null;
+  /** The map it is part of, if any (`PanelMap.id`). */
+  map: number | null;
+}
+
+/** A view's `map`: how many of its tasks have finished. */
+export interface PanelMap {
+  /** Numbers maps in the order they were sent. */
+  id: number;
+  view: (typeof VIEW_KINDS)[number];
+  total: number;
+  done: number;
+  failed: number;
 }
 
 /** A view that code or `%px` sent tasks through. */
@@ -123,6 +139,8 @@ export interface KernelState {
   /** What `%px` runs on. */
   targets: TargetsState;
   views: PanelView[];
+  /** The latest maps, oldest first (bounded). */
+  maps: PanelMap[];
 }
 
 /** Kernel to panel. */
@@ -146,6 +164,8 @@ export type PanelCommand =
   | { type: 'task:abort'; id: string }
   /** Asks for a task's whole output; the reply carries it. */
   | { type: 'task:output'; id: string }
+  /** Forgets the finished tasks and maps, so that the lists and the task stream start afresh. */
+  | { type: 'tasks:clear' }
   | { type: 'targets:set'; targets: TargetsState };
 
 /** A command with the id its reply carries. */
@@ -165,6 +185,7 @@ const commandChecks: { [T in PanelCommand['type']]: Check } = {
   'engine:interrupt': shape({ id: count }),
   'task:abort': shape({ id: str }),
   'task:output': shape({ id: str }),
+  'tasks:clear': obj,
   'targets:set': shape({ targets: str }),
 };
 
@@ -214,6 +235,8 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           completed: num,
           currentTask: nullable(str),
           replacedBy: nullable(num),
+          cpu: nullable(num),
+          memory: nullable(num),
         }),
       ),
       tasks: arrayOf(
@@ -228,6 +251,7 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           completed: nullable(str),
           resultPreview: nullable(str),
           errorPreview: nullable(str),
+          map: nullable(num),
         }),
       ),
       targets: str,
@@ -238,6 +262,9 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           targets: (v) => (v === 'all' ? null : nullable(arrayOf(num))(v)),
           tasks: num,
         }),
+      ),
+      maps: arrayOf(
+        shape({ id: num, view: oneOf(VIEW_KINDS), total: num, done: num, failed: num }),
       ),
     }),
   }),

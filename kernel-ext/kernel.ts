@@ -34,6 +34,9 @@ const QUIET: Outlet = { stream: () => {}, publish: () => {} };
 /** How long state pushes to the panel are gathered into one message. */
 const STATE_COALESCE_MS = 100;
 
+/** How often a panel watching a cluster gets a fresh state: engines' CPU and memory move silently. */
+const USAGE_REFRESH_MS = 2000;
+
 /** See the file's comment. */
 export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private readonly settings: PxConfig = { ...DEFAULT_PX_CONFIG };
@@ -55,6 +58,7 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
     (client, cluster) => this.panel.follow(client, cluster),
   );
   private pushTimer: NodeJS.Timeout | undefined;
+  private usageTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly tslab: Tslab) {
     installNotebookHook(this);
@@ -121,6 +125,7 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   async close(): Promise<void> {
     this.panel.close();
     clearTimeout(this.pushTimer);
+    clearTimeout(this.usageTimer);
     await this.shared.close();
   }
 
@@ -275,6 +280,9 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
         return;
       case 'task:output':
         return this.panel.output(c.id);
+      case 'tasks:clear':
+        this.panel.clearFinished();
+        return;
       case 'targets:set':
         this.configure({ targets: checkTargets(c.targets) });
     }
@@ -293,6 +301,10 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
     await this.panel.refresh();
     const state = this.panel.state();
     for (const send of this.comms.values()) send({ type: 'state', state });
+    clearTimeout(this.usageTimer);
+    if (this.comms.size > 0 && state.cluster) {
+      this.usageTimer = setTimeout(() => this.schedulePush(), USAGE_REFRESH_MS);
+    }
   }
 }
 

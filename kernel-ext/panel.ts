@@ -6,7 +6,7 @@
  */
 import { inspect } from 'node:util';
 import { streamText, type ExecuteReply, type TaskOutput } from '../client/async-result';
-import type { Client, ClientEvent, TaskSource } from '../client/client';
+import type { Client, ClientEvent, MapCall, TaskSource } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import { RemoteError } from '../protocol/errors';
 import type { EngineInfo, QueueCounts } from '../protocol/messages';
@@ -14,6 +14,7 @@ import {
   OUTPUT_CHARS,
   type PanelEngine,
   type KernelState,
+  type PanelMap,
   type TaskOutputState,
   type PanelTask,
   type PanelView,
@@ -22,6 +23,7 @@ import {
 const TASKS_KEPT = 200;
 const PREVIEW_CHARS = 200;
 const VIEWS_KEPT = 50;
+const MAPS_KEPT = 50;
 
 interface DeadEngine {
   id: number;
@@ -53,6 +55,9 @@ export class PanelModel {
   private readonly viewList: PanelView[] = [];
   /** Ids keep counting when old views leave `viewList`, so none is given twice. */
   private nextViewId = 0;
+  private maps = new WeakMap<MapCall, PanelMap>();
+  private mapList: PanelMap[] = [];
+  private nextMapId = 0;
   private readonly dead = new Map<number, DeadEngine>();
   /** Engines as last seen, to describe them once they are gone. */
   private readonly known = new Map<number, EngineInfo>();
@@ -74,6 +79,9 @@ export class PanelModel {
       this.views = new WeakMap();
       this.viewList.length = 0;
       this.nextViewId = 0;
+      this.maps = new WeakMap();
+      this.mapList = [];
+      this.nextMapId = 0;
       this.dead.clear();
       this.replacing.clear();
       this.replacedBy.clear();
@@ -122,6 +130,7 @@ export class PanelModel {
             completed: null,
             resultPreview: null,
             errorPreview: null,
+            map: e.map ? this.mapOf(e.map, kind).id : null,
           },
           request: e.request,
           outputs: e.outputs,
@@ -155,11 +164,33 @@ export class PanelModel {
         t.completed = (e.task.completed ?? e.task.received)?.toISOString() ?? null;
         t.resultPreview = e.error ? null : resultText(kept, PREVIEW).slice(0, PREVIEW_CHARS);
         t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
+        const map = this.mapList.find((m) => m.id === t.map);
+        if (map && e.error) map.failed += 1;
+        else if (map) map.done += 1;
         break;
       }
       case 'engine:output':
         break;
     }
+  }
+
+  /** The map `call`'s state, made at its first task. */
+  private mapOf(call: MapCall, view: PanelMap['view']): PanelMap {
+    let map = this.maps.get(call);
+    if (!map) {
+      map = { id: this.nextMapId++, view, total: call.tasks, done: 0, failed: 0 };
+      this.maps.set(call, map);
+      this.mapList.push(map);
+      if (this.mapList.length > MAPS_KEPT) this.mapList.shift();
+    }
+    return map;
+  }
+
+  /** Forgets the finished tasks and maps (the panel's "clear finished"). */
+  clearFinished(): void {
+    for (const [id, t] of this.tasks) if (t.shown.state !== 'pending') this.tasks.delete(id);
+    this.mapList = this.mapList.filter((m) => m.done + m.failed < m.total);
+    this.changed();
   }
 
   /** Shows engine `id` as restarting until `restarted` says how its replacement went. */
@@ -226,7 +257,15 @@ export class PanelModel {
     const client = this.client;
     const time = new Date().toISOString();
     if (!client)
-      return { time, cluster: null, engines: [], tasks: [], targets: this.targets(), views: [] };
+      return {
+        time,
+        cluster: null,
+        engines: [],
+        tasks: [],
+        targets: this.targets(),
+        views: [],
+        maps: [],
+      };
     const started = this.cluster?.created ?? this.connectedAt;
     const tasks = [...this.tasks.values()].map((t) => t.shown);
     const running = tasks.filter((t) => t.state === 'pending' && t.engine !== null);
@@ -242,6 +281,8 @@ export class PanelModel {
         completed: q.completed,
         currentTask: current,
         replacedBy: null,
+        cpu: q.usage?.cpu ?? null,
+        memory: q.usage?.rss ?? null,
       };
     });
     const dead: PanelEngine[] = [...this.dead.values()].map((d) => ({
@@ -251,6 +292,8 @@ export class PanelModel {
       completed: this.queues[d.id]?.completed ?? 0,
       currentTask: null,
       replacedBy: this.replacedBy.get(d.id) ?? null,
+      cpu: null,
+      memory: null,
     }));
     return {
       time,
@@ -264,6 +307,7 @@ export class PanelModel {
       tasks,
       targets: this.targets(),
       views: [...this.viewList],
+      maps: this.mapList.map((m) => ({ ...m })),
     };
   }
 

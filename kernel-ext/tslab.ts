@@ -9,6 +9,7 @@ import { createConverter, type Converter } from 'tslab/dist/converter';
 import { createExecutor, type ConverterSet } from 'tslab/dist/executor';
 import * as jupyter from 'tslab/dist/jupyter';
 import { JupyterHandlerImpl, ZmqServer } from 'tslab/dist/jupyter';
+import { readFileSync } from 'node:fs';
 import { format } from 'node:util';
 import type * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
@@ -22,6 +23,19 @@ import {
   type KernelRequest,
   type ReplyContent,
 } from './kernel-messages';
+
+/** The `typescript` package the engines' cell transform loads (tslab bundles older ones). */
+const ENGINE_TYPESCRIPT_VERSION = (
+  JSON.parse(readFileSync(require.resolve('typescript/package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** `kernel_info_reply.help_links`: JupyterLab lists them in its Help menu. */
+const HELP_LINKS = [
+  { text: 'TypeScript Handbook', url: 'https://www.typescriptlang.org/docs/handbook/' },
+  { text: 'Node.js API', url: 'https://nodejs.org/docs/latest-v20.x/api/' },
+];
 
 /** Where a cell's output goes: IOPub messages with the request as their parent. */
 export interface Outlet {
@@ -114,8 +128,14 @@ class KernelServer extends ZmqServer {
   ): void {
     const reply = msg.createReply();
     reply.header.msg_type = 'kernel_info_reply';
+    const info = this.handler.handleKernel();
     reply.content = {
-      ...this.handler.handleKernel(),
+      ...info,
+      // The TypeScript the engines compile cells with (tslab names its own), that there is no
+      // debugger (the protocol's field for it), and where to read about the language.
+      language_info: { ...info.language_info, version: ENGINE_TYPESCRIPT_VERSION },
+      debugger: false,
+      help_links: HELP_LINKS,
       implementation: KERNEL_IMPLEMENTATION,
       implementation_version: this.version,
       banner: `TypeScript with tsparallel ${this.version} (tslab underneath); %lsmagic lists the magics`,

@@ -75,6 +75,14 @@ export interface QueueCounts {
   completed: number;
   /** Of `queue`, the tasks placed by the load-balanced scheduler. */
   tasks: number;
+  /** The engine's process as its latest heartbeat measured it, once it has sent one. */
+  usage?: EngineUsage;
+}
+
+/** An engine process's CPU (percent of one core since its previous beat) and memory (RSS bytes). */
+export interface EngineUsage {
+  cpu: number;
+  rss: number;
 }
 
 /** A task's record as `result_request` returns it. */
@@ -122,8 +130,11 @@ export interface ContentMap {
   }>;
   /** The sender's identity says which engine leaves. */
   unregistration_request: Record<string, never>;
-  /** Beats carry nothing: the sender's identity says whose they are. */
-  heartbeat: Record<string, never>;
+  /**
+   * The sender's identity says whose beat it is; an engine's beat carries its process's usage,
+   * the hub's answer nothing.
+   */
+  heartbeat: { usage?: EngineUsage };
   /** Hub to an engine it does not know (dropped, or the hub restarted): register again. */
   registration_lost: { reason: string };
   registration_notification: { engine: EngineInfo };
@@ -250,7 +261,8 @@ const engineInfo = shape({
   registered: str,
   ...launchFields,
 });
-const queueCounts = shape({ queue: num, completed: num, tasks: num });
+const engineUsage = shape({ cpu: num, rss: num });
+const queueCounts = shape({ queue: num, completed: num, tasks: num, usage: optional(engineUsage) });
 const errorContent = shape({
   status: oneOf(['error']),
   ename: str,
@@ -288,7 +300,7 @@ const contentChecks: Record<MsgType, Check> = {
   registration_request: shape({ uuid: str, pid: num, hostname: str, ...launchFields }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
-  heartbeat: obj,
+  heartbeat: shape({ usage: optional(engineUsage) }),
   registration_lost: shape({ reason: str }),
   registration_notification: shape({ engine: engineInfo }),
   unregistration_notification: shape({ id: num, reason: str }),

@@ -9,6 +9,7 @@ import {
   type PanelEngine,
   type KernelMessage,
   type KernelState,
+  type PanelMap,
   type PanelCommand,
   type PanelMessage,
   type TaskOutputState,
@@ -36,6 +37,15 @@ export interface StreamBar {
   state: PanelTask['state'];
   x: number;
   width: number;
+  /** What hovering the bar says: `task 1a2b3c · engine 0 · 1.2 s · done`. */
+  summary: string;
+}
+
+/** A mark on the task stream's time axis. */
+export interface AxisTick {
+  x: number;
+  /** Time before the window's end (`-4 s`), or `now` at the end. */
+  label: string;
 }
 
 /** One engine's lane of the task stream. */
@@ -50,6 +60,15 @@ export interface TaskStream {
   start: number;
   end: number;
   lanes: StreamLane[];
+  ticks: AxisTick[];
+}
+
+/** A map's progress bar. */
+export interface MapProgress {
+  map: PanelMap;
+  /** Finished tasks (done or failed) over all, 0 to 1. */
+  fraction: number;
+  running: boolean;
 }
 
 /** See the file's comment. */
@@ -196,6 +215,36 @@ export class ClusterModel {
     this.emit();
   }
 
+  /** Asks the kernel to forget finished tasks and maps; running ones stay. */
+  clearFinished(): void {
+    this.run({ type: 'tasks:clear' });
+  }
+
+  /** True when there are finished tasks or maps to clear. */
+  hasFinished(): boolean {
+    const s = this.state;
+    return Boolean(
+      s &&
+        (s.tasks.some((t) => t.state !== 'pending') ||
+          s.maps.some((m) => m.done + m.failed >= m.total)),
+    );
+  }
+
+  /** The latest maps' progress, newest first: `count` at most. */
+  mapProgress(count = 5): MapProgress[] {
+    return (this.state?.maps ?? [])
+      .slice(-count)
+      .reverse()
+      .map((map) => {
+        const finished = map.done + map.failed;
+        return {
+          map,
+          fraction: map.total === 0 ? 1 : finished / map.total,
+          running: finished < map.total,
+        };
+      });
+  }
+
   dismissError(): void {
     this.error = null;
     this.emit();
@@ -292,6 +341,39 @@ export function formatSeconds(s: number): string {
   return m < 60 ? `${m} min ${whole % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/** `512 KB`, `85 MB`, `1.2 GB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** Steps of the time axis, in seconds: the first that gives at most `MAX_TICKS` marks wins. */
+const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
+const MAX_TICKS = 5;
+
+/**
+ * Marks for a time axis over `span` ms drawn `width` units wide, counted back from its right
+ * end (`now`) in round steps.
+ */
+export function axisTicks(span: number, width: number): AxisTick[] {
+  const seconds = span / 1000;
+  const step = TICK_STEPS.find((s) => seconds / s <= MAX_TICKS) ?? seconds / MAX_TICKS;
+  const ticks: AxisTick[] = [];
+  for (let i = 0; i * step <= seconds + 1e-9; i++) {
+    const back = i * step;
+    const x = width - (back / Math.max(seconds, 1e-9)) * width;
+    const label = back < 60 ? `-${Number(back.toFixed(1))} s` : `-${formatSeconds(back)}`;
+    ticks.push({ x, label: i === 0 ? 'now' : label });
+  }
+  return ticks;
+}
+
 /**
  * The task stream of `state` at kernel time `now` (ms), `width` units wide: one lane per
  * engine (dead ones too while they have bars), a bar per task from its start (its submission
@@ -317,8 +399,9 @@ export function taskStream(state: KernelState, now: number, width: number): Task
           x: (startOf(t) - start) * scale,
           // A task too short to see still gets a visible sliver.
           width: Math.max(1, (endOf(t) - startOf(t)) * scale),
+          summary: `task ${t.id.slice(0, 6)} · engine ${e.id} · ${formatSeconds((endOf(t) - startOf(t)) / 1000)} · ${t.state}`,
         })),
     }))
     .filter((l) => l.status !== 'dead' || l.bars.length > 0);
-  return { start, end, lanes };
+  return { start, end, lanes, ticks: axisTicks(end - start, width) };
 }

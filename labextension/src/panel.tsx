@@ -7,7 +7,14 @@ import * as React from 'react';
 import { ReactWidget } from '@jupyterlab/apputils';
 import { closeIcon, LabIcon, refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import type { PanelEngine, PanelTask, PanelView } from '../../kernel-ext/comm-messages';
-import { ClusterModel, formatSeconds, taskSeconds, taskStream } from './model';
+import {
+  ClusterModel,
+  formatBytes,
+  formatSeconds,
+  taskSeconds,
+  taskStream,
+  type StreamBar,
+} from './model';
 
 /** The cluster icon of the sidebar tab: a controller linked to three engines. */
 export const clusterIcon = new LabIcon({
@@ -70,6 +77,7 @@ function PanelView({ model }: { model: ClusterModel }): React.ReactElement {
       {state?.cluster && (
         <>
           <EnginesSection model={model} engines={state.engines} />
+          <MapsSection model={model} />
           <section className="tsp-Panel-section tsp-stream">
             <h3>Task stream</h3>
             <TaskStreamChart model={model} now={now} />
@@ -192,6 +200,8 @@ function EnginesSection(props: {
       <icon.react tag="span" />
     </button>
   );
+  // Memory bars share one scale, so engines compare at a glance.
+  const memoryScale = Math.max(MIN_MEMORY_SCALE, ...props.engines.map((e) => e.memory ?? 0));
   return (
     <section className="tsp-Panel-section tsp-engines">
       <h3>Engines</h3>
@@ -234,14 +244,105 @@ function EnginesSection(props: {
               {e.currentTask ? `runs ${shortId(e.currentTask)}` : ''}
             </span>
           </div>
+          {e.status !== 'dead' && (
+            <div className="tsp-Panel-meters">
+              <Meter
+                field="cpu"
+                label="CPU"
+                value={e.cpu}
+                fraction={(e.cpu ?? 0) / 100}
+                text={e.cpu === null ? '–' : `${e.cpu}%`}
+                title="CPU use of the engine process, percent of one core"
+              />
+              <Meter
+                field="memory"
+                label="mem"
+                value={e.memory}
+                fraction={(e.memory ?? 0) / memoryScale}
+                text={e.memory === null ? '–' : formatBytes(e.memory)}
+                title="Resident memory of the engine process"
+              />
+            </div>
+          )}
         </div>
       ))}
     </section>
   );
 }
 
-const LANE = 16;
+/** The memory bars' full width is at least this many bytes. */
+const MIN_MEMORY_SCALE = 256 * 1024 * 1024;
+
+/** A labelled bar for one measure of an engine; `fraction` is clamped to 0..1. */
+function Meter(props: {
+  field: string;
+  label: string;
+  value: number | null;
+  fraction: number;
+  text: string;
+  title: string;
+}): React.ReactElement {
+  const percent = Math.round(Math.min(1, Math.max(0, props.fraction)) * 100);
+  return (
+    <span
+      className="tsp-Panel-meter"
+      data-field={props.field}
+      data-value={props.value ?? ''}
+      title={props.title}
+    >
+      <span className="tsp-Panel-meterLabel">{props.label}</span>
+      <span className="tsp-Panel-meterTrack">
+        <span className="tsp-Panel-meterFill" style={{ width: `${percent}%` }} />
+      </span>
+      <span className="tsp-Panel-meterText">{props.text}</span>
+    </span>
+  );
+}
+
+function MapsSection({ model }: { model: ClusterModel }): React.ReactElement | null {
+  const maps = model.mapProgress();
+  if (maps.length === 0) return null;
+  return (
+    <section className="tsp-Panel-section tsp-maps">
+      <h3>Maps</h3>
+      {maps.map(({ map, fraction, running }) => (
+        <div
+          key={map.id}
+          className="tsp-Panel-map"
+          data-map-id={map.id}
+          data-done={map.done + map.failed}
+          data-total={map.total}
+          data-running={running}
+        >
+          <span className="tsp-Panel-mapName">
+            map {map.id} {map.view === 'direct' ? 'D' : 'LB'}
+          </span>
+          <span
+            className="tsp-Panel-meterTrack"
+            role="progressbar"
+            aria-valuemin={0}
+            aria-valuemax={map.total}
+            aria-valuenow={map.done + map.failed}
+          >
+            <span
+              className={`tsp-Panel-meterFill${map.failed > 0 ? ' jp-mod-error' : ''}`}
+              style={{ width: `${Math.round(fraction * 100)}%` }}
+            />
+          </span>
+          <span className="tsp-Panel-meterText">
+            {map.done + map.failed}/{map.total}
+            {map.failed > 0 && ` (${map.failed} failed)`}
+          </span>
+        </div>
+      ))}
+    </section>
+  );
+}
+
+const LANE = 24;
 const LABEL = 28;
+const AXIS = 16;
+const STATES = ['pending', 'done', 'error'] as const;
 
 /**
  * The width `ref`'s element has, followed as the sidebar is resized: the chart draws in pixels
@@ -260,50 +361,84 @@ function useWidth(ref: React.RefObject<Element | null>, initial: number): number
 }
 
 function TaskStreamChart(props: { model: ClusterModel; now: number }): React.ReactElement {
-  const ref = React.useRef<SVGSVGElement>(null);
-  const width = Math.max(LABEL + 50, useWidth(ref, 300));
+  const ref = React.useRef<HTMLDivElement>(null);
+  const width = Math.max(LABEL + 50, useWidth(ref, 200));
+  const [hovered, setHovered] = React.useState<{ bar: StreamBar; top: number } | null>(null);
   const state = props.model.state!;
   const stream = taskStream(state, props.now, width - LABEL);
-  const height = Math.max(1, stream.lanes.length) * LANE + 14;
-  const span = (stream.end - stream.start) / 1000;
+  const lanesHeight = Math.max(1, stream.lanes.length) * LANE;
+  // The hovered bar as it is now: it grows while it runs, and goes when it is cleared.
+  const tip = hovered && stream.lanes.flatMap((l) => l.bars).find((b) => b.id === hovered.bar.id);
   return (
-    <svg
-      ref={ref}
-      className="tsp-task-stream"
-      width="100%"
-      height={height}
-      role="img"
-      aria-label="Task stream: one lane per engine, one bar per task over time"
-    >
-      {stream.lanes.map((lane, i) => (
-        <g key={lane.engine} data-lane={lane.engine} transform={`translate(0 ${i * LANE})`}>
-          <text className="tsp-TaskStream-label" x={0} y={LANE - 5}>
-            {lane.engine}
-          </text>
-          <line className="tsp-TaskStream-lane" x1={LABEL} x2={width} y1={LANE - 1} y2={LANE - 1} />
-          {lane.bars.map((b) => (
-            <rect
-              key={b.id}
-              className={`tsp-TaskStream-bar jp-mod-${b.state}`}
-              data-task-id={b.id}
-              data-state={b.state}
-              x={LABEL + b.x}
-              y={2}
-              width={b.width}
-              height={LANE - 4}
-            >
-              <title>{`task ${shortId(b.id)}: ${b.state}`}</title>
-            </rect>
+    <div className="tsp-TaskStream" ref={ref}>
+      <div className="tsp-TaskStream-legend">
+        {STATES.map((s) => (
+          <span key={s} className="tsp-TaskStream-key">
+            <span className={`tsp-TaskStream-swatch jp-mod-${s}`} />
+            {s}
+          </span>
+        ))}
+      </div>
+      <svg
+        className="tsp-task-stream"
+        width={width}
+        height={lanesHeight + AXIS}
+        role="img"
+        aria-label="Task stream: one lane per engine, one bar per task over time"
+        onMouseLeave={() => setHovered(null)}
+      >
+        {stream.lanes.map((lane, i) => (
+          <g key={lane.engine} data-lane={lane.engine} transform={`translate(0 ${i * LANE})`}>
+            <text className="tsp-TaskStream-label" x={0} y={LANE / 2 + 4}>
+              {lane.engine}
+            </text>
+            <line className="tsp-TaskStream-lane" x1={LABEL} x2={width} y1={LANE} y2={LANE} />
+            {lane.bars.map((b) => (
+              <rect
+                key={b.id}
+                className={`tsp-TaskStream-bar jp-mod-${b.state}`}
+                data-task-id={b.id}
+                data-state={b.state}
+                x={LABEL + b.x}
+                y={3}
+                width={b.width}
+                height={LANE - 6}
+                onMouseEnter={() => setHovered({ bar: b, top: i * LANE })}
+              />
+            ))}
+          </g>
+        ))}
+        <g className="tsp-TaskStream-axis" transform={`translate(${LABEL} ${lanesHeight})`}>
+          {stream.lanes.length === 0 && (
+            <text className="tsp-TaskStream-label" x={0} y={AXIS - 3}>
+              no engines
+            </text>
+          )}
+          {stream.ticks.map((t) => (
+            <g key={t.label} transform={`translate(${t.x} 0)`}>
+              <line className="tsp-TaskStream-tick" y1={0} y2={4} />
+              <text
+                className="tsp-TaskStream-label"
+                y={AXIS - 3}
+                textAnchor={t.x > width - LABEL - 20 ? 'end' : t.x < 20 ? 'start' : 'middle'}
+              >
+                {t.label}
+              </text>
+            </g>
           ))}
         </g>
-      ))}
-      <text className="tsp-TaskStream-label" x={LABEL} y={height - 2}>
-        {stream.lanes.length === 0 ? 'no engines' : `last ${formatSeconds(span)}`}
-      </text>
-      <text className="tsp-TaskStream-label" x={width} y={height - 2} textAnchor="end">
-        now
-      </text>
-    </svg>
+      </svg>
+      {hovered && tip && (
+        <div
+          className="tsp-TaskStream-tip"
+          role="tooltip"
+          data-task-id={tip.id}
+          style={{ top: hovered.top + LANE + 18 }}
+        >
+          {tip.summary}
+        </div>
+      )}
+    </div>
   );
 }
 
@@ -352,7 +487,18 @@ function TasksSection(props: {
   const tasks = [...props.tasks].reverse();
   return (
     <section className="tsp-Panel-section tsp-tasks">
-      <h3>Tasks</h3>
+      <h3>
+        Tasks
+        <button
+          className="tsp-Panel-link"
+          data-action="tasks-clear"
+          title="Forget finished tasks and maps; running ones stay"
+          disabled={!model.hasFinished() || model.waiting('tasks:clear')}
+          onClick={() => model.clearFinished()}
+        >
+          clear finished
+        </button>
+      </h3>
       {tasks.length === 0 ? (
         <p className="tsp-Panel-note">No tasks yet: run a %%px cell or a view's map.</p>
       ) : (
@@ -360,7 +506,7 @@ function TasksSection(props: {
           <thead>
             <tr>
               <th>task</th>
-              <th title="engine">eng.</th>
+              <th title="engine">eng</th>
               <th>state</th>
               <th>time</th>
               <th>result</th>

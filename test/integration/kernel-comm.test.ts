@@ -86,6 +86,8 @@ describe('kernel comm for the lab panel', function () {
       ['restart', send({ type: 'engine:restart', id: 1, requestId: 'restart' })],
       ['scale', send({ type: 'cluster:scale', engines: 1, requestId: 'scale' })],
       ['scale magic', { op: 'execute', code: '%cluster scale 3' }],
+      ['see finished', look('see finished')],
+      ['clear', send({ type: 'tasks:clear', requestId: 'clear' })],
       ['stop', send({ type: 'cluster:stop', requestId: 'stop' })],
     ];
     const out = await drive(
@@ -176,6 +178,37 @@ describe('kernel comm for the lab panel', function () {
         ['balanced', null, 3],
       ],
     );
+  });
+
+  it("shows each live engine's CPU and memory, from its heartbeats", () => {
+    const live = last('all').engines.filter((e) => e.status !== 'dead');
+    assert.equal(live.length, 2);
+    for (const e of live) {
+      assert.ok(e.cpu !== null && e.cpu >= 0, `engine ${e.id} cpu ${e.cpu}`);
+      assert.ok(e.memory !== null && e.memory > 10 * 1024 * 1024, `engine ${e.id} ${e.memory}`);
+    }
+    assert.deepEqual(
+      last('all')
+        .engines.filter((e) => e.status === 'dead')
+        .map((e) => [e.cpu, e.memory]),
+      [[null, null]],
+    );
+  });
+
+  it("counts a map's tasks as they finish, and marks which map each task is of", () => {
+    assert.deepEqual(last('all').maps, [{ id: 0, view: 'balanced', total: 3, done: 3, failed: 0 }]);
+    const tasks = last('all').tasks;
+    assert.deepEqual(
+      tasks.map((t) => t.map),
+      [null, null, null, null, 0, 0, 0],
+    );
+  });
+
+  it('tasks:clear forgets the finished tasks and maps', () => {
+    assert.ok(last('see finished').tasks.length > 0);
+    assert.equal(replyOf(msgs('clear'))?.ok, true);
+    assert.deepEqual(last('clear').tasks, []);
+    assert.deepEqual(last('clear').maps, []);
   });
 
   it("task:output answers with a task's whole stdout, stderr and value", () => {

@@ -6,6 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import * as ts from 'typescript';
 import { Cluster } from '../../index';
 import {
   drive,
@@ -106,7 +107,14 @@ describe('kernel driven by jupyter_client', function () {
 
   it('answers kernel_info and comm_info_request as the protocol says', () => {
     assert.equal(info.implementation, 'tsparallel');
-    assert.equal((info.language_info as { name: string }).name, 'typescript');
+    const language = info.language_info as { name: string; version: string };
+    assert.equal(language.name, 'typescript');
+    // The TypeScript the engines compile with, not tslab's own; JupyterLab asks for a debugger
+    // unless told there is none, and lists help_links in its Help menu.
+    assert.equal(language.version, ts.version);
+    assert.equal(info.debugger, false);
+    const links = info.help_links as { text: string; url: string }[];
+    assert.ok(links.length > 0 && links.every((l) => l.text && /^https:\/\//.test(l.url)));
     assert.equal(commInfo.msg_type, 'comm_info_reply');
     assert.deepEqual(commInfo.content, { status: 'ok', comms: {} });
   });

@@ -2,8 +2,8 @@
  * A kernel whose Jupyter parent is killed outright (`kill -9`) ends, and takes the cluster it
  * started with it: the kernel, the controller and the engines all exit, and the cluster's state
  * file is gone (the kernel stopped it; it was not merely left to die). The parent is a real
- * jupyter_client KernelManager, then a real Jupyter server (Debian's jupyter_server, and
- * `jupyter lab` when TSPARALLEL_JUPYTER_LAB names one) that started the kernel by its REST API.
+ * jupyter_client KernelManager, then a real `jupyter lab` (the project's `.venv-lab`, which
+ * `npm test` makes) that started the kernel by its REST API.
  * And a kernel killed outright leaves none of its cluster behind.
  */
 import { strict as assert } from 'node:assert';
@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isAlive, until } from './fixture';
+import { LAB_VENV } from '../../labextension/host/lab';
 import { installKernel, PYTHON, ROOT, run, type KernelEnv } from './kernel-fixture';
 
 const START_CLUSTER = join(ROOT, 'test', 'kernel', 'start-cluster.py');
@@ -44,18 +45,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/**
- * The Jupyter servers to start kernels from: Debian's jupyter_server, and the `jupyter lab`
- * that TSPARALLEL_JUPYTER_LAB names (a venv's `bin/jupyter-lab`), when it is set.
- */
-function jupyterServers(): [string, string[]][] {
-  const lab = process.env.TSPARALLEL_JUPYTER_LAB;
-  return [
-    ["Debian's jupyter_server", [PYTHON, '-m', 'jupyter_server']],
-    ...(lab ? [['jupyter lab', [lab]] as [string, string[]]] : []),
-  ];
 }
 
 /**
@@ -132,52 +121,51 @@ describe('a kernel whose Jupyter parent is killed with kill -9', function () {
     await until(() => !cluster.some(isAlive), 'the controller and engines to exit', 20_000, 50);
   });
 
-  for (const [name, command] of jupyterServers()) {
-    it(`ends with its cluster when the parent is ${name}, which started it by REST`, async () => {
-      const port = await freePort();
-      const token = randomBytes(16).toString('hex');
-      const server = spawn(
-        command[0],
-        [
-          ...command.slice(1),
-          '--ServerApp.ip=127.0.0.1',
-          `--ServerApp.port=${port}`,
-          '--ServerApp.port_retries=0',
-          `--ServerApp.token=${token}`,
-          '--ServerApp.open_browser=False',
-          // This machine's tests run as root, which Jupyter refuses unless told.
-          '--allow-root',
-          `--ServerApp.root_dir=${k.dir}`,
-        ],
-        { env: { ...k.env, JUPYTER_CONFIG_DIR: join(k.dir, 'config') }, stdio: 'ignore' },
+  it('ends with its cluster when the parent is jupyter lab, which started it by REST', async () => {
+    const command = [join(LAB_VENV, 'bin', 'jupyter-lab')];
+    const port = await freePort();
+    const token = randomBytes(16).toString('hex');
+    const server = spawn(
+      command[0],
+      [
+        ...command.slice(1),
+        '--ServerApp.ip=127.0.0.1',
+        `--ServerApp.port=${port}`,
+        '--ServerApp.port_retries=0',
+        `--ServerApp.token=${token}`,
+        '--ServerApp.open_browser=False',
+        // This machine's tests run as root, which Jupyter refuses unless told.
+        '--allow-root',
+        `--ServerApp.root_dir=${k.dir}`,
+      ],
+      { env: { ...k.env, JUPYTER_CONFIG_DIR: join(k.dir, 'config') }, stdio: 'ignore' },
+    );
+    children.push(server);
+    const api = async (path: string, init: RequestInit = {}): Promise<Response> => {
+      const headers = { Authorization: `token ${token}`, 'Content-Type': 'application/json' };
+      return fetch(`http://127.0.0.1:${port}/api/${path}`, { ...init, headers });
+    };
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      assert.equal(server.exitCode, null, 'the Jupyter server exited at start');
+      assert.ok(performance.now() < deadline, 'the Jupyter server did not answer in 60 s');
+      const up = await api('status').then(
+        (r) => r.ok,
+        () => false,
       );
-      children.push(server);
-      const api = async (path: string, init: RequestInit = {}): Promise<Response> => {
-        const headers = { Authorization: `token ${token}`, 'Content-Type': 'application/json' };
-        return fetch(`http://127.0.0.1:${port}/api/${path}`, { ...init, headers });
-      };
-      const deadline = performance.now() + 60_000;
-      for (;;) {
-        assert.equal(server.exitCode, null, 'the Jupyter server exited at start');
-        assert.ok(performance.now() < deadline, 'the Jupyter server did not answer in 60 s');
-        const up = await api('status').then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (up) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      const created = await api('kernels', {
-        method: 'POST',
-        body: JSON.stringify({ name: 'tsparallel' }),
-      });
-      assert.equal(created.status, 201, await created.clone().text());
-      const { id } = (await created.json()) as { id: string };
-      const connectionFile = join(k.env.JUPYTER_RUNTIME_DIR as string, `kernel-${id}.json`);
-      started = JSON.parse(
-        await run(PYTHON, [START_CLUSTER, connectionFile], { env: k.env, cwd: k.dir }),
-      ) as Started;
-      await killAndWatch(server, started);
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const created = await api('kernels', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'tsparallel' }),
     });
-  }
+    assert.equal(created.status, 201, await created.clone().text());
+    const { id } = (await created.json()) as { id: string };
+    const connectionFile = join(k.env.JUPYTER_RUNTIME_DIR as string, `kernel-${id}.json`);
+    started = JSON.parse(
+      await run(PYTHON, [START_CLUSTER, connectionFile], { env: k.env, cwd: k.dir }),
+    ) as Started;
+    await killAndWatch(server, started);
+  });
 });

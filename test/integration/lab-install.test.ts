@@ -1,14 +1,17 @@
 /**
  * `tsparallel lab install` on the extension `npm test` builds first: the copy JupyterLab loads
  * from `share/jupyter/labextensions/tsparallel/` holds the manifest with `_build` and the
- * module-federation entry it names.
+ * module-federation entry it names, and the real JupyterLab of `.venv-lab/` lists it as
+ * compatible.
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { runInNewContext } from 'node:vm';
+import { LAB_VENV } from '../../labextension/host/lab';
 import { CLI } from '../../cluster/launchers/launcher';
 import { PYTHON } from './kernel-fixture';
 
@@ -73,6 +76,27 @@ describe('tsparallel lab install', () => {
     const r = install(['--sys-prefix'], { PATH: `${join(venv, 'bin')}:${process.env.PATH}` });
     assert.equal(r.status, 0, r.stderr);
     assertLoadable(installed(join(venv, 'share', 'jupyter')));
+  });
+
+  it("is listed as enabled and OK (not incompatible) by the lab's JupyterLab", () => {
+    const jupyter = join(LAB_VENV, 'bin', 'jupyter');
+    assert.equal(install(['--prefix', join(dir, 'p')]).status, 0);
+    const list = spawnSync(jupyter, ['labextension', 'list'], {
+      env: {
+        ...process.env,
+        JUPYTER_PATH: join(dir, 'p', 'share', 'jupyter'),
+        JUPYTER_CONFIG_DIR: join(dir, 'config'),
+        JUPYTER_DATA_DIR: join(dir, 'data'),
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(list.status, 0, list.stderr);
+    // It reports on stderr, in colour.
+    const text = stripVTControlCharacters(list.stdout + list.stderr);
+    const version = execFileSync(jupyter, ['lab', '--version'], { encoding: 'utf8' }).trim();
+    assert.match(text, new RegExp(`JupyterLab v${version.replace(/\./g, '\\.')}`));
+    assert.match(text, /^\s+tsparallel v0\.1\.0 enabled OK$/m, text);
+    assert.doesNotMatch(text, /not compatible/, text);
   });
 
   it('refuses two places at once in one sentence and status 2', () => {

@@ -9,7 +9,14 @@ import type {
   PanelMessage,
   PanelTask,
 } from '../../kernel-ext/comm-messages';
-import { ClusterModel, formatSeconds, taskSeconds, taskStream } from '../../labextension/src/model';
+import {
+  axisTicks,
+  ClusterModel,
+  formatBytes,
+  formatSeconds,
+  taskSeconds,
+  taskStream,
+} from '../../labextension/src/model';
 
 const T0 = Date.parse('2026-01-01T12:00:00.000Z');
 const at = (ms: number): string => new Date(T0 + ms).toISOString();
@@ -23,6 +30,8 @@ const engine = (id: number, status: PanelEngine['status'] = 'idle'): PanelEngine
   completed: 0,
   currentTask: null,
   replacedBy: null,
+  cpu: null,
+  memory: null,
 });
 
 const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = {}): PanelTask => ({
@@ -36,6 +45,7 @@ const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = 
   completed: null,
   resultPreview: null,
   errorPreview: null,
+  map: null,
   ...fields,
 });
 
@@ -46,6 +56,7 @@ const kernelState = (fields: Partial<KernelState> = {}): KernelState => ({
   tasks: [],
   targets: 'all',
   views: [],
+  maps: [],
   ...fields,
 });
 
@@ -303,6 +314,51 @@ describe('panel model', () => {
   });
 });
 
+describe('panel model: maps and clearing', () => {
+  it("shows the latest maps' progress, newest first, running or finished", () => {
+    const { model } = connected();
+    model.receive({
+      type: 'state',
+      state: kernelState({
+        maps: [
+          { id: 0, view: 'balanced', total: 4, done: 4, failed: 0 },
+          { id: 1, view: 'direct', total: 2, done: 0, failed: 1 },
+          { id: 2, view: 'balanced', total: 8, done: 2, failed: 0 },
+        ],
+      }),
+    });
+    assert.deepEqual(
+      model.mapProgress().map((p) => [p.map.id, p.fraction, p.running]),
+      [
+        [2, 0.25, true],
+        [1, 0.5, true],
+        [0, 1, false],
+      ],
+    );
+    assert.deepEqual(
+      model.mapProgress(1).map((p) => p.map.id),
+      [2],
+    );
+  });
+
+  it('offers to clear finished tasks only when there are some, and asks the kernel to', () => {
+    const { model, sent } = connected();
+    model.receive({
+      type: 'state',
+      state: kernelState({ tasks: [task('a', 0, { state: 'pending' })] }),
+    });
+    assert.equal(model.hasFinished(), false);
+    model.receive({
+      type: 'state',
+      state: kernelState({ tasks: [task('a', 0, { state: 'pending' }), task('b', 1)] }),
+    });
+    assert.equal(model.hasFinished(), true);
+    model.clearFinished();
+    assert.deepEqual(sent, [{ type: 'tasks:clear', requestId: 'r1' }]);
+    assert.equal(model.waiting('tasks:clear'), true);
+  });
+});
+
 describe('task stream', () => {
   const state = kernelState({
     engines: [engine(0), engine(1, 'busy'), engine(2, 'dead'), engine(3, 'dead')],
@@ -334,6 +390,46 @@ describe('task stream', () => {
       ],
       'dead engine 3 has no bars and no lane; balanced task d has no engine yet',
     );
+  });
+
+  it('says on hover which task a bar is, its engine, its time and its state', () => {
+    const s = taskStream(state, T0 + 9_000, 800);
+    assert.deepEqual(
+      s.lanes[0].bars.map((b) => b.summary),
+      ['task a · engine 0 · 2.0 s · done', 'task c · engine 0 · 0 ms · error'],
+    );
+    assert.equal(s.lanes[1].bars[0].summary, 'task b · engine 1 · 7.0 s · pending');
+  });
+
+  it('marks the time axis back from now in round steps, at most five', () => {
+    assert.deepEqual(
+      axisTicks(8_000, 800).map((t) => [t.x, t.label]),
+      [
+        [800, 'now'],
+        [600, '-2 s'],
+        [400, '-4 s'],
+        [200, '-6 s'],
+        [0, '-8 s'],
+      ],
+    );
+    assert.deepEqual(
+      axisTicks(1_000, 100).map((t) => t.label),
+      ['now', '-0.2 s', '-0.4 s', '-0.6 s', '-0.8 s', '-1 s'],
+    );
+    assert.deepEqual(axisTicks(0, 100), [{ x: 100, label: 'now' }]);
+    assert.deepEqual(
+      axisTicks(600_000, 100).map((t) => t.label),
+      ['now', '-2 min 0 s', '-4 min 0 s', '-6 min 0 s', '-8 min 0 s', '-10 min 0 s'],
+    );
+  });
+
+  it('writes memory sizes in binary units', () => {
+    assert.deepEqual([512, 2048, 85 * 1024 ** 2, 1.25 * 1024 ** 3].map(formatBytes), [
+      '512 B',
+      '2.0 KB',
+      '85 MB',
+      '1.3 GB',
+    ]);
   });
 
   it('has lanes and no bars before any task', () => {

@@ -1,52 +1,54 @@
 /**
- * Starts the JupyterLab host (`labextension/host/`: JupyterLab from npm packages, served by a
- * `LabServerApp` subclass on Debian's jupyterlab_server) with the tsparallel kernelspec and the
- * cluster panel installed into a Jupyter data folder of its own, listening on 127.0.0.1 only.
- * `npm run lab` runs this file; the browser test calls {@link startLabHost}.
+ * Starts JupyterLab from the checkout's Python environment (`.venv-lab/`, made by
+ * `.ci/lab-venv`) with the tsparallel kernelspec and the built panel installed into it, on
+ * 127.0.0.1 with a fresh token. Jupyter's config, data, runtime and settings folders are a
+ * state folder of its own, so the user's Jupyter setup neither changes it nor is changed.
+ * `npm run lab` runs this file; the browser test calls {@link startLab}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { installKernelSpec, installLabExtension, KERNEL_NAME } from '../kernel-ext/install';
-import { delay, waitForExit } from './launchers/launcher';
+import { dirname, join, resolve } from 'node:path';
+import { delay, waitForExit } from '../../cluster/launchers/launcher';
+import { installKernelSpec, installLabExtension, KERNEL_NAME } from '../../kernel-ext/install';
 
-/** The host's folder in the source tree. */
-export const LAB_HOST_DIR = resolve(__dirname, '..', '..', 'labextension', 'host');
-
-/** Debian's Python, the one that has jupyter_server and jupyterlab_server. */
-const PYTHON = '/usr/bin/python3';
+/** The Python environment with JupyterLab that `.ci/lab-venv` makes. */
+export const LAB_VENV = resolve(__dirname, '..', '..', '..', '.venv-lab');
 
 /** How long the server gets to write its info file, and to exit once asked to. */
 const START_TIMEOUT = 60_000;
 const STOP_GRACE = 20_000;
 
 /** Where and what to serve. */
-export interface LabHostOptions {
+export interface LabOptions {
   /** The folder the file browser shows and notebooks are saved in; default: the current one. */
   rootDir?: string;
   /** Environment for the server and the kernels it starts (e.g. `TSPARALLEL_DIR`). */
   env?: NodeJS.ProcessEnv;
+  /** The Python environment with JupyterLab; default {@link LAB_VENV}. */
+  venv?: string;
 }
 
-/** A running host. */
-export interface LabHost {
+/** A running JupyterLab. */
+export interface Lab {
   /** The page to open, with the login token. */
   url: string;
   /** The server's address without a path, e.g. `http://127.0.0.1:8888`. */
   origin: string;
   /** The server's log file (its stdout and stderr). */
   log: string;
-  /** Stops the server (which shuts down its kernels) and removes the host's state folder. */
+  /** Stops the server (which shuts down its kernels and terminals) and removes its state folder. */
   stop(): Promise<void>;
   /** Resolves with the server's output if it exits without `stop()`. */
   died: Promise<string>;
@@ -70,57 +72,82 @@ function serverInfo(runtimeDir: string, pid: number): ServerInfo | undefined {
 }
 
 /**
- * Installs the kernelspec and the built panel into a fresh state folder, starts the server and
- * resolves once it listens. Fails fast, naming the log, when the server exits first.
- * @example const lab = await startLabHost(); console.log(lab.url); await lab.stop();
+ * Installs the kernelspec and the built panel into the environment (as `--sys-prefix` does),
+ * starts `jupyter lab` and resolves once it listens. Fails fast, naming the log, when the
+ * server exits first.
+ * @example const lab = await startLab(); console.log(lab.url); await lab.stop();
  */
-export async function startLabHost(options: LabHostOptions = {}): Promise<LabHost> {
-  const state = mkdtempSync(join(tmpdir(), 'tsp-lab-'));
-  try {
-    installKernelSpec({ prefix: state });
-    installLabExtension({ prefix: state });
-  } catch (e) {
-    rmSync(state, { recursive: true, force: true });
-    throw e;
+export async function startLab(options: LabOptions = {}): Promise<Lab> {
+  const venv = options.venv ?? LAB_VENV;
+  const jupyter = join(venv, 'bin', 'jupyter');
+  if (!existsSync(jupyter)) {
+    throw new Error(`no JupyterLab in ${venv}: .ci/lab-venv makes it (npm run lab runs it)`);
   }
-  const data = join(state, 'share', 'jupyter');
+  installKernelSpec({ prefix: venv });
+  installLabExtension({ prefix: venv });
+  const state = mkdtempSync(join(tmpdir(), 'tsp-lab-'));
   const runtime = join(state, 'runtime');
   mkdirSync(runtime, { mode: 0o700 });
   const log = join(state, 'server.log');
   const logFd = openSync(log, 'a');
+  // Nor does the page ask whether to fetch news (its question would cover part of the page).
+  const news = join(
+    state,
+    'settings',
+    '@jupyterlab',
+    'apputils-extension',
+    'notification.jupyterlab-settings',
+  );
+  mkdirSync(dirname(news), { recursive: true });
+  writeFileSync(news, JSON.stringify({ fetchNews: 'false' }));
+  // No debugger: no kernel of this lab has one, and JupyterLab's debugger (4.6) then throws "No
+  // active debugger session" in the page after each cell, asking the kernel for its modules.
+  const pageConfig = join(state, 'config', 'labconfig', 'page_config.json');
+  mkdirSync(dirname(pageConfig), { recursive: true });
+  writeFileSync(
+    pageConfig,
+    JSON.stringify({ disabledExtensions: { '@jupyterlab/debugger-extension': true } }),
+  );
   // Set here, on the command line, so that no Jupyter config file can turn it off.
   const token = randomBytes(24).toString('hex');
+  const rootDir = resolve(options.rootDir ?? process.cwd());
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...options.env,
+    // The environment's tools (pip, python) first in the lab's terminals.
+    PATH: `${join(venv, 'bin')}:${options.env?.PATH ?? process.env.PATH}`,
+    JUPYTER_CONFIG_DIR: join(state, 'config'),
+    JUPYTER_DATA_DIR: join(state, 'data'),
+    JUPYTER_RUNTIME_DIR: runtime,
+    JUPYTERLAB_SETTINGS_DIR: join(state, 'settings'),
+    JUPYTERLAB_WORKSPACES_DIR: join(state, 'workspaces'),
+    PYTHONWARNINGS: 'ignore',
+  };
+  delete env.JUPYTER_PATH;
   let child: ChildProcess;
   try {
     child = spawn(
-      PYTHON,
+      jupyter,
       [
-        join(LAB_HOST_DIR, 'tsparallel_lab.py'),
+        'lab',
         '--ServerApp.ip=127.0.0.1',
-        `--ServerApp.token=${token}`,
+        `--IdentityProvider.token=${token}`,
         '--ServerApp.open_browser=False',
         // CI containers run as root; the server refuses that without this.
         ...(process.getuid?.() === 0 ? ['--ServerApp.allow_root=True'] : []),
-        `--ServerApp.root_dir=${resolve(options.rootDir ?? process.cwd())}`,
-        `--TsparallelLab.labextensions_path=${join(data, 'labextensions')}`,
-        `--TsparallelLab.user_settings_dir=${join(state, 'user-settings')}`,
-        `--TsparallelLab.workspaces_dir=${join(state, 'workspaces')}`,
-        // Only our kernel: a new notebook starts on it without asking.
+        `--ServerApp.root_dir=${rootDir}`,
+        // Only our kernel: the launcher offers it alone, and a new notebook starts on it.
         `--KernelSpecManager.allowed_kernelspecs=${KERNEL_NAME}`,
         `--MappingKernelManager.default_kernel_name=${KERNEL_NAME}`,
+        // No news fetched: the lab may have no internet.
+        '--LabApp.news_url=None',
+        // `window.jupyterapp`: the browser tests drive the application through it.
+        '--LabApp.expose_app_in_browser=True',
       ],
       {
-        env: {
-          ...process.env,
-          ...options.env,
-          // Jupyter finds the kernelspec here and keeps its config, data and runtime files
-          // here rather than in the user's folders.
-          JUPYTER_PATH: data,
-          JUPYTER_DATA_DIR: data,
-          JUPYTER_CONFIG_DIR: join(state, 'config'),
-          JUPYTER_RUNTIME_DIR: runtime,
-          PYTHONWARNINGS: 'ignore',
-        },
+        env,
+        // Where terminals open.
+        cwd: rootDir,
         stdio: ['ignore', logFd, logFd],
         // Its own process group: a Ctrl-C in the terminal reaches only us, and we stop it.
         detached: true,
@@ -152,7 +179,7 @@ export async function startLabHost(options: LabHostOptions = {}): Promise<LabHos
     if (info) {
       if (info.token !== token) {
         await stop();
-        throw new Error('The JupyterLab server ignored the token it was given; it was stopped');
+        throw new Error('JupyterLab ignored the token it was given; it was stopped');
       }
       const origin = `http://127.0.0.1:${info.port}`;
       const url = `${origin}${info.base_url}lab?token=${info.token}`;
@@ -167,7 +194,7 @@ export async function startLabHost(options: LabHostOptions = {}): Promise<LabHos
     if (failure) {
       const output = readFileSync(log, 'utf8');
       await stop();
-      throw new Error(`The JupyterLab server ${failure}; its output:\n${output}`);
+      throw new Error(`JupyterLab ${failure}; its output:\n${output}`);
     }
     await delay(50);
   }
@@ -175,7 +202,7 @@ export async function startLabHost(options: LabHostOptions = {}): Promise<LabHos
 
 /** `npm run lab`: serve until Ctrl-C. */
 async function main(): Promise<void> {
-  const lab = await startLabHost();
+  const lab = await startLab();
   console.log(`JupyterLab with the tsparallel kernel and panel: ${lab.url}`);
   console.log('Press Ctrl-C to stop.');
   const shutdown = (): void => {
@@ -191,7 +218,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   const output = await lab.died;
-  console.error(`The JupyterLab server exited by itself; its output:\n${output}`);
+  console.error(`JupyterLab exited by itself; its output:\n${output}`);
   await lab.stop();
   process.exit(1);
 }
