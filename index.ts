@@ -1,5 +1,7 @@
 /** tsparallel: parallel computing for TypeScript notebooks and Node. */
 export { Client, type ClientEvent, type ConnectOptions, type ResultRecord } from './client/client';
+/** @deprecated The name before 0.2: a task's record from `rc.result`; use `ResultRecord`. */
+export type { ResultRecord as TaskRecord } from './client/client';
 export {
   DirectView,
   LoadBalancedView,
@@ -40,4 +42,5 @@ export {
   ConnectionError,
   UnknownTaskError,
   HubError,
+  InterruptedError,
 } from './protocol/errors';

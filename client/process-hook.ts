@@ -15,11 +15,27 @@ export interface ProcessHook<T> {
   announce(value: T): void;
 }
 
+/** One value per process, shared by every copy of the package. */
+export interface ProcessSlot<T> {
+  get(): T | undefined;
+  set(value: T): void;
+}
+
+/** The slot on `globalThis` under `Symbol.for(key)`. */
+export function processSlot<T>(key: string): ProcessSlot<T> {
+  const symbol = Symbol.for(key);
+  const global = globalThis as { [symbol]?: T };
+  return { get: () => global[symbol], set: (value) => void (global[symbol] = value) };
+}
+
 /** The hook registered under `Symbol.for(key)`, shared by every copy of the package. */
 export function processHook<T>(key: string): ProcessHook<T> {
-  const slot = Symbol.for(key);
-  const listeners = (): Set<(value: T) => void> =>
-    ((globalThis as { [slot]?: Set<(value: T) => void> })[slot] ??= new Set());
+  const slot = processSlot<Set<(value: T) => void>>(key);
+  const listeners = (): Set<(value: T) => void> => {
+    let set = slot.get();
+    if (!set) slot.set((set = new Set()));
+    return set;
+  };
   return {
     listen(listener) {
       listeners().add(listener);

@@ -485,7 +485,7 @@ async function until(
 ): Promise<void> {
   const deadline = performance.now() + timeout;
   while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new TimeoutError(`timed out waiting for ${what}`);
     await delay(20);
   }
 }

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import * as vm from 'node:vm';
+import { InterruptedError, type ConditionName } from '../protocol/errors';
 import type { ContentMap, ErrorContent } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
 import { transformCell } from './cell-transform';
@@ -26,11 +27,6 @@ export interface TaskOutcome<C> {
   content: C;
   /** Result value frames for `apply`. */
   buffers: Buffer[];
-}
-
-/** Thrown into a waiting task when the engine receives SIGINT. */
-class InterruptedError extends Error {
-  override name = 'InterruptedError';
 }
 
 /** tsparallel's compiled code, whose frames a user's traceback leaves out. */
@@ -177,7 +173,7 @@ export class EngineKernel {
     let ename = isErrorLike && typeof err.name === 'string' ? err.name : 'Error';
     let evalue = isErrorLike ? String(err.message) : `uncaught value: ${repr(e)}`;
     if (err?.code === INTERRUPTED_BY_SIGINT || e instanceof InterruptedError) {
-      ename = 'InterruptedError';
+      ename = 'InterruptedError' satisfies ConditionName;
       evalue = 'the task was interrupted by SIGINT';
     }
     const missing = /^(\S+) is not defined$/.exec(evalue);

@@ -3,11 +3,12 @@
  * the magics use, and the values the kernel is binding to notebook variables. Outside a kernel
  * nothing is installed and both functions give undefined.
  *
- * The kernel installs itself on `globalThis` under a registered symbol because a notebook may
- * load its own copy of tsparallel (from the notebook's `node_modules`) beside the kernel's.
+ * The kernel installs itself in a process slot (`processSlot`) because a notebook may load its
+ * own copy of tsparallel (from the notebook's `node_modules`) beside the kernel's.
  */
 import { resolve } from 'node:path';
 import type { Client } from '../client/client';
+import { processSlot } from '../client/process-hook';
 import type { Cluster } from '../cluster/cluster';
 
 /** What a kernel installs for the code of its notebook. */
@@ -25,15 +26,11 @@ export const PACKAGE_TYPES = JSON.stringify(resolve(__dirname, '..', 'index'));
 
 /** The registered symbol's key, for code the kernel generates to reach the hook. */
 export const NOTEBOOK_HOOK_KEY = 'tsparallel.notebook';
-const HOOK = Symbol.for(NOTEBOOK_HOOK_KEY);
-
-function hook(): NotebookHook | undefined {
-  return (globalThis as { [HOOK]?: NotebookHook })[HOOK];
-}
+const hook = processSlot<NotebookHook>(NOTEBOOK_HOOK_KEY);
 
 /** Makes `h` the hook of this process (the kernel calls this once, at start). */
 export function installNotebookHook(h: NotebookHook): void {
-  (globalThis as { [HOOK]?: NotebookHook })[HOOK] = h;
+  hook.set(h);
 }
 
 /**
@@ -42,7 +39,7 @@ export function installNotebookHook(h: NotebookHook): void {
  * @example const rc = notebookClient(); await rc?.directView().execute('1 + 1');
  */
 export function notebookClient(): Client | undefined {
-  return hook()?.client;
+  return hook.get()?.client;
 }
 
 /**
@@ -50,5 +47,5 @@ export function notebookClient(): Client | undefined {
  * `%cluster start`. Undefined outside a tsparallel kernel or before any exists.
  */
 export function notebookCluster(): Cluster | undefined {
-  return hook()?.cluster;
+  return hook.get()?.cluster;
 }

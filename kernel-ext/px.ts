@@ -185,7 +185,7 @@ async function stop(
   // The engines answer at once when the code stops; a cell that ignores both is left running.
   await run.ar.wait(STOP_WAIT_MS);
   const engines = `engine${running.length === 1 ? '' : 's'} ${running.join(', ')}`;
-  const [ename, evalue] =
+  const [ename, evalue]: [ConditionName, string] =
     why === 'interrupted'
       ? [
           'InterruptedError',
@@ -231,7 +231,7 @@ export function showErrors(errors: CellError[], out: Outlet): Failure | undefine
   return errors.length === 1
     ? { ...first, shown: true }
     : {
-        ename: 'CompositeError',
+        ename: CompositeError.name,
         evalue: `${errors.length} engines failed; see above`,
         traceback: [],
         shown: true,

@@ -58,6 +58,11 @@ export class TaskAbortedError extends Error {
   override name = 'TaskAbortedError';
 }
 
+/** A task's code was interrupted by a signal (`rc.sendSignal`, `abort`, interrupting a cell). */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
 /** A task's `after`/`follow` dependencies failed or can no longer be met. */
 export class DependencyError extends Error {
   override name = 'DependencyError';
@@ -128,6 +133,7 @@ const conditions = {
   EngineError: (evalue, engineId) => new EngineError(evalue, engineId),
   TimeoutError: (evalue) => new TimeoutError(evalue),
   TaskAbortedError: (evalue) => new TaskAbortedError(evalue),
+  InterruptedError: (evalue) => new InterruptedError(evalue),
   DependencyError: (evalue) => new DependencyError(evalue),
   SerializationError: (evalue) => new SerializationError(evalue, ''),
   ConnectionError: (evalue) => new ConnectionError(evalue),
@@ -141,7 +147,7 @@ const conditions = {
 export type ConditionName = keyof typeof conditions;
 
 /** True when `ename` names one of tsparallel's own conditions rather than user code's error. */
-export function isCondition(ename: string): ename is ConditionName {
+function isCondition(ename: string): ename is ConditionName {
   return Object.hasOwn(conditions, ename);
 }
 
