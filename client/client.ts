@@ -27,9 +27,10 @@ import {
   type IMessage,
   type Message,
   type QueueCounts,
+  type ClientRequestType,
   type ReplyType,
-  type RequestType,
   type TaskOptions,
+  type TaskRequestType,
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
@@ -90,10 +91,7 @@ export type ClientEvent =
 export type { MapCall, TaskSource } from './views';
 
 /** The requests the client makes of the hub itself (tasks go through `submit`). */
-type HubRequest = Exclude<
-  RequestType,
-  'apply_request' | 'execute_request' | 'registration_request'
->;
+type HubRequest = Exclude<ClientRequestType, TaskRequestType>;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */

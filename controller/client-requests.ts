@@ -1,21 +1,21 @@
 /**
  * The requests a client makes of the hub, one handler each in a table the compiler keeps
  * complete: a request type with a reply (`replyTypes`) fails to compile until it has a handler
- * here, or is named in `NotFromClients`.
+ * here, or is one of the engines' own (`EngineRequestType` in `protocol/messages.ts`).
  */
 import type { ConditionName } from '../protocol/errors';
 import { constants } from 'node:os';
-import { isMsg, type IMessage, type QueueCounts, type RequestType } from '../protocol/messages';
+import {
+  isMsg,
+  type ClientRequestType,
+  type IMessage,
+  type QueueCounts,
+} from '../protocol/messages';
 import type { Session } from '../protocol/session';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
 import type { HandlerTable, HubOutlet, Replies } from './hub-outlet';
 import { notRegistered, type TaskDispatcher } from './task-dispatcher';
 import { summary, type TaskRecordStore, type TaskRequest } from './task-records';
-
-/** Requests only engines make. */
-type NotFromClients = 'registration_request';
-/** The requests a client may make. */
-export type ClientRequestType = Exclude<RequestType, NotFromClients>;
 
 /** Answers clients' requests; see the file's comment. */
 export class ClientRequests {

@@ -1,7 +1,7 @@
 /**
  * The hub's plumbing: where its messages go (`HubOutlet`, implemented over ZeroMQ by the
- * controller server), `Replies`, which answers requests through it with the reply type
- * `replyTypes` names, and `handlerIn`, which finds a message's handler in a table.
+ * controller server), `Replies`, which answers requests through one of its routes with the
+ * reply type `replyTypes` names, and `handlerIn`, which finds a message's handler in a table.
  */
 import type { ConditionName } from '../protocol/errors';
 import {
@@ -34,34 +34,30 @@ export interface HubOutlet {
   shutdown(): void;
 }
 
-/** Answers requests to their senders, in the reply type each request calls for. */
+/**
+ * Answers requests to their senders, in the reply type each request calls for, through one of
+ * the outlet's routes (clients' or engines'). It remembers which request it answered last, so
+ * that a handler that replied and then threw is not answered twice.
+ */
 export class Replies {
+  /** The header of the request the latest reply answered. */
+  private lastAnswered: object | undefined;
+
   constructor(
     private readonly session: Session,
-    private readonly out: HubOutlet,
+    private readonly route: (msg: IMessage, wire?: Frame[]) => void,
   ) {}
 
-  /** Answers a client's request `to` with `content` and optional buffers. */
+  /** Answers request `to` with `content` and optional buffers. */
   ok<R extends RequestType>(
     to: IMessage<R>,
     content: ContentMap[ReplyType<R>],
     buffers: Buffer[] = [],
   ): void {
-    this.out.toClient(this.message(to, content, buffers));
-  }
-
-  /** The reply to `to`, addressed to its sender. */
-  message<R extends RequestType>(
-    to: IMessage<R>,
-    content: ContentMap[ReplyType<R>],
-    buffers: Buffer[] = [],
-  ): IMessage<ReplyType<R>> {
     const type = replyTypes[to.header.msg_type];
-    return this.session.msg(type, content, {
-      parent: to.header,
-      identities: to.identities,
-      buffers,
-    });
+    this.send(
+      this.session.msg(type, content, { parent: to.header, identities: to.identities, buffers }),
+    );
   }
 
   /** Answers the request with `header`, from `identities`, with an error. */
@@ -73,7 +69,18 @@ export class Replies {
   ): void {
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
     const type: MsgType = replyTypes[header.msg_type];
-    this.out.toClient(this.session.msg(type, content, { parent: header, identities }));
+    this.send(this.session.msg(type, content, { parent: header, identities }));
+  }
+
+  /** Sends a reply made elsewhere; `wire` as in `HubOutlet`. */
+  send(reply: IMessage, wire?: Frame[]): void {
+    this.lastAnswered = reply.parent_header;
+    this.route(reply, wire);
+  }
+
+  /** True when the latest reply sent answered the very request whose header is `header`. */
+  answered(header: IHeader<string>): boolean {
+    return this.lastAnswered === header;
   }
 }
 

@@ -6,7 +6,15 @@
  * `ClientRequests`.
  */
 import type { ConditionName } from '../protocol/errors';
-import { isMsg, isRequestType, type IHeader, type Message } from '../protocol/messages';
+import {
+  isMsg,
+  isRequestType,
+  type EngineRequestType,
+  type IHeader,
+  type Message,
+  type ReplyType,
+  type TaskRequestType,
+} from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
 import { EngineRegistry } from './engine-registry';
@@ -40,11 +48,11 @@ export interface HubParts {
   clock?: Clock;
 }
 
+/** What engines send on their task socket: their requests, task replies and task output. */
 type EngineMessageType =
-  | 'registration_request'
+  | EngineRequestType
   | 'unregistration_request'
-  | 'apply_reply'
-  | 'execute_reply'
+  | ReplyType<TaskRequestType>
   | 'stream'
   | 'display_data'
   | 'execute_result';
@@ -60,7 +68,9 @@ export class Hub {
   private readonly engines = new EngineRegistry();
   private readonly records: TaskRecordStore;
   private readonly heart: HeartMonitor;
+  /** Replies to clients' requests, and to engines' on their task socket. */
   private readonly replies: Replies;
+  private readonly engineReplies: Replies;
   private readonly tasks: TaskDispatcher;
   private readonly requests: ClientRequests;
 
@@ -77,7 +87,8 @@ export class Hub {
       (id) => this.dropEngine(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
       parts.clock,
     );
-    this.replies = new Replies(session, out);
+    this.replies = new Replies(session, (m, wire) => out.toClient(m, wire));
+    this.engineReplies = new Replies(session, (m, wire) => out.toEngine(m, wire));
     this.tasks = new TaskDispatcher(
       session,
       out,
@@ -113,9 +124,7 @@ export class Hub {
 
   /**
    * A verified message from a client, with the frames it came in (`Received.wire`) when it may
-   * be forwarded as it is; anything but a request a client may make gets an error reply. A
-   * handler that throws answers the request with a `HubError`, then rethrows for the caller to
-   * log: the sender never waits for a reply that will not come.
+   * be forwarded as it is; anything but a request a client may make gets an error reply.
    */
   handleClient(msg: Message, wire?: Frame[]): void {
     const handler = handlerIn(this.requests.handlers, msg);
@@ -123,18 +132,7 @@ export class Hub {
       this.refuse(msg.identities, msg.header, `clients cannot send ${msg.header.msg_type}`);
       return;
     }
-    try {
-      handler(msg, wire);
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      this.answerError(
-        msg.identities,
-        msg.header,
-        HUB_ERROR,
-        `the hub failed on this request: ${why}`,
-      );
-      throw e;
-    }
+    this.run(handler, msg, wire, this.replies);
   }
 
   /**
@@ -142,12 +140,13 @@ export class Hub {
    * that the sender's wait ends at once; anything that is not a request is only dropped.
    */
   refuse(identities: Buffer[], header: IHeader<string>, reason: string): void {
-    this.answerError(identities, header, 'ProtocolError', reason);
+    this.answerError(this.replies, identities, header, 'ProtocolError', reason);
   }
 
   /** A verified message from an engine's task socket, with its frames as in `handleClient`. */
   handleEngine(msg: Message, wire?: Frame[]): void {
-    handlerIn(this.engineHandlers, msg)?.(msg, wire);
+    const handler = handlerIn(this.engineHandlers, msg);
+    if (handler) this.run(handler, msg, wire, this.engineReplies);
   }
 
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
@@ -183,7 +182,36 @@ export class Hub {
     );
   }
 
+  /**
+   * Runs `msg`'s handler. One that throws before replying gets its request answered with a
+   * `HubError` through `replies`, then the error goes on for the caller to log: no sender, client
+   * or engine, waits for a reply that will not come, and none gets two.
+   */
+  private run(
+    handler: (msg: Message, wire?: Frame[]) => void,
+    msg: Message,
+    wire: Frame[] | undefined,
+    replies: Replies,
+  ): void {
+    try {
+      handler(msg, wire);
+    } catch (e) {
+      if (!replies.answered(msg.header)) {
+        const why = e instanceof Error ? e.message : String(e);
+        this.answerError(
+          replies,
+          msg.identities,
+          msg.header,
+          HUB_ERROR,
+          `the hub failed on this request: ${why}`,
+        );
+      }
+      throw e;
+    }
+  }
+
   private answerError(
+    replies: Replies,
     identities: Buffer[],
     header: IHeader<string>,
     ename: ConditionName,
@@ -191,7 +219,7 @@ export class Hub {
   ): void {
     const type = header.msg_type;
     if (isRequestType(type))
-      this.replies.error(identities, { ...header, msg_type: type }, ename, evalue);
+      replies.error(identities, { ...header, msg_type: type }, ename, evalue);
   }
 
   /** An engine stopped beating or left: its tasks are retried or failed, and it is forgotten. */
@@ -220,14 +248,12 @@ export class Hub {
       // Counted from registration, so an engine that never beats is dropped too; starting its
       // heartbeat thread may take a while on a loaded machine.
       if (isNew) this.heart.add(engine.id, FIRST_BEAT_GRACE);
-      this.out.toEngine(
-        this.replies.message(m, {
-          status: 'ok',
-          id: engine.id,
-          heartbeat_period: this.options.heartbeatPeriod,
-          heartbeat_deadline: this.options.heartbeatDeadline,
-        }),
-      );
+      this.engineReplies.ok(m, {
+        status: 'ok',
+        id: engine.id,
+        heartbeat_period: this.options.heartbeatPeriod,
+        heartbeat_deadline: this.options.heartbeatDeadline,
+      });
     },
     unregistration_request: (m) => {
       // The sender's identity says which engine leaves; an engine cannot unregister another.

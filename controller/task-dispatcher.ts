@@ -52,6 +52,20 @@ export class TaskDispatcher implements Placement {
       return;
     }
     const r = this.records.add(request);
+    try {
+      this.route(r, wire);
+    } catch (e) {
+      // A store write failed part way (a lost disk): the task must not wait for ever.
+      if (!isFinal(r.state)) {
+        const why = e instanceof Error ? e.message : String(e);
+        this.fail(r, 'HubError', `the hub failed on this task: ${why}`);
+      }
+      throw e;
+    }
+  }
+
+  /** Sends a new task on its way: straight to its engine, or into the queue. */
+  private route(r: TaskRecord, wire: Frame[] | undefined): void {
     const { options } = r;
     if (!options.balanced && (options.after?.length || options.follow?.length)) {
       this.fail(r, 'DependencyError', 'after and follow apply to load-balanced tasks only');
@@ -69,31 +83,28 @@ export class TaskDispatcher implements Placement {
       this.fail(r, 'EngineError', notRegistered([id], this.engines.ids));
       return;
     }
-    this.dispatch(r, engine, wire);
+    this.place(r, engine, wire);
   }
 
   /** Sends a queued task to the engine the queue chose. */
   send(r: TaskRecord, engine: RegisteredEngine): void {
     const wire = this.clientFrames.get(r.msgId);
     if (wire) this.clientFrames.delete(r.msgId);
-    this.dispatch(r, engine, wire);
+    this.place(r, engine, wire);
   }
 
-  /** Ends a task the hub itself fails (dead engine, abort, unmet dependency). */
+  /** Ends a task the hub itself fails (dead engine, abort, unmet dependency, a failing store). */
   fail(r: TaskRecord, ename: ConditionName, evalue: string): void {
+    this.queue.remove(r.msgId);
     this.clientFrames.delete(r.msgId);
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
-    if (r.engineId !== null) {
-      this.engines.get(r.engineId)?.release(r.msgId, false);
-      content.engine_id = r.engineId;
-    }
+    if (r.engineId !== null) content.engine_id = r.engineId;
     const reply = this.session.msg(replyTypes[r.request.header.msg_type], content, {
       parent: r.request.header,
       identities: [r.client],
       metadata: { engine_id: r.engineId },
     }) as TaskReply;
-    this.out.toClient(reply);
-    this.records.finish(r, reply);
+    this.end(r, reply, false);
   }
 
   /** An engine's reply to a task it ran; the reply's frames go on as the engine signed them. */
@@ -101,15 +112,15 @@ export class TaskDispatcher implements Placement {
     const r = this.records.get(String(reply.parent_header.msg_id));
     if (!r || isFinal(r.state) || r.engineId === null) return;
     if (r.engineId !== this.engines.idOf(reply.identities[0])) return;
-    this.engines.get(r.engineId)?.release(r.msgId, true);
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
     // goes to the client as the engine signed it, else with the hub's id, signed again.
     const signedAsKnown = reply.metadata.engine_id === r.engineId;
-    this.out.toClient(
-      { ...reply, identities: [r.client], metadata: { ...reply.metadata, engine_id: r.engineId } },
-      signedAsKnown ? wire : undefined,
-    );
-    this.records.finish(r, reply);
+    const toClient = {
+      ...reply,
+      identities: [r.client],
+      metadata: { ...reply.metadata, engine_id: r.engineId },
+    };
+    this.end(r, toClient, true, signedAsKnown ? wire : undefined);
     this.queue.schedule();
   }
 
@@ -165,7 +176,6 @@ export class TaskDispatcher implements Placement {
       if (!r || isFinal(r.state)) continue;
       aborted.push(msgId);
       if (r.engineId === null) {
-        this.queue.remove(r.msgId);
         this.fail(r, 'TaskAbortedError', 'the task was aborted before it started');
       } else {
         this.records.cancelRetries(r);
@@ -175,10 +185,21 @@ export class TaskDispatcher implements Placement {
     return { aborted, onEngines };
   }
 
-  private dispatch(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
+  /** Sends task `r` to `engine`: the engine counts it and its record says where it runs. */
+  private place(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
     this.engines.assign(engine, r.msgId, r.options.balanced);
     this.records.assign(r, engine.id);
     this.out.toEngine({ ...r.request, identities: [engine.uuid] }, wire);
+  }
+
+  /**
+   * Ends task `r` with `reply`, addressed to its client: its engine stops counting it
+   * (`replied` when the engine answered), the client gets the reply and the record finishes.
+   */
+  private end(r: TaskRecord, reply: TaskReply, replied: boolean, wire?: Frame[]): void {
+    if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied);
+    this.replies.send(reply, wire);
+    this.records.finish(r, reply);
   }
 }
 

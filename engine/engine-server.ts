@@ -254,11 +254,12 @@ export class EngineServer {
     replyType: RunningTask['replyType'],
     run: () => Promise<TaskOutcome<ContentMap['apply_reply'] | ContentMap['execute_reply']>>,
   ): Promise<void> {
-    const task = new RunningTask(msg, replyType, (event) => this.sendOutput(msg, event));
-    if (this.aborted.delete(task.id)) {
-      this.reply(task, this.abortedContent());
+    if (this.aborted.delete(msg.header.msg_id)) {
+      const started = new Date().toISOString();
+      this.reply({ request: msg, replyType, started }, this.abortedContent());
       return;
     }
+    const task = new RunningTask(msg, replyType, (event) => this.sendOutput(msg, event));
     const outcome = await this.running.run(task, run);
     task.output.flush();
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
@@ -280,7 +281,7 @@ export class EngineServer {
   }
 
   private reply(
-    task: RunningTask,
+    task: Pick<RunningTask, 'request' | 'replyType' | 'started'>,
     content: IMessage<'apply_reply'>['content'],
     buffers: Buffer[] = [],
   ): void {

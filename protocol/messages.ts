@@ -1,7 +1,8 @@
 /**
  * Every message tsparallel puts on the wire, typed once. `msg_type` values reuse Jupyter's and
  * ipyparallel's names (`<noun>_request` / `<noun>_reply`, plain nouns for output).
- * `validateMessage` is the one place where untrusted JSON becomes a typed message.
+ * `validateMessage` checks a decoded message against its type; `Session.receive` calls it (or the
+ * `accept` its caller gives) and is the one gate where bytes off a socket become a typed message.
  */
 import {
   arrayOf,
@@ -229,6 +230,13 @@ export function isRequestType(type: string): type is RequestType {
   return Object.hasOwn(replyTypes, type);
 }
 
+/** The requests that carry a task through the hub to an engine. */
+export type TaskRequestType = 'apply_request' | 'execute_request';
+/** The requests only engines send, on their task socket. */
+export type EngineRequestType = 'registration_request';
+/** The requests a client may send the hub: every request but the engines' own. */
+export type ClientRequestType = Exclude<RequestType, EngineRequestType>;
+
 // --- validation -------------------------------------------------------------------------------
 
 const reply = (fields: Record<string, Check>): Check => {
@@ -321,7 +329,7 @@ const contentChecks: Record<MsgType, Check> = {
 };
 
 /** True for the `msg_type` of a message tsparallel knows. */
-export function isMsgType(type: string): type is MsgType {
+function isMsgType(type: string): type is MsgType {
   return Object.hasOwn(contentChecks, type);
 }
 

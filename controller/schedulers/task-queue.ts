@@ -4,6 +4,7 @@
  * the scheme then picks the engine. A task whose engine died comes back here while it has
  * retries left.
  */
+import type { ConditionName } from '../../protocol/errors';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import type { TaskRecord, TaskRecordStore } from '../task-records';
 import { schemes, type Scheme } from './load-balanced';
@@ -13,7 +14,7 @@ export interface Placement {
   /** Sends the task to `engine`. */
   send(r: TaskRecord, engine: RegisteredEngine): void;
   /** Ends the task with an error the hub raises. */
-  fail(r: TaskRecord, ename: string, evalue: string): void;
+  fail(r: TaskRecord, ename: ConditionName, evalue: string): void;
 }
 
 /** The waiting load-balanced tasks; see the file's comment. */

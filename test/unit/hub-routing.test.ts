@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HUB_ERROR, Hub, type HubOptions, type HubOutlet } from '../../controller/hub';
+import Database from 'better-sqlite3';
 import { SqliteTaskRecords } from '../../controller/sqlite-task-records';
 import type {
   ContentMap,
@@ -775,6 +776,45 @@ describe('Hub routing', () => {
         request('connection_request', {});
         const conn = only(out.take(), 'connection_reply').content;
         assert.deepEqual(conn.status === 'ok' && conn.engines.map((e) => e.id), [0]);
+      });
+
+      it("answers an engine's registration whose handler throws on the engine's socket", () => {
+        records.close(); // a new engine id comes from the store
+        const reg = session.msg(
+          'registration_request',
+          { uuid: 'u-c', pid: 3, hostname: 'h' },
+          { identities: [Buffer.from('engine-c')] },
+        );
+        assert.throws(() => hub.handleEngine(wire(reg)), /database connection is not open/);
+        const reply = only(out.take(), 'registration_reply', 'engine');
+        assert.deepEqual(reply.identities, [Buffer.from('engine-c')]);
+        assert.equal(reply.parent_header.msg_id, reg.header.msg_id);
+        assertError(reply.content, HUB_ERROR, /the hub failed on this request: .*not open/);
+      });
+
+      it('fails a task whose record was added before the store broke, with one reply', () => {
+        // A second connection makes every write that starts a task fail, as a full disk would.
+        const db = new Database(records.path);
+        db.exec(`CREATE TRIGGER no_start BEFORE UPDATE ON tasks WHEN NEW.state = 'running'
+                 BEGIN SELECT RAISE(FAIL, 'disk full'); END`);
+        db.close();
+        const task = session.msg(
+          'apply_request',
+          { source: '() => 1', mode: 'call', refs: [], options: { balanced: true } },
+          { identities: [CLIENT] },
+        );
+        assert.throws(() => hub.handleClient(wire(task)), /disk full/);
+        const sent = out.take();
+        const reply = only(sent, 'apply_reply', 'client');
+        assertError(reply.content, HUB_ERROR, /the hub failed on this task: disk full/);
+        assert.equal(ofType(sent, 'apply_request', 'engine').length, 0);
+        const r = records.get(task.header.msg_id);
+        assert.equal(r?.state, 'failed');
+        assert.equal(r?.reply?.content.status === 'error' && r.reply.content.ename, HUB_ERROR);
+        request('queue_status_request', {});
+        const status = only(out.take(), 'queue_status_reply').content;
+        assert.equal(status.status === 'ok' && status.unassigned, 0);
+        assert.deepEqual(status.status === 'ok' && status.engines[0].queue, 0);
       });
     });
 
