@@ -67,6 +67,18 @@ export type Resolved<S> = { [K in RequiredKeys<S> | DefaultedKeys<S>]: ValueOf<S
   [K in Exclude<keyof S, RequiredKeys<S> | DefaultedKeys<S>>]?: ValueOf<S[K]>;
 };
 
+/**
+ * The specs that document interface `T`: one per field, of the field's type, `required` where the
+ * field is. `{ ... } satisfies SpecsOf<T>` keeps a schema and its documented interface in step.
+ * @example
+ * interface ViewOptions { /** Elements per task. *\/ chunkSize?: number }
+ * const specs = { chunkSize: { kind: integer(1), help: 'elements per task' } } satisfies SpecsOf<ViewOptions>;
+ */
+export type SpecsOf<T> = {
+  [K in keyof T]-?: OptionSpec<Exclude<T[K], undefined>> &
+    (object extends Pick<T, K> ? unknown : { required: true });
+};
+
 /** A schema; `specs` is checked against each option's kind by the compiler. */
 export function defineOptions<S extends OptionSpecs>(
   subject: string,
@@ -77,7 +89,7 @@ export function defineOptions<S extends OptionSpecs>(
 }
 
 /** What is wrong with one value, for a message in code or on the command line. */
-export interface Fault {
+interface Fault {
   error: TypeErrorConstructor | RangeErrorConstructor;
   /** The option's own check's words, completing "<option> ...". */
   reason?: string;
@@ -110,7 +122,10 @@ export function resolveOptions<S extends OptionSpecs>(
   name: (option: string) => string = (option) => option,
 ): Resolved<S> {
   const { subject, specs } = schema;
-  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+  if (
+    given !== undefined &&
+    (typeof given !== 'object' || given === null || Array.isArray(given))
+  ) {
     throw new TypeError(`${subject} options must be an object, got ${typeName(given)}`);
   }
   const values: Record<string, unknown> = { ...given };

@@ -60,10 +60,6 @@ export function createLauncher(
       `launcher "${String(name)}" is unknown; the launchers are ${launcherNames.join(', ')}`,
     );
   }
-  const o = options ?? {};
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-    throw new TypeError(`launcherOptions must be an object of ${name} launcher options`);
-  }
-  // Each launcher checks its options against its schema, naming any it does not know.
-  return (launchers[name] as LauncherRow<OptionSpecs>).create(context, o);
+  // Each launcher checks its options against its schema (an object, no unknown names).
+  return (launchers[name] as LauncherRow<OptionSpecs>).create(context, options ?? {});
 }

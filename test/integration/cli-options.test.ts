@@ -100,6 +100,23 @@ describe('tsparallel cluster start and the controller options', () => {
         /unknown controller option hwmm; its options are ip, scheme, hwm/.test(e.message),
     );
   });
+
+  it('refuses restartEngines with daemonize, in code and on the command line', async () => {
+    // A daemonized cluster's starter returns, and nobody is left to replace dead engines.
+    await assert.rejects(
+      Cluster.start({ engines: 0, daemonize: true, restartEngines: 2 }),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /^restartEngines needs the process .* drop daemonize or restartEngines$/.test(e.message),
+    );
+    const r = cli('cluster', 'start', '-n', '0', '--daemonize', '--restart-engines', '2');
+    assert.equal(r.status, 2);
+    assert.match(
+      r.stderr,
+      /^error: --restart-engines needs the process .* drop --daemonize or --restart-engines\. \(see --help\)\n$/,
+    );
+    assert.doesNotMatch(cli('cluster', 'list').stdout, /\tdefault\t/);
+  });
 });
 
 describe('tsparallel controller --db sqlite in a fresh TSPARALLEL_DIR', () => {
