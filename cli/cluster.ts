@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Cluster, type ClusterState } from '../cluster/cluster';
 import { clusterOptions } from '../cluster/options';
-import { controllerSettings, placeOptions } from '../controller/options';
+import { controllerSettings } from '../controller/options';
 import { defineOptions, integer } from '../options/schema';
-import { tsparallelDir } from '../protocol/connection';
+import { placeOptions, tsparallelDir } from '../protocol/connection';
 import { addFlags, pick, resolveFlags } from './flags';
 
 /** What `cluster engines` changes before it lists the engines. */

@@ -3,7 +3,8 @@
  * checks come from here. The controller's own options are `controller/options.ts`'s.
  */
 import { availableParallelism } from 'node:os';
-import { clusterIdSpec, placeOptions, type ControllerSettings } from '../controller/options';
+import type { ControllerSettings } from '../controller/options';
+import { clusterIdSpec, placeOptions } from '../protocol/connection';
 import {
   custom,
   defineOptions,

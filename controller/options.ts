@@ -14,7 +14,7 @@ import {
   type Kind,
   type SpecsOf,
 } from '../options/schema';
-import { profileDir } from '../protocol/connection';
+import { placeOptions, profileDir, type PlaceOptions } from '../protocol/connection';
 import { schemeNames, type Scheme } from './schedulers/load-balanced';
 import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
 
@@ -24,13 +24,6 @@ const ipAddress: Kind<string> = {
   allows: (v) => isIP(v) !== 0,
 };
 
-/** Profile and cluster names become part of file names: one harmless path segment. */
-export function fileNameProblem(name: string): string | undefined {
-  return name === '' || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)
-    ? undefined
-    : `"${name}" may hold only letters, digits, "_", "." and "-"`;
-}
-
 /** Milliseconds of silence before an engine is dead, unless three periods are longer. */
 const DEFAULT_HEARTBEAT_DEADLINE = 3000;
 
@@ -38,32 +31,6 @@ const DEFAULT_HEARTBEAT_DEADLINE = 3000;
 function defaultDeadline(heartbeatPeriod: number): number {
   return Math.max(DEFAULT_HEARTBEAT_DEADLINE, 3 * heartbeatPeriod);
 }
-
-/** Names a cluster, so several can share a profile; no default here (each use has its own). */
-export const clusterIdSpec = {
-  kind: string('<id>'),
-  check: fileNameProblem,
-  help: 'names the cluster, so several can share a profile',
-};
-
-/** Where a controller's files are (and a cluster's, and an engine finds them). */
-export interface PlaceOptions {
-  /** Profile whose files to use; default `default`. */
-  profile?: string;
-  /** Names the cluster, so several can share a profile; default `''`, the profile's default cluster. */
-  clusterId?: string;
-}
-
-/** `PlaceOptions`' schema. */
-export const placeOptions = defineOptions('controller', {
-  profile: {
-    kind: string('<name>'),
-    default: 'default',
-    help: 'profile whose files to use',
-    check: fileNameProblem,
-  },
-  clusterId: { ...clusterIdSpec, default: '' },
-} satisfies SpecsOf<PlaceOptions>);
 
 /**
  * Controller options a cluster passes on to the controller it starts (`tsparallel controller

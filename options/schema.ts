@@ -37,6 +37,8 @@ export interface OptionSpec<T> {
   check?(value: T): string | undefined;
   /** A one-letter flag besides the long one (`-n`). */
   short?: string;
+  /** The long flag, where it is not the option's name in kebab case (`--file`). */
+  flag?: string;
   /** Not a command-line flag: given in code only (a callback, or spelled otherwise there). */
   cli?: false;
 }
@@ -169,9 +171,14 @@ function inWords(f: Fault): string {
   return f.reason ?? `must be ${f.expected}, got ${f.got}`;
 }
 
-/** `heartbeatPeriod` as a flag: `--heartbeat-period`. */
-export function flagName(option: string): string {
-  return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** `heartbeatPeriod` as a flag: `--heartbeat-period`, unless its spec names another. */
+export function flagName(option: string, spec?: OptionSpec<unknown>): string {
+  return spec?.flag ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** How the command line spells the schema's options, for messages naming them. */
+export function flagNames(schema: OptionSchema): (option: string) => string {
+  return (option) => flagName(option, schema.specs[option]);
 }
 
 /**
@@ -179,13 +186,17 @@ export function flagName(option: string): string {
  * their default, in the schema's order.
  * @example toArgv(controllerSettings, { hwm: 4, curve: true }) // ['--hwm', '4', '--curve']
  */
-export function toArgv<S extends OptionSpecs>(schema: OptionSchema<S>, given: Given<S>): string[] {
+export function toArgv<S extends OptionSpecs>(
+  schema: OptionSchema<S>,
+  given: Partial<Given<S>>,
+): string[] {
   const values = given as Record<string, unknown>;
   return Object.entries(schema.specs).flatMap(([option, spec]) => {
     const value = values[option];
     if (value === undefined || value === spec.default || spec.cli === false) return [];
-    if (spec.kind.arg === undefined) return value === true ? [flagName(option)] : [];
-    return [flagName(option), typeof value === 'object' ? JSON.stringify(value) : String(value)];
+    const long = flagName(option, spec);
+    if (spec.kind.arg === undefined) return value === true ? [long] : [];
+    return [long, typeof value === 'object' ? JSON.stringify(value) : String(value)];
   });
 }
 

@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { defineOptions, string, type SpecsOf } from '../../options/schema';
+import { engineOptions } from '../../engine/options';
+import { defineOptions, string, toArgv, type SpecsOf } from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
@@ -149,11 +150,7 @@ export abstract class Launcher {
       where.node ?? process.execPath,
       where.cli ?? CLI,
       'engine',
-      '--file',
-      file,
-      '--engine-set',
-      set.id,
-      ...(exitWithParent ? ['--exit-with-parent'] : []),
+      ...toArgv(engineOptions, { connectionFile: file, engineSet: set.id, exitWithParent }),
     ];
   }
 
