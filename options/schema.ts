@@ -52,7 +52,7 @@ export interface OptionSchema<S extends OptionSpecs = OptionSpecs> {
   readonly subject: string;
   readonly specs: S;
   /** What is wrong across options (`name` spells each as the caller knows it), or undefined. */
-  readonly check?: (values: Resolved<S>, name: (option: string) => string) => string | undefined;
+  check?(values: Resolved<S>, name: (option: string) => string): string | undefined;
 }
 
 type ValueOf<O> = O extends { kind: Kind<infer T> } ? T : never;

@@ -7,7 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { engineOptions } from '../../engine/options';
-import { defineOptions, string, toArgv, type SpecsOf } from '../../options/schema';
+import {
+  defineOptions,
+  string,
+  toArgv,
+  type OptionSchema,
+  type SpecsOf,
+} from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
@@ -58,6 +64,13 @@ export const remoteCommandOptions = defineOptions('launcher', {
     help: "tsparallel's `dist/cli/main.js` (default: this installation's)",
   },
 } satisfies SpecsOf<RemoteCommand>);
+
+/** A launcher by name: its options' schema and how to make it (`launchers/index.ts`). */
+export interface LauncherRow<O> {
+  options: OptionSchema;
+  /** Makes the launcher; throws naming a bad option before anything starts. */
+  create(context: LaunchContext, options: O): Launcher;
+}
 
 /** A controller process being started. */
 export interface StartingController {
