@@ -67,7 +67,7 @@ function securityDir(profile = 'default'): string {
 }
 
 /** Profile and cluster names become part of file names: one harmless path segment. */
-export function fileNameProblem(name: string): string | undefined {
+function fileNameProblem(name: string): string | undefined {
   return name === '' || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)
     ? undefined
     : `"${name}" may hold only letters, digits, "_", "." and "-"`;

@@ -4,7 +4,7 @@
  * launcher is its file and a row here; a new batch system is a row of `batch.ts`'s `systems`.
  */
 import type { OptionSchema } from '../../options/schema';
-import { batchLaunchers, type BatchOptions, type QueueOptions, type SlurmOptions } from './batch';
+import { batchLaunchers, type QueueOptions, type SlurmOptions } from './batch';
 import type { LaunchContext, Launcher, LauncherRow } from './launcher';
 import { LocalLauncher, localOptions, type LocalOptions } from './local';
 import { MpiLauncher, mpiOptions, type MpiOptions } from './mpi';
@@ -13,7 +13,7 @@ import { SshLauncher, sshOptions, type SshOptions } from './ssh';
 export { renderBatchScript, DEFAULT_TEMPLATE, type BatchJob } from './batch';
 export { type EngineSet, Launcher } from './launcher';
 export { LocalLauncher };
-export type { LocalOptions, MpiOptions, SshOptions, SlurmOptions, QueueOptions, BatchOptions };
+export type { LocalOptions, MpiOptions, SshOptions, SlurmOptions, QueueOptions };
 
 function row<O>(
   options: OptionSchema,
