@@ -70,7 +70,7 @@ export function resolveFlags<S extends OptionSpecs>(
   flags: Given<S>,
 ): Resolved<S> {
   try {
-    return resolveOptions(schema, flags, flagNames(schema as OptionSchema));
+    return resolveOptions(schema, flags, flagNames(schema));
   } catch (e) {
     return command.error(`error: ${(e as Error).message}.`, { exitCode: USAGE_ERROR });
   }
@@ -94,7 +94,7 @@ export function pick<S extends OptionSpecs>(
 export const log = (role: string) => (line: string) =>
   writeSync(2, `${new Date().toISOString()} [${role}] ${line}\n`);
 
-/** `--exit-with-parent`, which processes a cluster starts are given: the engine's, for the controller. */
+/** The engine option `--exit-with-parent`, which the controller command takes too. */
 export const exitWithParentFlag = (): Option =>
   new Option('--exit-with-parent', engineOptions.specs.exitWithParent.help);
 
