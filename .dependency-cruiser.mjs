@@ -4,7 +4,8 @@
 
 /** Lowest first. Folders in one layer do not import each other. */
 const LAYERS = [
-  ['protocol', 'options'], // the wire format shared by every process; the option schema
+  ['options'], // the option schema, dependency-free
+  ['protocol'], // the wire format shared by every process
   ['controller', 'engine', 'client'], // the three process roles, which only share the protocol
   ['cluster'], // starts controllers and engines, and hands out clients
   ['kernel-ext'], // the notebook kernel, on a cluster and its client

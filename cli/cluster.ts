@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Cluster, type ClusterState } from '../cluster/cluster';
 import { clusterOptions } from '../cluster/options';
-import { controllerSettings, placeOptions } from '../controller/options';
+import { controllerSettings } from '../controller/options';
 import { defineOptions, integer } from '../options/schema';
-import { tsparallelDir } from '../protocol/connection';
-import { addFlags, pick, resolveFlags, USAGE_ERROR } from './flags';
+import { placeOptions, tsparallelDir } from '../protocol/connection';
+import { addFlags, pick, resolveFlags } from './flags';
 
 /** What `cluster engines` changes before it lists the engines. */
 const engineChanges = defineOptions('cluster engines', {
@@ -33,13 +33,8 @@ export function clusterCommand(program: Command): void {
   addFlags(start, controllerSettings).action(async (flags: Record<string, unknown>) => {
     const options = pick(clusterOptions, flags);
     const controller = pick(controllerSettings, flags);
+    resolveFlags(start, clusterOptions, options);
     resolveFlags(start, controllerSettings, controller);
-    if (options.restartEngines && options.daemonize) {
-      start.error(
-        'error: --restart-engines needs the cluster command to keep running; drop --daemonize.',
-        { exitCode: USAGE_ERROR },
-      );
-    }
     const c = await Cluster.start({ ...options, controller });
     const rc = await c.connect();
     process.stdout.write(

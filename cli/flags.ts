@@ -5,9 +5,11 @@
  */
 import { writeSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { engineOptions } from '../engine/options';
 import {
   fault,
   flagName,
+  flagNames,
   resolveOptions,
   type Given,
   type OptionSchema,
@@ -36,7 +38,7 @@ export function addFlags<S extends OptionSpecs>(
 
 function flagOf(name: string, spec: OptionSpec<unknown>, override: unknown): Option {
   const { kind } = spec;
-  const long = flagName(name);
+  const long = flagName(name, spec);
   const flags = `${spec.short ? `${spec.short}, ` : ''}${long}${kind.arg ? ` ${kind.arg}` : ''}`;
   const option = new Option(flags, spec.help);
   if (kind.arg === undefined) return option; // a switch
@@ -68,7 +70,7 @@ export function resolveFlags<S extends OptionSpecs>(
   flags: Given<S>,
 ): Resolved<S> {
   try {
-    return resolveOptions(schema, flags, flagName);
+    return resolveOptions(schema, flags, flagNames(schema));
   } catch (e) {
     return command.error(`error: ${(e as Error).message}.`, { exitCode: USAGE_ERROR });
   }
@@ -80,8 +82,10 @@ export function pick<S extends OptionSpecs>(
   flags: Record<string, unknown>,
 ): Given<S> {
   const picked: Record<string, unknown> = {};
-  for (const name of Object.keys(schema.specs)) {
-    if (flags[name] !== undefined) picked[name] = flags[name];
+  for (const [name, spec] of Object.entries(schema.specs)) {
+    // Commander keys a value by its flag: `--file` gives `file`.
+    const value = flags[new Option(flagName(name, spec)).attributeName()];
+    if (value !== undefined) picked[name] = value;
   }
   return picked as Given<S>;
 }
@@ -90,9 +94,9 @@ export function pick<S extends OptionSpecs>(
 export const log = (role: string) => (line: string) =>
   writeSync(2, `${new Date().toISOString()} [${role}] ${line}\n`);
 
-/** `--exit-with-parent`, which processes a cluster starts are given. */
+/** The engine option `--exit-with-parent`, which the controller command takes too. */
 export const exitWithParentFlag = (): Option =>
-  new Option('--exit-with-parent', 'exit when the parent process ends (used by clusters)');
+  new Option('--exit-with-parent', engineOptions.specs.exitWithParent.help);
 
 /** Ends `stop` when this process's parent dies (its end of our stdin pipe closes). */
 export function exitWithParent(stop: () => void): void {

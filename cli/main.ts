@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ControllerConfigError } from '../controller/controller-server';
 import { clusterCommand } from './cluster';
 import { controllerCommand } from './controller';
 import { engineCommand } from './engine';
@@ -43,7 +42,7 @@ async function main(): Promise<void> {
       process.exit(ok ? 0 : USAGE_ERROR);
     }
     process.stderr.write(`tsparallel: ${(e as Error).message}\n`);
-    process.exit(e instanceof ControllerConfigError ? USAGE_ERROR : 1);
+    process.exit(1);
   }
 }
 

@@ -9,9 +9,9 @@ import {
   integer,
   nonNegative,
   resolveOptions,
-  type Given,
   type Kind,
   type Resolved,
+  type SpecsOf,
 } from '../options/schema';
 
 const countOrInfinity: Kind<number> = {
@@ -20,8 +20,23 @@ const countOrInfinity: Kind<number> = {
   allows: (v) => v === Infinity || (Number.isInteger(v) && v >= 0),
 };
 
-/** What `cluster.adapt` can be told. */
-export const adaptOptions = defineOptions(
+/**
+ * What `cluster.adapt` can be told.
+ * @example cluster.adapt({ minimum: 1, maximum: 8, wait: 10_000 })
+ */
+export interface AdaptOptions {
+  /** Engines kept however idle the cluster is; default 0. */
+  minimum?: number;
+  /** Engines never exceeded however much work waits; default `Infinity`. */
+  maximum?: number;
+  /** Milliseconds between looks at the queue; default 1000. */
+  interval?: number;
+  /** Milliseconds an engine stays idle before it is stopped; default 3 intervals. */
+  wait?: number;
+}
+
+/** `AdaptOptions`' schema. */
+const adaptOptions = defineOptions(
   'adapt',
   {
     minimum: { kind: integer(0), default: 0, help: 'engines kept however idle the cluster is' },
@@ -40,13 +55,12 @@ export const adaptOptions = defineOptions(
       default: (o: Readonly<Record<string, unknown>>) => 3 * (o.interval as number),
       help: 'milliseconds an engine stays idle before it is stopped (default 3 intervals, as Dask)',
     },
-  },
+  } satisfies SpecsOf<AdaptOptions>,
   (o: { minimum: number; maximum: number }, name) =>
     o.maximum < o.minimum
       ? `adapt option ${name('maximum')} must be an integer >= minimum (${o.minimum}), got ${o.maximum}`
       : undefined,
 );
-export type AdaptOptions = Given<typeof adaptOptions.specs>;
 
 /** What the policy drives: the queue it reads and the cluster it resizes. */
 export interface AdaptTarget {

@@ -3,7 +3,8 @@
  * checks come from here. The controller's own options are `controller/options.ts`'s.
  */
 import { availableParallelism } from 'node:os';
-import { fileNameProblem, placeOptions, type ControllerSettings } from '../controller/options';
+import type { ControllerSettings } from '../controller/options';
+import { clusterIdSpec, placeOptions } from '../protocol/connection';
 import {
   custom,
   defineOptions,
@@ -11,66 +12,86 @@ import {
   integer,
   jsonObject,
   oneOf,
-  string,
-  type Given,
+  type SpecsOf,
 } from '../options/schema';
 import { launcherNames, type LauncherName, type LauncherOptionsMap } from './launchers';
 
-/** The options of `Cluster.start`; the controller's own come as `controller` (`controller/options.ts`). */
-export const clusterOptions = defineOptions('cluster', {
-  engines: {
-    kind: integer(0),
-    short: '-n',
-    default: () => availableParallelism(),
-    help: 'number of engines (default: one per core)',
-  },
-  launcher: {
-    kind: oneOf(launcherNames),
-    default: 'local' as LauncherName,
-    help: 'how engines start',
-  },
-  launcherOptions: {
-    kind: jsonObject<object>('{"hosts": ["node1"]}'),
-    help: 'the launcher\'s options, e.g. \'{"hosts": ["node1"]}\' for ssh (see the README\'s section on each launcher)',
-  },
-  profile: placeOptions.specs.profile,
-  clusterId: {
-    kind: string('<id>'),
-    check: fileNameProblem,
-    help: 'names the cluster, so several can share a profile',
-  },
-  controller: {
-    kind: custom(
-      'an object of controller options',
-      (v): v is ControllerSettings => typeof v === 'object' && v !== null,
-    ),
-    cli: false,
-    help: 'the controller\'s options (the command line takes them as flags: see "tsparallel controller --help")',
-  },
-  daemonize: {
-    kind: flag,
-    default: false,
-    help: 'start in the background and return (the processes outlive this one)',
-  },
-  timeout: {
-    kind: integer(1, '<ms>'),
-    default: 30_000,
-    help: 'milliseconds to wait for the controller and each batch of engines',
-  },
-  restartEngines: {
-    kind: integer(0),
-    default: 0,
-    help: 'start a new engine in place of one that dies, at most n times a minute (not with --daemonize)',
-  },
-});
-
-/** What `Cluster.start` can be told. */
-export type ClusterOptions<L extends LauncherName = LauncherName> = Omit<
-  Given<typeof clusterOptions.specs>,
-  'launcher' | 'launcherOptions'
-> & {
+/**
+ * What `Cluster.start` can be told; `tsparallel cluster start` takes the same as flags.
+ * @example await Cluster.start({ engines: 4, launcher: 'ssh', launcherOptions: { hosts: ['node1'] } })
+ */
+export interface ClusterOptions<L extends LauncherName = LauncherName> {
+  /** Number of engines; default one per core. */
+  engines?: number;
   /** How engines start: `local` (default), `mpi`, `ssh`, `slurm`, `pbs`, `sge` or `lsf`. */
   launcher?: L;
   /** The launcher's options; see the README's section on each launcher. */
   launcherOptions?: LauncherOptionsMap[L];
-};
+  /** Profile whose files to use; default `default`. */
+  profile?: string;
+  /** Names the cluster, so several can share a profile; default a fresh id. */
+  clusterId?: string;
+  /** The controller's options (`tsparallel controller --help` lists them). */
+  controller?: ControllerSettings;
+  /** Start in the background: the processes outlive this one. Default false. */
+  daemonize?: boolean;
+  /** Milliseconds to wait for the controller and each batch of engines; default 30000. */
+  timeout?: number;
+  /** Start a new engine in place of one that dies, at most n times a minute; default 0, not with `daemonize`. */
+  restartEngines?: number;
+}
+
+/** The options of `Cluster.start`; the controller's own come as `controller` (`controller/options.ts`). */
+export const clusterOptions = defineOptions(
+  'cluster',
+  {
+    engines: {
+      kind: integer(0),
+      short: '-n',
+      default: () => availableParallelism(),
+      help: 'number of engines (default: one per core)',
+    },
+    launcher: {
+      kind: oneOf(launcherNames),
+      default: 'local' as LauncherName,
+      help: 'how engines start',
+    },
+    launcherOptions: {
+      kind: jsonObject<LauncherOptionsMap[LauncherName]>('{"hosts": ["node1"]}'),
+      help: 'the launcher\'s options, e.g. \'{"hosts": ["node1"]}\' for ssh (see the README\'s section on each launcher)',
+    },
+    profile: placeOptions.specs.profile,
+    clusterId: {
+      ...clusterIdSpec,
+      help: `${clusterIdSpec.help} (default: Cluster.start makes a fresh id; the command line means the profile's default cluster)`,
+    },
+    controller: {
+      kind: custom(
+        'an object of controller options',
+        (v): v is ControllerSettings => typeof v === 'object' && v !== null,
+      ),
+      cli: false,
+      help: 'the controller\'s options (the command line takes them as flags: see "tsparallel controller --help")',
+    },
+    daemonize: {
+      kind: flag,
+      default: false,
+      help: 'start in the background and return (the processes outlive this one)',
+    },
+    timeout: {
+      kind: integer(1, '<ms>'),
+      default: 30_000,
+      help: 'milliseconds to wait for the controller and each batch of engines',
+    },
+    restartEngines: {
+      kind: integer(0),
+      default: 0,
+      help: 'start a new engine in place of one that dies, at most n times a minute (not with --daemonize)',
+    },
+  } satisfies SpecsOf<ClusterOptions>,
+  (o, name) =>
+    o.restartEngines > 0 && o.daemonize
+      ? `${name('restartEngines')} needs the process that started the cluster to keep running, ` +
+        `as it replaces the engines; drop ${name('daemonize')} or ${name('restartEngines')}`
+      : undefined,
+);

@@ -11,11 +11,10 @@ import {
   integer,
   oneOf,
   string,
-  type Given,
   type Kind,
-  type Resolved,
+  type SpecsOf,
 } from '../options/schema';
-import { profileDir } from '../protocol/connection';
+import { placeOptions, profileDir, type PlaceOptions } from '../protocol/connection';
 import { schemeNames, type Scheme } from './schedulers/load-balanced';
 import { DEFAULT_RECORD_BYTE_LIMIT, DEFAULT_RECORD_LIMIT } from './task-records';
 
@@ -25,35 +24,43 @@ const ipAddress: Kind<string> = {
   allows: (v) => isIP(v) !== 0,
 };
 
-/** Profile and cluster names become part of file names: one harmless path segment. */
-export function fileNameProblem(name: string): string | undefined {
-  return name === '' || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)
-    ? undefined
-    : `"${name}" may hold only letters, digits, "_", "." and "-"`;
-}
+/** Milliseconds of silence before an engine is dead, unless three periods are longer. */
+const DEFAULT_HEARTBEAT_DEADLINE = 3000;
 
 /** The deadline when none is given: the default, or three missed beats if periods are long. */
 function defaultDeadline(heartbeatPeriod: number): number {
-  return Math.max(3000, 3 * heartbeatPeriod);
+  return Math.max(DEFAULT_HEARTBEAT_DEADLINE, 3 * heartbeatPeriod);
 }
 
-/** Where a controller's files are (and a cluster's, and an engine finds them). */
-export const placeOptions = defineOptions('controller', {
-  profile: {
-    kind: string('<name>'),
-    default: 'default',
-    help: 'profile whose files to use',
-    check: fileNameProblem,
-  },
-  clusterId: {
-    kind: string('<id>'),
-    default: '',
-    help: 'names the cluster, so several can share a profile',
-    check: fileNameProblem,
-  },
-});
+/**
+ * Controller options a cluster passes on to the controller it starts (`tsparallel controller
+ * --help` lists them as flags).
+ * @example await Cluster.start({ controller: { db: 'sqlite', heartbeatPeriod: 500 } })
+ */
+export interface ControllerSettings {
+  /** Address to listen on; default `127.0.0.1` (beyond loopback only with `curve` or `insecure`). */
+  ip?: string;
+  /** Load-balancing scheme; default `leastload`. */
+  scheme?: Scheme;
+  /** Load-balanced tasks an engine may hold at once; default 1. */
+  hwm?: number;
+  /** Where task records live: `memory` (default), or `sqlite[:PATH]` to keep them on disk. */
+  db?: string;
+  /** Encrypt every connection with CurveZMQ (keys go in the connection files); default false. */
+  curve?: boolean;
+  /** Allow listening beyond loopback without `curve`; default false. */
+  insecure?: boolean;
+  /** Finished task records kept. */
+  recordLimit?: number;
+  /** Bytes of finished tasks' arguments and results kept. */
+  recordBytes?: number;
+  /** Milliseconds between engine heartbeats; default 1000. */
+  heartbeatPeriod?: number;
+  /** Milliseconds of silence before an engine is dead; default 3000, at least 3 periods. */
+  heartbeatDeadline?: number;
+}
 
-/** The controller's settings a cluster passes on to the controller it starts. */
+/** `ControllerSettings`' schema. */
 export const controllerSettings = defineOptions(
   'controller',
   {
@@ -102,11 +109,19 @@ export const controllerSettings = defineOptions(
       kind: integer(20, '<ms>'),
       default: (o: Readonly<Record<string, unknown>>) =>
         defaultDeadline(o.heartbeatPeriod as number),
-      help: 'milliseconds of silence before an engine is dead (default: 3000, at least 3 periods)',
+      help: `milliseconds of silence before an engine is dead (default: ${DEFAULT_HEARTBEAT_DEADLINE}, at least 3 periods)`,
     },
-  },
+  } satisfies SpecsOf<ControllerSettings>,
   settingsProblem,
 );
+
+/** Everything a controller can be told, with the defaults filled in. */
+export interface ControllerOptions extends Required<ControllerSettings>, Required<PlaceOptions> {
+  /** Take over from a controller that stopped: reuse its files and finish its database's tasks. */
+  restore: boolean;
+  /** Where the controller's log lines go. */
+  log: (line: string) => void;
+}
 
 /** Everything `tsparallel controller` and `ControllerServer.start` take, but the log. */
 export const controllerOptions = defineOptions(
@@ -119,17 +134,9 @@ export const controllerOptions = defineOptions(
       default: false,
       help: "take over from a controller that stopped: reuse its connection files and finish its database's tasks",
     },
-  },
+  } satisfies SpecsOf<Partial<Omit<ControllerOptions, 'log'>>>,
   settingsProblem,
 );
-
-/** Controller options a cluster passes on (see `tsparallel controller --help`). */
-export type ControllerSettings = Given<typeof controllerSettings.specs>;
-
-/** Everything a controller can be told, with the defaults filled in. */
-export type ControllerOptions = Resolved<typeof controllerOptions.specs> & {
-  log: (line: string) => void;
-};
 
 /** The SQLite file of the `db` option, or `null` for memory (the option is checked already). */
 export function sqlitePath(

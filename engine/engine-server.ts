@@ -16,7 +16,9 @@ import {
 } from 'node:worker_threads';
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
+import { resolveOptions, type Resolved } from '../options/schema';
 import {
+  connectionFilePath,
   curveClientOptions,
   readConnectionFile,
   type EngineConnectionInfo,
@@ -33,32 +35,12 @@ import {
 } from './heartbeat-thread';
 import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { mpiPlace } from './mpi-place';
+import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
 import { RunningSlot, RunningTask, type TaskRequest } from './running-task';
 
-/** Everything `tsparallel engine` can be told. */
-export interface EngineOptions {
-  connectionFile: string;
-  /** Milliseconds to wait for the controller to answer registration. */
-  registrationTimeout: number;
-  /**
-   * Milliseconds without the controller after which the engine exits; until then it waits for
-   * the controller to come back (restarted) and registers again.
-   */
-  hubTimeout: number;
-  /** Exit when this process ends (`--exit-with-parent`), even while user code runs. */
-  parentPid?: number;
-  /** The engine set a cluster's launcher started this engine in; reported at registration. */
-  engineSet?: string;
-  log: (line: string) => void;
-  /**
-   * One of many engines in this process, for clusters larger than the machine: it beats from
-   * the main thread instead of a thread of its own and leaves the process alone (signals,
-   * stdout and stderr, exit). Its tasks share the process's namespace with the other engines',
-   * their console output is not captured, and a busy task delays its heartbeats.
-   */
-  lightweight?: boolean;
-}
+/** The process that started this one, whose end ends the engine under `exitWithParent`. */
+const PARENT_PID = process.ppid;
 
 /** How many ids of aborted tasks are remembered until the tasks arrive. */
 const ABORTED_MEMORY = 10_000;
@@ -89,16 +71,21 @@ export class EngineServer {
   private constructor(
     private readonly info: EngineConnectionInfo,
     private readonly channel: Channel,
-    private readonly options: EngineOptions,
+    private readonly options: Resolved<typeof engineOptions.specs>,
     private readonly uuid: string,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.control = { main: port1, thread: port2 };
   }
 
-  /** Connects, registers and serves until shut down. Resolves once registered. */
-  static async start(options: EngineOptions): Promise<EngineServer> {
-    const info = await readConnectionFile(options.connectionFile, 'engine');
+  /**
+   * Connects, registers and serves until shut down. Resolves once registered. Throws a
+   * `TypeError` or `RangeError` naming a bad option.
+   */
+  static async start(given: EngineOptions): Promise<EngineServer> {
+    const options = resolveOptions(engineOptions, given);
+    const file = options.connectionFile ?? connectionFilePath('engine', options);
+    const info = await readConnectionFile(file, 'engine');
     const session = new Session(info.key);
     const uuid = randomUUID();
     const socket = new zmq.Dealer({
@@ -178,7 +165,7 @@ export class EngineServer {
       uuid,
       period,
       hubTimeout: this.options.hubTimeout,
-      parentPid: this.options.parentPid ?? null,
+      parentPid: this.options.exitWithParent ? PARENT_PID : null,
       curve: curveClientOptions(this.info),
     };
     if (this.options.lightweight) {

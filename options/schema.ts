@@ -37,6 +37,8 @@ export interface OptionSpec<T> {
   check?(value: T): string | undefined;
   /** A one-letter flag besides the long one (`-n`). */
   short?: string;
+  /** The long flag, where it is not the option's name in kebab case (`--file`). */
+  flag?: string;
   /** Not a command-line flag: given in code only (a callback, or spelled otherwise there). */
   cli?: false;
 }
@@ -50,7 +52,7 @@ export interface OptionSchema<S extends OptionSpecs = OptionSpecs> {
   readonly subject: string;
   readonly specs: S;
   /** What is wrong across options (`name` spells each as the caller knows it), or undefined. */
-  readonly check?: (values: Resolved<S>, name: (option: string) => string) => string | undefined;
+  check?(values: Resolved<S>, name: (option: string) => string): string | undefined;
 }
 
 type ValueOf<O> = O extends { kind: Kind<infer T> } ? T : never;
@@ -67,6 +69,18 @@ export type Resolved<S> = { [K in RequiredKeys<S> | DefaultedKeys<S>]: ValueOf<S
   [K in Exclude<keyof S, RequiredKeys<S> | DefaultedKeys<S>>]?: ValueOf<S[K]>;
 };
 
+/**
+ * The specs that document interface `T`: one per field, of the field's type, `required` where the
+ * field is. `{ ... } satisfies SpecsOf<T>` keeps a schema and its documented interface in step.
+ * @example
+ * interface ViewOptions { /** Elements per task. *\/ chunkSize?: number }
+ * const specs = { chunkSize: { kind: integer(1), help: 'elements per task' } } satisfies SpecsOf<ViewOptions>;
+ */
+export type SpecsOf<T> = {
+  [K in keyof T]-?: OptionSpec<Exclude<T[K], undefined>> &
+    (object extends Pick<T, K> ? unknown : { required: true });
+};
+
 /** A schema; `specs` is checked against each option's kind by the compiler. */
 export function defineOptions<S extends OptionSpecs>(
   subject: string,
@@ -77,7 +91,7 @@ export function defineOptions<S extends OptionSpecs>(
 }
 
 /** What is wrong with one value, for a message in code or on the command line. */
-export interface Fault {
+interface Fault {
   error: TypeErrorConstructor | RangeErrorConstructor;
   /** The option's own check's words, completing "<option> ...". */
   reason?: string;
@@ -110,7 +124,10 @@ export function resolveOptions<S extends OptionSpecs>(
   name: (option: string) => string = (option) => option,
 ): Resolved<S> {
   const { subject, specs } = schema;
-  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+  if (
+    given !== undefined &&
+    (typeof given !== 'object' || given === null || Array.isArray(given))
+  ) {
     throw new TypeError(`${subject} options must be an object, got ${typeName(given)}`);
   }
   const values: Record<string, unknown> = { ...given };
@@ -154,9 +171,14 @@ function inWords(f: Fault): string {
   return f.reason ?? `must be ${f.expected}, got ${f.got}`;
 }
 
-/** `heartbeatPeriod` as a flag: `--heartbeat-period`. */
-export function flagName(option: string): string {
-  return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** `heartbeatPeriod` as a flag: `--heartbeat-period`, unless its spec names another. */
+export function flagName(option: string, spec?: OptionSpec<unknown>): string {
+  return spec?.flag ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** How the command line spells the schema's options, for messages naming them. */
+export function flagNames(schema: OptionSchema): (option: string) => string {
+  return (option) => flagName(option, schema.specs[option]);
 }
 
 /**
@@ -164,13 +186,17 @@ export function flagName(option: string): string {
  * their default, in the schema's order.
  * @example toArgv(controllerSettings, { hwm: 4, curve: true }) // ['--hwm', '4', '--curve']
  */
-export function toArgv<S extends OptionSpecs>(schema: OptionSchema<S>, given: Given<S>): string[] {
+export function toArgv<S extends OptionSpecs>(
+  schema: OptionSchema<S>,
+  given: Partial<Given<S>>,
+): string[] {
   const values = given as Record<string, unknown>;
   return Object.entries(schema.specs).flatMap(([option, spec]) => {
     const value = values[option];
     if (value === undefined || value === spec.default || spec.cli === false) return [];
-    if (spec.kind.arg === undefined) return value === true ? [flagName(option)] : [];
-    return [flagName(option), typeof value === 'object' ? JSON.stringify(value) : String(value)];
+    const long = flagName(option, spec);
+    if (spec.kind.arg === undefined) return value === true ? [long] : [];
+    return [long, typeof value === 'object' ? JSON.stringify(value) : String(value)];
   });
 }
 

@@ -8,6 +8,7 @@ import { curveKeyPair } from 'zeromq';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { defineOptions, string, type SpecsOf } from '../options/schema';
 import { ConnectionError } from './errors';
 
 interface Common {
@@ -64,6 +65,39 @@ export function profileDir(profile = 'default'): string {
 function securityDir(profile = 'default'): string {
   return join(profileDir(profile), 'security');
 }
+
+/** Profile and cluster names become part of file names: one harmless path segment. */
+function fileNameProblem(name: string): string | undefined {
+  return name === '' || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)
+    ? undefined
+    : `"${name}" may hold only letters, digits, "_", "." and "-"`;
+}
+
+/** Names a cluster, so several can share a profile; no default here (each use has its own). */
+export const clusterIdSpec = {
+  kind: string('<id>'),
+  check: fileNameProblem,
+  help: 'names the cluster, so several can share a profile',
+};
+
+/** Where a controller's files are (and a cluster's, and an engine finds them). */
+export interface PlaceOptions {
+  /** Profile whose files to use; default `default`. */
+  profile?: string;
+  /** Names the cluster, so several can share a profile; default `''`, the profile's default cluster. */
+  clusterId?: string;
+}
+
+/** `PlaceOptions`' schema. */
+export const placeOptions = defineOptions('controller', {
+  profile: {
+    kind: string('<name>'),
+    default: 'default',
+    help: 'profile whose files to use',
+    check: fileNameProblem,
+  },
+  clusterId: { ...clusterIdSpec, default: '' },
+} satisfies SpecsOf<PlaceOptions>);
 
 /** `controller-client.json`, or `controller-<id>-client.json` for a named cluster. */
 export function connectionFilePath(

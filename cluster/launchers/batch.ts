@@ -15,8 +15,8 @@ import {
   resolveOptions,
   string,
   strings,
-  type Given,
-  type OptionSchema,
+  type OptionSpec,
+  type SpecsOf,
 } from '../../options/schema';
 import {
   Launcher,
@@ -26,9 +26,40 @@ import {
   shellQuote,
   type EngineSet,
   type LaunchContext,
+  type LauncherRow,
+  type RemoteCommand,
 } from './launcher';
 
 /** Options every batch launcher takes, after the system's own. */
+export interface BatchOptions extends RemoteCommand {
+  /** Wall-clock limit in the system's own format (Slurm `1:00:00`, PBS `01:00:00`, LSF `60`). */
+  time?: string;
+  /** The account (project) the job is charged to. */
+  account?: string;
+  /** More directives, one per line, without the prefix: `['--mem=2G']` becomes `#SBATCH --mem=2G`. */
+  directives?: string[];
+  /** Your own script, with `{directives}` and `{command}` (see `DEFAULT_TEMPLATE`). */
+  template?: string;
+}
+
+/**
+ * Options of the `slurm` launcher.
+ * @example await Cluster.start({ launcher: 'slurm', launcherOptions: { partition: 'debug', time: '1:00:00' } })
+ */
+export interface SlurmOptions extends BatchOptions {
+  /** The partition the job runs in. */
+  partition?: string;
+}
+
+/**
+ * Options of the `pbs`, `sge` and `lsf` launchers.
+ * @example await Cluster.start({ launcher: 'pbs', launcherOptions: { queue: 'short' } })
+ */
+export interface QueueOptions extends BatchOptions {
+  /** The queue the job is submitted to. */
+  queue?: string;
+}
+
 const batchCommon = {
   time: {
     kind: string('<time>'),
@@ -44,47 +75,29 @@ const batchCommon = {
     help: 'your own script, with `{directives}` and `{command}` (see `DEFAULT_TEMPLATE`)',
   },
   ...remoteCommandOptions.specs,
-};
-const slurmSpecs = {
-  partition: { kind: string('<name>'), help: 'the partition the job runs in' },
-  ...batchCommon,
-};
-const queueSpecs = {
-  queue: { kind: string('<name>'), help: 'the queue the job is submitted to' },
-  ...batchCommon,
-};
+} satisfies SpecsOf<BatchOptions>;
 
-/** The options of each batch system's launcher. */
-export const batchOptions = {
-  slurm: defineOptions('slurm launcher', slurmSpecs),
-  pbs: defineOptions('pbs launcher', queueSpecs),
-  sge: defineOptions('sge launcher', queueSpecs),
-  lsf: defineOptions('lsf launcher', queueSpecs),
-};
+/** A string option that becomes a directive of the job script. */
+type DirectiveSpec = OptionSpec<string> & { directive(value: string): string };
 
-/** The batch systems tsparallel renders job scripts for. */
-export type BatchSystemName = keyof typeof batchOptions;
-
-/** Options of the `slurm` launcher. */
-export type SlurmOptions = Given<typeof slurmSpecs>;
-
-/** Options of the `pbs`, `sge` and `lsf` launchers. */
-export type QueueOptions = Given<typeof queueSpecs>;
+/** `QueueOptions.queue`, whose directive each system spells. */
+const queue = (directive: (value: string) => string): DirectiveSpec => ({
+  kind: string('<name>'),
+  help: 'the queue the job is submitted to',
+  directive,
+});
 
 /**
- * The script every batch job runs unless `template` says otherwise. `{directives}` becomes the
- * system's `#SBATCH`/`#PBS`/`#$`/`#BSUB` lines, `{command}` the engine's command line; also
- * known: `{name}` (the job's name) and `{n}` (engines in the job).
+ * One batch system: the options it adds to `BatchOptions` (a directive each), the directives of
+ * `time` and `account`, and its commands. A new system is one row of `systems`.
  */
-export const DEFAULT_TEMPLATE = '#!/bin/sh\n{directives}\n\nexec {command}\n';
-
-/** What tells one batch system from another; the rest is the same code. */
-interface BatchSystem {
+interface BatchSystem<O extends BatchOptions> {
+  own: { [K in Exclude<keyof O, keyof BatchOptions>]-?: DirectiveSpec };
+  time(value: string): string;
+  account(value: string): string;
   prefix: string;
   /** Directives of every job: its name, one array task per engine, where output goes. */
   basics(job: { name: string; n: number; logDir: string }): string[];
-  /** Directives for the user's options, by option name. */
-  options: Record<string, (value: string) => string>;
   submit(path: string, script: string): { command: string; args: string[]; input?: string };
   /** Picks the job id from the submit command's output. */
   jobId: RegExp;
@@ -96,21 +109,28 @@ interface BatchSystem {
   cancel(jobId: string): { command: string; args: string[] };
 }
 
+/** A row of `systems`, typed by its options. */
+const system = <O extends BatchOptions>(row: BatchSystem<O>): BatchSystem<O> => row;
+
 const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
 
-const systems: Record<BatchSystemName, BatchSystem> = {
-  slurm: {
+const systems = {
+  slurm: system<SlurmOptions>({
+    own: {
+      partition: {
+        kind: string('<name>'),
+        help: 'the partition the job runs in',
+        directive: (v) => `--partition=${v}`,
+      },
+    },
+    time: (v) => `--time=${v}`,
+    account: (v) => `--account=${v}`,
     prefix: '#SBATCH',
     basics: ({ name, n, logDir }) => [
       `--job-name=${name}`,
       `--array=0-${n - 1}`,
       `--output=${join(logDir, `${name}-%a.log`)}`,
     ],
-    options: {
-      partition: (v) => `--partition=${v}`,
-      time: (v) => `--time=${v}`,
-      account: (v) => `--account=${v}`,
-    },
     submit: (path) => ({ command: 'sbatch', args: ['--parsable', path] }),
     jobId: /^(\d+)/,
     // One line per array task (--array), pending ones too; nothing once the job has ended.
@@ -119,15 +139,13 @@ const systems: Record<BatchSystemName, BatchSystem> = {
     // --full: the engine is the batch step's own process (the script execs it).
     signal: (id, signal) => ({ command: 'scancel', args: ['--full', `--signal=${signal}`, id] }),
     cancel: (id) => ({ command: 'scancel', args: [id] }),
-  },
-  pbs: {
+  }),
+  pbs: system<QueueOptions>({
+    own: { queue: queue((v) => `-q ${v}`) },
+    time: (v) => `-l walltime=${v}`,
+    account: (v) => `-A ${v}`,
     prefix: '#PBS',
     basics: ({ name, n, logDir }) => [`-N ${name}`, `-J 0-${n - 1}`, '-j oe', `-o ${logDir}/`],
-    options: {
-      queue: (v) => `-q ${v}`,
-      time: (v) => `-l walltime=${v}`,
-      account: (v) => `-A ${v}`,
-    },
     submit: (path) => ({ command: 'qsub', args: [path] }),
     jobId: /^(\S+)/,
     // Subjobs, one per line, with their state in the fifth column.
@@ -135,30 +153,26 @@ const systems: Record<BatchSystemName, BatchSystem> = {
     active: (out) => lines(out).filter((l) => /\]\S*\s.*\s[QRHW]\s/.test(l)).length,
     signal: (id, signal) => ({ command: 'qsig', args: ['-s', signal, id] }),
     cancel: (id) => ({ command: 'qdel', args: [id] }),
-  },
-  sge: {
+  }),
+  sge: system<QueueOptions>({
+    own: { queue: queue((v) => `-q ${v}`) },
+    time: (v) => `-l h_rt=${v}`,
+    account: (v) => `-A ${v}`,
     prefix: '#$',
     basics: ({ name, n, logDir }) => [`-N ${name}`, `-t 1-${n}`, '-j y', `-o ${logDir}/`],
-    options: {
-      queue: (v) => `-q ${v}`,
-      time: (v) => `-l h_rt=${v}`,
-      account: (v) => `-A ${v}`,
-    },
     submit: (path) => ({ command: 'qsub', args: ['-terse', path] }),
     jobId: /^(\d+)/,
     status: (id) => ({ command: 'qstat', args: ['-j', id] }),
     // `qstat -j` knows the job until its last task ends; tasks are not listed one by one.
     active: (out) => (/job_number/.test(out) ? Infinity : 0),
     cancel: (id) => ({ command: 'qdel', args: [id] }),
-  },
-  lsf: {
+  }),
+  lsf: system<QueueOptions>({
+    own: { queue: queue((v) => `-q ${v}`) },
+    time: (v) => `-W ${v}`,
+    account: (v) => `-P ${v}`,
     prefix: '#BSUB',
     basics: ({ name, n, logDir }) => [`-J ${name}[1-${n}]`, `-o ${logDir}/${name}-%I.log`],
-    options: {
-      queue: (v) => `-q ${v}`,
-      time: (v) => `-W ${v}`,
-      account: (v) => `-P ${v}`,
-    },
     // bsub reads the script's directives only from its stdin.
     submit: (_path, script) => ({ command: 'bsub', args: [], input: script }),
     jobId: /Job <(\d+)>/,
@@ -166,8 +180,33 @@ const systems: Record<BatchSystemName, BatchSystem> = {
     active: (out) => lines(out).filter((l) => /PEND|RUN|SUSP/.test(l)).length,
     signal: (id, signal) => ({ command: 'bkill', args: ['-s', signal, id] }),
     cancel: (id) => ({ command: 'bkill', args: [id] }),
-  },
+  }),
 };
+
+/** The batch systems tsparallel renders job scripts for. */
+export type BatchSystemName = keyof typeof systems;
+
+/** The options of batch system `N`'s launcher. */
+type OptionsOf<N extends BatchSystemName> =
+  (typeof systems)[N] extends BatchSystem<infer O> ? O : never;
+
+/** A batch system's launcher row: its schema is the system's own options and `BatchOptions`. */
+const batchLauncher = (name: BatchSystemName): LauncherRow<BatchOptions> => ({
+  options: defineOptions(`${name} launcher`, { ...systems[name].own, ...batchCommon }),
+  create: (context, options) => new BatchLauncher(name, context, options),
+});
+
+/** A launcher row per batch system, derived from `systems`. */
+export const batchLaunchers = Object.fromEntries(
+  Object.keys(systems).map((name) => [name, batchLauncher(name as BatchSystemName)]),
+) as { [N in BatchSystemName]: LauncherRow<OptionsOf<N>> };
+
+/**
+ * The script every batch job runs unless `template` says otherwise. `{directives}` becomes the
+ * system's `#SBATCH`/`#PBS`/`#$`/`#BSUB` lines, `{command}` the engine's command line; also
+ * known: `{name}` (the job's name) and `{n}` (engines in the job).
+ */
+export const DEFAULT_TEMPLATE = '#!/bin/sh\n{directives}\n\nexec {command}\n';
 
 /** What `renderBatchScript` fills in. */
 export interface BatchJob {
@@ -191,14 +230,20 @@ export function renderBatchScript(
   job: BatchJob,
   options: SlurmOptions | QueueOptions = {},
 ): string {
-  const s = systems[system];
+  const s: BatchSystem<BatchOptions> = systems[system];
   checkBatchOptions(system, options);
-  const chosen = Object.entries(options).filter(
-    ([k, v]) => v !== undefined && Object.hasOwn(s.options, k),
-  ) as [string, string][];
+  const own = s.own as Record<string, DirectiveSpec>;
+  const directive = (option: string, value: string): string | undefined =>
+    option === 'time' || option === 'account'
+      ? s[option](value)
+      : Object.hasOwn(own, option)
+        ? own[option].directive(value)
+        : undefined;
   const directives = [
     ...s.basics(job),
-    ...chosen.map(([k, v]) => s.options[k](v)),
+    ...Object.entries(options).flatMap(([k, v]) =>
+      typeof v === 'string' ? (directive(k, v) ?? []) : [],
+    ),
     ...(options.directives ?? []),
   ].map((d) => `${s.prefix} ${d}`);
   const values: Record<string, string> = {
@@ -221,20 +266,20 @@ export function renderBatchScript(
   });
 }
 
-function checkBatchOptions(system: BatchSystemName, options: SlurmOptions | QueueOptions): void {
-  resolveOptions(batchOptions[system] as OptionSchema, options);
+function checkBatchOptions(system: BatchSystemName, options: BatchOptions): void {
+  resolveOptions(batchLaunchers[system].options, options as Record<string, unknown>);
 }
 
 /** Submits engines as batch jobs; see the file's comment. */
 export class BatchLauncher extends Launcher {
-  private readonly system: BatchSystem;
+  private readonly system: BatchSystem<BatchOptions>;
   /** Each look is a command the scheduler answers: a few a second at most. */
   override readonly pollInterval = 250;
 
   constructor(
     name: BatchSystemName,
     context: LaunchContext,
-    private readonly options: SlurmOptions | QueueOptions = {},
+    private readonly options: BatchOptions = {},
   ) {
     super(name, context);
     this.system = systems[name];

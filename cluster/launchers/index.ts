@@ -1,11 +1,11 @@
 /**
  * The launchers by name: each is one row of `launchers`, its options' schema and how to make it
  * (`Cluster.start({ launcher: 'slurm', launcherOptions: { partition: 'debug' } })`). A new
- * launcher is its file and a row here.
+ * launcher is its file and a row here; a new batch system is a row of `batch.ts`'s `systems`.
  */
-import type { Given, OptionSchema, OptionSpecs } from '../../options/schema';
-import { BatchLauncher, batchOptions, type QueueOptions, type SlurmOptions } from './batch';
-import type { LaunchContext, Launcher } from './launcher';
+import type { OptionSchema } from '../../options/schema';
+import { batchLaunchers, type QueueOptions, type SlurmOptions } from './batch';
+import type { LaunchContext, Launcher, LauncherRow } from './launcher';
 import { LocalLauncher, localOptions, type LocalOptions } from './local';
 import { MpiLauncher, mpiOptions, type MpiOptions } from './mpi';
 import { SshLauncher, sshOptions, type SshOptions } from './ssh';
@@ -15,27 +15,18 @@ export { type EngineSet, Launcher } from './launcher';
 export { LocalLauncher };
 export type { LocalOptions, MpiOptions, SshOptions, SlurmOptions, QueueOptions };
 
-/** A launcher's options and its constructor. */
-interface LauncherRow<S extends OptionSpecs> {
-  options: OptionSchema<S>;
-  create(context: LaunchContext, options: Given<S>): Launcher;
-}
-
-function row<S extends OptionSpecs>(
-  options: OptionSchema<S>,
-  create: (context: LaunchContext, options: Given<S>) => Launcher,
-): LauncherRow<S> {
+function row<O>(
+  options: OptionSchema,
+  create: (context: LaunchContext, options: O) => Launcher,
+): LauncherRow<O> {
   return { options, create };
 }
 
 const launchers = {
-  local: row(localOptions, (context, o) => new LocalLauncher(context, o)),
-  mpi: row(mpiOptions, (context, o) => new MpiLauncher(context, o)),
-  ssh: row(sshOptions, (context, o) => new SshLauncher(context, o)),
-  slurm: row(batchOptions.slurm, (context, o) => new BatchLauncher('slurm', context, o)),
-  pbs: row(batchOptions.pbs, (context, o) => new BatchLauncher('pbs', context, o)),
-  sge: row(batchOptions.sge, (context, o) => new BatchLauncher('sge', context, o)),
-  lsf: row(batchOptions.lsf, (context, o) => new BatchLauncher('lsf', context, o)),
+  local: row<LocalOptions>(localOptions, (context, o) => new LocalLauncher(context, o)),
+  mpi: row<MpiOptions>(mpiOptions, (context, o) => new MpiLauncher(context, o)),
+  ssh: row<SshOptions>(sshOptions, (context, o) => new SshLauncher(context, o)),
+  ...batchLaunchers,
 };
 
 /** How engines can start: `local`, `mpi`, `ssh` or a batch system. */
@@ -46,7 +37,7 @@ export const launcherNames = Object.keys(launchers) as readonly LauncherName[];
 
 /** Each launcher's options. */
 export type LauncherOptionsMap = {
-  [K in LauncherName]: (typeof launchers)[K] extends LauncherRow<infer S> ? Given<S> : never;
+  [K in LauncherName]: (typeof launchers)[K] extends LauncherRow<infer O> ? O : never;
 };
 
 /** The launcher called `name`; throws naming an unknown launcher or option. */
@@ -60,10 +51,6 @@ export function createLauncher(
       `launcher "${String(name)}" is unknown; the launchers are ${launcherNames.join(', ')}`,
     );
   }
-  const o = options ?? {};
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-    throw new TypeError(`launcherOptions must be an object of ${name} launcher options`);
-  }
-  // Each launcher checks its options against its schema, naming any it does not know.
-  return (launchers[name] as LauncherRow<OptionSpecs>).create(context, o);
+  // Each launcher checks its options against its schema (an object, no unknown names).
+  return (launchers[name] as LauncherRow<object>).create(context, options ?? {});
 }

@@ -6,7 +6,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { defineOptions, string, type Given } from '../../options/schema';
+import { engineOptions } from '../../engine/options';
+import {
+  defineOptions,
+  string,
+  toArgv,
+  type OptionSchema,
+  type SpecsOf,
+} from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
@@ -39,6 +46,14 @@ export interface LaunchContext {
 }
 
 /** Where `tsparallel` runs and how, wherever a launcher starts it: options of most launchers. */
+export interface RemoteCommand {
+  /** The Node.js binary; default this process's, which suits shared file systems. */
+  node?: string;
+  /** tsparallel's `dist/cli/main.js`; default this installation's. */
+  cli?: string;
+}
+
+/** `RemoteCommand`'s schema. */
 export const remoteCommandOptions = defineOptions('launcher', {
   node: {
     kind: string('<path>'),
@@ -48,8 +63,14 @@ export const remoteCommandOptions = defineOptions('launcher', {
     kind: string('<path>'),
     help: "tsparallel's `dist/cli/main.js` (default: this installation's)",
   },
-});
-export type RemoteCommand = Given<typeof remoteCommandOptions.specs>;
+} satisfies SpecsOf<RemoteCommand>);
+
+/** A launcher by name: its options' schema and how to make it (`launchers/index.ts`). */
+export interface LauncherRow<O> {
+  options: OptionSchema;
+  /** Makes the launcher; throws naming a bad option before anything starts. */
+  create(context: LaunchContext, options: O): Launcher;
+}
 
 /** A controller process being started. */
 export interface StartingController {
@@ -142,11 +163,7 @@ export abstract class Launcher {
       where.node ?? process.execPath,
       where.cli ?? CLI,
       'engine',
-      '--file',
-      file,
-      '--engine-set',
-      set.id,
-      ...(exitWithParent ? ['--exit-with-parent'] : []),
+      ...toArgv(engineOptions, { connectionFile: file, engineSet: set.id, exitWithParent }),
     ];
   }
 

@@ -1,12 +1,14 @@
 /**
  * The default launcher: the controller and each engine are processes on this machine.
  */
-import { defineOptions, resolveOptions, type Given } from '../../options/schema';
+import { defineOptions, resolveOptions, type SpecsOf } from '../../options/schema';
 import { Launcher, type EngineSet, type LaunchContext } from './launcher';
 
 /** The local launcher takes no options. */
-export const localOptions = defineOptions('local launcher', {});
-export type LocalOptions = Given<typeof localOptions.specs>;
+export type LocalOptions = Record<string, never>;
+
+/** `LocalOptions`' schema. */
+export const localOptions = defineOptions('local launcher', {} satisfies SpecsOf<LocalOptions>);
 
 /** Starts engines as child processes; one engine set per engine. */
 export class LocalLauncher extends Launcher {

@@ -7,12 +7,29 @@ import {
   resolveOptions,
   string,
   strings,
-  type Given,
   type Resolved,
+  type SpecsOf,
 } from '../../options/schema';
-import { Launcher, remoteCommandOptions, type EngineSet, type LaunchContext } from './launcher';
+import {
+  Launcher,
+  remoteCommandOptions,
+  type EngineSet,
+  type LaunchContext,
+  type RemoteCommand,
+} from './launcher';
 
-/** Options of the `mpi` launcher. */
+/**
+ * Options of the `mpi` launcher.
+ * @example await Cluster.start({ launcher: 'mpi', launcherOptions: { args: ['--hostfile', 'hosts'] } })
+ */
+export interface MpiOptions extends RemoteCommand {
+  /** The `mpiexec` to run; default `mpiexec` on PATH. */
+  mpiexec?: string;
+  /** More `mpiexec` arguments, before the engine's command: `['--hostfile', 'hosts']`. */
+  args?: string[];
+}
+
+/** `MpiOptions`' schema. */
 export const mpiOptions = defineOptions('mpi launcher', {
   mpiexec: { kind: string('<path>'), help: 'the `mpiexec` to run (default `mpiexec` on PATH)' },
   args: {
@@ -20,8 +37,7 @@ export const mpiOptions = defineOptions('mpi launcher', {
     help: "more `mpiexec` arguments, before the engine's command: `['--hostfile', 'hosts']`",
   },
   ...remoteCommandOptions.specs,
-});
-export type MpiOptions = Given<typeof mpiOptions.specs>;
+} satisfies SpecsOf<MpiOptions>);
 
 /**
  * Starts engines with `mpiexec`; see the file's comment. Signals go to `mpiexec`: Open MPI passes

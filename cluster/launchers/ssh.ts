@@ -12,8 +12,8 @@ import {
   resolveOptions,
   string,
   strings,
-  type Given,
   type Resolved,
+  type SpecsOf,
 } from '../../options/schema';
 import {
   CLI,
@@ -24,11 +24,29 @@ import {
   shellQuote,
   type EngineSet,
   type LaunchContext,
+  type RemoteCommand,
   type StartingController,
   waitForController,
 } from './launcher';
 
-/** Options of the `ssh` launcher. */
+/**
+ * Options of the `ssh` launcher.
+ * @example await Cluster.start({ launcher: 'ssh', launcherOptions: { hosts: ['node1', 'user@node2'] }, controller: { ip: '10.0.0.1', curve: true } })
+ */
+export interface SshOptions extends RemoteCommand {
+  /** Hosts to start engines on, in turn: `['node1', 'user@node2']` (names from ~/.ssh/config too). */
+  hosts: string[];
+  /** The `ssh` client to run; default `ssh` on PATH. */
+  ssh?: string;
+  /** More `ssh` arguments: `['-F', 'ssh_config']`, `['-p', '2222', '-i', 'key']`. */
+  sshArgs?: string[];
+  /** Where the connection file and pid files go on the hosts, relative to home; default `.tsparallel/ssh`. */
+  remoteDir?: string;
+  /** Runs the controller on this host too; it must listen on an address this machine and the engines reach. */
+  controllerHost?: string;
+}
+
+/** `SshOptions`' schema. */
 export const sshOptions = defineOptions('ssh launcher', {
   hosts: {
     kind: strings,
@@ -52,8 +70,7 @@ export const sshOptions = defineOptions('ssh launcher', {
       'listen on an address this machine and the engines reach (`controller: { ip }`)',
   },
   ...remoteCommandOptions.specs,
-});
-export type SshOptions = Given<typeof sshOptions.specs>;
+} satisfies SpecsOf<SshOptions>);
 
 /** Starts engines over SSH; see the file's comment. */
 export class SshLauncher extends Launcher {

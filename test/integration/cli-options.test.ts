@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Client } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { CLI } from '../../cluster/launchers/launcher';
+import { EngineServer } from '../../engine/engine-server';
 import { connectionFilePath, profileDir } from '../../protocol/connection';
 import { cli, until } from './fixture';
 
@@ -100,6 +101,23 @@ describe('tsparallel cluster start and the controller options', () => {
         /unknown controller option hwmm; its options are ip, scheme, hwm/.test(e.message),
     );
   });
+
+  it('refuses restartEngines with daemonize, in code and on the command line', async () => {
+    // A daemonized cluster's starter returns, and nobody is left to replace dead engines.
+    await assert.rejects(
+      Cluster.start({ engines: 0, daemonize: true, restartEngines: 2 }),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /^restartEngines needs the process .* drop daemonize or restartEngines$/.test(e.message),
+    );
+    const r = cli('cluster', 'start', '-n', '0', '--daemonize', '--restart-engines', '2');
+    assert.equal(r.status, 2);
+    assert.match(
+      r.stderr,
+      /^error: --restart-engines needs the process .* drop --daemonize or --restart-engines\. \(see --help\)\n$/,
+    );
+    assert.doesNotMatch(cli('cluster', 'list').stdout, /\tdefault\t/);
+  });
 });
 
 describe('tsparallel controller --db sqlite in a fresh TSPARALLEL_DIR', () => {
@@ -131,5 +149,23 @@ describe('tsparallel controller --db sqlite in a fresh TSPARALLEL_DIR', () => {
       controller.kill('SIGTERM');
     }
     assert.equal(await exited, 0, stderr);
+  });
+});
+
+describe('engine options', () => {
+  it('are checked by EngineServer.start and by tsparallel engine, naming the option', async () => {
+    await assert.rejects(
+      EngineServer.start({ connectionFile: '/nowhere.json', hubTimeout: 0, log: () => undefined }),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /^engine option hubTimeout must be a positive integer, got 0$/.test(e.message),
+    );
+    await assert.rejects(
+      EngineServer.start({ file: '/nowhere.json', log: () => undefined } as never),
+      (e: unknown) => e instanceof TypeError && /unknown engine option file/.test(e.message),
+    );
+    const r = cli('engine', '--file', '/nowhere.json', '--hub-timeout', '0');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^error: option '--hub-timeout <ms>' argument '0' is invalid/);
   });
 });

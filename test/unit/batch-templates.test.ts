@@ -160,7 +160,7 @@ describe('launcher options', () => {
     );
     assert.throws(
       () => createLauncher('ssh', [] as never, context),
-      /launcherOptions must be an object of ssh launcher options/,
+      /ssh launcher options must be an object, got an array/,
     );
   });
 
