@@ -6,12 +6,13 @@
 import {
   defineOptions,
   flag,
+  identifier,
   integer,
   nonNegative,
   resolveOptions,
   string,
   type Kind,
-  type OptionSpec,
+  type SpecsOf,
 } from '../options/schema';
 import type { ContentMap, TaskOptions } from '../protocol/messages';
 import { encodeValue } from '../protocol/serialize';
@@ -97,9 +98,6 @@ export interface ViewOptions {
   /** The engines a direct view runs on; for a load-balanced view, the engines it may use. */
   targets?: Targets;
 }
-
-/** A spec for each of `O`'s options, of its type: the compiler keeps schema and interface in step. */
-type SpecsOf<O> = { [K in keyof O]-?: OptionSpec<Exclude<O[K], undefined>> };
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   timeout: {
@@ -455,8 +453,10 @@ function equalLength(
   return columns;
 }
 
+const variableName = identifier();
+
 function checkName(name: unknown): void {
-  if (typeof name !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(name)) {
+  if (!variableName.is(name) || !variableName.allows!(name)) {
     throw new TypeError(`a variable name must be a JavaScript identifier, got ${String(name)}`);
   }
 }

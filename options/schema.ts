@@ -39,10 +39,22 @@ export interface OptionSpec<T> {
   short?: string;
   /** Not a command-line flag: given in code only (a callback, or spelled otherwise there). */
   cli?: false;
+  /** For a switch that is on by default: the flag that turns it off (`--no-stream`), and its help. */
+  negation?: { flag: string; help: string };
 }
 
 /** Options by name, in the order `--help` lists them. */
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
+
+/**
+ * A spec for each of `O`'s options, of its type, with a default for each that `O` always has:
+ * a schema typed so keeps step with the documented interface `O`.
+ * @example const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', { ... });
+ */
+export type SpecsOf<O> = {
+  [K in keyof O]-?: OptionSpec<Exclude<O[K], undefined>> &
+    (undefined extends O[K] ? unknown : { default: Exclude<O[K], undefined> });
+};
 
 /** A named set of options, with a check across them. */
 export interface OptionSchema<S extends OptionSpecs = OptionSpecs> {
@@ -218,6 +230,17 @@ export function string(arg = '<text>'): Kind<string> {
     expected: 'a string',
     arg,
     is: (v): v is string => typeof v === 'string',
+    parse: (t) => t,
+  };
+}
+
+/** A JavaScript identifier, such as a variable name in a namespace. */
+export function identifier(arg = '<name>'): Kind<string> {
+  return {
+    expected: 'a variable name',
+    arg,
+    is: (v): v is string => typeof v === 'string',
+    allows: (v) => /^[A-Za-z_$][\w$]*$/.test(v),
     parse: (t) => t,
   };
 }
