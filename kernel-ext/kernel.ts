@@ -23,7 +23,7 @@ import {
   PACKAGE_TYPES,
   type NotebookHook,
 } from './notebook';
-import { PanelModel } from './panel';
+import { PanelModel, usageMoves } from './panel';
 import { errorContent, type Failure, type PxRun } from './px';
 import { SharedCluster } from './shared-cluster';
 import type { CellError, Exchange, KernelFront, Outlet, Tslab } from './tslab';
@@ -312,9 +312,8 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
     const state = this.panel.state();
     for (const send of this.comms.values()) send({ type: 'state', state });
     clearTimeout(this.usageTimer);
-    const busy = state.engines.some((e) => e.status === 'busy');
     const inUse = Date.now() - this.panelSeen < PANEL_IN_USE_MS;
-    if (this.comms.size > 0 && state.cluster && (busy || inUse)) {
+    if (this.comms.size > 0 && usageMoves(state, inUse)) {
       this.usageTimer = setTimeout(() => this.schedulePush(), USAGE_REFRESH_MS);
     }
   }

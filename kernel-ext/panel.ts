@@ -319,6 +319,14 @@ export class PanelModel {
   }
 }
 
+/**
+ * Whether a panel showing `state` needs fresh states with no event to prompt them: engines' CPU
+ * and memory move while they work, and a panel in use should show them moving.
+ */
+export function usageMoves(state: KernelState, panelInUse: boolean): boolean {
+  return state.cluster !== null && (panelInUse || state.engines.some((e) => e.status === 'busy'));
+}
+
 /** How much of a value the task list's preview and the full output show. */
 const PREVIEW = { depth: 2, breakLength: Infinity };
 const FULL = { depth: 8, breakLength: 100, maxArrayLength: 10_000, maxStringLength: OUTPUT_CHARS };
