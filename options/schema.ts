@@ -1,8 +1,8 @@
 /**
  * Option schemas: each option's name, kind, default, help and check, written once. From a schema
  * come the defaults, the checks of options given in code (a `TypeError` or `RangeError` naming
- * the option), the argv that passes options to a child process, and, through `commander.ts` beside it,
- * the flags of a command or a magic. Dependency-free, so that every folder can use it.
+ * the option), the argv that passes options to a child process, and, through `commander.ts`
+ * beside it, the flags of a command or a magic. Dependency-free, so that every folder can use it.
  * @example
  * const schema = defineOptions('view', { chunkSize: { kind: integer(1), default: 1, help: 'elements per task' } });
  * resolveOptions(schema, { chunkSize: 0 }); // RangeError: view option chunkSize must be a positive integer, got 0
