@@ -6,12 +6,13 @@
 import {
   defineOptions,
   flag,
+  identifier,
   integer,
   nonNegative,
   resolveOptions,
   string,
-  type Given,
   type Kind,
+  type SpecsOf,
 } from '../options/schema';
 import type { ContentMap, TaskOptions } from '../protocol/messages';
 import { encodeValue } from '../protocol/serialize';
@@ -74,8 +75,31 @@ const targets: Kind<Targets> = {
   allows: (v) => v === 'all' || [v].flat().every((id) => Number.isInteger(id) && id >= 0),
 };
 
-/** Options of a view, set with `withOptions`; each is checked where it enters. */
-export const viewOptions = defineOptions('view', {
+/**
+ * Options of a view, set with `withOptions`; each is checked where it enters, and a bad one is a
+ * `TypeError` or `RangeError` naming it.
+ * @example const lv = rc.loadBalancedView().withOptions({ retries: 2, chunkSize: 10 });
+ */
+export interface ViewOptions {
+  /** Milliseconds `await` waits for a result before `TimeoutError`; the task keeps running. */
+  timeout?: number;
+  /** Load-balanced: how many times a task reruns on another engine when its engine dies. */
+  retries?: number;
+  /** Tasks (or their message ids) that must succeed before these start. */
+  after?: Dependencies;
+  /** Tasks whose engine these must run on, after they succeed. */
+  follow?: Dependencies;
+  /** Load-balanced `map`: elements per task (default 1). */
+  chunkSize?: number;
+  /** `imap` and `for await` over a map result: in input order (default) or as they finish. */
+  ordered?: boolean;
+  /** A name for the tasks, shown in the controller's records and the panel. */
+  label?: string;
+  /** The engines a direct view runs on; for a load-balanced view, the engines it may use. */
+  targets?: Targets;
+}
+
+const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   timeout: {
     kind: nonNegative('<ms>'),
     help: 'milliseconds `await` waits for a result before `TimeoutError` (the task keeps running)',
@@ -97,7 +121,6 @@ export const viewOptions = defineOptions('view', {
   label: { kind: string(), help: "a name for the tasks, shown in the controller's records" },
   targets: { kind: targets, help: 'the engines a direct view runs on' },
 });
-export type ViewOptions = Given<typeof viewOptions.specs>;
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
 export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]> };
@@ -430,8 +453,10 @@ function equalLength(
   return columns;
 }
 
+const variableName = identifier();
+
 function checkName(name: unknown): void {
-  if (typeof name !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(name)) {
+  if (!variableName.is(name) || !variableName.allows!(name)) {
     throw new TypeError(`a variable name must be a JavaScript identifier, got ${String(name)}`);
   }
 }

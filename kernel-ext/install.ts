@@ -12,13 +12,13 @@ import { join, resolve } from 'node:path';
 export const KERNEL_NAME = 'tsparallel';
 
 /** The lab extension's name, the folder under `labextensions/`. */
-export const LAB_EXTENSION_NAME = 'tsparallel';
+const LAB_EXTENSION_NAME = 'tsparallel';
 
 /** The package's root, where package.json is (this file runs from dist/kernel-ext/). */
 const PACKAGE_ROOT = resolve(__dirname, '..', '..');
 
 /** Where `npm run build:labextension` writes the prebuilt extension. */
-export const LAB_EXTENSION_BUILD = join(PACKAGE_ROOT, 'labextension', 'build');
+const LAB_EXTENSION_BUILD = join(PACKAGE_ROOT, 'labextension', 'build');
 
 /**
  * Which Jupyter data directory to install into: the user's (the default), `PREFIX/share/jupyter`,

@@ -23,7 +23,7 @@ import {
   PACKAGE_TYPES,
   type NotebookHook,
 } from './notebook';
-import { PanelModel } from './panel';
+import { PanelModel, usageMoves } from './panel';
 import { errorContent, type Failure, type PxRun } from './px';
 import { SharedCluster } from './shared-cluster';
 import type { CellError, Exchange, KernelFront, Outlet, Tslab } from './tslab';
@@ -34,8 +34,14 @@ const QUIET: Outlet = { stream: () => {}, publish: () => {} };
 /** How long state pushes to the panel are gathered into one message. */
 const STATE_COALESCE_MS = 100;
 
-/** How often a panel watching a cluster gets a fresh state: engines' CPU and memory move silently. */
+/**
+ * How often a panel gets a fresh state while engines work or the panel is in use: engines' CPU
+ * and memory move without an event. An idle cluster nobody looks at is not polled.
+ */
 const USAGE_REFRESH_MS = 2000;
+
+/** How long after the panel's last message it counts as in use. */
+const PANEL_IN_USE_MS = 10_000;
 
 /** See the file's comment. */
 export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
@@ -59,6 +65,8 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   );
   private pushTimer: NodeJS.Timeout | undefined;
   private usageTimer: NodeJS.Timeout | undefined;
+  /** When a panel last opened its comm or sent a command. */
+  private panelSeen = 0;
 
   constructor(private readonly tslab: Tslab) {
     installNotebookHook(this);
@@ -222,6 +230,7 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
     }
     const send = (msg: KernelMessage): void => ex.publish('comm_msg', { comm_id: id, data: msg });
     this.comms.set(id, send);
+    this.panelSeen = Date.now();
     await this.panel.refresh();
     send({ type: 'state', state: this.panel.state() });
   }
@@ -229,6 +238,7 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private async commMessage(content: RequestContent['comm_msg']): Promise<void> {
     const send = this.comms.get(content.comm_id);
     if (!send) return;
+    this.panelSeen = Date.now();
     // A command the kernel cannot read is still answered under the id it came with, if any.
     const data = content.data as { requestId?: unknown } | null;
     const requestId = typeof data?.requestId === 'string' ? data.requestId : '';
@@ -302,7 +312,8 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
     const state = this.panel.state();
     for (const send of this.comms.values()) send({ type: 'state', state });
     clearTimeout(this.usageTimer);
-    if (this.comms.size > 0 && state.cluster) {
+    const inUse = Date.now() - this.panelSeen < PANEL_IN_USE_MS;
+    if (this.comms.size > 0 && usageMoves(state, inUse)) {
       this.usageTimer = setTimeout(() => this.schedulePush(), USAGE_REFRESH_MS);
     }
   }

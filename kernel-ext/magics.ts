@@ -5,15 +5,19 @@
  * parsed by commander, one fresh command per magic line, and a bad one becomes a
  * `MagicUsageError` with one sentence. `%lsmagic` and `%name?` read the same rows.
  */
-import { Command, CommanderError, Option } from 'commander';
-import { launcherNames, type LauncherName } from '../cluster/launchers';
+import { Command, CommanderError } from 'commander';
+import { clusterOptions } from '../cluster/options';
+import { addFlags, pick, valueParser } from '../options/commander';
+import { defineOptions, resolveOptions } from '../options/schema';
 import type { KernelState } from './comm-messages';
 import {
-  addConfigOptions,
+  badValue,
+  configCommand,
   configFrom,
   engineCount,
   MagicUsageError,
   pxCommand,
+  pxConfigOptions,
   pxOptionsFrom,
   usage,
   type PxConfig,
@@ -128,28 +132,25 @@ function say(cell: MagicCell, text: string): undefined {
 
 const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
 
+/**
+ * `%cluster start`'s options are `Cluster.start`'s, but a notebook's cluster needs an engine to
+ * run `%px` on.
+ */
+const startOptions = defineOptions('%cluster start', {
+  engines: { ...clusterOptions.specs.engines, kind: engineCount(1) },
+  launcher: clusterOptions.specs.launcher,
+});
+
+const scaleCount = { kind: engineCount(0), help: 'engines' };
+
 /** The magics, in the order `%lsmagic` lists them. A row named `family word` is `%family word`. */
 const MAGICS = {
   'cluster start': row({
     line: {
       usage: '%cluster start [-n N] [--launcher L]',
       help: 'start a controller and N engines (default: one per core), and connect to them',
-      command: () =>
-        new Command('%cluster start')
-          .option(
-            '-n, --engines <n>',
-            'engines to start (default: one per core)',
-            engineCount('-n', 1),
-          )
-          .addOption(
-            new Option('--launcher <name>', 'how to start engines')
-              .choices(launcherNames)
-              .default('local'),
-          ),
-      parse: (cmd) => ({
-        engines: cmd.opts().engines as number | undefined,
-        launcher: cmd.opts().launcher as LauncherName,
-      }),
+      command: () => addFlags(new Command('%cluster start'), startOptions, { badValue }),
+      parse: (cmd) => resolveOptions(startOptions, pick(startOptions, cmd.opts())),
     },
     async run({ engines, launcher }, kernel, cell) {
       const rc = await kernel.shared.start(engines, launcher, cell.out);
@@ -219,7 +220,11 @@ const MAGICS = {
       usage: '%cluster scale N',
       help: 'grow or shrink the cluster to N engines (idle ones stop first)',
       command: () =>
-        new Command('%cluster scale').argument('<n>', 'engines', engineCount('%cluster scale', 0)),
+        new Command('%cluster scale').argument(
+          '<n>',
+          scaleCount.help,
+          valueParser(scaleCount, '%cluster scale', badValue),
+        ),
       parse: (cmd) => ({ engines: cmd.processedArgs[0] as number }),
     },
     async run({ engines }, kernel, cell) {
@@ -244,7 +249,7 @@ const MAGICS = {
         // The code is the rest of the line after the options, with its own spacing kept.
         const skip = args.split(/\s+/).length - cmd.args.length;
         const code = args.replace(new RegExp(`^(\\S+\\s+){${skip}}`), '');
-        return { code, options: pxOptionsFrom(cmd.opts()) };
+        return { code, options: pxOptionsFrom(cmd) };
       },
     },
     cell: {
@@ -252,7 +257,7 @@ const MAGICS = {
       help: 'run the cell on the engines (long name %%parallel)',
       aliases: ['parallel'],
       command: () => pxCommand('%%px'),
-      parse: (cmd) => ({ code: '', options: pxOptionsFrom(cmd.opts()) }),
+      parse: (cmd) => ({ code: '', options: pxOptionsFrom(cmd) }),
     },
     run: runPx,
   }),
@@ -277,15 +282,15 @@ const MAGICS = {
     line: {
       usage: '%pxconfig [options]',
       help: 'set the defaults of %px (without options: show them)',
-      command: () => addConfigOptions(new Command('%pxconfig')),
-      parse: (cmd) => ({ options: configFrom(cmd.opts()) }),
+      command: () => configCommand('%pxconfig'),
+      parse: (cmd) => ({ options: configFrom(cmd) }),
     },
     async run({ options }, kernel, cell) {
       kernel.configure(options);
       return say(
         cell,
-        Object.entries(kernel.config)
-          .map(([k, v]) => `${k}: ${v === undefined ? '(none)' : String(v)}`)
+        (Object.keys(pxConfigOptions.specs) as (keyof PxConfig)[])
+          .map((k) => `${k}: ${String(kernel.config[k] ?? '(none)')}`)
           .join('\n'),
       );
     },

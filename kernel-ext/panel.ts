@@ -42,6 +42,8 @@ interface KeptTask {
   outputs: readonly TaskOutput[];
   value: unknown;
   error: Error | undefined;
+  /** The map the task is of, whose counts its end moves. */
+  map: PanelMap | undefined;
 }
 
 /** Builds `KernelState` for the client in use; calls `changed` whenever it may have changed. */
@@ -118,6 +120,7 @@ export class PanelModel {
       case 'task:submit': {
         const kind = e.balanced ? 'balanced' : 'direct';
         const engine = e.balanced ? null : e.task.engineId;
+        const map = e.map && this.mapOf(e.map, kind);
         this.tasks.set(e.task.msgId, {
           shown: {
             id: e.task.msgId,
@@ -130,12 +133,13 @@ export class PanelModel {
             completed: null,
             resultPreview: null,
             errorPreview: null,
-            map: e.map ? this.mapOf(e.map, kind).id : null,
+            map: map?.id ?? null,
           },
           request: e.request,
           outputs: e.outputs,
           value: undefined,
           error: undefined,
+          map,
         });
         // Tasks arrive one at a time: at most the oldest one is over the limit.
         if (this.tasks.size > TASKS_KEPT) this.tasks.delete(this.tasks.keys().next().value!);
@@ -164,9 +168,8 @@ export class PanelModel {
         t.completed = (e.task.completed ?? e.task.received)?.toISOString() ?? null;
         t.resultPreview = e.error ? null : resultText(kept, PREVIEW).slice(0, PREVIEW_CHARS);
         t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
-        const map = this.mapList.find((m) => m.id === t.map);
-        if (map && e.error) map.failed += 1;
-        else if (map) map.done += 1;
+        if (kept.map && e.error) kept.map.failed += 1;
+        else if (kept.map) kept.map.done += 1;
         break;
       }
       case 'engine:output':
@@ -314,6 +317,14 @@ export class PanelModel {
   close(): void {
     this.client = undefined;
   }
+}
+
+/**
+ * Whether a panel showing `state` needs fresh states with no event to prompt them: engines' CPU
+ * and memory move while they work, and a panel in use should show them moving.
+ */
+export function usageMoves(state: KernelState, panelInUse: boolean): boolean {
+  return state.cluster !== null && (panelInUse || state.engines.some((e) => e.status === 'busy'));
 }
 
 /** How much of a value the task list's preview and the full output show. */

@@ -1,8 +1,8 @@
 /**
  * Option schemas: each option's name, kind, default, help and check, written once. From a schema
  * come the defaults, the checks of options given in code (a `TypeError` or `RangeError` naming
- * the option), the argv that passes options to a child process, and, through `cli/flags.ts`,
- * the command's flags. Dependency-free, so that every folder can use it.
+ * the option), the argv that passes options to a child process, and, through `commander.ts`
+ * beside it, the flags of a command or a magic. Dependency-free, so that every folder can use it.
  * @example
  * const schema = defineOptions('view', { chunkSize: { kind: integer(1), default: 1, help: 'elements per task' } });
  * resolveOptions(schema, { chunkSize: 0 }); // RangeError: view option chunkSize must be a positive integer, got 0
@@ -41,10 +41,22 @@ export interface OptionSpec<T> {
   flag?: string;
   /** Not a command-line flag: given in code only (a callback, or spelled otherwise there). */
   cli?: false;
+  /** For a switch that is on by default: the flag that turns it off (`--no-stream`), and its help. */
+  negation?: { flag: string; help: string };
 }
 
 /** Options by name, in the order `--help` lists them. */
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
+
+/**
+ * A spec for each of `O`'s options, of its type, with a default for each that `O` always has:
+ * a schema typed so keeps step with the documented interface `O`.
+ * @example const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', { ... });
+ */
+export type SpecsOf<O> = {
+  [K in keyof O]-?: OptionSpec<Exclude<O[K], undefined>> &
+    (undefined extends O[K] ? unknown : { default: Exclude<O[K], undefined> });
+};
 
 /** A named set of options, with a check across them. */
 export interface OptionSchema<S extends OptionSpecs = OptionSpecs> {
@@ -244,6 +256,17 @@ export function string(arg = '<text>'): Kind<string> {
     expected: 'a string',
     arg,
     is: (v): v is string => typeof v === 'string',
+    parse: (t) => t,
+  };
+}
+
+/** A JavaScript identifier, such as a variable name in a namespace. */
+export function identifier(arg = '<name>'): Kind<string> {
+  return {
+    expected: 'a variable name',
+    arg,
+    is: (v): v is string => typeof v === 'string',
+    allows: (v) => /^[A-Za-z_$][\w$]*$/.test(v),
     parse: (t) => t,
   };
 }
