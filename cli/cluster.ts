@@ -7,7 +7,7 @@ import { clusterOptions } from '../cluster/options';
 import { controllerSettings } from '../controller/options';
 import { defineOptions, integer } from '../options/schema';
 import { placeOptions, tsparallelDir } from '../protocol/connection';
-import { addFlags, pick, resolveFlags } from './flags';
+import { addFlags, pick, resolveFlags } from '../options/commander';
 
 /** What `cluster engines` changes before it lists the engines. */
 const engineChanges = defineOptions('cluster engines', {
@@ -29,7 +29,7 @@ export function clusterCommand(program: Command): void {
     .command('start')
     .description('start a controller and engines; runs until interrupted unless --daemonize');
   // Without --cluster-id the command means the profile's default cluster, not a fresh one.
-  addFlags(start, clusterOptions, { clusterId: '' });
+  addFlags(start, clusterOptions, { defaults: { clusterId: '' } });
   addFlags(start, controllerSettings).action(async (flags: Record<string, unknown>) => {
     const options = pick(clusterOptions, flags);
     const controller = pick(controllerSettings, flags);

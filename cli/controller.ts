@@ -3,7 +3,8 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { ControllerServer } from '../controller/controller-server';
 import { controllerOptions } from '../controller/options';
-import { addFlags, exitWithParent, exitWithParentFlag, log, pick, resolveFlags } from './flags';
+import { addFlags, pick, resolveFlags } from '../options/commander';
+import { exitWithParent, exitWithParentFlag, log } from './flags';
 
 /**
  * How far V8 lets the heap grow past what survived the last full collection before it collects

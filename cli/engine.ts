@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { EngineServer } from '../engine/engine-server';
 import { engineOptions } from '../engine/options';
-import { addFlags, log, pick, resolveFlags } from './flags';
+import { addFlags, pick, resolveFlags } from '../options/commander';
+import { log } from './flags';
 
 /** Adds the `engine` command to `program`. */
 export function engineCommand(program: Command): void {

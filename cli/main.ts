@@ -10,7 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { clusterCommand } from './cluster';
 import { controllerCommand } from './controller';
 import { engineCommand } from './engine';
-import { USAGE_ERROR } from './flags';
+import { USAGE_ERROR } from '../options/commander';
 import { kernelCommand } from './kernel';
 import { labCommand } from './lab';
 

@@ -14,7 +14,7 @@ import {
   resolveOptions,
   string,
   type Kind,
-  type SpecsOf,
+  type SettingsSpecsOf,
 } from '../options/schema';
 
 /** A magic line or cell the user got wrong; its message is the one sentence shown. */
@@ -97,7 +97,7 @@ const signal: Kind<NodeJS.Signals> = {
 };
 
 /** The options `%pxconfig` sets, with the settings a new kernel starts with. */
-export const pxConfigOptions = defineOptions<SpecsOf<PxConfig>>('%pxconfig', {
+export const pxConfigOptions = defineOptions<SettingsSpecsOf<PxConfig>>('%pxconfig', {
   targets: {
     kind: string('<targets>'),
     default: 'all',
@@ -139,7 +139,7 @@ export const pxConfigOptions = defineOptions<SpecsOf<PxConfig>>('%pxconfig', {
 });
 
 /** `%%px`'s options: `%pxconfig`'s, and those of one cell. */
-export const pxOptions = defineOptions<SpecsOf<PxOptions>>('%%px', {
+export const pxOptions = defineOptions<SettingsSpecsOf<PxOptions>>('%%px', {
   ...pxConfigOptions.specs,
   local: { kind: flag, default: false, help: 'also run the code in the notebook' },
   out: {

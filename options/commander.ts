@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   fault,
   flagName,
+  flagNames,
   resolveOptions,
   type Given,
   type OptionSchema,
@@ -67,7 +68,7 @@ function flagOf(
   badValue: BadValue,
 ): Option {
   const { kind } = spec;
-  const long = flagName(name);
+  const long = flagName(name, spec);
   const flags = `${spec.short ? `${spec.short}, ` : ''}${long}${kind.arg ? ` ${kind.arg}` : ''}`;
   const option = new Option(flags, spec.help);
   if (kind.arg === undefined) return option; // a switch
@@ -115,7 +116,7 @@ export function resolveFlags<S extends OptionSpecs>(
   flags: Given<S>,
 ): Resolved<S> {
   try {
-    return resolveOptions(schema, flags, flagName);
+    return resolveOptions(schema, flags, flagNames(schema));
   } catch (e) {
     return command.error(`error: ${(e as Error).message}.`, { exitCode: USAGE_ERROR });
   }
@@ -128,9 +129,11 @@ export function pick<S extends OptionSpecs>(
 ): Given<S> {
   const picked: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(schema.specs)) {
+    // Commander keys a value by its flag: `--file` gives `file`.
+    const key = new Option(flagName(name, spec)).attributeName();
     const off = spec.negation && new Option(spec.negation.flag).attributeName();
-    if (off !== undefined && off !== name && flags[off] === true) picked[name] = false;
-    else if (flags[name] !== undefined) picked[name] = flags[name];
+    if (off !== undefined && off !== key && flags[off] === true) picked[name] = false;
+    else if (flags[key] !== undefined) picked[name] = flags[key];
   }
   return picked as Given<S>;
 }

@@ -49,11 +49,11 @@ export interface OptionSpec<T> {
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
 
 /**
- * A spec for each of `O`'s options, of its type, with a default for each that `O` always has:
- * a schema typed so keeps step with the documented interface `O`.
- * @example const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', { ... });
+ * For settings that are always there once resolved (`O` documents them so): a spec for each,
+ * of its type, with a default for each field `O` always has.
+ * @example const pxConfigOptions = defineOptions<SettingsSpecsOf<PxConfig>>('%pxconfig', { ... });
  */
-export type SpecsOf<O> = {
+export type SettingsSpecsOf<O> = {
   [K in keyof O]-?: OptionSpec<Exclude<O[K], undefined>> &
     (undefined extends O[K] ? unknown : { default: Exclude<O[K], undefined> });
 };
