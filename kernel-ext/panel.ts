@@ -319,12 +319,18 @@ export class PanelModel {
   }
 }
 
+/** CPU % of an idle engine's process, below which its bar has settled after work. */
+const SETTLED_CPU = 2;
+
 /**
  * Whether a panel showing `state` needs fresh states with no event to prompt them: engines' CPU
- * and memory move while they work, and a panel in use should show them moving.
+ * and memory move while they work and until their CPU falls back after it, and a panel in use
+ * should show them moving.
  */
 export function usageMoves(state: KernelState, panelInUse: boolean): boolean {
-  return state.cluster !== null && (panelInUse || state.engines.some((e) => e.status === 'busy'));
+  const moving = (e: PanelEngine): boolean =>
+    e.status === 'busy' || (e.status !== 'dead' && (e.cpu ?? 0) >= SETTLED_CPU);
+  return state.cluster !== null && (panelInUse || state.engines.some(moving));
 }
 
 /** How much of a value the task list's preview and the full output show. */
