@@ -58,7 +58,9 @@ export default {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(dist|node_modules|[.]venv-lab|test-artifacts|labextension/(lib|build))/' },
+    exclude: {
+      path: '^(dist|node_modules|[.]venv-(lab|ray)|test-artifacts|labextension/(lib|build))/',
+    },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     reporterOptions: { text: { highlightFocused: true } },

@@ -5,7 +5,14 @@ import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
   {
-    ignores: ['dist/', 'node_modules/', 'labextension/lib/', 'labextension/build/', '.venv-lab/'],
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'labextension/lib/',
+      'labextension/build/',
+      '.venv-lab/',
+      '.venv-ray/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -1,14 +1,17 @@
-"""The benchmark grid on ipyparallel or dask.distributed, for bench/run.ts.
+"""The benchmark grid on ipyparallel, dask.distributed or Ray, for bench/run.ts.
 
-Usage: /usr/bin/python3 bench/peers.py ipyparallel|dask < grid.json > results.json
+Usage: PYTHON bench/peers.py ipyparallel|dask|ray SCRATCH_DIR < grid.json > results.json
 
 Reads the grid (a JSON list of workloads, see bench/grid.ts) on stdin and writes
 {"absent": reason} when the system cannot be imported, else {"version": ..., "results":
 {workload id: [samples]}} on stdout. Everything runs on 127.0.0.1 with the grid's engine count.
+A workload a system has no method for is left out of its results (reported as not measured).
+SCRATCH_DIR is a directory the system may keep its files in; bench/run.ts removes it.
 """
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -51,10 +54,36 @@ def now():
     return time.perf_counter()
 
 
-class Ipp:
+class System:
+    """What every peer shares: how a transfer and a CPU sample are set up around its methods."""
+
+    spin_n = None
+
+    def moved(self, kind, nbytes):
+        data = numpy_arange(nbytes)
+        if kind in ("pull", "gather"):
+            # Something to pull or gather: put it there first, untimed.
+            self.stage(kind, data)
+        return self.transfer(kind, data)
+
+    def stage(self, kind, data):
+        self.transfer("push" if kind == "pull" else "scatter", data)
+
+    def timed_cpu(self, engines, tasks, ms):
+        self.spin_n = self.spin_n or calibrate(ms)
+        return self.cpu(engines, tasks, self.spin_n)
+
+
+def numpy_arange(nbytes):
+    import numpy
+
+    return numpy.arange(nbytes // 8, dtype=numpy.float64)
+
+
+class Ipp(System):
     name = "ipyparallel"
 
-    def __init__(self):
+    def __init__(self, scratch):
         import ipyparallel
 
         self.ipp = ipyparallel
@@ -117,10 +146,10 @@ class Ipp:
         return now() - t
 
 
-class Dask:
+class Dask(System):
     name = "dask"
 
-    def __init__(self):
+    def __init__(self, scratch):
         import distributed
 
         self.distributed = distributed
@@ -199,39 +228,129 @@ class Dask:
         return now() - t
 
 
-def run(system, grid):
-    import numpy
+class Ray(System):
+    """Ray has no engines to address: a task goes from the driver (its owner) straight to a worker
+    the local raylet leases, so both round trips are one task; push is `ray.put` then a task that
+    uses the value, pull is `ray.get` of a value a task returned (from the shared-memory object
+    store, without a copy); "execute" is one tiny task per CPU; one engine for the CPU workload
+    is tasks that each take both CPUs."""
 
+    name = "ray"
+
+    def __init__(self, scratch):
+        import ray
+
+        self.ray = ray
+        self.version = ray.__version__
+        self.scratch = scratch
+        self.started = False
+        remote = ray.remote
+        self.tiny, self.tiny_x, self.tiny_chunk = remote(tiny), remote(tiny_x), remote(tiny_chunk)
+        self.spin, self.use, self.make = remote(spin), remote(nbytes_of), remote(numpy_arange)
+
+    def start(self):
+        import logging
+
+        self.started = True
+        self.ray.init(
+            num_cpus=ENGINES,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=self.scratch,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+
+    def stop(self):
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+    def rtt(self, mode):
+        t = now()
+        self.ray.get(self.tiny.remote())
+        return (now() - t) * 1000
+
+    def apply(self, n):
+        t = now()
+        self.ray.get([self.tiny.remote() for _ in range(n)])
+        return n / (now() - t)
+
+    def map(self, n, chunk):
+        t = now()
+        if chunk == 1:
+            refs = [self.tiny_x.remote(i) for i in range(n)]
+        else:
+            chunks = [list(range(i, min(i + chunk, n))) for i in range(0, n, chunk)]
+            refs = [self.tiny_chunk.remote(c) for c in chunks]
+        self.ray.get(refs)
+        return n / (now() - t)
+
+    def execute(self):
+        t = now()
+        self.ray.get([self.tiny.remote() for _ in range(ENGINES)])
+        return (now() - t) * 1000
+
+    def stage(self, kind, data):
+        # Values that tasks returned, already in the object store: one, or the two halves.
+        sizes = [data.nbytes] if kind == "pull" else [data.nbytes // 2] * 2
+        self.held = [self.make.remote(b) for b in sizes]
+        self.ray.wait(self.held, num_returns=len(self.held))
+
+    def transfer(self, kind, data):
+        ray = self.ray
+        t = now()
+        if kind in ("push", "scatter"):
+            parts = [data] if kind == "push" else [data[: len(data) // 2], data[len(data) // 2 :]]
+            ray.get([self.use.remote(ray.put(p)) for p in parts])
+        else:
+            ray.get(self.held)
+        took = now() - t
+        self.held = None
+        return data.nbytes / MB / took
+
+    def cpu(self, engines, tasks, n):
+        one = self.spin.options(num_cpus=ENGINES // engines)
+        t = now()
+        self.ray.get([one.remote(n) for _ in range(tasks)])
+        return now() - t
+
+
+def nbytes_of(a):
+    return a.nbytes
+
+
+SYSTEMS = {"ipyparallel": Ipp, "dask": Dask, "ray": Ray}
+
+# How each kind of workload is sampled: the system's method and its arguments from the
+# workload's params. A new workload is one row here (and the method on the systems that have
+# it); a system without the method leaves the workload out of its results.
+WORKLOADS = {
+    "rtt": ("rtt", lambda p: (p["mode"],)),
+    "apply": ("apply", lambda p: (p["n"],)),
+    "map": ("map", lambda p: (p["n"], p["chunk"])),
+    "execute": ("execute", lambda p: ()),
+    "push": ("moved", lambda p: ("push", p["bytes"])),
+    "pull": ("moved", lambda p: ("pull", p["bytes"])),
+    "scatter": ("moved", lambda p: ("scatter", p["bytes"])),
+    "gather": ("moved", lambda p: ("gather", p["bytes"])),
+    "cpu": ("timed_cpu", lambda p: (p["engines"], p["tasks"], p["ms"])),
+}
+
+
+def run(system, grid):
     results = {}
-    spin_n = None
     system.start()
     try:
         for w in grid:
             p = w["params"]
-            kind = p["kind"]
-            reps = w["reps"]
-            samples = []
-            if kind == "coldstart":
+            if p["kind"] == "coldstart":
                 continue
-            for _ in range(reps):
-                if kind == "rtt":
-                    samples.append(system.rtt(p["mode"]))
-                elif kind == "apply":
-                    samples.append(system.apply(p["n"]))
-                elif kind == "map":
-                    samples.append(system.map(p["n"], p["chunk"]))
-                elif kind == "execute":
-                    samples.append(system.execute())
-                elif kind in ("push", "pull", "scatter", "gather"):
-                    data = numpy.arange(p["bytes"] // 8, dtype=numpy.float64)
-                    if kind in ("pull", "gather"):
-                        # Something to pull or gather: put it there first, untimed.
-                        system.transfer("push" if kind == "pull" else "scatter", data)
-                    samples.append(system.transfer(kind, data))
-                elif kind == "cpu":
-                    spin_n = spin_n or calibrate(p["ms"])
-                    samples.append(system.cpu(p["engines"], p["tasks"], spin_n))
-            results[w["id"]] = samples
+            method, args = WORKLOADS[p["kind"]]
+            sample = getattr(system, method, None)
+            if sample is None:
+                continue
+            results[w["id"]] = [sample(*args(p)) for _ in range(w["reps"])]
             print(f"{system.name}: {w['id']} done", file=sys.stderr)
     finally:
         system.stop()
@@ -241,18 +360,22 @@ def run(system, grid):
         for _ in range(cold["reps"]):
             t = now()
             system.start()
-            system.rtt("direct")
-            samples.append(now() - t)
-            system.stop()
+            try:
+                system.rtt("direct")
+                samples.append(now() - t)
+            finally:
+                system.stop()
         results[cold["id"]] = samples
     return results
 
 
 def main():
-    which = sys.argv[1]
+    which, scratch = sys.argv[1], sys.argv[2]
     grid = json.load(sys.stdin)
+    # A SIGTERM unwinds like an error, through the `finally` that stops the system.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        system = Ipp() if which == "ipyparallel" else Dask()
+        system = SYSTEMS[which](scratch)
     except ImportError as e:
         json.dump({"absent": f"{which} is not installed ({e})"}, sys.stdout)
         return

@@ -1,70 +1,63 @@
 /**
- * `npm run bench [-- --quick] [-- --out FILE] [-- --no-scale] [-- --soak N]`: the grid on
- * tsparallel, ipyparallel and dask.distributed in one run, the raw ZeroMQ floor, and (without
- * `--quick`) the scale scenario, with a soak of N tiny tasks when asked (the issue's is 1000000); prints a
- * table of medians and ratios and writes the figures as JSON (bench/results.json).
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --no-scale] [-- --soak N] [-- --from FILE]`:
+ * the grid on tsparallel, ipyparallel, dask.distributed and Ray in one run, the raw ZeroMQ floor,
+ * and (without `--quick`) the scale scenario, with a soak of N tiny tasks when asked (the issue's
+ * is 1000000); prints a table of medians and ratios and writes the figures as JSON
+ * (bench/RESULTS.json, or bench/quick/RESULTS.json for `--quick`) with RESULTS.md and chart.svg
+ * beside it. `--from FILE` only redraws RESULTS.md and chart.svg from a saved JSON.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { chart } from './chart';
 import { zmqFloor } from './floor';
 import { ENGINES, grid, type Workload } from './grid';
-import { runScale, type ScaleResults } from './scale';
+import {
+  markdown,
+  PEERS,
+  stats,
+  table,
+  fmt,
+  type BenchReport,
+  type Peer,
+  type Stats,
+} from './report';
+import { runScale } from './scale';
 import { runTsparallel } from './tsparallel';
 
-/** The Python the Debian peer packages are installed for. */
-const PYTHON = '/usr/bin/python3';
-const PEERS = ['ipyparallel', 'dask'] as const;
-type Peer = (typeof PEERS)[number];
-
-/** Median and tail of a workload's samples. */
-export interface Stats {
-  median: number;
-  p90: number;
-  p99: number;
-  n: number;
-}
+/** The Python each peer runs on: Debian's for its packages, Ray's own venv (.ci/ray-venv). */
+const ROOT = join(__dirname, '..', '..');
+const PYTHON: Record<Peer, string> = {
+  ipyparallel: '/usr/bin/python3',
+  dask: '/usr/bin/python3',
+  ray: join(ROOT, '.venv-ray', 'bin', 'python'),
+};
 
 /** One peer's run: its samples by workload, or why it is absent. */
 type PeerRun = { version: string; results: Record<string, number[]> } | { absent: string };
 
-/** The JSON `npm run bench` writes. */
-export interface BenchReport {
-  date: string;
-  machine: string;
-  quick: boolean;
-  engines: number;
-  workloads: {
-    id: string;
-    label: string;
-    unit: string;
-    better: 'higher' | 'lower';
-    tsparallel: Stats;
-    peers: Record<Peer, Stats | null>;
-    /** How many times better tsparallel is than each peer (above 1: tsparallel wins). */
-    ratio: Record<Peer, number | null>;
-  }[];
-  absent: Partial<Record<Peer, string>>;
-  versions: Partial<Record<Peer, string>>;
-  floor: { inProcessMs: Stats; crossProcessMs: Stats; largeHopMBs: Stats };
-  scale: ScaleResults | null;
-  targets: { target: string; value: string; met: boolean }[];
-}
-
-/** Median, p90 and p99 by nearest rank. */
-export function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  const median =
-    s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  return { median, p90: at(0.9), p99: at(0.99), n: s.length };
-}
-
+/**
+ * Runs the grid on `peer` in its own process group with a scratch directory, and afterwards
+ * kills whatever is left in the group and removes the directory: a peer that dies hard (Ray's
+ * agents outlive a killed driver) leaves nothing behind. A signal to the bench reaches the peer as
+ * SIGTERM, on which it stops its system before the bench exits.
+ */
 async function runPeer(peer: Peer, workloads: Workload[]): Promise<PeerRun> {
-  const child = spawn(PYTHON, [join(__dirname, '..', '..', 'bench', 'peers.py'), peer], {
+  const python = PYTHON[peer];
+  if (!existsSync(python)) {
+    return {
+      absent:
+        peer === 'ray'
+          ? `no Ray venv (${python}): .ci/ray-venv makes it, and says why it could not`
+          : `${python} cannot be run`,
+    };
+  }
+  const scratch = mkdtempSync(join(tmpdir(), 'tsp-peer-'));
+  const child = spawn(python, [join(ROOT, 'bench', 'peers.py'), peer, scratch], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    detached: true,
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -72,10 +65,25 @@ async function runPeer(peer: Peer, workloads: Workload[]): Promise<PeerRun> {
     child.on('exit', (code) => resolve(code));
     child.on('error', () => resolve(null));
   });
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const onSignal = (): void => {
+    killGroup('SIGTERM');
+    void exited.then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   child.stdin.on('error', () => {}); // a missing interpreter closes the pipe early
   child.stdin.end(JSON.stringify(workloads));
   const code = await exited;
-  if (code === null) return { absent: `${PYTHON} cannot be run` };
+  process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  killGroup('SIGKILL');
+  rmSync(scratch, { recursive: true, force: true });
+  if (code === null) return { absent: `${python} cannot be run` };
   try {
     return JSON.parse(out) as PeerRun;
   } catch {
@@ -86,67 +94,6 @@ async function runPeer(peer: Peer, workloads: Workload[]): Promise<PeerRun> {
 function ratio(w: Workload, ts: Stats, peer: Stats | null): number | null {
   if (!peer) return null;
   return w.better === 'higher' ? ts.median / peer.median : peer.median / ts.median;
-}
-
-const fmt = (x: number): string =>
-  x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2);
-
-/** The readable table: medians, and for round trips p90 and p99 too. */
-export function table(r: BenchReport): string {
-  const head = ['workload', 'unit', 'tsparallel', 'ipyparallel', 'ratio', 'dask', 'ratio'];
-  const rows = r.workloads.map((w) => {
-    const cell = (s: Stats | null): string =>
-      s === null
-        ? 'absent'
-        : w.unit === 'ms' && s.n >= 100
-          ? `${fmt(s.median)} (p90 ${fmt(s.p90)}, p99 ${fmt(s.p99)})`
-          : fmt(s.median);
-    const x = (v: number | null): string => (v === null ? '-' : `${fmt(v)}×`);
-    return [
-      w.label,
-      w.unit,
-      cell(w.tsparallel),
-      cell(w.peers.ipyparallel),
-      x(w.ratio.ipyparallel),
-      cell(w.peers.dask),
-      x(w.ratio.dask),
-    ];
-  });
-  const f = r.floor;
-  rows.push(
-    ['raw ZeroMQ round trip, in-process', 'ms', cell3(f.inProcessMs), '', '', '', ''],
-    ['raw ZeroMQ round trip, to a process', 'ms', cell3(f.crossProcessMs), '', '', '', ''],
-    ['raw ZeroMQ 100 MB, one hop', 'MB/s', fmt(f.largeHopMBs.median), '', '', '', ''],
-  );
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]): string =>
-    `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  const out = [line(head), `|${widths.map((wd) => '-'.repeat(wd + 2)).join('|')}|`];
-  out.push(...rows.map(line));
-  out.push('', 'ratio: how many times better tsparallel is (above 1: tsparallel is ahead).');
-  for (const [peer, why] of Object.entries(r.absent)) out.push(`${peer}: absent (${why})`);
-  if (r.scale) {
-    const s = r.scale;
-    out.push(
-      '',
-      `scale: ${s.engines} engines in ${s.processes} processes registered in ${fmt(s.registrationSeconds)} s;` +
-        ` controller CPU at idle ${fmt(s.idleCpuPercent)}% of a core` +
-        ` (heartbeat period ${s.heartbeatPeriodMs} ms); scheduler ${fmt(s.throughputMany)} tasks/s with` +
-        ` ${s.engines} engines, ${fmt(s.throughputTwo)} with 2`,
-    );
-    if (s.soak) {
-      out.push(
-        `soak: ${s.soak.tasks} tasks in ${fmt(s.soak.seconds)} s, controller peak RSS ${fmt(s.soak.peakRssMB)} MB`,
-      );
-    }
-  }
-  out.push('', 'targets:');
-  for (const t of r.targets) out.push(`  [${t.met ? 'met ' : 'MISS'}] ${t.target}: ${t.value}`);
-  return out.join('\n');
-}
-
-function cell3(s: Stats): string {
-  return `${fmt(s.median)} (p90 ${fmt(s.p90)}, p99 ${fmt(s.p99)})`;
 }
 
 /** The issue's targets, judged from this run's figures. */
@@ -183,6 +130,10 @@ function targets(r: BenchReport): BenchReport['targets'] {
       check(`${w.label}: ≥ 1 GB/s`, `${fmt(gbs)} GB/s`, gbs >= 1);
       check(`${w.label}: ≥ 2× ipyparallel`, `${fmt(ipp)}×`, ipp >= 2);
     }
+    const ray = w.ratio.ray;
+    if (w.id === 'push.100MB' && ray !== null) {
+      check(`${w.label}: ≥ Ray's \`put\` and use`, `${fmt(ray)}×`, ray >= 1);
+    }
   }
   const one = byId.get('cpu.1');
   const two = byId.get('cpu.2');
@@ -215,16 +166,28 @@ function targets(r: BenchReport): BenchReport['targets'] {
   return out;
 }
 
+/** Writes RESULTS.md and chart.svg for `report` beside its JSON file `json`. */
+function writeViews(report: BenchReport, json: string): void {
+  writeFileSync(join(dirname(json), 'RESULTS.md'), markdown(report, 'chart.svg'));
+  writeFileSync(join(dirname(json), 'chart.svg'), chart(report));
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
-      out: { type: 'string', default: 'bench/results.json' },
+      out: { type: 'string' },
       'no-scale': { type: 'boolean', default: false },
       soak: { type: 'string' },
+      from: { type: 'string' },
     },
   });
-  const { quick, out } = values;
+  if (values.from !== undefined) {
+    writeViews(JSON.parse(readFileSync(values.from, 'utf8')) as BenchReport, values.from);
+    return;
+  }
+  const { quick } = values;
+  const out = values.out ?? (quick ? 'bench/quick/RESULTS.json' : 'bench/RESULTS.json');
   const soakTasks = values.soak === undefined ? null : Number(values.soak);
   if (soakTasks !== null && !(Number.isInteger(soakTasks) && soakTasks > 0)) {
     throw new Error(`--soak takes a number of tasks, got ${values.soak}`);
@@ -234,6 +197,7 @@ async function main(): Promise<void> {
     process.env.TSPARALLEL_DIR = dir;
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
+  const loadStart = loadavg();
   const workloads = grid(quick);
   const started = performance.now();
   const ts = await runTsparallel(workloads);
@@ -250,6 +214,11 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     date: new Date().toISOString(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`,
+    command: [
+      'npm run bench',
+      ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
+    ].join(' '),
+    load: { start: loadStart, end: loadavg() },
     quick,
     engines: ENGINES,
     workloads: workloads.map((w) => {
@@ -284,10 +253,13 @@ async function main(): Promise<void> {
     else report.versions[peer] = run.version;
   }
   report.targets = targets(report);
+  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  writeViews(report, out);
   process.stdout.write(`${table(report)}\n\n`);
   process.stdout.write(
-    `${report.machine}; ${((performance.now() - started) / 1000).toFixed(0)} s; figures in ${out}\n`,
+    `${report.machine}; ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
+      `figures in ${out}, with RESULTS.md and chart.svg beside it\n`,
   );
 }
 

@@ -4,8 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BenchReport } from '../../bench/run';
+import { chart } from '../../bench/chart';
 import { grid } from '../../bench/grid';
+import { PEERS, table, type BenchReport } from '../../bench/report';
 
 const RUN = join(__dirname, '..', '..', 'bench', 'run.js');
 
@@ -29,17 +30,22 @@ describe('npm run bench -- --quick', function () {
     );
     for (const w of report.workloads) {
       assert.ok(w.tsparallel.median > 0, `${w.id} measured on tsparallel`);
-      for (const peer of ['ipyparallel', 'dask'] as const) {
+      for (const peer of PEERS) {
         if (report.absent[peer] !== undefined) assert.equal(w.peers[peer], null);
         else assert.ok((w.peers[peer]?.median ?? 0) > 0, `${w.id} measured on ${peer}`);
       }
     }
     assert.ok(report.floor.crossProcessMs.median > 0 && report.floor.largeHopMBs.median > 0);
     assert.ok(report.targets.length > 0);
-    for (const peer of ['ipyparallel', 'dask']) {
-      const absent = report.absent[peer as 'dask'];
+    for (const peer of PEERS) {
+      const absent = report.absent[peer];
       assert.match(stdout, new RegExp(absent === undefined ? `\\| ${peer}` : `${peer}: absent`));
     }
     assert.match(stdout, /round trip, direct/);
+    // Beside the JSON: RESULTS.md with the same table, and the chart it shows.
+    assert.ok(readFileSync(join(dir, 'RESULTS.md'), 'utf8').includes(table(report)));
+    const svg = readFileSync(join(dir, 'chart.svg'), 'utf8');
+    assert.equal(svg, chart(report));
+    assert.match(svg, /class="bar" data-peer="ipyparallel|ipyparallel: absent/);
   });
 });
