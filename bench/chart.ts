@@ -54,7 +54,7 @@ export function chart(r: BenchReport): string {
       `<rect x="${lx}" y="47" width="12" height="12" fill="${COLOURS[p]}"/>`,
       `<text x="${lx + 16}" y="57">${escape(text)}</text>`,
     );
-    lx += 24 + Math.min(text.length, 60) * 6;
+    lx += 30 + text.length * 6.5;
   }
   // Grid: a line and a label at 1, 2 and 5 of each decade.
   for (let d = lo; d <= hi; d++) {
@@ -63,7 +63,7 @@ export function chart(r: BenchReport): string {
       const gx = x(v).toFixed(1);
       out.push(
         `<line x1="${gx}" y1="${TOP - 6}" x2="${gx}" y2="${plotBottom}" stroke="${m === 1 ? '#bbbbbb' : '#e6e6e6'}"/>`,
-        `<text x="${gx}" y="${plotBottom + 14}" text-anchor="middle" fill="#555555">${fmt(v)}×</text>`,
+        `<text x="${gx}" y="${plotBottom + 14}" text-anchor="middle" fill="#555555">${Number(v.toPrecision(1))}×</text>`,
       );
     }
   }
