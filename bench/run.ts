@@ -61,8 +61,11 @@ async function runPeer(peer: Peer, workloads: Workload[]): Promise<PeerRun> {
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code) => resolve(code));
+  // How it ended, or null when the interpreter could not be started.
+  const exited = new Promise<string | null>((resolve) => {
+    child.on('exit', (code, signal) =>
+      resolve(signal === null ? `exit code ${code}` : `killed by ${signal}`),
+    );
     child.on('error', () => resolve(null));
   });
   const killGroup = (signal: NodeJS.Signals): void => {
@@ -73,21 +76,21 @@ async function runPeer(peer: Peer, workloads: Workload[]): Promise<PeerRun> {
     }
   };
   const onSignal = (): void => {
-    killGroup('SIGTERM');
+    child.kill('SIGTERM');
     void exited.then(() => process.exit(130));
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   child.stdin.on('error', () => {}); // a missing interpreter closes the pipe early
   child.stdin.end(JSON.stringify(workloads));
-  const code = await exited;
+  const end = await exited;
   process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   killGroup('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
-  if (code === null) return { absent: `${python} cannot be run` };
+  if (end === null) return { absent: `${python} cannot be run` };
   try {
     return JSON.parse(out) as PeerRun;
   } catch {
-    throw new Error(`the ${peer} benchmark failed (exit code ${code}); its errors are above`);
+    throw new Error(`the ${peer} benchmark failed (${end}); its errors are above`);
   }
 }
 
