@@ -1,7 +1,8 @@
 /**
  * The engines the hub knows: those that registered and await their first heartbeat, those that
  * joined, and why recently dropped ones were dropped. Each engine keeps its own counts of the
- * tasks it holds, changed only by `take` and `release`.
+ * tasks it holds, changed only by `take` and `release`, which tell the registry's watcher (the
+ * load-balanced queue, whose room for picks follows every change).
  */
 import type { ContentMap, EngineInfo, EngineUsage, QueueCounts } from '../protocol/messages';
 import type { EngineLoad } from './schedulers/load-balanced';
@@ -23,6 +24,8 @@ export class RegisteredEngine implements EngineLoad {
     readonly info: EngineInfo,
     /** The engine's ROUTER identity. */
     readonly uuid: Buffer,
+    /** Told after each change of the engine's load. */
+    private readonly changed: (engine: RegisteredEngine) => void,
   ) {}
 
   get id(): number {
@@ -59,6 +62,7 @@ export class RegisteredEngine implements EngineLoad {
     this.held.set(msgId, balanced);
     if (balanced) this.balancedHeld++;
     this.lastTaken = order;
+    this.changed(this);
   }
 
   /** Stops counting a task: it answered (`replied`), or the hub ended it. */
@@ -68,8 +72,12 @@ export class RegisteredEngine implements EngineLoad {
     this.held.delete(msgId);
     if (balanced) this.balancedHeld--;
     if (replied) this.replied++;
+    this.changed(this);
   }
 }
+
+/** Told of a live engine (`live`) when it joins and whenever its load changes, and of its drop. */
+export type EngineWatcher = (engine: RegisteredEngine, live: boolean) => void;
 
 /** The hub's engines, by id and by ROUTER identity; see the file's comment. */
 export class EngineRegistry {
@@ -81,6 +89,7 @@ export class EngineRegistry {
   /** Why recently dropped engines were dropped, by identity, to tell them when they beat again. */
   private readonly dropped = new Map<string, string>();
   private sent = 0;
+  private watcher: EngineWatcher = () => {};
 
   /** Live engines by id, in the order they joined. */
   values(): IterableIterator<RegisteredEngine> {
@@ -101,6 +110,12 @@ export class EngineRegistry {
   /** Live engines, ascending by id. */
   get infos(): EngineInfo[] {
     return [...this.live.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+  }
+
+  /** Tells `watcher` of the live engines now, and from now on of every change (one watcher). */
+  watch(watcher: EngineWatcher): void {
+    this.watcher = watcher;
+    for (const e of this.live.values()) watcher(e, true);
   }
 
   /** The id of the joined engine with this identity. */
@@ -129,7 +144,9 @@ export class EngineRegistry {
     if (known) return { engine: known, isNew: false };
     const { uuid, pid, hostname, engine_set, mpi } = content;
     const info = { id: newId(), uuid, pid, hostname, registered, engine_set, mpi };
-    const engine = new RegisteredEngine(info, identity);
+    const engine = new RegisteredEngine(info, identity, (e) => {
+      if (this.live.get(e.id) === e) this.watcher(e, true);
+    });
     this.dropped.delete(key);
     this.joining.set(key, engine);
     return { engine, isNew: true };
@@ -143,6 +160,7 @@ export class EngineRegistry {
     this.joining.delete(key);
     this.live.set(engine.id, engine);
     this.byKey.set(key, engine.id);
+    this.watcher(engine, true);
     return engine;
   }
 
@@ -171,6 +189,7 @@ export class EngineRegistry {
     const key = engine.uuid.toString('hex');
     this.live.delete(id);
     this.byKey.delete(key);
+    this.watcher(engine, false);
     this.rememberDropped(key, id, reason);
     return engine;
   }

@@ -1,12 +1,19 @@
 // Turns a notebook cell of TypeScript into a script for an engine's persistent `vm` namespace.
 //
-// Two steps: `transpileModule` strips the types (and reports syntax errors against the original
-// cell), then the TypeScript parser reads the emitted JavaScript and its top-level statements are
-// rewritten by text splicing, so that declarations become properties of the context's global
-// object. A `vm` context keeps top-level `let`/`const`/`class` of earlier scripts in one lexical
-// scope, so declaring a name again in a later cell would throw; `var` and `function` declarations
-// are global properties instead and may be repeated, so every top-level name is hoisted as `var`
+// Two steps: the types are stripped (and syntax errors reported against the original cell), then
+// the TypeScript parser reads the JavaScript and its top-level statements are rewritten by text
+// splicing, so that declarations become properties of the context's global object. A `vm`
+// context keeps top-level `let`/`const`/`class` of earlier scripts in one lexical scope, so
+// declaring a name again in a later cell would throw; `var` and `function` declarations are
+// global properties instead and may be repeated, so every top-level name is hoisted as `var`
 // and its declaration turned into an assignment.
+//
+// Stripping types with `transpileModule` costs about a millisecond a cell, a tiny task's whole
+// round trip; most cells (`x = f(y)`, `const a = 1`) have no types at all. So the cell is parsed
+// first (tens of microseconds), and only one with TypeScript syntax or a syntax error goes
+// through `transpileModule`; the others are rewritten as they are. esbuild was measured for the
+// stripping too: it runs in a child process and took 0.5 ms a call (0.75 ms synchronously),
+// and its output moves lines. Results are kept by source, as a notebook reruns the same cells.
 
 import type * as TS from 'typescript';
 
@@ -49,7 +56,34 @@ function typescript(): Ts {
  *   errors are not reported: cells are not type-checked.
  */
 export function transformCell(source: string, filename = '<cell>'): TransformedCell {
+  let cell = transformed.get(source);
+  if (cell === undefined) {
+    cell = transformAnew(source, filename);
+    remember(source, cell);
+  }
+  return cell;
+}
+
+/** Cells transformed lately, by source, oldest first; bounded by `CACHE_CHARS` of source. */
+const transformed = new Map<string, TransformedCell>();
+let cachedChars = 0;
+const CACHE_CHARS = 4 * 1024 * 1024;
+
+function remember(source: string, cell: TransformedCell): void {
+  if (source.length > CACHE_CHARS / 4) return;
+  transformed.set(source, cell);
+  cachedChars += source.length;
+  for (const oldest of transformed.keys()) {
+    if (cachedChars <= CACHE_CHARS) break;
+    transformed.delete(oldest);
+    cachedChars -= oldest.length;
+  }
+}
+
+function transformAnew(source: string, filename: string): TransformedCell {
   const ts = typescript();
+  const parsed = ts.createSourceFile('cell.ts', source, ts.ScriptTarget.ES2022, true);
+  if (isPlainJavaScript(ts, parsed)) return rewriteScript(ts, source, new Set());
   const enumNames = new Set<string>();
   const output = ts.transpileModule(source, {
     // A fixed `.ts` name: the name decides how TypeScript parses the text.
@@ -72,6 +106,67 @@ export function transformCell(source: string, filename = '<cell>'): TransformedC
   );
   if (errors.length > 0) throw syntaxError(ts, errors, filename);
   return rewriteScript(ts, output.outputText, enumNames);
+}
+
+/**
+ * True when `file` parsed without errors and holds nothing but JavaScript that runs as it is
+ * (ES2022): no type annotation, type parameter or argument, cast, non-null assertion, optional
+ * or definite mark, TypeScript-only declaration or modifier, decorator or `using` declaration
+ * (which `transpileModule` would turn into something else). Errs on the side of `false`.
+ */
+function isPlainJavaScript(ts: Ts, file: TS.SourceFile): boolean {
+  // Not part of the declared API, so its absence sends every cell the full way.
+  const errors = (file as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics;
+  if (errors === undefined || errors.length > 0) return false;
+  const K = ts.SyntaxKind;
+  const jsModifiers = new Set([K.ExportKeyword, K.DefaultKeyword, K.AsyncKeyword, K.StaticKeyword]);
+  const typeScriptOnly = (node: TS.Node): boolean => {
+    const n = node as {
+      type?: unknown;
+      typeParameters?: unknown;
+      typeArguments?: unknown;
+      modifiers?: readonly TS.ModifierLike[];
+      exclamationToken?: unknown;
+      isTypeOnly?: boolean;
+    };
+    if (n.type !== undefined || n.typeParameters !== undefined || n.typeArguments !== undefined) {
+      return true;
+    }
+    if (n.exclamationToken !== undefined || n.isTypeOnly === true) return true;
+    if (n.modifiers?.some((m) => !jsModifiers.has(m.kind))) return true;
+    if (
+      (ts.isParameter(node) || ts.isPropertyDeclaration(node) || ts.isMethodDeclaration(node)) &&
+      node.questionToken !== undefined
+    ) {
+      return true;
+    }
+    if (ts.isParameter(node) && ts.isIdentifier(node.name) && node.name.text === 'this')
+      return true;
+    if (ts.isFunctionLike(node) && !ts.isArrowFunction(node) && !('body' in node && node.body)) {
+      return true; // an overload or other signature without a body
+    }
+    if (ts.isVariableDeclarationList(node) && (node.flags & ts.NodeFlags.Using) !== 0) return true;
+    if (ts.isHeritageClause(node) && node.token === K.ImplementsKeyword) return true;
+    if (ts.isExportAssignment(node) && node.isExportEquals) return true;
+    return (
+      ts.isTypeNode(node) ||
+      ts.isInterfaceDeclaration(node) ||
+      ts.isTypeAliasDeclaration(node) ||
+      ts.isEnumDeclaration(node) ||
+      ts.isModuleDeclaration(node) ||
+      ts.isImportEqualsDeclaration(node) ||
+      ts.isNamespaceExportDeclaration(node) ||
+      ts.isAsExpression(node) ||
+      ts.isSatisfiesExpression(node) ||
+      ts.isTypeAssertionExpression(node) ||
+      ts.isNonNullExpression(node) ||
+      ts.isDecorator(node) ||
+      ts.isIndexSignatureDeclaration(node)
+    );
+  };
+  const visit = (node: TS.Node): boolean =>
+    typeScriptOnly(node) || (ts.forEachChild(node, visit) ?? false);
+  return !(ts.forEachChild(file, visit) ?? false);
 }
 
 /**
@@ -118,6 +213,8 @@ function syntaxError(ts: Ts, errors: readonly TS.Diagnostic[], filename: string)
 interface Piece {
   /** The statement's new text, preceded by its leading comments. */
   readonly text: string;
+  /** The comments and spaces before the statement. */
+  readonly leading: string;
   /** Nothing is left of the statement but comments (e.g. `export { x }`). */
   readonly isEmpty?: boolean;
   /** A function declaration: kept at script top level so that it hoists. */
@@ -161,7 +258,9 @@ function rewriteScript(ts: Ts, js: string, enumNames: ReadonlySet<string>): Tran
   const body = statements.slice(prologueLength).map((s) => rewriter.statement(s));
   const trailing = js.slice(statements.length > 0 ? statements[statements.length - 1].end : 0);
   const lastPiece = [...prologue, ...body].reverse().find((p) => !p.isEmpty);
-  const hoisted = rewriter.names.size > 0 ? `\nvar ${[...rewriter.names].join(', ')};\n` : '';
+  // On the first line, as is the async wrapper's start: a synchronous cell keeps its lines, and
+  // an async one too unless it declares functions, so errors point at the user's line.
+  const hoisted = rewriter.names.size > 0 ? `var ${[...rewriter.names].join(', ')}; ` : '';
   const join = (pieces: readonly Piece[]): string => pieces.map((p) => p.text).join('');
 
   if (!isAsync) {
@@ -175,13 +274,15 @@ function rewriteScript(ts: Ts, js: string, enumNames: ReadonlySet<string>): Tran
   const others = body
     .filter((p) => !p.isFunction)
     .map((p) =>
-      p === lastPiece && p.value !== undefined ? { text: `\nreturn (${p.value});` } : p,
+      p === lastPiece && p.value !== undefined
+        ? { text: `${p.leading}return (${p.value});`, leading: p.leading }
+        : p,
     );
   const code =
     join(prologue) +
     hoisted +
     join(functions) +
-    `\n;(async () => {\n${join(others)}${trailing}\n})();\n`;
+    `;(async () => {${join(others)}${trailing}\n})();\n`;
   return { code, isAsync };
 }
 
@@ -218,6 +319,7 @@ class Rewriter {
     const leading = this.file.text.slice(node.getFullStart(), node.getStart(this.file));
     const piece = (text: string, value?: string): Piece => ({
       text: leading + text,
+      leading,
       isEmpty: text === '',
       value,
     });
@@ -229,7 +331,7 @@ class Rewriter {
     if (ts.isFunctionDeclaration(node)) {
       const text = this.withoutExportModifiers(node);
       if (node.name === undefined) return piece(`(${text});`, text); // export default function
-      return { text: leading + text, isFunction: true };
+      return { text: leading + text, leading, isFunction: true };
     }
     if (ts.isClassDeclaration(node)) {
       const text = this.withoutExportModifiers(node);
@@ -247,7 +349,10 @@ class Rewriter {
       const value = this.text(node.expression);
       return piece(`(${value});`, value);
     }
-    const text = this.withNestedVarsRewritten(node);
+    // Ended by a semicolon, so that a statement that follows, rewritten to begin with `(`, or
+    // one that is dropped, does not join it (`f()\n({ a } = b)`); one was left out only in
+    // a cell that was not compiled.
+    const text = this.withNestedVarsRewritten(node).replace(/(?<!;)$/, ';');
     return ts.isExpressionStatement(node) ? piece(text, this.text(node.expression)) : piece(text);
   }
 

@@ -137,8 +137,10 @@ export class EngineServer {
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
     // Output is credited to the task whose code made it; a finished task's is dropped.
-    this.kernel = new EngineKernel(this.id, (event) =>
-      this.running.callerTask()?.output.emit(event),
+    this.kernel = new EngineKernel(
+      this.id,
+      (event) => this.running.callerTask()?.output.emit(event),
+      !options.lightweight,
     );
     // User code splits work by `mpi.rank`, as an MPI program would.
     if (this.mpi) this.kernel.namespace.mpi = this.mpi;

@@ -44,9 +44,15 @@ export class EngineKernel {
   private interruptWaiting: ((e: Error) => void) | undefined;
   private interruptPending = false;
 
+  /**
+   * `signals` says whether SIGINT can interrupt user code here (`breakOnSigint`): not in a
+   * lightweight engine, which shares its process and is interrupted by its own heartbeat
+   * instead, and where each run under `breakOnSigint` would start and join a watchdog thread.
+   */
   constructor(
     private id: number,
     private readonly emit: (event: OutputEvent) => void,
+    private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
   }
@@ -100,7 +106,7 @@ export class EngineKernel {
         importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       });
       this.throwIfInterrupted();
-      let value = script.runInThisContext({ breakOnSigint: true }) as unknown;
+      let value = script.runInThisContext({ breakOnSigint: this.signals }) as unknown;
       if (cell.isAsync) value = await this.interruptible(value);
       if (value !== undefined && !silent) {
         this.emit({
@@ -141,7 +147,7 @@ export class EngineKernel {
       this.namespace.__tspInvoke = thunk;
       this.throwIfInterrupted();
       const value = await this.interruptible(
-        invokeScript.runInThisContext({ breakOnSigint: true }),
+        invokeScript.runInThisContext({ breakOnSigint: this.signals }),
       );
       return { content: { status: 'ok' }, buffers: encodeValue(value, 'result') };
     } catch (e) {

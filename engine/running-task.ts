@@ -38,6 +38,12 @@ export class RunningTask {
 const ID_CAPACITY = 128;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/**
+ * The task whose code is running, for every engine of the process: one storage, as each
+ * storage costs something at every promise made, and a process may host many lightweight
+ * engines. A slot finds its own task there, or another engine's, which is not its own.
+ */
+const owner = new AsyncLocalStorage<RunningTask>();
 
 /**
  * Which task runs now, as three readers need it: the engine's own code, the task's code (whose
@@ -47,7 +53,6 @@ const decoder = new TextDecoder();
  */
 export class RunningSlot {
   private current: RunningTask | undefined;
-  private readonly owner = new AsyncLocalStorage<RunningTask>();
   /** Memory shared with the heartbeat thread: the running task's id, its length first. */
   readonly buffer = new SharedArrayBuffer(4 + ID_CAPACITY);
   private readonly idLength = new Int32Array(this.buffer, 0, 1);
@@ -64,15 +69,15 @@ export class RunningSlot {
    * next task's output.
    */
   callerTask(): RunningTask | undefined {
-    const owner = this.owner.getStore();
-    return owner === undefined || owner === this.current ? this.current : undefined;
+    const running = owner.getStore();
+    return running === undefined || running === this.current ? this.current : undefined;
   }
 
   /** Runs `task` by calling `run`, with the task in place until it settles. */
   async run<T>(task: RunningTask, run: () => Promise<T>): Promise<T> {
     this.put(task);
     try {
-      return await this.owner.run(task, run);
+      return await owner.run(task, run);
     } finally {
       this.put(undefined);
     }

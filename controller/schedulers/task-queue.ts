@@ -7,7 +7,7 @@
 import type { ConditionName } from '../../protocol/errors';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import type { TaskRecord, TaskRecordStore } from '../task-records';
-import { schemes, type Scheme } from './load-balanced';
+import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
 
 /** What the queue does with a task it placed or gave up on. */
 export interface Placement {
@@ -20,13 +20,20 @@ export interface Placement {
 /** The waiting load-balanced tasks; see the file's comment. */
 export class TaskQueue {
   private readonly waiting = new Map<string, TaskRecord>();
+  /** The live engines with room below the high-water mark, as the scheme picks them. */
+  private readonly room: Room<RegisteredEngine>;
 
   constructor(
     private readonly engines: EngineRegistry,
     private readonly records: TaskRecordStore,
     private readonly settings: { scheme: Scheme; hwm: number },
     private readonly placement: Placement,
-  ) {}
+  ) {
+    this.room = newRoom(settings.scheme);
+    engines.watch((e, live) =>
+      live && e.load < settings.hwm ? this.room.set(e) : this.room.delete(e),
+    );
+  }
 
   /** Tasks waiting for an engine or their dependencies. */
   get size(): number {
@@ -58,19 +65,11 @@ export class TaskQueue {
 
   /** Places waiting tasks on engines with room, in submission order. */
   schedule(): void {
-    // Nothing waits (direct tasks, an idle queue): the engines need no counting.
-    if (this.waiting.size === 0) return;
-    const { hwm } = this.settings;
-    // Once no engine has room, nothing further down the queue can be placed: stop looking, so
-    // that a long queue costs nothing per finished task.
-    let room = 0;
-    for (const e of this.engines.values()) if (e.load < hwm) room++;
     for (const r of this.waiting.values()) {
-      if (room === 0) break;
-      const placed = this.tryPlace(r);
-      if (placed === undefined) continue;
-      this.waiting.delete(r.msgId);
-      if (placed !== null && placed.load >= hwm) room--;
+      // Once no engine has room, nothing further down the queue can be placed: stop looking, so
+      // that a long queue costs nothing per finished task.
+      if (this.room.size === 0) break;
+      if (this.tryPlace(r) !== undefined) this.waiting.delete(r.msgId);
     }
   }
 
@@ -110,10 +109,17 @@ export class TaskQueue {
       }
       return undefined;
     }
+    if (!allowed) {
+      const chosen = this.room.pick();
+      if (chosen) this.placement.send(r, chosen);
+      return chosen;
+    }
     const { hwm, scheme } = this.settings;
-    const candidates = [...this.engines.values()].filter(
-      (e) => e.load < hwm && (!allowed || allowed.has(e.id)),
-    );
+    const candidates: RegisteredEngine[] = [];
+    for (const id of allowed) {
+      const e = this.engines.get(id);
+      if (e && e.load < hwm) candidates.push(e);
+    }
     if (candidates.length === 0) return undefined;
     const chosen = schemes[scheme](candidates);
     this.placement.send(r, chosen);

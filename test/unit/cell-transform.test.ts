@@ -212,4 +212,55 @@ describe('transformCell', () => {
     assert.throws(() => new vm.Script(code).runInContext(context, { timeout: 50 }), /timed out/);
     assert.ok((context as { spins: number }).spins > 0);
   });
+  it('runs a cell without types as written, so that its errors point at its own lines', async () => {
+    // As it stands, which compiling would reformat: the cell took the path without the compiler.
+    assert.match(transformCell('x  =  1 // spaced').code, /x {2}= {2}1;? \/\/ spaced/);
+    const cells = [
+      'const a = 1;\nlet b = 2;\nnull.boom;',
+      'const a = await 1;\nlet b = 2;\nnull.boom;',
+      'const a: number = 1;\nlet b = 2;\nnull.boom;',
+    ];
+    for (const source of cells) {
+      const { code, isAsync } = transformCell(source);
+      const context = vm.createContext({});
+      const run = async (): Promise<unknown> => {
+        const value: unknown = new vm.Script(code, { filename: 'cell-9' }).runInContext(context);
+        return isAsync ? await value : value;
+      };
+      await assert.rejects(run, (e: Error) => {
+        assert.match(String(e.stack), /cell-9:3:/, `${source}: ${e.stack}`);
+        return true;
+      });
+    }
+  });
+
+  it('keeps statements apart where a cell leaves semicolons out', async () => {
+    const run = namespace();
+    assert.equal(await run('let q = 5\nexport {}\n(q)'), 5);
+    assert.equal(await run('const f = () => 2\nf()\nconst { a } = { a: 3 }\na'), 3);
+    assert.equal(await run("import * as p from 'node:path'\n(p.sep)"), path.sep);
+    // What the source itself joins stays joined: `b = f\n(3)` calls f.
+    assert.equal(await run('let b = f\n(3)\nb'), 2);
+  });
+
+  it('strips what plain JavaScript would read otherwise, such as a generic call', async () => {
+    const run = namespace();
+    await run('function id(v) { return v; }\nconst number = 0;');
+    // As JavaScript, `(id < number) > 3`: false.
+    assert.equal(await run('id<number>(3)'), 3);
+    assert.equal(
+      await run(
+        'class P { constructor(private x: number) {} get() { return this.x; } }\nnew P(4).get()',
+      ),
+      4,
+    );
+    assert.equal(await run('let d!: number; d = 5; d'), 5);
+  });
+
+  it('gives the same script for the same cell, and names each run in its syntax errors', () => {
+    assert.equal(transformCell('const same = 1'), transformCell('const same = 1'));
+    for (const name of ['cell-1', 'cell-2']) {
+      assert.throws(() => transformCell('const = 1', name), new RegExp(`^SyntaxError: ${name}:1:`));
+    }
+  });
 });
