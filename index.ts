@@ -17,6 +17,7 @@ export {
   type TaskOutput,
 } from './client/async-result';
 export { Reference } from './client/reference';
+export type { CacheInfo, CacheOption } from './client/result-cache';
 export { Cluster, type ClusterOptions } from './cluster/cluster';
 export { Adaptive, type AdaptOptions } from './cluster/adapt';
 export {

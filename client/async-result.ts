@@ -3,6 +3,7 @@
  * also shows progress, timing, output as it streams, and per-task metadata, as ipyparallel's
  * does. It never rejects on its own: an error surfaces only where the result is awaited.
  */
+import { randomUUID } from 'node:crypto';
 import { CompositeError, errorFromWire, TimeoutError } from '../protocol/errors';
 import type { ErrorContent } from '../protocol/messages';
 import { AsyncQueue } from './async-queue';
@@ -22,6 +23,8 @@ export interface TaskMetadata {
   started: Date | null;
   completed: Date | null;
   received: Date | null;
+  /** True when the result came from the result cache and no engine ran the task. */
+  cached: boolean;
 }
 
 /** What `DirectView.execute` gives per engine. */
@@ -51,7 +54,22 @@ export class TaskState {
       started: null,
       completed: null,
       received: null,
+      cached: false,
     };
+  }
+
+  /**
+   * A task finished before it began: its value came from the result cache. Its message id is
+   * this client's own; the controller never heard of it.
+   */
+  static fromCache(value: unknown): TaskState {
+    const t = new TaskState(randomUUID(), null);
+    t.metadata.cached = true;
+    t.metadata.status = 'ok';
+    t.metadata.received = new Date();
+    t.value = value;
+    t.done = true;
+    return t;
   }
 
   get finished(): boolean {
@@ -150,6 +168,11 @@ export class AsyncResult<T> implements PromiseLike<T> {
   /** Per task: placement, timing and status. */
   get metadata(): TaskMetadata[] {
     return this.tasks.map((t) => t.metadata);
+  }
+
+  /** True when every value came from the result cache (`withOptions({ cache })`): no engine ran. */
+  get cached(): boolean {
+    return this.tasks.length > 0 && this.tasks.every((t) => t.metadata.cached);
   }
 
   /** Number of tasks. */
@@ -269,6 +292,16 @@ export class AsyncResult<T> implements PromiseLike<T> {
 }
 
 /**
+ * Where each task's results go in a map's output when not one after another: `positions[t]` are
+ * the output indices of task `t`'s results, in order. A map with cached elements has one: the
+ * cached values in one finished task, the rest in the tasks that ran.
+ */
+export interface MapLayout {
+  total: number;
+  positions: readonly (readonly number[])[];
+}
+
+/**
  * The result of `map`: one task per chunk. Awaiting gives the flat list of results; iterating
  * with `for await` gives each result as soon as it (and, when ordered, all before it) arrived.
  */
@@ -277,8 +310,13 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
     tasks: readonly TaskState[],
     options: ResultOptions,
     private readonly ordered: boolean,
+    private readonly layout?: MapLayout,
   ) {
-    super(tasks, (chunks) => (chunks as R[][]).flat(), options);
+    super(
+      tasks,
+      (chunks) => (layout ? merge(chunks as R[][], layout) : (chunks as R[][]).flat()),
+      options,
+    );
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<R> {
@@ -291,6 +329,10 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
       });
     }
     if (this.tasks.length === 0) finished.end();
+    if (this.ordered && this.layout) {
+      yield* this.inLayoutOrder(finished, this.layout);
+      return;
+    }
     let next = 0; // in order: the first task whose results were not given yet
     for await (const t of finished) {
       const ready = this.ordered ? [] : [t];
@@ -303,6 +345,35 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
       }
     }
   }
+
+  /** Results in output order, each as soon as its task and all before it are done. */
+  private async *inLayoutOrder(
+    finished: AsyncIterable<TaskState>,
+    layout: MapLayout,
+  ): AsyncGenerator<R> {
+    const owner = new Array<[task: TaskState, offset: number]>(layout.total);
+    layout.positions.forEach((ps, t) => ps.forEach((p, k) => (owner[p] = [this.tasks[t], k])));
+    let next = 0;
+    const drain = function* (): Generator<R> {
+      while (next < layout.total && owner[next][0].finished) {
+        const [task, offset] = owner[next++];
+        if (task.error) throw task.error;
+        yield (task.value as R[])[offset];
+      }
+    };
+    yield* drain();
+    for await (const task of finished) {
+      // After a drain the task owning `next` is unfinished: only its end lets more out.
+      if (task === owner[next]?.[0]) yield* drain();
+    }
+  }
+}
+
+/** The output of a map whose tasks' results go where `layout` says. */
+function merge<R>(chunks: R[][], layout: MapLayout): R[] {
+  const out = new Array<R>(layout.total);
+  layout.positions.forEach((ps, t) => ps.forEach((p, k) => (out[p] = chunks[t][k])));
+  return out;
 }
 
 /** What a task printed on `name`, from its outputs. */

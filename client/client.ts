@@ -36,6 +36,7 @@ import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { AsyncQueue } from './async-queue';
 import { processHook } from './process-hook';
+import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
 import {
   AsyncResult,
   TaskState,
@@ -128,6 +129,10 @@ export class Client {
   >();
   private readonly tasks = new Map<string, TaskState>();
   private readonly eventListeners = new Set<(e: ClientEvent | null) => void>();
+  /** The cache directories this client used, by path, each with its lookup counts. */
+  private readonly caches = new Map<string, ResultCache>();
+  /** Ids of tasks served from the cache, which `after`/`follow` need not wait for. */
+  private readonly cachedIds = new Set<string>();
   private closed = false;
   private subscribedToOutput = false;
 
@@ -280,6 +285,20 @@ export class Client {
     };
   }
 
+  /**
+   * What the result cache in `dir` holds (entries and bytes on disk, from every process) and
+   * how this client's lookups went. `dir` defaults to the one `cache: true` uses.
+   * @example const { entries, hits } = await rc.cacheInfo();
+   */
+  async cacheInfo(dir?: string): Promise<CacheInfo> {
+    return this.resultCache(cacheDir(checkDir(dir))).info();
+  }
+
+  /** Removes every result from the cache in `dir` (default: the one `cache: true` uses). */
+  async clearCache(dir?: string): Promise<void> {
+    this.resultCache(cacheDir(checkDir(dir))).clear();
+  }
+
   /** Runs finished or failed tasks again; awaiting gives the new results in the same order. */
   resubmit(msgIds: string | string[]): AsyncResult<unknown[]> {
     const ids = messageIds(msgIds, 'resubmit');
@@ -359,7 +378,20 @@ export class Client {
     submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
     abort: (msgIds) => this.abort(msgIds),
+    resultCache: (dir) => this.resultCache(dir),
+    fromCache: (value) => {
+      const task = TaskState.fromCache(value);
+      this.cachedIds.add(task.metadata.msgId);
+      return task;
+    },
+    isCached: (msgId) => this.cachedIds.has(msgId),
   };
+
+  private resultCache(dir: string): ResultCache {
+    let cache = this.caches.get(dir);
+    if (!cache) this.caches.set(dir, (cache = new ResultCache(dir)));
+    return cache;
+  }
 
   private submit(
     view: TaskSource,
@@ -615,6 +647,12 @@ function toTaskOutput(msg: Message): TaskOutput | undefined {
     };
   }
   return undefined;
+}
+
+/** A cache directory as given to `cacheInfo` or `clearCache`; a wrong one is a usage error. */
+function checkDir(dir: unknown): string | undefined {
+  if (dir === undefined || (typeof dir === 'string' && dir !== '')) return dir;
+  throw new TypeError(`a cache directory must be a non-empty path, got ${String(dir)}`);
 }
 
 /** Message ids given as one string or a list; anything else is a usage error, said at once. */

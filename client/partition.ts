@@ -5,7 +5,7 @@
 
 /** What `map` and `scatter` accept: arrays, typed arrays and any other iterable. */
 export type Sequence<T> = readonly T[] | Iterable<T> | ArrayLike<T>;
-type Sliceable<T> =
+export type Sliceable<T> =
   | readonly T[]
   | { subarray(begin: number, end: number): ArrayLike<T>; length: number };
 
@@ -35,6 +35,11 @@ function slice<T>(seq: Sliceable<T>, begin: number, end: number): ArrayLike<T> {
   return Array.isArray(seq)
     ? seq.slice(begin, end)
     : (seq as { subarray(b: number, e: number): ArrayLike<T> }).subarray(begin, end);
+}
+
+/** Element `i` of `seq`. */
+export function at<T>(seq: Sliceable<T>, i: number): T {
+  return (seq as ArrayLike<T>)[i];
 }
 
 /** `n` contiguous parts whose lengths differ by at most one, longer ones first. */

@@ -23,8 +23,10 @@ import {
   type ResultOptions,
   type TaskState,
 } from './async-result';
+import { CachedCall, type CacheClient } from './cached-call';
 import { chunk, concat, partition, toSliceable, type Sequence } from './partition';
 import { Reference } from './reference';
+import { resolveCache, type CacheOption, type ResultCache } from './result-cache';
 
 /** The view a task was sent through, as `task:submit` events name it. */
 export interface TaskSource {
@@ -41,7 +43,7 @@ export interface MapCall {
  * What a view needs of its client. The client hands it to the views it makes; it is no part of
  * the public `Client`.
  */
-export interface ViewClient {
+export interface ViewClient extends CacheClient {
   /** Sends one task for `view`; its state fills in as replies and output arrive. */
   submit(
     view: TaskSource,
@@ -53,6 +55,10 @@ export interface ViewClient {
   /** Live ids for `targets`; throws `EngineError` when there are none. */
   liveTargets(targets: Targets): number[];
   abort(msgIds: string[]): Promise<unknown>;
+  /** This client's handle on the result cache in `dir`, which counts its hits and misses. */
+  resultCache(dir: string): ResultCache;
+  /** True for the id of a task served from the cache, which the controller never heard of. */
+  isCached(msgId: string): boolean;
 }
 
 /** A task, its message id, or a list of either. */
@@ -73,6 +79,21 @@ const targets: Kind<Targets> = {
   expected: "'all', an engine id or a list of ids",
   is: (v): v is Targets => v === 'all' || typeof v === 'number' || Array.isArray(v),
   allows: (v) => v === 'all' || [v].flat().every((id) => Number.isInteger(id) && id >= 0),
+};
+
+const cache: Kind<CacheOption> = {
+  expected: 'true, false, a directory, or { dir?, maxBytes? } with maxBytes > 0',
+  is: (v): v is CacheOption => {
+    if (typeof v === 'boolean' || typeof v === 'string') return true;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+    const { dir, maxBytes, ...rest } = v as Record<string, unknown>;
+    return (
+      Object.keys(rest).length === 0 &&
+      (dir === undefined || typeof dir === 'string') &&
+      (maxBytes === undefined || typeof maxBytes === 'number')
+    );
+  },
+  allows: (v) => (typeof v === 'object' ? v.dir !== '' && (v.maxBytes ?? 1) > 0 : v !== ''),
 };
 
 /**
@@ -97,6 +118,14 @@ export interface ViewOptions {
   label?: string;
   /** The engines a direct view runs on; for a load-balanced view, the engines it may use. */
   targets?: Targets;
+  /**
+   * Keep results on disk, keyed by the function's source and its arguments' bytes, and serve a
+   * call made before from there without any engine (`ar.cached`): `true` for
+   * `$TSPARALLEL_DIR/cache`, a directory, or `{ dir, maxBytes }` to evict the least recently
+   * used results past a size. `map` caches each element. Failures are not cached; calls with a
+   * `Reference` argument cannot be. Lookups and stores are synchronous file reads and writes.
+   */
+  cache?: CacheOption;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -120,6 +149,7 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   },
   label: { kind: string(), help: "a name for the tasks, shown in the controller's records" },
   targets: { kind: targets, help: 'the engines a direct view runs on' },
+  cache: { kind: cache, help: 'keep results on disk and serve repeated calls from there' },
 });
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
@@ -193,12 +223,13 @@ abstract class View {
   }
 
   protected taskOptions(balanced: boolean, targets?: number[]): TaskOptions {
+    // A task served from the cache succeeded before it began, on no engine: nothing to wait for.
     const ids = (deps?: Dependencies): string[] | undefined =>
       deps === undefined
         ? undefined
-        : (Array.isArray(deps) ? deps : [deps]).flatMap((x) =>
-            typeof x === 'string' ? x : x.msgIds,
-          );
+        : (Array.isArray(deps) ? deps : [deps])
+            .flatMap((x) => (typeof x === 'string' ? x : x.msgIds))
+            .filter((id) => !this.client.isCached(id));
     const o: TaskOptions = { balanced };
     if (targets) o.targets = targets;
     const after = ids(this.options.after);
@@ -208,6 +239,16 @@ abstract class View {
     if (this.options.retries) o.retries = this.options.retries;
     if (this.options.label !== undefined) o.label = this.options.label;
     return o;
+  }
+
+  /** The cache as a call of `source` uses it, when the view has the `cache` option. */
+  protected cachedCall(source: string): CachedCall | undefined {
+    const settings =
+      this.options.cache === undefined ? undefined : resolveCache(this.options.cache);
+    return (
+      settings &&
+      new CachedCall(this.client.resultCache(settings.dir), settings.maxBytes, source, this.client)
+    );
   }
 
   protected resultOptions(): ResultOptions {
@@ -267,10 +308,21 @@ export class DirectView extends View {
     fn: (...args: A) => R,
     ...args: Args<A>
   ): AsyncResult<Awaited<R>[]> {
+    const combine = (v: unknown[]): Awaited<R>[] => v as Awaited<R>[];
+    const call = this.cachedCall(functionSource(fn));
+    if (!call) return this.applyEach(fn, () => args, combine);
+    // Every target's call has the same key: one result on disk serves them all.
+    const key = call.key(args);
+    const found = call.lookup(key);
+    if (found) {
+      const tasks = this.targets.map(() => call.cached(found.value));
+      return new AsyncResult(tasks, combine, this.resultOptions());
+    }
     return this.applyEach(
       fn,
       () => args,
-      (v) => v as Awaited<R>[],
+      combine,
+      (task) => call.storeWhenDone(task, 'call', [key]),
     );
   }
 
@@ -279,10 +331,11 @@ export class DirectView extends View {
     fn: (...args: never[]) => unknown,
     argsFor: (index: number) => unknown[],
     combine: (values: unknown[]) => T,
+    track: (task: TaskState) => TaskState = (task) => task,
   ): AsyncResult<T> {
     const source = functionSource(fn);
     const tasks = this.targets.map((id, i) =>
-      this.sendApply(source, 'call', argsFor(i), this.taskOptions(false, [id])),
+      track(this.sendApply(source, 'call', argsFor(i), this.taskOptions(false, [id]))),
     );
     return new AsyncResult(tasks, combine, this.resultOptions());
   }
@@ -301,21 +354,30 @@ export class DirectView extends View {
    */
   map<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncMapResult<Awaited<R>> {
     const source = functionSource(fn);
-    const columns = equalLength(seqs);
+    const all = equalLength(seqs);
+    const plan = this.cachedCall(source)?.planMap(all);
+    const columns = plan?.columns ?? all;
     const targets = this.targets;
     const n = Math.min(targets.length, columns[0]?.length ?? 0);
     const parts = columns.map((c) => partition(c, n));
     const map: MapCall = { tasks: n };
-    const tasks = targets.slice(0, n).map((id, i) =>
-      this.sendApply(
+    let begin = 0;
+    const tasks = targets.slice(0, n).map((id, i) => {
+      const task = this.sendApply(
         source,
         'map',
         parts.map((p) => p[i]),
         this.taskOptions(false, [id]),
         map,
-      ),
-    );
-    return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
+      );
+      const count = parts[0][i].length;
+      begin += count;
+      return plan ? plan.track(task, begin - count, count) : task;
+    });
+    const ordered = this.options.ordered ?? true;
+    return plan
+      ? plan.result(tasks, this.resultOptions(), ordered)
+      : new AsyncMapResult(tasks, this.resultOptions(), ordered);
   }
 
   /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
@@ -401,13 +463,16 @@ export class LoadBalancedView extends View {
    * @example const r = await rc.loadBalancedView().apply((a: number, b: number) => a + b, 1, 2);
    */
   apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>> {
-    const task = this.sendApply(
-      functionSource(fn),
-      'call',
-      args,
-      this.taskOptions(true, this.allowed),
-    );
-    return new AsyncResult([task], (v) => v[0] as Awaited<R>, this.resultOptions());
+    const source = functionSource(fn);
+    const combine = (v: unknown[]): Awaited<R> => v[0] as Awaited<R>;
+    const call = this.cachedCall(source);
+    const key = call?.key(args);
+    const found = key === undefined ? undefined : call?.lookup(key);
+    if (call && found)
+      return new AsyncResult([call.cached(found.value)], combine, this.resultOptions());
+    const task = this.sendApply(source, 'call', args, this.taskOptions(true, this.allowed));
+    if (call && key !== undefined) call.storeWhenDone(task, 'call', [key]);
+    return new AsyncResult([task], combine, this.resultOptions());
   }
 
   /**
@@ -416,22 +481,27 @@ export class LoadBalancedView extends View {
    */
   map<A extends unknown[], R>(fn: (...args: A) => R, ...seqs: Seqs<A>): AsyncMapResult<Awaited<R>> {
     const source = functionSource(fn);
-    const columns = equalLength(seqs).map((c) => chunk(c, this.options.chunkSize ?? 1));
+    const all = equalLength(seqs);
+    const plan = this.cachedCall(source)?.planMap(all);
+    const size = this.options.chunkSize ?? 1;
+    const columns = (plan?.columns ?? all).map((c) => chunk(c, size));
     const count = columns[0]?.length ?? 0;
     const map: MapCall = { tasks: count };
     const tasks: TaskState[] = [];
     for (let i = 0; i < count; i++) {
-      tasks.push(
-        this.sendApply(
-          source,
-          'map',
-          columns.map((c) => c[i]),
-          this.taskOptions(true, this.allowed),
-          map,
-        ),
+      const task = this.sendApply(
+        source,
+        'map',
+        columns.map((c) => c[i]),
+        this.taskOptions(true, this.allowed),
+        map,
       );
+      tasks.push(plan ? plan.track(task, i * size, columns[0][i].length) : task);
     }
-    return new AsyncMapResult(tasks, this.resultOptions(), this.options.ordered ?? true);
+    const ordered = this.options.ordered ?? true;
+    return plan
+      ? plan.result(tasks, this.resultOptions(), ordered)
+      : new AsyncMapResult(tasks, this.resultOptions(), ordered);
   }
 
   /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */
