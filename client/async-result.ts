@@ -35,6 +35,15 @@ export interface ExecuteReply {
   result: string | undefined;
 }
 
+/** Data a task published, with the engine it came from. */
+interface PublishedData {
+  value: unknown;
+  engineId: number;
+  /** Arrival order among all tasks' data in this process, so the latest of several is known. */
+  order: number;
+}
+let publishedCount = 0;
+
 /** One task's state, filled in by the client as messages arrive. */
 export class TaskState {
   readonly metadata: TaskMetadata;
@@ -44,6 +53,9 @@ export class TaskState {
   private done = false;
   private readonly listeners: (() => void)[] = [];
   readonly outputListeners: ((o: TaskOutput) => void)[] = [];
+  /** The latest data the task published (`publish(data)` on its engine), if any. */
+  data: PublishedData | undefined;
+  readonly dataListeners: ((data: unknown, engineId: number) => void)[] = [];
 
   constructor(msgId: string, engineId: number | null) {
     this.metadata = {
@@ -79,6 +91,12 @@ export class TaskState {
   addOutput(o: TaskOutput): void {
     this.outputs.push(o);
     for (const l of this.outputListeners) l(o);
+  }
+
+  /** Data the task published while it runs; it replaces the data published before. */
+  addData(value: unknown, engineId: number): void {
+    this.data = { value, engineId, order: ++publishedCount };
+    for (const l of this.dataListeners) l(value, engineId);
   }
 
   /** Ends the task with a value, or with the error an error reply describes. */
@@ -279,6 +297,28 @@ export class AsyncResult<T> implements PromiseLike<T> {
     });
   }
 
+  /**
+   * The latest data any of the tasks published with `publish(data)` while running, or
+   * `undefined` before any did. (A map's result gives one entry per task instead.)
+   */
+  get data(): unknown {
+    let latest: PublishedData | undefined;
+    for (const { data } of this.tasks) if (data && data.order > (latest?.order ?? 0)) latest = data;
+    return latest?.value;
+  }
+
+  /**
+   * Calls `listener` with each data a task publishes while it runs, and the engine it runs on;
+   * first with the latest data of each task that published before.
+   * @example lv.apply(() => { publish({ step: 1 }); return 'done'; }).onData((d, engine) => log(d, engine));
+   */
+  onData(listener: (data: unknown, engineId: number) => void): void {
+    for (const t of this.tasks) {
+      if (t.data) listener(t.data.value, t.data.engineId);
+      t.dataListeners.push(listener);
+    }
+  }
+
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(): Promise<void> {
     await this.options.abort(this.msgIds.filter((_, i) => !this.tasks[i].finished));
@@ -317,6 +357,14 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
       (chunks) => (layout ? merge(chunks as R[][], layout) : (chunks as R[][]).flat()),
       options,
     );
+  }
+
+  /**
+   * Per task (chunk) of the map, in task order: the latest data it published, or `undefined`
+   * where it published none yet.
+   */
+  override get data(): unknown[] {
+    return this.tasks.map((t) => t.data?.value);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<R> {

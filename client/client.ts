@@ -30,6 +30,7 @@ import {
   type ClientRequestType,
   type ReplyType,
   type TaskOptions,
+  type TaskRecordSummary,
   type TaskRequestType,
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
@@ -86,6 +87,8 @@ export type ClientEvent =
       /** The `map` call it is one of, if any. */
       map: MapCall | undefined;
     }
+  /** This client's task published data while it runs (`publish(data)`), with `events({ tasks: true })`. */
+  | { type: 'task:data'; task: TaskMetadata; data: unknown }
   /** This client's task finished, failed or was given up, with `events({ tasks: true })`. */
   | { type: 'task:finish'; task: TaskMetadata; value: unknown; error: Error | undefined };
 
@@ -110,6 +113,11 @@ export interface ResultRecord {
   valueDropped: boolean;
   /** The error when it failed. */
   error: Error | undefined;
+  /**
+   * The latest data the task published while it ran (`publish(data)`), or undefined. The hub
+   * keeps it in memory only, with the task's result.
+   */
+  data: unknown;
 }
 
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
@@ -271,6 +279,7 @@ export class Client {
     const reply = await this.requestMessage('result_request', { msg_id: msgId });
     const r = (reply.content as OkContent<'result_reply'>).record;
     const ok = r.reply?.status === 'ok';
+    const { value, data } = splitRecordBuffers(r, reply.buffers);
     return {
       msgId: r.msg_id,
       engineId: r.engine_id,
@@ -279,10 +288,11 @@ export class Client {
       started: r.started === null ? null : new Date(r.started),
       completed: r.completed === null ? null : new Date(r.completed),
       label: r.label,
-      value: ok && reply.buffers.length > 0 ? decodeValue(reply.buffers) : undefined,
+      value: ok && value.length > 0 ? decodeValue(value) : undefined,
       valueDropped: r.buffers_dropped,
       error:
         r.reply && r.reply.status === 'error' ? errorFromWire(r.reply, r.engine_id) : undefined,
+      data: data && decodeValue(data),
     };
   }
 
@@ -424,6 +434,7 @@ export class Client {
       outputs: state.outputs,
       map,
     });
+    state.dataListeners.push((data) => this.emit({ type: 'task:data', task, data }));
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
     );
@@ -538,6 +549,15 @@ export class Client {
     if (!task) return;
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
       this.settle(parentId, task, msg.content, msg.metadata, msg.buffers);
+    } else if (isMsg(msg, 'data_message')) {
+      const engineId = msg.metadata.engine_id;
+      try {
+        task.addData(decodeValue(msg.buffers), typeof engineId === 'number' ? engineId : -1);
+      } catch (e) {
+        process.emitWarning(
+          `tsparallel client: dropped data task ${parentId} published: ${(e as Error).message}`,
+        );
+      }
     } else {
       const output = toTaskOutput(msg);
       if (output) task.addOutput(output);
@@ -607,7 +627,7 @@ export class Client {
         const r = reply.content.record;
         if (r.reply === null || r.state === 'pending' || r.state === 'running') return;
         const metadata = { engine_id: r.engine_id, started: r.started, completed: r.completed };
-        this.settle(msgId, task, r.reply, metadata, reply.buffers);
+        this.settle(msgId, task, r.reply, metadata, splitRecordBuffers(r, reply.buffers).value);
       }),
     );
   }
@@ -648,6 +668,17 @@ function toTaskOutput(msg: Message): TaskOutput | undefined {
     };
   }
   return undefined;
+}
+
+/** A `result_reply`'s buffers: the result's, then the latest published data's, if any. */
+function splitRecordBuffers(
+  r: TaskRecordSummary,
+  buffers: Buffer[],
+): { value: Buffer[]; data: Buffer[] | undefined } {
+  const n = r.data_buffers ?? 0;
+  return n === 0
+    ? { value: buffers, data: undefined }
+    : { value: buffers.slice(0, -n), data: buffers.slice(-n) };
 }
 
 /** A cache directory as given to `cacheInfo` or `clearCache`; a wrong one is a usage error. */

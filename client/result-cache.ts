@@ -90,6 +90,8 @@ export function cacheKey(source: string, argFrames: readonly Buffer[]): string {
 const MAGIC = Buffer.from('TSPCACH1');
 const CHECKSUM_BYTES = 32;
 const HEADER_BYTES = MAGIC.length + CHECKSUM_BYTES;
+/** This process among the cache's writers, also on other hosts sharing the directory. */
+const WRITER = `${process.pid}-${randomBytes(4).toString('hex')}`;
 /** Temporary files of writers that died before renaming are removed after this long. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
@@ -97,6 +99,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 export class ResultCache {
   private hits = 0;
   private misses = 0;
+  /** Numbers this process's temporary files. */
+  private writes = 0;
   /** Bytes on disk as last scanned plus what this process wrote since; checked against `maxBytes`. */
   private estimate: number | undefined;
 
@@ -141,11 +145,17 @@ export class ResultCache {
   put(key: string, frames: readonly Buffer[], maxBytes = Infinity): void {
     const file = this.path(key);
     const dir = join(file, '..');
-    mkdirSync(dir, { recursive: true });
-    const temp = join(dir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const temp = join(dir, `.${key}.${WRITER}.${++this.writes}.tmp`);
     const entry = encodeEntry(frames);
     try {
-      writeFileSync(temp, entry);
+      try {
+        writeFileSync(temp, entry);
+      } catch (e) {
+        // The subdirectory's first entry (or the directory's): made only then, as it costs.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(temp, entry);
+      }
       renameSync(temp, file);
     } catch (e) {
       rmSync(temp, { force: true });

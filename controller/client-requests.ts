@@ -15,7 +15,7 @@ import type { Session } from '../protocol/session';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
 import type { HandlerTable, HubOutlet, Replies } from './hub-outlet';
 import { notRegistered, type TaskDispatcher } from './task-dispatcher';
-import { summary, type TaskRecordStore, type TaskRequest } from './task-records';
+import { summary, summaryBuffers, type TaskRecordStore, type TaskRequest } from './task-records';
 
 /** Answers clients' requests; see the file's comment. */
 export class ClientRequests {
@@ -78,7 +78,7 @@ export class ClientRequests {
         );
         return;
       }
-      this.replies.ok(m, { status: 'ok', record: summary(r) }, r.reply?.buffers ?? []);
+      this.replies.ok(m, { status: 'ok', record: summary(r) }, summaryBuffers(r));
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;

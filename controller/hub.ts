@@ -55,7 +55,8 @@ type EngineMessageType =
   | ReplyType<TaskRequestType>
   | 'stream'
   | 'display_data'
-  | 'execute_result';
+  | 'execute_result'
+  | 'data_message';
 
 /** The ename of the error reply to a request whose handler failed: a bug in the hub. */
 export const HUB_ERROR: ConditionName = 'HubError';
@@ -265,5 +266,6 @@ export class Hub {
     stream: (m) => this.tasks.relayOutput(m),
     display_data: (m) => this.tasks.relayOutput(m),
     execute_result: (m) => this.tasks.relayOutput(m),
+    data_message: (m) => this.tasks.relayData(m),
   };
 }

@@ -251,5 +251,6 @@ function fromRow(row: Row): TaskRecord {
     reply,
     retriesLeft: row.retries_left,
     buffersDropped: false,
+    data: null,
   };
 }

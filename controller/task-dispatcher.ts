@@ -124,8 +124,20 @@ export class TaskDispatcher implements Placement {
     this.queue.schedule();
   }
 
+  /**
+   * Data a running task published: kept as the latest on its record and relayed as its output
+   * is. Data from an engine the task no longer runs on (one dropped, whose task was rerun
+   * elsewhere) is not the task's: it is dropped.
+   */
+  relayData(m: IMessage<'data_message'>): void {
+    const r = this.records.get(String(m.parent_header.msg_id));
+    if (!r || isFinal(r.state) || r.engineId !== this.engines.idOf(m.identities[0])) return;
+    this.records.published(r, m.buffers);
+    this.relayOutput(m);
+  }
+
   /** Output an engine printed: to the task's client, and published for every subscriber. */
-  relayOutput(m: IMessage<'stream' | 'display_data' | 'execute_result'>): void {
+  relayOutput(m: IMessage<'stream' | 'display_data' | 'execute_result' | 'data_message'>): void {
     const r = this.records.get(String(m.parent_header.msg_id));
     const engineId = this.engines.joinedId(m.identities[0]);
     const tagged = { ...m, metadata: { ...m.metadata, engine_id: engineId } };

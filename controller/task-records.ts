@@ -31,6 +31,11 @@ export interface TaskRecord {
   readonly retriesLeft: number;
   /** True once the arguments and result were let go to bound memory. */
   readonly buffersDropped: boolean;
+  /**
+   * The frames of the latest data the task published, if any. Provisional, so kept in memory
+   * only: a store on disk does not write it.
+   */
+  readonly data: Buffer[] | null;
 }
 
 /** A record as its store changes it. */
@@ -65,6 +70,7 @@ export abstract class TaskRecordStore {
       reply: null,
       retriesLeft: options.retries ?? 0,
       buffersDropped: false,
+      data: null,
     };
     this.insert(record);
     return record;
@@ -85,10 +91,17 @@ export abstract class TaskRecordStore {
     r.engineId = null;
     r.state = 'pending';
     r.started = null;
+    r.data = null;
     // Engines drop a message they have seen before as a replay; a rerun must differ from it.
     const attempt = (r.options.retries ?? 0) - r.retriesLeft;
     r.request = { ...r.request, metadata: { ...r.request.metadata, attempt } };
     this.changed(r);
+  }
+
+  /** The running task published `data` (its frames); it replaces what it published before. */
+  published(record: TaskRecord, data: Buffer[]): void {
+    const r: Writable<TaskRecord> = record;
+    r.data = data;
   }
 
   /** The task is not to be rerun, whatever becomes of its engine (it was aborted). */
@@ -181,7 +194,10 @@ export class MemoryTaskRecords extends TaskRecordStore {
   /** Evicts the records that finished longest ago, and the oldest bytes past the limit. */
   protected ended(record: TaskRecord): void {
     this.finishedIds.add(record.msgId);
-    const bytes = byteSize(record.request.buffers) + byteSize(record.reply?.buffers ?? []);
+    const bytes =
+      byteSize(record.request.buffers) +
+      byteSize(record.reply?.buffers ?? []) +
+      byteSize(record.data ?? []);
     if (bytes > 0) {
       this.holding.set(record.msgId, bytes);
       this.heldBytes += bytes;
@@ -198,6 +214,7 @@ export class MemoryTaskRecords extends TaskRecordStore {
       if (r) {
         r.request = { ...r.request, buffers: [] };
         if (r.reply) r.reply = { ...r.reply, buffers: [] };
+        r.data = null;
         r.buffersDropped = true;
       }
       this.release(id);
@@ -222,7 +239,13 @@ export function summary(r: TaskRecord): TaskRecordSummary {
     label: r.options.label ?? null,
     reply: r.reply?.content ?? null,
     buffers_dropped: r.buffersDropped,
+    ...(r.data && { data_buffers: r.data.length }),
   };
+}
+
+/** The buffers of a `result_reply`: the result's, then the latest published data's. */
+export function summaryBuffers(r: TaskRecord): Buffer[] {
+  return [...(r.reply?.buffers ?? []), ...(r.data ?? [])];
 }
 
 function byteSize(buffers: Buffer[]): number {

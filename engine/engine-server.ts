@@ -291,13 +291,18 @@ export class EngineServer {
   private sendOutput(to: TaskRequest, event: OutputEvent): void {
     const options = { parent: to.header };
     const session = this.channel.session;
-    this.channel.send(
-      event.type === 'stream'
-        ? session.msg('stream', event.content, options)
-        : event.type === 'display_data'
-          ? session.msg('display_data', event.content, options)
-          : session.msg('execute_result', event.content, options),
-    );
+    switch (event.type) {
+      case 'stream':
+        return this.channel.send(session.msg('stream', event.content, options));
+      case 'display_data':
+        return this.channel.send(session.msg('display_data', event.content, options));
+      case 'execute_result':
+        return this.channel.send(session.msg('execute_result', event.content, options));
+      case 'data_message':
+        return this.channel.send(
+          session.msg('data_message', event.content, { ...options, buffers: event.buffers }),
+        );
+    }
   }
 
   private abortedContent(): IMessage<'apply_reply'>['content'] {

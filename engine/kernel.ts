@@ -20,7 +20,8 @@ import { transformCell } from './cell-transform';
 export type OutputEvent =
   | { type: 'stream'; content: ContentMap['stream'] }
   | { type: 'display_data'; content: ContentMap['display_data'] }
-  | { type: 'execute_result'; content: ContentMap['execute_result'] };
+  | { type: 'execute_result'; content: ContentMap['execute_result'] }
+  | { type: 'data_message'; content: ContentMap['data_message']; buffers: Buffer[] };
 
 /** A task's reply content and result frames. */
 export interface TaskOutcome<C> {
@@ -273,9 +274,13 @@ export class EngineKernel {
         },
       },
     );
+    /** `publish(data)` sends provisional data to the task's client while the task runs. */
+    const publish = (data: unknown): void =>
+      emit({ type: 'data_message', content: {}, buffers: encodeValue(data, 'data') });
     return {
       require: createRequire(join(process.cwd(), '[engine]')),
       display,
+      publish,
       exports: exportsView,
       engineId: this.engineId,
     };

@@ -47,7 +47,7 @@ export class TaskOutput {
     }
   }
 
-  /** Display data or a cell's result: sent now, after the text written before it. */
+  /** Display data, published data or a cell's result: sent now, after the text written before it. */
   emit(event: OutputEvent): void {
     this.flush();
     this.deliver(event);
@@ -69,7 +69,11 @@ export class TaskOutput {
   private deliver(event: OutputEvent): void {
     if (this.truncated) return;
     this.sent +=
-      event.type === 'stream' ? event.content.text.length : JSON.stringify(event.content).length;
+      event.type === 'stream'
+        ? event.content.text.length
+        : event.type === 'data_message'
+          ? event.buffers.reduce((n, b) => n + b.length, 0)
+          : JSON.stringify(event.content).length;
     if (this.sent > OUTPUT_LIMIT) {
       this.truncated = true;
       event = TRUNCATED;

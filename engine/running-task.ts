@@ -19,6 +19,8 @@ export class RunningTask {
   readonly output: TaskOutput;
   /** The controller gave the task up (it failed or reran it elsewhere): nobody wants its reply. */
   abandoned = false;
+  /** The task's run is over; code it left behind (a timer) no longer speaks for it. */
+  ended = false;
 
   /** `sendOutput` delivers the task's output to the client. */
   constructor(
@@ -64,13 +66,14 @@ export class RunningSlot {
   }
 
   /**
-   * The running task, if the calling code is its own or no task's; `undefined` for code a
-   * finished task left behind (a timer, an interrupted promise), which must not write into the
-   * next task's output.
+   * The task whose code calls, while it runs: also another engine's of the process, as
+   * lightweight engines share one namespace and so one `publish` and `display`. Code of no task
+   * gets this slot's running task; code a finished task left behind (a timer, an interrupted
+   * promise) gets `undefined`, so it never writes into the next task's output.
    */
   callerTask(): RunningTask | undefined {
     const running = owner.getStore();
-    return running === undefined || running === this.current ? this.current : undefined;
+    return running === undefined ? this.current : running.ended ? undefined : running;
   }
 
   /** Runs `task` by calling `run`, with the task in place until it settles. */
@@ -79,6 +82,7 @@ export class RunningSlot {
     try {
       return await owner.run(task, run);
     } finally {
+      task.ended = true;
       this.put(undefined);
     }
   }

@@ -88,6 +88,8 @@ export interface PanelTask {
   errorPreview: string | null;
   /** The map it is part of, if any (`PanelMap.id`). */
   map: number | null;
+  /** How many times it published data (`publish(data)`); its output holds the latest. */
+  published: number;
 }
 
 /** A view's `map`: how many of its tasks have finished. */
@@ -120,6 +122,8 @@ export interface TaskOutputState {
   result: string | null;
   /** The error with the engine's traceback when it failed. */
   error: string | null;
+  /** The latest data the task published (`publish(data)`) as text; null when it published none. */
+  data: string | null;
   /** True when a part was cut at `OUTPUT_CHARS` characters. */
   truncated: boolean;
 }
@@ -214,6 +218,7 @@ const outputCheck = shape({
   stderr: str,
   result: nullable(str),
   error: nullable(str),
+  data: nullable(str),
   truncated: bool,
 });
 const replyOk = shape({ requestId: str, ok: bool, output: optional(outputCheck) });
@@ -252,6 +257,7 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           resultPreview: nullable(str),
           errorPreview: nullable(str),
           map: nullable(num),
+          published: count,
         }),
       ),
       targets: str,

@@ -54,6 +54,8 @@ export interface PxOptions extends PxConfig {
   local: boolean;
   /** The notebook variable the cell's `AsyncResult` is bound to. */
   out?: string;
+  /** Show the data the cell publishes (`publish(data)`): each engine's latest, updated in place. */
+  data: boolean;
 }
 
 /** Throws a `MagicUsageError` saying `message`. */
@@ -145,6 +147,11 @@ export const pxOptions = defineOptions<SettingsSpecsOf<PxOptions>>('%%px', {
   out: {
     kind: identifier(),
     help: 'bind the AsyncResult to this variable in the notebook',
+  },
+  data: {
+    kind: flag,
+    default: false,
+    help: "show what the cell publishes with publish(data), each engine's latest in place",
   },
 });
 

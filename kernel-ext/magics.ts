@@ -342,7 +342,13 @@ async function runPx(
   cell: MagicCell,
 ): Promise<Failure | undefined> {
   const code = args.code || (cell.body ?? '');
-  const options: PxOptions = { ...kernel.config, local: false, out: undefined, ...args.options };
+  const options: PxOptions = {
+    ...kernel.config,
+    local: false,
+    out: undefined,
+    data: false,
+    ...args.options,
+  };
   if (code.trim() === '')
     throw new MagicUsageError('%%px needs code in the cell below its first line.');
   const client = await kernel.shared.ensureClient();

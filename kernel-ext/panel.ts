@@ -42,6 +42,8 @@ interface KeptTask {
   outputs: readonly TaskOutput[];
   value: unknown;
   error: Error | undefined;
+  /** The latest data the task published, held as the value is. */
+  data: { value: unknown } | undefined;
   /** The map the task is of, whose counts its end moves. */
   map: PanelMap | undefined;
 }
@@ -134,11 +136,13 @@ export class PanelModel {
             resultPreview: null,
             errorPreview: null,
             map: map?.id ?? null,
+            published: 0,
           },
           request: e.request,
           outputs: e.outputs,
           value: undefined,
           error: undefined,
+          data: undefined,
           map,
         });
         // Tasks arrive one at a time: at most the oldest one is over the limit.
@@ -170,6 +174,13 @@ export class PanelModel {
         t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
         if (kept.map && e.error) kept.map.failed += 1;
         else if (kept.map) kept.map.done += 1;
+        break;
+      }
+      case 'task:data': {
+        const kept = this.tasks.get(e.task.msgId);
+        if (!kept) break;
+        kept.data = { value: e.data };
+        kept.shown.published += 1;
         break;
       }
       case 'engine:output':
@@ -225,6 +236,7 @@ export class PanelModel {
       stderr: streamText(kept.outputs, 'stderr'),
       result: kept.shown.state === 'done' ? resultText(kept, FULL) : null,
       error: kept.error ? errorText(kept.error) : null,
+      data: kept.data ? inspect(kept.data.value, FULL) : null,
     };
     const cut = (s: string): string => s.slice(0, OUTPUT_CHARS);
     return {
@@ -233,6 +245,7 @@ export class PanelModel {
       stderr: cut(parts.stderr),
       result: parts.result && cut(parts.result),
       error: parts.error && cut(parts.error),
+      data: parts.data && cut(parts.data),
       truncated: Object.values(parts).some((p) => p !== null && p.length > OUTPUT_CHARS),
     };
   }

@@ -5,6 +5,7 @@
  * errors, and a progress line, updated in place, once a blocking cell runs a while.
  */
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import type { AsyncResult, ExecuteReply, TaskOutput } from '../client/async-result';
 import type { Client } from '../client/client';
 import { CompositeError, RemoteError, type ConditionName } from '../protocol/errors';
@@ -107,6 +108,37 @@ class ProgressLine {
 }
 
 /**
+ * `%%px --data`: the latest data each engine published, `[data:0] { step: 3 }`, one display per
+ * engine updated in place as more arrives.
+ */
+class DataLines {
+  private readonly latest = new Map<number, unknown>();
+  private readonly shown = new Map<number, string>();
+  constructor(private readonly out: Outlet) {}
+  /** Keeps `data` as `engine`'s latest; shows it now when `live`. */
+  take(engine: number, data: unknown, live: boolean): void {
+    this.latest.set(engine, data);
+    if (live) this.show(engine);
+  }
+  /** Shows each engine's latest data where it is not shown yet. */
+  showAll(): void {
+    for (const engine of [...this.latest.keys()].sort((a, b) => a - b)) {
+      if (!this.shown.has(engine)) this.show(engine);
+    }
+  }
+  private show(engine: number): void {
+    const id = this.shown.get(engine) ?? `tsparallel-data-${randomUUID()}`;
+    const text = `[data:${engine}] ${inspect(this.latest.get(engine), { depth: 4, breakLength: 100 })}`;
+    this.out.publish(this.shown.has(engine) ? 'update_display_data' : 'display_data', {
+      data: { 'text/plain': text },
+      metadata: { engine },
+      transient: { display_id: id },
+    });
+    this.shown.set(engine, id);
+  }
+}
+
+/**
  * Waits for a blocking run and shows it. Resolves with the errors to report (empty when all went
  * well). `interrupted` aborts the wait: the engines get `options.signalOnInterrupt`.
  */
@@ -127,6 +159,8 @@ export async function showPx(
       showOutput(out, engines[task], o, count);
     });
   }
+  const data = options.data ? new DataLines(out) : undefined;
+  if (data) ar.onData((value, engine) => data.take(engine, value, options.stream));
   const progress = new ProgressLine(out, ar);
   let ticker: NodeJS.Timeout | undefined;
   const startProgress = setTimeout(() => {
@@ -152,6 +186,7 @@ export async function showPx(
   if (progress.visible) progress.show();
   const outputs = grouped(run, options).filter(({ output }) => !shownLive.has(output));
   for (const { task, output } of outputs) showOutput(out, engines[task], output, count);
+  data?.showAll();
   let errors: CellError[] = [];
   if (ar.ready()) {
     try {

@@ -99,6 +99,11 @@ export interface TaskRecordSummary {
   reply: ReplyStatus<object> | null;
   /** The result was let go to bound the hub's memory. */
   buffers_dropped: boolean;
+  /**
+   * How many of the reply's buffers, after the result's, hold the latest data the task
+   * published; absent when it published none.
+   */
+  data_buffers?: number;
 }
 
 /** Content of every message type, keyed by `msg_type`. */
@@ -156,6 +161,11 @@ export interface ContentMap {
   resubmit_reply: ReplyStatus<{ resubmitted: Record<string, string> }>;
   shutdown_request: { hub: boolean; targets: EngineId[] | null };
   shutdown_reply: ReplyStatus<object>;
+  /**
+   * Provisional data a running task gave `publish(data)` (ipyparallel's `data_message`): the
+   * value rides in the buffers, and it travels as the task's output does.
+   */
+  data_message: Record<string, never>;
 }
 
 /** Every `msg_type` tsparallel knows. */
@@ -289,6 +299,7 @@ const taskRecord = shape({
   label: nullable(str),
   reply: nullable((v) => (okContent(v) === null ? null : errorContent(v))),
   buffers_dropped: bool,
+  data_buffers: optional(num),
 });
 const stringMap = recordOf(str);
 
@@ -326,6 +337,7 @@ const contentChecks: Record<MsgType, Check> = {
   resubmit_reply: reply({ resubmitted: stringMap }),
   shutdown_request: shape({ hub: bool, targets: nullable(arrayOf(num)) }),
   shutdown_reply: reply({}),
+  data_message: obj,
 };
 
 /** True for the `msg_type` of a message tsparallel knows. */

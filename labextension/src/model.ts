@@ -88,8 +88,11 @@ export class ClusterModel {
 
   /** Local clock (ms) when `state` arrived, to advance the kernel's clock between states. */
   private receivedAt = 0;
-  /** The state each task was in when its output was last asked for, to refetch when it moves. */
-  private readonly fetchedUnder = new Map<string, PanelTask['state'] | undefined>();
+  /**
+   * Each task's state and count of published data when its output was last asked for, to
+   * refetch when either moves.
+   */
+  private readonly fetchedUnder = new Map<string, string | undefined>();
   private send: ((m: PanelMessage) => void) | null = null;
   private requests = 0;
   private readonly listeners = new Set<() => void>();
@@ -134,10 +137,10 @@ export class ClusterModel {
       this.state = msg.state;
       this.receivedAt = Date.now();
       this.phase = 'connected';
-      // An open output fetched before its task finished lacks its end. Output of tasks the
-      // kernel no longer keeps stays as it was fetched.
+      // An open output fetched before its task finished, or before it published its latest
+      // data, lacks them. Output of tasks the kernel no longer keeps stays as it was fetched.
       for (const id of this.expanded) {
-        const now = this.taskState(id);
+        const now = this.taskVersion(id);
         if (now !== undefined && now !== this.fetchedUnder.get(id)) this.fetchOutput(id);
       }
     } else {
@@ -202,13 +205,12 @@ export class ClusterModel {
     }
     this.expanded.add(taskId);
     const slot = this.outputs.get(taskId);
-    const now = this.taskState(taskId);
     // A pending task's output grows, so it is fetched again each time it opens.
     if (
       !slot ||
       slot.status === 'failed' ||
-      now === 'pending' ||
-      now !== this.fetchedUnder.get(taskId)
+      this.taskState(taskId) === 'pending' ||
+      this.taskVersion(taskId) !== this.fetchedUnder.get(taskId)
     ) {
       this.fetchOutput(taskId);
     }
@@ -290,8 +292,14 @@ export class ClusterModel {
     return this.state?.tasks.find((t) => t.id === taskId)?.state;
   }
 
+  /** What moves a task's output: its state and how often it published data. */
+  private taskVersion(taskId: string): string | undefined {
+    const t = this.state?.tasks.find((task) => task.id === taskId);
+    return t && `${t.state}/${t.published}`;
+  }
+
   private fetchOutput(taskId: string): void {
-    this.fetchedUnder.set(taskId, this.taskState(taskId));
+    this.fetchedUnder.set(taskId, this.taskVersion(taskId));
     this.outputs.set(taskId, { status: 'loading' });
     if (this.run({ type: 'task:output', id: taskId }) === undefined) {
       this.outputs.set(taskId, { status: 'failed', error: 'the request did not reach the kernel' });

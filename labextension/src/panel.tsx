@@ -588,6 +588,7 @@ function TaskOutput({ slot }: { slot: ReturnType<ClusterModel['outputs']['get']>
   const parts: [string, string | null][] = [
     ['stdout', o.stdout || null],
     ['stderr', o.stderr || null],
+    ['data', o.data],
     ['result', o.result],
     ['error', o.error],
   ];

@@ -55,7 +55,9 @@ describe('kernel comm for the lab panel', function () {
         'printing',
         {
           op: 'execute',
-          code: "%%px --targets 1\nconsole.log('line one'); console.error('a warning'); 6 * 7",
+          code:
+            "%%px --targets 1\nconsole.log('line one'); console.error('a warning');\n" +
+            'publish({ rows: 1 }); publish({ rows: 3 }); 6 * 7',
         },
       ],
       ['see printing', look('see printing')],
@@ -211,7 +213,7 @@ describe('kernel comm for the lab panel', function () {
     assert.deepEqual(last('clear').maps, []);
   });
 
-  it("task:output answers with a task's whole stdout, stderr and value", () => {
+  it("task:output answers with a task's whole stdout, stderr, latest data and value", () => {
     const reply = replyOf(msgs('output'));
     assert.equal(reply?.ok, true);
     assert.deepEqual(reply?.ok && reply.output, {
@@ -220,6 +222,7 @@ describe('kernel comm for the lab panel', function () {
       stderr: 'a warning\n',
       result: '42',
       error: null,
+      data: '{ rows: 3 }',
       truncated: false,
     });
   });
@@ -228,6 +231,7 @@ describe('kernel comm for the lab panel', function () {
     const reply = replyOf(msgs('error output'));
     const output = reply?.ok ? reply.output : undefined;
     assert.equal(output?.result, null);
+    assert.equal(output?.data, null);
     assert.match(String(output?.error), /^TypeError: bad input\n\s+at /);
     assert.equal(last('see failing').tasks.at(-1)?.errorPreview, '[engine 1] TypeError: bad input');
     assert.match(errorOf(replyOf(msgs('no output'))), /task nope is not among the 200 latest/);

@@ -32,6 +32,7 @@ const cells = {
   px: '%%px\nconsole.log(`engine says ${1 + 1}`); display.html("<b>rich</b>"); 6 * 7',
   pxError: '%%px --targets 1\nthrow new TypeError("boom")',
   progress: '%%px --progress-after 0\nawait new Promise((r) => setTimeout(r, 300)); "slow"',
+  data: '%%px --data\npublish({ step: 1 }); publish({ step: engineId + 2 }); "published"',
   timeout: '%%px --timeout 1\nawait new Promise((r) => setTimeout(r, 600_000))',
   afterTimeout: '%px "usable"',
   spin: '%%px\nconsole.log("spinning"); while (true) {}',
@@ -200,6 +201,20 @@ describe('kernel driven by jupyter_client', function () {
       String((updates.at(-1)?.data as Record<string, string>)['text/plain']),
       /^2\/2 engines done/,
     );
+  });
+
+  it('--data shows each engine’s latest published data, updated in place', () => {
+    assert.equal(r.data.reply.status, 'ok');
+    const text = (c: Record<string, unknown>): string =>
+      String((c.data as Record<string, string>)['text/plain']);
+    const id = (c: Record<string, unknown>): string =>
+      (c.transient as { display_id: string }).display_id;
+    const shown = ofType(r.data, 'display_data').filter((d) => /^\[data:/.test(text(d)));
+    assert.deepEqual(shown.map(text).sort(), ['[data:0] { step: 1 }', '[data:1] { step: 1 }']);
+    for (const [engine, display] of shown.map((d) => [text(d)[6], d] as const)) {
+      const updates = ofType(r.data, 'update_display_data').filter((u) => id(u) === id(display));
+      assert.deepEqual(updates.map(text), [`[data:${engine}] { step: ${Number(engine) + 2} }`]);
+    }
   });
 
   it('--timeout ends the wait with a clear error and leaves the engines usable', () => {

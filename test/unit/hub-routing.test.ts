@@ -619,6 +619,45 @@ describe('Hub routing', () => {
       );
     });
 
+    it("relays a task's published data and keeps the latest in its record", () => {
+      const task = apply({ balanced: false, targets: [1] });
+      out.take();
+      const publish = (from: Buffer, data: string): void =>
+        hub.handleEngine(
+          wire(
+            session.msg(
+              'data_message',
+              {},
+              { parent: task.header, identities: [from], buffers: [Buffer.from(data)] },
+            ),
+          ),
+        );
+      publish(ENGINE_B, 'first');
+      publish(ENGINE_B, 'second');
+      // Only the engine running the task speaks for it.
+      publish(ENGINE_A, 'not its engine');
+      const toClient = out.take().filter((s) => s.route === 'client');
+      assert.deepEqual(
+        toClient.map((s) => [
+          s.msg.header.msg_type,
+          s.msg.metadata.engine_id,
+          `${s.msg.buffers[0]}`,
+        ]),
+        [
+          ['data_message', 1, 'first'],
+          ['data_message', 1, 'second'],
+        ],
+      );
+      const result = Buffer.from('result');
+      engineReply(task, ENGINE_B, { status: 'ok' }, [result]);
+      out.take();
+      request('result_request', { msg_id: task.header.msg_id });
+      const reply = only(out.take(), 'result_reply', 'client');
+      assert.ok(reply.content.status === 'ok');
+      assert.equal(reply.content.record.data_buffers, 1);
+      assert.deepEqual(reply.buffers.map(String), ['result', 'second']);
+    });
+
     describe('task records', () => {
       it('returns the record and the result buffers of a finished task', () => {
         const task = apply({ balanced: false, targets: [0], label: 'squares' });

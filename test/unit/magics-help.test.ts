@@ -34,6 +34,7 @@ describe('magics: help', () => {
       assert.ok(help.includes(usage), `%${name}? shows "${usage}" in:\n${help}`);
       assert.ok(help.includes(option), `%${name}? shows ${option}`);
     }
+    assert.match(magicHelp('%px'), /--data +show what the cell publishes with\s+publish\(data\)/);
     assert.deepEqual(parseMagic('cluster?', ''), { magic: 'lsmagic', topic: 'cluster' });
     assert.match(magicHelp('cluster'), /Usage: %cluster start[\s\S]*Usage: %cluster scale/);
   });

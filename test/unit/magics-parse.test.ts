@@ -17,7 +17,7 @@ describe('magics: parsing', () => {
   it('parses every %%px option', () => {
     const m = parseMagic(
       '%px',
-      '--targets ::2 --noblock --no-stream --timeout 1.5 --local --group-outputs engine --out r --progress-after 0 --signal-on-interrupt TERM',
+      '--targets ::2 --noblock --no-stream --timeout 1.5 --local --group-outputs engine --out r --progress-after 0 --signal-on-interrupt TERM --data',
     );
     assert.deepEqual(m, {
       magic: 'px',
@@ -32,6 +32,7 @@ describe('magics: parsing', () => {
         signalOnInterrupt: 'SIGTERM',
         local: true,
         out: 'r',
+        data: true,
       },
     });
   });

@@ -46,6 +46,7 @@ const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = 
   resultPreview: null,
   errorPreview: null,
   map: null,
+  published: 0,
   ...fields,
 });
 
@@ -157,6 +158,15 @@ describe('panel model', () => {
         { type: 'reply', requestId: 'r1', ok: true, output: { id: 'a', stdout: 'x' } },
         /message\.output\.stderr is not a string/,
       ],
+      [
+        {
+          type: 'reply',
+          requestId: 'r1',
+          ok: true,
+          output: { id: 'a', stdout: '', stderr: '', result: null, error: null, data: 3 },
+        },
+        /message\.output\.data is not/,
+      ],
     ];
     for (const [data, problem] of bad) {
       model.dismissError();
@@ -212,6 +222,7 @@ describe('panel model', () => {
       stderr: '',
       result: '42',
       error: null,
+      data: null,
       truncated: false,
     };
     model.receive({ type: 'reply', requestId: ask.requestId, ok: true, output });
@@ -238,7 +249,14 @@ describe('panel model', () => {
     model.receive({ type: 'state', state: kernelState({ tasks: [running] }) });
     model.toggle('a');
     const first = sent.at(-1)!;
-    const partial = { id: 'a', stdout: 'step 1\n', stderr: '', result: null, error: null };
+    const partial = {
+      id: 'a',
+      stdout: 'step 1\n',
+      stderr: '',
+      result: null,
+      error: null,
+      data: null,
+    };
     model.receive({
       type: 'reply',
       requestId: first.requestId,
@@ -267,6 +285,30 @@ describe('panel model', () => {
     model.toggle('b');
     assert.equal(sent.length, 4);
     assert.equal(sent[3].type, 'task:output');
+  });
+
+  it("fetches an open running task's output again when it publishes data, to show the latest", () => {
+    const { model, sent } = connected();
+    const running = task('a', 0, { state: 'pending' });
+    model.receive({ type: 'state', state: kernelState({ tasks: [running] }) });
+    model.toggle('a');
+    const output = (data: string | null) => ({
+      id: 'a',
+      stdout: '',
+      stderr: '',
+      result: null,
+      error: null,
+      data,
+      truncated: false,
+    });
+    model.receive({ type: 'reply', requestId: sent[0].requestId, ok: true, output: output(null) });
+    model.receive({ type: 'state', state: kernelState({ tasks: [{ ...running, published: 1 }] }) });
+    assert.equal(sent.length, 2, 'new data fetches the output again');
+    const latest = output('{ step: 1 }');
+    model.receive({ type: 'reply', requestId: sent[1].requestId, ok: true, output: latest });
+    assert.deepEqual(model.outputs.get('a'), { status: 'ready', output: latest });
+    model.receive({ type: 'state', state: kernelState({ tasks: [{ ...running, published: 1 }] }) });
+    assert.equal(sent.length, 2, 'no new data, no fetch');
   });
 
   it('forgets the old kernel on a restart and starts over when the new one answers', () => {
