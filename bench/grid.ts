@@ -24,6 +24,12 @@ export type WorkloadParams =
   | { kind: 'execute' }
   | { kind: 'push' | 'pull' | 'scatter' | 'gather'; bytes: number }
   | { kind: 'cpu'; engines: 1 | 2; tasks: number; ms: number }
+  /**
+   * A column computed from two over a table of `rows` rows in `batches` row batches: on the
+   * engines (tsparallel's `mapBatches`, Dask's `map_partitions` on a pandas frame) or the same
+   * work in the benchmark's own process.
+   */
+  | { kind: 'batches'; rows: number; batches: number; where: 'engines' | 'local' }
   | { kind: 'coldstart' };
 
 /** Engines (workers) every system runs with. */
@@ -95,6 +101,19 @@ export function grid(quick: boolean): Workload[] {
         better: 'lower',
         reps: 3,
         params: { kind: 'cpu', engines, tasks: 40, ms: 50 },
+      });
+    }
+  }
+  if (!quick) {
+    // ipyparallel has no table operation; Dask's needs pandas (absent: not measured).
+    for (const where of ['engines', 'local'] as const) {
+      w.push({
+        id: `batches.${where}`,
+        label: `2M-row table, 16 batches, ${where === 'local' ? 'in one process' : 'mapBatches'}`,
+        unit: 's',
+        better: 'lower',
+        reps: 5,
+        params: { kind: 'batches', rows: 2_000_000, batches: 16, where },
       });
     }
   }

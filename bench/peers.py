@@ -54,6 +54,22 @@ def now():
     return time.perf_counter()
 
 
+def z_column(frame):
+    # The batches workload's work, as bench/tsparallel.ts's zColumn: z = sqrt(x) * y + sin(x).
+    import numpy
+    import pandas
+
+    return pandas.DataFrame({"z": numpy.sqrt(frame.x) * frame.y + numpy.sin(frame.x)})
+
+
+def frame_of(rows):
+    import numpy
+    import pandas
+
+    i = numpy.arange(rows)
+    return pandas.DataFrame({"x": i / 7, "y": (i % 1000).astype(numpy.int32)})
+
+
 class System:
     """What every peer shares: how a transfer and a CPU sample are set up around its methods."""
 
@@ -155,6 +171,13 @@ class Dask(System):
         self.distributed = distributed
         self.version = distributed.__version__
         self.cluster = None
+        try:
+            import dask.dataframe
+
+            self.dd = dask.dataframe
+        except ImportError:
+            # Its DataFrames need pandas; without it the table workload is not measured.
+            self.batches = None
 
     def start(self):
         d = self.distributed
@@ -225,6 +248,16 @@ class Dask(System):
         )
         t = now()
         self.client.gather(futures)
+        return now() - t
+
+    def batches(self, rows, batches, where):
+        frame = frame_of(rows)
+        t = now()
+        if where == "local":
+            z_column(frame)
+        else:
+            parts = self.dd.from_pandas(frame, npartitions=batches)
+            parts.map_partitions(z_column, meta={"z": "f8"}).compute()
         return now() - t
 
 
@@ -335,6 +368,7 @@ WORKLOADS = {
     "scatter": ("moved", lambda p: ("scatter", p["bytes"])),
     "gather": ("moved", lambda p: ("gather", p["bytes"])),
     "cpu": ("timed_cpu", lambda p: (p["engines"], p["tasks"], p["ms"])),
+    "batches": ("batches", lambda p: (p["rows"], p["batches"], p["where"])),
 }
 
 

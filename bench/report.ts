@@ -15,7 +15,8 @@ const EQUIVALENTS: Record<Peer, string> = {
   dask:
     'no direct view, no `execute`, no push/pull: its "direct" round trip pins the task to one ' +
     'worker, `execute` is `client.run` of a one-line function, push/pull are `scatter` to one ' +
-    'worker and `gather` back.',
+    'worker and `gather` back; the table workload is `map_partitions` on a pandas frame (one ' +
+    'partition per batch), and pandas in the driver for the one-process row.',
   ray:
     'no engines to address: both round trips are one task (the driver submits it straight to a ' +
     'worker); `execute` is one tiny task per CPU; push is `ray.put` then a task that uses the ' +

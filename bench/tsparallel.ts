@@ -2,6 +2,7 @@
  * The benchmark grid on tsparallel: a local cluster with the grid's engine count, the same
  * workloads bench/peers.py runs on the peers.
  */
+import type { Table } from 'apache-arrow';
 import type { Client } from '../client/client';
 import { Cluster } from '../cluster/cluster';
 import { ENGINES, type Workload } from './grid';
@@ -34,6 +35,43 @@ function calibrate(ms: number): number {
     }
   }
   return n;
+}
+
+/** The batches workload's work: z = sqrt(x) * y + sin(x), as a one-column table. */
+function zColumn(batch: Table): Table {
+  // It runs on the engines too, whose namespace has `require` but not this module's imports.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { tableFromArrays } = require('apache-arrow') as typeof import('apache-arrow');
+  const x = batch.getChild('x')!.toArray() as Float64Array;
+  const y = batch.getChild('y')!.toArray() as Int32Array;
+  const z = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) z[i] = Math.sqrt(x[i]) * y[i] + Math.sin(x[i]);
+  return tableFromArrays({ z });
+}
+
+/** Seconds to compute {@link zColumn} over a table of `rows` rows, in `batches` row batches. */
+async function batchesSample(
+  rc: Client,
+  rows: number,
+  batches: number,
+  where: 'engines' | 'local',
+): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { tableFromArrays } = require('apache-arrow') as typeof import('apache-arrow');
+  const table = tableFromArrays({
+    x: Float64Array.from({ length: rows }, (_, i) => i / 7),
+    y: Int32Array.from({ length: rows }, (_, i) => i % 1000),
+  });
+  const size = Math.ceil(rows / batches);
+  const t = now();
+  if (where === 'engines') {
+    await rc.loadBalancedView().mapBatches(table, zColumn, { rows: size });
+  } else {
+    const parts: Table[] = [];
+    for (let at = 0; at < rows; at += size) parts.push(zColumn(table.slice(at, at + size)));
+    parts[0].concat(...parts.slice(1));
+  }
+  return (now() - t) / 1000;
 }
 
 /** Runs `workloads` on a fresh tsparallel cluster; samples by workload id. */
@@ -79,6 +117,9 @@ export async function runTsparallel(workloads: Workload[]): Promise<Record<strin
           case 'scatter':
           case 'gather':
             samples.push(await transfer(rc, p.kind, p.bytes));
+            break;
+          case 'batches':
+            samples.push(await batchesSample(rc, p.rows, p.batches, p.where));
             break;
           case 'cpu': {
             spinN ??= calibrate(p.ms);

@@ -1,7 +1,9 @@
 /**
  * Splitting sequences across engines and joining the parts again. Typed arrays are split with
- * `subarray`, so their parts travel without a copy.
+ * `subarray` and Arrow tables with `slice`, so their parts travel without a copy.
  */
+import type { Table } from 'apache-arrow';
+import { isArrowTable } from '../protocol/arrow-kind';
 
 /** What `map` and `scatter` accept: arrays, typed arrays and any other iterable. */
 export type Sequence<T> = readonly T[] | Iterable<T> | ArrayLike<T>;
@@ -42,29 +44,51 @@ export function at<T>(seq: Sliceable<T>, i: number): T {
   return (seq as ArrayLike<T>)[i];
 }
 
-/** `n` contiguous parts whose lengths differ by at most one, longer ones first. */
-export function partition<T>(seq: Sliceable<T>, n: number): ArrayLike<T>[] {
-  const base = Math.floor(seq.length / n);
-  const extra = seq.length % n;
-  const parts: ArrayLike<T>[] = [];
+/** `[begin, end)` of `n` contiguous parts of `length` whose sizes differ by at most one, longer first. */
+function partRanges(length: number, n: number): [number, number][] {
+  const base = Math.floor(length / n);
+  const extra = length % n;
+  const ranges: [number, number][] = [];
   let at = 0;
   for (let i = 0; i < n; i++) {
     const size = base + (i < extra ? 1 : 0);
-    parts.push(slice(seq, at, at + size));
+    ranges.push([at, at + size]);
     at += size;
   }
-  return parts;
+  return ranges;
+}
+
+/** `[begin, end)` of consecutive chunks of `size` (the last may be shorter). */
+export function chunkRanges(length: number, size: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let at = 0; at < length; at += size) ranges.push([at, Math.min(at + size, length)]);
+  return ranges;
+}
+
+/** `n` contiguous parts whose lengths differ by at most one, longer ones first. */
+export function partition<T>(seq: Sliceable<T>, n: number): ArrayLike<T>[] {
+  return partRanges(seq.length, n).map(([begin, end]) => slice(seq, begin, end));
+}
+
+/** `n` row slices of `table`, split as {@link partition} splits a sequence. */
+export function partitionRows(table: Table, n: number): Table[] {
+  return partRanges(table.numRows, n).map(([begin, end]) => table.slice(begin, end));
 }
 
 /** Consecutive chunks of `size` elements (the last may be shorter). */
 export function chunk<T>(seq: Sliceable<T>, size: number): ArrayLike<T>[] {
-  const chunks: ArrayLike<T>[] = [];
-  for (let at = 0; at < seq.length; at += size) chunks.push(slice(seq, at, at + size));
-  return chunks;
+  return chunkRanges(seq.length, size).map(([begin, end]) => slice(seq, begin, end));
 }
 
-/** Joins parts made by `partition`: arrays flat, typed arrays into one of the same kind. */
+/**
+ * Joins parts made by `partition` or `partitionRows`: arrays flat, typed arrays into one of the
+ * same kind, Arrow tables into one table (sharing the parts' columns).
+ */
 export function concat(parts: unknown[]): unknown {
+  if (parts.length > 0 && parts.every(isArrowTable)) {
+    const [first, ...rest] = parts as Table[];
+    return first.concat(...rest);
+  }
   if (parts.length > 0 && parts.every((p) => Buffer.isBuffer(p)))
     return Buffer.concat(parts as Buffer[]);
   if (parts.length > 0 && parts.every((p) => ArrayBuffer.isView(p) && !(p instanceof DataView))) {

@@ -7,11 +7,14 @@
  *
  * Body layout: v8 header, varint `transferCount`, then the value. ArrayBuffers `0 ..
  * transferCount - 1` travel through v8's transfer mechanism as frames `1 .. transferCount`; large
- * ArrayBufferViews follow as further frames, referenced from their host-object records.
+ * ArrayBufferViews follow as further frames, referenced from their host-object records. Arrow
+ * tables and record batches travel as Arrow IPC streams in frames of their own (`arrow.ts`).
  */
 
 import { types } from 'node:util';
 import * as v8 from 'node:v8';
+import type * as ArrowCodec from './arrow';
+import { arrowKind, type ArrowKind } from './arrow-kind';
 import { ProtocolError, SerializationError } from './errors';
 
 /** Byte length at or above which an ArrayBuffer or typed array travels as its own frame. */
@@ -39,6 +42,7 @@ export function encodeValue(value: unknown, root = 'value'): Buffer[] {
     throw explain(value, root, err);
   }
   if (found.refused) throw explain(value, root);
+  if (found.arrow !== undefined) value = withArrowSlots(value, found.arrow, root);
 
   const { transfers } = found;
   const frames: Buffer[] = [EMPTY];
@@ -106,6 +110,8 @@ const TAG_INLINE = 0;
 const TAG_FRAME = 1;
 /** `kind, transferId, byteOffset, byteLength`: a view over a transferred ArrayBuffer. */
 const TAG_OVER_TRANSFER = 2;
+/** `arrowKind, firstFrame, frameCount`: an Arrow table or record batch, as its IPC stream. */
+const TAG_ARROW = 3;
 
 /** How to rebuild one kind of view over some memory. */
 interface ViewKind {
@@ -235,6 +241,15 @@ class OutOfBandSerializer extends v8.DefaultSerializer {
 
   /** Called by v8 (by name) for each ArrayBufferView in the value. */
   _writeHostObject(view: ArrayBufferView): void {
+    if (view instanceof ArrowSlot) {
+      const frames = arrow().encodeArrow(view.value, OUT_OF_BAND_THRESHOLD);
+      this.writeUint32(TAG_ARROW);
+      this.writeUint32(ARROW_KINDS.indexOf(view.kind));
+      this.writeUint32(this.frames.length);
+      this.writeUint32(frames.length);
+      this.frames.push(...frames);
+      return;
+    }
     const transferId = this.transferIds?.get(view.buffer);
     const kind = viewKind(view);
     if (kind !== -1 && transferId !== undefined) {
@@ -267,12 +282,21 @@ class OutOfBandDeserializer extends v8.DefaultDeserializer {
   }
 
   /** Called by v8 (by name) for each host object in the body. */
-  _readHostObject(): ArrayBufferView {
+  _readHostObject(): object {
     const tag = this.readUint32();
     // Node's reader makes small views over the message body itself; a copy keeps the rest of the
     // message out of reach (view.buffer) and gives the view offset 0, as a structured clone does.
     if (tag === TAG_INLINE) return ownCopy(superReadHostObject.call(this));
     const kind = this.readUint32();
+    if (tag === TAG_ARROW) {
+      const first = this.readUint32();
+      const count = this.readUint32();
+      const arrowKind = ARROW_KINDS[kind];
+      if (arrowKind === undefined || first < 1 || count < 1 || first + count > this.frames.length) {
+        throw new ProtocolError('Arrow value refers to missing frames');
+      }
+      return arrow().decodeArrow(this.frames.slice(first, first + count), arrowKind);
+    }
     if (tag === TAG_FRAME) {
       const frameIndex = this.readUint32();
       const byteLength = this.readDouble();
@@ -294,6 +318,104 @@ class OutOfBandDeserializer extends v8.DefaultDeserializer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+// ---------------------------------------------------------------------------------------------
+// Arrow tables and record batches: found by the scan, encoded by `arrow.ts`.
+
+/** Wire codes of the Arrow kinds, by index. */
+const ARROW_KINDS: readonly ArrowKind[] = ['table', 'batch'];
+
+let arrowCodec: typeof ArrowCodec | undefined;
+
+/** Loads apache-arrow on the first table: most processes never meet one. */
+function arrow(): typeof ArrowCodec {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  arrowCodec ??= require('./arrow') as typeof ArrowCodec;
+  return arrowCodec;
+}
+
+/**
+ * Stands in for an Arrow value while v8 serializes: v8 hands ArrayBufferViews to
+ * `_writeHostObject`, and no other kind of object, so the table rides in an empty view.
+ */
+class ArrowSlot extends Uint8Array {
+  constructor(
+    readonly value: ArrowCodec.ArrowValue,
+    readonly kind: ArrowKind,
+  ) {
+    super(0);
+  }
+}
+
+/**
+ * `value` with each Arrow value in `found` replaced by an {@link ArrowSlot}; the containers on
+ * the way to one are copied (as v8 would write them: arrays, Maps, Sets, objects by their own
+ * enumerable properties), everything else is shared. The same table twice is one slot, so it
+ * travels once.
+ */
+function withArrowSlots(value: unknown, found: ReadonlySet<object>, root: string): unknown {
+  const slots = new Map<object, ArrowSlot>();
+  for (const o of found) {
+    slots.set(o, new ArrowSlot(o as ArrowCodec.ArrowValue, arrowKind(o) as ArrowKind));
+  }
+  const copies = new Map<object, unknown>();
+  const IN_PROGRESS = Symbol('in progress');
+  const reentered = new Set<object>();
+  const replace = (v: unknown): unknown => {
+    if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return v;
+    const slot = slots.get(v);
+    if (slot !== undefined) return slot;
+    const known = copies.get(v);
+    if (known === IN_PROGRESS) {
+      reentered.add(v);
+      return v;
+    }
+    if (known !== undefined) return known;
+    copies.set(v, IN_PROGRESS);
+    const out = copyWith(v, replace);
+    if (out !== v && reentered.has(v)) {
+      throw new SerializationError(
+        `cannot send an Arrow table inside a cyclic structure at ${root}; send the table on its own`,
+        root,
+      );
+    }
+    copies.set(v, out);
+    return out;
+  };
+  return replace(value);
+}
+
+/** `o` with its children passed through `replace`: `o` itself when none changed, else a copy. */
+function copyWith(o: object, replace: (v: unknown) => unknown): object {
+  if (Array.isArray(o)) {
+    const items = o.map(replace);
+    return items.some((x, i) => x !== o[i]) ? items : o;
+  }
+  if (types.isMap(o)) {
+    const entries = [...(o as Map<unknown, unknown>)];
+    const replaced = entries.map(([k, v]) => [replace(k), replace(v)] as const);
+    const changed = replaced.some(([k, v], i) => k !== entries[i][0] || v !== entries[i][1]);
+    return changed ? new Map(replaced) : o;
+  }
+  if (types.isSet(o)) {
+    const items = [...(o as Set<unknown>)];
+    const replaced = items.map(replace);
+    return replaced.some((x, i) => x !== items[i]) ? new Set(replaced) : o;
+  }
+  if (
+    types.isAnyArrayBuffer(o) ||
+    types.isNativeError(o) ||
+    types.isDate(o) ||
+    types.isRegExp(o) ||
+    types.isBoxedPrimitive(o)
+  ) {
+    return o;
+  }
+  const keys = Object.keys(o);
+  const values = keys.map((k) => replace((o as Record<string, unknown>)[k]));
+  if (values.every((x, i) => x === (o as Record<string, unknown>)[keys[i]])) return o;
+  return Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+}
 
 /** The frame's bytes as a whole ArrayBuffer: its own memory when it owns all of it, else a copy. */
 function wholeArrayBuffer(frame: Buffer): ArrayBuffer {
@@ -337,6 +459,8 @@ const MAX_TREE_VISITS = 1 << 20;
 interface ScanResult {
   readonly transfers: ArrayBuffer[];
   readonly refused: boolean;
+  /** Arrow tables and record batches met (not walked into), if any. */
+  readonly arrow: ReadonlySet<object> | undefined;
 }
 
 /**
@@ -354,7 +478,11 @@ function scan(value: unknown): ScanResult {
     state.depth = 0;
     state.object(o);
   }
-  return { transfers: state.transfers ? [...state.transfers] : [], refused: state.refused };
+  return {
+    transfers: state.transfers ? [...state.transfers] : [],
+    refused: state.refused,
+    arrow: state.arrow,
+  };
 }
 
 /** The scan's state and its recursive walk (recursion is much faster than an explicit stack). */
@@ -362,6 +490,7 @@ class Scan {
   refused = false;
   depth = 0;
   transfers: Set<ArrayBuffer> | undefined;
+  arrow: Set<object> | undefined;
   deferred: object[] | undefined;
   private seen: Set<object> | undefined;
   private visits = 0;
@@ -430,6 +559,8 @@ class Scan {
     } else if (types.isNativeError(o)) {
       // v8 writes name, message, stack and cause; other properties are dropped, not refused.
       if (Object.hasOwn(o, 'cause')) this.child((o as Error).cause);
+    } else if (arrowKind(o) !== undefined) {
+      (this.arrow ??= new Set()).add(o);
     } else if (!(types.isDate(o) || types.isRegExp(o) || types.isBoxedPrimitive(o))) {
       // Anything else travels as its own enumerable properties (class instances) or makes v8
       // throw (a Promise, a WeakMap, ...), which explain() then reports.
@@ -490,7 +621,9 @@ function explain(value: unknown, root: string, cause?: unknown): SerializationEr
 function locate(v: unknown, seen: Set<object>): Failure | undefined {
   if (typeof v === 'function') return fail('a function', FUNCTION_REASON);
   if (typeof v === 'symbol') return fail('a symbol', SYMBOL_REASON);
-  if (typeof v !== 'object' || v === null || seen.has(v)) return undefined;
+  if (typeof v !== 'object' || v === null || seen.has(v) || arrowKind(v) !== undefined) {
+    return undefined;
+  }
   seen.add(v);
   const refused = refusal(v);
   if (refused !== undefined) return refused;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 
-import { chunk, concat, partition, toSliceable } from '../../client/partition';
+import { Table, tableFromArrays } from 'apache-arrow';
+import { chunk, concat, partition, partitionRows, toSliceable } from '../../client/partition';
 import { functionSource } from '../../client/views';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -77,6 +78,27 @@ describe('chunk', () => {
     const parts = chunk(data, 2);
     assert.deepEqual(lengths(parts), [2, 2, 1]);
     assert.ok(parts.every((p) => p instanceof Int32Array && p.buffer === data.buffer));
+  });
+});
+
+describe('partitionRows', () => {
+  it('splits a table by rows as partition splits an array, and concat joins it back', () => {
+    const table = tableFromArrays({ x: Float64Array.from(range(10)), s: range(10).map(String) });
+    const parts = partitionRows(table, 4);
+    assert.deepEqual(
+      parts.map((p) => p.numRows),
+      lengths(partition(range(10), 4)),
+    );
+    assert.deepEqual(
+      parts.map((p) => p.get(0)?.x),
+      [0, 3, 6, 8],
+    );
+    const joined = concat(parts);
+    assert.ok(joined instanceof Table);
+    assert.deepEqual(
+      joined.toArray().map((r) => r.toJSON()),
+      table.toArray().map((r) => r.toJSON()),
+    );
   });
 });
 
