@@ -39,6 +39,7 @@ export {
   TaskAbortedError,
   DependencyError,
   SerializationError,
+  SharedMemoryError,
   ConnectionError,
   UnknownTaskError,
   HubError,
