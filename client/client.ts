@@ -360,6 +360,7 @@ export class Client {
       r.fail(new ConnectionError('the client was closed before the controller answered'));
     }
     this.tasks.clear();
+    this.sharedMemory.close();
     this.engines.clear();
     for (const l of this.eventListeners) l(null);
   }
@@ -397,7 +398,7 @@ export class Client {
     );
     this.tasks.set(msg.header.msg_id, state);
     this.dealer.send(msg);
-    if (segment) state.onFinish(() => this.sharedMemory.free(segment));
+    if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
     this.emit({
       type: 'task:submit',
@@ -527,7 +528,7 @@ export class Client {
     }
     const task = this.tasks.get(parentId);
     if (!task) {
-      this.sharedMemory.free(msg.metadata);
+      this.sharedMemory.release(msg.metadata);
       return;
     }
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
@@ -547,7 +548,7 @@ export class Client {
               throw e;
             }),
         )
-        .finally(() => this.sharedMemory.free(metadata));
+        .finally(() => this.sharedMemory.release(metadata));
     } else {
       const output = toTaskOutput(msg);
       if (output) task.addOutput(output);

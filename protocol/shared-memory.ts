@@ -24,7 +24,7 @@ export const SHARED_MEMORY_THRESHOLD = 1024 * 1024;
 const SHM_DIR = '/dev/shm';
 const PREFIX = 'tsparallel-';
 /** `tsparallel-<cluster tag>-<creator pid>-<reader pid or 0>-<random>`. */
-const SEGMENT_NAME = /^tsparallel-([0-9a-f]{12})-(\d{1,10})-(\d{1,10})-[0-9a-f]{16}$/;
+const SEGMENT_NAME = /^tsparallel-([0-9a-f]{12})-(\d{1,10})-(\d{1,10})-([0-9a-f]{16})$/;
 
 /** A value's frames, laid end to end in one file of `/dev/shm`. */
 export interface Segment {
@@ -82,6 +82,12 @@ export class SharedMemory {
   /** This host (see {@link sharedMemoryHost}) when this process may use shared memory. */
   readonly host: string | undefined;
   private readonly tag: string;
+  /**
+   * Segments this process wrote, by their random part, so that the next value written reuses
+   * one: writing into pages a file already has costs about half of writing a new file.
+   */
+  private readonly written = new Map<string, Written>();
+  private expiry: NodeJS.Timeout | undefined;
 
   constructor(key: string, enabled = true) {
     this.host = enabled ? sharedMemoryHost() : undefined;
@@ -103,10 +109,10 @@ export class SharedMemory {
   }
 
   /**
-   * Writes `frames` into a new segment when they are large enough and `peerHost` is this host,
-   * and returns the metadata that names it (then the message carries no buffers); undefined when
-   * the value goes on the socket, which is also the way out when `/dev/shm` is full.
-   * `readerPid` is the process that will free the segment after reading it, 0 for this one.
+   * Writes `frames` into a segment when they are large enough and `peerHost` is this host, and
+   * returns the metadata that names it (then the message carries no buffers); undefined when the
+   * value goes on the socket, which is also the way out when `/dev/shm` is full. `readerPid` is
+   * the process that reads it and gives it back (see `release`), 0 when this one frees it.
    */
   write(
     frames: readonly Buffer[],
@@ -117,25 +123,29 @@ export class SharedMemory {
     let total = 0;
     for (const f of frames) total += f.byteLength;
     if (total < SHARED_MEMORY_THRESHOLD) return undefined;
-    const name = `${PREFIX}${this.tag}-${process.pid}-${readerPid}-${randomBytes(8).toString('hex')}`;
-    const path = join(SHM_DIR, name);
+    const reused = this.reuse(total, readerPid);
+    const id = reused ?? randomBytes(8).toString('hex');
+    const name = this.name(process.pid, readerPid, id);
     let fd: number | undefined;
     try {
-      fd = fs.openSync(path, CREATE_FLAGS, 0o600);
-      let written = 0;
+      fd = fs.openSync(join(SHM_DIR, name), reused ? REUSE_FLAGS : CREATE_FLAGS, 0o600);
       // writev takes at most IOV_MAX buffers and may write less than asked: go on from there.
-      for (let rest = frames.slice(); written < total; ) {
-        const n = fs.writevSync(fd, rest.slice(0, 1024));
+      for (let rest = frames.slice(), at = 0; at < total; ) {
+        const n = fs.writevSync(fd, rest.slice(0, 1024), at);
         if (n === 0) throw new Error('no progress');
-        written += n;
+        at += n;
         rest = advance(rest, n);
       }
       fs.closeSync(fd);
     } catch {
       if (fd !== undefined) fs.closeSync(fd);
       unlink(name);
+      this.written.delete(id);
       return undefined;
     }
+    const size = Math.max(total, this.written.get(id)?.size ?? 0);
+    this.written.set(id, { size, reader: readerPid, idleSince: undefined });
+    this.expireLater();
     return { [SEGMENT_KEY]: { name, lengths: frames.map((f) => f.byteLength) } };
   }
 
@@ -144,7 +154,7 @@ export class SharedMemory {
     const s = metadata[SEGMENT_KEY];
     if (s === undefined) return undefined;
     const { name, lengths } = (s ?? {}) as Partial<Segment>;
-    if (typeof name !== 'string' || !this.isOurs(name)) {
+    if (typeof name !== 'string' || this.parse(name) === undefined) {
       throw new ProtocolError(
         `refusing to read shared memory ${JSON.stringify(name)}: a segment is named ` +
           `${PREFIX}${this.tag}-<pid>-<pid>-<16 hex digits> in ${SHM_DIR}, and this is not one ` +
@@ -178,22 +188,116 @@ export class SharedMemory {
     return readSegment(segment);
   }
 
-  /** Removes the segment `metadata` names (one this process wrote or read), if it is ours. */
-  free(metadata: Record<string, unknown>): void {
+  /**
+   * Done with the segment `metadata` names, if any: one this process wrote waits a moment for
+   * the next value it writes; one it read goes back to its writer for the same, or is removed
+   * when the writer is gone.
+   */
+  release(metadata: Record<string, unknown>): void {
     const name = (metadata[SEGMENT_KEY] as Partial<Segment> | undefined)?.name;
-    if (typeof name === 'string' && this.isOurs(name)) unlink(name);
+    const parsed = typeof name === 'string' ? this.parse(name) : undefined;
+    if (parsed === undefined) return;
+    const { creator, id } = parsed;
+    const mine = creator === process.pid ? this.written.get(id) : undefined;
+    if (mine !== undefined) {
+      mine.idleSince = Date.now();
+      this.expireLater();
+    } else if (creator !== process.pid && isAlive(creator)) {
+      rename(name as string, this.name(creator, 0, id));
+    } else {
+      unlink(name as string);
+    }
+  }
+
+  /** Removes the segments this process wrote that wait to be reused: for a closing client. */
+  close(): void {
+    clearTimeout(this.expiry);
+    this.expiry = undefined;
+    for (const [id, w] of this.written) if (w.reader === 0) unlink(this.name(process.pid, 0, id));
+    this.written.clear();
   }
 
   /** Removes every segment of this cluster, whoever made it: for a cluster that stopped. */
   removeAll(): void {
-    for (const name of segmentNames()) {
-      if (SEGMENT_NAME.exec(name)?.[1] === this.tag) unlink(name);
-    }
+    for (const name of segmentNames()) if (this.parse(name) !== undefined) unlink(name);
   }
 
-  private isOurs(name: string): boolean {
-    return SEGMENT_NAME.exec(name)?.[1] === this.tag;
+  /**
+   * The random part of a segment this process wrote that is free now and fits `total` bytes
+   * without wasting most of it, renamed for `readerPid`; undefined when none is.
+   */
+  private reuse(total: number, readerPid: number): string | undefined {
+    const fits = [...this.written]
+      .filter(([, w]) => w.size >= total && w.size <= 2 * total)
+      .sort(([, a], [, b]) => a.size - b.size);
+    for (const [id, w] of fits) {
+      // A segment its reader gave back is named for reader 0 (see `release`).
+      if (w.reader !== 0 && this.given(id) === undefined) continue;
+      if (w.reader === 0 && w.idleSince === undefined) continue; // its task still runs
+      if (
+        readerPid === 0 ||
+        rename(this.name(process.pid, 0, id), this.name(process.pid, readerPid, id))
+      ) {
+        return id;
+      }
+    }
+    return undefined;
   }
+
+  /** Whether the reader of segment `id` gave it back, and since when we know. */
+  private given(id: string): number | undefined {
+    const w = this.written.get(id);
+    if (w === undefined || w.reader === 0) return w?.idleSince;
+    if (!fs.existsSync(join(SHM_DIR, this.name(process.pid, 0, id)))) return undefined;
+    w.reader = 0;
+    w.idleSince = Date.now();
+    return w.idleSince;
+  }
+
+  /**
+   * Removes what waited longer than `IDLE_MS` to be reused, and forgets segments their reader
+   * removed; checks again while any segment is out.
+   */
+  private expireLater(): void {
+    if (this.expiry !== undefined) return;
+    this.expiry = setTimeout(() => {
+      this.expiry = undefined;
+      const now = Date.now();
+      for (const [id, w] of this.written) {
+        const lent = w.reader !== 0 ? this.name(process.pid, w.reader, id) : undefined;
+        const since = this.given(id);
+        if (since !== undefined && now - since >= IDLE_MS) {
+          unlink(this.name(process.pid, 0, id));
+          this.written.delete(id);
+        } else if (
+          lent !== undefined &&
+          since === undefined &&
+          !fs.existsSync(join(SHM_DIR, lent))
+        ) {
+          this.written.delete(id);
+        }
+      }
+      if (this.written.size > 0) this.expireLater();
+    }, IDLE_MS / 2).unref();
+  }
+
+  private name(creator: number, reader: number, id: string): string {
+    return `${PREFIX}${this.tag}-${creator}-${reader}-${id}`;
+  }
+
+  /** A segment name's parts, if it is one of this cluster's. */
+  private parse(name: string): { creator: number; reader: number; id: string } | undefined {
+    const m = SEGMENT_NAME.exec(name);
+    if (m === null || m[1] !== this.tag) return undefined;
+    return { creator: Number(m[2]), reader: Number(m[3]), id: m[4] };
+  }
+}
+
+/** A segment this process wrote: for `reader` (0: this process frees it), and since when free. */
+interface Written {
+  size: number;
+  reader: number;
+  idleSince: number | undefined;
 }
 
 /**
@@ -215,6 +319,9 @@ export function sweepSharedMemory(): void {
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDONLY, O_NOFOLLOW } = fs.constants;
 const CREATE_FLAGS = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW;
+const REUSE_FLAGS = O_WRONLY | O_NOFOLLOW;
+/** How long a segment waits to be reused before it is removed. */
+const IDLE_MS = 2000;
 
 /** The segment's frames, each read into an ArrayBuffer of its own; big ones in parallel parts. */
 async function readSegment(segment: Segment): Promise<Buffer[]> {
@@ -302,6 +409,16 @@ function unlink(name: string): void {
     fs.unlinkSync(join(SHM_DIR, name));
   } catch {
     // Gone already, or another user's.
+  }
+}
+
+/** Renames `from` to `to` in `/dev/shm`; false when `from` is not there. */
+function rename(from: string, to: string): boolean {
+  try {
+    fs.renameSync(join(SHM_DIR, from), join(SHM_DIR, to));
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProtocolError, SharedMemoryError } from '../../protocol/errors';
 import {
@@ -34,8 +34,38 @@ describe('shared memory segments', function () {
     const back = await shm.read([], metadata);
     assert.deepEqual(back, frames);
     for (const f of back) assert.equal(f.buffer.byteLength, f.byteLength);
-    shm.free(metadata);
+    shm.release(metadata);
+    shm.close();
     assert.equal(existsSync(join(SHM, nameIn(metadata))), false);
+  });
+
+  it('writes the next value into a segment freed before, not a new one', async () => {
+    const big = Buffer.alloc(SHARED_MEMORY_THRESHOLD, 1);
+    const first = shm.write([big], host) as Record<string, unknown>;
+    const busy = shm.write([big], host) as Record<string, unknown>;
+    assert.notEqual(nameIn(busy), nameIn(first), 'a segment in use is not written over');
+    shm.release(first);
+    const again = shm.write([Buffer.alloc(SHARED_MEMORY_THRESHOLD, 2)], host) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(nameIn(again), nameIn(first));
+    assert.deepEqual(await shm.read([], again), [Buffer.alloc(SHARED_MEMORY_THRESHOLD, 2)]);
+    // A result's reader gives the segment back under reader 0; the writer takes it up from there.
+    const reader = process.pid + 1;
+    const lent = shm.write([big], host, reader) as Record<string, unknown>;
+    assert.match(nameIn(lent), new RegExp(`-${process.pid}-${reader}-`));
+    shm.release(again);
+    shm.release(busy);
+    renameSync(join(SHM, nameIn(lent)), join(SHM, nameIn(lent).replace(`-${reader}-`, '-0-')));
+    const [a, b, c] = [0, 0, 0].map(
+      () => shm.write([big], host, reader) as Record<string, unknown>,
+    );
+    // All three taken up again: the two this process freed, and the one given back.
+    const id = (m: Record<string, unknown>): string => nameIn(m).slice(-16);
+    assert.deepEqual([a, b, c].map(id).sort(), [lent, again, busy].map(id).sort());
+    for (const m of [a, b, c]) unlinkSync(join(SHM, nameIn(m)));
+    shm.close();
   });
 
   it('keeps small values, other hosts and a turned-off side on the socket', () => {
@@ -60,7 +90,8 @@ describe('shared memory segments', function () {
         });
       }
     } finally {
-      theirs.free(metadata);
+      theirs.release(metadata);
+      theirs.close();
     }
   });
 
@@ -80,7 +111,8 @@ describe('shared memory segments', function () {
       await assert.rejects(shm.read([], long), SharedMemoryError);
     } finally {
       unlinkSync(join(SHM, name));
-      shm.free(real);
+      shm.release(real);
+      shm.close();
     }
   });
 
