@@ -40,6 +40,7 @@ export {
   TaskAbortedError,
   DependencyError,
   SerializationError,
+  SharedMemoryError,
   ConnectionError,
   UnknownTaskError,
   HubError,

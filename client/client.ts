@@ -35,6 +35,7 @@ import {
 } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
+import { hasSegment, SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { AsyncQueue } from './async-queue';
 import { processHook } from './process-hook';
 import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
@@ -64,6 +65,11 @@ export interface ConnectOptions {
   connectionFile?: string;
   /** Milliseconds to wait for the controller to answer (default 10 000). */
   timeout?: number;
+  /**
+   * Values of 1 MB or more to and from engines of this host go through files in `/dev/shm`
+   * instead of the sockets (default true); false keeps every value on the sockets.
+   */
+  sharedMemory?: boolean;
 }
 
 /** What `rc.events()` yields. */
@@ -109,7 +115,10 @@ export interface ResultRecord {
   label: string | null;
   /** The task's value when it completed and was an `apply`. */
   value: unknown;
-  /** True when the hub let the value go to bound its memory (`value` is then undefined). */
+  /**
+   * True when the hub let the value go to bound its memory, or never held it because it went
+   * through shared memory (`value` is then undefined).
+   */
   valueDropped: boolean;
   /** The error when it failed. */
   error: Error | undefined;
@@ -150,6 +159,7 @@ export class Client {
     private readonly dealer: Channel,
     private readonly sub: Channel,
     private readonly requestTimeout: number,
+    private readonly sharedMemory: SharedMemory,
   ) {}
 
   /**
@@ -191,12 +201,14 @@ export class Client {
     const sub = new Channel(subscriber, session, log);
     dealer.socket.connect(info.client);
     subscriber.connect(info.iopub);
+    sweepSharedMemory();
     const client = new Client(
       info,
       session,
       dealer,
       sub,
       options.timeout ?? DEFAULT_CONNECT_TIMEOUT,
+      new SharedMemory(info.key, options.sharedMemory ?? true),
     );
     void client.receive();
     client.resyncOnReconnect();
@@ -378,6 +390,7 @@ export class Client {
       r.fail(new ConnectionError('the client was closed before the controller answered'));
     }
     this.tasks.clear();
+    this.sharedMemory.close();
     this.engines.clear();
     for (const l of this.eventListeners) l(null);
   }
@@ -412,17 +425,23 @@ export class Client {
     map?: MapCall,
   ): TaskState {
     this.assertOpen();
+    const options: TaskOptions = content.options;
+    // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
+    const segment = this.sharedMemory.write(buffers, this.hostOf(options.targets ?? this.ids));
     const msg =
       type === 'apply_request'
-        ? this.session.msg(type, content as ContentMap['apply_request'], { buffers })
+        ? this.session.msg(type, content as ContentMap['apply_request'], {
+            buffers: segment ? [] : buffers,
+            metadata: { ...segment, ...this.sharedMemory.readerMetadata() },
+          })
         : this.session.msg(type, content as ContentMap['execute_request'], { buffers });
-    const options: TaskOptions = content.options;
     const state = new TaskState(
       msg.header.msg_id,
       options.balanced ? null : (options.targets?.[0] ?? null),
     );
     this.tasks.set(msg.header.msg_id, state);
     this.dealer.send(msg);
+    if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
     this.emit({
       type: 'task:submit',
@@ -439,6 +458,12 @@ export class Client {
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
     );
     return state;
+  }
+
+  /** The shared memory all of `ids` see, if they all see the same (see `EngineInfo`). */
+  private hostOf(ids: number[]): string | undefined {
+    const hosts = new Set(ids.map((id) => this.engines.get(id)?.shared_memory));
+    return hosts.size === 1 ? [...hosts][0] : undefined;
   }
 
   private liveTargets(targets: Targets): number[] {
@@ -546,9 +571,28 @@ export class Client {
       return;
     }
     const task = this.tasks.get(parentId);
-    if (!task) return;
+    if (!task) {
+      this.sharedMemory.release(msg.metadata);
+      return;
+    }
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
-      this.settle(parentId, task, msg.content, msg.metadata, msg.buffers);
+      const { content, metadata, buffers } = msg;
+      if (!hasSegment(metadata)) {
+        this.settle(parentId, task, content, metadata, () => decodeValue(buffers));
+        return;
+      }
+      // Read off the event loop; the task is taken out now, so that it settles once.
+      this.tasks.delete(parentId);
+      this.sharedMemory
+        .read(buffers, metadata)
+        .then(
+          (frames) => this.settle(parentId, task, content, metadata, () => decodeValue(frames)),
+          (e: unknown) =>
+            this.settle(parentId, task, content, metadata, () => {
+              throw e;
+            }),
+        )
+        .finally(() => this.sharedMemory.release(metadata));
     } else if (isMsg(msg, 'data_message')) {
       const engineId = msg.metadata.engine_id;
       try {
@@ -564,13 +608,16 @@ export class Client {
     }
   }
 
-  /** Ends a task with its reply; an execute's reply is the one that counts executions. */
+  /**
+   * Ends a task with its reply and, for an apply, its value; an execute's reply is the one that
+   * counts executions.
+   */
   private settle(
     msgId: string,
     task: TaskState,
     content: ContentMap['apply_reply'] | ContentMap['execute_reply'],
     metadata: Record<string, unknown>,
-    buffers: Buffer[],
+    value: () => unknown,
   ): void {
     this.tasks.delete(msgId);
     if (content.status === 'ok' && 'execution_count' in content) {
@@ -584,7 +631,7 @@ export class Client {
         };
       });
     } else {
-      task.finish(content, metadata, () => decodeValue(buffers));
+      task.finish(content, metadata, value);
     }
   }
 
@@ -627,7 +674,8 @@ export class Client {
         const r = reply.content.record;
         if (r.reply === null || r.state === 'pending' || r.state === 'running') return;
         const metadata = { engine_id: r.engine_id, started: r.started, completed: r.completed };
-        this.settle(msgId, task, r.reply, metadata, splitRecordBuffers(r, reply.buffers).value);
+        const { value } = splitRecordBuffers(r, reply.buffers);
+        this.settle(msgId, task, r.reply, metadata, () => decodeValue(value));
       }),
     );
   }

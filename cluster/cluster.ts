@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '../client/client';
+import { Client, type ConnectOptions } from '../client/client';
 import { processHook } from '../client/process-hook';
 import { controllerSettings, type ControllerSettings } from '../controller/options';
 import { resolveOptions, toArgv } from '../options/schema';
-import { connectionFilePath, profileDir } from '../protocol/connection';
+import { connectionFilePath, profileDir, readConnectionFile } from '../protocol/connection';
 import { ConnectionError, EngineError, TimeoutError } from '../protocol/errors';
+import { SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { Adaptive, type AdaptOptions } from './adapt';
 import { createLauncher, type EngineSet, type Launcher, type LauncherName } from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
@@ -131,6 +132,7 @@ export class Cluster {
       o,
     );
     await cluster.claim();
+    sweepSharedMemory();
     try {
       await cluster.startController(o.controller ?? {});
       await cluster.addEngines(o.engines);
@@ -163,11 +165,8 @@ export class Cluster {
   }
 
   /** A new `Client` of this cluster, once every started engine has registered. */
-  async connect(options: { timeout?: number } = {}): Promise<Client> {
-    const rc = await Client.connect({
-      connectionFile: this.state.clientFile,
-      timeout: options.timeout,
-    });
+  async connect(options: Pick<ConnectOptions, 'timeout' | 'sharedMemory'> = {}): Promise<Client> {
+    const rc = await Client.connect({ ...options, connectionFile: this.state.clientFile });
     this.clients.add(rc);
     await rc.waitForEngines(await this.liveEngines(), {
       timeout: options.timeout ?? this.options.timeout,
@@ -331,6 +330,11 @@ export class Cluster {
   /** Stops the engines and the controller; resolves when no process of the cluster is left. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // Named by the cluster's key, read before the controller removes its file on shutdown.
+    const segments = await readConnectionFile(this.state.clientFile, 'client').then(
+      (info) => new SharedMemory(info.key),
+      () => undefined,
+    );
     await this.adaptive?.stop();
     this.adaptive = undefined;
     for (const rc of [...this.clients, this.admin]) rc?.close();
@@ -359,6 +363,9 @@ export class Cluster {
       });
     }
     this.state.engineSets = [];
+    // No process of the cluster is left to read or free its segments, whatever killed them.
+    segments?.removeAll();
+    sweepSharedMemory();
     await Promise.all(
       [this.stateFile, this.state.clientFile, this.state.engineFile].map((f) =>
         fs.rm(f, { force: true }),

@@ -12,6 +12,7 @@ import {
   type QueueCounts,
 } from '../protocol/messages';
 import type { Session } from '../protocol/session';
+import { hasSegment } from '../protocol/shared-memory';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
 import type { HandlerTable, HubOutlet, Replies } from './hub-outlet';
 import { notRegistered, type TaskDispatcher } from './task-dispatcher';
@@ -82,13 +83,18 @@ export class ClientRequests {
     },
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;
-      // A record whose arguments were let go cannot be run again either.
-      const missing = ids.find((id) => this.records.get(id)?.buffersDropped !== false);
+      // A record whose arguments were let go, or went through shared memory (freed once the
+      // task ended), cannot be run again either.
+      const missing = ids.find((id) => {
+        const r = this.records.get(id);
+        return r === undefined || r.buffersDropped || hasSegment(r.request.metadata);
+      });
       const taken = newIds.find((id) => this.records.get(id));
       if (missing !== undefined || taken !== undefined || newIds.length !== ids.length) {
         const why =
           missing !== undefined
-            ? `has no record of ${missing} or its arguments (the hub keeps the latest ones)`
+            ? `has no record of ${missing} or its arguments (the hub keeps the latest ones, ` +
+              'and none that went through shared memory)'
             : taken !== undefined
               ? `cannot reuse the id ${taken}`
               : 'needs one new id per task';

@@ -9,6 +9,7 @@
  * `sqlite-task-records.ts` keeps them all on disk instead.
  */
 import type { IMessage, TaskOptions, TaskRecordSummary } from '../protocol/messages';
+import { hasSegment } from '../protocol/shared-memory';
 
 /** A message that creates a task. */
 export type TaskRequest = IMessage<'apply_request'> | IMessage<'execute_request'>;
@@ -238,7 +239,8 @@ export function summary(r: TaskRecord): TaskRecordSummary {
     completed: r.completed,
     label: r.options.label ?? null,
     reply: r.reply?.content ?? null,
-    buffers_dropped: r.buffersDropped,
+    // A result that went through shared memory was never the hub's to keep.
+    buffers_dropped: r.buffersDropped || (r.reply !== null && hasSegment(r.reply.metadata)),
     ...(r.data && { data_buffers: r.data.length }),
   };
 }

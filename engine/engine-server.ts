@@ -26,6 +26,7 @@ import {
 import { ConnectionError } from '../protocol/errors';
 import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
+import { SharedMemory, sharedMemoryHost, sweepSharedMemory } from '../protocol/shared-memory';
 import {
   startHeartbeat,
   type ControlEvent,
@@ -87,6 +88,7 @@ export class EngineServer {
     const file = options.connectionFile ?? connectionFilePath('engine', options);
     const info = await readConnectionFile(file, 'engine');
     const session = new Session(info.key);
+    sweepSharedMemory();
     const uuid = randomUUID();
     const socket = new zmq.Dealer({
       ...NO_DROPPING,
@@ -114,6 +116,7 @@ export class EngineServer {
         hostname: hostname(),
         engine_set: options.engineSet,
         mpi,
+        shared_memory: sharedMemoryHost(),
       }),
     );
   }
@@ -140,6 +143,7 @@ export class EngineServer {
     this.kernel = new EngineKernel(
       this.id,
       (event) => this.running.callerTask()?.output.emit(event),
+      new SharedMemory(this.info.key),
       !options.lightweight,
     );
     // User code splits work by `mpi.rank`, as an MPI program would.
@@ -210,9 +214,7 @@ export class EngineServer {
           this.registered(msg.content);
         } else if (isMsg(msg, 'apply_request')) {
           const { source, mode, refs } = msg.content;
-          await this.runTask(msg, 'apply_reply', () =>
-            this.kernel.apply(source, mode, refs, msg.buffers),
-          );
+          await this.runTask(msg, 'apply_reply', () => this.kernel.apply(source, mode, refs, msg));
         } else if (isMsg(msg, 'execute_request')) {
           const { code, silent } = msg.content;
           await this.runTask(msg, 'execute_reply', () => this.kernel.execute(code, silent));
@@ -255,7 +257,7 @@ export class EngineServer {
     this.drainControl();
     if (task.abandoned) return;
     const content = this.aborted.delete(task.id) ? this.abortedContent() : outcome.content;
-    this.reply(task, content, outcome.buffers);
+    this.reply(task, content, outcome.buffers, outcome.metadata);
   }
 
   /** Handles control events now, even if the event loop has not delivered them yet. */
@@ -273,8 +275,10 @@ export class EngineServer {
     task: Pick<RunningTask, 'request' | 'replyType' | 'started'>,
     content: IMessage<'apply_reply'>['content'],
     buffers: Buffer[] = [],
+    extra: Record<string, unknown> = {},
   ): void {
     const metadata = {
+      ...extra,
       engine_id: this.id,
       started: task.started,
       completed: new Date().toISOString(),

@@ -14,6 +14,7 @@ import * as vm from 'node:vm';
 import { InterruptedError, type ConditionName } from '../protocol/errors';
 import type { ContentMap, ErrorContent } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
+import type { SharedMemory } from '../protocol/shared-memory';
 import { transformCell } from './cell-transform';
 
 /** Output a running task produces, sent to the client as it happens. */
@@ -28,6 +29,8 @@ export interface TaskOutcome<C> {
   content: C;
   /** Result value frames for `apply`. */
   buffers: Buffer[];
+  /** Reply metadata: the shared memory segment holding the result frames instead. */
+  metadata?: Record<string, unknown>;
 }
 
 /** tsparallel's compiled code, whose frames a user's traceback leaves out. */
@@ -53,6 +56,7 @@ export class EngineKernel {
   constructor(
     private id: number,
     private readonly emit: (event: OutputEvent) => void,
+    private readonly sharedMemory: SharedMemory,
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
@@ -129,9 +133,18 @@ export class EngineKernel {
     source: string,
     mode: 'call' | 'map',
     refs: number[],
-    argFrames: Buffer[],
+    request: { buffers: Buffer[]; metadata: Record<string, unknown> },
   ): Promise<TaskOutcome<ContentMap['apply_reply']>> {
     this.beginTask();
+    let argFrames: Buffer[];
+    try {
+      argFrames = await this.sharedMemory.read(request.buffers, request.metadata);
+    } catch (e) {
+      // Not the user's error: the client rebuilds it as the condition it names.
+      const { name: ename, message: evalue } = e as Error;
+      const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+      return { content: { ...content, engine_id: this.engineId }, buffers: [] };
+    }
     try {
       const fn = this.compile(source);
       const args = decodeValue(argFrames) as unknown[];
@@ -150,7 +163,12 @@ export class EngineKernel {
       const value = await this.interruptible(
         invokeScript.runInThisContext({ breakOnSigint: this.signals }),
       );
-      return { content: { status: 'ok' }, buffers: encodeValue(value, 'result') };
+      const frames = encodeValue(value, 'result');
+      const reader = this.sharedMemory.readerOf(request.metadata);
+      const metadata = reader && this.sharedMemory.write(frames, reader.host, reader.pid);
+      return metadata
+        ? { content: { status: 'ok' }, buffers: [], metadata }
+        : { content: { status: 'ok' }, buffers: frames };
     } catch (e) {
       return { content: this.errorContent(e, true), buffers: [] };
     } finally {

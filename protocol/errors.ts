@@ -80,6 +80,14 @@ export class SerializationError extends Error {
   }
 }
 
+/**
+ * A value sent through shared memory cannot be read: its segment is gone (freed once delivered)
+ * or is not what its message says.
+ */
+export class SharedMemoryError extends Error {
+  override name = 'SharedMemoryError';
+}
+
 /** The controller cannot be reached, or a connection file is missing or wrong. */
 export class ConnectionError extends Error {
   override name = 'ConnectionError';
@@ -137,6 +145,7 @@ const conditions = {
   DependencyError: (evalue) => new DependencyError(evalue),
   SerializationError: (evalue) => new SerializationError(evalue, ''),
   ConnectionError: (evalue) => new ConnectionError(evalue),
+  SharedMemoryError: (evalue) => new SharedMemoryError(evalue),
   UnknownTaskError: (evalue) => new UnknownTaskError(evalue),
   ProtocolError: (evalue) => new ProtocolError(evalue),
   RangeError: (evalue) => new RangeError(evalue),

@@ -49,6 +49,11 @@ export interface EngineInfo {
   engine_set?: string;
   /** The engine's place in its MPI job, when `mpiexec` started it. */
   mpi?: MpiPlace;
+  /**
+   * The shared memory the engine sees (`sharedMemoryHost()`): a client that sees the same sends
+   * it large values through `/dev/shm`.
+   */
+  shared_memory?: string;
 }
 
 /** An MPI process's rank and the size of its job (`MPI_COMM_WORLD`). */
@@ -128,6 +133,7 @@ export interface ContentMap {
     hostname: string;
     engine_set?: string;
     mpi?: MpiPlace;
+    shared_memory?: string;
   };
   registration_reply: ReplyStatus<{
     id: EngineId;
@@ -278,6 +284,7 @@ const engineInfo = shape({
   hostname: str,
   registered: str,
   ...launchFields,
+  shared_memory: optional(str),
 });
 const engineUsage = shape({ cpu: num, rss: num });
 const queueCounts = shape({ queue: num, completed: num, tasks: num, usage: optional(engineUsage) });
@@ -316,7 +323,13 @@ const contentChecks: Record<MsgType, Check> = {
   stream: shape({ name: oneOf(['stdout', 'stderr']), text: str }),
   display_data: shape({ data: stringMap, metadata: obj }),
   execute_result: shape({ data: stringMap, metadata: obj, execution_count: num }),
-  registration_request: shape({ uuid: str, pid: num, hostname: str, ...launchFields }),
+  registration_request: shape({
+    uuid: str,
+    pid: num,
+    hostname: str,
+    ...launchFields,
+    shared_memory: optional(str),
+  }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
   heartbeat: shape({ usage: optional(engineUsage) }),
