@@ -35,6 +35,7 @@ import {
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { AsyncQueue } from './async-queue';
+import { DirectPaths } from './direct-paths';
 import { processHook } from './process-hook';
 import {
   AsyncResult,
@@ -130,6 +131,8 @@ export class Client {
   private readonly eventListeners = new Set<(e: ClientEvent | null) => void>();
   private closed = false;
   private subscribedToOutput = false;
+  /** Sockets straight to engines, for the tasks that go without the hub. */
+  private readonly direct: DirectPaths;
 
   private constructor(
     readonly connection: ClientConnectionInfo,
@@ -137,7 +140,10 @@ export class Client {
     private readonly dealer: Channel,
     private readonly sub: Channel,
     private readonly requestTimeout: number,
-  ) {}
+    log: (e: Error) => void,
+  ) {
+    this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
+  }
 
   /**
    * Connects to a running controller and learns its engines. Rejects with `ConnectionError`
@@ -183,6 +189,7 @@ export class Client {
       dealer,
       sub,
       options.timeout ?? DEFAULT_CONNECT_TIMEOUT,
+      log,
     );
     void client.receive();
     client.resyncOnReconnect();
@@ -339,6 +346,7 @@ export class Client {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.direct.close();
     this.dealer.close();
     this.sub.close();
     for (const t of this.tasks.values()) {
@@ -379,7 +387,8 @@ export class Client {
       options.balanced ? null : (options.targets?.[0] ?? null),
     );
     this.tasks.set(msg.header.msg_id, state);
-    this.dealer.send(msg);
+    const engine = isDirect(options) ? this.engines.get(options.targets[0]) : undefined;
+    if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
     const task = state.metadata;
     this.emit({
       type: 'task:submit',
@@ -429,6 +438,7 @@ export class Client {
   /** Sends a request; resolves with its reply, rejects with the error an error reply names. */
   private requestMessage<T extends HubRequest>(type: T, content: ContentMap[T]): Promise<Message> {
     this.assertOpen();
+    this.direct.tellHub();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {
       const id = msg.header.msg_id;
@@ -476,6 +486,7 @@ export class Client {
           this.emit({ type: 'engine:register', engine: msg.content.engine });
         } else if (isMsg(msg, 'unregistration_notification')) {
           this.engines.delete(msg.content.id);
+          this.direct.forget(msg.content.id);
           this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
         } else {
           const output = toTaskOutput(msg);
@@ -600,6 +611,19 @@ export class Client {
     if (this.closed)
       throw new ConnectionError('the client is closed; connect again with Client.connect()');
   }
+}
+
+/**
+ * True for a task that may go straight to its one engine: one with dependencies goes through
+ * the hub, which holds it until they are met.
+ */
+function isDirect(options: TaskOptions): options is TaskOptions & { targets: [number] } {
+  return (
+    !options.balanced &&
+    options.targets?.length === 1 &&
+    !options.after?.length &&
+    !options.follow?.length
+  );
 }
 
 /** The output an engine's output message carries, if it is one. */
