@@ -37,6 +37,7 @@ import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { hasSegment, SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { AsyncQueue } from './async-queue';
+import { DirectPaths } from './direct-paths';
 import { processHook } from './process-hook';
 import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
 import {
@@ -152,6 +153,8 @@ export class Client {
   private readonly cachedIds = new Set<string>();
   private closed = false;
   private subscribedToOutput = false;
+  /** Sockets straight to engines, for the tasks that go without the hub. */
+  private readonly direct: DirectPaths;
 
   private constructor(
     readonly connection: ClientConnectionInfo,
@@ -160,7 +163,10 @@ export class Client {
     private readonly sub: Channel,
     private readonly requestTimeout: number,
     private readonly sharedMemory: SharedMemory,
-  ) {}
+    log: (e: Error) => void,
+  ) {
+    this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
+  }
 
   /**
    * Connects to a running controller and learns its engines. Rejects with `ConnectionError`
@@ -209,6 +215,7 @@ export class Client {
       sub,
       options.timeout ?? DEFAULT_CONNECT_TIMEOUT,
       new SharedMemory(info.key, options.sharedMemory ?? true),
+      log,
     );
     void client.receive();
     client.resyncOnReconnect();
@@ -381,6 +388,7 @@ export class Client {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.direct.close();
     this.dealer.close();
     this.sub.close();
     for (const t of this.tasks.values()) {
@@ -440,7 +448,8 @@ export class Client {
       options.balanced ? null : (options.targets?.[0] ?? null),
     );
     this.tasks.set(msg.header.msg_id, state);
-    this.dealer.send(msg);
+    const engine = isDirect(options) ? this.engines.get(options.targets[0]) : undefined;
+    if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
     if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
     this.emit({
@@ -498,6 +507,7 @@ export class Client {
   /** Sends a request; resolves with its reply, rejects with the error an error reply names. */
   private requestMessage<T extends HubRequest>(type: T, content: ContentMap[T]): Promise<Message> {
     this.assertOpen();
+    this.direct.tellHub();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {
       const id = msg.header.msg_id;
@@ -545,6 +555,7 @@ export class Client {
           this.emit({ type: 'engine:register', engine: msg.content.engine });
         } else if (isMsg(msg, 'unregistration_notification')) {
           this.engines.delete(msg.content.id);
+          this.direct.forget(msg.content.id);
           this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
         } else {
           const output = toTaskOutput(msg);
@@ -701,6 +712,19 @@ export class Client {
     if (this.closed)
       throw new ConnectionError('the client is closed; connect again with Client.connect()');
   }
+}
+
+/**
+ * True for a task that may go straight to its one engine: one with dependencies goes through
+ * the hub, which holds it until they are met.
+ */
+function isDirect(options: TaskOptions): options is TaskOptions & { targets: [number] } {
+  return (
+    !options.balanced &&
+    options.targets?.length === 1 &&
+    !options.after?.length &&
+    !options.follow?.length
+  );
 }
 
 /** The output an engine's output message carries, if it is one. */

@@ -7,6 +7,7 @@ import type { ConditionName } from '../protocol/errors';
 import { constants } from 'node:os';
 import {
   isMsg,
+  unpackCarried,
   type ClientRequestType,
   type IMessage,
   type QueueCounts,
@@ -29,9 +30,14 @@ export class ClientRequests {
     private readonly tasks: TaskDispatcher,
   ) {}
 
-  /** One handler per request type a client may send. */
-  readonly handlers: HandlerTable<ClientRequestType> = {
+  /** One handler per request type a client may send, and for what it tells of direct paths. */
+  readonly handlers: HandlerTable<ClientRequestType | 'direct_tasks'> = {
     apply_request: (m, wire) => this.tasks.submit(m, wire),
+    direct_tasks: (m) => {
+      for (const task of unpackCarried(m.content.tasks, m.buffers, m.identities)) {
+        this.tasks.adopt(task);
+      }
+    },
     execute_request: (m, wire) => this.tasks.submit(m, wire),
     connection_request: (m) => this.replies.ok(m, { status: 'ok', engines: this.engines.infos }),
     queue_status_request: (m) => {

@@ -142,8 +142,18 @@ export class EngineRegistry {
     const key = identity.toString('hex');
     const known = this.joining.get(key) ?? this.live.get(this.byKey.get(key) ?? -1);
     if (known) return { engine: known, isNew: false };
-    const { uuid, pid, hostname, engine_set, mpi, shared_memory } = content;
-    const info = { id: newId(), uuid, pid, hostname, registered, engine_set, mpi, shared_memory };
+    const { uuid, pid, hostname, engine_set, mpi, shared_memory, direct } = content;
+    const info = {
+      id: newId(),
+      uuid,
+      pid,
+      hostname,
+      registered,
+      engine_set,
+      mpi,
+      shared_memory,
+      direct,
+    };
     const engine = new RegisteredEngine(info, identity, (e) => {
       if (this.live.get(e.id) === e) this.watcher(e, true);
     });

@@ -9,6 +9,7 @@ import type { ConditionName } from '../protocol/errors';
 import {
   isMsg,
   isRequestType,
+  unpackCarried,
   type EngineRequestType,
   type IHeader,
   type Message,
@@ -53,6 +54,7 @@ type EngineMessageType =
   | EngineRequestType
   | 'unregistration_request'
   | ReplyType<TaskRequestType>
+  | 'direct_replies'
   | 'stream'
   | 'display_data'
   | 'execute_result'
@@ -263,6 +265,13 @@ export class Hub {
     },
     apply_reply: (m, wire) => this.tasks.finish(m, wire),
     execute_reply: (m, wire) => this.tasks.finish(m, wire),
+    direct_replies: (m) => {
+      const id = this.engines.idOf(m.identities[0]);
+      if (id === undefined) return;
+      for (const reply of unpackCarried(m.content.replies, m.buffers, [])) {
+        this.tasks.finishDirect(reply, id);
+      }
+    },
     stream: (m) => this.tasks.relayOutput(m),
     display_data: (m) => this.tasks.relayOutput(m),
     execute_result: (m) => this.tasks.relayOutput(m),

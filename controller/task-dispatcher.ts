@@ -3,6 +3,11 @@
  * through the `TaskQueue` when load-balanced), and ended by its engine's reply or by the hub
  * (dead engine, abort, unmet dependency), the reply going back to the client. Output an engine
  * prints for a task goes to the task's client and to every subscriber.
+ *
+ * A task the client sent straight to its engine (a direct path) is told to the hub afterwards
+ * (`adopt`) and so is its engine's reply (`finishDirect`), in either order: the hub records
+ * both without sending anything the client already has, and fails, retries or aborts such a
+ * task as any other.
  */
 import type { ConditionName } from '../protocol/errors';
 import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
@@ -19,6 +24,9 @@ import {
   type TaskRequest,
 } from './task-records';
 
+/** Replies to direct tasks kept until their clients tell of the tasks. */
+const EARLY_REPLY_MEMORY = 10_000;
+
 /** Takes tasks in, sends them to engines and their replies back; see the file's comment. */
 export class TaskDispatcher implements Placement {
   /** Load-balanced tasks waiting for an engine or their dependencies. */
@@ -28,6 +36,13 @@ export class TaskDispatcher implements Placement {
    * task is first sent, and let go then or when it ends unsent.
    */
   private readonly clientFrames = new Map<string, Frame[]>();
+  /** Unfinished tasks that went straight from their client to their engine. */
+  private readonly direct = new Set<string>();
+  /**
+   * Engines' replies to direct tasks whose client has not told the hub of them yet (the two
+   * travel apart), with the replying engine; bounded, as a client may die before telling.
+   */
+  private readonly earlyReplies = new Map<string, { reply: TaskReply; engineId: number }>();
 
   constructor(
     private readonly session: Session,
@@ -62,6 +77,55 @@ export class TaskDispatcher implements Placement {
       }
       throw e;
     }
+  }
+
+  /**
+   * A task its client sent straight to engine `options.targets[0]`: recorded as running there,
+   * and finished at once if the engine's reply came first. One whose engine is gone is failed
+   * (or rerun, when load-balanced with retries), as if the engine died running it.
+   */
+  adopt(request: TaskRequest): void {
+    const msgId = request.header.msg_id;
+    if (this.records.get(msgId)) return;
+    const r = this.records.add(request, request.header.date);
+    const id = r.options.targets?.[0];
+    const engine = id === undefined ? undefined : this.engines.get(id);
+    if (!engine || r.options.targets?.length !== 1) {
+      this.queue.retryOrFail(
+        r,
+        `${notRegistered([id], this.engines.ids)}; it left before this task ended`,
+      );
+      this.queue.schedule();
+      return;
+    }
+    this.direct.add(msgId);
+    this.engines.assign(engine, msgId, r.options.balanced);
+    this.records.assign(r, engine.id);
+    const early = this.earlyReplies.get(msgId);
+    if (early) {
+      this.earlyReplies.delete(msgId);
+      this.finishDirect(early.reply, early.engineId);
+    }
+  }
+
+  /**
+   * Engine `engineId`'s reply to a task a client sent it straight; the client has it already.
+   * Kept for `adopt` when the client has not told of the task yet.
+   */
+  finishDirect(reply: TaskReply, engineId: number): void {
+    const msgId = String(reply.parent_header.msg_id);
+    const r = this.records.get(msgId);
+    if (!r) {
+      this.earlyReplies.set(msgId, { reply, engineId });
+      for (const id of this.earlyReplies.keys()) {
+        if (this.earlyReplies.size <= EARLY_REPLY_MEMORY) break;
+        this.earlyReplies.delete(id);
+      }
+      return;
+    }
+    if (isFinal(r.state) || r.engineId !== engineId || !this.direct.has(msgId)) return;
+    this.end(r, { ...reply, identities: [r.client] }, true);
+    this.queue.schedule();
   }
 
   /** Sends a new task on its way: straight to its engine, or into the queue. */
@@ -141,7 +205,8 @@ export class TaskDispatcher implements Placement {
     const r = this.records.get(String(m.parent_header.msg_id));
     const engineId = this.engines.joinedId(m.identities[0]);
     const tagged = { ...m, metadata: { ...m.metadata, engine_id: engineId } };
-    if (r) this.out.toClient({ ...tagged, identities: [r.client] });
+    // A direct task's client has its output from the engine.
+    if (r && !this.direct.has(r.msgId)) this.out.toClient({ ...tagged, identities: [r.client] });
     this.out.publish(`engine.${String(engineId)}.${m.header.msg_type}`, tagged);
   }
 
@@ -150,6 +215,8 @@ export class TaskDispatcher implements Placement {
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
+      // A rerun goes through the hub, and its reply back the same way.
+      this.direct.delete(msgId);
       this.queue.retryOrFail(r, `engine ${engine.id} died while running this task (${reason})`);
     }
   }
@@ -210,7 +277,9 @@ export class TaskDispatcher implements Placement {
    */
   private end(r: TaskRecord, reply: TaskReply, replied: boolean, wire?: Frame[]): void {
     if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied);
-    this.replies.send(reply, wire);
+    // The engine answered a direct task's client itself; anything else the hub answers.
+    if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
+    this.direct.delete(r.msgId);
     this.records.finish(r, reply);
   }
 }

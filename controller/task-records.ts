@@ -55,8 +55,11 @@ const now = (): string => new Date().toISOString();
  * changed one (`changed`) and of a finished one (`ended`).
  */
 export abstract class TaskRecordStore {
-  /** Records a new task, waiting for an engine; returns its record. */
-  add(request: TaskRequest): TaskRecord {
+  /**
+   * Records a new task, waiting for an engine; returns its record. `submitted` is now, or when
+   * the client sent a task that the hub learns of afterwards.
+   */
+  add(request: TaskRequest, submitted = now()): TaskRecord {
     const options = request.content.options;
     const record: TaskRecord = {
       msgId: request.header.msg_id,
@@ -65,7 +68,7 @@ export abstract class TaskRecordStore {
       options,
       engineId: null,
       state: 'pending',
-      submitted: now(),
+      submitted,
       started: null,
       completed: null,
       reply: null,

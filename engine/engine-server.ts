@@ -24,7 +24,13 @@ import {
   type EngineConnectionInfo,
 } from '../protocol/connection';
 import { ConnectionError } from '../protocol/errors';
-import { isMsg, type ContentMap, type IMessage, type Message } from '../protocol/messages';
+import {
+  isMsg,
+  packCarried,
+  type ContentMap,
+  type IMessage,
+  type Message,
+} from '../protocol/messages';
 import { Session } from '../protocol/session';
 import { SharedMemory, sharedMemoryHost, sweepSharedMemory } from '../protocol/shared-memory';
 import {
@@ -38,7 +44,8 @@ import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
 import { mpiPlace } from './mpi-place';
 import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
-import { RunningSlot, RunningTask, type TaskRequest } from './running-task';
+import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './running-task';
+import { openDirectSocket } from './direct-socket';
 
 /** The process that started this one, whose end ends the engine under `exitWithParent`. */
 const PARENT_PID = process.ppid;
@@ -47,6 +54,11 @@ const PARENT_PID = process.ppid;
 const ABORTED_MEMORY = 10_000;
 /** How long a registration sent after being dropped is waited for before it is sent again. */
 const REJOIN_PATIENCE_MS = 5000;
+/** Most replies to direct tasks told to the hub in one message. */
+const REPORT_BATCH = 1000;
+
+/** A reply to a task. */
+type TaskReply = IMessage<'apply_reply' | 'execute_reply'>;
 
 /** The engine process; see the file's comment. */
 export class EngineServer {
@@ -67,6 +79,10 @@ export class EngineServer {
   private rejoinedAt = -Infinity;
   /** Where MPI placed this engine, if it runs under `mpiexec`. */
   private readonly mpi = mpiPlace();
+  /** Tasks run one at a time, in the order they arrived from the hub and from clients. */
+  private work: Promise<void> = Promise.resolve();
+  /** Replies to direct tasks not yet told to the hub; told together, once per turn. */
+  private unreported: TaskReply[] = [];
   id = -1;
 
   private constructor(
@@ -74,6 +90,8 @@ export class EngineServer {
     private readonly channel: Channel,
     private readonly options: Resolved<typeof engineOptions.specs>,
     private readonly uuid: string,
+    /** Where clients send tasks straight (see direct-socket.ts), if this host has an address. */
+    private readonly direct: Awaited<ReturnType<typeof openDirectSocket>>,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.control = { main: port1, thread: port2 };
@@ -101,6 +119,7 @@ export class EngineServer {
       new Channel(socket, session, (e) => options.log(`dropped a message: ${e.message}`)),
       options,
       uuid,
+      await openDirectSocket(info, session, options.log),
     );
     socket.connect(info.engine);
     await server.register();
@@ -117,6 +136,7 @@ export class EngineServer {
         engine_set: options.engineSet,
         mpi,
         shared_memory: sharedMemoryHost(),
+        direct: this.direct?.address,
       }),
     );
   }
@@ -205,24 +225,42 @@ export class EngineServer {
     };
   }
 
+  /** Takes messages from the hub, and tasks from clients on the direct socket, in turn. */
   private async serve(messages: AsyncGenerator<Message>): Promise<void> {
-    for await (const msg of messages) {
-      // Control events that arrived while the previous task ran must count before this one.
-      this.drainControl();
-      try {
-        if (isMsg(msg, 'registration_reply')) {
-          this.registered(msg.content);
-        } else if (isMsg(msg, 'apply_request')) {
-          const { source, mode, refs } = msg.content;
-          await this.runTask(msg, 'apply_reply', () => this.kernel.apply(source, mode, refs, msg));
-        } else if (isMsg(msg, 'execute_request')) {
-          const { code, silent } = msg.content;
-          await this.runTask(msg, 'execute_reply', () => this.kernel.execute(code, silent));
-        }
-      } catch (e) {
-        // A bug here must cost one task, not the engine and everything queued on it.
-        this.options.log(`failed to run ${msg.header.msg_id}: ${(e as Error).stack}`);
+    if (this.direct) void this.serveDirect(this.direct.channel);
+    for await (const msg of messages) this.take(msg, 'hub');
+  }
+
+  /** Clients may only send tasks here; anything else (a registration reply) is the hub's. */
+  private async serveDirect(channel: Channel): Promise<void> {
+    for await (const msg of channel.messages()) {
+      if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) this.take(msg, 'client');
+    }
+  }
+
+  /** Queues `msg` behind the messages taken before it. */
+  private take(msg: Message, origin: TaskOrigin): void {
+    this.work = this.work.then(() => this.handle(msg, origin));
+  }
+
+  private async handle(msg: Message, origin: TaskOrigin): Promise<void> {
+    // Control events that arrived while the previous task ran must count before this one.
+    this.drainControl();
+    try {
+      if (isMsg(msg, 'registration_reply')) {
+        this.registered(msg.content);
+      } else if (isMsg(msg, 'apply_request')) {
+        const { source, mode, refs } = msg.content;
+        await this.runTask(msg, 'apply_reply', origin, () =>
+          this.kernel.apply(source, mode, refs, msg),
+        );
+      } else if (isMsg(msg, 'execute_request')) {
+        const { code, silent } = msg.content;
+        await this.runTask(msg, 'execute_reply', origin, () => this.kernel.execute(code, silent));
       }
+    } catch (e) {
+      // A bug here must cost one task, not the engine and everything queued on it.
+      this.options.log(`failed to run ${msg.header.msg_id}: ${(e as Error).stack}`);
     }
   }
 
@@ -243,14 +281,17 @@ export class EngineServer {
   private async runTask(
     msg: TaskRequest,
     replyType: RunningTask['replyType'],
+    origin: TaskOrigin,
     run: () => Promise<TaskOutcome<ContentMap['apply_reply'] | ContentMap['execute_reply']>>,
   ): Promise<void> {
     if (this.aborted.delete(msg.header.msg_id)) {
       const started = new Date().toISOString();
-      this.reply({ request: msg, replyType, started }, this.abortedContent());
+      this.reply({ request: msg, replyType, origin, started }, this.abortedContent());
       return;
     }
-    const task = new RunningTask(msg, replyType, (event) => this.sendOutput(msg, event));
+    const task = new RunningTask(msg, replyType, origin, (event) =>
+      this.sendOutput(msg, origin, event),
+    );
     const outcome = await this.running.run(task, run);
     task.output.flush();
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
@@ -271,8 +312,12 @@ export class EngineServer {
     }
   }
 
+  /**
+   * Answers a task where it came from; a direct task's reply goes straight to its client and is
+   * told to the hub at the end of the turn (see `report`).
+   */
   private reply(
-    task: Pick<RunningTask, 'request' | 'replyType' | 'started'>,
+    task: Pick<RunningTask, 'request' | 'replyType' | 'origin' | 'started'>,
     content: IMessage<'apply_reply'>['content'],
     buffers: Buffer[] = [],
     extra: Record<string, unknown> = {},
@@ -283,30 +328,54 @@ export class EngineServer {
       started: task.started,
       completed: new Date().toISOString(),
     };
+    const reply = this.channel.session.msg<'apply_reply' | 'execute_reply'>(
+      task.replyType,
+      content,
+      { parent: task.request.header, metadata, buffers },
+    );
+    if (task.origin === 'hub' || !this.direct) {
+      this.channel.send(reply);
+      return;
+    }
+    this.direct.channel.send({ ...reply, identities: task.request.identities });
+    this.report(reply);
+  }
+
+  /**
+   * Tells the hub of a reply a client got straight, with every other one of this turn in one
+   * message: off the client's path, and one wake-up of the hub for a run of tiny tasks.
+   */
+  private report(reply: TaskReply): void {
+    this.unreported.push(reply);
+    if (this.unreported.length >= REPORT_BATCH) this.flushReports();
+    else if (this.unreported.length === 1) setImmediate(() => this.flushReports());
+  }
+
+  private flushReports(): void {
+    if (this.unreported.length === 0) return;
+    const { carried, buffers } = packCarried(this.unreported);
+    this.unreported = [];
     this.channel.send(
-      this.channel.session.msg<'apply_reply' | 'execute_reply'>(task.replyType, content, {
-        parent: task.request.header,
-        metadata,
-        buffers,
-      }),
+      this.channel.session.msg('direct_replies', { replies: carried }, { buffers }),
     );
   }
 
-  private sendOutput(to: TaskRequest, event: OutputEvent): void {
+  /** Output goes with the task's reply; the hub gets a direct task's too, for subscribers. */
+  private sendOutput(to: TaskRequest, origin: TaskOrigin, event: OutputEvent): void {
     const options = { parent: to.header };
     const session = this.channel.session;
-    switch (event.type) {
-      case 'stream':
-        return this.channel.send(session.msg('stream', event.content, options));
-      case 'display_data':
-        return this.channel.send(session.msg('display_data', event.content, options));
-      case 'execute_result':
-        return this.channel.send(session.msg('execute_result', event.content, options));
-      case 'data_message':
-        return this.channel.send(
-          session.msg('data_message', event.content, { ...options, buffers: event.buffers }),
-        );
+    const output =
+      event.type === 'stream'
+        ? session.msg('stream', event.content, options)
+        : event.type === 'display_data'
+          ? session.msg('display_data', event.content, options)
+          : event.type === 'execute_result'
+            ? session.msg('execute_result', event.content, options)
+            : session.msg('data_message', event.content, { ...options, buffers: event.buffers });
+    if (origin === 'client' && this.direct) {
+      this.direct.channel.send({ ...output, identities: to.identities });
     }
+    this.channel.send(output);
   }
 
   private abortedContent(): IMessage<'apply_reply'>['content'] {
@@ -371,6 +440,8 @@ export class EngineServer {
       this.channel.send(this.channel.session.msg('unregistration_request', {}));
     }
     await this.stopHeartbeat();
+    this.flushReports();
+    this.direct?.channel.close();
     this.channel.close();
     this.hooks?.exit(code);
   }
@@ -395,8 +466,10 @@ export class EngineServer {
       });
     }
     this.options.log(why);
+    this.flushReports();
     this.channel.send(this.channel.session.msg('unregistration_request', {}));
     // Closing with the socket's linger lets what was just sent leave before the end.
+    this.direct?.channel.close();
     this.channel.close();
   }
 }

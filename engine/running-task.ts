@@ -12,6 +12,12 @@ import { TaskOutput } from './output';
 /** A request that runs user code. */
 export type TaskRequest = IMessage<'apply_request'> | IMessage<'execute_request'>;
 
+/**
+ * Where a task came from, and so where its reply and output go: the hub, or a client that sent
+ * it straight to the engine's direct socket.
+ */
+export type TaskOrigin = 'hub' | 'client';
+
 /** Everything that belongs to one task; see the file's comment. */
 export class RunningTask {
   /** When the engine took the task up, for its reply's metadata. */
@@ -26,6 +32,7 @@ export class RunningTask {
   constructor(
     readonly request: TaskRequest,
     readonly replyType: 'apply_reply' | 'execute_reply',
+    readonly origin: TaskOrigin,
     sendOutput: (event: OutputEvent) => void,
   ) {
     this.output = new TaskOutput(sendOutput);

@@ -8,6 +8,7 @@ import {
   arrayOf,
   bool,
   explain,
+  is,
   isObject,
   nullable,
   num,
@@ -54,6 +55,17 @@ export interface EngineInfo {
    * it large values through `/dev/shm`.
    */
   shared_memory?: string;
+  /** Where clients may send the engine tasks straight, bypassing the hub. */
+  direct?: DirectAddress;
+}
+
+/**
+ * An engine's own ROUTER, where clients send it tasks without the hub (see
+ * `engine/direct-socket.ts`), with the engine's CURVE public key when the cluster encrypts.
+ */
+export interface DirectAddress {
+  address: string;
+  curve_serverkey?: string;
 }
 
 /** An MPI process's rank and the size of its job (`MPI_COMM_WORLD`). */
@@ -111,6 +123,20 @@ export interface TaskRecordSummary {
   data_buffers?: number;
 }
 
+/**
+ * A message carried inside another (`direct_tasks`, `direct_replies`): its JSON parts, and how
+ * many of the carrier's buffers are its own, in order.
+ */
+export type Carried<T extends MsgType> = {
+  [K in T]: {
+    header: IHeader<K>;
+    parent_header: IHeader | Record<string, never>;
+    metadata: Record<string, unknown>;
+    content: ContentMap[K];
+    buffers: number;
+  };
+}[T];
+
 /** Content of every message type, keyed by `msg_type`. */
 export interface ContentMap {
   // Tasks: client -> controller -> engine, and back.
@@ -134,6 +160,7 @@ export interface ContentMap {
     engine_set?: string;
     mpi?: MpiPlace;
     shared_memory?: string;
+    direct?: DirectAddress;
   };
   registration_reply: ReplyStatus<{
     id: EngineId;
@@ -151,6 +178,12 @@ export interface ContentMap {
   registration_lost: { reason: string };
   registration_notification: { engine: EngineInfo };
   unregistration_notification: { id: EngineId; reason: string };
+  // Direct paths: what went between clients and engines without the hub, told to the hub
+  // afterwards, batched, so that its records, retries and aborts cover those tasks too.
+  /** Client to hub: tasks this client sent straight to engines (`options.targets[0]`). */
+  direct_tasks: { tasks: Carried<TaskRequestType>[] };
+  /** Engine to hub: its replies to tasks clients sent it straight, as the clients got them. */
+  direct_replies: { replies: Carried<ReplyType<TaskRequestType>>[] };
   // Requests a client makes of the hub, and control the hub sends engines.
   connection_request: Record<string, never>;
   connection_reply: ReplyStatus<{ engines: EngineInfo[] }>;
@@ -199,8 +232,11 @@ export interface IMessage<T extends MsgType = MsgType> {
   buffers: Buffer[];
 }
 
+/** A message of any of the types `T`, discriminated by `header.msg_type`. */
+export type MessageOf<T extends MsgType> = { [K in T]: IMessage<K> }[T];
+
 /** The union of every message, discriminated by `header.msg_type`. */
-export type Message = { [T in MsgType]: IMessage<T> }[MsgType];
+export type Message = MessageOf<MsgType>;
 
 /** Narrows a message to its type. */
 export function isMsg<T extends MsgType>(msg: Message, type: T): msg is IMessage<T> & Message {
@@ -276,6 +312,7 @@ const taskOptions: Check = (v) => requiredOptions(v) ?? knownOptions(v);
 const launchFields = {
   engine_set: optional(str),
   mpi: optional(shape({ rank: num, size: num })),
+  direct: optional(shape({ address: str, curve_serverkey: optional(str) })),
 };
 const engineInfo = shape({
   id: num,
@@ -330,6 +367,8 @@ const contentChecks: Record<MsgType, Check> = {
     ...launchFields,
     shared_memory: optional(str),
   }),
+  direct_tasks: shape({ tasks: arrayOf(carried(['apply_request', 'execute_request'])) }),
+  direct_replies: shape({ replies: arrayOf(carried(['apply_reply', 'execute_reply'])) }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
   heartbeat: shape({ usage: optional(engineUsage) }),
@@ -353,6 +392,62 @@ const contentChecks: Record<MsgType, Check> = {
   data_message: obj,
 };
 
+/**
+ * A carried message (see `Carried`) of one of `types`, its content checked as its own type's;
+ * looked up when called, as the table it uses is built after it.
+ */
+function carried(types: MsgType[]): Check {
+  const parts = shape({
+    header: (v) => headerCheck(v) ?? oneOf(types)((v as { msg_type: unknown }).msg_type) ?? null,
+    parent_header: obj,
+    metadata: obj,
+    buffers: is((v) => Number.isInteger(v) && (v as number) >= 0, 'a count of buffers'),
+  });
+  return (v) => {
+    const problem = parts(v);
+    if (problem) return problem;
+    const { header, content } = v as { header: { msg_type: MsgType }; content: unknown };
+    const bad = contentChecks[header.msg_type](content);
+    if (bad) bad.path.unshift('content');
+    return bad;
+  };
+}
+
+/** The messages that carry others, and where in their content the carried ones are. */
+const carriers: { [T in MsgType]?: (content: ContentMap[T]) => { buffers: number }[] } = {
+  direct_tasks: (c) => c.tasks,
+  direct_replies: (c) => c.replies,
+};
+
+/**
+ * The messages `carried` holds, whole: each with `identities` and its share of `buffers`, which
+ * the gate checked add up (`validateMessage`).
+ */
+export function unpackCarried<T extends MsgType>(
+  carried: Carried<T>[],
+  buffers: Buffer[],
+  identities: Buffer[],
+): MessageOf<T>[] {
+  let at = 0;
+  return carried.map(({ buffers: n, ...parts }) => {
+    const own = buffers.slice(at, (at += n));
+    return { ...parts, identities, buffers: own } as MessageOf<T>;
+  });
+}
+
+/** What `unpackCarried`'s caller carries: messages as they would go on the wire on their own. */
+export function packCarried<T extends MsgType>(
+  messages: IMessage<T>[],
+): { carried: Carried<T>[]; buffers: Buffer[] } {
+  const buffers: Buffer[] = [];
+  const carried = messages.map((m) => {
+    buffers.push(...m.buffers);
+    const { header, parent_header, metadata, content } = m;
+    return { header, parent_header, metadata, content, buffers: m.buffers.length } as Carried<T>;
+  });
+  return { carried, buffers };
+}
+
 /** True for the `msg_type` of a message tsparallel knows. */
 function isMsgType(type: string): type is MsgType {
   return Object.hasOwn(contentChecks, type);
@@ -374,6 +469,7 @@ export function validateMessage(msg: {
   parent_header: unknown;
   metadata: unknown;
   content: unknown;
+  buffers?: unknown[];
 }): asserts msg is Message {
   const badHeader = headerCheck(msg.header);
   if (badHeader)
@@ -388,5 +484,14 @@ export function validateMessage(msg: {
     throw new TypeError(
       `${type}: content does not match the message type (${explain(badContent, 'content')})`,
     );
+  }
+  const carriedIn = carriers[type] as ((c: unknown) => { buffers: number }[]) | undefined;
+  if (carriedIn && msg.buffers) {
+    const counted = carriedIn(msg.content).reduce((n, m) => n + m.buffers, 0);
+    if (counted !== msg.buffers.length) {
+      throw new TypeError(
+        `${type}: the carried messages count ${counted} buffers, the message has ${msg.buffers.length}`,
+      );
+    }
   }
 }

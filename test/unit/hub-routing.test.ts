@@ -13,7 +13,9 @@ import type {
   Message,
   MsgType,
   TaskOptions,
+  TaskRecordSummary,
 } from '../../protocol/messages';
+import { packCarried } from '../../protocol/messages';
 import { Session, type Frame } from '../../protocol/session';
 import { delivered } from '../delivered';
 import { ManualClock } from './manual-clock';
@@ -591,6 +593,137 @@ describe('Hub routing', () => {
         const sent = out.take();
         assert.deepEqual(forwarded(sent), []);
         assertError(only(sent, 'apply_reply').content, 'DependencyError', /\(1\) is alive/);
+      });
+    });
+
+    describe('tasks that went straight to their engines', () => {
+      /** A task a client sent straight to the engine it targets, not (yet) told to the hub. */
+      const straight = (targets: number[], source = '() => 1'): IMessage<'apply_request'> =>
+        session.msg('apply_request', {
+          source,
+          mode: 'call',
+          refs: [],
+          options: { balanced: false, targets },
+        });
+
+      /** The client tells the hub of tasks it sent straight, in one message. */
+      const tell = (...tasks: IMessage<'apply_request'>[]): void => {
+        const { carried, buffers } = packCarried(tasks);
+        hub.handleClient(
+          wire(session.msg('direct_tasks', { tasks: carried }, { identities: [CLIENT], buffers })),
+        );
+      };
+
+      /** The engine at `engine` tells the hub of its replies to `tasks`, one message for all. */
+      const report = (engine: Buffer, tasks: IMessage[], result = Buffer.from('42')): void => {
+        const replies = tasks.map((t) =>
+          session.msg('apply_reply', { status: 'ok' } as ContentMap['apply_reply'], {
+            parent: t.header,
+            metadata: { engine_id: 1, started: STARTED, completed: COMPLETED },
+            buffers: [result],
+          }),
+        );
+        const { carried, buffers } = packCarried(replies);
+        hub.handleEngine(
+          wire(
+            session.msg('direct_replies', { replies: carried }, { identities: [engine], buffers }),
+          ),
+        );
+      };
+
+      const record = (task: IMessage): TaskRecordSummary & { buffers: Buffer[] } => {
+        request('result_request', { msg_id: task.header.msg_id });
+        const reply = only(out.take(), 'result_reply');
+        assert.equal(reply.content.status, 'ok');
+        return {
+          ...(reply.content as { record: TaskRecordSummary }).record,
+          buffers: reply.buffers,
+        };
+      };
+
+      it('records them and their replies, sending nothing the client already has', () => {
+        const tasks = [straight([1]), straight([1])];
+        tell(...tasks);
+        assert.deepEqual(out.take(), [], 'neither to the engine nor to the client');
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.engines[1].queue, 2);
+        assert.equal(record(tasks[0]).state, 'running');
+
+        report(ENGINE_B, tasks);
+        assert.deepEqual(out.take(), []);
+        for (const task of tasks) {
+          const r = record(task);
+          assert.equal(r.state, 'completed');
+          assert.equal(r.engine_id, 1);
+          assert.equal(r.submitted, task.header.date, 'sent when the client sent it');
+          assert.equal(r.completed, COMPLETED);
+          assert.deepEqual(r.buffers, [Buffer.from('42')]);
+        }
+        const after = queueStatus();
+        assert.equal(after.status === 'ok' && after.engines[1].completed, 2);
+      });
+
+      it('takes the engine’s reply before the client’s word of the task', () => {
+        const task = straight([1]);
+        report(ENGINE_B, [task]);
+        tell(task);
+        assert.deepEqual(out.take(), []);
+        assert.equal(record(task).state, 'completed');
+      });
+
+      it('ignores a reply from an engine the task did not go to', () => {
+        const task = straight([1]);
+        tell(task);
+        report(ENGINE_A, [task]);
+        assert.equal(record(task).state, 'running');
+      });
+
+      it('fails them through the hub when their engine dies', () => {
+        const task = straight([1]);
+        tell(task);
+        onlyBeat([ENGINE_A]);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.deepEqual(reply.identities, [CLIENT]);
+        assert.equal(reply.parent_header.msg_id, task.header.msg_id);
+        assertError(reply.content, 'EngineError', /engine 1 died/);
+      });
+
+      it('fails one whose engine left before the hub heard of it', () => {
+        const task = straight([7]);
+        tell(task);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assertError(reply.content, 'EngineError', /engine 7 is not registered; live engines: 0, 1/);
+      });
+
+      it('asks their engine to abort them, on its control socket', () => {
+        const task = straight([1]);
+        tell(task);
+        request('abort_request', { msg_ids: [task.header.msg_id] });
+        const sent = out.take();
+        assert.deepEqual(only(sent, 'abort_request', 'control').identities, [ENGINE_B]);
+        assert.deepEqual(only(sent, 'abort_reply').content, {
+          status: 'ok',
+          aborted: [task.header.msg_id],
+        });
+      });
+
+      it('publishes their output without sending it to the client, who has it', () => {
+        const task = straight([1]);
+        tell(task);
+        hub.handleEngine(
+          wire(
+            session.msg(
+              'stream',
+              { name: 'stdout', text: 'hi\n' },
+              { parent: task.header, identities: [ENGINE_B] },
+            ),
+          ),
+        );
+        const sent = out.take();
+        assert.deepEqual(
+          sent.map((s) => [s.route, s.topic]),
+          [['publish', 'engine.1.stream']],
+        );
       });
     });
 

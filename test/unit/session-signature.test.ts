@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 
 import { ProtocolError } from '../../protocol/errors';
+import { isMsg, packCarried, unpackCarried } from '../../protocol/messages';
 import { DELIMITER, Session } from '../../protocol/session';
 import { delivered } from '../delivered';
 
@@ -241,6 +242,52 @@ describe('Session serialize/deserialize', () => {
         rejects(
           () => session.receive(signedFrames(KEY, [...parts, content])).msg,
           /apply_reply: content does not match/,
+        );
+      }
+    });
+  });
+
+  describe('checks messages carried inside another (direct_tasks, direct_replies)', () => {
+    const task = session.msg(
+      'apply_request',
+      { source: '(x) => x', mode: 'call', refs: [], options: { balanced: false, targets: [0] } },
+      { buffers: [Buffer.from('arg')] },
+    );
+
+    it('unpacks each with its own buffers, as sent', () => {
+      const { carried, buffers } = packCarried([task, { ...task, buffers: [] }]);
+      const msg = session.msg('direct_tasks', { tasks: carried }, { buffers });
+      const got = session.receive(delivered(session.frames(msg))).msg;
+      assert.ok(isMsg(got, 'direct_tasks'));
+      const [a, b] = unpackCarried(got.content.tasks, got.buffers, [Buffer.from('c')]);
+      assert.deepEqual(a.content, task.content);
+      assert.deepEqual(a.buffers, [Buffer.from('arg')]);
+      assert.deepEqual(a.identities, [Buffer.from('c')]);
+      assert.deepEqual(b.buffers, []);
+    });
+
+    it('refuses one whose buffer counts do not add up to the buffers sent', () => {
+      const { carried } = packCarried([task]);
+      const msg = session.msg('direct_tasks', { tasks: carried });
+      rejects(
+        () => session.receive(delivered(session.frames(msg))).msg,
+        /direct_tasks: the carried messages count 1 buffers, the message has 0/,
+      );
+    });
+
+    it('refuses a carried message of a type the carrier does not carry, or bad content', () => {
+      const { carried } = packCarried([task]);
+      const [one] = carried;
+      const wrongType = { ...one, header: { ...one.header, msg_type: 'shutdown_request' } };
+      const badContent = { ...one, content: { ...one.content, mode: 'sideways' } };
+      for (const [bad, where] of [
+        [wrongType, /content\.tasks\[0\]\.header is not one of apply_request, execute_request/],
+        [badContent, /content\.tasks\[0\]\.content\.mode is not one of call, map/],
+      ] as const) {
+        const header = { ...task.header, msg_type: 'direct_tasks' };
+        rejects(
+          () => session.receive(signedFrames(KEY, [header, {}, {}, { tasks: [bad] }])).msg,
+          where,
         );
       }
     });

@@ -1,0 +1,94 @@
+/**
+ * The client's side of direct paths: tasks go straight to the engine that runs them, on a
+ * DEALER of this client's per engine (opened at the first such task), and its replies and
+ * output come back on it; the hub is told of those tasks afterwards, everything sent in one
+ * turn in one message, so that its records, aborts and retries cover them as any other.
+ */
+import * as zmq from 'zeromq';
+import { Channel, NO_DROPPING } from '../protocol/channel';
+import {
+  packCarried,
+  type EngineInfo,
+  type IMessage,
+  type Message,
+  type TaskRequestType,
+} from '../protocol/messages';
+import type { Session } from '../protocol/session';
+
+/** Most tasks told to the hub in one message. */
+const TELL_BATCH = 1000;
+
+/** The direct paths of one client; see the file's comment. */
+export class DirectPaths {
+  private readonly sockets = new Map<number, Channel>();
+  /** Tasks sent straight that the hub has not been told of yet. */
+  private untold: IMessage<TaskRequestType>[] = [];
+
+  constructor(
+    private readonly session: Session,
+    /** The client's socket to the hub. */
+    private readonly hub: Channel,
+    /** Where what engines send back goes. */
+    private readonly receive: (msg: Message) => void,
+    private readonly log: (e: Error) => void,
+  ) {}
+
+  /** Sends `task` straight to `engine`; false when the engine takes tasks from the hub only. */
+  send(task: IMessage<TaskRequestType>, engine: EngineInfo): boolean {
+    if (!engine.direct) return false;
+    let socket = this.sockets.get(engine.id);
+    if (!socket) {
+      socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
+      this.sockets.set(engine.id, socket);
+    }
+    socket.send(task);
+    this.untold.push(task);
+    if (this.untold.length >= TELL_BATCH) this.tellHub();
+    else if (this.untold.length === 1) setImmediate(() => this.tellHub());
+    return true;
+  }
+
+  /**
+   * Tells the hub now of the tasks sent straight; called before any request to the hub, which
+   * may be about them (an abort, a result), so that the hub knows them when it answers.
+   */
+  tellHub(): void {
+    if (this.untold.length === 0) return;
+    const { carried, buffers } = packCarried(this.untold);
+    this.untold = [];
+    this.hub.send(this.session.msg('direct_tasks', { tasks: carried }, { buffers }));
+  }
+
+  /** Engine `id` left: its socket closes; the hub fails or reruns the tasks it held. */
+  forget(id: number): void {
+    this.sockets.get(id)?.close();
+    this.sockets.delete(id);
+  }
+
+  close(): void {
+    this.tellHub();
+    for (const socket of this.sockets.values()) socket.close();
+    this.sockets.clear();
+  }
+
+  private connect(address: string, curveServerKey: string | undefined): Channel {
+    const curve = curveServerKey === undefined ? {} : { curveServerKey, ...keyPair() };
+    const socket = new zmq.Dealer({
+      ...NO_DROPPING,
+      linger: 0,
+      routingId: this.session.id,
+      ...curve,
+    });
+    socket.connect(address);
+    const channel = new Channel(socket, this.session, this.log);
+    void (async () => {
+      for await (const msg of channel.messages()) this.receive(msg);
+    })();
+    return channel;
+  }
+}
+
+function keyPair(): { curvePublicKey: string; curveSecretKey: string } {
+  const { publicKey, secretKey } = zmq.curveKeyPair();
+  return { curvePublicKey: publicKey, curveSecretKey: secretKey };
+}

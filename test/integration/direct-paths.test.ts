@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as zmq from 'zeromq';
+import type { Client } from '../../client/client';
+import { Cluster, type ClusterState } from '../../cluster/cluster';
+import { profileDir } from '../../protocol/connection';
+import { EngineError, TaskAbortedError } from '../../protocol/errors';
+import { Session } from '../../protocol/session';
+import { FAST_HEARTBEAT, figures, until, useCluster } from './fixture';
+
+function controllerPid(cluster: Cluster): number {
+  return (JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState).controllerPid;
+}
+
+/** Everything the cluster's engines logged. */
+function engineLogs(cluster: Cluster): string {
+  const dir = join(profileDir(cluster.profile), 'log');
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${cluster.clusterId || 'default'}-engine-`))
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('\n');
+}
+
+/** Runs `body` with the controller process stopped (SIGSTOP), resuming it however body ends. */
+async function withControllerStopped<T>(cluster: Cluster, body: () => PromiseLike<T>): Promise<T> {
+  const pid = controllerPid(cluster);
+  process.kill(pid, 'SIGSTOP');
+  figures.faultsInjected++;
+  try {
+    return await body();
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
+/** Resolves once the hub's record of `msgId` is final, with that record. */
+async function finalRecord(
+  rc: Client,
+  msgId: string,
+): Promise<Awaited<ReturnType<Client['result']>>> {
+  for (;;) {
+    const r = await rc.result(msgId);
+    if (r.state !== 'pending' && r.state !== 'running') return r;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function printThenSleep(ms: number): Promise<number> {
+  console.log('started');
+  await new Promise((r) => setTimeout(r, ms));
+  return process.pid;
+}
+
+/** Resolves at the task's first output: it runs. */
+function started(ar: { onOutput(cb: () => void): void }): Promise<void> {
+  return new Promise((resolve) => ar.onOutput(() => resolve()));
+}
+
+describe('direct paths: clients and engines without the hub in between', () => {
+  const t = useCluster(2);
+
+  it('runs direct-view tasks while the controller is stopped; its records catch up after', async () => {
+    const dv = t.rc.directView();
+    const { values, outputs, ids } = await withControllerStopped(t.cluster, async () => {
+      const squares = await t.rc.directView(1).map((x: number) => x * x, [1, 2, 3, 4]);
+      const ar = dv.apply((x: number) => {
+        console.log(`engine ${engineId} got ${x}`);
+        return engineId * 10 + x;
+      }, 7);
+      const got = await ar;
+      const [run] = await t.rc.directView(0).execute('const seen = 5; seen * 2');
+      figures.tasksSubmitted += 7;
+      return { values: { squares, got, run: run.result }, outputs: ar.stdout, ids: ar.msgIds };
+    });
+    assert.deepEqual(values, { squares: [1, 4, 9, 16], got: [7, 17], run: '10' });
+    assert.deepEqual(outputs, ['engine 0 got 7\n', 'engine 1 got 7\n']);
+    for (const [i, id] of ids.entries()) {
+      const r = await finalRecord(t.rc, id);
+      assert.equal(r.state, 'completed');
+      assert.equal(r.engineId, i);
+      assert.equal(r.value, i * 10 + 7);
+      assert.ok(r.started && r.completed && r.started <= r.completed);
+    }
+    const status = await t.rc.queueStatus();
+    assert.equal(status[0].queue + status[1].queue, 0, 'the hub holds none of them as running');
+  });
+
+  it('aborts a running direct task and one queued behind it; the engine serves on', async () => {
+    const dv = t.rc.directView(0);
+    const running = dv.apply(printThenSleep, 60_000);
+    const queued = dv.apply(() => 'never');
+    await started(running);
+    await t.rc.abort([...running.msgIds, ...queued.msgIds]);
+    await assert.rejects(running.get(), TaskAbortedError);
+    await assert.rejects(queued.get(), TaskAbortedError);
+    assert.deepEqual(await dv.apply(() => 'after'), ['after']);
+    assert.equal((await finalRecord(t.rc, running.msgIds[0])).state, 'aborted');
+  });
+
+  it('refuses a replayed or forged message on the engine’s own socket', async () => {
+    const [engine] = t.rc.engineInfo;
+    assert.ok(engine.direct, 'the engine registered a direct address');
+    const key = (JSON.parse(readFileSync(t.cluster.clientFile, 'utf8')) as { key: string }).key;
+    const insider = new Session(key);
+    const peer = new zmq.Dealer({ linger: 0, routingId: insider.id });
+    peer.connect(engine.direct.address);
+    const count = insider.msg('execute_request', {
+      code: 'globalThis.directHits = (globalThis.directHits ?? 0) + 1',
+      silent: true,
+      options: { balanced: false, targets: [engine.id] },
+    });
+    const frames = insider.frames(count);
+    await peer.send(frames);
+    assert.equal(insider.receive(await peer.receive()).msg.header.msg_type, 'execute_reply');
+    for (let i = 0; i < 2; i++) await peer.send(frames); // captured and sent again
+    const forger = new Session('a wrong key');
+    await peer.send(forger.frames(forger.msg('execute_request', count.content)));
+    figures.faultsInjected += 3;
+    await until(
+      () =>
+        (engineLogs(t.cluster).match(/direct socket: message replayed/g) ?? []).length === 2 &&
+        /direct socket: message signature is missing or wrong/.test(engineLogs(t.cluster)),
+      'the engine to log two replays and a bad signature',
+    );
+    peer.close();
+    const [hits] = await t.rc.directView(engine.id).execute('directHits');
+    assert.equal(hits.result, '1');
+  });
+
+  it('fails direct tasks with EngineError when their engine is killed (kill -9), none hanging', async () => {
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+    const victim = t.rc.engineInfo[2];
+    const dv = t.rc.directView(victim.id);
+    const running = dv.apply(printThenSleep, 60_000);
+    const queued = [1, 2, 3].map((x) => dv.apply((y: number) => y, x));
+    figures.tasksSubmitted += 4;
+    await started(running);
+    process.kill(victim.pid, 'SIGKILL');
+    figures.faultsInjected++;
+    for (const ar of [running, ...queued]) {
+      await assert.rejects(ar.get(), (e: unknown) => {
+        assert.ok(e instanceof EngineError, String(e));
+        assert.match(e.message, new RegExp(`engine ${victim.id} died`));
+        return true;
+      });
+    }
+    await until(() => !t.rc.ids.includes(victim.id), 'the dead engine to leave rc.ids');
+    assert.deepEqual(await t.rc.directView().apply(() => 'alive'), ['alive', 'alive']);
+  });
+});
+
+describe('direct paths on a CURVE cluster', () => {
+  let cluster: Cluster;
+  let rc: Client;
+
+  before(async function () {
+    this.timeout(30_000);
+    cluster = await Cluster.start({ engines: 1, controller: { ...FAST_HEARTBEAT, curve: true } });
+    rc = await cluster.connect();
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    rc?.close();
+    await cluster?.stop();
+  });
+
+  it('encrypts with a key of the engine’s own, told by the hub, and runs without the hub', async () => {
+    const [engine] = rc.engineInfo;
+    assert.match(engine.direct?.curve_serverkey ?? '', /^.{40}$/);
+    const info = JSON.parse(readFileSync(cluster.clientFile, 'utf8')) as {
+      curve_serverkey: string;
+    };
+    assert.notEqual(engine.direct?.curve_serverkey, info.curve_serverkey);
+    const got = await withControllerStopped(cluster, () => rc.directView().apply(() => 'sealed'));
+    assert.deepEqual(got, ['sealed']);
+  });
+});
+
+/** The engine's id, a global in every engine's namespace. */
+declare const engineId: number;
