@@ -362,7 +362,8 @@ export class EngineServer {
 
   /** Output goes with the task's reply; the hub gets a direct task's too, for subscribers. */
   private sendOutput(to: TaskRequest, origin: TaskOrigin, event: OutputEvent): void {
-    const options = { parent: to.header };
+    // The hub tags what it relays with the engine's id; a direct task's client needs it too.
+    const options = { parent: to.header, metadata: { engine_id: this.id } };
     const session = this.channel.session;
     const output =
       event.type === 'stream'
