@@ -184,6 +184,7 @@ export class Client {
       }),
       session,
       log,
+      { batch: true },
     );
     const subscriber = new zmq.Subscriber({ linger: 0, ...curveClientOptions(info) });
     subscriber.subscribe('hub.');

@@ -85,9 +85,10 @@ export class ControllerServer {
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
     const router = (options = {}): zmq.Router =>
       new zmq.Router({ ...NO_DROPPING, ...security, ...options });
-    this.client = new Channel(router(CLIENT_INBOUND), session, refuse);
-    this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'));
-    this.engine = new Channel(router(), session, dropped('engine'));
+    const batch = { batch: true };
+    this.client = new Channel(router(CLIENT_INBOUND), session, refuse, batch);
+    this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'), batch);
+    this.engine = new Channel(router(), session, dropped('engine'), batch);
     this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
     this.hub = new Hub(session, this.outlet(), options, { records: store });
     this.files = {

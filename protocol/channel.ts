@@ -1,12 +1,21 @@
 /**
  * A ZeroMQ socket speaking tsparallel messages. zeromq.js allows one pending send per socket, so
  * sends go through a queue; received frames are verified and validated once, here, and bad ones
- * are dropped and reported without ever stopping the receive loop.
+ * are dropped and reported without ever stopping the receive loop. A batch (see `batchFrames`)
+ * is taken apart on receipt and each of its messages checked as if it had come alone.
  */
 import type * as zmq from 'zeromq';
 import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import { ReplayGuard, type Envelope, type Frame, type Received, type Session } from './session';
+import {
+  batchFrames,
+  ReplayGuard,
+  unbatch,
+  type Envelope,
+  type Frame,
+  type Received,
+  type Session,
+} from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -24,6 +33,37 @@ export const NO_DROPPING = {
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
+export interface ChannelOptions {
+  /**
+   * Sends what is queued for one peer in one turn of the event loop as one ZeroMQ message, one
+   * wake-up of every thread on its way instead of one per message: the first message to a peer
+   * in a turn goes at once, so a lone one waits for nothing, and the rest follow together as the
+   * turn ends (`setImmediate`, not a timer). Only between tsparallel's own processes: Jupyter's
+   * clients know no batches. Every channel receives them, with or without this.
+   */
+  batch?: boolean;
+}
+
+/**
+ * A message this large goes alone: it gains little from sharing a wake-up and is not held back
+ * for one. A batch this large goes at once, so a burst leaves in pieces while it is being made.
+ */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Messages taken from received batches before the receive loop lets the event loop turn: a
+ * burst of batches must not hold back what this process batches in turn, nor its timers, longer
+ * than the same burst of single messages would (zeromq.js yields after 512 receives).
+ */
+const UNBATCHED_PER_TURN = 512;
+
+/** What a channel sending batches holds for one peer in the current turn. */
+interface Held {
+  identities: Buffer[];
+  bodies: Frame[][];
+  bytes: number;
+}
+
 /** A socket that sends and receives whole, signed tsparallel messages. */
 export class Channel {
   private readonly queue: Frame[][] = [];
@@ -34,20 +74,30 @@ export class Channel {
   private readonly replays = new ReplayGuard();
   /** Received messages dropped so far, by reason. */
   readonly dropped: Record<DropKind, number> = { signature: 0, replay: 0, malformed: 0 };
+  /** With `batch`: the peers sent to in this turn, by route, with what waits to follow. */
+  private readonly turn = new Map<string, Held>();
+  /** The messages of the latest received batch, and the next one to hand on. */
+  private unread: Buffer[][] = [];
+  private unreadAt = 0;
+  private unbatchedSinceYield = 0;
 
   constructor(
     readonly socket: MessageSocket,
     readonly session: Session,
     private readonly onDropped: (error: Error) => void = () => {},
+    private readonly options: ChannelOptions = {},
   ) {}
 
   /**
    * Sends `msg` now if the socket can take it, else queues it; order is kept either way. With
    * `wire` (a received message's signed frames, see `Received`), sends those behind
-   * `msg.identities` instead of serializing `msg`.
+   * `msg.identities` instead of serializing `msg`. With `batch`, a message that is not the first
+   * to its peer in this turn leaves at the end of the turn (see `ChannelOptions`).
    */
   send(msg: IMessage | Envelope, wire?: Frame[]): void {
-    this.sendFrames(wire ? [...msg.identities, ...wire] : this.session.frames(msg));
+    const body = wire ?? this.session.body(msg);
+    if (this.options.batch) this.hold(msg.identities, body);
+    else this.sendFrames([...msg.identities, ...body]);
   }
 
   sendFrames(frames: Frame[]): void {
@@ -71,28 +121,90 @@ export class Channel {
     for (let r = await this.next(); r !== null; r = await this.next()) yield r;
   }
 
-  /** The next verified message, or null once the socket closed; bad ones are dropped. */
+  /**
+   * The next verified message, or null once the socket closed; bad ones are dropped, and a bad
+   * message in a batch costs only itself.
+   */
   private async next(): Promise<Received | null> {
     for (;;) {
       let frames: Buffer[];
-      try {
-        frames = await (this.socket as zmq.Readable).receive();
-      } catch (e) {
-        if (this.socket.closed) return null;
-        throw e;
+      if (this.unreadAt < this.unread.length) {
+        frames = this.unread[this.unreadAt++];
+        if (++this.unbatchedSinceYield >= UNBATCHED_PER_TURN) {
+          this.unbatchedSinceYield = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } else {
+        let received: Buffer[];
+        try {
+          received = await (this.socket as zmq.Readable).receive();
+        } catch (e) {
+          if (this.socket.closed) return null;
+          throw e;
+        }
+        try {
+          this.unread = unbatch(received);
+        } catch (e) {
+          this.drop(e);
+          continue;
+        }
+        frames = this.unread[0];
+        this.unreadAt = 1;
       }
       try {
         return this.session.receive(frames, this.replays);
       } catch (e) {
-        this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
-        this.onDropped(e as Error);
+        this.drop(e);
       }
     }
   }
 
+  /** Sends what is held, then closes; what the socket has not taken by then is dropped. */
   close(): void {
+    this.endTurn();
     this.queue.length = 0;
     this.socket.close();
+  }
+
+  private drop(e: unknown): void {
+    this.dropped[e instanceof ProtocolError ? e.kind : 'malformed']++;
+    this.onDropped(e as Error);
+  }
+
+  /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
+  private hold(identities: Buffer[], body: Frame[]): void {
+    const route = identities.map((i) => `${i.length}:${i.toString('latin1')}`).join('');
+    const held = this.turn.get(route);
+    if (held === undefined) {
+      if (this.turn.size === 0) setImmediate(() => this.endTurn());
+      this.turn.set(route, { identities, bodies: [], bytes: 0 });
+      this.sendFrames([...identities, ...body]);
+      return;
+    }
+    const bytes = body.reduce((n, f) => n + f.length, 0);
+    if (bytes >= BATCH_BYTES) {
+      this.release(held);
+      this.sendFrames([...identities, ...body]);
+      return;
+    }
+    held.bodies.push(body);
+    held.bytes += bytes;
+    if (held.bytes >= BATCH_BYTES) this.release(held);
+  }
+
+  /** Sends what is held for one peer: one message alone, several as a batch. */
+  private release(held: Held): void {
+    const { identities, bodies } = held;
+    if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
+    else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
+    held.bodies = [];
+    held.bytes = 0;
+  }
+
+  /** Sends everything held; the next message to each peer goes at once again. */
+  private endTurn(): void {
+    for (const held of this.turn.values()) this.release(held);
+    this.turn.clear();
   }
 
   /** False when the socket is busy with an earlier send. */

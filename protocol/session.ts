@@ -1,7 +1,8 @@
 /**
  * Jupyter-style multipart framing: `[identities..., "<IDS|MSG>", signature, header,
  * parent_header, metadata, content, buffers...]`, signed with HMAC-SHA256 over the four JSON
- * frames. A `Session` builds, signs, parses and verifies messages for one process.
+ * frames. A `Session` builds, signs, parses and verifies messages for one process. Several
+ * messages for one peer may travel as one batch (see `batchFrames`), each still signed alone.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -19,6 +20,10 @@ import {
 
 /** Separates routing identities from the message frames. */
 export const DELIMITER = Buffer.from('<IDS|MSG>');
+/** Separates routing identities from a batch of messages (see `batchFrames`). */
+export const BATCH_DELIMITER = Buffer.from('<IDS|BATCH>');
+/** The fewest frames a message has from its delimiter on: the delimiter, signature, four JSON. */
+const MESSAGE_FRAMES = 6;
 const PROTOCOL_VERSION = '5.3';
 
 /** What a new message answers, and how it is routed. */
@@ -112,10 +117,15 @@ export class Session {
    * Buffers are passed through without copying.
    */
   frames(msg: IMessage | Envelope): Frame[] {
+    return [...msg.identities, ...this.body(msg)];
+  }
+
+  /** `frames` without the identities: from the delimiter on, as `Received.wire` holds them. */
+  body(msg: IMessage | Envelope): Frame[] {
     const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
       JSON.stringify(p),
     );
-    return [...msg.identities, DELIMITER, this.sign(parts), ...parts, ...msg.buffers];
+    return [DELIMITER, this.sign(parts), ...parts, ...msg.buffers];
   }
 
   /**
@@ -228,6 +238,51 @@ export class ReplayGuard {
     this.current.add(key);
     return true;
   }
+}
+
+/**
+ * One multipart message carrying several messages for the peer `identities` route to:
+ * `[identities..., "<IDS|BATCH>", counts, body..., body...]`, where each body is a message's
+ * frames from its own `<IDS|MSG>` delimiter on (see `Session.body`) and `counts` says how many
+ * frames each has, as decimal numbers joined by commas. Nothing is signed at this level: each
+ * message keeps its own signature and is checked alone on receipt (see `unbatch`).
+ */
+export function batchFrames(identities: Buffer[], bodies: Frame[][]): Frame[] {
+  const frames: Frame[] = [...identities, BATCH_DELIMITER, bodies.map((b) => b.length).join(',')];
+  for (const b of bodies) for (const f of b) frames.push(f);
+  return frames;
+}
+
+/**
+ * The messages in `frames` as received: `frames` itself, or for a batch (see `batchFrames`),
+ * each of its messages behind the batch's identities, ready for `Session.receive` as if it had
+ * come alone. Throws `ProtocolError` when a batch's counts do not match its frames.
+ */
+export function unbatch(frames: Buffer[]): Buffer[][] {
+  const d = frames.findIndex((f) => f.equals(DELIMITER) || f.equals(BATCH_DELIMITER));
+  if (d < 0 || !frames[d].equals(BATCH_DELIMITER)) return [frames];
+  const identities = frames.slice(0, d);
+  const counts = frames[d + 1]?.toString('latin1').split(',').map(Number) ?? [];
+  const carried = frames.length - d - 2;
+  if (
+    !counts.every((n) => Number.isInteger(n) && n >= MESSAGE_FRAMES) ||
+    counts.reduce((a, b) => a + b, 0) !== carried
+  ) {
+    throw new ProtocolError(
+      `batch's counts frame (${String(frames[d + 1]?.subarray(0, 64))}) does not match the ` +
+        `${carried} frames it carries`,
+    );
+  }
+  const messages: Buffer[][] = [];
+  let at = d + 2;
+  for (const n of counts) {
+    if (!frames[at].equals(DELIMITER)) {
+      throw new ProtocolError(`batch's message ${messages.length} does not start with <IDS|MSG>`);
+    }
+    messages.push([...identities, ...frames.slice(at, at + n)]);
+    at += n;
+  }
+  return messages;
 }
 
 /** A raw message checked against tsparallel's table. */

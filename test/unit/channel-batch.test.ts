@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import * as zmq from 'zeromq';
+import { Channel } from '../../protocol/channel';
+import { ProtocolError } from '../../protocol/errors';
+import { isMsg, type Message } from '../../protocol/messages';
+import { BATCH_DELIMITER, batchFrames, Session, unbatch } from '../../protocol/session';
+import { delivered } from '../delivered';
+
+const session = new Session('channel-batch-key');
+const BIG = 70 * 1024;
+
+/** A `stream` message whose text says where it belongs in the sequence. */
+const line = (text: string, identities: Buffer[] = []): Message =>
+  session.msg('stream', { name: 'stdout', text }, { identities });
+
+/** The texts of `stream` messages, in the order given. */
+const texts = (msgs: Message[]): string[] =>
+  msgs.map((m) => (isMsg(m, 'stream') ? m.content.text : `<${m.header.msg_type}>`));
+
+/** The messages a raw ZeroMQ message holds, each checked by `session` as the channel does. */
+const opened = (frames: Buffer[]): Message[] => unbatch(frames).map((f) => session.receive(f).msg);
+
+const isBatch = (frames: Buffer[]): boolean => frames.some((f) => f.equals(BATCH_DELIMITER));
+
+/** Whether `p` settles before the current turn of the event loop ends. */
+async function inThisTurn<T>(p: Promise<T>): Promise<T | 'not in this turn'> {
+  const later = new Promise<'not in this turn'>((resolve) =>
+    setImmediate(() => resolve('not in this turn')),
+  );
+  return Promise.race([p, later]);
+}
+
+async function take(messages: AsyncGenerator<Message>, n: number): Promise<Message[]> {
+  const got: Message[] = [];
+  while (got.length < n) {
+    const next = await messages.next();
+    if (next.done) break;
+    got.push(next.value);
+  }
+  return got;
+}
+
+describe('Channel batching over real ZeroMQ sockets', () => {
+  const sockets: zmq.Socket[] = [];
+  let endpoint = 0;
+
+  /** A bound ROUTER and a connected DEALER over inproc, where a send is seen at once. */
+  async function pair(): Promise<{ router: zmq.Router; dealer: zmq.Dealer }> {
+    const address = `inproc://channel-batch-${endpoint++}`;
+    const router = new zmq.Router({ linger: 0 });
+    const dealer = new zmq.Dealer({ linger: 0 });
+    sockets.push(router, dealer);
+    await router.bind(address);
+    dealer.connect(address);
+    return { router, dealer };
+  }
+
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.close();
+  });
+
+  it('sends a lone message at once, as a plain message', async () => {
+    const { router, dealer } = await pair();
+    const channel = new Channel(dealer, session, undefined, { batch: true });
+    channel.send(line('alone'));
+    const frames = await inThisTurn(router.receive());
+    assert.notEqual(frames, 'not in this turn', 'the first message waited for the turn to end');
+    assert.ok(!isBatch(frames as Buffer[]));
+    assert.deepEqual(texts(opened(frames as Buffer[])), ['alone']);
+  });
+
+  it('sends the rest of a turn to one peer as one batch, after the first, in order', async () => {
+    const { router, dealer } = await pair();
+    const channel = new Channel(dealer, session, undefined, { batch: true });
+    for (const t of ['1', '2', '3', '4', '5']) channel.send(line(t));
+    const first = await router.receive();
+    const second = await router.receive();
+    assert.ok(!isBatch(first));
+    assert.ok(isBatch(second), 'the other four came one by one');
+    assert.deepEqual(texts(opened(first)), ['1']);
+    assert.deepEqual(texts(opened(second)), ['2', '3', '4', '5']);
+    // The next turn starts afresh: its first message goes alone again.
+    await new Promise((resolve) => setImmediate(resolve));
+    channel.send(line('6'));
+    const third = await inThisTurn(router.receive());
+    assert.notEqual(third, 'not in this turn');
+    assert.deepEqual(texts(opened(third as Buffer[])), ['6']);
+  });
+
+  it('keeps order through a burst, sending large messages alone and large batches in pieces', async () => {
+    const { router, dealer } = await pair();
+    const channel = new Channel(dealer, session, undefined, { batch: true });
+    const expected: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const text = i % 500 === 7 ? `${i}:${'x'.repeat(BIG)}` : String(i);
+      expected.push(text);
+      channel.send(line(text));
+    }
+    const got: string[] = [];
+    let received = 0;
+    while (got.length < expected.length) {
+      const frames = await router.receive();
+      received++;
+      const msgs = texts(opened(frames));
+      if (msgs.some((t) => t.length > BIG)) assert.equal(msgs.length, 1, 'a large one was batched');
+      got.push(...msgs);
+    }
+    assert.deepEqual(got, expected);
+    // 3000 small messages of about 300 bytes fill a 64 KiB batch about every 200.
+    assert.ok(received < 60, `${received} ZeroMQ messages for 3000`);
+  });
+
+  it('batches per peer on a ROUTER, and a channel takes each batch apart in order', async () => {
+    const { router, dealer } = await pair();
+    const other = new zmq.Dealer({ linger: 0 });
+    sockets.push(other);
+    other.connect(router.lastEndpoint as string);
+    const hub = new Channel(router, session, undefined, { batch: true });
+    const a = new Channel(dealer, session);
+    a.send(line('hello from a'));
+    await other.send(delivered(session.frames(line('hello from b'))));
+    const hellos = await take(hub.messages(), 2);
+    const route = new Map(hellos.map((m) => [texts([m])[0], m.identities]));
+    const [toA, toB] = [route.get('hello from a'), route.get('hello from b')];
+    assert.ok(toA && toB);
+    for (let i = 0; i < 50; i++) {
+      hub.send(line(`a${i}`, toA));
+      hub.send(line(`b${i}`, toB));
+    }
+    const names = (p: string): string[] => Array.from({ length: 50 }, (_, i) => `${p}${i}`);
+    assert.deepEqual(texts(await take(a.messages(), 50)), names('a'));
+    assert.deepEqual(a.dropped, { signature: 0, replay: 0, malformed: 0 });
+    const [first, rest] = [await other.receive(), await other.receive()];
+    assert.deepEqual(texts(opened(first)), ['b0']);
+    assert.ok(isBatch(rest));
+    assert.deepEqual(texts(opened(rest)), names('b').slice(1));
+  });
+
+  it('refuses a tampered, replayed or malformed message in a batch, delivering the others', async () => {
+    const { router, dealer } = await pair();
+    const errors: Error[] = [];
+    const hub = new Channel(router, session, (e) => errors.push(e));
+    const body = (m: Message): Buffer[] => delivered(session.body(m));
+    const [one, two, three] = ['one', 'two', 'three'].map((t) => body(line(t)));
+    // A frame changed after signing: `two` claims another text.
+    const tampered = [...two];
+    tampered[5] = Buffer.from(JSON.stringify({ name: 'stdout', text: 'forged' }));
+    // Signed by a peer holding the key, but not a valid `stream`.
+    const invalid = body(session.msg('stream', { name: 'stdout', text: 4 } as never));
+    await dealer.send(batchFrames([], [one, tampered, three, one, invalid]));
+    // Counts that do not add up: the batch cannot be taken apart and is refused whole.
+    const broken = batchFrames([], [body(line('lost')), body(line('lost too'))]);
+    broken[1] = '6,7';
+    await dealer.send(broken);
+    await dealer.send(delivered(session.frames(line('after'))));
+    assert.deepEqual(texts(await take(hub.messages(), 3)), ['one', 'three', 'after']);
+    assert.deepEqual(hub.dropped, { signature: 1, replay: 1, malformed: 2 });
+    assert.ok(errors.every((e) => e instanceof ProtocolError));
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      [
+        'message signature is missing or wrong',
+        'message replayed: its signature was seen before',
+        'stream: content does not match the message type (content.text is not a string)',
+        "batch's counts frame (6,7) does not match the 12 frames it carries",
+      ],
+    );
+  });
+});
