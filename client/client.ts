@@ -17,6 +17,7 @@ import {
   errorFromWire,
   ProtocolError,
   TimeoutError,
+  UnknownTaskError,
 } from '../protocol/errors';
 import {
   isMsg,
@@ -295,6 +296,12 @@ export class Client {
   /** A task's record and result from the controller, also for tasks another client sent. */
   async result(msgId: string): Promise<ResultRecord> {
     messageIds(msgId, 'result');
+    if (this.cachedIds.has(msgId)) {
+      throw new UnknownTaskError(
+        `task ${msgId} was served from the result cache, so no engine ran it and the controller ` +
+          'has no record of it; its value is in the AsyncResult that gave you the id',
+      );
+    }
     const reply = await this.requestMessage('result_request', { msg_id: msgId });
     const r = (reply.content as OkContent<'result_reply'>).record;
     const ok = r.reply?.status === 'ok';

@@ -216,10 +216,11 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     await until(async () => (await cpus()).every((c) => c < 10));
   });
 
-  it('shows the tasks of a load-balanced map with their engine and result, and bars in the chart', async () => {
+  it('shows the tasks of a load-balanced map with their engine, result and data, and bars in the chart', async () => {
     const out = await run(
-      'const lb = rc.loadBalancedView();\n' +
-        'const cubes = await lb.map((x: number) => x ** 3, [11, 12, 13, 14]);\n' +
+      'declare function publish(data: unknown): void;\n' +
+        'const lb = rc.loadBalancedView();\n' +
+        'const cubes = await lb.map((x: number) => { publish({ cubing: x }); return x ** 3; }, [11, 12, 13, 14]);\n' +
         'cubes.join(" ")',
     );
     await out.getByText('1331 1728 2197 2744').waitFor();
@@ -242,6 +243,10 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     const last = balanced.filter({ hasText: '2744' }).first();
     await last.click();
     await panel.locator('.tsp-task-output', { hasText: '2744' }).waitFor();
+    // With the data the task published last, in its own part.
+    await panel
+      .locator('.tsp-task-output .tsp-Panel-output.jp-mod-data', { hasText: '{ cubing: 14 }' })
+      .waitFor();
 
     const chart = panel.locator('svg.tsp-task-stream');
     await count(chart.locator('g[data-lane]'), 2);

@@ -139,6 +139,7 @@ describe('the result cache, on a real cluster of 2 engines', () => {
     const lv = t.rc.loadBalancedView();
     assert.equal(await lv.withOptions({ after: cached }).apply(() => 'after'), 'after');
     assert.equal(await lv.withOptions({ follow: cached.msgIds }).apply(() => 'follow'), 'follow');
+    await assert.rejects(t.rc.result(cached.msgIds[0]), /served from the result cache/);
   });
 
   it('refuses a Reference argument, which cannot be part of a key', () => {

@@ -112,4 +112,19 @@ describe('task record stores', () => {
     );
     memory.close();
   });
+
+  it("keeps a running task's latest published data, and forgets it when the task reruns", () => {
+    for (const store of [new MemoryTaskRecords(), new SqliteTaskRecords(join(dir, 'data.db'))]) {
+      const r = store.add(requests[1]);
+      store.assign(r, 0);
+      store.published(r, [Buffer.from('one')]);
+      store.published(r, [Buffer.from('two')]);
+      assert.deepEqual(store.get(r.msgId)?.data, [Buffer.from('two')]);
+      assert.equal(summary(r).data_buffers, 1);
+      store.requeue(r);
+      assert.equal(store.get(r.msgId)?.data, null, 'a rerun starts without data');
+      assert.equal('data_buffers' in summary(r), false);
+      store.close();
+    }
+  });
 });

@@ -39,3 +39,15 @@ export function loadBalancedViewTypes(lv: LoadBalancedView): void {
   // @ts-expect-error a Float64Array is not a sequence of strings
   lv.map((s: string) => s, new Float64Array(2));
 }
+
+export function cacheAndDataTypes(lv: LoadBalancedView): void {
+  const cv = lv.withOptions({ cache: { dir: '/tmp/c', maxBytes: 1e9 } });
+  exactly<LoadBalancedView>()(lv.withOptions({ cache: true }));
+  exactly<boolean>()(cv.apply((a: number) => a, 1).cached);
+  // @ts-expect-error maxBytes is a number of bytes
+  lv.withOptions({ cache: { maxBytes: '1G' } });
+  // A map's data is per task; a single result's is the latest.
+  exactly<unknown[]>()(cv.map((x: number) => x, [1]).data);
+  exactly<unknown>()(cv.apply((x: number) => x, 1).data);
+  cv.apply(() => 1).onData((data: unknown, engineId: number) => [data, engineId]);
+}
