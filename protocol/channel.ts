@@ -39,7 +39,9 @@ export interface ChannelOptions {
    * wake-up of every thread on its way instead of one per message: the first message to a peer
    * in a turn goes at once, so a lone one waits for nothing, and the rest follow together as the
    * turn ends (`setImmediate`, not a timer). Only between tsparallel's own processes: Jupyter's
-   * clients know no batches. Every channel receives them, with or without this.
+   * clients know no batches. Every channel receives them, with or without this. An engine's task
+   * socket does not batch: its event loop runs user code, so a held reply would wait behind the
+   * next task however long it runs, and output written while a task runs must leave at once.
    */
   batch?: boolean;
 }

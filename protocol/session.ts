@@ -262,15 +262,17 @@ export function unbatch(frames: Buffer[]): Buffer[][] {
   const d = frames.findIndex((f) => f.equals(DELIMITER) || f.equals(BATCH_DELIMITER));
   if (d < 0 || !frames[d].equals(BATCH_DELIMITER)) return [frames];
   const identities = frames.slice(0, d);
-  const counts = frames[d + 1]?.toString('latin1').split(',').map(Number) ?? [];
+  const countsFrame = frames.at(d + 1);
+  if (countsFrame === undefined) throw new ProtocolError('batch has no counts after <IDS|BATCH>');
+  const counts = countsFrame.toString('latin1').split(',').map(Number);
   const carried = frames.length - d - 2;
   if (
     !counts.every((n) => Number.isInteger(n) && n >= MESSAGE_FRAMES) ||
     counts.reduce((a, b) => a + b, 0) !== carried
   ) {
     throw new ProtocolError(
-      `batch's counts frame (${String(frames[d + 1]?.subarray(0, 64))}) does not match the ` +
-        `${carried} frames it carries`,
+      `batch's counts (${countsFrame.toString('latin1', 0, 64)}) do not split the ${carried} ` +
+        `frames it carries into messages of ${MESSAGE_FRAMES} frames or more`,
     );
   }
   const messages: Buffer[][] = [];

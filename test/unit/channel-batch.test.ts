@@ -162,7 +162,7 @@ describe('Channel batching over real ZeroMQ sockets', () => {
         'message signature is missing or wrong',
         'message replayed: its signature was seen before',
         'stream: content does not match the message type (content.text is not a string)',
-        "batch's counts frame (6,7) does not match the 12 frames it carries",
+        "batch's counts (6,7) do not split the 12 frames it carries into messages of 6 frames or more",
       ],
     );
   });
