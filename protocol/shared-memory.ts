@@ -2,15 +2,18 @@
  * Large values between a client and an engine of one host through files in `/dev/shm`, instead
  * of through the sockets (and the hub) they would otherwise cross as frames.
  *
- * The sender writes a value's frames into a new segment and sends its {@link Segment} in the
+ * The sender writes a value's frames into a segment and sends its {@link Segment} in the
  * message's signed metadata with no buffers; the receiver reads the frames back into memory of
  * its own. Buffers are not covered by the signature, the metadata is, so a segment name is only
  * ever taken from a signed message, and then only if it has this cluster's pattern.
  *
- * Who frees a segment: the client, always. Its task arguments it frees when the task ends (an
- * engine that dies mid-task leaves them for the retry); a result it frees once read. Segment
- * names carry the creator's and the reader's pids (`0` when the creator frees it), so that a
- * sweep can remove what a killed process left: see {@link sweepSharedMemory}.
+ * A segment's life: the client's task arguments stay until the task ends (an engine that dies
+ * mid-task leaves them for the retry); a result, until the client has read it. Then the segment
+ * goes back to the process that wrote it (a result's reader renames it for reader 0), which
+ * writes its next large value into it, since writing over a tmpfs file's pages costs about half
+ * of allocating new ones, and removes it after 2 s unused. Names carry the creator's
+ * and the reader's pids, so that a sweep removes what a killed process left: see
+ * {@link sweepSharedMemory}.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
