@@ -50,7 +50,8 @@ export function hasSegment(metadata: Record<string, unknown>): boolean {
   return metadata[SEGMENT_KEY] !== undefined;
 }
 
-/** Reads of one frame larger than this are split in parts read in parallel. */
+/** Segments this large are read in parallel parts of `READ_PART` bytes, smaller ones at once. */
+const PARALLEL_READS = 8 * 1024 * 1024;
 const READ_PART = 16 * 1024 * 1024;
 /** At most this many frames per segment, as a bound on what a descriptor may ask for. */
 const MAX_FRAMES = 1 << 20;
@@ -326,13 +327,16 @@ const REUSE_FLAGS = O_WRONLY | O_NOFOLLOW;
 /** How long a segment waits to be reused before it is removed. */
 const IDLE_MS = 2000;
 
-/** The segment's frames, each read into an ArrayBuffer of its own; big ones in parallel parts. */
+/**
+ * The segment's frames, each read into an ArrayBuffer of its own: small segments at once (a trip
+ * through libuv's thread pool costs more than the copy), large ones in parts read in parallel.
+ */
 async function readSegment(segment: Segment): Promise<Buffer[]> {
   const { name, lengths } = segment;
-  let fd: fs.promises.FileHandle;
+  let fd: number;
   try {
     // O_NOFOLLOW: a name of the right pattern that is a link elsewhere is still refused.
-    fd = await fs.promises.open(join(SHM_DIR, name), O_RDONLY | O_NOFOLLOW);
+    fd = fs.openSync(join(SHM_DIR, name), O_RDONLY | O_NOFOLLOW);
   } catch (e) {
     throw new SharedMemoryError(
       `cannot open shared memory segment ${name}: ${(e as Error).message}. A segment is freed ` +
@@ -342,7 +346,7 @@ async function readSegment(segment: Segment): Promise<Buffer[]> {
     );
   }
   try {
-    const stat = await fd.stat();
+    const stat = fs.fstatSync(fd);
     const total = lengths.reduce((a, b) => a + b, 0);
     if (!stat.isFile() || stat.size < total || stat.uid !== process.getuid?.()) {
       throw new SharedMemoryError(
@@ -354,34 +358,52 @@ async function readSegment(segment: Segment): Promise<Buffer[]> {
     let at = 0;
     for (const frame of frames) {
       for (let part = 0; part < frame.byteLength; part += READ_PART) {
-        reads.push(readFully(fd, frame, part, Math.min(READ_PART, frame.byteLength - part), at));
+        const length = Math.min(READ_PART, frame.byteLength - part);
+        if (total < PARALLEL_READS) readSync(fd, frame, part, length, at + part);
+        else reads.push(readAsync(fd, frame, part, length, at + part));
       }
       at += frame.byteLength;
     }
-    await Promise.all(reads);
+    // Every read ends before the descriptor is closed, and its number given to another file.
+    const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return frames;
   } finally {
-    await fd.close();
+    fs.closeSync(fd);
   }
 }
 
-/** Reads `length` bytes at `position + offset` into `into` at `offset`. */
-async function readFully(
-  fd: fs.promises.FileHandle,
+/** Reads `length` bytes at file `position` into `into` at `offset`. */
+function readSync(
+  fd: number,
+  into: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): void {
+  for (let done = 0; done < length; ) {
+    const n = fs.readSync(fd, into, offset + done, length - done, position + done);
+    if (n === 0) throw new SharedMemoryError('shared memory segment ended early');
+    done += n;
+  }
+}
+
+/** `readSync` on libuv's thread pool. */
+async function readAsync(
+  fd: number,
   into: Buffer,
   offset: number,
   length: number,
   position: number,
 ): Promise<void> {
   for (let done = 0; done < length; ) {
-    const { bytesRead } = await fd.read(
-      into,
-      offset + done,
-      length - done,
-      position + offset + done,
+    const n = await new Promise<number>((resolve, reject) =>
+      fs.read(fd, into, offset + done, length - done, position + done, (e, read) =>
+        e ? reject(e) : resolve(read),
+      ),
     );
-    if (bytesRead === 0) throw new SharedMemoryError('shared memory segment ended early');
-    done += bytesRead;
+    if (n === 0) throw new SharedMemoryError('shared memory segment ended early');
+    done += n;
   }
 }
 
