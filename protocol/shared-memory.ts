@@ -69,7 +69,9 @@ export function sharedMemoryHost(): string | undefined {
     try {
       const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
       const { dev } = fs.statSync(SHM_DIR);
-      host = `${boot}/${dev}/${fs.readlinkSync('/proc/self/ns/pid')}`;
+      const seen = `${boot}/${dev}/${fs.readlinkSync('/proc/self/ns/pid')}`;
+      // Short, as it rides in every apply request's metadata.
+      host = createHash('sha256').update(seen).digest('hex').slice(0, 16);
     } catch {
       host = undefined;
     }
@@ -98,9 +100,14 @@ export class SharedMemory {
     this.tag = clusterTag(key);
   }
 
-  /** Metadata for a request whose result may come back through shared memory. */
-  readerMetadata(): Record<string, Reader> {
-    return this.host === undefined ? {} : { [READER_KEY]: { host: this.host, pid: process.pid } };
+  /**
+   * Metadata for a request to engines that see `peerHost`: where its result may come back through
+   * shared memory, when they see this host's.
+   */
+  readerMetadata(peerHost: string | undefined): Record<string, Reader> {
+    return this.host === undefined || peerHost !== this.host
+      ? {}
+      : { [READER_KEY]: { host: this.host, pid: process.pid } };
   }
 
   /** Where the request with `metadata` asks its result to go, if it can go through memory. */
