@@ -1,10 +1,12 @@
 /**
- * `npm run bench [-- --quick] [-- --out FILE] [-- --no-scale] [-- --soak N] [-- --from FILE]`:
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --no-scale] [-- --soak N] [-- --from FILE]
+ * [-- --only REGEX]`:
  * the grid on tsparallel, ipyparallel, dask.distributed and Ray in one run, the raw ZeroMQ floor,
  * and (without `--quick`) the scale scenario, with a soak of N tiny tasks when asked (the issue's
  * is 1000000); prints a table of medians and ratios and writes the figures as JSON
  * (bench/RESULTS.json, or bench/quick/RESULTS.json for `--quick`) with RESULTS.md and chart.svg
- * beside it. `--from FILE` only redraws RESULTS.md and chart.svg from a saved JSON.
+ * beside it. `--from FILE` only redraws RESULTS.md and chart.svg from a saved JSON. `--only`
+ * runs the workloads whose id matches (e.g. `'^(push|pull)\.100MB$'`) on every system.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -183,6 +185,7 @@ async function main(): Promise<void> {
       'no-scale': { type: 'boolean', default: false },
       soak: { type: 'string' },
       from: { type: 'string' },
+      only: { type: 'string' },
     },
   });
   if (values.from !== undefined) {
@@ -201,7 +204,8 @@ async function main(): Promise<void> {
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
   const loadStart = loadavg();
-  const workloads = grid(quick);
+  const only = values.only === undefined ? undefined : new RegExp(values.only);
+  const workloads = grid(quick).filter((w) => only?.test(w.id) ?? true);
   const started = performance.now();
   const ts = await runTsparallel(workloads);
   const floorRaw = await zmqFloor(quick ? 200 : 2000, 100 * 1024 * 1024, quick ? 2 : 5);

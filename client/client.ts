@@ -442,12 +442,13 @@ export class Client {
     this.assertOpen();
     const options: TaskOptions = content.options;
     // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
-    const segment = this.sharedMemory.write(buffers, this.hostOf(options.targets ?? this.ids));
+    const host = this.hostOf(options.targets ?? this.ids);
+    const segment = this.sharedMemory.write(buffers, host);
     const msg =
       type === 'apply_request'
         ? this.session.msg(type, content as ContentMap['apply_request'], {
             buffers: segment ? [] : buffers,
-            metadata: { ...segment, ...this.sharedMemory.readerMetadata() },
+            metadata: { ...segment, ...this.sharedMemory.readerMetadata(host) },
           })
         : this.session.msg(type, content as ContentMap['execute_request'], { buffers });
     const state = new TaskState(

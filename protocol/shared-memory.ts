@@ -2,15 +2,18 @@
  * Large values between a client and an engine of one host through files in `/dev/shm`, instead
  * of through the sockets (and the hub) they would otherwise cross as frames.
  *
- * The sender writes a value's frames into a new segment and sends its {@link Segment} in the
+ * The sender writes a value's frames into a segment and sends its {@link Segment} in the
  * message's signed metadata with no buffers; the receiver reads the frames back into memory of
  * its own. Buffers are not covered by the signature, the metadata is, so a segment name is only
  * ever taken from a signed message, and then only if it has this cluster's pattern.
  *
- * Who frees a segment: the client, always. Its task arguments it frees when the task ends (an
- * engine that dies mid-task leaves them for the retry); a result it frees once read. Segment
- * names carry the creator's and the reader's pids (`0` when the creator frees it), so that a
- * sweep can remove what a killed process left: see {@link sweepSharedMemory}.
+ * A segment's life: the client's task arguments stay until the task ends (an engine that dies
+ * mid-task leaves them for the retry); a result, until the client has read it. Then the segment
+ * goes back to the process that wrote it (a result's reader renames it for reader 0), which
+ * writes its next large value into it, since writing over a tmpfs file's pages costs about half
+ * of allocating new ones, and removes it after 2 s unused. Names carry the creator's
+ * and the reader's pids, so that a sweep removes what a killed process left: see
+ * {@link sweepSharedMemory}.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -47,7 +50,8 @@ export function hasSegment(metadata: Record<string, unknown>): boolean {
   return metadata[SEGMENT_KEY] !== undefined;
 }
 
-/** Reads of one frame larger than this are split in parts read in parallel. */
+/** Segments this large are read in parallel parts of `READ_PART` bytes, smaller ones at once. */
+const PARALLEL_READS = 8 * 1024 * 1024;
 const READ_PART = 16 * 1024 * 1024;
 /** At most this many frames per segment, as a bound on what a descriptor may ask for. */
 const MAX_FRAMES = 1 << 20;
@@ -65,7 +69,9 @@ export function sharedMemoryHost(): string | undefined {
     try {
       const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
       const { dev } = fs.statSync(SHM_DIR);
-      host = `${boot}/${dev}/${fs.readlinkSync('/proc/self/ns/pid')}`;
+      const seen = `${boot}/${dev}/${fs.readlinkSync('/proc/self/ns/pid')}`;
+      // Short, as it rides in every apply request's metadata.
+      host = createHash('sha256').update(seen).digest('hex').slice(0, 16);
     } catch {
       host = undefined;
     }
@@ -94,9 +100,14 @@ export class SharedMemory {
     this.tag = clusterTag(key);
   }
 
-  /** Metadata for a request whose result may come back through shared memory. */
-  readerMetadata(): Record<string, Reader> {
-    return this.host === undefined ? {} : { [READER_KEY]: { host: this.host, pid: process.pid } };
+  /**
+   * Metadata for a request to engines that see `peerHost`: where its result may come back through
+   * shared memory, when they see this host's.
+   */
+  readerMetadata(peerHost: string | undefined): Record<string, Reader> {
+    return this.host === undefined || peerHost !== this.host
+      ? {}
+      : { [READER_KEY]: { host: this.host, pid: process.pid } };
   }
 
   /** Where the request with `metadata` asks its result to go, if it can go through memory. */
@@ -323,13 +334,16 @@ const REUSE_FLAGS = O_WRONLY | O_NOFOLLOW;
 /** How long a segment waits to be reused before it is removed. */
 const IDLE_MS = 2000;
 
-/** The segment's frames, each read into an ArrayBuffer of its own; big ones in parallel parts. */
+/**
+ * The segment's frames, each read into an ArrayBuffer of its own: small segments at once (a trip
+ * through libuv's thread pool costs more than the copy), large ones in parts read in parallel.
+ */
 async function readSegment(segment: Segment): Promise<Buffer[]> {
   const { name, lengths } = segment;
-  let fd: fs.promises.FileHandle;
+  let fd: number;
   try {
     // O_NOFOLLOW: a name of the right pattern that is a link elsewhere is still refused.
-    fd = await fs.promises.open(join(SHM_DIR, name), O_RDONLY | O_NOFOLLOW);
+    fd = fs.openSync(join(SHM_DIR, name), O_RDONLY | O_NOFOLLOW);
   } catch (e) {
     throw new SharedMemoryError(
       `cannot open shared memory segment ${name}: ${(e as Error).message}. A segment is freed ` +
@@ -339,7 +353,7 @@ async function readSegment(segment: Segment): Promise<Buffer[]> {
     );
   }
   try {
-    const stat = await fd.stat();
+    const stat = fs.fstatSync(fd);
     const total = lengths.reduce((a, b) => a + b, 0);
     if (!stat.isFile() || stat.size < total || stat.uid !== process.getuid?.()) {
       throw new SharedMemoryError(
@@ -351,34 +365,52 @@ async function readSegment(segment: Segment): Promise<Buffer[]> {
     let at = 0;
     for (const frame of frames) {
       for (let part = 0; part < frame.byteLength; part += READ_PART) {
-        reads.push(readFully(fd, frame, part, Math.min(READ_PART, frame.byteLength - part), at));
+        const length = Math.min(READ_PART, frame.byteLength - part);
+        if (total < PARALLEL_READS) readSync(fd, frame, part, length, at + part);
+        else reads.push(readAsync(fd, frame, part, length, at + part));
       }
       at += frame.byteLength;
     }
-    await Promise.all(reads);
+    // Every read ends before the descriptor is closed, and its number given to another file.
+    const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return frames;
   } finally {
-    await fd.close();
+    fs.closeSync(fd);
   }
 }
 
-/** Reads `length` bytes at `position + offset` into `into` at `offset`. */
-async function readFully(
-  fd: fs.promises.FileHandle,
+/** Reads `length` bytes at file `position` into `into` at `offset`. */
+function readSync(
+  fd: number,
+  into: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): void {
+  for (let done = 0; done < length; ) {
+    const n = fs.readSync(fd, into, offset + done, length - done, position + done);
+    if (n === 0) throw new SharedMemoryError('shared memory segment ended early');
+    done += n;
+  }
+}
+
+/** `readSync` on libuv's thread pool. */
+async function readAsync(
+  fd: number,
   into: Buffer,
   offset: number,
   length: number,
   position: number,
 ): Promise<void> {
   for (let done = 0; done < length; ) {
-    const { bytesRead } = await fd.read(
-      into,
-      offset + done,
-      length - done,
-      position + offset + done,
+    const n = await new Promise<number>((resolve, reject) =>
+      fs.read(fd, into, offset + done, length - done, position + done, (e, read) =>
+        e ? reject(e) : resolve(read),
+      ),
     );
-    if (bytesRead === 0) throw new SharedMemoryError('shared memory segment ended early');
-    done += bytesRead;
+    if (n === 0) throw new SharedMemoryError('shared memory segment ended early');
+    done += n;
   }
 }
 

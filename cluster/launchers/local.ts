@@ -21,7 +21,8 @@ export class LocalLauncher extends Launcher {
     return Array.from({ length: n }, () => {
       const set = this.newSet(1);
       const [node, ...args] = this.engineCommand(set, this.context.engineFile);
-      set.pids.push(this.spawnLogged(node, args, this.logFile(`engine-${set.id}`)).pid as number);
+      const log = this.logFile(`engine-${set.id}`);
+      set.pids.push(this.spawnLogged(node, args, log, this.engineEnvironment()).pid as number);
       return set;
     });
   }

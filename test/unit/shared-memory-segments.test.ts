@@ -73,7 +73,9 @@ describe('shared memory segments', function () {
     assert.equal(shm.write([Buffer.alloc(SHARED_MEMORY_THRESHOLD)], 'another host'), undefined);
     const off = new SharedMemory('a key', false);
     assert.equal(off.write([Buffer.alloc(SHARED_MEMORY_THRESHOLD)], host), undefined);
-    assert.deepEqual(off.readerMetadata(), {});
+    assert.deepEqual(off.readerMetadata(host), {});
+    assert.deepEqual(shm.readerMetadata('another host'), {});
+    assert.deepEqual(shm.readerMetadata(host), { shm_reader: { host, pid: process.pid } });
   });
 
   it("refuses names outside this cluster's pattern before opening anything", async () => {
