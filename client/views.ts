@@ -97,6 +97,12 @@ export interface ViewOptions {
   label?: string;
   /** The engines a direct view runs on; for a load-balanced view, the engines it may use. */
   targets?: Targets;
+  /**
+   * Load-balanced: send tasks straight to engines, in slots the controller lends this client
+   * for a while (a lease), instead of through the controller; default false. Tasks that wait
+   * for a slot wait in the client; the controller still records, aborts and reruns them.
+   */
+  lease?: boolean;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -120,6 +126,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   },
   label: { kind: string(), help: "a name for the tasks, shown in the controller's records" },
   targets: { kind: targets, help: 'the engines a direct view runs on' },
+  lease: {
+    kind: flag,
+    help: 'load-balanced: send tasks straight to engines, in slots the controller lends this client',
+  },
 });
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
