@@ -16,6 +16,7 @@ import {
   EngineError,
   errorFromWire,
   ProtocolError,
+  TaskAbortedError,
   TimeoutError,
   UnknownTaskError,
 } from '../protocol/errors';
@@ -39,6 +40,7 @@ import { decodeValue } from '../protocol/serialize';
 import { hasSegment, SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { AsyncQueue } from './async-queue';
 import { DirectPaths } from './direct-paths';
+import { Leases } from './leases';
 import { processHook } from './process-hook';
 import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
 import {
@@ -156,6 +158,8 @@ export class Client {
   private subscribedToOutput = false;
   /** Sockets straight to engines, for the tasks that go without the hub. */
   private readonly direct: DirectPaths;
+  /** Slots the hub lent this client for load-balanced tasks to go straight to engines. */
+  private readonly leases: Leases;
 
   private constructor(
     readonly connection: ClientConnectionInfo,
@@ -167,6 +171,14 @@ export class Client {
     log: (e: Error) => void,
   ) {
     this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
+    this.leases = new Leases(
+      (slots) => this.request('lease_request', { slots }),
+      (task, id) => {
+        const engine = this.engines.get(id);
+        return engine !== undefined && this.direct.send(task, engine);
+      },
+      (task) => this.dealer.send(task),
+    );
   }
 
   /**
@@ -275,16 +287,27 @@ export class Client {
     return new BroadcastView(this.forViews, { targets });
   }
 
-  /** Tasks queued on each engine and waiting for one. */
+  /**
+   * Tasks queued on each engine and waiting for one; `unassigned` counts this client's tasks
+   * that wait for a leased slot too.
+   */
   async queueStatus(): Promise<{ [engineId: number]: QueueCounts; unassigned: number }> {
     const reply = await this.request('queue_status_request', {});
-    return { ...reply.engines, unassigned: reply.unassigned };
+    return { ...reply.engines, unassigned: reply.unassigned + this.leases.waitingCount };
   }
 
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
     const msgIds = tasks instanceof AsyncResult ? tasks.msgIds : messageIds(tasks, 'abort');
-    return (await this.request('abort_request', { msg_ids: msgIds })).aborted;
+    // Those still waiting here for a leased slot never reached the controller.
+    const dropped = this.leases.drop(msgIds);
+    for (const msgId of dropped) {
+      this.tasks.get(msgId)?.fail(new TaskAbortedError('the task was aborted before it started'));
+      this.tasks.delete(msgId);
+    }
+    const rest = msgIds.filter((id) => !dropped.includes(id));
+    if (rest.length === 0) return dropped;
+    return [...dropped, ...(await this.request('abort_request', { msg_ids: rest })).aborted];
   }
 
   /** Sends `signal` to the engines' processes (all engines by default). */
@@ -456,8 +479,12 @@ export class Client {
       options.balanced ? null : (options.targets?.[0] ?? null),
     );
     this.tasks.set(msg.header.msg_id, state);
-    const engine = isDirect(options) ? this.engines.get(options.targets[0]) : undefined;
-    if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
+    if (isDirect(options)) {
+      const engine = this.engines.get(options.targets[0]);
+      if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
+    } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
+      this.dealer.send(msg);
+    }
     if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
     this.emit({
@@ -564,6 +591,7 @@ export class Client {
         } else if (isMsg(msg, 'unregistration_notification')) {
           this.engines.delete(msg.content.id);
           this.direct.forget(msg.content.id);
+          this.leases.forget(msg.content.id);
           this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
         } else {
           const output = toTaskOutput(msg);
@@ -639,6 +667,7 @@ export class Client {
     value: () => unknown,
   ): void {
     this.tasks.delete(msgId);
+    this.leases.done(msgId);
     if (content.status === 'ok' && 'execution_count' in content) {
       const count = content.execution_count;
       task.finish(content, metadata, (): ExecuteReply => {
@@ -730,6 +759,19 @@ function isDirect(options: TaskOptions): options is TaskOptions & { targets: [nu
   return (
     !options.balanced &&
     options.targets?.length === 1 &&
+    !options.after?.length &&
+    !options.follow?.length
+  );
+}
+
+/**
+ * True for a load-balanced task that may go straight to an engine in a leased slot: one without
+ * dependencies, for any engine (the hub places the others).
+ */
+function isLeasable(options: TaskOptions): boolean {
+  return (
+    options.balanced &&
+    options.targets === undefined &&
     !options.after?.length &&
     !options.follow?.length
   );

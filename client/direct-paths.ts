@@ -21,8 +21,9 @@ const TELL_BATCH = 1000;
 /** The direct paths of one client; see the file's comment. */
 export class DirectPaths {
   private readonly sockets = new Map<number, Channel>();
-  /** Tasks sent straight that the hub has not been told of yet. */
+  /** Tasks sent straight that the hub has not been told of yet, and the engines they went to. */
   private untold: IMessage<TaskRequestType>[] = [];
+  private untoldEngines: number[] = [];
 
   constructor(
     private readonly session: Session,
@@ -43,6 +44,7 @@ export class DirectPaths {
     }
     socket.send(task);
     this.untold.push(task);
+    this.untoldEngines.push(engine.id);
     if (this.untold.length >= TELL_BATCH) this.tellHub();
     else if (this.untold.length === 1) setImmediate(() => this.tellHub());
     return true;
@@ -55,8 +57,11 @@ export class DirectPaths {
   tellHub(): void {
     if (this.untold.length === 0) return;
     const { carried, buffers } = packCarried(this.untold);
+    const engines = this.untoldEngines;
+    const tasks = carried.map((c, i) => ({ ...c, engine_id: engines[i] }));
     this.untold = [];
-    this.hub.send(this.session.msg('direct_tasks', { tasks: carried }, { buffers }));
+    this.untoldEngines = [];
+    this.hub.send(this.session.msg('direct_tasks', { tasks }, { buffers }));
   }
 
   /** Engine `id` left: its socket closes; the hub fails or reruns the tasks it held. */

@@ -136,6 +136,12 @@ export interface ViewOptions {
    * `Reference` argument cannot be. Lookups and stores are synchronous file reads and writes.
    */
   cache?: CacheOption;
+  /**
+   * Load-balanced: send tasks straight to engines, in slots the controller lends this client
+   * for a while (a lease), instead of through the controller; default false. Tasks that wait
+   * for a slot wait in the client; the controller still records, aborts and reruns them.
+   */
+  lease?: boolean;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -160,6 +166,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   label: { kind: string(), help: "a name for the tasks, shown in the controller's records" },
   targets: { kind: targets, help: 'the engines a direct view runs on' },
   cache: { kind: cache, help: 'keep results on disk and serve repeated calls from there' },
+  lease: {
+    kind: flag,
+    help: 'load-balanced: send tasks straight to engines, in slots the controller lends this client',
+  },
 });
 
 /** Each argument may also be a `Reference` to a variable on the engine. */

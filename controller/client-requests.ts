@@ -16,6 +16,7 @@ import type { Session } from '../protocol/session';
 import { hasSegment } from '../protocol/shared-memory';
 import type { EngineRegistry, RegisteredEngine } from './engine-registry';
 import type { HandlerTable, HubOutlet, Replies } from './hub-outlet';
+import type { LeaseTable } from './leases';
 import { notRegistered, type TaskDispatcher } from './task-dispatcher';
 import { summary, summaryBuffers, type TaskRecordStore, type TaskRequest } from './task-records';
 
@@ -28,15 +29,26 @@ export class ClientRequests {
     private readonly engines: EngineRegistry,
     private readonly records: TaskRecordStore,
     private readonly tasks: TaskDispatcher,
+    private readonly leases: LeaseTable,
   ) {}
 
   /** One handler per request type a client may send, and for what it tells of direct paths. */
   readonly handlers: HandlerTable<ClientRequestType | 'direct_tasks'> = {
     apply_request: (m, wire) => this.tasks.submit(m, wire),
     direct_tasks: (m) => {
-      for (const task of unpackCarried(m.content.tasks, m.buffers, m.identities)) {
-        this.tasks.adopt(task);
-      }
+      const { tasks } = m.content;
+      unpackCarried(tasks, m.buffers, m.identities).forEach((task, i) => {
+        const id = tasks[i].engine_id;
+        const leased = task.content.options.balanced && this.leases.holds(m.identities[0], id);
+        this.tasks.adopt(task, id, leased);
+      });
+    },
+    lease_request: (m) => {
+      const slots = m.content.slots;
+      const leases = this.leases.grant(m.identities[0], slots, this.tasks.queue.size);
+      this.replies.ok(m, { status: 'ok', leases, term: this.leases.term });
+      // Slots given back are the scheduler's again.
+      this.tasks.queue.schedule();
     },
     execute_request: (m, wire) => this.tasks.submit(m, wire),
     connection_request: (m) => this.replies.ok(m, { status: 'ok', engines: this.engines.infos }),

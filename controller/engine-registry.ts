@@ -10,11 +10,19 @@ import type { EngineLoad } from './schedulers/load-balanced';
 /** Dropped engines whose reason the registry remembers. */
 const DROPPED_MEMORY = 1000;
 
+/**
+ * How an engine came to hold a task: sent to it by name (a direct view), placed by the hub's
+ * scheduler, or sent straight by a client under a lease (see `leases.ts`).
+ */
+export type Hold = 'named' | 'balanced' | 'leased';
+
 /** One registered engine and the tasks it holds; what a scheduling scheme looks at. */
 export class RegisteredEngine implements EngineLoad {
-  /** Tasks sent to the engine and not finished, in the order sent, each with its `balanced`. */
-  private readonly held = new Map<string, boolean>();
-  private balancedHeld = 0;
+  /** Tasks sent to the engine and not finished, in the order sent, each with how. */
+  private readonly held = new Map<string, Hold>();
+  private readonly holding: Record<Hold, number> = { named: 0, balanced: 0, leased: 0 };
+  /** Slots on it that clients hold leases on. */
+  private leasedSlots = 0;
   private replied = 0;
   private lastTaken = 0;
   /** What the engine's latest heartbeat said of its process. */
@@ -31,9 +39,12 @@ export class RegisteredEngine implements EngineLoad {
   get id(): number {
     return this.info.id;
   }
-  /** Load-balanced tasks it holds. */
+  /**
+   * Load-balanced tasks it holds, counting its leased slots as busy: tasks under a lease fill
+   * those slots, and outlast them when the lease ended first.
+   */
   get load(): number {
-    return this.balancedHeld;
+    return this.holding.balanced + Math.max(this.leasedSlots, this.holding.leased);
   }
   get lastAssigned(): number {
     return this.lastTaken;
@@ -47,7 +58,7 @@ export class RegisteredEngine implements EngineLoad {
     return {
       queue: this.held.size,
       completed: this.replied,
-      tasks: this.balancedHeld,
+      tasks: this.holding.balanced + this.holding.leased,
       usage: this.usage,
     };
   }
@@ -58,19 +69,25 @@ export class RegisteredEngine implements EngineLoad {
   }
 
   /** Counts a task sent to it; `order` says how recent (see `EngineLoad.lastAssigned`). */
-  take(msgId: string, balanced: boolean, order: number): void {
-    this.held.set(msgId, balanced);
-    if (balanced) this.balancedHeld++;
+  take(msgId: string, hold: Hold, order: number): void {
+    this.held.set(msgId, hold);
+    this.holding[hold]++;
     this.lastTaken = order;
+    this.changed(this);
+  }
+
+  /** Lends (`slots` > 0) or takes back leased slots on it. */
+  lease(slots: number): void {
+    this.leasedSlots += slots;
     this.changed(this);
   }
 
   /** Stops counting a task: it answered (`replied`), or the hub ended it. */
   release(msgId: string, replied: boolean): void {
-    const balanced = this.held.get(msgId);
-    if (balanced === undefined) return;
+    const hold = this.held.get(msgId);
+    if (hold === undefined) return;
     this.held.delete(msgId);
-    if (balanced) this.balancedHeld--;
+    this.holding[hold]--;
     if (replied) this.replied++;
     this.changed(this);
   }
@@ -180,8 +197,8 @@ export class EngineRegistry {
   }
 
   /** Counts a task sent to `engine`. */
-  assign(engine: RegisteredEngine, msgId: string, balanced: boolean): void {
-    engine.take(msgId, balanced, ++this.sent);
+  assign(engine: RegisteredEngine, msgId: string, hold: Hold): void {
+    engine.take(msgId, hold, ++this.sent);
   }
 
   /**

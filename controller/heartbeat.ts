@@ -12,7 +12,7 @@ export interface Clock {
 }
 
 /** The process's own clock; its timer does not keep the process alive. */
-const systemClock: Clock = {
+export const systemClock: Clock = {
   now: () => performance.now(),
   every: (ms, tick) => {
     const timer = setInterval(tick, ms);

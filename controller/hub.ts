@@ -19,7 +19,8 @@ import {
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
 import { EngineRegistry } from './engine-registry';
-import { HeartMonitor, type Clock } from './heartbeat';
+import { HeartMonitor, systemClock, type Clock } from './heartbeat';
+import { LeaseTable } from './leases';
 import { handlerIn, Replies, type HandlerTable, type HubOutlet } from './hub-outlet';
 import type { Scheme } from './schedulers/load-balanced';
 import { TaskDispatcher } from './task-dispatcher';
@@ -39,6 +40,8 @@ export interface HubOptions {
   heartbeatPeriod: number;
   /** Milliseconds of silence after which an engine is dead. */
   heartbeatDeadline: number;
+  /** Milliseconds a client's lease on engine slots lasts. */
+  leaseTerm: number;
 }
 
 /** What the hub works with besides its options; each part has a default. */
@@ -76,6 +79,9 @@ export class Hub {
   private readonly engineReplies: Replies;
   private readonly tasks: TaskDispatcher;
   private readonly requests: ClientRequests;
+  private readonly leases: LeaseTable;
+  private readonly clock: Clock;
+  private stopLeaseTimer: (() => void) | undefined;
 
   constructor(
     private readonly session: Session,
@@ -84,11 +90,13 @@ export class Hub {
     parts: HubParts = {},
   ) {
     this.records = parts.records ?? new MemoryTaskRecords(options.recordLimit, options.recordBytes);
+    this.clock = parts.clock ?? systemClock;
+    this.leases = new LeaseTable(this.engines, options, this.clock);
     this.heart = new HeartMonitor(
       options.heartbeatPeriod,
       options.heartbeatDeadline,
       (id) => this.dropEngine(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
-      parts.clock,
+      this.clock,
     );
     this.replies = new Replies(session, (m, wire) => out.toClient(m, wire));
     this.engineReplies = new Replies(session, (m, wire) => out.toEngine(m, wire));
@@ -107,16 +115,22 @@ export class Hub {
       this.engines,
       this.records,
       this.tasks,
+      this.leases,
     );
   }
 
-  /** Starts watching heartbeats. */
+  /** Starts watching heartbeats, and leases' terms. */
   start(): void {
     this.heart.start();
+    this.stopLeaseTimer = this.clock.every(this.options.leaseTerm / 4, () => {
+      this.leases.expire();
+      this.tasks.queue.schedule();
+    });
   }
 
   stop(): void {
     this.heart.stop();
+    this.stopLeaseTimer?.();
     this.records.close();
   }
 

@@ -58,6 +58,11 @@ export interface ControllerSettings {
   heartbeatPeriod?: number;
   /** Milliseconds of silence before an engine is dead; default 3000, at least 3 periods. */
   heartbeatDeadline?: number;
+  /**
+   * Milliseconds a client's lease on engine slots lasts (load-balanced tasks sent straight to
+   * engines); a client renews it while it has work. Default 1000.
+   */
+  leaseTerm?: number;
 }
 
 /** `ControllerSettings`' schema. */
@@ -110,6 +115,11 @@ export const controllerSettings = defineOptions(
       default: (o: Readonly<Record<string, unknown>>) =>
         defaultDeadline(o.heartbeatPeriod as number),
       help: `milliseconds of silence before an engine is dead (default: ${DEFAULT_HEARTBEAT_DEADLINE}, at least 3 periods)`,
+    },
+    leaseTerm: {
+      kind: integer(10, '<ms>'),
+      default: 1000,
+      help: "milliseconds a client's lease on engine slots lasts (load-balanced tasks sent straight to engines)",
     },
   } satisfies SpecsOf<ControllerSettings>,
   settingsProblem,

@@ -12,7 +12,7 @@
 import type { ConditionName } from '../protocol/errors';
 import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
-import type { EngineRegistry, RegisteredEngine } from './engine-registry';
+import type { EngineRegistry, Hold, RegisteredEngine } from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
 import { TaskQueue, type Placement } from './schedulers/task-queue';
 import type { Scheme } from './schedulers/load-balanced';
@@ -80,26 +80,26 @@ export class TaskDispatcher implements Placement {
   }
 
   /**
-   * A task its client sent straight to engine `options.targets[0]`: recorded as running there,
-   * and finished at once if the engine's reply came first. One whose engine is gone is failed
-   * (or rerun, when load-balanced with retries), as if the engine died running it.
+   * A task its client sent straight to engine `engineId` (`leased`: a load-balanced task in a
+   * slot the client holds a lease on): recorded as running there, and finished at once if the
+   * engine's reply came first. One whose engine is gone is failed (or rerun, when load-balanced
+   * with retries), as if the engine died running it.
    */
-  adopt(request: TaskRequest): void {
+  adopt(request: TaskRequest, engineId: number, leased: boolean): void {
     const msgId = request.header.msg_id;
     if (this.records.get(msgId)) return;
     const r = this.records.add(request, request.header.date);
-    const id = r.options.targets?.[0];
-    const engine = id === undefined ? undefined : this.engines.get(id);
-    if (!engine || r.options.targets?.length !== 1) {
+    const engine = this.engines.get(engineId);
+    if (!engine) {
       this.queue.retryOrFail(
         r,
-        `${notRegistered([id], this.engines.ids)}; it left before this task ended`,
+        `${notRegistered([engineId], this.engines.ids)}; it left before this task ended`,
       );
       this.queue.schedule();
       return;
     }
     this.direct.add(msgId);
-    this.engines.assign(engine, msgId, r.options.balanced);
+    this.engines.assign(engine, msgId, leased ? 'leased' : holdOf(r));
     this.records.assign(r, engine.id);
     const early = this.earlyReplies.get(msgId);
     if (early) {
@@ -266,7 +266,7 @@ export class TaskDispatcher implements Placement {
 
   /** Sends task `r` to `engine`: the engine counts it and its record says where it runs. */
   private place(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
-    this.engines.assign(engine, r.msgId, r.options.balanced);
+    this.engines.assign(engine, r.msgId, holdOf(r));
     this.records.assign(r, engine.id);
     this.out.toEngine({ ...r.request, identities: [engine.uuid] }, wire);
   }
@@ -282,6 +282,11 @@ export class TaskDispatcher implements Placement {
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
   }
+}
+
+/** How an engine holds a task the hub sent it. */
+function holdOf(r: TaskRecord): Hold {
+  return r.options.balanced ? 'balanced' : 'named';
 }
 
 /** The error text for tasks or requests naming engines that are not registered. */

@@ -180,13 +180,20 @@ export interface ContentMap {
   unregistration_notification: { id: EngineId; reason: string };
   // Direct paths: what went between clients and engines without the hub, told to the hub
   // afterwards, batched, so that its records, retries and aborts cover those tasks too.
-  /** Client to hub: tasks this client sent straight to engines (`options.targets[0]`). */
-  direct_tasks: { tasks: Carried<TaskRequestType>[] };
+  /** Client to hub: tasks this client sent straight to engines, each with the engine's id. */
+  direct_tasks: { tasks: (Carried<TaskRequestType> & { engine_id: EngineId })[] };
   /** Engine to hub: its replies to tasks clients sent it straight, as the clients got them. */
   direct_replies: { replies: Carried<ReplyType<TaskRequestType>>[] };
   // Requests a client makes of the hub, and control the hub sends engines.
   connection_request: Record<string, never>;
   connection_reply: ReplyStatus<{ engines: EngineInfo[] }>;
+  /**
+   * A client asks to send load-balanced tasks straight to engines, up to `slots` at a time on
+   * each; the hub lends what it can spare for `term` milliseconds (see `controller/leases.ts`).
+   * A new request replaces the client's lease.
+   */
+  lease_request: { slots: number };
+  lease_reply: ReplyStatus<{ leases: Record<string, number>; term: number }>;
   queue_status_request: Record<string, never>;
   queue_status_reply: ReplyStatus<{ engines: Record<string, QueueCounts>; unassigned: number }>;
   abort_request: { msg_ids: string[] };
@@ -266,6 +273,7 @@ export const replyTypes: { readonly [T in RequestType]: ReplyOf<T> } = {
   execute_request: 'execute_reply',
   registration_request: 'registration_reply',
   connection_request: 'connection_reply',
+  lease_request: 'lease_reply',
   queue_status_request: 'queue_status_reply',
   abort_request: 'abort_reply',
   signal_request: 'signal_reply',
@@ -367,7 +375,9 @@ const contentChecks: Record<MsgType, Check> = {
     ...launchFields,
     shared_memory: optional(str),
   }),
-  direct_tasks: shape({ tasks: arrayOf(carried(['apply_request', 'execute_request'])) }),
+  direct_tasks: shape({
+    tasks: arrayOf(carried(['apply_request', 'execute_request'], { engine_id: num })),
+  }),
   direct_replies: shape({ replies: arrayOf(carried(['apply_reply', 'execute_reply'])) }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
@@ -377,6 +387,8 @@ const contentChecks: Record<MsgType, Check> = {
   unregistration_notification: shape({ id: num, reason: str }),
   connection_request: obj,
   connection_reply: reply({ engines: arrayOf(engineInfo) }),
+  lease_request: shape({ slots: num }),
+  lease_reply: reply({ leases: recordOf(num), term: num }),
   queue_status_request: obj,
   queue_status_reply: reply({ engines: recordOf(queueCounts), unassigned: num }),
   abort_request: shape({ msg_ids: arrayOf(str) }),
@@ -396,8 +408,9 @@ const contentChecks: Record<MsgType, Check> = {
  * A carried message (see `Carried`) of one of `types`, its content checked as its own type's;
  * looked up when called, as the table it uses is built after it.
  */
-function carried(types: MsgType[]): Check {
+function carried(types: MsgType[], more: Record<string, Check> = {}): Check {
   const parts = shape({
+    ...more,
     header: (v) => headerCheck(v) ?? oneOf(types)((v as { msg_type: unknown }).msg_type) ?? null,
     parent_header: obj,
     metadata: obj,
@@ -429,9 +442,9 @@ export function unpackCarried<T extends MsgType>(
   identities: Buffer[],
 ): MessageOf<T>[] {
   let at = 0;
-  return carried.map(({ buffers: n, ...parts }) => {
+  return carried.map(({ header, parent_header, metadata, content, buffers: n }) => {
     const own = buffers.slice(at, (at += n));
-    return { ...parts, identities, buffers: own } as MessageOf<T>;
+    return { header, parent_header, metadata, content, identities, buffers: own } as MessageOf<T>;
   });
 }
 

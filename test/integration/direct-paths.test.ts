@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
+import type { TaskOutput } from '../../client/async-result';
 import type { Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
 import { profileDir } from '../../protocol/connection';
@@ -46,15 +47,18 @@ async function finalRecord(
   }
 }
 
+/** Prints its engine's pid, then sleeps. */
 async function printThenSleep(ms: number): Promise<number> {
-  console.log('started');
+  console.log(process.pid);
   await new Promise((r) => setTimeout(r, ms));
   return process.pid;
 }
 
-/** Resolves at the task's first output: it runs. */
-function started(ar: { onOutput(cb: () => void): void }): Promise<void> {
-  return new Promise((resolve) => ar.onOutput(() => resolve()));
+/** Resolves at the task's first output (from `printThenSleep`: it runs), with that pid. */
+function started(ar: { onOutput(cb: (o: TaskOutput) => void): void }): Promise<number> {
+  return new Promise((resolve) =>
+    ar.onOutput((o) => o.type === 'stream' && resolve(Number(o.text.trim()))),
+  );
 }
 
 describe('direct paths: clients and engines without the hub in between', () => {
@@ -148,6 +152,72 @@ describe('direct paths: clients and engines without the hub in between', () => {
     }
     await until(() => !t.rc.ids.includes(victim.id), 'the dead engine to leave rc.ids');
     assert.deepEqual(await t.rc.directView().apply(() => 'alive'), ['alive', 'alive']);
+  });
+});
+
+describe('leases: load-balanced tasks straight to engines, in slots the hub lends', () => {
+  const t = useCluster(2, { leaseTerm: 10_000 });
+
+  it('runs them while the controller is stopped, once the client holds a lease', async () => {
+    const lv = t.rc.loadBalancedView().withOptions({ lease: true });
+    assert.equal(await lv.apply(() => 'lent'), 'lent');
+    const ids = await withControllerStopped(t.cluster, async () => {
+      const map = lv.map((x: number) => x + 1, [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await map, [2, 3, 4, 5, 6, 7]);
+      return map.msgIds;
+    });
+    figures.tasksSubmitted += 7;
+    for (const id of ids) assert.equal((await finalRecord(t.rc, id)).state, 'completed');
+  });
+
+  it('aborts tasks running in leased slots and one waiting in the client for a slot', async () => {
+    const lv = t.rc.loadBalancedView().withOptions({ lease: true });
+    const running = [lv.apply(printThenSleep, 60_000), lv.apply(printThenSleep, 60_000)];
+    await Promise.all(running.map(started));
+    const waiting = lv.apply(() => 'never');
+    assert.equal((await t.rc.queueStatus()).unassigned, 1, 'it waits for a slot');
+    const aborted = await t.rc.abort([...running, waiting].flatMap((ar) => ar.msgIds));
+    assert.equal(aborted.length, 3);
+    for (const ar of [...running, waiting]) await assert.rejects(ar.get(), TaskAbortedError);
+    assert.equal(await lv.apply(() => 'after'), 'after');
+  });
+});
+
+describe('leases with a short term', () => {
+  const t = useCluster(3, { leaseTerm: 200 });
+
+  it('runs a second client’s tasks while the first still has hundreds queued', async () => {
+    const nap = async (ms: number): Promise<number> => {
+      await new Promise((r) => setTimeout(r, ms));
+      return ms;
+    };
+    const first = t.rc
+      .loadBalancedView()
+      .withOptions({ lease: true })
+      .map(nap, Array(300).fill(10));
+    await until(() => first.progress >= 10, 'the first client to be under way');
+    const other = await t.cluster.connect();
+    try {
+      const second = await Promise.all(
+        [1, 2, 3, 4].map(() => other.loadBalancedView().withOptions({ lease: true }).apply(nap, 1)),
+      );
+      assert.deepEqual(second, [1, 1, 1, 1]);
+      assert.ok(first.progress < 300, `the first client had ${first.progress} of 300 done`);
+    } finally {
+      other.close();
+    }
+    assert.equal((await first).length, 300);
+    figures.tasksSubmitted += 304;
+  });
+
+  it('reruns a leased task through the hub when its engine is killed (kill -9), with retries', async () => {
+    const lv = t.rc.loadBalancedView().withOptions({ retries: 1, lease: true });
+    const ar = lv.apply(printThenSleep, 1500);
+    figures.tasksSubmitted++;
+    const pid = await started(ar);
+    process.kill(pid, 'SIGKILL');
+    figures.faultsInjected++;
+    assert.notEqual(await ar, pid, 'rerun on another engine');
   });
 });
 

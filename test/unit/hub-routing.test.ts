@@ -42,6 +42,7 @@ const HUB_OPTIONS: HubOptions = {
   recordBytes: 100,
   heartbeatPeriod: 1000,
   heartbeatDeadline: 3000,
+  leaseTerm: 1000,
 };
 
 /**
@@ -131,7 +132,12 @@ describe('Hub routing', () => {
       wire(
         session.msg(
           'registration_request',
-          { uuid: identity.toString(), pid: 100, hostname: 'node-1' },
+          {
+            uuid: identity.toString(),
+            pid: 100,
+            hostname: 'node-1',
+            direct: { address: `tcp://127.0.0.1:${4000 + identity.length}` },
+          },
           { identities: [identity] },
         ),
       ),
@@ -609,8 +615,12 @@ describe('Hub routing', () => {
       /** The client tells the hub of tasks it sent straight, in one message. */
       const tell = (...tasks: IMessage<'apply_request'>[]): void => {
         const { carried, buffers } = packCarried(tasks);
+        const told = carried.map((c, i) => ({
+          ...c,
+          engine_id: tasks[i].content.options.targets?.[0] ?? -1,
+        }));
         hub.handleClient(
-          wire(session.msg('direct_tasks', { tasks: carried }, { identities: [CLIENT], buffers })),
+          wire(session.msg('direct_tasks', { tasks: told }, { identities: [CLIENT], buffers })),
         );
       };
 
@@ -723,6 +733,63 @@ describe('Hub routing', () => {
         assert.deepEqual(
           sent.map((s) => [s.route, s.topic]),
           [['publish', 'engine.1.stream']],
+        );
+      });
+    });
+
+    describe('leases', () => {
+      const lease = (slots = 4): Record<string, number> => {
+        request('lease_request', { slots });
+        const reply = only(out.take(), 'lease_reply').content;
+        assert.equal(reply.status, 'ok');
+        return reply.status === 'ok' ? reply.leases : {};
+      };
+
+      it('lends the room below hwm on each engine, which its scheduler then counts as load', () => {
+        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+        const task = apply({ balanced: true });
+        assert.deepEqual(forwarded(out.take()), [], 'no room left for the hub to place it');
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.unassigned, 1);
+        clock.advance(1000);
+        assert.equal(forwarded(out.take())[0][1], task.header.msg_id, 'placed once the lease ends');
+      });
+
+      it('lends nothing while tasks wait in its queue, so their clients go first', () => {
+        apply({ balanced: true });
+        apply({ balanced: true });
+        apply({ balanced: true });
+        out.take();
+        assert.deepEqual(lease(), {});
+      });
+
+      it('counts a leased task in its slot, and a renewal keeps the slot it fills', () => {
+        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+        const task = session.msg('apply_request', {
+          source: '() => 1',
+          mode: 'call',
+          refs: [],
+          options: { balanced: true },
+        });
+        const { carried } = packCarried([task]);
+        hub.handleClient(
+          wire(
+            session.msg(
+              'direct_tasks',
+              { tasks: [{ ...carried[0], engine_id: 0 }] },
+              { identities: [CLIENT] },
+            ),
+          ),
+        );
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.engines[0].tasks, 1);
+        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+        clock.advance(1000);
+        apply({ balanced: true });
+        assert.deepEqual(
+          forwarded(out.take()).map(([engine]) => engine),
+          ['engine-b'],
+          'the leased task still fills engine 0 after its lease ended',
         );
       });
     });

@@ -188,7 +188,7 @@ describe('scheduler rooms', () => {
     for (let t = 0; t < 1000; t++) {
       const e = room.pick() as RegisteredEngine;
       assert.equal(e.id, t);
-      registry.assign(e, `task-${t}`, true);
+      registry.assign(e, `task-${t}`, 'balanced');
     }
     // Every engine holds one; the next picks go round again, least recently given first.
     assert.equal(room.pick(), engines[0]);
@@ -197,7 +197,7 @@ describe('scheduler rooms', () => {
     registry.drop(500, 'test');
     assert.equal(room.pick(), engines[0]);
     // Full engines leave the room; a finished task brings one back.
-    for (const e of engines) if (e.id !== 500) registry.assign(e, `more-${e.id}`, true);
+    for (const e of engines) if (e.id !== 500) registry.assign(e, `more-${e.id}`, 'balanced');
     assert.equal(room.size, 0);
     engines[7].release('task-7', true);
     assert.equal(room.pick(), engines[7]);

@@ -256,7 +256,8 @@ describe('Session serialize/deserialize', () => {
 
     it('unpacks each with its own buffers, as sent', () => {
       const { carried, buffers } = packCarried([task, { ...task, buffers: [] }]);
-      const msg = session.msg('direct_tasks', { tasks: carried }, { buffers });
+      const tasks = carried.map((c) => ({ ...c, engine_id: 0 }));
+      const msg = session.msg('direct_tasks', { tasks }, { buffers });
       const got = session.receive(delivered(session.frames(msg))).msg;
       assert.ok(isMsg(got, 'direct_tasks'));
       const [a, b] = unpackCarried(got.content.tasks, got.buffers, [Buffer.from('c')]);
@@ -268,7 +269,7 @@ describe('Session serialize/deserialize', () => {
 
     it('refuses one whose buffer counts do not add up to the buffers sent', () => {
       const { carried } = packCarried([task]);
-      const msg = session.msg('direct_tasks', { tasks: carried });
+      const msg = session.msg('direct_tasks', { tasks: [{ ...carried[0], engine_id: 0 }] });
       rejects(
         () => session.receive(delivered(session.frames(msg))).msg,
         /direct_tasks: the carried messages count 1 buffers, the message has 0/,
@@ -277,7 +278,7 @@ describe('Session serialize/deserialize', () => {
 
     it('refuses a carried message of a type the carrier does not carry, or bad content', () => {
       const { carried } = packCarried([task]);
-      const [one] = carried;
+      const one = { ...carried[0], engine_id: 0 };
       const wrongType = { ...one, header: { ...one.header, msg_type: 'shutdown_request' } };
       const badContent = { ...one, content: { ...one.content, mode: 'sideways' } };
       for (const [bad, where] of [

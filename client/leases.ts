@@ -1,0 +1,152 @@
+/**
+ * A client's leases (the hub's side is `controller/leases.ts`): load-balanced tasks go straight
+ * to engines in the slots the hub lent this client, and wait here, in order, for a free slot
+ * while the lease lasts; without a lease they go through the hub as ever. The lease is renewed
+ * halfway through its term while tasks come; when the hub lends nothing (other clients' tasks
+ * wait there), the waiting tasks go to the hub, behind those.
+ */
+import type { IMessage, TaskRequestType } from '../protocol/messages';
+
+/** Slots asked for on each engine; the hub lends at most its high-water mark. */
+const SLOTS_WANTED = 16;
+
+/** What the hub answered a lease request: slots by engine id, for `term` milliseconds. */
+export interface Lent {
+  leases: Record<string, number>;
+  term: number;
+}
+
+type Task = IMessage<TaskRequestType>;
+
+/** One client's leases; see the file's comment. */
+export class Leases {
+  /** Slots lent on each engine, by id. */
+  private lent = new Map<number, number>();
+  /** Tasks running in slots, by engine id; they may outlast the lease they were sent under. */
+  private readonly busy = new Map<number, number>();
+  /** The engine each task sent under a lease went to, until it ends. */
+  private readonly placed = new Map<string, number>();
+  /** When the lease ends on this client's clock: counted from the ask, so never after the hub's. */
+  private ends = 0;
+  private term = 0;
+  private asking = false;
+  /** The hub lent nothing at the last ask: until then, tasks go to it without asking again. */
+  private refusedUntil = 0;
+  private waiting: Task[] = [];
+  private expiry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ask: (slots: number) => Promise<Lent>,
+    /** Sends a task straight to an engine; false when the client cannot reach it. */
+    private readonly straight: (task: Task, engineId: number) => boolean,
+    private readonly viaHub: (task: Task) => void,
+  ) {}
+
+  /**
+   * Takes a load-balanced task: sent in a leased slot, or kept for the next free one (or for
+   * the lease being asked for: sent through the hub meanwhile, it would wait there behind the
+   * very slots lent), or left to go through the hub (false) while the hub lends nothing.
+   */
+  submit(task: Task): boolean {
+    if (performance.now() < this.refusedUntil) return false;
+    this.waiting.push(task);
+    this.drain();
+    return true;
+  }
+
+  /** Tasks waiting here for a slot. */
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Takes the tasks among `msgIds` that wait here out of the queue; returns their ids. */
+  drop(msgIds: string[]): string[] {
+    const ids = new Set(msgIds);
+    const dropped = this.waiting.filter((t) => ids.has(t.header.msg_id));
+    if (dropped.length > 0) this.waiting = this.waiting.filter((t) => !ids.has(t.header.msg_id));
+    return dropped.map((t) => t.header.msg_id);
+  }
+
+  /** A task ended (its reply came, through either path): its slot is free. */
+  done(msgId: string): void {
+    const id = this.placed.get(msgId);
+    if (id === undefined) return;
+    this.placed.delete(msgId);
+    this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
+    this.drain();
+  }
+
+  /** Engine `id` left: no more tasks go there (the hub reruns or fails those that did). */
+  forget(id: number): void {
+    this.lent.delete(id);
+  }
+
+  /** Sends waiting tasks to free slots while the lease lasts; renews it as it runs out. */
+  private drain(): void {
+    const now = performance.now();
+    if (now >= this.ends) {
+      if (this.waiting.length > 0) this.renew();
+      return;
+    }
+    if (now > this.ends - this.term / 2 && this.waiting.length > 0) this.renew();
+    while (this.waiting.length > 0 && this.place(this.waiting[0])) this.waiting.shift();
+  }
+
+  /** Sends `task` to the leased engine with the most free slots; false when none is free. */
+  private place(task: Task): boolean {
+    for (;;) {
+      let best: number | undefined;
+      let bestFree = 0;
+      for (const [id, n] of this.lent) {
+        const free = n - (this.busy.get(id) ?? 0);
+        if (free > bestFree) [best, bestFree] = [id, free];
+      }
+      if (best === undefined) return false;
+      if (!this.straight(task, best)) {
+        this.lent.delete(best);
+        continue;
+      }
+      this.busy.set(best, (this.busy.get(best) ?? 0) + 1);
+      this.placed.set(task.header.msg_id, best);
+      return true;
+    }
+  }
+
+  /** Asks the hub for a lease, replacing the one held; once at a time. */
+  private renew(): void {
+    if (this.asking) return;
+    this.asking = true;
+    const askedAt = performance.now();
+    this.ask(SLOTS_WANTED).then(
+      ({ leases, term }) => {
+        this.asking = false;
+        this.term = term;
+        this.lent = new Map(Object.entries(leases).map(([id, n]) => [Number(id), n]));
+        this.ends = askedAt + term;
+        if (this.lent.size === 0 || performance.now() >= this.ends) {
+          this.refused(term);
+          return;
+        }
+        // Tasks still waiting when the lease runs out must not wait for a reply to move on.
+        clearTimeout(this.expiry);
+        this.expiry = setTimeout(() => this.drain(), this.ends - performance.now());
+        this.expiry.unref();
+        this.drain();
+      },
+      () => {
+        this.asking = false;
+        this.refused(0);
+      },
+    );
+  }
+
+  /** No lease: what waits goes through the hub, and no lease is asked for `ms`. */
+  private refused(ms: number): void {
+    this.ends = 0;
+    this.lent.clear();
+    this.refusedUntil = performance.now() + ms;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const task of waiting) this.viaHub(task);
+  }
+}
