@@ -464,9 +464,9 @@ export class Client {
   ): TaskState {
     this.assertOpen();
     const options: TaskOptions = content.options;
-    // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
     const host = this.hostOf(options.targets ?? this.ids);
-    const segment = this.sharedMemory.write(buffers, host);
+    // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
+    const segment = type === 'apply_request' ? this.sharedMemory.write(buffers, host) : undefined;
     const msg =
       type === 'apply_request'
         ? this.session.msg(type, content as ContentMap['apply_request'], {

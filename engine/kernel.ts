@@ -142,8 +142,8 @@ export class EngineKernel {
     } catch (e) {
       // Not the user's error: the client rebuilds it as the condition it names.
       const { name: ename, message: evalue } = e as Error;
-      const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
-      return { content: { ...content, engine_id: this.engineId }, buffers: [] };
+      const error: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+      return { content: { ...error, engine_id: this.engineId }, buffers: [] };
     }
     try {
       const fn = this.compile(source);
