@@ -21,6 +21,7 @@ describe('tsparallel kernel install', () => {
       argv: string[];
       display_name: string;
       language: string;
+      env: Record<string, string>;
     };
 
   it('writes the kernelspec for the user, which runs our kernel with the connection file', () => {
@@ -34,6 +35,7 @@ describe('tsparallel kernel install', () => {
       join(DIST, 'kernel-ext', 'main.js'),
       '{connection_file}',
     ]);
+    assert.equal(s.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1');
   });
 
   it('writes it under --prefix', () => {
