@@ -14,12 +14,17 @@ export interface Workload {
   /** Repetitions (for latencies: calls) the median is taken over. */
   reps: number;
   params: WorkloadParams;
+  /**
+   * A path only tsparallel has (leases): the peers do not run it, and their figure is that of
+   * workload `peersAs`, the same work done their way.
+   */
+  peersAs?: string;
 }
 
 /** What a workload does. */
 export type WorkloadParams =
-  | { kind: 'rtt'; mode: 'direct' | 'lb' }
-  | { kind: 'apply'; n: number }
+  | { kind: 'rtt'; mode: 'direct' | 'lb'; lease?: boolean }
+  | { kind: 'apply'; n: number; lease?: boolean }
   | { kind: 'map'; n: number; chunk: number }
   | { kind: 'execute' }
   | { kind: 'push' | 'pull' | 'scatter' | 'gather'; bytes: number }
@@ -50,6 +55,15 @@ export function grid(quick: boolean): Workload[] {
       params: { kind: 'rtt', mode },
     });
   }
+  w.push({
+    id: 'rtt.lease',
+    label: 'round trip, load-balanced, leased',
+    unit: 'ms',
+    better: 'lower',
+    reps: latency,
+    params: { kind: 'rtt', mode: 'lb', lease: true },
+    peersAs: 'rtt.lb',
+  });
   for (const n of quick ? [500] : [2000, 20000]) {
     const reps = quick ? 1 : n > 2000 ? 1 : 5;
     w.push({
@@ -59,6 +73,15 @@ export function grid(quick: boolean): Workload[] {
       better: 'higher',
       reps,
       params: { kind: 'apply', n },
+    });
+    w.push({
+      id: `apply.${n}.lease`,
+      label: `${n} tiny lb apply, leased`,
+      unit: 'tasks/s',
+      better: 'higher',
+      reps,
+      params: { kind: 'apply', n, lease: true },
+      peersAs: `apply.${n}`,
     });
     for (const chunk of quick ? [10] : [1, 10, 100]) {
       w.push({
@@ -105,7 +128,7 @@ export function grid(quick: boolean): Workload[] {
     }
   }
   if (!quick) {
-    // ipyparallel has no table operation; Dask's needs pandas (absent: not measured).
+    // ipyparallel has no table operation; Dask's is map_partitions on a pandas frame.
     for (const where of ['engines', 'local'] as const) {
       w.push({
         id: `batches.${where}`,

@@ -88,10 +88,10 @@ export async function runTsparallel(workloads: Workload[]): Promise<Record<strin
       for (let i = 0; i < w.reps; i++) {
         switch (p.kind) {
           case 'rtt':
-            samples.push(await roundTrip(rc, p.mode));
+            samples.push(await roundTrip(rc, p.mode, p.lease === true));
             break;
           case 'apply': {
-            const lv = rc.loadBalancedView();
+            const lv = rc.loadBalancedView().withOptions({ lease: p.lease === true });
             const t = now();
             const ars = Array.from({ length: p.n }, () => lv.apply(tiny));
             for (const ar of ars) await ar;
@@ -156,8 +156,8 @@ export async function runTsparallel(workloads: Workload[]): Promise<Record<strin
   return results;
 }
 
-async function roundTrip(rc: Client, mode: 'direct' | 'lb'): Promise<number> {
-  const view = mode === 'direct' ? rc.directView(0) : rc.loadBalancedView();
+async function roundTrip(rc: Client, mode: 'direct' | 'lb', lease: boolean): Promise<number> {
+  const view = mode === 'direct' ? rc.directView(0) : rc.loadBalancedView().withOptions({ lease });
   const t = now();
   await view.apply(tiny);
   return now() - t;
