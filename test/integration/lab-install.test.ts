@@ -78,7 +78,9 @@ describe('tsparallel lab install', () => {
     assertLoadable(installed(join(venv, 'share', 'jupyter')));
   });
 
-  it("is listed as enabled and OK (not incompatible) by the lab's JupyterLab", () => {
+  it("is listed as enabled and OK (not incompatible) by the lab's JupyterLab", function () {
+    // Two runs of Jupyter's Python, each seconds long alone and tens of seconds on a busy machine.
+    this.timeout(120_000);
     const jupyter = join(LAB_VENV, 'bin', 'jupyter');
     assert.equal(install(['--prefix', join(dir, 'p')]).status, 0);
     const list = spawnSync(jupyter, ['labextension', 'list'], {
