@@ -416,6 +416,7 @@ export class Client {
   private readonly forViews: ViewClient = {
     submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
+    engine: (id) => this.engines.get(id),
     abort: (msgIds) => this.abort(msgIds),
     resultCache: (dir) => this.resultCache(dir),
     fromCache: (value) => {

@@ -5,6 +5,7 @@
  * load-balanced queue, whose room for picks follows every change).
  */
 import type { ContentMap, EngineInfo, EngineUsage, QueueCounts } from '../protocol/messages';
+import { declaredResources, shortOf, type Resources } from '../protocol/resources';
 import type { EngineLoad } from './schedulers/load-balanced';
 
 /** Dropped engines whose reason the registry remembers. */
@@ -19,6 +20,10 @@ export class RegisteredEngine implements EngineLoad {
   private lastTaken = 0;
   /** What the engine's latest heartbeat said of its process. */
   private usage: EngineUsage | undefined;
+  /** The resources each held task that asked for some occupies. */
+  private readonly occupying = new Map<string, Resources>();
+  /** Their sum, by name; a name leaves when nothing occupies it. */
+  private readonly inUse: Resources = {};
 
   constructor(
     readonly info: EngineInfo,
@@ -49,7 +54,20 @@ export class RegisteredEngine implements EngineLoad {
       completed: this.replied,
       tasks: this.balancedHeld,
       usage: this.usage,
+      ...(this.occupying.size > 0 && { resources_in_use: { ...this.inUse } }),
     };
+  }
+
+  /** What the engine declared it holds. */
+  get resources(): Resources {
+    return this.info.resources;
+  }
+
+  /** The names of `asked` that the engine does not have free now; empty when it fits. */
+  notFree(asked: Resources): string[] {
+    const free: Resources = { ...this.resources };
+    for (const name in this.inUse) free[name] -= this.inUse[name];
+    return shortOf(free, asked);
   }
 
   /** Keeps what a heartbeat reported of the engine's CPU and memory. */
@@ -57,10 +75,17 @@ export class RegisteredEngine implements EngineLoad {
     if (usage) this.usage = usage;
   }
 
-  /** Counts a task sent to it; `order` says how recent (see `EngineLoad.lastAssigned`). */
-  take(msgId: string, balanced: boolean, order: number): void {
+  /**
+   * Counts a task sent to it, occupying `resources` until it ends; `order` says how recent (see
+   * `EngineLoad.lastAssigned`).
+   */
+  take(msgId: string, balanced: boolean, order: number, resources?: Resources): void {
     this.held.set(msgId, balanced);
     if (balanced) this.balancedHeld++;
+    if (resources && Object.keys(resources).length > 0) {
+      this.occupying.set(msgId, resources);
+      for (const name in resources) this.inUse[name] = (this.inUse[name] ?? 0) + resources[name];
+    }
     this.lastTaken = order;
     this.changed(this);
   }
@@ -72,6 +97,16 @@ export class RegisteredEngine implements EngineLoad {
     this.held.delete(msgId);
     if (balanced) this.balancedHeld--;
     if (replied) this.replied++;
+    const resources = this.occupying.get(msgId);
+    if (resources) {
+      this.occupying.delete(msgId);
+      for (const name in resources) {
+        const left = this.inUse[name] - resources[name];
+        // Fractions (gpu=0.1) need not sum back to exactly 0.
+        if (left > 1e-9) this.inUse[name] = left;
+        else delete this.inUse[name];
+      }
+    }
     this.changed(this);
   }
 }
@@ -153,6 +188,7 @@ export class EngineRegistry {
       mpi,
       shared_memory,
       direct,
+      resources: declaredResources(content.resources),
     };
     const engine = new RegisteredEngine(info, identity, (e) => {
       if (this.live.get(e.id) === e) this.watcher(e, true);
@@ -179,9 +215,9 @@ export class EngineRegistry {
     return this.dropped.get(identity.toString('hex'));
   }
 
-  /** Counts a task sent to `engine`. */
-  assign(engine: RegisteredEngine, msgId: string, balanced: boolean): void {
-    engine.take(msgId, balanced, ++this.sent);
+  /** Counts a task sent to `engine`, and the resources it occupies there. */
+  assign(engine: RegisteredEngine, msgId: string, balanced: boolean, resources?: Resources): void {
+    engine.take(msgId, balanced, ++this.sent, resources);
   }
 
   /**
