@@ -39,7 +39,7 @@ export function resourcesProblem(value: unknown): string | undefined {
       return `has resource name ${JSON.stringify(name)}; a name starts with a letter and holds letters, digits, _ . or -`;
     }
     if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-      const shown = typeof amount === 'string' ? amount : JSON.stringify(amount);
+      const shown = typeof amount === 'object' ? JSON.stringify(amount) : String(amount);
       return `has ${name}=${shown}; an amount must be ${AMOUNT_WORDS}`;
     }
   }
@@ -55,9 +55,9 @@ export function parseResources(text: string): unknown {
   const parsed: Record<string, number | string> = {};
   if (text.trim() === '') return parsed;
   for (const pair of text.split(',')) {
-    const [name, amount, ...rest] = pair.trim().split('=');
+    const [name, amount, ...rest] = pair.split('=').map((part) => part.trim());
     if (amount === undefined || rest.length > 0 || Object.hasOwn(parsed, name)) return text;
-    const m = AMOUNT.exec(amount.trim());
+    const m = AMOUNT.exec(amount);
     const n = m ? Number(m[1]) * (SUFFIXES[m[2].toUpperCase()] ?? 1) : NaN;
     parsed[name] = Number.isNaN(n) ? amount : n;
   }
