@@ -77,6 +77,17 @@ describe('resources', () => {
     assert.equal((await gpuTask).pid, pidOf(gpu));
   });
 
+  it('lets tasks behind a held one go ahead where they fit', async function () {
+    this.timeout(30_000);
+    const gv = rc.loadBalancedView().withOptions({ resources: { gpu: 1 } });
+    const [first, held] = [gv.apply(spanOf, 800), gv.apply(spanOf, 0)];
+    const after = await rc.loadBalancedView().apply(spanOf, 0);
+    assert.equal(after.pid, pidOf(plain));
+    const [a, b] = [await first, await held];
+    assert.ok(after.end <= b.start, 'the plain task waited behind the held gpu task');
+    assert.ok(a.end <= b.start);
+  });
+
   it('fails a request no engine holds at once, naming the resource and what engines hold', async () => {
     const ar = rc
       .loadBalancedView()
