@@ -45,4 +45,6 @@ export {
   UnknownTaskError,
   HubError,
   InterruptedError,
+  ResourceError,
 } from './protocol/errors';
+export type { Resources } from './protocol/resources';

@@ -3,23 +3,32 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Cluster, type ClusterState } from '../cluster/cluster';
-import { clusterOptions } from '../cluster/options';
+import { clusterOptions, engineLaunchOptions } from '../cluster/options';
 import { controllerSettings } from '../controller/options';
 import { defineOptions, integer } from '../options/schema';
 import { placeOptions, tsparallelDir } from '../protocol/connection';
+import { formatResources } from '../protocol/resources';
 import { addFlags, pick, resolveFlags } from '../options/commander';
 
 /** What `cluster engines` changes before it lists the engines. */
-const engineChanges = defineOptions('cluster engines', {
-  add: { kind: integer(1), help: 'start n more engines' },
-  scale: {
-    kind: integer(0),
-    help: 'grow or shrink the cluster to n engines (idle ones stop first)',
+const engineChanges = defineOptions(
+  'cluster engines',
+  {
+    add: { kind: integer(1), help: 'start n more engines' },
+    ...engineLaunchOptions.specs,
+    scale: {
+      kind: integer(0),
+      help: 'grow or shrink the cluster to n engines (idle ones stop first)',
+    },
+    stop: { kind: integer(0, '<id>'), help: 'stop engine id' },
+    restart: { kind: integer(0, '<id>'), help: 'replace engine id with a new one' },
+    ...placeOptions.specs,
   },
-  stop: { kind: integer(0, '<id>'), help: 'stop engine id' },
-  restart: { kind: integer(0, '<id>'), help: 'replace engine id with a new one' },
-  ...placeOptions.specs,
-});
+  (o, name) =>
+    o.resources !== undefined && o.add === undefined
+      ? `${name('resources')} says what added engines hold: give ${name('add')} too`
+      : undefined,
+);
 
 /** Adds the `cluster` command and its subcommands to `program`. */
 export function clusterCommand(program: Command): void {
@@ -82,7 +91,9 @@ export function clusterCommand(program: Command): void {
     const o = resolveFlags(engines, engineChanges, pick(engineChanges, flags));
     const c = await Cluster.fromFile(Cluster.stateFilePath(o.profile, o.clusterId));
     if (o.add !== undefined)
-      process.stdout.write(`added engines ${(await c.addEngines(o.add)).join(', ')}\n`);
+      process.stdout.write(
+        `added engines ${(await c.addEngines(o.add, { resources: o.resources })).join(', ')}\n`,
+      );
     if (o.stop !== undefined) {
       await c.stopEngine(o.stop);
       process.stdout.write(`stopped engine ${o.stop}\n`);
@@ -98,7 +109,9 @@ export function clusterCommand(program: Command): void {
     const rc = await c.connect();
     for (const e of rc.engineInfo) {
       const mpi = e.mpi ? `\tmpi rank ${e.mpi.rank} of ${e.mpi.size}` : '';
-      process.stdout.write(`engine ${e.id}\tpid ${e.pid}\t${e.hostname}${mpi}\n`);
+      process.stdout.write(
+        `engine ${e.id}\tpid ${e.pid}\t${e.hostname}\t${formatResources(e.resources)}${mpi}\n`,
+      );
     }
     rc.close();
     process.exit(0);

@@ -439,6 +439,7 @@ export class Client {
   private readonly forViews: ViewClient = {
     submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
+    engine: (id) => this.engines.get(id),
     abort: (msgIds) => this.abort(msgIds),
     resultCache: (dir) => this.resultCache(dir),
     fromCache: (value) => {
@@ -766,14 +767,15 @@ function isDirect(options: TaskOptions): options is TaskOptions & { targets: [nu
 
 /**
  * True for a load-balanced task that may go straight to an engine in a leased slot: one without
- * dependencies, for any engine (the hub places the others).
+ * dependencies or resources, for any engine (the hub places the others).
  */
 function isLeasable(options: TaskOptions): boolean {
   return (
     options.balanced &&
     options.targets === undefined &&
     !options.after?.length &&
-    !options.follow?.length
+    !options.follow?.length &&
+    options.resources === undefined
   );
 }
 

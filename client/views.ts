@@ -16,7 +16,9 @@ import {
 } from '../options/schema';
 import type { Table } from 'apache-arrow';
 import { isArrowTable } from '../protocol/arrow-kind';
-import type { ContentMap, TaskOptions } from '../protocol/messages';
+import { ResourceError } from '../protocol/errors';
+import type { ContentMap, EngineInfo, TaskOptions } from '../protocol/messages';
+import { resourcesOption, shortOf, unsatisfiable, type Resources } from '../protocol/resources';
 import { encodeValue } from '../protocol/serialize';
 import {
   AsyncMapResult,
@@ -64,6 +66,8 @@ export interface ViewClient extends CacheClient {
   ): TaskState;
   /** Live ids for `targets`; throws `EngineError` when there are none. */
   liveTargets(targets: Targets): number[];
+  /** Live engine `id` as the hub described it. */
+  engine(id: number): EngineInfo | undefined;
   abort(msgIds: string[]): Promise<unknown>;
   /** This client's handle on the result cache in `dir`, which counts its hits and misses. */
   resultCache(dir: string): ResultCache;
@@ -142,6 +146,13 @@ export interface ViewOptions {
    * for a slot wait in the client; the controller still records, aborts and reruns them.
    */
   lease?: boolean;
+  /**
+   * What each task occupies on its engine while it runs, as Ray's `num_gpus`: `{ gpu: 1 }`.
+   * Load-balanced tasks wait until an engine has that much free; a request no live engine holds
+   * fails with `ResourceError` at once. A direct view's targets must each hold it. Default
+   * nothing: a task asks for no resources unless told.
+   */
+  resources?: Resources;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -170,6 +181,9 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
     kind: flag,
     help: 'load-balanced: send tasks straight to engines, in slots the controller lends this client',
   },
+  resources: resourcesOption(
+    'what each task occupies on its engine while it runs, e.g. { gpu: 1 }',
+  ),
 });
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
@@ -258,6 +272,8 @@ abstract class View {
     if (follow?.length) o.follow = follow;
     if (this.options.retries) o.retries = this.options.retries;
     if (this.options.label !== undefined) o.label = this.options.label;
+    const resources = this.options.resources;
+    if (resources && Object.keys(resources).length > 0) o.resources = resources;
     return o;
   }
 
@@ -321,6 +337,23 @@ export class DirectView extends View {
   }
 
   /**
+   * The targets a call's tasks go to. A direct task occupies the resources it asks on its engine,
+   * so every target must hold them: else the call fails at once, before any task is sent.
+   */
+  private runTargets(): number[] {
+    const ids = this.targets;
+    const asked = this.options.resources;
+    if (!asked) return ids;
+    for (const id of ids) {
+      const resources = this.client.engine(id)?.resources ?? {};
+      const short = shortOf(resources, asked);
+      if (short.length > 0)
+        throw new ResourceError(unsatisfiable(asked, short, [{ id, resources }], id));
+    }
+    return ids;
+  }
+
+  /**
    * Calls `fn(...args)` on every target. Returns at once; `await` gives one result per target.
    * @example const pids = await rc.directView().apply(() => process.pid);
    */
@@ -354,7 +387,7 @@ export class DirectView extends View {
     track: (task: TaskState) => TaskState = (task) => task,
   ): AsyncResult<T> {
     const source = functionSource(fn);
-    const tasks = this.targets.map((id, i) =>
+    const tasks = this.runTargets().map((id, i) =>
       track(this.sendApply(source, 'call', argsFor(i), this.taskOptions(false, [id]))),
     );
     return new AsyncResult(tasks, combine, this.resultOptions());
@@ -377,7 +410,7 @@ export class DirectView extends View {
     const all = equalLength(seqs);
     const plan = this.cachedCall(source)?.planMap(all);
     const columns = plan?.columns ?? all;
-    const targets = this.targets;
+    const targets = this.runTargets();
     const n = Math.min(targets.length, columns[0]?.length ?? 0);
     const parts = columns.map((c) => partition(c, n));
     const map: MapCall = { tasks: n };
@@ -404,7 +437,7 @@ export class DirectView extends View {
   execute(code: string, options: { silent?: boolean } = {}): AsyncResult<ExecuteReply[]> {
     if (typeof code !== 'string')
       throw new TypeError(`execute needs TypeScript source as a string, got ${typeof code}`);
-    const tasks = this.targets.map((id) =>
+    const tasks = this.runTargets().map((id) =>
       this.client.submit(
         this,
         'execute_request',

@@ -15,9 +15,16 @@ import { connectionFilePath, profileDir, readConnectionFile } from '../protocol/
 import { ConnectionError, EngineError, TimeoutError } from '../protocol/errors';
 import { SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { Adaptive, type AdaptOptions } from './adapt';
-import { createLauncher, type EngineSet, type Launcher, type LauncherName } from './launchers';
+import {
+  createLauncher,
+  type EngineLaunch,
+  type EngineSet,
+  type Launcher,
+  type LauncherName,
+} from './launchers';
 import { delay, isAlive, killAll, waitForExit } from './launchers/launcher';
-import { clusterOptions, type ClusterOptions } from './options';
+import { clusterOptions, engineLaunchOptions, type ClusterOptions } from './options';
+import type { Resources } from '../protocol/resources';
 
 export type { ClusterOptions, ControllerSettings };
 
@@ -61,7 +68,13 @@ export class Cluster {
 
   private constructor(
     private state: ClusterState,
-    private readonly options: { daemonize: boolean; timeout: number; restartEngines: number },
+    private readonly options: {
+      daemonize: boolean;
+      timeout: number;
+      restartEngines: number;
+      /** What the engines `addEngines` starts declare, unless it is told otherwise. */
+      resources?: Resources;
+    },
   ) {
     const context = {
       profile: state.profile,
@@ -188,12 +201,17 @@ export class Cluster {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Starts `n` more engines; resolves with the new engine ids once they registered. */
-  async addEngines(n: number): Promise<number[]> {
+  /**
+   * Starts `n` more engines; resolves with the new engine ids once they registered. `resources`
+   * says what they hold, when not what the cluster was started with.
+   * @example await cluster.addEngines(1, { resources: { gpu: 1, mem: 8e9 } });
+   */
+  async addEngines(n: number, engines: EngineLaunch = {}): Promise<number[]> {
     if (!Number.isInteger(n) || n < 0)
       throw new RangeError(`addEngines needs an integer >= 0, got ${String(n)}`);
+    const { resources } = resolveOptions(engineLaunchOptions, engines);
     const rc = await this.adminClient();
-    const sets = await this.launcher.start(n);
+    const sets = await this.launcher.start(n, { resources: resources ?? this.options.resources });
     this.state.engineSets.push(...sets);
     await this.saveState();
     return this.waitForRegistration(rc, sets);
@@ -456,9 +474,13 @@ export class Cluster {
     }
   }
 
-  /** Replaces dead engine `id`, unless the cluster stops or too many died this minute. */
+  /**
+   * Replaces dead engine `id` with one holding the same resources, unless the cluster stops or
+   * too many died this minute.
+   */
   private async replaceEngine(id: number, setId: string | undefined): Promise<void> {
     if (this.stopped) return;
+    const resources = this.state.engineSets.find((s) => s.id === setId)?.resources;
     await this.forgetEngines([setId]);
     const now = performance.now();
     this.restarts = this.restarts.filter((t) => now - t < 60_000);
@@ -471,7 +493,7 @@ export class Cluster {
       return;
     }
     this.restarts.push(now);
-    await this.addEngines(1);
+    await this.addEngines(1, { resources });
   }
 
   private async adminClient(): Promise<Client> {

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { ControllerSettings } from '../controller/options';
 import { clusterIdSpec, placeOptions } from '../protocol/connection';
+import { resourcesOption, type Resources } from '../protocol/resources';
 import {
   custom,
   defineOptions,
@@ -14,7 +15,12 @@ import {
   oneOf,
   type SpecsOf,
 } from '../options/schema';
-import { launcherNames, type LauncherName, type LauncherOptionsMap } from './launchers';
+import {
+  launcherNames,
+  type EngineLaunch,
+  type LauncherName,
+  type LauncherOptionsMap,
+} from './launchers';
 
 /**
  * What `Cluster.start` can be told; `tsparallel cluster start` takes the same as flags.
@@ -39,7 +45,19 @@ export interface ClusterOptions<L extends LauncherName = LauncherName> {
   timeout?: number;
   /** Start a new engine in place of one that dies, at most n times a minute; default 0, not with `daemonize`. */
   restartEngines?: number;
+  /**
+   * What each engine declares it holds, for tasks that ask (`{ gpu: 1, mem: 8e9 }`); one CPU
+   * unless `cpu` is named. `addEngines(n, { resources })` starts others differently.
+   */
+  resources?: Resources;
 }
+
+/** What `cluster.addEngines(n, options)` takes, and `tsparallel cluster engines --add`. */
+export const engineLaunchOptions = defineOptions('addEngines', {
+  resources: resourcesOption(
+    "what the new engines hold, as name=amount pairs (cpu=4,gpu=1,mem=8G); default the cluster's",
+  ),
+} satisfies SpecsOf<EngineLaunch>);
 
 /** The options of `Cluster.start`; the controller's own come as `controller` (`controller/options.ts`). */
 export const clusterOptions = defineOptions(
@@ -88,6 +106,9 @@ export const clusterOptions = defineOptions(
       default: 0,
       help: 'start a new engine in place of one that dies, at most n times a minute (not with --daemonize)',
     },
+    resources: resourcesOption(
+      'what each engine holds for tasks that ask, as name=amount pairs (cpu=4,gpu=1,mem=8G); one cpu unless cpu is named',
+    ),
   } satisfies SpecsOf<ClusterOptions>,
   (o, name) =>
     o.restartEngines > 0 && o.daemonize

@@ -5,6 +5,7 @@
  * load-balanced queue, whose room for picks follows every change).
  */
 import type { ContentMap, EngineInfo, EngineUsage, QueueCounts } from '../protocol/messages';
+import { declaredResources, shortOf, type Resources } from '../protocol/resources';
 import type { EngineLoad } from './schedulers/load-balanced';
 
 /** Dropped engines whose reason the registry remembers. */
@@ -27,6 +28,10 @@ export class RegisteredEngine implements EngineLoad {
   private lastTaken = 0;
   /** What the engine's latest heartbeat said of its process. */
   private usage: EngineUsage | undefined;
+  /** The resources each held task that asked for some occupies. */
+  private readonly occupying = new Map<string, Resources>();
+  /** Their sum, by name; a name leaves when nothing occupies it. */
+  private readonly inUse: Resources = {};
 
   constructor(
     readonly info: EngineInfo,
@@ -60,7 +65,20 @@ export class RegisteredEngine implements EngineLoad {
       completed: this.replied,
       tasks: this.holding.balanced + this.holding.leased,
       usage: this.usage,
+      ...(this.occupying.size > 0 && { resources_in_use: { ...this.inUse } }),
     };
+  }
+
+  /** What the engine declared it holds. */
+  get resources(): Resources {
+    return this.info.resources;
+  }
+
+  /** The names of `asked` that the engine does not have free now; empty when it fits. */
+  notFree(asked: Resources): string[] {
+    const free: Resources = { ...this.resources };
+    for (const name in this.inUse) free[name] -= this.inUse[name];
+    return shortOf(free, asked);
   }
 
   /** Keeps what a heartbeat reported of the engine's CPU and memory. */
@@ -68,10 +86,17 @@ export class RegisteredEngine implements EngineLoad {
     if (usage) this.usage = usage;
   }
 
-  /** Counts a task sent to it; `order` says how recent (see `EngineLoad.lastAssigned`). */
-  take(msgId: string, hold: Hold, order: number): void {
+  /**
+   * Counts a task sent to it, occupying `resources` until it ends; `order` says how recent (see
+   * `EngineLoad.lastAssigned`).
+   */
+  take(msgId: string, hold: Hold, order: number, resources?: Resources): void {
     this.held.set(msgId, hold);
     this.holding[hold]++;
+    if (resources && Object.keys(resources).length > 0) {
+      this.occupying.set(msgId, resources);
+      for (const name in resources) this.inUse[name] = (this.inUse[name] ?? 0) + resources[name];
+    }
     this.lastTaken = order;
     this.changed(this);
   }
@@ -89,6 +114,16 @@ export class RegisteredEngine implements EngineLoad {
     this.held.delete(msgId);
     this.holding[hold]--;
     if (replied) this.replied++;
+    const resources = this.occupying.get(msgId);
+    if (resources) {
+      this.occupying.delete(msgId);
+      for (const name in resources) {
+        const left = this.inUse[name] - resources[name];
+        // Fractions (gpu=0.1) need not sum back to exactly 0.
+        if (left > 1e-9) this.inUse[name] = left;
+        else delete this.inUse[name];
+      }
+    }
     this.changed(this);
   }
 }
@@ -170,6 +205,7 @@ export class EngineRegistry {
       mpi,
       shared_memory,
       direct,
+      resources: declaredResources(content.resources),
     };
     const engine = new RegisteredEngine(info, identity, (e) => {
       if (this.live.get(e.id) === e) this.watcher(e, true);
@@ -196,9 +232,9 @@ export class EngineRegistry {
     return this.dropped.get(identity.toString('hex'));
   }
 
-  /** Counts a task sent to `engine`. */
-  assign(engine: RegisteredEngine, msgId: string, hold: Hold): void {
-    engine.take(msgId, hold, ++this.sent);
+  /** Counts a task sent to `engine`, and the resources it occupies there. */
+  assign(engine: RegisteredEngine, msgId: string, hold: Hold, resources?: Resources): void {
+    engine.take(msgId, hold, ++this.sent, resources);
   }
 
   /**

@@ -11,6 +11,7 @@
  */
 import type { ConditionName } from '../protocol/errors';
 import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
+import { shortOf, unsatisfiable } from '../protocol/resources';
 import type { Frame, Session } from '../protocol/session';
 import type { EngineRegistry, Hold, RegisteredEngine } from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
@@ -99,7 +100,7 @@ export class TaskDispatcher implements Placement {
       return;
     }
     this.direct.add(msgId);
-    this.engines.assign(engine, msgId, leased ? 'leased' : holdOf(r));
+    this.engines.assign(engine, msgId, leased ? 'leased' : holdOf(r), r.options.resources);
     this.records.assign(r, engine.id);
     const early = this.earlyReplies.get(msgId);
     if (early) {
@@ -145,6 +146,16 @@ export class TaskDispatcher implements Placement {
     const engine = id === undefined ? undefined : this.engines.get(id);
     if (!engine || options.targets?.length !== 1) {
       this.fail(r, 'EngineError', notRegistered([id], this.engines.ids));
+      return;
+    }
+    // A direct task occupies what it asks too; its engine must hold that much.
+    const short = shortOf(engine.resources, options.resources ?? {});
+    if (short.length > 0) {
+      this.fail(
+        r,
+        'ResourceError',
+        unsatisfiable(options.resources ?? {}, short, [engine], engine.id),
+      );
       return;
     }
     this.place(r, engine, wire);
@@ -266,7 +277,7 @@ export class TaskDispatcher implements Placement {
 
   /** Sends task `r` to `engine`: the engine counts it and its record says where it runs. */
   private place(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
-    this.engines.assign(engine, r.msgId, holdOf(r));
+    this.engines.assign(engine, r.msgId, holdOf(r), r.options.resources);
     this.records.assign(r, engine.id);
     this.out.toEngine({ ...r.request, identities: [engine.uuid] }, wire);
   }

@@ -137,6 +137,7 @@ export class EngineServer {
         mpi,
         shared_memory: sharedMemoryHost(),
         direct: this.direct?.address,
+        resources: options.resources,
       }),
     );
   }

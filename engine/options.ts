@@ -5,6 +5,7 @@
  */
 import { custom, defineOptions, flag, integer, string, type SpecsOf } from '../options/schema';
 import { placeOptions, type PlaceOptions } from '../protocol/connection';
+import { DEFAULT_RESOURCES, resourcesOption, type Resources } from '../protocol/resources';
 
 /**
  * What `EngineServer.start` takes; `tsparallel engine` takes the same as flags.
@@ -31,6 +32,11 @@ export interface EngineOptions extends PlaceOptions {
    * their console output is not captured, and a busy task delays its heartbeats.
    */
   lightweight?: boolean;
+  /**
+   * What the engine holds for tasks that ask for resources (`{ gpu: 1, mem: 8e9 }`); one CPU
+   * unless `cpu` is named. Default `{ cpu: 1 }`.
+   */
+  resources?: Resources;
   /** Where the engine's log lines go. */
   log: (line: string) => void;
 }
@@ -68,6 +74,10 @@ export const engineOptions = defineOptions('engine', {
     cli: false,
     help: 'one of many engines in this process, sharing it',
   },
+  resources: resourcesOption(
+    'what the engine holds for tasks that ask, as name=amount pairs (cpu=4,gpu=1,mem=8G); one cpu unless cpu is named',
+    { ...DEFAULT_RESOURCES },
+  ),
   log: {
     kind: custom('a function', (v): v is (line: string) => void => typeof v === 'function'),
     required: true,

@@ -16,6 +16,7 @@ import {
   obj,
   oneOf,
   optional,
+  recordOf,
   shape,
   str,
   type Check,
@@ -68,6 +69,10 @@ export interface PanelEngine {
   cpu: number | null;
   /** The engine process's resident memory in bytes, as its latest heartbeat said. */
   memory: number | null;
+  /** What the engine declared it holds for tasks that ask (`{ cpu: 1, gpu: 1 }`). */
+  resources: Record<string, number>;
+  /** Of those, what the tasks it holds occupy now; a resource not named is free. */
+  resourcesInUse: Record<string, number>;
 }
 
 /** One task this kernel sent (from `%px` or from a view in a code cell). */
@@ -242,6 +247,8 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           replacedBy: nullable(num),
           cpu: nullable(num),
           memory: nullable(num),
+          resources: recordOf(num),
+          resourcesInUse: recordOf(num),
         }),
       ),
       tasks: arrayOf(

@@ -299,6 +299,8 @@ export class PanelModel {
         replacedBy: null,
         cpu: q.usage?.cpu ?? null,
         memory: q.usage?.rss ?? null,
+        resources: e.resources,
+        resourcesInUse: q.resources_in_use ?? {},
       };
     });
     const dead: PanelEngine[] = [...this.dead.values()].map((d) => ({
@@ -310,6 +312,8 @@ export class PanelModel {
       replacedBy: this.replacedBy.get(d.id) ?? null,
       cpu: null,
       memory: null,
+      resources: {},
+      resourcesInUse: {},
     }));
     return {
       time,

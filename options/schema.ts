@@ -22,6 +22,8 @@ export interface Kind<T> {
   allows?(value: T): boolean;
   /** What a command-line word stands for, before the checks (which say what went wrong). */
   parse?(text: string): unknown;
+  /** The command-line word for a value, which `parse` reads back; JSON for an object if absent. */
+  format?(value: T): string;
 }
 
 /** One option: what it takes, its default, its help, and a check beyond its kind. */
@@ -208,6 +210,7 @@ export function toArgv<S extends OptionSpecs>(
     if (value === undefined || value === spec.default || spec.cli === false) return [];
     const long = flagName(option, spec);
     if (spec.kind.arg === undefined) return value === true ? [long] : [];
+    if (spec.kind.format) return [long, spec.kind.format(value)];
     return [long, typeof value === 'object' ? JSON.stringify(value) : String(value)];
   });
 }

@@ -68,6 +68,14 @@ export class DependencyError extends Error {
   override name = 'DependencyError';
 }
 
+/**
+ * A task asks for resources (`withOptions({ resources })`) that no live engine holds, so it
+ * could never be placed; the message names the resource and what the engines hold.
+ */
+export class ResourceError extends Error {
+  override name = 'ResourceError';
+}
+
 /** A value cannot travel between processes; `path` says where in the value it sits. */
 export class SerializationError extends Error {
   override name = 'SerializationError';
@@ -150,6 +158,7 @@ const conditions = {
   ProtocolError: (evalue) => new ProtocolError(evalue),
   RangeError: (evalue) => new RangeError(evalue),
   HubError: (evalue) => new HubError(evalue),
+  ResourceError: (evalue) => new ResourceError(evalue),
 } satisfies Record<string, (evalue: string, engineId: number | undefined) => Error>;
 
 /** The `ename` of each of tsparallel's own conditions. */

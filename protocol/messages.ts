@@ -21,6 +21,7 @@ import {
   str,
   type Check,
 } from './validate';
+import { resourcesProblem, type Resources } from './resources';
 
 /** Engine ids are small integers handed out by the controller, never reused. */
 export type EngineId = number;
@@ -37,6 +38,8 @@ export interface TaskOptions {
   /** How many times to rerun the task elsewhere if its engine dies. */
   retries?: number;
   label?: string;
+  /** What the task occupies on its engine while it runs (`{ gpu: 1 }`); nothing when absent. */
+  resources?: Resources;
 }
 
 /** A registered engine, as the hub tells clients about it. */
@@ -57,6 +60,8 @@ export interface EngineInfo {
   shared_memory?: string;
   /** Where clients may send the engine tasks straight, bypassing the hub. */
   direct?: DirectAddress;
+  /** What the engine holds for tasks to ask for (`declaredResources`: one CPU by default). */
+  resources: Resources;
 }
 
 /**
@@ -95,6 +100,8 @@ export interface QueueCounts {
   tasks: number;
   /** The engine's process as its latest heartbeat measured it, once it has sent one. */
   usage?: EngineUsage;
+  /** Of the engine's resources, what the tasks it holds occupy (only those in use). */
+  resources_in_use?: Resources;
 }
 
 /** An engine process's CPU (percent of one core since its previous beat) and memory (RSS bytes). */
@@ -161,6 +168,8 @@ export interface ContentMap {
     mpi?: MpiPlace;
     shared_memory?: string;
     direct?: DirectAddress;
+    /** What the engine declares it holds; one CPU when absent. */
+    resources?: Resources;
   };
   registration_reply: ReplyStatus<{
     id: EngineId;
@@ -306,6 +315,10 @@ const reply = (fields: Record<string, Check>): Check => {
     status(v) ?? ((v as { status: string }).status === 'error' ? errorContent(v) : ok(v));
 };
 
+const resourceMap: Check = (v) => {
+  const problem = resourcesProblem(v);
+  return problem === undefined ? null : { path: [], expected: `resources (it ${problem})` };
+};
 const optionChecks: Record<keyof TaskOptions, Check> = {
   targets: arrayOf(num),
   balanced: bool,
@@ -313,6 +326,7 @@ const optionChecks: Record<keyof TaskOptions, Check> = {
   follow: arrayOf(str),
   retries: num,
   label: str,
+  resources: resourceMap,
 };
 const requiredOptions = shape({ balanced: bool });
 const knownOptions = onlyFields(optionChecks);
@@ -330,9 +344,16 @@ const engineInfo = shape({
   registered: str,
   ...launchFields,
   shared_memory: optional(str),
+  resources: resourceMap,
 });
 const engineUsage = shape({ cpu: num, rss: num });
-const queueCounts = shape({ queue: num, completed: num, tasks: num, usage: optional(engineUsage) });
+const queueCounts = shape({
+  queue: num,
+  completed: num,
+  tasks: num,
+  usage: optional(engineUsage),
+  resources_in_use: optional(resourceMap),
+});
 const errorContent = shape({
   status: oneOf(['error']),
   ename: str,
@@ -374,6 +395,7 @@ const contentChecks: Record<MsgType, Check> = {
     hostname: str,
     ...launchFields,
     shared_memory: optional(str),
+    resources: optional(resourceMap),
   }),
   direct_tasks: shape({
     tasks: arrayOf(carried(['apply_request', 'execute_request'], { engine_id: num })),

@@ -24,6 +24,7 @@ import {
   run,
   runOk,
   shellQuote,
+  type EngineLaunch,
   type EngineSet,
   type LaunchContext,
   type LauncherRow,
@@ -286,9 +287,9 @@ export class BatchLauncher extends Launcher {
     checkBatchOptions(name, options);
   }
 
-  async start(n: number): Promise<EngineSet[]> {
+  async start(n: number, launch: EngineLaunch = {}): Promise<EngineSet[]> {
     if (n === 0) return [];
-    const set = this.newSet(n);
+    const set = this.newSet(n, launch);
     const name = `tsparallel-${this.context.clusterId || 'default'}-${set.id}`;
     const script = renderBatchScript(
       this.name as BatchSystemName,

@@ -11,7 +11,7 @@ import { MpiLauncher, mpiOptions, type MpiOptions } from './mpi';
 import { SshLauncher, sshOptions, type SshOptions } from './ssh';
 
 export { renderBatchScript, DEFAULT_TEMPLATE, type BatchJob } from './batch';
-export { type EngineSet, Launcher } from './launcher';
+export { type EngineLaunch, type EngineSet, Launcher } from './launcher';
 export { LocalLauncher };
 export type { LocalOptions, MpiOptions, SshOptions, SlurmOptions, QueueOptions };
 

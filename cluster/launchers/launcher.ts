@@ -15,6 +15,7 @@ import {
   type SpecsOf,
 } from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
+import type { Resources } from '../../protocol/resources';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
 export interface EngineSet {
@@ -30,7 +31,12 @@ export interface EngineSet {
   host?: string;
   /** The batch scheduler's id of the set's job. */
   jobId?: string;
+  /** What each engine of the set declares it holds (`--resources`); one CPU when absent. */
+  resources?: Resources;
 }
+
+/** What the engines of one launch are told besides where the controller is. */
+export type EngineLaunch = Pick<EngineSet, 'resources'>;
 
 /** What a launcher needs to know about the cluster it starts engines for. */
 export interface LaunchContext {
@@ -98,8 +104,10 @@ export abstract class Launcher {
     protected readonly context: LaunchContext,
   ) {}
 
-  /** Starts `n` engines; resolves once they are launched (not yet registered). */
-  abstract start(n: number): Promise<EngineSet[]>;
+  /**
+   * Starts `n` engines, told `launch`; resolves once they are launched (not yet registered).
+   */
+  abstract start(n: number, launch?: EngineLaunch): Promise<EngineSet[]>;
 
   /**
    * How many of the set's engines run or wait to run; 0 once the set has ended. Here: all of
@@ -163,7 +171,12 @@ export abstract class Launcher {
       where.node ?? process.execPath,
       where.cli ?? CLI,
       'engine',
-      ...toArgv(engineOptions, { connectionFile: file, engineSet: set.id, exitWithParent }),
+      ...toArgv(engineOptions, {
+        connectionFile: file,
+        engineSet: set.id,
+        exitWithParent,
+        resources: set.resources,
+      }),
     ];
   }
 

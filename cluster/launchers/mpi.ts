@@ -13,6 +13,7 @@ import {
 import {
   Launcher,
   remoteCommandOptions,
+  type EngineLaunch,
   type EngineSet,
   type LaunchContext,
   type RemoteCommand,
@@ -51,9 +52,9 @@ export class MpiLauncher extends Launcher {
     this.options = resolveOptions(mpiOptions, options);
   }
 
-  async start(n: number): Promise<EngineSet[]> {
+  async start(n: number, launch: EngineLaunch = {}): Promise<EngineSet[]> {
     if (n === 0) return [];
-    const set = this.newSet(n);
+    const set = this.newSet(n, launch);
     // Ranks other than 0 have no stdin, so they cannot watch this process through it: they end
     // when the controller (which does) is gone.
     const engine = this.engineCommand(set, this.context.engineFile, this.options, false);

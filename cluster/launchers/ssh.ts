@@ -22,6 +22,7 @@ import {
   remoteCommandOptions,
   runOk,
   shellQuote,
+  type EngineLaunch,
   type EngineSet,
   type LaunchContext,
   type RemoteCommand,
@@ -88,12 +89,12 @@ export class SshLauncher extends Launcher {
     this.dir = this.options.remoteDir;
   }
 
-  async start(n: number): Promise<EngineSet[]> {
+  async start(n: number, launch: EngineLaunch = {}): Promise<EngineSet[]> {
     const sets: EngineSet[] = [];
     for (let i = 0; i < n; i++) {
       const host = this.options.hosts[this.next++ % this.options.hosts.length];
       const file = await this.copyConnectionFile(host);
-      const set = this.newSet(1, { host });
+      const set = this.newSet(1, { host, ...launch });
       const engine = this.engineCommand(set, file, this.options).map(shellQuote).join(' ');
       // The pid file lets `signal` reach the engine, whose pid only the host knows.
       const script = `echo $$ > ${shellQuote(this.pidFile(set))} && exec ${engine}`;

@@ -1,10 +1,13 @@
 /**
  * Load-balanced placement: tasks wait here, in submission order, until their `after` and
- * `follow` dependencies allow and an engine they may run on has room below the high-water mark;
- * the scheme then picks the engine. A task whose engine died comes back here while it has
- * retries left.
+ * `follow` dependencies allow and an engine they may run on has room below the high-water mark
+ * and, for a task that asks for resources, has them free; the scheme then picks the engine. A
+ * task asking for more than any live engine holds fails with `ResourceError` at once, and again
+ * when the engine that held it leaves (while no engine at all is registered, tasks wait). A task
+ * whose engine died comes back here while it has retries left.
  */
 import type { ConditionName } from '../../protocol/errors';
+import { shortOf, unsatisfiable, type Resources } from '../../protocol/resources';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import type { TaskRecord, TaskRecordStore } from '../task-records';
 import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
@@ -22,6 +25,13 @@ export class TaskQueue {
   private readonly waiting = new Map<string, TaskRecord>();
   /** The live engines with room below the high-water mark, as the scheme picks them. */
   private readonly room: Room<RegisteredEngine>;
+  /** An engine left since the last pass: tasks asking for resources it held may now fail. */
+  private engineLeft = false;
+  /**
+   * Within one pass, the resource requests (of tasks free to go anywhere) that found no engine
+   * with them free: later tasks asking the same wait without a look at every engine.
+   */
+  private readonly blocked = new Set<string>();
 
   constructor(
     private readonly engines: EngineRegistry,
@@ -30,9 +40,11 @@ export class TaskQueue {
     private readonly placement: Placement,
   ) {
     this.room = newRoom(settings.scheme);
-    engines.watch((e, live) =>
-      live && e.load < settings.hwm ? this.room.set(e) : this.room.delete(e),
-    );
+    engines.watch((e, live) => {
+      if (live && e.load < settings.hwm) this.room.set(e);
+      else this.room.delete(e);
+      if (!live) this.engineLeft = true;
+    });
   }
 
   /** Tasks waiting for an engine or their dependencies. */
@@ -65,10 +77,14 @@ export class TaskQueue {
 
   /** Places waiting tasks on engines with room, in submission order. */
   schedule(): void {
+    const recheck = this.engineLeft;
+    this.engineLeft = false;
+    this.blocked.clear();
     for (const r of this.waiting.values()) {
       // Once no engine has room, nothing further down the queue can be placed: stop looking, so
-      // that a long queue costs nothing per finished task.
-      if (this.room.size === 0) break;
+      // that a long queue costs nothing per finished task; unless an engine left, as tasks
+      // asking for what it held must fail now.
+      if (this.room.size === 0 && !recheck) break;
       if (this.tryPlace(r) !== undefined) this.waiting.delete(r.msgId);
     }
   }
@@ -109,20 +125,46 @@ export class TaskQueue {
       }
       return undefined;
     }
-    if (!allowed) {
+    const asked = r.options.resources;
+    const wants = asked && Object.keys(asked).length > 0 ? asked : undefined;
+    if (!allowed && !wants) {
       const chosen = this.room.pick();
       if (chosen) this.placement.send(r, chosen);
       return chosen;
     }
-    const { hwm, scheme } = this.settings;
-    const candidates: RegisteredEngine[] = [];
-    for (const id of allowed) {
+    const shape = !allowed && wants ? JSON.stringify(wants) : undefined;
+    if (shape !== undefined && this.blocked.has(shape)) return undefined;
+    const live: RegisteredEngine[] = [];
+    for (const id of allowed ?? this.engines.ids) {
       const e = this.engines.get(id);
-      if (e && e.load < hwm) candidates.push(e);
+      if (e) live.push(e);
     }
-    if (candidates.length === 0) return undefined;
+    if (wants && this.engines.size > 0 && this.failsIfUnholdable(r, wants, live)) return null;
+    const { hwm, scheme } = this.settings;
+    const candidates = live.filter(
+      (e) => e.load < hwm && (!wants || e.notFree(wants).length === 0),
+    );
+    if (candidates.length === 0) {
+      if (shape !== undefined) this.blocked.add(shape);
+      return undefined;
+    }
     const chosen = schemes[scheme](candidates);
     this.placement.send(r, chosen);
     return chosen;
+  }
+
+  /**
+   * Fails task `r` with `ResourceError` when none of the live engines it may run on holds what
+   * it asks, even with nothing else running; true when it did.
+   */
+  private failsIfUnholdable(r: TaskRecord, asked: Resources, live: RegisteredEngine[]): boolean {
+    if (live.some((e) => shortOf(e.resources, asked).length === 0)) return false;
+    // Name what no engine holds enough of; when each is somewhere, but never together, all.
+    const nowhere = Object.keys(asked).filter((name) =>
+      live.every((e) => shortOf(e.resources, { [name]: asked[name] }).length > 0),
+    );
+    const short = nowhere.length > 0 ? nowhere : Object.keys(asked);
+    this.placement.fail(r, 'ResourceError', unsatisfiable(asked, short, live));
+    return true;
   }
 }

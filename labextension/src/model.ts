@@ -361,6 +361,45 @@ export function formatBytes(bytes: number): string {
   return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
+/** One resource of an engine, as its meter shows it. */
+export interface ResourceUse {
+  name: string;
+  inUse: number;
+  held: number;
+  /** Of what the engine holds, the part in use, 0 to 1 (1 when it holds none but some is used). */
+  fraction: number;
+  /** `gpu 1/1`, `mem 2G/8G`: amounts as the command line spells them. */
+  text: string;
+}
+
+/** What an engine holds and what its tasks occupy, a row per resource, in the order declared. */
+export function resourceUse(e: PanelEngine): ResourceUse[] {
+  const names = [...new Set([...Object.keys(e.resources), ...Object.keys(e.resourcesInUse)])];
+  return names.map((name) => {
+    const held = e.resources[name] ?? 0;
+    const inUse = e.resourcesInUse[name] ?? 0;
+    return {
+      name,
+      inUse,
+      held,
+      fraction: held > 0 ? Math.min(1, inUse / held) : inUse > 0 ? 1 : 0,
+      text: `${name} ${formatAmount(inUse)}/${formatAmount(held)}`,
+    };
+  });
+}
+
+/** `4`, `0.5`, `1.5K`, `8G`: an amount with K, M, G or T for thousands to trillions, as `--resources` takes it. */
+export function formatAmount(n: number): string {
+  const steps: [number, string][] = [
+    [1e12, 'T'],
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'K'],
+  ];
+  const [size, suffix] = steps.find(([s]) => n >= s) ?? [1, ''];
+  return `${Number((n / size).toPrecision(3))}${suffix}`;
+}
+
 /** Steps of the time axis, in seconds: the first that gives at most `MAX_TICKS` marks wins. */
 const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
 const MAX_TICKS = 5;

@@ -10,6 +10,7 @@ import type { PanelEngine, PanelTask, PanelView } from '../../kernel-ext/comm-me
 import {
   ClusterModel,
   formatBytes,
+  resourceUse,
   formatSeconds,
   taskSeconds,
   taskStream,
@@ -262,6 +263,17 @@ function EnginesSection(props: {
                 text={e.memory === null ? '–' : formatBytes(e.memory)}
                 title="Resident memory of the engine process"
               />
+              {resourceUse(e).map((r) => (
+                <Meter
+                  key={r.name}
+                  field={`resource-${r.name}`}
+                  label={r.name}
+                  value={r.inUse}
+                  fraction={r.fraction}
+                  text={r.text.slice(r.name.length + 1)}
+                  title={`${r.name}: in use by the engine's tasks / declared (--resources)`}
+                />
+              ))}
             </div>
           )}
         </div>

@@ -120,6 +120,46 @@ describe('tsparallel cluster start and the controller options', () => {
   });
 });
 
+describe('tsparallel cluster start --resources', () => {
+  const id = ['--cluster-id', 'cli-resources'];
+  after(() => cli('cluster', 'stop', ...id));
+
+  it("reaches the cluster's engines, and cluster engines --add gives others their own", async function () {
+    this.timeout(60_000);
+    const started = cli(
+      'cluster',
+      'start',
+      '-n',
+      '1',
+      '--daemonize',
+      ...id,
+      '--resources',
+      'gpu=1,mem=8G',
+    );
+    assert.equal(started.status, 0, started.stderr);
+    const added = cli('cluster', 'engines', ...id, '--add', '1', '--resources', 'tpu=0.5');
+    assert.equal(added.status, 0, added.stderr);
+    assert.match(added.stdout, /\tcpu=1,gpu=1,mem=8000000000\n/);
+    assert.match(added.stdout, /\tcpu=1,tpu=0\.5\n/);
+    const where = { profile: 'default', clusterId: 'cli-resources' };
+    const rc = await Client.connect({ connectionFile: connectionFilePath('client', where) });
+    try {
+      assert.deepEqual(
+        rc.engineInfo.map((e) => e.resources),
+        [
+          { cpu: 1, gpu: 1, mem: 8e9 },
+          { cpu: 1, tpu: 0.5 },
+        ],
+      );
+    } finally {
+      rc.close();
+    }
+    const alone = cli('cluster', 'engines', ...id, '--resources', 'gpu=1');
+    assert.equal(alone.status, 2);
+    assert.match(alone.stderr, /^error: --resources says what added engines hold: give --add too/);
+  });
+});
+
 describe('tsparallel controller --db sqlite in a fresh TSPARALLEL_DIR', () => {
   let dir: string;
   before(() => (dir = mkdtempSync(join(tmpdir(), 'tsp-fresh-'))));
@@ -167,5 +207,20 @@ describe('engine options', () => {
     const r = cli('engine', '--file', '/nowhere.json', '--hub-timeout', '0');
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^error: option '--hub-timeout <ms>' argument '0' is invalid/);
+  });
+
+  it('take --resources as name=amount pairs, and a bad one is a usage error naming it', () => {
+    const amount = cli('engine', '--file', '/nowhere.json', '--resources', 'cpu=2,gpu=x');
+    assert.equal(amount.status, 2);
+    assert.match(
+      amount.stderr,
+      /argument 'cpu=2,gpu=x' is invalid\. --resources has gpu=x; an amount must be a number >= 0, with K, M, G or T/,
+    );
+    const pairs = cli('engine', '--file', '/nowhere.json', '--resources', 'gpu');
+    assert.equal(pairs.status, 2);
+    assert.match(
+      pairs.stderr,
+      /it must be name=amount pairs separated by commas, such as cpu=4,gpu=1,mem=8G/,
+    );
   });
 });

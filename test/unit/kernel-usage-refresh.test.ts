@@ -13,6 +13,8 @@ const engine = (id: number, status: PanelEngine['status'], cpu = 0): PanelEngine
   replacedBy: null,
   cpu,
   memory: 0,
+  resources: { cpu: 1 },
+  resourcesInUse: {},
 });
 
 const state = (...engines: PanelEngine[]): KernelState => ({

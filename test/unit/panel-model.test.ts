@@ -12,8 +12,10 @@ import type {
 import {
   axisTicks,
   ClusterModel,
+  formatAmount,
   formatBytes,
   formatSeconds,
+  resourceUse,
   taskSeconds,
   taskStream,
 } from '../../labextension/src/model';
@@ -32,6 +34,8 @@ const engine = (id: number, status: PanelEngine['status'] = 'idle'): PanelEngine
   replacedBy: null,
   cpu: null,
   memory: null,
+  resources: { cpu: 1 },
+  resourcesInUse: {},
 });
 
 const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = {}): PanelTask => ({
@@ -72,6 +76,43 @@ function connected(): { model: ClusterModel; sent: PanelMessage[]; changes: () =
 }
 
 describe('panel model', () => {
+  it("shows each engine's resources and what its tasks occupy, as the kernel sent them", () => {
+    const { model } = connected();
+    const gpu: PanelEngine = {
+      ...engine(1, 'busy'),
+      resources: { cpu: 1, gpu: 1, mem: 8e9 },
+      resourcesInUse: { gpu: 1, mem: 2.5e9 },
+    };
+    model.receive({ type: 'state', state: kernelState({ engines: [engine(0), gpu] }) });
+    const [idle, busy] = model.liveEngines().map(resourceUse);
+    assert.deepEqual(idle, [{ name: 'cpu', inUse: 0, held: 1, fraction: 0, text: 'cpu 0/1' }]);
+    assert.deepEqual(
+      busy.map((r) => [r.text, r.fraction]),
+      [
+        ['cpu 0/1', 0],
+        ['gpu 1/1', 1],
+        ['mem 2.5G/8G', 2.5 / 8],
+      ],
+    );
+    // A kernel that sends no resources is one the panel cannot read, and says so.
+    const without: Partial<PanelEngine> = { ...gpu };
+    delete without.resources;
+    model.receive({ type: 'state', state: kernelState({ engines: [without as PanelEngine] }) });
+    assert.match(String(model.error), /engines\[0\]\.resources is not an object/);
+  });
+
+  it('spells amounts as --resources takes them', () => {
+    assert.deepEqual([0, 0.5, 4, 1500, 8e9, 1.25e12, 123456].map(formatAmount), [
+      '0',
+      '0.5',
+      '4',
+      '1.5K',
+      '8G',
+      '1.25T',
+      '123K',
+    ]);
+  });
+
   it('says why it is empty until a kernel with a cluster answers', () => {
     const model = new ClusterModel();
     assert.match(String(model.emptyReason()), /No notebook is open/);
