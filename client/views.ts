@@ -142,6 +142,8 @@ export interface ViewOptions {
    * for a slot wait in the client; the controller still records, aborts and reruns them.
    */
   lease?: boolean;
+  /** In the tsparallel kernel, a progress bar for a call a cell awaits over a second (default true). */
+  progress?: boolean;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -169,6 +171,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   lease: {
     kind: flag,
     help: 'load-balanced: send tasks straight to engines, in slots the controller lends this client',
+  },
+  progress: {
+    kind: flag,
+    help: 'in the tsparallel kernel, a progress bar for a call a cell awaits over a second (default true)',
   },
 });
 
@@ -275,6 +281,7 @@ abstract class View {
     return {
       timeout: this.options.timeout,
       abort: async (msgIds) => void (await this.client.abort(msgIds)),
+      progress: this.options.progress,
     };
   }
 
