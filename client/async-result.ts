@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { CompositeError, errorFromWire, TimeoutError } from '../protocol/errors';
 import type { ErrorContent } from '../protocol/messages';
 import { AsyncQueue } from './async-queue';
+import { processHook } from './process-hook';
 
 /** Output of one task, in arrival order. */
 export type TaskOutput =
@@ -160,7 +161,23 @@ export interface ResultOptions {
   timeout?: number;
   /** Abort these tasks (as `ar.abort()` does). */
   abort: (msgIds: string[]) => Promise<void>;
+  /** False: a notebook kernel shows no progress bar while it is awaited (the view's option). */
+  progress?: boolean;
 }
+
+/** An unfinished result that code began to await, as {@link resultAwaited} tells of it. */
+export interface AwaitedResult {
+  readonly result: AsyncResult<unknown>;
+  /** Whether its view wants progress shown (`withOptions({ progress: false })` says no). */
+  readonly progress: boolean;
+}
+
+/**
+ * Told of each unfinished result as code begins to await it (`await ar`, `ar.get()`), so that
+ * whatever embeds the package learns what a notebook cell waits for: the tsparallel kernel
+ * shows a progress bar for it and aborts it when the cell is interrupted.
+ */
+export const resultAwaited = processHook<AwaitedResult>('tsparallel.result-awaited');
 
 /**
  * Tasks in flight. `await ar` waits for all of them and gives `combine` of their values, or
@@ -271,6 +288,9 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** The value; with `timeout` (ms) rejects `TimeoutError` if not ready in time, task still running. */
   async get(options: { timeout?: number } = {}): Promise<T> {
+    if (!this.ready()) {
+      resultAwaited.announce({ result: this, progress: this.options.progress !== false });
+    }
     const timeout = options.timeout ?? this.options.timeout;
     if (!(await this.wait(timeout))) {
       throw new TimeoutError(

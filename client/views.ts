@@ -153,6 +153,8 @@ export interface ViewOptions {
    * nothing: a task asks for no resources unless told.
    */
   resources?: Resources;
+  /** In the tsparallel kernel, a progress bar for a call a cell awaits over a second (default true). */
+  progress?: boolean;
 }
 
 const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
@@ -184,6 +186,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   resources: resourcesOption(
     'what each task occupies on its engine while it runs, e.g. { gpu: 1 }',
   ),
+  progress: {
+    kind: flag,
+    help: 'in the tsparallel kernel, a progress bar for a call a cell awaits over a second (default true)',
+  },
 });
 
 /** Each argument may also be a `Reference` to a variable on the engine. */
@@ -291,6 +297,7 @@ abstract class View {
     return {
       timeout: this.options.timeout,
       abort: async (msgIds) => void (await this.client.abort(msgIds)),
+      progress: this.options.progress,
     };
   }
 

@@ -3,6 +3,7 @@
  * itself (the rows of `magics.ts`), hands TypeScript to tslab unchanged, and serves the lab
  * panel's comm. Magics and panel commands act on the one `SharedCluster`.
  */
+import { resultAwaited } from '../client/async-result';
 import type { Client } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import { launcherNames, type LauncherName } from '../cluster/launchers';
@@ -24,6 +25,7 @@ import {
   type NotebookHook,
 } from './notebook';
 import { PanelModel, usageMoves } from './panel';
+import { ProgressBars } from './progress';
 import { errorContent, type Failure, type PxRun } from './px';
 import { SharedCluster } from './shared-cluster';
 import type { CellError, Exchange, KernelFront, Outlet, Tslab } from './tslab';
@@ -67,6 +69,9 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private usageTimer: NodeJS.Timeout | undefined;
   /** When a panel last opened its comm or sent a command. */
   private panelSeen = 0;
+  /** Bars for what TypeScript cells await; told of it by the client. */
+  private readonly bars = new ProgressBars();
+  private readonly unlistenAwaited = resultAwaited.listen((awaited) => this.bars.watch(awaited));
 
   constructor(private readonly tslab: Tslab) {
     installNotebookHook(this);
@@ -126,11 +131,15 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   }
 
   interrupt(): void {
+    // What the cell awaits is picked before the interrupt ends the cell.
+    void this.bars.abortAwaited();
     this.tslab.interrupt();
     this.running?.abort();
   }
 
   async close(): Promise<void> {
+    this.unlistenAwaited();
+    this.bars.end();
     this.panel.close();
     clearTimeout(this.pushTimer);
     clearTimeout(this.usageTimer);
@@ -196,8 +205,13 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   }
 
   async runTypeScript(code: string, out: Outlet, count: number): Promise<Failure | undefined> {
-    const error = await this.tslab.execute(code, out, count);
-    return error && { ...error, shown: false };
+    this.bars.begin(out);
+    try {
+      const error = await this.tslab.execute(code, out, count);
+      return error && { ...error, shown: false };
+    } finally {
+      this.bars.end();
+    }
   }
 
   // --- notebook variables -------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * The `@ts-expect-error` lines fail the build if a wrong call ever type-checks; `npm run build`
  * (and so `npm test`) is the check, there is nothing to run.
  */
+import type { Table } from 'apache-arrow';
 import type { AsyncMapResult, AsyncResult } from '../../client/async-result';
 import type { Reference } from '../../client/reference';
 import type { DirectView, LoadBalancedView } from '../../client/views';
@@ -31,13 +32,19 @@ export function directViewTypes(dv: DirectView, ref: Reference<number>): void {
   dv.map((x: number, y: string) => x + y, [1], [2]);
 }
 
-export function loadBalancedViewTypes(lv: LoadBalancedView): void {
+export function loadBalancedViewTypes(lv: LoadBalancedView, t: Table): void {
   exactly<AsyncResult<number[]>>()(lv.apply((a: number) => [a], 1));
   exactly<AsyncMapResult<number>>()(lv.parallel((x: number) => x * x)([1, 2]));
   // @ts-expect-error a load-balanced apply gives one value, not an array
   exactly<AsyncResult<number[]>>()(lv.apply((a: number) => a, 1));
   // @ts-expect-error a Float64Array is not a sequence of strings
   lv.map((s: string) => s, new Float64Array(2));
+  exactly<AsyncResult<Table>>()(lv.mapBatches(t, (b: Table) => b.slice(0, 1), { rows: 10 }));
+  exactly<AsyncResult<Table>>()(lv.mapBatches(t, async (b: Table) => b));
+  // @ts-expect-error fn must return a Table
+  lv.mapBatches(t, (b: Table) => b.numRows);
+  // @ts-expect-error mapBatches takes a Table, not an array
+  lv.mapBatches([1, 2], (b: Table) => b);
 }
 
 export function cacheAndDataTypes(lv: LoadBalancedView): void {
