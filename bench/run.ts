@@ -124,7 +124,7 @@ function targets(r: BenchReport): BenchReport['targets'] {
     );
   }
   for (const w of r.workloads) {
-    const { ipyparallel: ipp, dask, ray } = w.ratio;
+    const { ipyparallel: ipp, dask } = w.ratio;
     if (ipp === null) continue;
     if (/^apply\.20000/.test(w.id)) {
       check(`${w.label}: ≥ 25× ipyparallel's throughput`, `${fmt(ipp)}×`, ipp >= 25);
@@ -134,7 +134,16 @@ function targets(r: BenchReport): BenchReport['targets'] {
       check(`${w.label}: ≤ 1/3 of ipyparallel's time`, `${fmt(ipp)}× faster`, ipp >= 3);
     } else if (/^(push|pull)\.100MB$/.test(w.id)) {
       check(`${w.label}: ≥ 2.5× ipyparallel`, `${fmt(ipp)}×`, ipp >= 2.5);
-      if (ray !== null) check(`${w.label}: ≥ Ray's \`put\` and use`, `${fmt(ray)}×`, ray >= 1);
+      // Both directions against one figure: Ray's `put` of 100 MB used by a task (its push).
+      const put = byId.get('push.100MB')?.peers.ray;
+      if (put) {
+        const times = w.tsparallel.median / put.median;
+        check(
+          `${w.label}: ≥ Ray's \`put\` and use`,
+          `${fmt(times)}× (${fmt(put.median)} MB/s)`,
+          times >= 1,
+        );
+      }
     } else if (/^(push|pull|scatter|gather)\.1MB$/.test(w.id)) {
       check(`${w.label}: ≥ 2× ipyparallel`, `${fmt(ipp)}×`, ipp >= 2);
       if (dask !== null) check(`${w.label}: ahead of Dask`, `${fmt(dask)}×`, dask >= 1);
@@ -160,6 +169,12 @@ function targets(r: BenchReport): BenchReport['targets'] {
       s.registrationSeconds <= 10,
     );
     check('idle heartbeat load < 5% of a core', `${fmt(s.idleCpuPercent)}%`, s.idleCpuPercent < 5);
+    const kept = s.throughputMany / s.throughputTwo;
+    check(
+      `tiny lb tasks with ${s.engines} engines ≥ 90% of the rate with 2`,
+      `${fmt(kept * 100)}% (${fmt(s.throughputMany)} vs ${fmt(s.throughputTwo)} tasks/s)`,
+      kept >= 0.9,
+    );
     if (s.soak) {
       check(
         `controller memory < 300 MB through ${s.soak.tasks} tasks`,
@@ -189,7 +204,11 @@ async function main(): Promise<void> {
     },
   });
   if (values.from !== undefined) {
-    writeViews(JSON.parse(readFileSync(values.from, 'utf8')) as BenchReport, values.from);
+    // The targets are judged again: they follow from the figures, which stay as recorded.
+    const saved = JSON.parse(readFileSync(values.from, 'utf8')) as BenchReport;
+    saved.targets = targets(saved);
+    writeFileSync(values.from, `${JSON.stringify(saved, null, 2)}\n`);
+    writeViews(saved, values.from);
     return;
   }
   const { quick } = values;
