@@ -4,7 +4,7 @@
  * (`/usr/bin/python3`, which has jupyter_client, nbconvert and jupyter_kernel_test).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -87,3 +87,52 @@ export function streamText(e: Executed, name = 'stdout'): string {
 export function ofType(e: Executed, type: string): Record<string, unknown>[] {
   return e.iopub.filter(([t]) => t === type).map(([, c]) => c);
 }
+
+/** A notebook's multi-line strings, which nbformat may keep as lists of lines. */
+type Lines = string | string[];
+export interface NotebookCell {
+  cell_type: string;
+  source: Lines;
+  outputs?: { output_type: string; text?: Lines; data?: Record<string, Lines> }[];
+}
+export const joined = (l: Lines | undefined): string => (Array.isArray(l) ? l.join('') : (l ?? ''));
+
+/**
+ * Runs `examples/<name>` as a newcomer runs it, `jupyter nbconvert --to notebook --execute` on
+ * the installed kernelspec, saved as `out` in the kernel's folder; resolves with its code cells.
+ */
+export async function executeExample(
+  k: KernelEnv,
+  name: string,
+  out: string,
+): Promise<NotebookCell[]> {
+  const saved = join(k.dir, out);
+  await run(
+    PYTHON,
+    [
+      '-m',
+      'nbconvert',
+      '--to',
+      'notebook',
+      '--execute',
+      '--ExecutePreprocessor.timeout=300',
+      join(ROOT, 'examples', name),
+      '--output',
+      saved,
+    ],
+    { env: k.env, cwd: join(ROOT, 'examples') },
+  );
+  const { cells } = JSON.parse(readFileSync(saved, 'utf8')) as { cells: NotebookCell[] };
+  return cells.filter((c) => c.cell_type === 'code');
+}
+
+/** The cell of `cells` whose source starts with `start`; fails the test when there is none. */
+export function cellStarting(cells: NotebookCell[], start: string): NotebookCell {
+  const found = cells.find((c) => joined(c.source).startsWith(start));
+  if (!found) throw new Error(`no cell starting ${start}`);
+  return found;
+}
+
+/** A cell's outputs as text, one output per line (a progress display ends where output starts). */
+export const outputText = (c: NotebookCell): string =>
+  (c.outputs ?? []).map((o) => joined(o.text ?? o.data?.['text/plain'])).join('\n');

@@ -5,65 +5,31 @@
  * its cached step must come from the cache the second time.
  */
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { installKernel, PYTHON, ROOT, run, type KernelEnv } from './kernel-fixture';
-
-type Lines = string | string[];
-interface Output {
-  output_type: string;
-  text?: Lines;
-  data?: Record<string, Lines>;
-}
-interface Cell {
-  cell_type: string;
-  source: Lines;
-  outputs?: Output[];
-}
-const joined = (l: Lines | undefined): string => (Array.isArray(l) ? l.join('') : (l ?? ''));
+import {
+  cellStarting,
+  executeExample,
+  installKernel,
+  joined,
+  outputText as text,
+  type KernelEnv,
+  type NotebookCell,
+} from './kernel-fixture';
 
 describe('Arrow tables example notebook (nbconvert --execute)', function () {
   this.timeout(600_000);
   let k: KernelEnv;
-  let cells: Cell[];
+  let cells: NotebookCell[];
   /** The code cells of a second run, with the same TSPARALLEL_DIR (and so the same cache). */
-  let rerun: Cell[];
+  let rerun: NotebookCell[];
 
   before(async () => {
     k = await installKernel();
-    const execute = async (name: string): Promise<Cell[]> => {
-      const out = join(k.dir, name);
-      await run(
-        PYTHON,
-        [
-          '-m',
-          'nbconvert',
-          '--to',
-          'notebook',
-          '--execute',
-          '--ExecutePreprocessor.timeout=300',
-          join(ROOT, 'examples', 'tables.ipynb'),
-          '--output',
-          out,
-        ],
-        { env: k.env, cwd: join(ROOT, 'examples') },
-      );
-      return (JSON.parse(readFileSync(out, 'utf8')) as { cells: Cell[] }).cells.filter(
-        (c) => c.cell_type === 'code',
-      );
-    };
-    cells = await execute('tables.out.ipynb');
-    rerun = await execute('tables.rerun.ipynb');
+    cells = await executeExample(k, 'tables.ipynb', 'tables.out.ipynb');
+    rerun = await executeExample(k, 'tables.ipynb', 'tables.rerun.ipynb');
   });
   after(() => k?.cleanup());
 
-  const cell = (start: string, from = cells): Cell => {
-    const found = from.find((c) => joined(c.source).startsWith(start));
-    assert.ok(found, `no cell starting ${start}`);
-    return found;
-  };
-  const text = (c: Cell): string =>
-    (c.outputs ?? []).map((o) => joined(o.text ?? o.data?.['text/plain'])).join('\n');
+  const cell = (start: string, from = cells): NotebookCell => cellStarting(from, start);
 
   it('ran every cell without an error output', () => {
     for (const c of cells) {

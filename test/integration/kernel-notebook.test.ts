@@ -3,61 +3,28 @@
  * on the installed kernelspec, then its outputs are checked.
  */
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { installKernel, PYTHON, ROOT, run, type KernelEnv } from './kernel-fixture';
-
-/** The file keeps multi-line strings as lists of lines. */
-type Lines = string | string[];
-interface Output {
-  output_type: string;
-  text?: Lines;
-  data?: Record<string, Lines>;
-}
-interface Cell {
-  cell_type: string;
-  source: Lines;
-  outputs?: Output[];
-}
-const joined = (l: Lines | undefined): string => (Array.isArray(l) ? l.join('') : (l ?? ''));
+import {
+  cellStarting,
+  executeExample,
+  installKernel,
+  joined,
+  outputText as text,
+  type KernelEnv,
+  type NotebookCell,
+} from './kernel-fixture';
 
 describe('example notebook (nbconvert --execute)', function () {
   this.timeout(600_000);
   let k: KernelEnv;
-  let cells: Cell[];
+  let cells: NotebookCell[];
 
   before(async () => {
     k = await installKernel();
-    const out = join(k.dir, 'quickstart.out.ipynb');
-    await run(
-      PYTHON,
-      [
-        '-m',
-        'nbconvert',
-        '--to',
-        'notebook',
-        '--execute',
-        '--ExecutePreprocessor.timeout=300',
-        join(ROOT, 'examples', 'quickstart.ipynb'),
-        '--output',
-        out,
-      ],
-      { env: k.env, cwd: join(ROOT, 'examples') },
-    );
-    cells = (JSON.parse(readFileSync(out, 'utf8')) as { cells: Cell[] }).cells.filter(
-      (c) => c.cell_type === 'code',
-    );
+    cells = await executeExample(k, 'quickstart.ipynb', 'quickstart.out.ipynb');
   });
   after(() => k?.cleanup());
 
-  // One output per line: a slow cell's progress line (its own display) ends where output starts.
-  const text = (c: Cell): string =>
-    (c.outputs ?? []).map((o) => joined(o.text ?? o.data?.['text/plain'])).join('\n');
-  const cell = (start: string): Cell => {
-    const found = cells.find((c) => joined(c.source).startsWith(start));
-    assert.ok(found, `no cell starting ${start}`);
-    return found;
-  };
+  const cell = (start: string): NotebookCell => cellStarting(cells, start);
 
   it('ran every cell without an error output', () => {
     for (const c of cells) {
