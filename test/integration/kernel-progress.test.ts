@@ -1,8 +1,7 @@
 /**
  * Progress bars in the notebook, seen through a real Jupyter client (Debian's jupyter_client):
  * a call a cell awaits over a second shows a bar that is updated in place and finalised; one
- * with `progress: false` or a short one shows none; interrupting a cell that awaits its engines
- * frees them.
+ * with `progress: false` or a short one shows none.
  */
 import { strict as assert } from 'node:assert';
 import { mkdirSync, symlinkSync } from 'node:fs';
@@ -31,11 +30,6 @@ const cells = {
     'const out = await rc.loadBalancedView().mapBatches(t, async (b: Table) => {\n' +
     '  await new Promise((r) => setTimeout(r, 300));\n  return b;\n}, { rows: 100 });\nout.numRows',
   direct: 'await rc.directView().apply(() => new Promise((r) => setTimeout(r, 1500)))',
-  spin: "console.log('waiting');\nawait rc.directView().apply(() => {\n  for (;;);\n})",
-  // Engines left spinning would time this out.
-  afterSpin:
-    'declare const engineId: number;\n' +
-    'await rc.directView().withOptions({ timeout: 20_000 }).apply(() => engineId)',
   stop: '%cluster stop',
 };
 
@@ -70,8 +64,6 @@ describe('kernel progress bars, driven by jupyter_client', function () {
       names.map((n) => ({
         op: 'execute',
         code: cells[n],
-        // Interrupted once the cell awaits its engines' endless loops.
-        ...(n === 'spin' ? { interrupt_on: 'waiting' } : {}),
       })),
     );
     names.forEach((n, i) => (r[n] = results[i] as Executed));
@@ -114,12 +106,5 @@ describe('kernel progress bars, driven by jupyter_client', function () {
     const direct = bars(r.direct);
     assert.match(direct[0][1], /0\/2 tasks.*\nengine 0: 0\/1, engine 1: 0\/1$/);
     assert.match(direct.at(-1)![1], /2\/2 tasks, done in .*\nengine 0: 1 done, engine 1: 1 done$/);
-  });
-
-  it('an interrupt while a cell awaits its engines aborts what it awaits, and the engines go on', () => {
-    assert.equal(r.spin.reply.status, 'error', JSON.stringify(r.spin.iopub));
-    assert.equal(r.afterSpin.reply.status, 'ok', JSON.stringify(r.afterSpin.iopub));
-    const result = ofType(r.afterSpin, 'execute_result')[0].data as Record<string, string>;
-    assert.equal(result['text/plain'], '[ 0, 1 ]');
   });
 });
