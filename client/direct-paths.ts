@@ -34,19 +34,24 @@ export class DirectPaths {
     private readonly log: (e: Error) => void,
   ) {}
 
-  /** Sends `task` straight to `engine`; false when the engine takes tasks from the hub only. */
-  send(task: IMessage<TaskRequestType>, engine: EngineInfo): boolean {
+  /**
+   * Sends `tasks` straight to `engine`, several as one message; false when the engine takes
+   * tasks from the hub only.
+   */
+  send(tasks: IMessage<TaskRequestType>[], engine: EngineInfo): boolean {
     if (!engine.direct) return false;
     let socket = this.sockets.get(engine.id);
     if (!socket) {
       socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
       this.sockets.set(engine.id, socket);
     }
-    socket.send(task);
-    this.untold.push(task);
-    this.untoldEngines.push(engine.id);
+    socket.sendTogether(tasks);
+    for (const task of tasks) {
+      this.untold.push(task);
+      this.untoldEngines.push(engine.id);
+    }
     if (this.untold.length >= TELL_BATCH) this.tellHub();
-    else if (this.untold.length === 1) setImmediate(() => this.tellHub());
+    else if (this.untold.length === tasks.length) setImmediate(() => this.tellHub());
     return true;
   }
 

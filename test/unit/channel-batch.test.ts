@@ -69,6 +69,21 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.deepEqual(texts(opened(frames as Buffer[])), ['alone']);
   });
 
+  it('sends messages given together as one batch at once, after those it held', async () => {
+    const { router, dealer } = await pair();
+    const plain = new Channel(dealer, session);
+    plain.sendTogether([line('a'), line('b'), line('c')]);
+    const together = await inThisTurn(router.receive());
+    assert.notEqual(together, 'not in this turn');
+    assert.ok(isBatch(together as Buffer[]));
+    assert.deepEqual(texts(opened(together as Buffer[])), ['a', 'b', 'c']);
+    const batching = new Channel(dealer, session, undefined, { batch: true });
+    for (const t of ['1', '2']) batching.send(line(t));
+    batching.sendTogether([line('3'), line('4')]);
+    const got = [await router.receive(), await router.receive(), await router.receive()];
+    assert.deepEqual(got.map(opened).map(texts), [['1'], ['2'], ['3', '4']]);
+  });
+
   it('sends the rest of a turn to one peer as one batch, after the first, in order', async () => {
     const { router, dealer } = await pair();
     const channel = new Channel(dealer, session, undefined, { batch: true });
