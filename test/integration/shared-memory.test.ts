@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
@@ -269,11 +269,18 @@ describe('shared memory left by killed processes', () => {
     await new Promise((r) => pusher.once('exit', r));
     figures.faultsInjected++;
     await busy;
-    // And a reader killed before the engine answers leaves the engine's result behind.
+    // And a reader killed before the engine answers leaves the engine's result behind. It dies
+    // once its task runs: a message still in its socket's queue would die with it.
+    const started = join(tmpdir(), `tsp-shm-started-${process.pid}`);
+    rmSync(started, { force: true });
     const puller = await clientProcess(
-      `rc.directView(${id}).apply(() => new Promise((r) => setTimeout(() => r(new Uint8Array(${2 * MB})), 300)));`,
+      `rc.directView(${id}).apply((m) => { require('node:fs').writeFileSync(m, ''); ` +
+        `return new Promise((r) => setTimeout(() => r(new Uint8Array(${2 * MB})), 1500)); }, ` +
+        `${JSON.stringify(started)});`,
     );
     const readerPid = puller.pid as number;
+    await until(() => existsSync(started), 'the reader’s task to start');
+    rmSync(started);
     puller.kill('SIGKILL');
     await new Promise((r) => puller.once('exit', r));
     figures.faultsInjected++;
