@@ -89,8 +89,8 @@ export async function makeActor<A extends unknown[], T extends object>(
 }
 
 /**
- * Actors of `Class`, one per port (one per target of a direct view), built together. When some fail, the
- * others are released and the failure thrown (a `CompositeError` for several places).
+ * Actors of `Class`, one per port (one per target of a direct view), built together. When some
+ * fail, the others are released and the failure thrown (a `CompositeError` for several ports).
  */
 export async function makeActors<A extends unknown[], T extends object>(
   ports: ActorPort[],
