@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import type { Actor } from '../../client/actor';
 import type { Client } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
+import { parseKernelMessage } from '../../kernel-ext/comm-messages';
+import { PanelModel } from '../../kernel-ext/panel';
 import { ActorReleasedError, EngineError, RemoteError, ResourceError } from '../../protocol/errors';
 import { FAST_HEARTBEAT } from './fixture';
 
@@ -206,6 +208,32 @@ describe('actors', () => {
       () => rc.directView().withOptions({ restarts: 1 }),
       /restarts applies to load-balanced views only/,
     );
+  });
+
+  it("shows in the panel's views list with its class, engine and calls done", async () => {
+    let changes = 0;
+    const panel = new PanelModel(
+      () => 'all',
+      () => changes++,
+    );
+    panel.follow(rc, cluster);
+    const counter = await rc.loadBalancedView().actor(Counter, 0);
+    await Promise.all([counter.add(1), counter.add(2), counter.fail('no').catch(() => 0)]);
+    const before = changes;
+    await counter.add(3);
+    assert.ok(changes > before, 'a finished call changes the state');
+    const message = parseKernelMessage({ type: 'state', state: panel.state() });
+    assert.ok(message.type === 'state');
+    const views = message.state.views;
+    assert.deepEqual(
+      views.map((v) => [v.kind, v.tasks, v.actor]),
+      [
+        ['balanced', 1, null],
+        ['direct', 4, { className: 'Counter', engine: counter.engineId, calls: 4 }],
+      ],
+    );
+    panel.close();
+    await counter.release();
   });
 
   /** An actor on a fresh engine of its own, so that killing it leaves the others. */
