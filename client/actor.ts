@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ActorReleasedError, CompositeError, EngineError } from '../protocol/errors';
-import type { TaskState } from './async-result';
+import { AsyncResult, resultAwaited, type ResultOptions, type TaskState } from './async-result';
 
 /** What an actor's handle has besides the methods of its class. */
 export interface ActorHandle {
@@ -70,6 +70,8 @@ export interface ActorPort {
    * through the hub and later ones straight to the engine, and could pass each other.
    */
   learn(engineId: number): Promise<void>;
+  /** How a call's task, once awaited, is aborted and shown in a notebook: the view's way. */
+  readonly results: ResultOptions;
 }
 
 /**
@@ -126,6 +128,37 @@ interface Call {
   args: unknown[];
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  /** The call's latest task, once sent. */
+  attempt: AsyncResult<unknown> | undefined;
+}
+
+/**
+ * A call's promise. Awaiting it announces the call's task on `resultAwaited`, as awaiting an
+ * `AsyncResult` does: a notebook shows its progress, and aborts it when the cell is interrupted.
+ */
+class ActorCall extends Promise<unknown> {
+  // The promises `then` makes are plain ones: only the call's own announces.
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+
+  private call: Call | undefined;
+  private progress = true;
+
+  /** Announces `call`'s task when this promise is awaited; `progress`: the view's option. */
+  watch(call: Call, progress: boolean): void {
+    this.call = call;
+    this.progress = progress;
+  }
+
+  override then<A = unknown, B = never>(
+    onfulfilled?: ((value: unknown) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    const result = this.call?.attempt;
+    if (result && !result.ready()) resultAwaited.announce({ result, progress: this.progress });
+    return super.then(onfulfilled, onrejected);
+  }
 }
 
 /** An actor's state on this side: where it lives, its calls in flight, its restarts. */
@@ -187,9 +220,13 @@ class ActorCore implements ActorInfo {
 
   private enqueue(method: string | undefined, args: unknown[]): Promise<unknown> {
     if (this.lost) return Promise.reject(this.lost);
-    return new Promise((resolve, reject) =>
-      this.dispatch({ seq: this.nextSeq++, method, args, resolve, reject }),
-    );
+    // The executor runs at once, so `settle` is set when the constructor returns.
+    let settle!: Pick<Call, 'resolve' | 'reject'>;
+    const promise = new ActorCall((resolve, reject) => (settle = { resolve, reject }));
+    const call: Call = { seq: this.nextSeq++, method, args, ...settle, attempt: undefined };
+    promise.watch(call, this.port.results.progress !== false);
+    this.dispatch(call);
+    return promise;
   }
 
   private dispatch(call: Call): void {
@@ -213,6 +250,7 @@ class ActorCore implements ActorInfo {
       this.end(call, e as Error);
       return;
     }
+    call.attempt = new AsyncResult([task], (values) => values[0], this.port.results);
     this.inFlight.add(call);
     task.onFinish(() => this.finished(call, task));
   }

@@ -329,6 +329,7 @@ abstract class View {
         const options = this.taskOptions(false, [engineId]);
         return this.sendApply(functionSource(fn), 'call', args, options, undefined, view);
       },
+      results: this.resultOptions(),
       learn: async (id) => {
         if (this.client.engine(id) === undefined) await this.client.updateEngines();
       },

@@ -5,11 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import type { Actor } from '../../client/actor';
+import { resultAwaited, type AsyncResult } from '../../client/async-result';
 import type { Client } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { parseKernelMessage } from '../../kernel-ext/comm-messages';
 import { PanelModel } from '../../kernel-ext/panel';
-import { ActorReleasedError, EngineError, RemoteError, ResourceError } from '../../protocol/errors';
+import {
+  ActorReleasedError,
+  EngineError,
+  RemoteError,
+  ResourceError,
+  TaskAbortedError,
+} from '../../protocol/errors';
 import { FAST_HEARTBEAT } from './fixture';
 
 // Travels as source: it may use only its own members and the engine's globals.
@@ -152,6 +159,27 @@ describe('actors', () => {
       lv.actor(Refuses),
       (e: unknown) => e instanceof RemoteError && e.ename === 'RangeError',
     );
+  });
+
+  it('tells resultAwaited of an awaited call, as a notebook aborts it; the actor lives on', async () => {
+    const counter = await rc.loadBalancedView().actor(Counter, 0);
+    const announced: AsyncResult<unknown>[] = [];
+    const stop = resultAwaited.listen(({ result }) => announced.push(result));
+    try {
+      const sleeping = counter.slowAdd(1, 60_000);
+      assert.equal(announced.length, 0, 'a call nobody awaits is not announced');
+      const outcome = sleeping.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.equal(announced.length, 1);
+      await announced[0].abort();
+      assert.ok((await outcome) instanceof TaskAbortedError);
+    } finally {
+      stop();
+    }
+    assert.equal(await counter.add(2), 2, 'the aborted call changed nothing; the actor lives on');
+    await counter.release();
   });
 
   it('release drops the instance on its engine; a later call fails with ActorReleasedError', async () => {
