@@ -84,9 +84,9 @@ export async function makeActor<A extends unknown[], T extends object>(
   args: A,
   restarts: number,
 ): Promise<Actor<T>> {
-  const core = new ActorCore(port, Class.name || '(anonymous class)', classSource(Class), args);
+  const name = Class.name || '(anonymous class)';
+  const core = new ActorCore(port, name, classSource(Class), args, restarts);
   await core.build();
-  core.restartsLeft = restarts;
   return handleOf<T>(core);
 }
 
@@ -167,7 +167,6 @@ class ActorCore implements ActorInfo {
   private id = '';
   engineId = -1;
   callsDone = 0;
-  restartsLeft = 0;
   private nextSeq = 0;
   private readonly inFlight = new Set<Call>();
   /** Calls waiting for the rebuilt instance, while `rebuilding`. */
@@ -185,19 +184,22 @@ class ActorCore implements ActorInfo {
     private readonly port: ActorPort,
     readonly className: string,
     private readonly source: string,
-    private readonly args: unknown[],
+    /** The constructor's arguments, kept while a restart may need them. */
+    private args: unknown[] | undefined,
+    private restartsLeft: number,
   ) {}
 
   /** Builds an instance where the port places it and makes it this actor's. */
   async build(): Promise<void> {
     const id = randomUUID();
-    const task = this.port.place(createOnEngine, [id, this.source, this.args]);
+    const task = this.port.place(createOnEngine, [id, this.source, this.args ?? []]);
     await task.whenFinished;
     if (task.error) throw task.error;
     const engineId = task.metadata.engineId as number;
     await this.port.learn(engineId);
     this.id = id;
     this.engineId = engineId;
+    if (this.restartsLeft === 0) this.args = undefined;
   }
 
   call(method: string, args: unknown[]): Promise<unknown> {
