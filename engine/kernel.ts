@@ -15,6 +15,7 @@ import { InterruptedError, type ConditionName } from '../protocol/errors';
 import type { ContentMap, ErrorContent } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
 import type { SharedMemory } from '../protocol/shared-memory';
+import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
 
 /** Output a running task produces, sent to the client as it happens. */
@@ -60,6 +61,7 @@ export class EngineKernel {
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+    (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
   }
 
   /** The id the controller gave this engine; it changes when the engine registers again. */
