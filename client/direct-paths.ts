@@ -36,17 +36,26 @@ export class DirectPaths {
 
   /** Sends `task` straight to `engine`; false when the engine takes tasks from the hub only. */
   send(task: IMessage<TaskRequestType>, engine: EngineInfo): boolean {
+    if (!this.ask(task, engine)) return false;
+    this.untold.push(task);
+    this.untoldEngines.push(engine.id);
+    if (this.untold.length >= TELL_BATCH) this.tellHub();
+    else if (this.untold.length === 1) setImmediate(() => this.tellHub());
+    return true;
+  }
+
+  /**
+   * Sends `request` straight to `engine`, where its answer comes from (a value it keeps); false
+   * when the engine has no direct socket.
+   */
+  ask(request: IMessage<TaskRequestType | 'value_request'>, engine: EngineInfo): boolean {
     if (!engine.direct) return false;
     let socket = this.sockets.get(engine.id);
     if (!socket) {
       socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
       this.sockets.set(engine.id, socket);
     }
-    socket.send(task);
-    this.untold.push(task);
-    this.untoldEngines.push(engine.id);
-    if (this.untold.length >= TELL_BATCH) this.tellHub();
-    else if (this.untold.length === 1) setImmediate(() => this.tellHub());
+    socket.send(request);
     return true;
   }
 

@@ -17,12 +17,13 @@ import {
 import type { Table } from 'apache-arrow';
 import { isArrowTable } from '../protocol/arrow-kind';
 import { ResourceError } from '../protocol/errors';
-import type { ContentMap, EngineInfo, TaskOptions } from '../protocol/messages';
+import type { ContentMap, EngineInfo, ResultArg, TaskOptions } from '../protocol/messages';
 import { resourcesOption, shortOf, unsatisfiable, type Resources } from '../protocol/resources';
 import { encodeValue } from '../protocol/serialize';
 import {
   AsyncMapResult,
   AsyncResult,
+  joins,
   type ExecuteReply,
   type ResultOptions,
   type TaskState,
@@ -78,6 +79,8 @@ export interface ViewClient extends CacheClient {
   resultCache(dir: string): ResultCache;
   /** True for the id of a task served from the cache, which the controller never heard of. */
   isCached(msgId: string): boolean;
+  /** Tells the hub these tasks' values are held here no more (batched). */
+  release(msgIds: string[]): void;
 }
 
 /** A task, its message id, or a list of either. */
@@ -206,10 +209,15 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   },
 });
 
-/** Each argument may also be a `Reference` to a variable on the engine. */
-export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]> };
-/** One sequence per parameter of the mapped function. */
-export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K]> };
+/**
+ * Each argument may also be a `Reference` to a variable on the engine, or the `AsyncResult` of
+ * another task: the task waits for it and gets its value.
+ */
+export type Args<A extends unknown[]> = {
+  [K in keyof A]: A[K] | Reference<A[K]> | AsyncResult<A[K]>;
+};
+/** One sequence per parameter of the mapped function; elements may be `AsyncResult`s too. */
+export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K] | AsyncResult<A[K]>> };
 
 const sources = new WeakMap<object, string>();
 
@@ -313,6 +321,7 @@ abstract class View {
       timeout: this.options.timeout,
       abort: async (msgIds) => void (await this.client.abort(msgIds)),
       progress: this.options.progress,
+      release: (msgIds) => this.client.release(msgIds),
     };
   }
 
@@ -346,18 +355,34 @@ abstract class View {
     view: TaskSource = this,
   ): TaskState {
     const refs: number[] = [];
+    const results: ResultArg[] = [];
+    // An AsyncResult's place holds null; the engine puts its value there.
+    const placeholder = (ar: AsyncResult<unknown>, path: number[]): unknown => {
+      const arg = ar.asArgument();
+      if ('value' in arg) return arg.value;
+      results.push({ path, msg_ids: arg.msgIds, combine: arg.combine });
+      return null;
+    };
     const plain = args.map((a, i) => {
-      if (!(a instanceof Reference)) return a;
-      refs.push(i);
-      return a.name;
+      if (a instanceof Reference) {
+        refs.push(i);
+        return a.name;
+      }
+      if (a instanceof AsyncResult) return placeholder(a, [i]);
+      // A map's chunk: its elements may be results.
+      if (mode === 'map' && Array.isArray(a) && a.some((x) => x instanceof AsyncResult)) {
+        return a.map((x: unknown, j) => (x instanceof AsyncResult ? placeholder(x, [i, j]) : x));
+      }
+      return a;
     });
-    return this.client.submit(
-      view,
-      'apply_request',
-      { source, mode, refs, options },
-      encodeValue(plain, 'args'),
-      map,
-    );
+    const content: ContentMap['apply_request'] = { source, mode, refs, options };
+    if (results.length > 0) {
+      // The task waits for them as for `after`, and fails as it does if one fails.
+      const after = new Set([...(options.after ?? []), ...results.flatMap((r) => r.msg_ids)]);
+      content.results = results;
+      content.options = { ...options, after: [...after] };
+    }
+    return this.client.submit(view, 'apply_request', content, encodeValue(plain, 'args'), map);
   }
 }
 
@@ -404,7 +429,7 @@ export class DirectView extends View {
     fn: (...args: A) => R,
     ...args: Args<A>
   ): AsyncResult<Awaited<R>[]> {
-    const combine = (v: unknown[]): Awaited<R>[] => v as Awaited<R>[];
+    const combine = joins.array as (v: unknown[]) => Awaited<R>[];
     const call = this.cachedCall(functionSource(fn));
     if (!call) return this.applyEach(fn, () => args, combine);
     // Every target's call has the same key: one result on disk serves them all.
@@ -534,7 +559,7 @@ export class DirectView extends View {
     return this.applyEach(
       pullFromNamespace,
       () => [names],
-      (v) => v,
+      joins.array as (v: unknown[]) => unknown[],
     );
   }
 
@@ -583,7 +608,7 @@ export class LoadBalancedView extends View {
    */
   apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>> {
     const source = functionSource(fn);
-    const combine = (v: unknown[]): Awaited<R> => v[0] as Awaited<R>;
+    const combine = joins.one as (v: unknown[]) => Awaited<R>;
     const call = this.cachedCall(source);
     const key = call?.key(args);
     const found = key === undefined ? undefined : call?.lookup(key);
