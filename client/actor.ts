@@ -268,7 +268,8 @@ class ActorCore implements ActorInfo {
       this.engineLost(error);
     } else {
       if (error instanceof EngineError) this.engineLost(error);
-      this.end(call, error, task.value);
+      // Read as `await` reads any task's value, through its result (`get`).
+      this.end(call, error, error ? undefined : call.attempt?.get());
     }
     this.rebuildWhenIdle();
   }

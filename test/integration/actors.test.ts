@@ -43,6 +43,9 @@ class Counter {
   fail(why: string): never {
     throw new Error(why);
   }
+  series(n: number): Float64Array {
+    return Float64Array.from({ length: n }, (_, i) => this.n + i);
+  }
   where(): [number, number] {
     return [engineId, process.pid];
   }
@@ -102,6 +105,15 @@ describe('actors', () => {
     );
     assert.equal(await counter.slowAdd(2, 20), 2);
     assert.equal(await counter.add(1), 3);
+    await counter.release();
+  });
+
+  it('gives large values back as any task does', async () => {
+    const counter = await rc.loadBalancedView().actor(Counter, 1);
+    const big = await counter.series(1 << 19);
+    assert.ok(big instanceof Float64Array);
+    assert.equal(big.length, 1 << 19);
+    assert.deepEqual([big[0], big[big.length - 1]], [1, 1 << 19]);
     await counter.release();
   });
 
