@@ -251,6 +251,29 @@ describe('task graphs: results as arguments', () => {
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
   });
+
+  it('fails a dependant fetching a value whose engine is killed meanwhile', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const [user, keeper] = t.rc.engineInfo.slice(-2);
+    const big = lv.withOptions({ targets: [keeper.id] }).apply(ones);
+    await big.wait();
+    // Its engine blocked, the keeper cannot answer the fetch before it dies.
+    void t.rc.directView(keeper.id).apply(() => {
+      for (;;);
+    });
+    const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!fetching.ready(), 'the dependant waits for the value');
+    process.kill(keeper.pid, 'SIGKILL');
+    await assert.rejects(fetching.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, new RegExp(`value of task ${big.msgIds[0]} is lost`));
+      return true;
+    });
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
 });
 
 declare const engineId: number;
