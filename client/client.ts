@@ -16,6 +16,7 @@ import {
   EngineError,
   errorFromWire,
   ProtocolError,
+  ReleasedError,
   TaskAbortedError,
   TimeoutError,
   UnknownTaskError,
@@ -122,7 +123,8 @@ export interface ResultRecord {
   value: unknown;
   /**
    * True when the hub let the value go to bound its memory, or never held it because it went
-   * through shared memory (`value` is then undefined).
+   * through shared memory, or the engine that kept it freed it or is gone (`value` is then
+   * undefined). A value its engine keeps (1 MB or more) is fetched from there.
    */
   valueDropped: boolean;
   /** The error when it failed. */
@@ -336,6 +338,8 @@ export class Client {
     const r = (reply.content as OkContent<'result_reply'>).record;
     const ok = r.reply?.status === 'ok';
     const { value, data } = splitRecordBuffers(r, reply.buffers);
+    const kept = r.reply?.status === 'ok' && 'kept' in r.reply && r.engine_id !== null;
+    const fetched = kept ? await this.fetchRecorded(msgId, r.engine_id as number) : undefined;
     return {
       msgId: r.msg_id,
       engineId: r.engine_id,
@@ -344,8 +348,8 @@ export class Client {
       started: r.started === null ? null : new Date(r.started),
       completed: r.completed === null ? null : new Date(r.completed),
       label: r.label,
-      value: ok && value.length > 0 ? decodeValue(value) : undefined,
-      valueDropped: r.buffers_dropped,
+      value: fetched ? fetched.value : ok && value.length > 0 ? decodeValue(value) : undefined,
+      valueDropped: fetched ? fetched.value === undefined : r.buffers_dropped,
       error:
         r.reply && r.reply.status === 'error' ? errorFromWire(r.reply, r.engine_id) : undefined,
       data: data && decodeValue(data),
@@ -486,6 +490,16 @@ export class Client {
     this.direct.tellHub();
     this.dealer.send(this.session.msg('value_release', { msg_ids: this.unreleased }));
     this.unreleased = [];
+  }
+
+  /** A recorded task's value from the engine keeping it; undefined when it is freed or gone. */
+  private async fetchRecorded(msgId: string, engineId: number): Promise<{ value: unknown }> {
+    try {
+      return { value: await this.fetchValue(msgId, engineId) };
+    } catch (e) {
+      if (e instanceof ReleasedError || e instanceof EngineError) return { value: undefined };
+      throw e;
+    }
   }
 
   /**

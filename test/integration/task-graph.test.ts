@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { AsyncResult } from '../../client/async-result';
 import {
   DependencyError,
@@ -9,10 +11,14 @@ import {
 } from '../../protocol/errors';
 import { until, useCluster } from './fixture';
 
-/** A value large enough to stay on the engine that made it (800 KB). */
+/** A value large enough to stay on the engine that made it (1.6 MB). */
 function ones(): Float64Array {
-  return new Float64Array(100_000).fill(1);
+  return new Float64Array(200_000).fill(1);
 }
+
+setFlagsFromString('--expose-gc');
+/** Collects this process's garbage now, so that dropped results are finalized. */
+const gc = runInNewContext('gc') as () => void;
 
 function sum(xs: ArrayLike<number>): number {
   let s = 0;
@@ -42,10 +48,10 @@ describe('task graphs: results as arguments', () => {
       twice,
       plus,
     );
-    assert.equal(await total, 400_000);
+    assert.equal(await total, 800_000);
     // Awaiting a value kept on its engine fetches it.
-    assert.equal(sum(await big), 100_000);
-    assert.equal(sum(await twice), 200_000);
+    assert.equal(sum(await big), 200_000);
+    assert.equal(sum(await twice), 400_000);
   });
 
   it('runs a chain of 1,000 tasks, each on the value of the one before', async function () {
@@ -72,7 +78,7 @@ describe('task graphs: results as arguments', () => {
     );
     // Kept values as elements too.
     const bigs = [lv.apply(ones), lv.apply(ones)];
-    assert.deepEqual(await lv.map(sum, bigs), [100_000, 100_000]);
+    assert.deepEqual(await lv.map(sum, bigs), [200_000, 200_000]);
   });
 
   it('takes results on direct views, and gives a direct result as an array', async () => {
@@ -83,7 +89,7 @@ describe('task graphs: results as arguments', () => {
     const each = dv.apply(() => engineId);
     assert.deepEqual(await lv.apply((ids: number[]) => ids, each), [0, 1]);
     const big = lv.apply(ones);
-    assert.deepEqual(await dv.apply(sum, big), [100_000, 100_000]);
+    assert.deepEqual(await dv.apply(sum, big), [200_000, 200_000]);
     assert.deepEqual(await dv.map((x: number) => x * 2, [a, 1, a, 2]), [14, 2, 14, 4]);
   });
 
@@ -146,6 +152,75 @@ describe('task graphs: results as arguments', () => {
     made.release();
   });
 
+  it('frees a released value once the tasks waiting for it have ended', async () => {
+    const lv = t.rc.loadBalancedView();
+    const big = lv.apply(ones);
+    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1000)));
+    const user = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
+    big.release();
+    await big.wait();
+    const record = await t.rc.result(big.msgIds[0]);
+    assert.equal(record.valueDropped, false, 'kept for the task waiting for it');
+    assert.equal((record.value as Float64Array).length, 200_000);
+    assert.equal(await user, 200_001);
+    await until(async () => (await t.rc.result(big.msgIds[0])).valueDropped, 'the value freed');
+  });
+
+  it('frees the values of results the client dropped, and of a client that closed', async () => {
+    const lv = t.rc.loadBalancedView();
+    const made = async (): Promise<string[]> => {
+      const ars = [lv.apply(ones), lv.apply(ones), t.rc.directView([0, 1]).apply(ones)];
+      await Promise.all(ars.map((ar) => ar.wait()));
+      return ars.flatMap((ar) => ar.msgIds);
+    };
+    const dropped = await made();
+    for (const id of dropped) assert.equal((await t.rc.result(id)).valueDropped, false);
+    await until(async () => {
+      gc();
+      const records = await Promise.all(dropped.map((id) => t.rc.result(id)));
+      return records.every((r) => r.valueDropped);
+    }, 'the dropped results to be freed');
+
+    const other = await t.cluster.connect();
+    const ar = other.loadBalancedView().apply(ones);
+    await ar.wait();
+    assert.equal((await t.rc.result(ar.msgIds[0])).valueDropped, false);
+    other.close();
+    await until(async () => (await t.rc.result(ar.msgIds[0])).valueDropped, 'freed on close');
+  });
+
+  it('keeps engine memory bounded over a chain of 1,000 tasks each making 1 MB', async function () {
+    this.timeout(180_000);
+    const dv = t.rc.directView();
+    const rss = async (): Promise<number> =>
+      (await dv.apply(() => process.memoryUsage().rss)).reduce((a, b) => a + b, 0);
+    const before = await rss();
+    const lv = t.rc.loadBalancedView();
+    let ar: AsyncResult<Uint8Array> = lv.apply(() => new Uint8Array(1 << 20));
+    const ids = [ar.msgIds[0]];
+    for (let i = 0; i < 1000; i++) {
+      const next = lv.apply((x: Uint8Array) => {
+        const y = new Uint8Array(x.length);
+        y[0] = x[0] + 1;
+        return y;
+      }, ar);
+      ar.release();
+      ar = next;
+      ids.push(...ar.msgIds);
+    }
+    assert.equal((await ar)[0], 1000 % 256);
+    // Every value but the last is freed on its engine...
+    const freed = async (): Promise<boolean> => {
+      for (const id of ids.slice(0, -1)) if (!(await t.rc.result(id)).valueDropped) return false;
+      return true;
+    };
+    await until(freed, 'the released values to be freed', 20_000, 100);
+    assert.equal((await t.rc.result(ids[ids.length - 1])).valueDropped, false);
+    // ...and the engines hold far less than the 1,000 MB the values would take, kept.
+    const grown = (await rss()) - before;
+    assert.ok(grown < 600e6, `the engines grew by ${(grown / 1e6).toFixed(0)} MB`);
+  });
+
   it('refuses a released result as an argument, and awaiting one it had not fetched', async () => {
     const lv = t.rc.loadBalancedView();
     const big = lv.apply(ones);
@@ -173,6 +248,29 @@ describe('task graphs: results as arguments', () => {
       });
     }
     await assert.rejects(big.get(), EngineError);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('fails a dependant fetching a value whose engine is killed meanwhile', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const [user, keeper] = t.rc.engineInfo.slice(-2);
+    const big = lv.withOptions({ targets: [keeper.id] }).apply(ones);
+    await big.wait();
+    // Its engine blocked, the keeper cannot answer the fetch before it dies.
+    void t.rc.directView(keeper.id).apply(() => {
+      for (;;);
+    });
+    const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!fetching.ready(), 'the dependant waits for the value');
+    process.kill(keeper.pid, 'SIGKILL');
+    await assert.rejects(fetching.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, new RegExp(`value of task ${big.msgIds[0]} is lost`));
+      return true;
+    });
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
   });
