@@ -22,22 +22,28 @@ export interface ActorHandle {
   release(): Promise<void>;
 }
 
+/** A call's arguments: each may be the `AsyncResult` of a task, whose value the method gets. */
+export type ActorArgs<A extends unknown[]> = { [K in keyof A]: A[K] | AsyncResult<A[K]> };
+
 /**
  * The public methods of `T`, each calling the instance on its engine: `(...a) => R` becomes
- * `(...a) => Promise<Awaited<R>>`. A method named like a member of `ActorHandle`, or `then`
- * (which would make the handle look like a promise), cannot be called through it.
+ * `(...a) => Promise<Awaited<R>>`, any argument of which may be an `AsyncResult`. A method named
+ * like a member of `ActorHandle`, or `then` (which would make the handle look like a promise),
+ * cannot be called through it.
  */
 export type ActorMethods<T> = {
   [K in keyof T as T[K] extends (...args: never[]) => unknown
     ? Exclude<K, keyof ActorHandle | 'then'>
     : never]: T[K] extends (...args: infer A) => infer R
-    ? (...args: A) => Promise<Awaited<R>>
+    ? (...args: ActorArgs<A>) => Promise<Awaited<R>>
     : never;
 };
 
 /**
  * An instance of `T` on one engine, from `lv.actor(Class, ...args)` or `dv.actor(...)`. Calls
- * may be made without awaiting the ones before: they still run in call order. A method that
+ * may be made without awaiting the ones before: they still run in call order. A call given an
+ * `AsyncResult` waits for it (a `DependencyError` if it failed), and the calls after it wait for
+ * that call, so that none passes another; the value goes to the engine as for `apply`. A method that
  * throws rejects with `RemoteError`, and the actor lives on. If its engine dies, pending and
  * later calls reject with `EngineError`, unless the view has `restarts`: then a fresh instance
  * is built elsewhere (its constructor run again with the same arguments; the state is lost),
@@ -179,6 +185,12 @@ class ActorCore implements ActorInfo {
   private released = false;
   /** Set once the engine died and no restart is left (or one failed): every later call fails. */
   private lost: Error | undefined;
+  /**
+   * A call given results goes through the hub, which holds it until they are ready, while other
+   * calls go straight to the engine: it goes alone, once the calls before it ended, and the calls
+   * after it wait in `held` until it ends.
+   */
+  private alone: Call | undefined;
 
   constructor(
     private readonly port: ActorPort,
@@ -241,15 +253,24 @@ class ActorCore implements ActorInfo {
       this.end(call, this.lost);
       return;
     }
+    if (this.alone === undefined && call.args.some((a) => a instanceof AsyncResult)) {
+      this.alone = call;
+    }
+    const alone = this.alone;
+    if (alone && (call.seq > alone.seq || (call === alone && this.inFlight.size > 0))) {
+      this.held.push(call);
+      return;
+    }
     let task: TaskState;
     try {
       task =
         call.method === undefined
           ? this.port.call(this, this.engineId, releaseOnEngine, [this.id])
-          : this.port.call(this, this.engineId, callOnEngine, [this.id, call.method, call.args]);
+          : this.port.call(this, this.engineId, callOnEngine, [this.id, call.method, ...call.args]);
     } catch (e) {
       // Arguments that cannot travel fail their call only.
       this.end(call, e as Error);
+      this.sendHeldAfterAlone();
       return;
     }
     call.attempt = new AsyncResult([task], (values) => values[0], this.port.results);
@@ -271,10 +292,18 @@ class ActorCore implements ActorInfo {
       // Read as `await` reads any task's value, through its result (`get`).
       this.end(call, error, error ? undefined : call.attempt?.get());
     }
+    this.sendHeldAfterAlone();
     this.rebuildWhenIdle();
   }
 
+  /** Sends the calls held for `alone` once it has ended, or once the calls before it have. */
+  private sendHeldAfterAlone(): void {
+    if (this.rebuilding || this.held.length === 0) return;
+    if (this.alone === undefined || this.inFlight.size === 0) this.sendHeld();
+  }
+
   private end(call: Call, error: Error | undefined, value?: unknown): void {
+    if (this.alone === call) this.alone = undefined;
     if (call.method !== undefined) this.callsDone += 1;
     if (error) call.reject(error);
     else call.resolve(value);
@@ -362,7 +391,8 @@ function createOnEngine(id: string, source: string, args: unknown[]): void {
   );
 }
 
-function callOnEngine(id: string, method: string, args: unknown[]): unknown {
+// The arguments come one by one, so that results among them are taken as `apply` takes them.
+function callOnEngine(id: string, method: string, ...args: unknown[]): unknown {
   return (globalThis as unknown as Record<symbol, EngineActors>)[
     Symbol.for('tsparallel.actors')
   ].call(id, method, args);

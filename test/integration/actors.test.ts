@@ -12,6 +12,7 @@ import { parseKernelMessage } from '../../kernel-ext/comm-messages';
 import { PanelModel } from '../../kernel-ext/panel';
 import {
   ActorReleasedError,
+  DependencyError,
   EngineError,
   RemoteError,
   ResourceError,
@@ -45,6 +46,12 @@ class Counter {
   }
   series(n: number): Float64Array {
     return Float64Array.from({ length: n }, (_, i) => this.n + i);
+  }
+  items(): number[] {
+    return this.log;
+  }
+  sum(xs: Float64Array): number {
+    return xs.reduce((a, b) => a + b, 0);
   }
   where(): [number, number] {
     return [engineId, process.pid];
@@ -114,6 +121,31 @@ describe('actors', () => {
     assert.ok(big instanceof Float64Array);
     assert.equal(big.length, 1 << 19);
     assert.deepEqual([big[0], big[big.length - 1]], [1, 1 << 19]);
+    await counter.release();
+  });
+
+  it('takes results as arguments; a call waiting for one holds the calls after it', async () => {
+    const lv = rc.loadBalancedView();
+    const counter = await lv.actor(Counter, 0);
+    const slow = lv.apply(async (v: number) => {
+      await new Promise((r) => setTimeout(r, 300));
+      return v;
+    }, 40);
+    const lengths = [counter.push(1), counter.push(slow), counter.push(3)];
+    assert.deepEqual(await Promise.all(lengths), [1, 2, 3]);
+    assert.deepEqual(await counter.items(), [1, 40, 3]);
+    // 2 MB: it stays on the engine that made it and goes from there to the actor's.
+    const big = lv.apply((n: number) => new Float64Array(n).fill(2), 1 << 18);
+    assert.equal(await counter.sum(big), 1 << 19);
+    const failing = lv.apply((): number => {
+      throw new RangeError('no value');
+    });
+    await assert.rejects(counter.push(failing), (e: unknown) => {
+      assert.ok(e instanceof DependencyError);
+      assert.ok(e.cause instanceof RemoteError && e.cause.ename === 'RangeError');
+      return true;
+    });
+    assert.equal(await counter.push(4), 4, 'the actor lives on');
     await counter.release();
   });
 

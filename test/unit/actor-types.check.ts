@@ -44,6 +44,9 @@ export async function actorTypes(lv: LoadBalancedView, dv: DirectView): Promise<
   exactly<Promise<void>>()(counter.release());
   // @ts-expect-error add takes a number
   void counter.add('two');
+  exactly<Promise<number>>()(counter.add(lv.apply(() => 2)));
+  // @ts-expect-error a result of the wrong type
+  void counter.add(lv.apply(() => 'two'));
   // @ts-expect-error a missing argument
   void counter.later();
   // @ts-expect-error fields are not methods
