@@ -4,8 +4,8 @@
  * does. It never rejects on its own: an error surfaces only where the result is awaited.
  */
 import { randomUUID } from 'node:crypto';
-import { CompositeError, errorFromWire, TimeoutError } from '../protocol/errors';
-import type { ErrorContent } from '../protocol/messages';
+import { CompositeError, errorFromWire, ReleasedError, TimeoutError } from '../protocol/errors';
+import type { ErrorContent, ResultArg } from '../protocol/messages';
 import { AsyncQueue } from './async-queue';
 import { processHook } from './process-hook';
 
@@ -57,6 +57,16 @@ export class TaskState {
   /** The latest data the task published (`publish(data)` on its engine), if any. */
   data: PublishedData | undefined;
   readonly dataListeners: ((data: unknown, engineId: number) => void)[] = [];
+  /**
+   * Bytes of the value when it stayed on its engine (too large to send unasked): `load` brings
+   * it here when it is awaited. Set for good, as the engine keeps it until released.
+   */
+  keptBytes: number | undefined;
+  /** Brings the kept value from its engine, until it is here. */
+  private fetchKept: (() => Promise<unknown>) | undefined;
+  private loading: Promise<void> | undefined;
+  /** `ar.release()` let the value go; one still on its engine can no longer be fetched. */
+  released = false;
 
   constructor(msgId: string, engineId: number | null) {
     this.metadata = {
@@ -89,6 +99,42 @@ export class TaskState {
     return this.done;
   }
 
+  /** Finished, with its value (or error) here: nothing left to fetch from its engine. */
+  get loaded(): boolean {
+    return this.done && this.fetchKept === undefined;
+  }
+
+  /**
+   * Brings a value kept on its engine here (see `keptBytes`); a value that cannot be fetched
+   * becomes the task's error. Nothing to do for any other task.
+   */
+  load(): Promise<void> {
+    const fetch = this.fetchKept;
+    if (fetch === undefined) return Promise.resolve();
+    if (this.released) {
+      this.fetchKept = undefined;
+      this.fail(
+        new ReleasedError(
+          `the value of task ${this.metadata.msgId} stayed on engine ${this.metadata.engineId} ` +
+            'and was released (ar.release()) before it was awaited',
+        ),
+        true,
+      );
+      return Promise.resolve();
+    }
+    this.loading ??= fetch().then(
+      (value) => {
+        this.value = value;
+        this.fetchKept = undefined;
+      },
+      (e: unknown) => {
+        this.fetchKept = undefined;
+        this.fail(e as Error, true);
+      },
+    );
+    return this.loading;
+  }
+
   addOutput(o: TaskOutput): void {
     this.outputs.push(o);
     for (const l of this.outputListeners) l(o);
@@ -102,11 +148,17 @@ export class TaskState {
 
   /** Ends the task with a value, or with the error an error reply describes. */
   finish(
-    reply: { status: 'ok' } | ErrorContent,
+    reply: { status: 'ok'; kept?: number } | ErrorContent,
     metadata: Record<string, unknown>,
     value: () => unknown,
+    fetchKept?: () => Promise<unknown>,
   ): void {
     if (this.done) return;
+    if (reply.status === 'ok' && reply.kept !== undefined && fetchKept) {
+      this.keptBytes = reply.kept;
+      this.fetchKept = fetchKept;
+      value = () => undefined;
+    }
     const m = this.metadata;
     if (typeof metadata.engine_id === 'number') m.engineId = metadata.engine_id;
     m.started = dateOrNull(metadata.started);
@@ -128,9 +180,12 @@ export class TaskState {
     for (const l of this.listeners.splice(0)) l();
   }
 
-  /** Ends the task with an error raised on this side (a closed client, a refused request). */
-  fail(error: Error): void {
-    if (this.done) return;
+  /**
+   * Ends the task with an error raised on this side (a closed client, a refused request);
+   * `afterValue`: a finished task whose kept value could not be fetched.
+   */
+  fail(error: Error, afterValue = false): void {
+    if (this.done && !afterValue) return;
     this.error = error;
     this.metadata.status = 'error';
     this.metadata.received = new Date();
@@ -163,6 +218,42 @@ export interface ResultOptions {
   abort: (msgIds: string[]) => Promise<void>;
   /** False: a notebook kernel shows no progress bar while it is awaited (the view's option). */
   progress?: boolean;
+  /**
+   * Tells the hub that these tasks' values are no longer held here, so that engines may free
+   * what they keep of them (batched by the client).
+   */
+  release?: (msgIds: string[]) => void;
+}
+
+/**
+ * The ways `await` joins tasks' values that an engine can repeat for a dependant (see
+ * `ResultArg`); a view gives one of these as its result's `combine` when it is one of them.
+ */
+export const joins = {
+  one: (values: unknown[]): unknown => values[0],
+  array: (values: unknown[]): unknown => values,
+  flat: (values: unknown[]): unknown => (values as unknown[][]).flat(),
+} satisfies Record<ResultArg['combine'], (values: unknown[]) => unknown>;
+const joinNames = new Map<unknown, ResultArg['combine']>(
+  Object.entries(joins).map(([name, join]) => [join, name as ResultArg['combine']]),
+);
+
+/** What a dropped result lets go: its tasks' ids, told to the hub through `release`. */
+interface Held {
+  tasks: readonly TaskState[];
+  release: (msgIds: string[]) => void;
+}
+/** Results dropped without `release()` let their engines' kept values go all the same. */
+const dropped = new FinalizationRegistry<Held>(({ tasks, release }) =>
+  releaseTasks(tasks, release),
+);
+
+/** Releases the tasks whose values may still be kept on engines (the others have nothing). */
+function releaseTasks(tasks: readonly TaskState[], release: (msgIds: string[]) => void): void {
+  const ids = tasks
+    .filter((t) => !t.metadata.cached && (!t.finished || t.keptBytes !== undefined))
+    .map((t) => t.metadata.msgId);
+  if (ids.length > 0) release(ids);
 }
 
 /** An unfinished result that code began to await, as {@link resultAwaited} tells of it. */
@@ -188,7 +279,48 @@ export class AsyncResult<T> implements PromiseLike<T> {
     protected readonly tasks: readonly TaskState[],
     protected readonly combine: (values: unknown[]) => T,
     protected readonly options: ResultOptions,
-  ) {}
+  ) {
+    if (options.release) dropped.register(this, { tasks, release: options.release }, this);
+  }
+
+  /**
+   * Lets the value go: the engine that keeps it (a large result stays where it was made until
+   * awaited) frees it once no task waiting for it needs it. A value already awaited stays here;
+   * one not yet fetched can no longer be (`ReleasedError`), nor be another task's argument.
+   * Dropping the result does the same, when it is garbage collected.
+   */
+  release(): void {
+    dropped.unregister(this);
+    for (const t of this.tasks) t.released = true;
+    if (this.options.release) releaseTasks(this.tasks, this.options.release);
+  }
+
+  /**
+   * This result as another task's argument: its tasks and how their values join, or a value
+   * that is here already (one served from the cache).
+   * @internal
+   */
+  asArgument(): { msgIds: string[]; combine: ResultArg['combine'] } | { value: T } {
+    const combine = this.joinName;
+    if (this.cached) return { value: this.combine(this.tasks.map((t) => t.value)) };
+    if (combine === undefined || this.tasks.some((t) => t.metadata.cached)) {
+      throw new TypeError(
+        'this AsyncResult cannot be an argument of another task (it is not the result of apply, ' +
+          'map or pull, or part of it came from the cache): await it and pass its value',
+      );
+    }
+    if (this.tasks.some((t) => t.released)) {
+      throw new ReleasedError(
+        'this AsyncResult was released (ar.release()), so it cannot be an argument any more',
+      );
+    }
+    return { msgIds: this.msgIds, combine };
+  }
+
+  /** The name of the way `combine` joins values, when an engine can repeat it. */
+  protected get joinName(): ResultArg['combine'] | undefined {
+    return joinNames.get(this.combine);
+  }
 
   /** The tasks' message ids, for `rc.abort`, `rc.result` and `after`/`follow`. */
   get msgIds(): string[] {
@@ -298,6 +430,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
           'they keep running: await again, or abort them with ar.abort()',
       );
     }
+    await Promise.all(this.tasks.map((t) => t.load()));
     return this.value();
   }
 
@@ -379,6 +512,10 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
     );
   }
 
+  protected override get joinName(): ResultArg['combine'] | undefined {
+    return this.layout ? undefined : 'flat';
+  }
+
   /**
    * Per task (chunk) of the map, in task order: the latest data it published, or `undefined`
    * where it published none yet.
@@ -391,10 +528,14 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
     const finished = new AsyncQueue<TaskState>();
     let count = 0;
     for (const t of this.tasks) {
-      t.onFinish(() => {
-        finished.push(t);
-        if (++count === this.tasks.length) finished.end();
-      });
+      // A value kept on its engine is fetched before it counts as there.
+      t.onFinish(
+        () =>
+          void t.load().then(() => {
+            finished.push(t);
+            if (++count === this.tasks.length) finished.end();
+          }),
+      );
     }
     if (this.tasks.length === 0) finished.end();
     if (this.ordered && this.layout) {
@@ -404,7 +545,7 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
     let next = 0; // in order: the first task whose results were not given yet
     for await (const t of finished) {
       const ready = this.ordered ? [] : [t];
-      while (this.ordered && next < this.tasks.length && this.tasks[next].finished) {
+      while (this.ordered && next < this.tasks.length && this.tasks[next].loaded) {
         ready.push(this.tasks[next++]);
       }
       for (const done of ready) {
@@ -423,7 +564,7 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
     layout.positions.forEach((ps, t) => ps.forEach((p, k) => (owner[p] = [this.tasks[t], k])));
     let next = 0;
     const drain = function* (): Generator<R> {
-      while (next < layout.total && owner[next][0].finished) {
+      while (next < layout.total && owner[next][0].loaded) {
         const [task, offset] = owner[next++];
         if (task.error) throw task.error;
         yield (task.value as R[])[offset];

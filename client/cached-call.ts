@@ -5,7 +5,13 @@
  * back in input order (`MapLayout`). See `result-cache.ts` for the store itself.
  */
 import { decodeValue, encodeValue } from '../protocol/serialize';
-import { AsyncMapResult, type MapLayout, type ResultOptions, type TaskState } from './async-result';
+import {
+  AsyncMapResult,
+  AsyncResult,
+  type MapLayout,
+  type ResultOptions,
+  type TaskState,
+} from './async-result';
 import { at, type Sliceable } from './partition';
 import { Reference } from './reference';
 import { cacheKey, type ResultCache } from './result-cache';
@@ -27,10 +33,11 @@ export class CachedCall {
 
   /** The key of calling the function with `args`. */
   key(args: readonly unknown[], root = 'args'): string {
-    const ref = args.findIndex((a) => a instanceof Reference);
+    const ref = args.findIndex((a) => a instanceof Reference || a instanceof AsyncResult);
     if (ref >= 0) {
+      const what = args[ref] instanceof Reference ? 'a Reference' : 'an AsyncResult';
       throw new TypeError(
-        `${root}[${ref}] is a Reference, whose value lives on the engine and cannot be part of a ` +
+        `${root}[${ref}] is ${what}, whose value lives on an engine and cannot be part of a ` +
           'cache key: pass the value itself, or call through a view without the cache option',
       );
     }
@@ -54,21 +61,24 @@ export class CachedCall {
    * written is a warning, never the task's failure.
    */
   storeWhenDone(task: TaskState, mode: 'call' | 'map', keys: readonly string[]): TaskState {
-    task.onFinish(() => {
-      if (task.metadata.status !== 'ok' || task.metadata.cached) return;
-      try {
-        const values = mode === 'call' ? [task.value] : (task.value as unknown[]);
-        keys.forEach((key, i) =>
-          this.cache.put(key, encodeValue(values[i], 'result'), this.maxBytes),
-        );
-      } catch (e) {
-        process.emitWarning(
-          `tsparallel cache: could not store a result in ${this.cache.dir}: ${(e as Error).message}`,
-          { code: 'TSPARALLEL_CACHE_WRITE' },
-        );
-      }
-    });
+    // A value kept on its engine comes here to be stored.
+    task.onFinish(() => void task.load().then(() => this.store(task, mode, keys)));
     return task;
+  }
+
+  private store(task: TaskState, mode: 'call' | 'map', keys: readonly string[]): void {
+    if (task.metadata.status !== 'ok' || task.metadata.cached) return;
+    try {
+      const values = mode === 'call' ? [task.value] : (task.value as unknown[]);
+      keys.forEach((key, i) =>
+        this.cache.put(key, encodeValue(values[i], 'result'), this.maxBytes),
+      );
+    } catch (e) {
+      process.emitWarning(
+        `tsparallel cache: could not store a result in ${this.cache.dir}: ${(e as Error).message}`,
+        { code: 'TSPARALLEL_CACHE_WRITE' },
+      );
+    }
   }
 
   /**

@@ -16,6 +16,7 @@ import {
   EngineError,
   errorFromWire,
   ProtocolError,
+  ReleasedError,
   TaskAbortedError,
   TimeoutError,
   UnknownTaskError,
@@ -45,6 +46,7 @@ import { processHook } from './process-hook';
 import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
 import {
   AsyncResult,
+  joins,
   TaskState,
   type ExecuteReply,
   type TaskMetadata,
@@ -121,7 +123,8 @@ export interface ResultRecord {
   value: unknown;
   /**
    * True when the hub let the value go to bound its memory, or never held it because it went
-   * through shared memory (`value` is then undefined).
+   * through shared memory, or the engine that kept it freed it or is gone (`value` is then
+   * undefined). A value its engine keeps (1 MB or more) is fetched from there.
    */
   valueDropped: boolean;
   /** The error when it failed. */
@@ -160,6 +163,12 @@ export class Client {
   private readonly direct: DirectPaths;
   /** Slots the hub lent this client for load-balanced tasks to go straight to engines. */
   private readonly leases: Leases;
+  /** Tasks whose values their engines keep for this client, until it releases them. */
+  private readonly kept = new Set<string>();
+  /** Released tasks not yet told to the hub; told together, once per turn. */
+  private unreleased: string[] = [];
+  /** Values being fetched from the engines that keep them: the requests' ids by engine. */
+  private readonly fetching = new Map<number, Set<string>>();
 
   private constructor(
     readonly connection: ClientConnectionInfo,
@@ -329,6 +338,8 @@ export class Client {
     const r = (reply.content as OkContent<'result_reply'>).record;
     const ok = r.reply?.status === 'ok';
     const { value, data } = splitRecordBuffers(r, reply.buffers);
+    const kept = r.reply?.status === 'ok' && 'kept' in r.reply && r.engine_id !== null;
+    const fetched = kept ? await this.fetchRecorded(msgId, r.engine_id as number) : undefined;
     return {
       msgId: r.msg_id,
       engineId: r.engine_id,
@@ -337,8 +348,8 @@ export class Client {
       started: r.started === null ? null : new Date(r.started),
       completed: r.completed === null ? null : new Date(r.completed),
       label: r.label,
-      value: ok && value.length > 0 ? decodeValue(value) : undefined,
-      valueDropped: r.buffers_dropped,
+      value: fetched ? fetched.value : ok && value.length > 0 ? decodeValue(value) : undefined,
+      valueDropped: fetched ? fetched.value === undefined : r.buffers_dropped,
       error:
         r.reply && r.reply.status === 'error' ? errorFromWire(r.reply, r.engine_id) : undefined,
       data: data && decodeValue(data),
@@ -371,7 +382,10 @@ export class Client {
         t.fail(e);
       }
     });
-    return new AsyncResult(tasks, (v) => v, { abort: (m) => this.abort(m).then(() => {}) });
+    return new AsyncResult(tasks, joins.array as (v: unknown[]) => unknown[], {
+      abort: (m) => this.abort(m).then(() => {}),
+      release: (m) => this.release(m),
+    });
   }
 
   /**
@@ -414,18 +428,25 @@ export class Client {
     if (options.hub) this.close();
   }
 
-  /** Closes the sockets; tasks still waiting fail with `ConnectionError`. */
+  /**
+   * Closes the sockets; tasks still waiting fail with `ConnectionError`, and the values engines
+   * keep for this client's tasks are let go.
+   */
   close(): void {
     if (this.closed) return;
+    this.release([...this.kept, ...this.tasks.keys()]);
+    this.flushReleases();
     this.closed = true;
     this.direct.close();
+    // A moment for the releases to leave.
+    (this.dealer.socket as zmq.Dealer).linger = 1000;
     this.dealer.close();
     this.sub.close();
     for (const t of this.tasks.values()) {
       t.fail(new ConnectionError('the client was closed while the task ran'));
     }
     for (const r of this.requests.values()) {
-      r.fail(new ConnectionError('the client was closed before the controller answered'));
+      r.fail(new ConnectionError('the client was closed before the answer came'));
     }
     this.tasks.clear();
     this.sharedMemory.close();
@@ -440,6 +461,7 @@ export class Client {
     submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
     engine: (id) => this.engines.get(id),
+    updateEngines: () => this.updateEngines(),
     abort: (msgIds) => this.abort(msgIds),
     resultCache: (dir) => this.resultCache(dir),
     fromCache: (value) => {
@@ -448,7 +470,90 @@ export class Client {
       return task;
     },
     isCached: (msgId) => this.cachedIds.has(msgId),
+    release: (msgIds) => this.release(msgIds),
   };
+
+  /**
+   * These tasks' values are held here no more: the hub lets their engines free what they keep
+   * once no task waiting for them needs it. Told at the end of the turn, many in one message.
+   */
+  private release(msgIds: string[]): void {
+    if (this.closed) return;
+    for (const id of msgIds) this.kept.delete(id);
+    if (this.unreleased.length === 0) setImmediate(() => this.flushReleases());
+    this.unreleased.push(...msgIds);
+  }
+
+  private flushReleases(): void {
+    if (this.unreleased.length === 0 || this.closed) return;
+    // The hub must know of tasks sent straight before it hears they are released.
+    this.direct.tellHub();
+    this.dealer.send(this.session.msg('value_release', { msg_ids: this.unreleased }));
+    this.unreleased = [];
+  }
+
+  /** A recorded task's value from the engine keeping it; undefined when it is freed or gone. */
+  private async fetchRecorded(msgId: string, engineId: number): Promise<{ value: unknown }> {
+    try {
+      return { value: await this.fetchValue(msgId, engineId) };
+    } catch (e) {
+      if (e instanceof ReleasedError || e instanceof EngineError) return { value: undefined };
+      throw e;
+    }
+  }
+
+  /**
+   * The value of task `msgId`, kept on engine `engineId`, fetched from the engine's direct
+   * socket (through shared memory on this host).
+   */
+  private fetchValue(msgId: string, engineId: number): Promise<unknown> {
+    const engine = this.engines.get(engineId);
+    if (!engine || !engine.direct) {
+      const why = engine
+        ? 'has no direct socket this client can reach'
+        : 'is gone, and the value with it';
+      return Promise.reject(
+        new EngineError(
+          `engine ${engineId} keeps the value of task ${msgId} but ${why}; run the task again`,
+          engineId,
+        ),
+      );
+    }
+    const metadata = this.sharedMemory.readerMetadata(engine.shared_memory);
+    const request = this.session.msg('value_request', { msg_id: msgId }, { metadata });
+    const id = request.header.msg_id;
+    return new Promise<Message>((resolve, reject) => {
+      const ids = this.fetching.get(engineId) ?? new Set<string>();
+      this.fetching.set(engineId, ids.add(id));
+      const done = (): void => {
+        this.requests.delete(id);
+        ids.delete(id);
+      };
+      this.requests.set(id, {
+        answer: (reply) => {
+          done();
+          resolve(reply);
+        },
+        fail: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      this.direct.ask([request], engine);
+    }).then(async (reply) => {
+      if (!isMsg(reply, 'value_reply')) {
+        throw new ProtocolError(
+          `engine ${engineId} answered a value request with ${reply.header.msg_type}`,
+        );
+      }
+      if (reply.content.status === 'error') throw errorFromWire(reply.content, engineId);
+      try {
+        return decodeValue(await this.sharedMemory.read(reply.buffers, reply.metadata));
+      } finally {
+        this.sharedMemory.release(reply.metadata);
+      }
+    });
+  }
 
   private resultCache(dir: string): ResultCache {
     let cache = this.caches.get(dir);
@@ -480,6 +585,8 @@ export class Client {
       options.balanced ? null : (options.targets?.[0] ?? null),
     );
     this.tasks.set(msg.header.msg_id, state);
+    // The hub must know of the tasks this one waits for, those sent straight too.
+    if (options.after?.length || options.follow?.length) this.direct.tellHub();
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
       if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
@@ -592,6 +699,7 @@ export class Client {
         } else if (isMsg(msg, 'unregistration_notification')) {
           this.engines.delete(msg.content.id);
           this.direct.forget(msg.content.id);
+          this.valuesLost(msg.content.id, msg.content.reason);
           this.leases.forget(msg.content.id);
           this.emit({ type: 'engine:unregister', id: msg.content.id, reason: msg.content.reason });
         } else {
@@ -609,6 +717,16 @@ export class Client {
       }
     };
     await Promise.all([fromHub(), notifications()]);
+  }
+
+  /** Engine `id` is gone: the values being fetched from it never will be. */
+  private valuesLost(id: number, reason: string): void {
+    for (const requestId of this.fetching.get(id) ?? []) {
+      this.requests
+        .get(requestId)
+        ?.fail(new EngineError(`engine ${id}, which kept this value, is gone (${reason})`, id));
+    }
+    this.fetching.delete(id);
   }
 
   private dispatch(msg: Message): void {
@@ -669,7 +787,14 @@ export class Client {
   ): void {
     this.tasks.delete(msgId);
     this.leases.done(msgId);
-    if (content.status === 'ok' && 'execution_count' in content) {
+    if (content.status === 'ok' && 'kept' in content && content.kept !== undefined) {
+      // Too large to come unasked: it stays on its engine until awaited, or released.
+      this.kept.add(msgId);
+      const engineId = metadata.engine_id;
+      task.finish(content, metadata, value, () =>
+        this.fetchValue(msgId, typeof engineId === 'number' ? engineId : -1),
+      );
+    } else if (content.status === 'ok' && 'execution_count' in content) {
       const count = content.execution_count;
       task.finish(content, metadata, (): ExecuteReply => {
         const last = task.outputs.findLast((o) => o.type === 'execute_result');

@@ -39,19 +39,28 @@ export class DirectPaths {
    * tasks from the hub only.
    */
   send(tasks: IMessage<TaskRequestType>[], engine: EngineInfo): boolean {
-    if (!engine.direct) return false;
-    let socket = this.sockets.get(engine.id);
-    if (!socket) {
-      socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
-      this.sockets.set(engine.id, socket);
-    }
-    socket.sendTogether(tasks);
+    if (!this.ask(tasks, engine)) return false;
     for (const task of tasks) {
       this.untold.push(task);
       this.untoldEngines.push(engine.id);
     }
     if (this.untold.length >= TELL_BATCH) this.tellHub();
     else if (this.untold.length === tasks.length) setImmediate(() => this.tellHub());
+    return true;
+  }
+
+  /**
+   * Sends `requests` straight to `engine`, together, where their answers come from (a value it
+   * keeps); false when the engine has no direct socket.
+   */
+  ask(requests: IMessage<TaskRequestType | 'value_request'>[], engine: EngineInfo): boolean {
+    if (!engine.direct) return false;
+    let socket = this.sockets.get(engine.id);
+    if (!socket) {
+      socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
+      this.sockets.set(engine.id, socket);
+    }
+    socket.sendTogether(requests);
     return true;
   }
 

@@ -17,12 +17,13 @@ import {
 import type { Table } from 'apache-arrow';
 import { isArrowTable } from '../protocol/arrow-kind';
 import { ResourceError } from '../protocol/errors';
-import type { ContentMap, EngineInfo, TaskOptions } from '../protocol/messages';
+import type { ContentMap, EngineInfo, ResultArg, TaskOptions } from '../protocol/messages';
 import { resourcesOption, shortOf, unsatisfiable, type Resources } from '../protocol/resources';
 import { encodeValue } from '../protocol/serialize';
 import {
   AsyncMapResult,
   AsyncResult,
+  joins,
   type ExecuteReply,
   type ResultOptions,
   type TaskState,
@@ -37,12 +38,15 @@ import {
   toSliceable,
   type Sequence,
 } from './partition';
+import { makeActor, makeActors, type Actor, type ActorInfo, type ActorPort } from './actor';
 import { Reference } from './reference';
 import { resolveCache, type CacheOption, type ResultCache } from './result-cache';
 
 /** The view a task was sent through, as `task:submit` events name it. */
 export interface TaskSource {
   readonly options: ViewOptions;
+  /** For the tasks of an actor (its method calls): the actor. */
+  readonly actorInfo?: ActorInfo;
 }
 
 /** One `map` call, shared by the `task:submit` events of its tasks. */
@@ -68,11 +72,15 @@ export interface ViewClient extends CacheClient {
   liveTargets(targets: Targets): number[];
   /** Live engine `id` as the hub described it. */
   engine(id: number): EngineInfo | undefined;
+  /** Asks the hub for its live engines now. */
+  updateEngines(): Promise<number[]>;
   abort(msgIds: string[]): Promise<unknown>;
   /** This client's handle on the result cache in `dir`, which counts its hits and misses. */
   resultCache(dir: string): ResultCache;
   /** True for the id of a task served from the cache, which the controller never heard of. */
   isCached(msgId: string): boolean;
+  /** Tells the hub these tasks' values are held here no more (batched). */
+  release(msgIds: string[]): void;
 }
 
 /** A task, its message id, or a list of either. */
@@ -120,6 +128,11 @@ export interface ViewOptions {
   timeout?: number;
   /** Load-balanced: how many times a task reruns on another engine when its engine dies. */
   retries?: number;
+  /**
+   * Load-balanced `actor`: how many times an actor is built again on another engine when its
+   * engine dies (its constructor runs again with the same arguments; its state is lost).
+   */
+  restarts?: number;
   /** Tasks (or their message ids) that must succeed before these start. */
   after?: Dependencies;
   /** Tasks whose engine these must run on, after they succeed. */
@@ -166,6 +179,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
     kind: integer(0),
     help: 'load-balanced: reruns on another engine when the engine dies, this many times',
   },
+  restarts: {
+    kind: integer(0),
+    help: 'load-balanced actors: rebuilt on another engine when the engine dies, this many times',
+  },
   after: {
     kind: dependencies,
     help: 'tasks (or their message ids) that must succeed before these start',
@@ -192,10 +209,15 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   },
 });
 
-/** Each argument may also be a `Reference` to a variable on the engine. */
-export type Args<A extends unknown[]> = { [K in keyof A]: A[K] | Reference<A[K]> };
-/** One sequence per parameter of the mapped function. */
-export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K]> };
+/**
+ * Each argument may also be a `Reference` to a variable on the engine, or the `AsyncResult` of
+ * another task: the task waits for it and gets its value.
+ */
+export type Args<A extends unknown[]> = {
+  [K in keyof A]: A[K] | Reference<A[K]> | AsyncResult<A[K]>;
+};
+/** One sequence per parameter of the mapped function; elements may be `AsyncResult`s too. */
+export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K] | AsyncResult<A[K]>> };
 
 const sources = new WeakMap<object, string>();
 
@@ -274,9 +296,10 @@ abstract class View {
     if (targets) o.targets = targets;
     const after = ids(this.options.after);
     const follow = ids(this.options.follow);
-    if (after?.length) o.after = after;
-    if (follow?.length) o.follow = follow;
-    if (this.options.retries) o.retries = this.options.retries;
+    // An actor's calls are direct tasks of a load-balanced view: these are not theirs.
+    if (balanced && after?.length) o.after = after;
+    if (balanced && follow?.length) o.follow = follow;
+    if (balanced && this.options.retries) o.retries = this.options.retries;
     if (this.options.label !== undefined) o.label = this.options.label;
     const resources = this.options.resources;
     if (resources && Object.keys(resources).length > 0) o.resources = resources;
@@ -298,6 +321,27 @@ abstract class View {
       timeout: this.options.timeout,
       abort: async (msgIds) => void (await this.client.abort(msgIds)),
       progress: this.options.progress,
+      release: (msgIds) => this.client.release(msgIds),
+    };
+  }
+
+  /**
+   * How an actor this view makes sends its tasks: `place` builds the instance, and its method
+   * calls go straight to its engine, asking the view's resources while they run.
+   */
+  protected actorPort(place: ActorPort['place']): ActorPort {
+    let view: TaskSource | undefined;
+    return {
+      place,
+      call: (actor, engineId, fn, args) => {
+        view ??= { options: this.options, actorInfo: actor };
+        const options = this.taskOptions(false, [engineId]);
+        return this.sendApply(functionSource(fn), 'call', args, options, undefined, view);
+      },
+      results: this.resultOptions(),
+      learn: async (id) => {
+        if (this.client.engine(id) === undefined) await this.client.updateEngines();
+      },
     };
   }
 
@@ -308,20 +352,37 @@ abstract class View {
     args: unknown[],
     options: TaskOptions,
     map?: MapCall,
+    view: TaskSource = this,
   ): TaskState {
     const refs: number[] = [];
+    const results: ResultArg[] = [];
+    // An AsyncResult's place holds null; the engine puts its value there.
+    const placeholder = (ar: AsyncResult<unknown>, path: number[]): unknown => {
+      const arg = ar.asArgument();
+      if ('value' in arg) return arg.value;
+      results.push({ path, msg_ids: arg.msgIds, combine: arg.combine });
+      return null;
+    };
     const plain = args.map((a, i) => {
-      if (!(a instanceof Reference)) return a;
-      refs.push(i);
-      return a.name;
+      if (a instanceof Reference) {
+        refs.push(i);
+        return a.name;
+      }
+      if (a instanceof AsyncResult) return placeholder(a, [i]);
+      // A map's chunk: its elements may be results.
+      if (mode === 'map' && Array.isArray(a) && a.some((x) => x instanceof AsyncResult)) {
+        return a.map((x: unknown, j) => (x instanceof AsyncResult ? placeholder(x, [i, j]) : x));
+      }
+      return a;
     });
-    return this.client.submit(
-      this,
-      'apply_request',
-      { source, mode, refs, options },
-      encodeValue(plain, 'args'),
-      map,
-    );
+    const content: ContentMap['apply_request'] = { source, mode, refs, options };
+    if (results.length > 0) {
+      // The task waits for them as for `after`, and fails as it does if one fails.
+      const after = new Set([...(options.after ?? []), ...results.flatMap((r) => r.msg_ids)]);
+      content.results = results;
+      content.options = { ...options, after: [...after] };
+    }
+    return this.client.submit(view, 'apply_request', content, encodeValue(plain, 'args'), map);
   }
 }
 
@@ -329,7 +390,7 @@ abstract class View {
 export class DirectView extends View {
   constructor(client: ViewClient, options: ViewOptions) {
     super(client, options);
-    for (const key of ['after', 'follow', 'retries', 'chunkSize'] as const) {
+    for (const key of ['after', 'follow', 'retries', 'chunkSize', 'restarts'] as const) {
       if (options[key] !== undefined) {
         throw new TypeError(
           `view option ${key} applies to load-balanced views only (rc.loadBalancedView())`,
@@ -368,7 +429,7 @@ export class DirectView extends View {
     fn: (...args: A) => R,
     ...args: Args<A>
   ): AsyncResult<Awaited<R>[]> {
-    const combine = (v: unknown[]): Awaited<R>[] => v as Awaited<R>[];
+    const combine = joins.array as (v: unknown[]) => Awaited<R>[];
     const call = this.cachedCall(functionSource(fn));
     if (!call) return this.applyEach(fn, () => args, combine);
     // Every target's call has the same key: one result on disk serves them all.
@@ -440,6 +501,24 @@ export class DirectView extends View {
       : new AsyncMapResult(tasks, this.resultOptions(), ordered);
   }
 
+  /**
+   * Builds an instance of `Class` with `args` on each target, for method calls there; see
+   * `Actor`. Resolves once every constructor returned, one actor per target in target order;
+   * when some fail, the others are released and the error thrown.
+   * @example const counters = await dv.actor(Counter, 0); await counters[0].add(1);
+   */
+  actor<A extends unknown[], T extends object>(
+    Class: new (...args: A) => T,
+    ...args: A
+  ): Promise<Actor<T>[]> {
+    const ports = this.runTargets().map((id) =>
+      this.actorPort((fn, a) =>
+        this.sendApply(functionSource(fn), 'call', a, this.taskOptions(false, [id])),
+      ),
+    );
+    return makeActors(ports, Class, args);
+  }
+
   /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
   execute(code: string, options: { silent?: boolean } = {}): AsyncResult<ExecuteReply[]> {
     if (typeof code !== 'string')
@@ -480,7 +559,7 @@ export class DirectView extends View {
     return this.applyEach(
       pullFromNamespace,
       () => [names],
-      (v) => v,
+      joins.array as (v: unknown[]) => unknown[],
     );
   }
 
@@ -529,7 +608,7 @@ export class LoadBalancedView extends View {
    */
   apply<A extends unknown[], R>(fn: (...args: A) => R, ...args: Args<A>): AsyncResult<Awaited<R>> {
     const source = functionSource(fn);
-    const combine = (v: unknown[]): Awaited<R> => v[0] as Awaited<R>;
+    const combine = joins.one as (v: unknown[]) => Awaited<R>;
     const call = this.cachedCall(source);
     const key = call?.key(args);
     const found = key === undefined ? undefined : call?.lookup(key);
@@ -602,6 +681,23 @@ export class LoadBalancedView extends View {
       ),
     );
     return new AsyncResult(tasks, (values) => joinBatches(values, ranges), this.resultOptions());
+  }
+
+  /**
+   * Builds an instance of `Class` with `args` on one engine the scheduler picks (one that holds
+   * the view's `resources`, among its `targets`), for method calls there; see `Actor`. Resolves
+   * once the constructor returned; rejects with its error. With `restarts`, the actor is built
+   * again elsewhere when its engine dies.
+   * @example const counter = await lv.actor(Counter, 10); await counter.add(5);
+   */
+  actor<A extends unknown[], T extends object>(
+    Class: new (...args: A) => T,
+    ...args: A
+  ): Promise<Actor<T>> {
+    const port = this.actorPort((fn, a) =>
+      this.sendApply(functionSource(fn), 'call', a, this.taskOptions(true, this.allowed)),
+    );
+    return makeActor(port, Class, args, this.options.restarts ?? 0);
   }
 
   /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */

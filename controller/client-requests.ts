@@ -33,7 +33,7 @@ export class ClientRequests {
   ) {}
 
   /** One handler per request type a client may send, and for what it tells of direct paths. */
-  readonly handlers: HandlerTable<ClientRequestType | 'direct_tasks'> = {
+  readonly handlers: HandlerTable<ClientRequestType | 'direct_tasks' | 'value_release'> = {
     apply_request: (m, wire) => this.tasks.submit(m, wire),
     direct_tasks: (m) => {
       const { tasks } = m.content;
@@ -43,6 +43,7 @@ export class ClientRequests {
         this.tasks.adopt(task, id, leased);
       });
     },
+    value_release: (m) => this.tasks.release(m.content.msg_ids),
     lease_request: (m) => {
       const slots = m.content.slots;
       const leases = this.leases.grant(m.identities[0], slots, this.tasks.queue.size);

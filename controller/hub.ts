@@ -245,10 +245,10 @@ export class Hub {
     const engine = this.engines.drop(id, reason);
     if (!engine) return;
     this.tasks.engineLost(engine, reason);
-    this.out.publish(
-      'hub.unregistration',
-      this.session.msg('unregistration_notification', { id, reason }),
-    );
+    const gone = this.session.msg('unregistration_notification', { id, reason });
+    this.out.publish('hub.unregistration', gone);
+    // Engines fetching values it kept stop waiting for them.
+    for (const e of this.engines.values()) this.out.toEngine({ ...gone, identities: [e.uuid] });
     this.tasks.queue.schedule();
   }
 

@@ -10,11 +10,17 @@
  * task as any other.
  */
 import type { ConditionName } from '../protocol/errors';
-import { replyTypes, type ErrorContent, type IMessage } from '../protocol/messages';
+import {
+  replyTypes,
+  type ErrorContent,
+  type IMessage,
+  type ValueSource,
+} from '../protocol/messages';
 import { shortOf, unsatisfiable } from '../protocol/resources';
 import type { Frame, Session } from '../protocol/session';
 import type { EngineRegistry, Hold, RegisteredEngine } from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
+import { KeptValueTable } from './kept-values';
 import { TaskQueue, type Placement } from './schedulers/task-queue';
 import type { Scheme } from './schedulers/load-balanced';
 import {
@@ -44,6 +50,8 @@ export class TaskDispatcher implements Placement {
    * travel apart), with the replying engine; bounded, as a client may die before telling.
    */
   private readonly earlyReplies = new Map<string, { reply: TaskReply; engineId: number }>();
+  /** Who still needs the values engines keep, and when to free them. */
+  private readonly kept: KeptValueTable;
 
   constructor(
     private readonly session: Session,
@@ -54,6 +62,18 @@ export class TaskDispatcher implements Placement {
     settings: { scheme: Scheme; hwm: number },
   ) {
     this.queue = new TaskQueue(engines, records, settings, this);
+    this.kept = new KeptValueTable(
+      (engineId, msgIds) => {
+        const engine = this.engines.get(engineId);
+        if (!engine) return;
+        const release = this.session.msg('value_release', { msg_ids: msgIds });
+        this.out.toEngine({ ...release, identities: [engine.uuid] });
+      },
+      (msgId) => {
+        const r = this.records.get(msgId);
+        return r && isFinal(r.state) ? { keptOn: this.keptOn(r) } : undefined;
+      },
+    );
   }
 
   /** A client's new task, with the frames it came in when it may be forwarded as it is. */
@@ -68,6 +88,7 @@ export class TaskDispatcher implements Placement {
       return;
     }
     const r = this.records.add(request);
+    this.kept.need(resultIds(r));
     try {
       this.route(r, wire);
     } catch (e) {
@@ -132,11 +153,12 @@ export class TaskDispatcher implements Placement {
   /** Sends a new task on its way: straight to its engine, or into the queue. */
   private route(r: TaskRecord, wire: Frame[] | undefined): void {
     const { options } = r;
-    if (!options.balanced && (options.after?.length || options.follow?.length)) {
-      this.fail(r, 'DependencyError', 'after and follow apply to load-balanced tasks only');
+    if (!options.balanced && options.follow?.length) {
+      this.fail(r, 'DependencyError', 'follow applies to load-balanced tasks only');
       return;
     }
-    if (options.balanced) {
+    // A direct task waits in the queue too for the tasks whose results it takes (its `after`).
+    if (options.balanced || options.after?.length) {
       if (wire) this.clientFrames.set(r.msgId, wire);
       this.queue.add(r);
       this.queue.schedule();
@@ -161,19 +183,83 @@ export class TaskDispatcher implements Placement {
     this.place(r, engine, wire);
   }
 
-  /** Sends a queued task to the engine the queue chose. */
+  /**
+   * Sends a queued task to the engine the queue chose; one that takes other tasks' results goes
+   * with where their values are (see `withSources`).
+   */
   send(r: TaskRecord, engine: RegisteredEngine): void {
     const wire = this.clientFrames.get(r.msgId);
     if (wire) this.clientFrames.delete(r.msgId);
-    this.place(r, engine, wire);
+    if (resultIds(r).length === 0) {
+      this.place(r, engine, wire);
+      return;
+    }
+    const request = this.withSources(r);
+    if (typeof request === 'string') this.fail(r, 'DependencyError', request);
+    else this.place(r, engine, undefined, request);
+  }
+
+  /**
+   * Task `r`'s request with where each value it takes is: a small one in the request's own
+   * buffers (the hub has it from the reply), a kept one on the engine keeping it. A value that
+   * is gone gives the error text instead.
+   */
+  private withSources(r: TaskRecord): TaskRecord['request'] | string {
+    const sources: Record<string, ValueSource> = {};
+    const inline: Buffer[] = [];
+    for (const id of resultIds(r)) {
+      const d = this.records.get(id);
+      const reply = d?.reply;
+      if (!d || !reply || reply.content.status !== 'ok') {
+        return `the hub has no result of task ${id} any more (${this.records.retention})`;
+      }
+      const kept = 'kept' in reply.content ? reply.content.kept : undefined;
+      if (kept === undefined) {
+        if (d.buffersDropped) {
+          return `the hub let the result of task ${id} go to bound its memory; raise --record-bytes`;
+        }
+        sources[id] = { inline: reply.buffers.length };
+        inline.push(...reply.buffers);
+        continue;
+      }
+      const keeper = d.engineId === null ? undefined : this.engines.get(d.engineId);
+      if (!keeper) {
+        return `the value of task ${id} is lost: engine ${String(d.engineId)}, which kept it, is gone`;
+      }
+      sources[id] = {
+        kept_on: keeper.id,
+        ...(keeper.info.direct && { direct: keeper.info.direct }),
+      };
+    }
+    const request = r.request as IMessage<'apply_request'>;
+    return {
+      ...request,
+      content: { ...request.content, sources },
+      buffers: [...request.buffers, ...inline],
+    };
+  }
+
+  /** The client holds these tasks' results no more: their kept values may go. */
+  release(msgIds: readonly string[]): void {
+    this.kept.release(msgIds.filter((id) => this.records.get(id) !== undefined));
+  }
+
+  /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */
+  private keptOn(r: TaskRecord): number | undefined {
+    const content = r.reply?.content;
+    const kept = content?.status === 'ok' && 'kept' in content ? content.kept : undefined;
+    return kept !== undefined && r.engineId !== null && this.engines.has(r.engineId)
+      ? r.engineId
+      : undefined;
   }
 
   /** Ends a task the hub itself fails (dead engine, abort, unmet dependency, a failing store). */
-  fail(r: TaskRecord, ename: ConditionName, evalue: string): void {
+  fail(r: TaskRecord, ename: ConditionName, evalue: string, cause?: ErrorContent['cause']): void {
     this.queue.remove(r.msgId);
     this.clientFrames.delete(r.msgId);
     const content: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
     if (r.engineId !== null) content.engine_id = r.engineId;
+    if (cause) content.cause = cause;
     const reply = this.session.msg(replyTypes[r.request.header.msg_type], content, {
       parent: r.request.header,
       identities: [r.client],
@@ -221,8 +307,12 @@ export class TaskDispatcher implements Placement {
     this.out.publish(`engine.${String(engineId)}.${m.header.msg_type}`, tagged);
   }
 
-  /** The tasks of an engine that is gone: rerun elsewhere where retries allow, else failed. */
+  /**
+   * The tasks of an engine that is gone: rerun elsewhere where retries allow, else failed; the
+   * values it kept are gone with it.
+   */
   engineLost(engine: RegisteredEngine, reason: string): void {
+    this.kept.engineLost(engine.id);
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -276,10 +366,15 @@ export class TaskDispatcher implements Placement {
   }
 
   /** Sends task `r` to `engine`: the engine counts it and its record says where it runs. */
-  private place(r: TaskRecord, engine: RegisteredEngine, wire: Frame[] | undefined): void {
+  private place(
+    r: TaskRecord,
+    engine: RegisteredEngine,
+    wire: Frame[] | undefined,
+    request = r.request,
+  ): void {
     this.engines.assign(engine, r.msgId, holdOf(r), r.options.resources);
     this.records.assign(r, engine.id);
-    this.out.toEngine({ ...r.request, identities: [engine.uuid] }, wire);
+    this.out.toEngine({ ...request, identities: [engine.uuid] }, wire);
   }
 
   /**
@@ -292,7 +387,16 @@ export class TaskDispatcher implements Placement {
     if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
+    if (reply.content.status !== 'ok') this.queue.dependencyFailed();
+    this.kept.needed(resultIds(r));
+    this.kept.ended(r.msgId, this.keptOn(r));
   }
+}
+
+/** The tasks whose results task `r` takes as arguments, each once. */
+function resultIds(r: TaskRecord): string[] {
+  const results = 'results' in r.request.content ? r.request.content.results : undefined;
+  return results ? [...new Set(results.flatMap((x) => x.msg_ids))] : [];
 }
 
 /** How an engine holds a task the hub sent it. */

@@ -242,8 +242,10 @@ export function summary(r: TaskRecord): TaskRecordSummary {
     completed: r.completed,
     label: r.options.label ?? null,
     reply: r.reply?.content ?? null,
-    // A result that went through shared memory was never the hub's to keep.
-    buffers_dropped: r.buffersDropped || (r.reply !== null && hasSegment(r.reply.metadata)),
+    // A result that went through shared memory, or stays on its engine, was never the hub's.
+    buffers_dropped:
+      r.buffersDropped ||
+      (r.reply !== null && (hasSegment(r.reply.metadata) || 'kept' in r.reply.content)),
     ...(r.data && { data_buffers: r.data.length }),
   };
 }

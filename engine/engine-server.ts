@@ -46,6 +46,7 @@ import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
 import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './running-task';
 import { openDirectSocket } from './direct-socket';
+import { KeptValues, PeerValues } from './kept-values';
 
 /** The process that started this one, whose end ends the engine under `exitWithParent`. */
 const PARENT_PID = process.ppid;
@@ -91,6 +92,11 @@ export class EngineServer {
   private held: { channel: Channel; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together, once per turn. */
   private unreported: TaskReply[] = [];
+  /** Results kept here until nobody needs them (see kept-values.ts). */
+  private readonly kept = new KeptValues();
+  /** Values other engines keep, fetched for the tasks that take them; made at registration. */
+  private peers!: PeerValues;
+  private sharedMemory!: SharedMemory;
   id = -1;
 
   private constructor(
@@ -168,11 +174,15 @@ export class EngineServer {
     const reply = first.value.content;
     if (reply.status !== 'ok') throw new ConnectionError(`registration refused: ${reply.evalue}`);
     this.id = reply.id;
+    const sharedMemory = new SharedMemory(this.info.key);
+    this.peers = new PeerValues(channel.session, sharedMemory, options.log);
+    this.sharedMemory = sharedMemory;
     // Output is credited to the task whose code made it; a finished task's is dropped.
     this.kernel = new EngineKernel(
       this.id,
       (event) => this.running.callerTask()?.output.emit(event),
-      new SharedMemory(this.info.key),
+      sharedMemory,
+      { kept: this.kept, peers: this.peers },
       !options.lightweight,
     );
     // User code splits work by `mpi.rank`, as an MPI program would.
@@ -237,14 +247,51 @@ export class EngineServer {
   /** Takes messages from the hub, and tasks from clients on the direct socket, in turn. */
   private async serve(messages: AsyncGenerator<Message>): Promise<void> {
     if (this.direct) void this.serveDirect(this.direct.channel);
-    for await (const msg of messages) this.take(msg, 'hub');
+    for await (const msg of messages) {
+      // About kept values: at once, not behind the tasks queued here.
+      if (isMsg(msg, 'value_release')) this.kept.release(msg.content.msg_ids);
+      else if (isMsg(msg, 'unregistration_notification'))
+        this.peers.lost(msg.content.id, msg.content.reason);
+      else this.take(msg, 'hub');
+    }
   }
 
-  /** Clients may only send tasks here; anything else (a registration reply) is the hub's. */
+  /**
+   * Clients send tasks here, and clients and engines ask for kept values (answered at once);
+   * anything else (a registration reply) is the hub's.
+   */
   private async serveDirect(channel: Channel): Promise<void> {
     for await (const msg of channel.messages()) {
       if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) this.take(msg, 'client');
+      else if (isMsg(msg, 'value_request')) this.giveValue(channel, msg);
     }
+  }
+
+  /** Answers a request for a value kept here: through shared memory when the asker sees it. */
+  private giveValue(channel: Channel, request: IMessage<'value_request'>): void {
+    const msgId = request.content.msg_id;
+    const frames = this.kept.get(msgId);
+    const answer = { parent: request.header, identities: request.identities };
+    if (!frames) {
+      const evalue = `engine ${this.id} keeps no value of task ${msgId}: it was released, or never kept here`;
+      channel.send(
+        channel.session.msg(
+          'value_reply',
+          { status: 'error', ename: 'ReleasedError', evalue, traceback: [], engine_id: this.id },
+          answer,
+        ),
+      );
+      return;
+    }
+    const reader = this.sharedMemory.readerOf(request.metadata);
+    const segment = reader && this.sharedMemory.write(frames, reader.host, reader.pid);
+    channel.send(
+      channel.session.msg(
+        'value_reply',
+        { status: 'ok' },
+        segment ? { ...answer, metadata: segment } : { ...answer, buffers: frames },
+      ),
+    );
   }
 
   /** Queues `msg` behind the messages taken before it. */
@@ -263,10 +310,7 @@ export class EngineServer {
       if (isMsg(msg, 'registration_reply')) {
         this.registered(msg.content);
       } else if (isMsg(msg, 'apply_request')) {
-        const { source, mode, refs } = msg.content;
-        await this.runTask(msg, 'apply_reply', origin, () =>
-          this.kernel.apply(source, mode, refs, msg),
-        );
+        await this.runTask(msg, 'apply_reply', origin, () => this.kernel.apply(msg));
       } else if (isMsg(msg, 'execute_request')) {
         const { code, silent } = msg.content;
         await this.runTask(msg, 'execute_reply', origin, () => this.kernel.execute(code, silent));
@@ -483,6 +527,7 @@ export class EngineServer {
     await this.stopHeartbeat();
     this.sendHeld();
     this.flushReports();
+    this.peers?.close();
     this.direct?.channel.close();
     this.channel.close();
     this.hooks?.exit(code);

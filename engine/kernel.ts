@@ -12,10 +12,18 @@ import { join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import * as vm from 'node:vm';
 import { InterruptedError, type ConditionName } from '../protocol/errors';
-import { isMsg, type ContentMap, type ErrorContent, type Message } from '../protocol/messages';
+import {
+  isMsg,
+  type ContentMap,
+  type ErrorContent,
+  type IMessage,
+  type Message,
+} from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
 import type { SharedMemory } from '../protocol/shared-memory';
+import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
+import { fillResults, gatherResults, type KeptValues, type PeerValues } from './kept-values';
 
 /** Output a running task produces, sent to the client as it happens. */
 export type OutputEvent =
@@ -61,9 +69,12 @@ export class EngineKernel {
     private id: number,
     private readonly emit: (event: OutputEvent) => void,
     private readonly sharedMemory: SharedMemory,
+    /** Results kept here, and the way to those other engines keep. */
+    private readonly values: { kept: KeptValues; peers: PeerValues },
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+    (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
   }
 
   /**
@@ -142,26 +153,31 @@ export class EngineKernel {
    * Calls a function shipped as source. In `map` mode the arguments are equal-length chunks of
    * each sequence and the result is the array of per-element results.
    */
-  async apply(
-    source: string,
-    mode: 'call' | 'map',
-    refs: number[],
-    request: { buffers: Buffer[]; metadata: Record<string, unknown> },
-  ): Promise<TaskOutcome<ContentMap['apply_reply']>> {
+  async apply(request: IMessage<'apply_request'>): Promise<TaskOutcome<ContentMap['apply_reply']>> {
+    const { source, mode, refs, results } = request.content;
     this.beginTask();
     let argFrames: Buffer[];
+    let values: Map<string, unknown>;
     try {
-      argFrames = await this.sharedMemory.read(request.buffers, request.metadata);
+      // Other engines' values may take a while to come: an abort interrupts the wait.
+      const gathered = (await this.interruptible(
+        gatherResults(request, this.values.kept, this.values.peers),
+      )) as Awaited<ReturnType<typeof gatherResults>>;
+      values = gathered.values;
+      argFrames = await this.sharedMemory.read(gathered.argFrames, request.metadata);
     } catch (e) {
       // Not the user's error: the client rebuilds it as the condition it names.
-      const { name: ename, message: evalue } = e as Error;
+      const { name: ename, message: evalue, cause } = e as Error;
       const error: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+      if (cause instanceof Error)
+        error.cause = { ename: cause.name, evalue: cause.message, traceback: [] };
       return { content: { ...error, engine_id: this.engineId }, buffers: [] };
     }
     try {
       const fn = this.compile(source);
       const args = decodeValue(argFrames) as unknown[];
       for (const i of refs) args[i] = this.lookup(String(args[i]));
+      if (results) fillResults(args, results, values);
       const thunk =
         mode === 'call'
           ? () => fn(...args)
@@ -183,11 +199,11 @@ export class EngineKernel {
         this.lastRunMs.set(source, performance.now() - started);
       }
       const frames = encodeValue(value, 'result');
-      const reader = this.sharedMemory.readerOf(request.metadata);
-      const metadata = reader && this.sharedMemory.write(frames, reader.host, reader.pid);
-      return metadata
-        ? { content: { status: 'ok' }, buffers: [], metadata }
-        : { content: { status: 'ok' }, buffers: frames };
+      // A large value stays here until asked for (see kept-values.ts).
+      const kept = this.values.kept.keep(request.header.msg_id, frames);
+      return kept === undefined
+        ? { content: { status: 'ok' }, buffers: frames }
+        : { content: { status: 'ok', kept }, buffers: [] };
     } catch (e) {
       return { content: this.errorContent(e, true), buffers: [] };
     } finally {

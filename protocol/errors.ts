@@ -63,9 +63,23 @@ export class InterruptedError extends Error {
   override name = 'InterruptedError';
 }
 
-/** A task's `after`/`follow` dependencies failed or can no longer be met. */
+/**
+ * A task's `after`/`follow` dependencies, or the tasks whose results are its arguments, failed
+ * or can no longer be met; `cause` is the failed dependency's own error when it had one.
+ */
 export class DependencyError extends Error {
   override name = 'DependencyError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * A result's value was asked for after it was let go: `ar.release()` was called before it was
+ * awaited, or the engine that kept it freed it.
+ */
+export class ReleasedError extends Error {
+  override name = 'ReleasedError';
 }
 
 /**
@@ -74,6 +88,11 @@ export class DependencyError extends Error {
  */
 export class ResourceError extends Error {
   override name = 'ResourceError';
+}
+
+/** A call to an actor after its `release()`: the instance is gone from its engine. */
+export class ActorReleasedError extends Error {
+  override name = 'ActorReleasedError';
 }
 
 /** A value cannot travel between processes; `path` says where in the value it sits. */
@@ -138,6 +157,8 @@ export interface WireError {
   evalue: string;
   traceback: string[];
   engine_id?: number;
+  /** The error that made this one (a failed dependency's). */
+  cause?: WireError;
 }
 
 /**
@@ -150,7 +171,8 @@ const conditions = {
   TimeoutError: (evalue) => new TimeoutError(evalue),
   TaskAbortedError: (evalue) => new TaskAbortedError(evalue),
   InterruptedError: (evalue) => new InterruptedError(evalue),
-  DependencyError: (evalue) => new DependencyError(evalue),
+  DependencyError: (evalue, _engineId, cause) => new DependencyError(evalue, { cause }),
+  ReleasedError: (evalue) => new ReleasedError(evalue),
   SerializationError: (evalue) => new SerializationError(evalue, ''),
   ConnectionError: (evalue) => new ConnectionError(evalue),
   SharedMemoryError: (evalue) => new SharedMemoryError(evalue),
@@ -159,7 +181,10 @@ const conditions = {
   RangeError: (evalue) => new RangeError(evalue),
   HubError: (evalue) => new HubError(evalue),
   ResourceError: (evalue) => new ResourceError(evalue),
-} satisfies Record<string, (evalue: string, engineId: number | undefined) => Error>;
+} satisfies Record<
+  string,
+  (evalue: string, engineId: number | undefined, cause: Error | undefined) => Error
+>;
 
 /** The `ename` of each of tsparallel's own conditions. */
 export type ConditionName = keyof typeof conditions;
@@ -177,7 +202,9 @@ function isCondition(ename: string): ename is ConditionName {
 export function errorFromWire(reply: WireError, engineId: number | null): Error {
   const id = reply.engine_id ?? engineId;
   if (reply.traceback.length === 0) {
-    if (isCondition(reply.ename)) return conditions[reply.ename](reply.evalue, id ?? undefined);
+    const cause = reply.cause && errorFromWire(reply.cause, null);
+    if (isCondition(reply.ename))
+      return conditions[reply.ename](reply.evalue, id ?? undefined, cause);
     if (id === null) return Object.assign(new Error(reply.evalue), { name: reply.ename });
   }
   return new RemoteError(reply.ename, reply.evalue, reply.traceback, id ?? -1);

@@ -86,7 +86,32 @@ export interface ErrorContent {
   evalue: string;
   traceback: string[];
   engine_id?: EngineId;
+  /** What made this error: a `DependencyError`'s failed dependency, as its own reply said. */
+  cause?: Omit<ErrorContent, 'status'>;
 }
+
+/**
+ * An argument that is the result of other tasks (an `AsyncResult` given to `apply` or in a
+ * `map` sequence): the engine puts in its place what `await` on that result gives.
+ */
+export interface ResultArg {
+  /** `[i]`: apply's argument i; `[i, j]`: element j of the i-th sequence's chunk of a map. */
+  path: number[];
+  /** The tasks whose values make the argument, in the result's order. */
+  msg_ids: string[];
+  /**
+   * How their values make it, as `await` does: `one` the single value (a load-balanced apply),
+   * `array` one per task (a direct view's apply), `flat` the tasks' lists joined (a map).
+   */
+  combine: 'one' | 'array' | 'flat';
+}
+
+/**
+ * Where the value of a task a dependant needs is, as the hub tells the engine that runs the
+ * dependant: in the request's last buffers (`inline` of them, in the order of `sources`), or kept
+ * on engine `kept_on`, fetched from its direct socket (`direct`) unless that is the engine itself.
+ */
+export type ValueSource = { inline: number } | { kept_on: EngineId; direct?: DirectAddress };
 
 /** A reply: `status: "ok"` with its fields, or an error. */
 export type ReplyStatus<T> = ({ status: 'ok' } & T) | ErrorContent;
@@ -147,8 +172,21 @@ export type Carried<T extends MsgType> = {
 /** Content of every message type, keyed by `msg_type`. */
 export interface ContentMap {
   // Tasks: client -> controller -> engine, and back.
-  apply_request: { source: string; mode: 'call' | 'map'; refs: number[]; options: TaskOptions };
-  apply_reply: ReplyStatus<object>;
+  apply_request: {
+    source: string;
+    mode: 'call' | 'map';
+    refs: number[];
+    options: TaskOptions;
+    /** Arguments that are other tasks' results; each of their tasks is also in `after`. */
+    results?: ResultArg[];
+    /** Set by the hub as it sends the task: where each of those tasks' values is, by msg id. */
+    sources?: Record<string, ValueSource>;
+  };
+  /**
+   * `kept`: the result's size in bytes when it is large enough to stay on the engine that made
+   * it (`value_request` fetches it); else the value rides in the buffers.
+   */
+  apply_reply: ReplyStatus<{ kept?: number }>;
   execute_request: { code: string; silent: boolean; options: TaskOptions };
   execute_reply: ReplyStatus<{ execution_count: number }>;
   // Output from engines, relayed to the owning client and published to all.
@@ -221,6 +259,18 @@ export interface ContentMap {
    * value rides in the buffers, and it travels as the task's output does.
    */
   data_message: Record<string, never>;
+  // Values kept on engines (results too large to travel unasked; see `apply_reply`).
+  /**
+   * To an engine's direct socket, from a client awaiting the value or an engine running a task
+   * that needs it; the reply carries it in its buffers or a shared memory segment.
+   */
+  value_request: { msg_id: string };
+  value_reply: ReplyStatus<object>;
+  /**
+   * Client to hub: it holds no `AsyncResult` for these tasks any more. Hub to engine: nobody
+   * needs these kept values any more; free them.
+   */
+  value_release: { msg_ids: string[] };
 }
 
 /** Every `msg_type` tsparallel knows. */
@@ -289,6 +339,7 @@ export const replyTypes: { readonly [T in RequestType]: ReplyOf<T> } = {
   result_request: 'result_reply',
   resubmit_request: 'resubmit_reply',
   shutdown_request: 'shutdown_reply',
+  value_request: 'value_reply',
 };
 
 /** The reply type of request type `T`. */
@@ -303,8 +354,10 @@ export function isRequestType(type: string): type is RequestType {
 export type TaskRequestType = 'apply_request' | 'execute_request';
 /** The requests only engines send, on their task socket. */
 export type EngineRequestType = 'registration_request';
+/** The requests that go to an engine's direct socket, from clients and other engines. */
+export type PeerRequestType = 'value_request';
 /** The requests a client may send the hub: every request but the engines' own. */
-export type ClientRequestType = Exclude<RequestType, EngineRequestType>;
+export type ClientRequestType = Exclude<RequestType, EngineRequestType | PeerRequestType>;
 
 // --- validation -------------------------------------------------------------------------------
 
@@ -331,10 +384,11 @@ const optionChecks: Record<keyof TaskOptions, Check> = {
 const requiredOptions = shape({ balanced: bool });
 const knownOptions = onlyFields(optionChecks);
 const taskOptions: Check = (v) => requiredOptions(v) ?? knownOptions(v);
+const directAddress = shape({ address: str, curve_serverkey: optional(str) });
 const launchFields = {
   engine_set: optional(str),
   mpi: optional(shape({ rank: num, size: num })),
-  direct: optional(shape({ address: str, curve_serverkey: optional(str) })),
+  direct: optional(directAddress),
 };
 const engineInfo = shape({
   id: num,
@@ -354,13 +408,24 @@ const queueCounts = shape({
   usage: optional(engineUsage),
   resources_in_use: optional(resourceMap),
 });
-const errorContent = shape({
-  status: oneOf(['error']),
+const errorFields = {
   ename: str,
   evalue: str,
   traceback: arrayOf(str),
   engine_id: optional(num),
+  cause: optional((v) => errorCause(v)),
+};
+const errorCause: Check = shape(errorFields);
+const errorContent = shape({ status: oneOf(['error']), ...errorFields });
+const resultArg = shape({
+  path: arrayOf(num),
+  msg_ids: arrayOf(str),
+  combine: oneOf(['one', 'array', 'flat']),
 });
+const valueSource: Check = (v) =>
+  isObject(v) && 'inline' in v
+    ? shape({ inline: num })(v)
+    : shape({ kept_on: num, direct: optional(directAddress) })(v);
 const okContent = shape({ status: oneOf(['ok']) });
 const taskRecord = shape({
   msg_id: str,
@@ -382,8 +447,10 @@ const contentChecks: Record<MsgType, Check> = {
     mode: oneOf(['call', 'map']),
     refs: arrayOf(num),
     options: taskOptions,
+    results: optional(arrayOf(resultArg)),
+    sources: optional(recordOf(valueSource)),
   }),
-  apply_reply: reply({}),
+  apply_reply: reply({ kept: optional(num) }),
   execute_request: shape({ code: str, silent: bool, options: taskOptions }),
   execute_reply: reply({ execution_count: num }),
   stream: shape({ name: oneOf(['stdout', 'stderr']), text: str }),
@@ -424,6 +491,9 @@ const contentChecks: Record<MsgType, Check> = {
   shutdown_request: shape({ hub: bool, targets: nullable(arrayOf(num)) }),
   shutdown_reply: reply({}),
   data_message: obj,
+  value_request: shape({ msg_id: str }),
+  value_reply: reply({}),
+  value_release: shape({ msg_ids: arrayOf(str) }),
 };
 
 /**

@@ -7,6 +7,7 @@
  * whose engine died comes back here while it has retries left.
  */
 import type { ConditionName } from '../../protocol/errors';
+import type { ErrorContent } from '../../protocol/messages';
 import { shortOf, unsatisfiable, type Resources } from '../../protocol/resources';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import type { TaskRecord, TaskRecordStore } from '../task-records';
@@ -16,17 +17,25 @@ import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
 export interface Placement {
   /** Sends the task to `engine`. */
   send(r: TaskRecord, engine: RegisteredEngine): void;
-  /** Ends the task with an error the hub raises. */
-  fail(r: TaskRecord, ename: ConditionName, evalue: string): void;
+  /** Ends the task with an error the hub raises, `cause` the error that made it. */
+  fail(r: TaskRecord, ename: ConditionName, evalue: string, cause?: ErrorContent['cause']): void;
 }
 
 /** The waiting load-balanced tasks; see the file's comment. */
 export class TaskQueue {
   private readonly waiting = new Map<string, TaskRecord>();
+  /**
+   * Direct tasks waiting for the tasks whose results they take: each goes to its one engine as
+   * soon as those finish, whatever the load-balanced tasks' room.
+   */
+  private readonly waitingDirect = new Map<string, TaskRecord>();
   /** The live engines with room below the high-water mark, as the scheme picks them. */
   private readonly room: Room<RegisteredEngine>;
-  /** An engine left since the last pass: tasks asking for resources it held may now fail. */
-  private engineLeft = false;
+  /**
+   * An engine left, or a task failed, since the last pass: tasks asking for resources it held,
+   * or waiting for the failed task, may now fail.
+   */
+  private recheck = false;
   /**
    * Within one pass, the resource requests (of tasks free to go anywhere) that found no engine
    * with them free: later tasks asking the same wait without a look at every engine.
@@ -43,23 +52,28 @@ export class TaskQueue {
     engines.watch((e, live) => {
       if (live && e.load < settings.hwm) this.room.set(e);
       else this.room.delete(e);
-      if (!live) this.engineLeft = true;
+      if (!live) this.recheck = true;
     });
   }
 
   /** Tasks waiting for an engine or their dependencies. */
   get size(): number {
-    return this.waiting.size;
+    return this.waiting.size + this.waitingDirect.size;
   }
 
   /** Queues a task that has not run; it is placed at the next `schedule`. */
   add(r: TaskRecord): void {
-    this.waiting.set(r.msgId, r);
+    (r.options.balanced ? this.waiting : this.waitingDirect).set(r.msgId, r);
   }
 
   /** Takes a waiting task out of the queue; false if it was not waiting. */
   remove(msgId: string): boolean {
-    return this.waiting.delete(msgId);
+    return this.waiting.delete(msgId) || this.waitingDirect.delete(msgId);
+  }
+
+  /** A task failed or was aborted: the tasks waiting for it fail at the next pass. */
+  dependencyFailed(): void {
+    this.recheck = true;
   }
 
   /**
@@ -77,9 +91,12 @@ export class TaskQueue {
 
   /** Places waiting tasks on engines with room, in submission order. */
   schedule(): void {
-    const recheck = this.engineLeft;
-    this.engineLeft = false;
+    const recheck = this.recheck;
+    this.recheck = false;
     this.blocked.clear();
+    for (const r of this.waitingDirect.values()) {
+      if (this.tryPlace(r) !== undefined) this.waitingDirect.delete(r.msgId);
+    }
     for (const r of this.waiting.values()) {
       // Once no engine has room, nothing further down the queue can be placed: stop looking, so
       // that a long queue costs nothing per finished task; unless an engine left, as tasks
@@ -102,10 +119,32 @@ export class TaskQueue {
         return null;
       }
       if (d.state === 'failed' || d.state === 'aborted') {
-        this.placement.fail(r, 'DependencyError', `dependency ${dep} did not succeed (${d.state})`);
+        const reply = d.reply?.content;
+        const cause = reply?.status === 'error' ? causeOf(reply) : undefined;
+        this.placement.fail(
+          r,
+          'DependencyError',
+          `dependency ${dep} did not succeed (${d.state}${cause ? `: ${cause.ename}: ${cause.evalue}` : ''})`,
+          cause,
+        );
         return null;
       }
       if (d.state !== 'completed') return undefined;
+    }
+    if (!r.options.balanced) {
+      // A direct task whose dependencies are met goes to its one engine.
+      const id = r.options.targets?.[0];
+      const engine = id === undefined ? undefined : this.engines.get(id);
+      if (!engine) {
+        this.placement.fail(
+          r,
+          'EngineError',
+          `engine ${String(id)} is not registered; live engines: ${this.engines.ids.join(', ') || 'none'}`,
+        );
+        return null;
+      }
+      this.placement.send(r, engine);
+      return engine;
     }
     let allowed: Set<number> | undefined = r.options.targets
       ? new Set(r.options.targets)
@@ -167,4 +206,16 @@ export class TaskQueue {
     this.placement.fail(r, 'ResourceError', unsatisfiable(asked, short, live));
     return true;
   }
+}
+
+/** A failed dependency's error, as the cause of its dependant's. */
+function causeOf(reply: ErrorContent): ErrorContent['cause'] {
+  const { ename, evalue, traceback, engine_id, cause } = reply;
+  return {
+    ename,
+    evalue,
+    traceback,
+    ...(engine_id !== undefined && { engine_id }),
+    ...(cause && { cause }),
+  };
 }

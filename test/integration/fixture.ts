@@ -48,15 +48,15 @@ export function useCluster(engines: number, controller: ControllerSettings = {})
   return t;
 }
 
-/** Resolves once `condition()` holds; fails with `what` after `ms`. */
+/** Resolves once `condition()` holds (or resolves true); fails with `what` after `ms`. */
 export async function until(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   what: string,
   ms = 10_000,
   every = 10,
 ): Promise<void> {
   const deadline = performance.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, every));
   }

@@ -372,14 +372,24 @@ describe('Hub routing', () => {
         assertError(reply.content, 'EngineError', /engine 7 .*live engines: 0, 1/);
       });
 
-      it('refuses a direct task with dependencies, which only load-balanced tasks have', () => {
+      it('holds a direct task until its dependencies end, and fails it when one failed', () => {
         const failed = apply({ balanced: false, targets: [0] });
-        engineReply(failed, ENGINE_A, { status: 'error', ename: 'E', evalue: '', traceback: [] });
-        out.take();
-        apply({ balanced: false, targets: [1], after: [failed.header.msg_id] });
+        const waiting = apply({ balanced: false, targets: [1], after: [failed.header.msg_id] });
+        assert.deepEqual(forwarded(out.take()), [['engine-a', failed.header.msg_id]]);
+        engineReply(failed, ENGINE_A, {
+          status: 'error',
+          ename: 'E',
+          evalue: 'x',
+          traceback: ['t'],
+        });
         const sent = out.take();
         assert.deepEqual(forwarded(sent), []);
-        assertError(only(sent, 'apply_reply').content, 'DependencyError', /load-balanced/);
+        const reply = ofType(sent, 'apply_reply').find(
+          (m) => m.parent_header.msg_id === waiting.header.msg_id,
+        );
+        assert.ok(reply && reply.content.status === 'error');
+        assertError(reply.content, 'DependencyError', /did not succeed \(failed: E: x\)/);
+        assert.deepEqual(reply.content.cause, { ename: 'E', evalue: 'x', traceback: ['t'] });
       });
     });
 

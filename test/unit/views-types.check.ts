@@ -58,3 +58,31 @@ export function cacheAndDataTypes(lv: LoadBalancedView): void {
   exactly<unknown>()(cv.apply((x: number) => x, 1).data);
   cv.apply(() => 1).onData((data: unknown, engineId: number) => [data, engineId]);
 }
+
+export function resultArgumentTypes(
+  lv: LoadBalancedView,
+  dv: DirectView,
+  n: AsyncResult<number>,
+  s: AsyncResult<string>,
+): void {
+  // A parameter of type T takes T or an AsyncResult<T>, at the top level and in a map.
+  exactly<AsyncResult<number>>()(lv.apply((a: number, b: number) => a + b, n, 1));
+  exactly<AsyncResult<number[]>>()(dv.apply((a: number) => a, n));
+  exactly<AsyncMapResult<number>>()(lv.map((x: number) => x * 2, [n, 2, n]));
+  // A direct view's result is an array, a map's a list: what `await` gives them.
+  lv.apply(
+    (xs: number[]) => xs.length,
+    dv.apply(() => 1),
+  );
+  lv.apply(
+    (xs: number[]) => xs.length,
+    lv.map((x: number) => x, [1, 2]),
+  );
+  // @ts-expect-error an AsyncResult<string> is no number
+  lv.apply((a: number) => a, s);
+  // @ts-expect-error nor in a map's sequence
+  lv.map((x: number) => x, [n, s]);
+  const perEngine = dv.apply(() => 1);
+  // @ts-expect-error a direct view's result is an array, not one value
+  lv.apply((a: number) => a, perEngine);
+}

@@ -1,0 +1,211 @@
+/**
+ * Values that stay where they were made. A task's result of `KEEP_BYTES` or more stays on its
+ * engine (the reply says only how large it is), until the hub says that no client holds its
+ * `AsyncResult` and no task waiting for it needs it. A client that awaits it fetches it, and so
+ * does an engine running a task that takes it as an argument: engine to engine, through the
+ * keeping engine's direct socket (and shared memory on one host), never through the client.
+ */
+import * as zmq from 'zeromq';
+import { Channel, NO_DROPPING } from '../protocol/channel';
+import { DependencyError, errorFromWire } from '../protocol/errors';
+import type { DirectAddress, IMessage, ResultArg, ValueSource } from '../protocol/messages';
+import { decodeValue } from '../protocol/serialize';
+import type { Session } from '../protocol/session';
+import { SHARED_MEMORY_THRESHOLD, type SharedMemory } from '../protocol/shared-memory';
+
+/**
+ * Results this large stay on their engine: those that went through shared memory before, which
+ * the hub never held anyway. Smaller ones ride in the reply as before, where the hub keeps them
+ * for `rc.result` and for the tasks that take them as arguments: sending one along costs less
+ * than a millisecond, about a round trip to fetch it later.
+ */
+export const KEEP_BYTES = SHARED_MEMORY_THRESHOLD;
+
+/** The values this engine keeps, by the id of the task that made each. */
+export class KeptValues {
+  private readonly values = new Map<string, Buffer[]>();
+  private total = 0;
+
+  /** Bytes kept now. */
+  get bytes(): number {
+    return this.total;
+  }
+
+  /** Keeps `frames` when they are large enough; their size then, else undefined. */
+  keep(msgId: string, frames: Buffer[]): number | undefined {
+    const size = frames.reduce((n, f) => n + f.byteLength, 0);
+    if (size < KEEP_BYTES) return undefined;
+    this.values.set(msgId, frames);
+    this.total += size;
+    return size;
+  }
+
+  get(msgId: string): Buffer[] | undefined {
+    return this.values.get(msgId);
+  }
+
+  /** Nobody needs these any more. */
+  release(msgIds: readonly string[]): void {
+    for (const id of msgIds) {
+      const frames = this.values.get(id);
+      if (!frames) continue;
+      this.values.delete(id);
+      this.total -= frames.reduce((n, f) => n + f.byteLength, 0);
+    }
+  }
+}
+
+/** A value being fetched from another engine. */
+interface Fetch {
+  msgId: string;
+  engineId: number;
+  resolve: (frames: Buffer[]) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * This engine's side of fetching values other engines keep: one DEALER per engine asked, to
+ * its direct socket.
+ */
+export class PeerValues {
+  private readonly sockets = new Map<string, Channel>();
+  /** Fetches in flight, by their request's id. */
+  private readonly waiting = new Map<string, Fetch>();
+
+  constructor(
+    private readonly session: Session,
+    private readonly sharedMemory: SharedMemory,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The frames of task `msgId`'s value, from engine `engineId` at `direct`. */
+  fetch(msgId: string, engineId: number, direct: DirectAddress | undefined): Promise<Buffer[]> {
+    if (!direct) {
+      return Promise.reject(
+        new DependencyError(
+          `engine ${engineId} keeps the value of task ${msgId} but has no direct socket other ` +
+            'engines can reach (it found no address toward the controller); start it where it has one',
+        ),
+      );
+    }
+    const request = this.session.msg(
+      'value_request',
+      { msg_id: msgId },
+      { metadata: this.sharedMemory.readerMetadata(this.sharedMemory.host) },
+    );
+    return new Promise<Buffer[]>((resolve, reject) => {
+      this.waiting.set(request.header.msg_id, { msgId, engineId, resolve, reject });
+      this.socketTo(direct).send(request);
+    });
+  }
+
+  /** Engine `engineId` is gone: what was being fetched from it is lost. */
+  lost(engineId: number, reason: string): void {
+    for (const [id, f] of this.waiting) {
+      if (f.engineId !== engineId) continue;
+      this.waiting.delete(id);
+      f.reject(
+        new DependencyError(
+          `the value of task ${f.msgId} is lost: engine ${engineId}, which kept it, is gone (${reason})`,
+        ),
+      );
+    }
+  }
+
+  close(): void {
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
+
+  private socketTo(direct: DirectAddress): Channel {
+    let channel = this.sockets.get(direct.address);
+    if (channel) return channel;
+    const curve =
+      direct.curve_serverkey === undefined
+        ? {}
+        : (({ publicKey, secretKey }) => ({
+            curveServerKey: direct.curve_serverkey,
+            curvePublicKey: publicKey,
+            curveSecretKey: secretKey,
+          }))(zmq.curveKeyPair());
+    const socket = new zmq.Dealer({ ...NO_DROPPING, linger: 0, ...curve });
+    socket.connect(direct.address);
+    channel = new Channel(socket, this.session, (e) =>
+      this.log(`dropped a message from ${direct.address}: ${e.message}`),
+    );
+    this.sockets.set(direct.address, channel);
+    void this.receive(channel);
+    return channel;
+  }
+
+  private async receive(channel: Channel): Promise<void> {
+    for await (const reply of channel.messages()) {
+      const id = String(reply.parent_header.msg_id);
+      const f = this.waiting.get(id);
+      if (!f || reply.header.msg_type !== 'value_reply') {
+        this.sharedMemory.release(reply.metadata);
+        continue;
+      }
+      this.waiting.delete(id);
+      const { content, buffers, metadata } = reply as IMessage<'value_reply'>;
+      if (content.status === 'error') {
+        const cause = errorFromWire(content, f.engineId);
+        f.reject(
+          new DependencyError(
+            `the value of task ${f.msgId} could not be fetched from engine ${f.engineId}: ${cause.message}`,
+            { cause },
+          ),
+        );
+        continue;
+      }
+      this.sharedMemory
+        .read(buffers, metadata)
+        .then(f.resolve, f.reject)
+        .finally(() => this.sharedMemory.release(metadata));
+    }
+  }
+}
+
+/**
+ * The values of the tasks an apply request takes as arguments (`content.results`), each as the
+ * hub said where it is (`content.sources`): in the request's last buffers, kept here, or kept on
+ * another engine. Returns the request's own argument frames and those values by task id.
+ */
+export async function gatherResults(
+  request: IMessage<'apply_request'>,
+  kept: KeptValues,
+  peers: PeerValues,
+): Promise<{ argFrames: Buffer[]; values: Map<string, unknown> }> {
+  const sources = Object.entries(request.content.sources ?? {});
+  const inlineCount = sources.reduce((n, [, s]) => n + ('inline' in s ? s.inline : 0), 0);
+  const buffers = request.buffers;
+  const argFrames = buffers.slice(0, buffers.length - inlineCount);
+  let at = argFrames.length;
+  const frames = sources.map(([msgId, s]: [string, ValueSource]) => {
+    if ('inline' in s) return buffers.slice(at, (at += s.inline));
+    // A copy of one kept here, so that a task changing its argument leaves the kept value as is.
+    return kept.get(msgId)?.map((f) => Buffer.from(f)) ?? peers.fetch(msgId, s.kept_on, s.direct);
+  });
+  const values = new Map<string, unknown>();
+  const gathered = await Promise.all(frames);
+  sources.forEach(([msgId], i) => values.set(msgId, decodeValue(gathered[i])));
+  return { argFrames, values };
+}
+
+/** Puts each result argument's value in its place among `args` (see `ResultArg`). */
+export function fillResults(
+  args: unknown[],
+  results: readonly ResultArg[],
+  values: Map<string, unknown>,
+): void {
+  for (const { path, msg_ids, combine } of results) {
+    const parts = msg_ids.map((id) => {
+      if (!values.has(id)) throw new DependencyError(`the hub sent no value for task ${id}`);
+      return values.get(id);
+    });
+    const value =
+      combine === 'one' ? parts[0] : combine === 'array' ? parts : (parts as unknown[][]).flat();
+    if (path.length === 1) args[path[0]] = value;
+    else (args[path[0]] as unknown[])[path[1]] = value;
+  }
+}

@@ -1,0 +1,279 @@
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { AsyncResult } from '../../client/async-result';
+import {
+  DependencyError,
+  EngineError,
+  ReleasedError,
+  RemoteError,
+  TaskAbortedError,
+} from '../../protocol/errors';
+import { until, useCluster } from './fixture';
+
+/** A value large enough to stay on the engine that made it (1.6 MB). */
+function ones(): Float64Array {
+  return new Float64Array(200_000).fill(1);
+}
+
+setFlagsFromString('--expose-gc');
+/** Collects this process's garbage now, so that dropped results are finalized. */
+const gc = runInNewContext('gc') as () => void;
+
+function sum(xs: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i];
+  return s;
+}
+
+describe('task graphs: results as arguments', () => {
+  const t = useCluster(3);
+
+  it('runs a diamond on its values, small and kept on engines', async () => {
+    const lv = t.rc.loadBalancedView();
+    const a = lv.apply(() => 2);
+    const b = lv.apply((x: number) => x * 3, a);
+    const c = lv.apply((x: number) => x + 1, a);
+    assert.equal(await lv.apply((x: number, y: number) => x * y, b, c), 18);
+
+    const big = lv.apply(ones);
+    const twice = lv.apply((x: Float64Array) => x.map((v) => v * 2), big);
+    const plus = lv.apply((x: Float64Array) => x.map((v) => v + 1), big);
+    const total = lv.apply(
+      (x: Float64Array, y: Float64Array) => {
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += x[i] + y[i];
+        return s;
+      },
+      twice,
+      plus,
+    );
+    assert.equal(await total, 800_000);
+    // Awaiting a value kept on its engine fetches it.
+    assert.equal(sum(await big), 200_000);
+    assert.equal(sum(await twice), 400_000);
+  });
+
+  it('runs a chain of 1,000 tasks, each on the value of the one before', async function () {
+    this.timeout(120_000);
+    const lv = t.rc.loadBalancedView();
+    let ar: AsyncResult<number> = lv.apply(() => 0);
+    for (let i = 0; i < 1000; i++) ar = lv.apply((x: number) => x + 1, ar);
+    assert.equal(await ar, 1000);
+  });
+
+  it("fans in over a map: the map's result as one argument, results as a map's elements", async () => {
+    const lv = t.rc.loadBalancedView();
+    const squares = lv.map((x: number) => x * x, [1, 2, 3, 4]);
+    assert.equal(await lv.apply((xs: number[]) => xs.reduce((a, b) => a + b, 0), squares), 30);
+    const parts = [1, 2, 3].map((i) => lv.apply((x: number) => x * 10, i));
+    assert.deepEqual(
+      await lv.map((x: number) => x + 1, [parts[0], 5, parts[1], parts[2]]),
+      [11, 6, 21, 31],
+    );
+    const chunked = lv.withOptions({ chunkSize: 2 });
+    assert.deepEqual(
+      await chunked.map((x: number, y: number) => x + y, parts, [1, 2, 3]),
+      [11, 22, 33],
+    );
+    // Kept values as elements too.
+    const bigs = [lv.apply(ones), lv.apply(ones)];
+    assert.deepEqual(await lv.map(sum, bigs), [200_000, 200_000]);
+  });
+
+  it('takes results on direct views, and gives a direct result as an array', async () => {
+    const lv = t.rc.loadBalancedView();
+    const dv = t.rc.directView([0, 1]);
+    const a = lv.apply(() => 7);
+    assert.deepEqual(await dv.apply((x: number) => x + 1, a), [8, 8]);
+    const each = dv.apply(() => engineId);
+    assert.deepEqual(await lv.apply((ids: number[]) => ids, each), [0, 1]);
+    const big = lv.apply(ones);
+    assert.deepEqual(await dv.apply(sum, big), [200_000, 200_000]);
+    assert.deepEqual(await dv.map((x: number) => x * 2, [a, 1, a, 2]), [14, 2, 14, 4]);
+  });
+
+  it('fails a dependant of a failed task with DependencyError, the original error its cause', async () => {
+    const lv = t.rc.loadBalancedView();
+    const bad = lv.apply(function badInput(): number {
+      throw new TypeError('bad input');
+    });
+    const next = lv.apply((x: number) => x + 1, bad);
+    const last = lv.apply((x: number) => x + 1, next);
+    await assert.rejects(next.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, new RegExp(bad.msgIds[0]));
+      assert.ok(e.cause instanceof RemoteError);
+      assert.equal(e.cause.ename, 'TypeError');
+      assert.equal(e.cause.evalue, 'bad input');
+      assert.ok(
+        e.cause.traceback.some((line) => line.includes('badInput')),
+        'engine traceback',
+      );
+      return true;
+    });
+    await assert.rejects(last.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError);
+      assert.ok(e.cause instanceof DependencyError);
+      assert.ok(e.cause.cause instanceof RemoteError);
+      return true;
+    });
+  });
+
+  it('aborting a task aborts what waits on it', async () => {
+    const lv = t.rc.loadBalancedView();
+    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 60_000)));
+    const next = lv.apply((x: number) => x + 1, slow);
+    const last = t.rc.directView(0).apply((x: number) => x + 1, next);
+    await slow.abort();
+    await assert.rejects(slow.get(), TaskAbortedError);
+    await assert.rejects(next.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError);
+      assert.ok(e.cause instanceof TaskAbortedError);
+      return true;
+    });
+    await assert.rejects(last.get(), DependencyError);
+  });
+
+  it('moves a 200 MB intermediate engine to engine without it entering the client', async function () {
+    this.timeout(120_000);
+    const lv = t.rc.loadBalancedView();
+    const before = process.memoryUsage().rss;
+    const made = lv.withOptions({ targets: [0] }).apply(() => new Uint8Array(200_000_000).fill(7));
+    const used = lv
+      .withOptions({ targets: [1] })
+      .apply((x: Uint8Array) => [x.length, x[123_456], engineId], made);
+    assert.deepEqual(await used, [200_000_000, 7, 1]);
+    const grown = process.memoryUsage().rss - before;
+    assert.ok(grown < 50e6, `the client grew by ${(grown / 1e6).toFixed(1)} MB`);
+    const bytes = await made;
+    assert.equal(bytes.length, 200_000_000);
+    assert.equal(bytes[199_999_999], 7);
+    made.release();
+  });
+
+  it('frees a released value once the tasks waiting for it have ended', async () => {
+    const lv = t.rc.loadBalancedView();
+    const big = lv.apply(ones);
+    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1000)));
+    const user = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
+    big.release();
+    await big.wait();
+    const record = await t.rc.result(big.msgIds[0]);
+    assert.equal(record.valueDropped, false, 'kept for the task waiting for it');
+    assert.equal((record.value as Float64Array).length, 200_000);
+    assert.equal(await user, 200_001);
+    await until(async () => (await t.rc.result(big.msgIds[0])).valueDropped, 'the value freed');
+  });
+
+  it('frees the values of results the client dropped, and of a client that closed', async () => {
+    const lv = t.rc.loadBalancedView();
+    const made = async (): Promise<string[]> => {
+      const ars = [lv.apply(ones), lv.apply(ones), t.rc.directView([0, 1]).apply(ones)];
+      await Promise.all(ars.map((ar) => ar.wait()));
+      return ars.flatMap((ar) => ar.msgIds);
+    };
+    const dropped = await made();
+    for (const id of dropped) assert.equal((await t.rc.result(id)).valueDropped, false);
+    await until(async () => {
+      gc();
+      const records = await Promise.all(dropped.map((id) => t.rc.result(id)));
+      return records.every((r) => r.valueDropped);
+    }, 'the dropped results to be freed');
+
+    const other = await t.cluster.connect();
+    const ar = other.loadBalancedView().apply(ones);
+    await ar.wait();
+    assert.equal((await t.rc.result(ar.msgIds[0])).valueDropped, false);
+    other.close();
+    await until(async () => (await t.rc.result(ar.msgIds[0])).valueDropped, 'freed on close');
+  });
+
+  it('keeps engine memory bounded over a chain of 1,000 tasks each making 1 MB', async function () {
+    this.timeout(180_000);
+    const dv = t.rc.directView();
+    const rss = async (): Promise<number> =>
+      (await dv.apply(() => process.memoryUsage().rss)).reduce((a, b) => a + b, 0);
+    const before = await rss();
+    const lv = t.rc.loadBalancedView();
+    let ar: AsyncResult<Uint8Array> = lv.apply(() => new Uint8Array(1 << 20));
+    const ids = [ar.msgIds[0]];
+    for (let i = 0; i < 1000; i++) {
+      const next = lv.apply((x: Uint8Array) => {
+        const y = new Uint8Array(x.length);
+        y[0] = x[0] + 1;
+        return y;
+      }, ar);
+      ar.release();
+      ar = next;
+      ids.push(...ar.msgIds);
+    }
+    assert.equal((await ar)[0], 1000 % 256);
+    // Every value but the last is freed on its engine...
+    const freed = async (): Promise<boolean> => {
+      for (const id of ids.slice(0, -1)) if (!(await t.rc.result(id)).valueDropped) return false;
+      return true;
+    };
+    await until(freed, 'the released values to be freed', 20_000, 100);
+    assert.equal((await t.rc.result(ids[ids.length - 1])).valueDropped, false);
+    // ...and the engines hold far less than the 1,000 MB the values would take, kept.
+    const grown = (await rss()) - before;
+    assert.ok(grown < 600e6, `the engines grew by ${(grown / 1e6).toFixed(0)} MB`);
+  });
+
+  it('refuses a released result as an argument, and awaiting one it had not fetched', async () => {
+    const lv = t.rc.loadBalancedView();
+    const big = lv.apply(ones);
+    await big.wait();
+    big.release();
+    assert.throws(() => lv.apply(sum, big), ReleasedError);
+    await assert.rejects(big.get(), ReleasedError);
+  });
+
+  it('fails dependants with DependencyError naming the value when its engine is killed', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const victim = t.rc.engineInfo[2];
+    const big = lv.withOptions({ targets: [victim.id] }).apply(ones);
+    await big.wait();
+    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
+    const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
+    process.kill(victim.pid, 'SIGKILL');
+    await until(() => !t.rc.ids.includes(victim.id), 'the killed engine to leave', 10_000);
+    for (const ar of [waiting, lv.apply(sum, big)]) {
+      await assert.rejects(ar.get(), (e: unknown) => {
+        assert.ok(e instanceof DependencyError, String(e));
+        assert.match(e.message, new RegExp(`value of task ${big.msgIds[0]} is lost`));
+        return true;
+      });
+    }
+    await assert.rejects(big.get(), EngineError);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('fails a dependant fetching a value whose engine is killed meanwhile', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const [user, keeper] = t.rc.engineInfo.slice(-2);
+    const big = lv.withOptions({ targets: [keeper.id] }).apply(ones);
+    await big.wait();
+    // Its engine blocked, the keeper cannot answer the fetch before it dies.
+    void t.rc.directView(keeper.id).apply(() => {
+      for (;;);
+    });
+    const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!fetching.ready(), 'the dependant waits for the value');
+    process.kill(keeper.pid, 'SIGKILL');
+    await assert.rejects(fetching.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, new RegExp(`value of task ${big.msgIds[0]} is lost`));
+      return true;
+    });
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+});
+
+declare const engineId: number;
