@@ -163,9 +163,9 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     // Signed by a peer holding the key, but not a valid `stream`.
     const invalid = body(session.msg('stream', { name: 'stdout', text: 4 } as never));
     await dealer.send(batchFrames([], [one, tampered, three, one, invalid]));
-    // Counts that do not add up: the batch cannot be taken apart and is refused whole.
+    // A layout that does not add up: the batch cannot be taken apart and is refused whole.
     const broken = batchFrames([], [body(line('lost')), body(line('lost too'))]);
-    broken[1] = '6,7';
+    broken[1] = '9,64,200,2,2,40';
     await dealer.send(broken);
     await dealer.send(delivered(session.frames(line('after'))));
     assert.deepEqual(texts(await take(hub.messages(), 3)), ['one', 'three', 'after']);
@@ -177,7 +177,8 @@ describe('Channel batching over real ZeroMQ sockets', () => {
         'message signature is missing or wrong',
         'message replayed: its signature was seen before',
         'stream: content does not match the message type (content.text is not a string)',
-        "batch's counts (6,7) do not split the 12 frames it carries into messages of 6 frames or more",
+        `batch's layout (9,64,200,2,2,40) does not split the ${(broken[2] as Buffer).length} ` +
+          'bytes it carries into messages of 6 frames or more',
       ],
     );
   });
