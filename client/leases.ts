@@ -105,7 +105,9 @@ export class Leases {
       const byEngine = new Map<number, Task[]>();
       for (let id = this.place(); id !== undefined && this.waiting.length > 0; id = this.place()) {
         const task = this.waiting.shift() as Task;
-        byEngine.set(id, [...(byEngine.get(id) ?? []), task]);
+        const tasks = byEngine.get(id);
+        if (tasks) tasks.push(task);
+        else byEngine.set(id, [task]);
         this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
         this.placed.set(task.header.msg_id, id);
       }
@@ -115,7 +117,7 @@ export class Leases {
       for (const [id, tasks] of unreachable) {
         this.lent.delete(id);
         for (const t of tasks) this.placed.delete(t.header.msg_id);
-        this.busy.delete(id);
+        this.busy.set(id, (this.busy.get(id) ?? 0) - tasks.length);
       }
       this.waiting.unshift(...unreachable.flatMap(([, tasks]) => tasks));
     }

@@ -59,7 +59,7 @@ const REJOIN_PATIENCE_MS = 5000;
 const REPORT_BATCH = 1000;
 /** Most replies held to leave together (see `EngineServer.answer`). */
 const HELD_MAX = 64;
-/** A reply with a frame this large leaves at once, with those held before it. */
+/** A reply with a frame this large leaves at once and alone, after those held before it. */
 const HELD_BYTES = 64 * 1024;
 
 /** A reply to a task. */
@@ -405,9 +405,14 @@ export class EngineServer {
    * `handle`), and never for output, which follows it.
    */
   private answer(channel: Channel, reply: TaskReply): void {
+    if (reply.buffers.some((b) => b.length >= HELD_BYTES)) {
+      // A large one gains nothing from company, and a batch would copy it.
+      this.sendHeld();
+      channel.send(reply);
+      return;
+    }
     this.held.push({ channel, reply });
-    const small = reply.buffers.every((b) => b.length < HELD_BYTES);
-    if (this.inHand === 0 || this.held.length >= HELD_MAX || !small) this.sendHeld();
+    if (this.inHand === 0 || this.held.length >= HELD_MAX) this.sendHeld();
   }
 
   /** Sends the held replies, those for one peer as one batch, in the order they were held. */
@@ -415,7 +420,8 @@ export class EngineServer {
     if (this.held.length === 0) return;
     const byPeer = new Map<string, { channel: Channel; replies: TaskReply[] }>();
     for (const { channel, reply } of this.held) {
-      const peer = `${channel === this.channel ? 'hub' : 'direct'}:${reply.identities.map((i) => i.toString('hex')).join('.')}`;
+      const to = reply.identities.map((i) => i.toString('hex')).join('.');
+      const peer = `${channel === this.channel ? 'hub' : 'direct'}:${to}`;
       const group = byPeer.get(peer);
       if (group) group.replies.push(reply);
       else byPeer.set(peer, { channel, replies: [reply] });
