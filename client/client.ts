@@ -164,7 +164,7 @@ export class Client {
   /** Slots the hub lent this client for load-balanced tasks to go straight to engines. */
   private readonly leases: Leases;
   /** Tasks whose values their engines keep for this client, until it releases them. */
-  private readonly kept = new Set<string>();
+  private readonly kept = new Map<string, TaskState>();
   /** Released tasks not yet told to the hub; told together, once per turn. */
   private unreleased: string[] = [];
   /** Values being fetched from the engines that keep them: the requests' ids by engine. */
@@ -434,7 +434,7 @@ export class Client {
    */
   close(): void {
     if (this.closed) return;
-    this.release([...this.kept, ...this.tasks.keys()]);
+    this.release([...this.kept.keys(), ...this.tasks.keys()]);
     this.flushReleases();
     this.closed = true;
     this.direct.close();
@@ -737,6 +737,11 @@ export class Client {
     }
     const task = this.tasks.get(parentId);
     if (!task) {
+      // The hub reran a finished task to remake the value its engine lost: it is there now.
+      const remade = this.kept.get(parentId);
+      const engineId = msg.metadata.engine_id;
+      if (remade && isMsg(msg, 'apply_reply') && typeof engineId === 'number')
+        remade.metadata.engineId = engineId;
       this.sharedMemory.release(msg.metadata);
       return;
     }
@@ -788,10 +793,10 @@ export class Client {
     this.leases.done(msgId);
     if (content.status === 'ok' && 'kept' in content && content.kept !== undefined) {
       // Too large to come unasked: it stays on its engine until awaited, or released.
-      this.kept.add(msgId);
-      const engineId = metadata.engine_id;
+      this.kept.set(msgId, task);
+      // From where it is when awaited: a rerun may remake it elsewhere (see `dispatch`).
       task.finish(content, metadata, value, () =>
-        this.fetchValue(msgId, typeof engineId === 'number' ? engineId : -1),
+        this.fetchValue(msgId, task.metadata.engineId ?? -1),
       );
     } else if (content.status === 'ok' && 'execution_count' in content) {
       const count = content.execution_count;

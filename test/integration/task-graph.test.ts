@@ -236,7 +236,9 @@ describe('task graphs: results as arguments', () => {
     const victim = t.rc.engineInfo[2];
     const big = lv.withOptions({ targets: [victim.id] }).apply(ones);
     await big.wait();
-    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
+    const slow = lv
+      .withOptions({ targets: t.rc.ids.filter((id) => id !== victim.id) })
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
     const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
     process.kill(victim.pid, 'SIGKILL');
     await until(() => !t.rc.ids.includes(victim.id), 'the killed engine to leave', 10_000);
@@ -248,6 +250,25 @@ describe('task graphs: results as arguments', () => {
       });
     }
     await assert.rejects(big.get(), EngineError);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('reruns the task that made a value its killed engine kept, where retries allow', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const big = lv.withOptions({ retries: 1 }).apply(ones);
+    await big.wait();
+    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
+    assert.ok(keeper);
+    const slow = lv
+      .withOptions({ targets: t.rc.ids.filter((id) => id !== keeper.id) })
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
+    const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
+    process.kill(keeper.pid, 'SIGKILL');
+    assert.equal(await waiting, 200_001);
+    assert.notEqual(big.engineIds[0], keeper.id, 'remade elsewhere');
+    assert.equal(sum(await big), 200_000);
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
   });
