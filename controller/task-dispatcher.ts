@@ -402,6 +402,7 @@ export class TaskDispatcher implements Placement {
     if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
+    this.queue.ended(r.msgId);
     if (reply.content.status !== 'ok') this.queue.dependencyFailed();
     this.kept.needed(resultIds(r));
     this.kept.ended(r.msgId, this.keptOn(r));
