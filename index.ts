@@ -16,6 +16,7 @@ export {
   type TaskMetadata,
   type TaskOutput,
 } from './client/async-result';
+export type { Actor, ActorHandle, ActorMethods } from './client/actor';
 export { Reference } from './client/reference';
 export type { CacheInfo, CacheOption } from './client/result-cache';
 export { Cluster, type ClusterOptions } from './cluster/cluster';
@@ -46,5 +47,6 @@ export {
   HubError,
   InterruptedError,
   ResourceError,
+  ActorReleasedError,
 } from './protocol/errors';
 export type { Resources } from './protocol/resources';

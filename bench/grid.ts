@@ -35,11 +35,26 @@ export type WorkloadParams =
    * work in the benchmark's own process.
    */
   | { kind: 'batches'; rows: number; batches: number; where: 'engines' | 'local' }
+  /**
+   * A random DAG of `n` tiny tasks built at once, each taking the results of the earlier tasks
+   * {@link dagDeps} names as its arguments, then all awaited. ipyparallel has no such graphs.
+   */
+  | { kind: 'graph'; n: number }
   | { kind: 'coldstart' };
 
 /** Engines (workers) every system runs with. */
 export const ENGINES = 2;
 const MB = 1024 * 1024;
+
+/**
+ * The tasks task `i` of the graph workload takes as arguments: up to 3 earlier ones, spread by a
+ * multiplicative hash, so that every system builds the same DAG (bench/peers.py has its twin).
+ */
+export function dagDeps(i: number): number[] {
+  const deps = new Set<number>();
+  for (let j = 0; j < i % 4; j++) deps.add((i * 2654435761 + j * 40503) % i);
+  return [...deps].sort((a, b) => a - b);
+}
 
 /** The full grid, or the `--quick` subset that runs in under a minute. */
 export function grid(quick: boolean): Workload[] {
@@ -127,6 +142,15 @@ export function grid(quick: boolean): Workload[] {
       });
     }
   }
+  const tasks = quick ? 1000 : 10_000;
+  w.push({
+    id: `graph.${tasks}`,
+    label: `random DAG of ${tasks} tiny tasks`,
+    unit: 'tasks/s',
+    better: 'higher',
+    reps: quick ? 1 : 3,
+    params: { kind: 'graph', n: tasks },
+  });
   if (!quick) {
     // ipyparallel has no table operation; Dask's is map_partitions on a pandas frame.
     for (const where of ['engines', 'local'] as const) {

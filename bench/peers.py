@@ -31,6 +31,15 @@ def tiny_chunk(xs):
     return [x for x in xs]
 
 
+def dag_deps(i):
+    """The twin of bench/grid.ts's dagDeps: the tasks task i of the graph workload takes."""
+    return sorted({(i * 2654435761 + j * 40503) % i for j in range(i % 4)})
+
+
+def dag_node(*xs):
+    return (1 + sum(xs)) % 1000
+
+
 def spin(n):
     # Pure CPU: a fixed amount of work, calibrated on this machine to about 50 ms.
     s = 0
@@ -250,6 +259,15 @@ class Dask(System):
         self.client.gather(futures)
         return now() - t
 
+    def graph(self, n):
+        t = now()
+        futures = []
+        for i in range(n):
+            args = [futures[d] for d in dag_deps(i)]
+            futures.append(self.client.submit(dag_node, *args, pure=False))
+        self.client.gather(futures)
+        return n / (now() - t)
+
     def batches(self, rows, batches, where):
         frame = frame_of(rows)
         t = now()
@@ -280,6 +298,7 @@ class Ray(System):
         remote = ray.remote
         self.tiny, self.tiny_x, self.tiny_chunk = remote(tiny), remote(tiny_x), remote(tiny_chunk)
         self.spin, self.use, self.make = remote(spin), remote(nbytes_of), remote(numpy_arange)
+        self.dag_node = remote(dag_node)
 
     def start(self):
         import logging
@@ -348,6 +367,14 @@ class Ray(System):
         self.ray.get([one.remote(n) for _ in range(tasks)])
         return now() - t
 
+    def graph(self, n):
+        t = now()
+        refs = []
+        for i in range(n):
+            refs.append(self.dag_node.remote(*[refs[d] for d in dag_deps(i)]))
+        self.ray.get(refs)
+        return n / (now() - t)
+
 
 def nbytes_of(a):
     return a.nbytes
@@ -369,6 +396,7 @@ WORKLOADS = {
     "gather": ("moved", lambda p: ("gather", p["bytes"])),
     "cpu": ("timed_cpu", lambda p: (p["engines"], p["tasks"], p["ms"])),
     "batches": ("batches", lambda p: (p["rows"], p["batches"], p["where"])),
+    "graph": ("graph", lambda p: (p["n"],)),
 }
 
 

@@ -125,6 +125,9 @@ function targets(r: BenchReport): BenchReport['targets'] {
   }
   for (const w of r.workloads) {
     const { ipyparallel: ipp, dask } = w.ratio;
+    if (w.id.startsWith('graph.') && dask !== null) {
+      check(`${w.label}: ≥ 5× Dask's tasks/s (futures as arguments)`, `${fmt(dask)}×`, dask >= 5);
+    }
     if (ipp === null) continue;
     if (/^apply\.20000/.test(w.id)) {
       check(`${w.label}: ≥ 25× ipyparallel's throughput`, `${fmt(ipp)}×`, ipp >= 25);

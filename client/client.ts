@@ -461,6 +461,7 @@ export class Client {
     submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
     liveTargets: (targets) => this.liveTargets(targets),
     engine: (id) => this.engines.get(id),
+    updateEngines: () => this.updateEngines(),
     abort: (msgIds) => this.abort(msgIds),
     resultCache: (dir) => this.resultCache(dir),
     fromCache: (value) => {

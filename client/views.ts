@@ -38,12 +38,15 @@ import {
   toSliceable,
   type Sequence,
 } from './partition';
+import { makeActor, makeActors, type Actor, type ActorInfo, type ActorPort } from './actor';
 import { Reference } from './reference';
 import { resolveCache, type CacheOption, type ResultCache } from './result-cache';
 
 /** The view a task was sent through, as `task:submit` events name it. */
 export interface TaskSource {
   readonly options: ViewOptions;
+  /** For the tasks of an actor (its method calls): the actor. */
+  readonly actorInfo?: ActorInfo;
 }
 
 /** One `map` call, shared by the `task:submit` events of its tasks. */
@@ -69,6 +72,8 @@ export interface ViewClient extends CacheClient {
   liveTargets(targets: Targets): number[];
   /** Live engine `id` as the hub described it. */
   engine(id: number): EngineInfo | undefined;
+  /** Asks the hub for its live engines now. */
+  updateEngines(): Promise<number[]>;
   abort(msgIds: string[]): Promise<unknown>;
   /** This client's handle on the result cache in `dir`, which counts its hits and misses. */
   resultCache(dir: string): ResultCache;
@@ -123,6 +128,11 @@ export interface ViewOptions {
   timeout?: number;
   /** Load-balanced: how many times a task reruns on another engine when its engine dies. */
   retries?: number;
+  /**
+   * Load-balanced `actor`: how many times an actor is built again on another engine when its
+   * engine dies (its constructor runs again with the same arguments; its state is lost).
+   */
+  restarts?: number;
   /** Tasks (or their message ids) that must succeed before these start. */
   after?: Dependencies;
   /** Tasks whose engine these must run on, after they succeed. */
@@ -168,6 +178,10 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
   retries: {
     kind: integer(0),
     help: 'load-balanced: reruns on another engine when the engine dies, this many times',
+  },
+  restarts: {
+    kind: integer(0),
+    help: 'load-balanced actors: rebuilt on another engine when the engine dies, this many times',
   },
   after: {
     kind: dependencies,
@@ -282,9 +296,10 @@ abstract class View {
     if (targets) o.targets = targets;
     const after = ids(this.options.after);
     const follow = ids(this.options.follow);
-    if (after?.length) o.after = after;
-    if (follow?.length) o.follow = follow;
-    if (this.options.retries) o.retries = this.options.retries;
+    // An actor's calls are direct tasks of a load-balanced view: these are not theirs.
+    if (balanced && after?.length) o.after = after;
+    if (balanced && follow?.length) o.follow = follow;
+    if (balanced && this.options.retries) o.retries = this.options.retries;
     if (this.options.label !== undefined) o.label = this.options.label;
     const resources = this.options.resources;
     if (resources && Object.keys(resources).length > 0) o.resources = resources;
@@ -310,6 +325,26 @@ abstract class View {
     };
   }
 
+  /**
+   * How an actor this view makes sends its tasks: `place` builds the instance, and its method
+   * calls go straight to its engine, asking the view's resources while they run.
+   */
+  protected actorPort(place: ActorPort['place']): ActorPort {
+    let view: TaskSource | undefined;
+    return {
+      place,
+      call: (actor, engineId, fn, args) => {
+        view ??= { options: this.options, actorInfo: actor };
+        const options = this.taskOptions(false, [engineId]);
+        return this.sendApply(functionSource(fn), 'call', args, options, undefined, view);
+      },
+      results: this.resultOptions(),
+      learn: async (id) => {
+        if (this.client.engine(id) === undefined) await this.client.updateEngines();
+      },
+    };
+  }
+
   /** Sends `fn` with encoded arguments as one task; shared by every apply-like call. */
   protected sendApply(
     source: string,
@@ -317,6 +352,7 @@ abstract class View {
     args: unknown[],
     options: TaskOptions,
     map?: MapCall,
+    view: TaskSource = this,
   ): TaskState {
     const refs: number[] = [];
     const results: ResultArg[] = [];
@@ -346,7 +382,7 @@ abstract class View {
       content.results = results;
       content.options = { ...options, after: [...after] };
     }
-    return this.client.submit(this, 'apply_request', content, encodeValue(plain, 'args'), map);
+    return this.client.submit(view, 'apply_request', content, encodeValue(plain, 'args'), map);
   }
 }
 
@@ -354,7 +390,7 @@ abstract class View {
 export class DirectView extends View {
   constructor(client: ViewClient, options: ViewOptions) {
     super(client, options);
-    for (const key of ['after', 'follow', 'retries', 'chunkSize'] as const) {
+    for (const key of ['after', 'follow', 'retries', 'chunkSize', 'restarts'] as const) {
       if (options[key] !== undefined) {
         throw new TypeError(
           `view option ${key} applies to load-balanced views only (rc.loadBalancedView())`,
@@ -463,6 +499,24 @@ export class DirectView extends View {
     return plan
       ? plan.result(tasks, this.resultOptions(), ordered)
       : new AsyncMapResult(tasks, this.resultOptions(), ordered);
+  }
+
+  /**
+   * Builds an instance of `Class` with `args` on each target, for method calls there; see
+   * `Actor`. Resolves once every constructor returned, one actor per target in target order;
+   * when some fail, the others are released and the error thrown.
+   * @example const counters = await dv.actor(Counter, 0); await counters[0].add(1);
+   */
+  actor<A extends unknown[], T extends object>(
+    Class: new (...args: A) => T,
+    ...args: A
+  ): Promise<Actor<T>[]> {
+    const ports = this.runTargets().map((id) =>
+      this.actorPort((fn, a) =>
+        this.sendApply(functionSource(fn), 'call', a, this.taskOptions(false, [id])),
+      ),
+    );
+    return makeActors(ports, Class, args);
   }
 
   /** Runs TypeScript `code` in each target's namespace; declarations persist for later calls. */
@@ -627,6 +681,23 @@ export class LoadBalancedView extends View {
       ),
     );
     return new AsyncResult(tasks, (values) => joinBatches(values, ranges), this.resultOptions());
+  }
+
+  /**
+   * Builds an instance of `Class` with `args` on one engine the scheduler picks (one that holds
+   * the view's `resources`, among its `targets`), for method calls there; see `Actor`. Resolves
+   * once the constructor returned; rejects with its error. With `restarts`, the actor is built
+   * again elsewhere when its engine dies.
+   * @example const counter = await lv.actor(Counter, 10); await counter.add(5);
+   */
+  actor<A extends unknown[], T extends object>(
+    Class: new (...args: A) => T,
+    ...args: A
+  ): Promise<Actor<T>> {
+    const port = this.actorPort((fn, a) =>
+      this.sendApply(functionSource(fn), 'call', a, this.taskOptions(true, this.allowed)),
+    );
+    return makeActor(port, Class, args, this.options.restarts ?? 0);
   }
 
   /** `(seq) => this.map(fn, seq)`: a function that maps over its input in parallel. */

@@ -15,6 +15,7 @@ import { InterruptedError, type ConditionName } from '../protocol/errors';
 import type { ContentMap, ErrorContent, IMessage } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
 import type { SharedMemory } from '../protocol/shared-memory';
+import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
 import { fillResults, gatherResults, type KeptValues, type PeerValues } from './kept-values';
 
@@ -63,6 +64,7 @@ export class EngineKernel {
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+    (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
   }
 
   /** The id the controller gave this engine; it changes when the engine registers again. */

@@ -107,6 +107,16 @@ export interface PanelMap {
   failed: number;
 }
 
+/** An actor (`lv.actor(Class)`), whose method calls the views list shows as a view of their own. */
+export interface PanelActor {
+  /** The name of its class. */
+  className: string;
+  /** The engine it lives on; another one after a restart. */
+  engine: number;
+  /** Its calls that finished, well or not. */
+  calls: number;
+}
+
 /** A view that code or `%px` sent tasks through. */
 export interface PanelView {
   /** Numbers views in the order they were first used. */
@@ -116,6 +126,8 @@ export interface PanelView {
   targets: 'all' | number[] | null;
   /** Tasks sent through it. */
   tasks: number;
+  /** For an actor's calls: the actor; null for a view. */
+  actor: PanelActor | null;
 }
 
 /** A task's whole output, which the panel asks for with `task:output`. */
@@ -274,6 +286,7 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           kind: oneOf(VIEW_KINDS),
           targets: (v) => (v === 'all' ? null : nullable(arrayOf(num))(v)),
           tasks: num,
+          actor: nullable(shape({ className: str, engine: num, calls: count })),
         }),
       ),
       maps: arrayOf(

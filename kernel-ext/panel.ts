@@ -57,6 +57,8 @@ export class PanelModel {
   /** Views by identity: code makes them, so they come and go with the code's references. */
   private views = new WeakMap<TaskSource, PanelView>();
   private readonly viewList: PanelView[] = [];
+  /** The actors among the views, read as each state is built: their calls end one by one. */
+  private actors = new WeakMap<PanelView, NonNullable<TaskSource['actorInfo']>>();
   /** Ids keep counting when old views leave `viewList`, so none is given twice. */
   private nextViewId = 0;
   private maps = new WeakMap<MapCall, PanelMap>();
@@ -82,6 +84,7 @@ export class PanelModel {
       this.tasks.clear();
       this.views = new WeakMap();
       this.viewList.length = 0;
+      this.actors = new WeakMap();
       this.nextViewId = 0;
       this.maps = new WeakMap();
       this.mapList = [];
@@ -152,7 +155,8 @@ export class PanelModel {
           const t = e.view.options.targets;
           const targets =
             t === undefined ? null : t === 'all' ? 'all' : typeof t === 'number' ? [t] : [...t];
-          view = { id: this.nextViewId++, kind, targets, tasks: 0 };
+          view = { id: this.nextViewId++, kind, targets, tasks: 0, actor: null };
+          if (e.view.actorInfo) this.actors.set(view, e.view.actorInfo);
           this.views.set(e.view, view);
           this.viewList.push(view);
           if (this.viewList.length > VIEWS_KEPT) this.viewList.shift();
@@ -326,7 +330,15 @@ export class PanelModel {
       engines: [...live, ...dead].sort((a, b) => a.id - b.id),
       tasks,
       targets: this.targets(),
-      views: [...this.viewList],
+      views: this.viewList.map((v) => {
+        const actor = this.actors.get(v);
+        return actor
+          ? {
+              ...v,
+              actor: { className: actor.className, engine: actor.engineId, calls: actor.callsDone },
+            }
+          : v;
+      }),
       maps: this.mapList.map((m) => ({ ...m })),
     };
   }

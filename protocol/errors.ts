@@ -90,6 +90,11 @@ export class ResourceError extends Error {
   override name = 'ResourceError';
 }
 
+/** A call to an actor after its `release()`: the instance is gone from its engine. */
+export class ActorReleasedError extends Error {
+  override name = 'ActorReleasedError';
+}
+
 /** A value cannot travel between processes; `path` says where in the value it sits. */
 export class SerializationError extends Error {
   override name = 'SerializationError';

@@ -473,13 +473,29 @@ function ViewsSection(props: { views: PanelView[]; targets: string }): React.Rea
           </thead>
           <tbody>
             {props.views.map((v) => (
-              <tr key={v.id} data-view-id={v.id} data-kind={v.kind}>
+              <tr key={v.id} data-view-id={v.id} data-kind={v.actor ? 'actor' : v.kind}>
                 <td>{v.id}</td>
-                <td>{v.kind === 'direct' ? 'direct' : 'load-balanced'}</td>
-                <td>
-                  {v.targets === null ? 'any' : v.targets === 'all' ? 'all' : v.targets.join(', ')}
-                </td>
-                <td>{v.tasks}</td>
+                {v.actor ? (
+                  <>
+                    <td data-field="actor-class">actor {v.actor.className}</td>
+                    <td data-field="actor-engine">engine {v.actor.engine}</td>
+                    <td data-field="actor-calls" title="calls done">
+                      {v.actor.calls} calls done
+                    </td>
+                  </>
+                ) : (
+                  <>
+                    <td>{v.kind === 'direct' ? 'direct' : 'load-balanced'}</td>
+                    <td>
+                      {v.targets === null
+                        ? 'any'
+                        : v.targets === 'all'
+                          ? 'all'
+                          : v.targets.join(', ')}
+                    </td>
+                    <td>{v.tasks}</td>
+                  </>
+                )}
               </tr>
             ))}
           </tbody>

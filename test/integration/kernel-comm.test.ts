@@ -88,6 +88,17 @@ describe('kernel comm for the lab panel', function () {
       ['restart', send({ type: 'engine:restart', id: 1, requestId: 'restart' })],
       ['scale', send({ type: 'cluster:scale', engines: 1, requestId: 'scale' })],
       ['scale magic', { op: 'execute', code: '%cluster scale 3' }],
+      [
+        'actor',
+        {
+          op: 'execute',
+          code:
+            'class Tally { n = 0; add(k: number) { return (this.n += k); } }\n' +
+            'const tally = await rc.loadBalancedView().actor(Tally);\n' +
+            'await tally.add(2);\nawait tally.add(3)',
+        },
+      ],
+      ['see actor', look('see actor')],
       ['see finished', look('see finished')],
       ['clear', send({ type: 'tasks:clear', requestId: 'clear' })],
       ['stop', send({ type: 'cluster:stop', requestId: 'stop' })],
@@ -286,6 +297,19 @@ describe('kernel comm for the lab panel', function () {
     assert.equal(replyOf(msgs('scale'))?.ok, true);
     assert.equal(last('scale').engines.filter((e) => e.status !== 'dead').length, 1);
     assert.match(streamText(executed('scale magic')), /The cluster has 3 engines: /);
+  });
+
+  it('lists an actor made in a cell, with its class, engine and calls done', () => {
+    const [result] = ofType(executed('actor'), 'execute_result');
+    assert.equal((result?.data as Record<string, string>)['text/plain'], '5');
+    const state = last('see actor');
+    const actor = state.views.find((v) => v.actor !== null)?.actor;
+    assert.deepEqual(actor && [actor.className, actor.calls], ['Tally', 2]);
+    const live = state.engines.filter((e) => e.status !== 'dead').map((e) => e.id);
+    assert.ok(
+      actor && live.includes(actor.engine),
+      `engine ${actor?.engine} of ${live.join(', ')}`,
+    );
   });
 
   it('cluster:stop stops it and the state is empty again', () => {

@@ -1,0 +1,405 @@
+/**
+ * Actors (Ray's): an instance of a class that lives on one engine between calls. The class
+ * travels as source and its constructor runs once, on the engine the view places it on; each
+ * method call is a task sent straight to that engine, which runs its tasks one at a time in the
+ * order they arrive, so the calls run in call order and each sees the state the ones before it
+ * left. The engine's side is engine/actors.ts; the views make actors through an `ActorPort`.
+ */
+import { randomUUID } from 'node:crypto';
+import { ActorReleasedError, CompositeError, EngineError } from '../protocol/errors';
+import { AsyncResult, resultAwaited, type ResultOptions, type TaskState } from './async-result';
+
+/** What an actor's handle has besides the methods of its class. */
+export interface ActorHandle {
+  /** The engine the instance lives on; another one after a restart. */
+  readonly engineId: number;
+  /** The class's name. */
+  readonly className: string;
+  /**
+   * Drops the instance on its engine, after the calls made before; a call made after fails with
+   * `ActorReleasedError`. Resolves once the engine dropped it (at once if the engine is gone).
+   */
+  release(): Promise<void>;
+}
+
+/** A call's arguments: each may be the `AsyncResult` of a task, whose value the method gets. */
+export type ActorArgs<A extends unknown[]> = { [K in keyof A]: A[K] | AsyncResult<A[K]> };
+
+/**
+ * The public methods of `T`, each calling the instance on its engine: `(...a) => R` becomes
+ * `(...a) => Promise<Awaited<R>>`, any argument of which may be an `AsyncResult`. A method named
+ * like a member of `ActorHandle`, or `then` (which would make the handle look like a promise),
+ * cannot be called through it.
+ */
+export type ActorMethods<T> = {
+  [K in keyof T as T[K] extends (...args: never[]) => unknown
+    ? Exclude<K, keyof ActorHandle | 'then'>
+    : never]: T[K] extends (...args: infer A) => infer R
+    ? (...args: ActorArgs<A>) => Promise<Awaited<R>>
+    : never;
+};
+
+/**
+ * An instance of `T` on one engine, from `lv.actor(Class, ...args)` or `dv.actor(...)`. Calls
+ * may be made without awaiting the ones before: they still run in call order. A call given an
+ * `AsyncResult` waits for it (a `DependencyError` if it failed), and the calls after it wait for
+ * that call, so that none passes another; the value goes to the engine as for `apply`. A method that
+ * throws rejects with `RemoteError`, and the actor lives on. If its engine dies, pending and
+ * later calls reject with `EngineError`, unless the view has `restarts`: then a fresh instance
+ * is built elsewhere (its constructor run again with the same arguments; the state is lost),
+ * and the calls that were pending run on it again, in order, before the later ones.
+ * @example const counter = await lv.actor(Counter, 10); await counter.add(5); // 15
+ */
+export type Actor<T> = ActorMethods<T> & ActorHandle;
+
+/** What the panel shows of an actor, live as calls finish and restarts move it. */
+export interface ActorInfo {
+  readonly className: string;
+  readonly engineId: number;
+  /** Calls that finished, well or not. */
+  readonly callsDone: number;
+}
+
+/** What an actor needs of the view that made it. */
+export interface ActorPort {
+  /** Sends `fn(...args)` as a task to the engine the view places it on (a direct view's target). */
+  place(fn: (...args: never[]) => unknown, args: unknown[]): TaskState;
+  /** Sends `fn(...args)` as a task straight to engine `engineId`, as one of `actor`'s tasks. */
+  call(
+    actor: ActorInfo,
+    engineId: number,
+    fn: (...args: never[]) => unknown,
+    args: unknown[],
+  ): TaskState;
+  /**
+   * Resolves once this client knows engine `engineId`: calls sent before it did would go
+   * through the hub and later ones straight to the engine, and could pass each other.
+   */
+  learn(engineId: number): Promise<void>;
+  /** How a call's task, once awaited, is aborted and shown in a notebook: the view's way. */
+  readonly results: ResultOptions;
+}
+
+/**
+ * Builds an actor of `Class` where `port` places it; rejects with the constructor's error, or
+ * `TypeError` for something that is not a class.
+ */
+export async function makeActor<A extends unknown[], T extends object>(
+  port: ActorPort,
+  Class: new (...args: A) => T,
+  args: A,
+  restarts: number,
+): Promise<Actor<T>> {
+  const name = Class.name || '(anonymous class)';
+  const core = new ActorCore(port, name, classSource(Class), args, restarts);
+  await core.build();
+  return handleOf<T>(core);
+}
+
+/**
+ * Actors of `Class`, one per port (one per target of a direct view), built together. When some
+ * fail, the others are released and the failure thrown (a `CompositeError` for several ports).
+ */
+export async function makeActors<A extends unknown[], T extends object>(
+  ports: ActorPort[],
+  Class: new (...args: A) => T,
+  args: A,
+): Promise<Actor<T>[]> {
+  const built = await Promise.allSettled(ports.map((port) => makeActor(port, Class, args, 0)));
+  const errors = built.flatMap((b) => (b.status === 'rejected' ? [b.reason as Error] : []));
+  const actors = built.flatMap((b) => (b.status === 'fulfilled' ? [b.value] : []));
+  if (errors.length === 0) return actors;
+  await Promise.allSettled(actors.map((a) => a.release()));
+  throw ports.length === 1 ? errors[0] : new CompositeError(errors);
+}
+
+/** The source an engine evaluates to `Class`; refuses what is not a class. */
+function classSource(Class: unknown): string {
+  const src = typeof Class === 'function' ? Function.prototype.toString.call(Class) : '';
+  if (!/^class\b/.test(src)) {
+    const what =
+      typeof Class === 'function' ? `function ${Class.name || '(anonymous)'}` : typeof Class;
+    throw new TypeError(
+      `actor needs a class, e.g. lv.actor(class Counter { n = 0; add(k: number) { return (this.n += k); } }), got ${what}`,
+    );
+  }
+  return src;
+}
+
+/** One call of an actor, kept until it ends; `method` undefined stands for the release. */
+interface Call {
+  /** Call order, which a restart keeps when it sends pending calls again. */
+  seq: number;
+  method: string | undefined;
+  args: unknown[];
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  /** The call's latest task, once sent. */
+  attempt: AsyncResult<unknown> | undefined;
+}
+
+/**
+ * A call's promise. Awaiting it announces the call's task on `resultAwaited`, as awaiting an
+ * `AsyncResult` does: a notebook shows its progress, and aborts it when the cell is interrupted.
+ */
+class ActorCall extends Promise<unknown> {
+  // The promises `then` makes are plain ones: only the call's own announces.
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+
+  private call: Call | undefined;
+  private progress = true;
+
+  /** Announces `call`'s task when this promise is awaited; `progress`: the view's option. */
+  watch(call: Call, progress: boolean): void {
+    this.call = call;
+    this.progress = progress;
+  }
+
+  override then<A = unknown, B = never>(
+    onfulfilled?: ((value: unknown) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    const result = this.call?.attempt;
+    if (result && !result.ready()) resultAwaited.announce({ result, progress: this.progress });
+    return super.then(onfulfilled, onrejected);
+  }
+}
+
+/** An actor's state on this side: where it lives, its calls in flight, its restarts. */
+class ActorCore implements ActorInfo {
+  /** The instance's id on its engine; a rebuilt instance has a new one. */
+  private id = '';
+  engineId = -1;
+  callsDone = 0;
+  private nextSeq = 0;
+  private readonly inFlight = new Set<Call>();
+  /** Calls waiting for the rebuilt instance, while `rebuilding`. */
+  private held: Call[] = [];
+  /**
+   * The engine died and a restart is under way: `waiting` for the calls sent to it to end,
+   * then `building` the new instance.
+   */
+  private rebuilding: 'waiting' | 'building' | undefined;
+  private released = false;
+  /** Set once the engine died and no restart is left (or one failed): every later call fails. */
+  private lost: Error | undefined;
+  /**
+   * A call given results goes through the hub, which holds it until they are ready, while other
+   * calls go straight to the engine: it goes alone, once the calls before it ended, and the calls
+   * after it wait in `held` until it ends.
+   */
+  private alone: Call | undefined;
+
+  constructor(
+    private readonly port: ActorPort,
+    readonly className: string,
+    private readonly source: string,
+    /** The constructor's arguments, kept while a restart may need them. */
+    private args: unknown[] | undefined,
+    private restartsLeft: number,
+  ) {}
+
+  /** Builds an instance where the port places it and makes it this actor's. */
+  async build(): Promise<void> {
+    const id = randomUUID();
+    const task = this.port.place(createOnEngine, [id, this.source, this.args ?? []]);
+    await task.whenFinished;
+    if (task.error) throw task.error;
+    const engineId = task.metadata.engineId as number;
+    await this.port.learn(engineId);
+    this.id = id;
+    this.engineId = engineId;
+    if (this.restartsLeft === 0) this.args = undefined;
+  }
+
+  call(method: string, args: unknown[]): Promise<unknown> {
+    if (this.released) {
+      return Promise.reject(
+        new ActorReleasedError(
+          `${this.className}.${method}: the actor was released; make a new one with view.actor(...)`,
+        ),
+      );
+    }
+    return this.enqueue(method, args);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.lost) return;
+    await this.enqueue(undefined, []);
+  }
+
+  private enqueue(method: string | undefined, args: unknown[]): Promise<unknown> {
+    if (this.lost) return Promise.reject(this.lost);
+    // The executor runs at once, so `settle` is set when the constructor returns.
+    let settle!: Pick<Call, 'resolve' | 'reject'>;
+    const promise = new ActorCall((resolve, reject) => (settle = { resolve, reject }));
+    const call: Call = { seq: this.nextSeq++, method, args, ...settle, attempt: undefined };
+    promise.watch(call, this.port.results.progress !== false);
+    this.dispatch(call);
+    return promise;
+  }
+
+  private dispatch(call: Call): void {
+    if (this.rebuilding) {
+      this.held.push(call);
+      this.rebuildWhenIdle();
+      return;
+    }
+    if (this.lost) {
+      this.end(call, this.lost);
+      return;
+    }
+    if (this.alone === undefined && call.args.some((a) => a instanceof AsyncResult)) {
+      this.alone = call;
+    }
+    const alone = this.alone;
+    if (alone && (call.seq > alone.seq || (call === alone && this.inFlight.size > 0))) {
+      this.held.push(call);
+      return;
+    }
+    let task: TaskState;
+    try {
+      task =
+        call.method === undefined
+          ? this.port.call(this, this.engineId, releaseOnEngine, [this.id])
+          : this.port.call(this, this.engineId, callOnEngine, [this.id, call.method, ...call.args]);
+    } catch (e) {
+      // Arguments that cannot travel fail their call only.
+      this.end(call, e as Error);
+      this.sendHeldAfterAlone();
+      return;
+    }
+    call.attempt = new AsyncResult([task], (values) => values[0], this.port.results);
+    this.inFlight.add(call);
+    task.onFinish(() => this.finished(call, task));
+  }
+
+  private finished(call: Call, task: TaskState): void {
+    this.inFlight.delete(call);
+    const error = task.error;
+    if (error instanceof EngineError && call.method === undefined) {
+      // Released with its engine: there is nothing left to drop.
+      this.end(call, undefined);
+    } else if (error instanceof EngineError && (this.rebuilding || this.restartsLeft > 0)) {
+      this.held.push(call);
+      this.engineLost(error);
+    } else {
+      if (error instanceof EngineError) this.engineLost(error);
+      // Read as `await` reads any task's value, through its result (`get`).
+      this.end(call, error, error ? undefined : call.attempt?.get());
+    }
+    this.sendHeldAfterAlone();
+    this.rebuildWhenIdle();
+  }
+
+  /** Sends the calls held for `alone` once it has ended, or once the calls before it have. */
+  private sendHeldAfterAlone(): void {
+    if (this.rebuilding || this.held.length === 0) return;
+    if (this.alone === undefined || this.inFlight.size === 0) this.sendHeld();
+  }
+
+  private end(call: Call, error: Error | undefined, value?: unknown): void {
+    if (this.alone === call) this.alone = undefined;
+    if (call.method !== undefined) this.callsDone += 1;
+    if (error) call.reject(error);
+    else call.resolve(value);
+  }
+
+  /** The instance's engine is gone: rebuild it elsewhere if a restart is left, else lose it. */
+  private engineLost(error: EngineError): void {
+    if (this.rebuilding || this.lost) return;
+    if (this.restartsLeft === 0) {
+      this.lost = new EngineError(
+        `actor ${this.className} is lost with engine ${this.engineId} (${error.message}); ` +
+          'make a new one, or use lv.withOptions({ restarts: n }).actor(...) to have it rebuilt',
+        this.engineId,
+        { cause: error },
+      );
+      return;
+    }
+    this.restartsLeft -= 1;
+    this.rebuilding = 'waiting';
+  }
+
+  /**
+   * Rebuilds once every call sent to the dead instance has ended, so that those that failed go
+   * to the new one first, in call order, and the calls held meanwhile after them.
+   */
+  private rebuildWhenIdle(): void {
+    if (this.rebuilding !== 'waiting' || this.inFlight.size > 0) return;
+    this.rebuilding = 'building';
+    const from = this.engineId;
+    this.build().then(
+      () => {
+        this.rebuilding = undefined;
+        this.sendHeld();
+      },
+      (e: Error) => {
+        this.rebuilding = undefined;
+        this.lost = new EngineError(
+          `actor ${this.className} could not be rebuilt after engine ${from} died: ${e.message}`,
+          from,
+          { cause: e },
+        );
+        this.sendHeld();
+      },
+    );
+  }
+
+  private sendHeld(): void {
+    const held = this.held.sort((a, b) => a.seq - b.seq);
+    this.held = [];
+    for (const call of held) this.dispatch(call);
+  }
+}
+
+/** The handle the user holds: the `ActorHandle` members, and any other name calls a method. */
+function handleOf<T>(core: ActorCore): Actor<T> {
+  const own: ActorHandle = Object.create(null, {
+    engineId: { get: () => core.engineId, enumerable: true },
+    className: { value: core.className, enumerable: true },
+    release: { value: () => core.release() },
+  }) as ActorHandle;
+  return new Proxy(own, {
+    get: (target, key) => {
+      if (key in target) return target[key as keyof ActorHandle];
+      if (typeof key === 'symbol' || key === 'then') return undefined;
+      return (...args: unknown[]) => core.call(key, args);
+    },
+  }) as Actor<T>;
+}
+
+// These run on the engines, where the actor table is a global under Symbol.for('tsparallel.actors')
+// (`ACTORS` of engine/actors.ts); they travel as source, so they name the key rather than import it.
+
+/** The engine's actor table, as the functions below use it. */
+interface EngineActors {
+  create(id: string, source: string, args: unknown[]): void;
+  call(id: string, method: string, args: unknown[]): unknown;
+  release(id: string): void;
+}
+
+function createOnEngine(id: string, source: string, args: unknown[]): void {
+  (globalThis as unknown as Record<symbol, EngineActors>)[Symbol.for('tsparallel.actors')].create(
+    id,
+    source,
+    args,
+  );
+}
+
+// The arguments come one by one, so that results among them are taken as `apply` takes them.
+function callOnEngine(id: string, method: string, ...args: unknown[]): unknown {
+  return (globalThis as unknown as Record<symbol, EngineActors>)[
+    Symbol.for('tsparallel.actors')
+  ].call(id, method, args);
+}
+
+function releaseOnEngine(id: string): void {
+  (globalThis as unknown as Record<symbol, EngineActors>)[Symbol.for('tsparallel.actors')].release(
+    id,
+  );
+}

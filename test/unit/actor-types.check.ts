@@ -1,0 +1,61 @@
+/**
+ * Type-level checks of actors: `Actor<T>` has the methods of `T`, each returning a promise of
+ * the awaited result, and `actor` checks the constructor's arguments. The `@ts-expect-error`
+ * lines fail the build if a wrong call ever type-checks; there is nothing to run.
+ */
+import type { Actor } from '../../client/actor';
+import type { DirectView, LoadBalancedView } from '../../client/views';
+
+type Equal<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+/** `exactly<E>()(value)` compiles only when the value's type is exactly `E`. */
+const exactly =
+  <Expected>() =>
+  <Actual>(value: Actual, ..._: Equal<Actual, Expected> extends true ? [] : [never]): Actual =>
+    value;
+
+class Counter {
+  n = 0;
+  private secret = 1;
+  constructor(
+    start: number,
+    readonly label: string,
+  ) {
+    this.n = start + this.secret;
+  }
+  add(k: number): number {
+    return (this.n += k);
+  }
+  async later(s: string): Promise<string[]> {
+    return [s];
+  }
+  release(): string {
+    return 'the class own release';
+  }
+}
+
+// Never called: these functions exist for the compiler to check.
+export async function actorTypes(lv: LoadBalancedView, dv: DirectView): Promise<void> {
+  const counter = await lv.actor(Counter, 1, 'a');
+  exactly<Actor<Counter>>()(counter);
+  exactly<Promise<number>>()(counter.add(2));
+  exactly<Promise<string[]>>()(counter.later('x'));
+  exactly<number>()(counter.engineId);
+  exactly<Promise<void>>()(counter.release());
+  // @ts-expect-error add takes a number
+  void counter.add('two');
+  exactly<Promise<number>>()(counter.add(lv.apply(() => 2)));
+  // @ts-expect-error a result of the wrong type
+  void counter.add(lv.apply(() => 'two'));
+  // @ts-expect-error a missing argument
+  void counter.later();
+  // @ts-expect-error fields are not methods
+  void counter.n;
+  // @ts-expect-error private members are not the actor's
+  void counter.secret;
+  // @ts-expect-error the constructor takes a number first
+  void lv.actor(Counter, 'one', 'a');
+  // @ts-expect-error a missing constructor argument
+  void lv.actor(Counter, 1);
+  exactly<Promise<Actor<Counter>[]>>()(dv.actor(Counter, 0, 'b'));
+}
