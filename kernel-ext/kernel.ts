@@ -280,7 +280,10 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private async command(c: PanelCommand): Promise<TaskOutputState | void> {
     switch (c.type) {
       case 'cluster:start':
-        await this.shared.start(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
+        await this.shared.start(
+          { engines: c.engines, launcher: launcherName(c.launcher ?? 'local') },
+          QUIET,
+        );
         return;
       case 'cluster:stop':
         await this.shared.stop();
