@@ -194,9 +194,9 @@ export class Client {
     this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
     this.leases = new Leases(
       (slots) => this.request('lease_request', { slots }),
-      (task, id) => {
+      (tasks, id) => {
         const engine = this.engines.get(id);
-        return engine !== undefined && this.direct.send(task, engine);
+        return engine !== undefined && this.direct.send(tasks, engine);
       },
       (task) => this.dealer.send(task),
     );
@@ -551,7 +551,7 @@ export class Client {
           reject(e);
         },
       });
-      this.direct.ask(request, engine);
+      this.direct.ask([request], engine);
     }).then(async (reply) => {
       if (!isMsg(reply, 'value_reply')) {
         throw new ProtocolError(
@@ -602,7 +602,7 @@ export class Client {
     taskSubmitted.announce({ client: this, task: state });
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
-      if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
+      if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
     } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
       this.dealer.send(msg);
     }
