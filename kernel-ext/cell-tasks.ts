@@ -9,11 +9,17 @@ import type { Client, SubmittedTask } from '../client/client';
 
 /** See the file's comment. One per kernel; cells run one at a time. */
 export class CellTasks {
-  private cell: { sent: SubmittedTask[]; awaited: Set<AsyncResult<unknown>> } | undefined;
+  private cell:
+    | {
+        /** Per client, the ids of the unfinished tasks the cell sent. */
+        sent: Map<Client, Set<string>>;
+        awaited: Set<AsyncResult<unknown>>;
+      }
+    | undefined;
 
   /** A TypeScript cell starts: what it sends and awaits from now on is kept. */
   begin(): void {
-    this.cell = { sent: [], awaited: new Set() };
+    this.cell = { sent: new Map(), awaited: new Set() };
   }
 
   /** The cell ended: nothing of it is kept. */
@@ -21,9 +27,17 @@ export class CellTasks {
     this.cell = undefined;
   }
 
-  /** Called for each task a client sends; kept while a cell runs. */
-  sent(submitted: SubmittedTask): void {
-    this.cell?.sent.push(submitted);
+  /**
+   * Called for each task a client sends; its id is kept while a cell runs, until the task
+   * finishes (not the task: a cell that sends without end must not keep what the client let go).
+   */
+  sent({ client, task }: SubmittedTask): void {
+    if (!this.cell) return;
+    const msgIds = this.cell.sent.get(client) ?? new Set<string>();
+    this.cell.sent.set(client, msgIds);
+    const { msgId } = task.metadata;
+    msgIds.add(msgId);
+    task.onFinish(() => msgIds.delete(msgId));
   }
 
   /** Called for each result code begins to await; kept while a cell runs. */
@@ -38,15 +52,10 @@ export class CellTasks {
   async abort(): Promise<void> {
     const cell = this.cell;
     if (!cell) return;
-    const byClient = new Map<Client, string[]>();
-    for (const { client, task } of cell.sent) {
-      if (task.finished) continue;
-      let msgIds = byClient.get(client);
-      if (!msgIds) byClient.set(client, (msgIds = []));
-      msgIds.push(task.metadata.msgId);
-    }
     await Promise.allSettled([
-      ...[...byClient].map(([client, msgIds]) => client.abort(msgIds)),
+      ...[...cell.sent]
+        .filter(([, msgIds]) => msgIds.size > 0)
+        .map(([client, msgIds]) => client.abort([...msgIds])),
       ...[...cell.awaited].filter((r) => !r.ready()).map((r) => r.abort()),
     ]);
   }
