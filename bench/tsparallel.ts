@@ -3,9 +3,10 @@
  * workloads bench/peers.py runs on the peers.
  */
 import type { Table } from 'apache-arrow';
+import type { AsyncResult } from '../client/async-result';
 import type { Client } from '../client/client';
 import { Cluster } from '../cluster/cluster';
-import { ENGINES, type Workload } from './grid';
+import { dagDeps, ENGINES, type Workload } from './grid';
 
 const MB = 1024 * 1024;
 const now = (): number => performance.now();
@@ -74,6 +75,17 @@ async function batchesSample(
   return (now() - t) / 1000;
 }
 
+/** Tasks/s of the graph workload: every task built at once, its dependencies' results as arguments. */
+async function graphSample(rc: Client, n: number): Promise<number> {
+  const lv = rc.loadBalancedView();
+  const node = (...xs: number[]): number => (1 + xs.reduce((a, b) => a + b, 0)) % 1000;
+  const t = now();
+  const results: AsyncResult<number>[] = [];
+  for (let i = 0; i < n; i++) results.push(lv.apply(node, ...dagDeps(i).map((d) => results[d])));
+  for (const r of results) await r;
+  return n / ((now() - t) / 1000);
+}
+
 /** Runs `workloads` on a fresh tsparallel cluster; samples by workload id. */
 export async function runTsparallel(workloads: Workload[]): Promise<Record<string, number[]>> {
   const results: Record<string, number[]> = {};
@@ -120,6 +132,9 @@ export async function runTsparallel(workloads: Workload[]): Promise<Record<strin
             break;
           case 'batches':
             samples.push(await batchesSample(rc, p.rows, p.batches, p.where));
+            break;
+          case 'graph':
+            samples.push(await graphSample(rc, p.n));
             break;
           case 'cpu': {
             spinN ??= calibrate(p.ms);
