@@ -141,6 +141,18 @@ const DEFAULT_CONNECT_TIMEOUT = 10_000;
 /** Told of every client `Client.connect` makes (not of those a `Cluster` keeps for itself). */
 export const clientConnected = processHook<Client>('tsparallel.client-connected');
 
+/** A task a client sends, as {@link taskSubmitted} tells of it. */
+export interface SubmittedTask {
+  readonly client: Client;
+  readonly task: TaskState;
+}
+
+/**
+ * Told of each task any client of the process sends, before it goes, so that the notebook
+ * kernel can abort what an interrupted cell started even if the cell never awaited it.
+ */
+export const taskSubmitted = processHook<SubmittedTask>('tsparallel.task-submitted');
+
 /**
  * A connection to a controller; see the file's comment.
  * @example const rc = await Client.connect(); const lv = rc.loadBalancedView();
@@ -182,9 +194,9 @@ export class Client {
     this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
     this.leases = new Leases(
       (slots) => this.request('lease_request', { slots }),
-      (task, id) => {
+      (tasks, id) => {
         const engine = this.engines.get(id);
-        return engine !== undefined && this.direct.send(task, engine);
+        return engine !== undefined && this.direct.send(tasks, engine);
       },
       (task) => this.dealer.send(task),
     );
@@ -539,7 +551,7 @@ export class Client {
           reject(e);
         },
       });
-      this.direct.ask(request, engine);
+      this.direct.ask([request], engine);
     }).then(async (reply) => {
       if (!isMsg(reply, 'value_reply')) {
         throw new ProtocolError(
@@ -587,9 +599,10 @@ export class Client {
     this.tasks.set(msg.header.msg_id, state);
     // The hub must know of the tasks this one waits for, those sent straight too.
     if (options.after?.length || options.follow?.length) this.direct.tellHub();
+    taskSubmitted.announce({ client: this, task: state });
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
-      if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
+      if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
     } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
       this.dealer.send(msg);
     }
