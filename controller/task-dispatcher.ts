@@ -53,6 +53,8 @@ export class TaskDispatcher implements Placement {
   private readonly earlyReplies = new Map<string, { reply: TaskReply; engineId: number }>();
   /** Who still needs the values engines keep, and when to free them. */
   private readonly kept: KeptValueTable;
+  /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
+  private readonly fetching = new Map<string, number[]>();
 
   constructor(
     private readonly session: Session,
@@ -196,8 +198,15 @@ export class TaskDispatcher implements Placement {
       return;
     }
     const request = this.withSources(r);
-    if (typeof request === 'string') this.fail(r, 'DependencyError', request);
-    else this.place(r, engine, undefined, request);
+    if (typeof request === 'string') {
+      this.fail(r, 'DependencyError', request);
+      return;
+    }
+    const keepers = Object.values(request.content.sources ?? {}).flatMap((s) =>
+      'kept_on' in s && s.kept_on !== engine.id ? s.kept_on : [],
+    );
+    if (keepers.length > 0) this.fetching.set(r.msgId, keepers);
+    this.place(r, engine, undefined, request);
   }
 
   /**
@@ -205,7 +214,7 @@ export class TaskDispatcher implements Placement {
    * buffers (the hub has it from the reply), a kept one on the engine keeping it. A value that
    * is gone gives the error text instead.
    */
-  private withSources(r: TaskRecord): TaskRecord['request'] | string {
+  private withSources(r: TaskRecord): IMessage<'apply_request'> | string {
     const sources: Record<string, ValueSource> = {};
     const inline: Buffer[] = [];
     for (const id of resultIds(r)) {
@@ -245,13 +254,31 @@ export class TaskDispatcher implements Placement {
    * it and the engine keeping it is gone: those tasks then wait for the rerun. A task whose
    * arguments the hub no longer holds cannot be rerun; its dependants fail (`withSources`).
    */
-  private remake(msgId: string): void {
+  private remake(msgId: string): boolean {
     const r = this.records.get(msgId);
-    if (!r || !r.options.balanced || r.retriesLeft <= 0) return;
-    if (r.buffersDropped || hasSegment(r.request.metadata)) return;
+    if (!r || !r.options.balanced || r.retriesLeft <= 0) return false;
+    if (r.buffersDropped || hasSegment(r.request.metadata)) return false;
     this.records.requeue(r);
     this.kept.rerun(msgId);
     this.queue.add(r);
+    return true;
+  }
+
+  /**
+   * The tasks running elsewhere that fetch from engine `lost` a value being remade: they wait
+   * again, for the rerun, without spending a retry. Their engines' answers (the fetch failed)
+   * are for a run the hub gave up, and go unheard.
+   */
+  private refetch(lost: number, remade: Set<string>): void {
+    for (const [msgId, keepers] of this.fetching) {
+      const r = this.records.get(msgId);
+      if (!r || isFinal(r.state) || r.engineId === null || !keepers.includes(lost)) continue;
+      if (!resultIds(r).some((id) => remade.has(id))) continue;
+      this.fetching.delete(msgId);
+      this.engines.get(r.engineId)?.release(msgId, false);
+      this.records.requeue(r, false);
+      this.queue.add(r);
+    }
   }
 
   /** The client holds these tasks' results no more: their kept values may go. */
@@ -288,6 +315,8 @@ export class TaskDispatcher implements Placement {
     const r = this.records.get(String(reply.parent_header.msg_id));
     if (!r || isFinal(r.state) || r.engineId === null) return;
     if (r.engineId !== this.engines.idOf(reply.identities[0])) return;
+    // An earlier run of a task sent again to the same engine (`refetch`) is not its run now.
+    if (reply.metadata.attempt !== r.request.metadata.attempt) return;
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
     // goes to the client as the engine signed it, else with the hub's id, signed again.
     const signedAsKnown = reply.metadata.engine_id === r.engineId;
@@ -327,7 +356,8 @@ export class TaskDispatcher implements Placement {
    * values it kept are gone with it.
    */
   engineLost(engine: RegisteredEngine, reason: string): void {
-    for (const msgId of this.kept.engineLost(engine.id)) this.remake(msgId);
+    const remade = this.kept.engineLost(engine.id).filter((msgId) => this.remake(msgId));
+    if (remade.length > 0) this.refetch(engine.id, new Set(remade));
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -403,6 +433,7 @@ export class TaskDispatcher implements Placement {
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
     this.queue.ended(r.msgId);
+    this.fetching.delete(r.msgId);
     if (reply.content.status !== 'ok') this.queue.dependencyFailed();
     this.kept.needed(resultIds(r));
     this.kept.ended(r.msgId, this.keptOn(r));

@@ -88,16 +88,19 @@ export abstract class TaskRecordStore {
     this.changed(r);
   }
 
-  /** The task's engine is gone: it waits again, with one retry fewer. */
-  requeue(record: TaskRecord): void {
+  /**
+   * The task's engine is gone: it waits again, with one retry fewer; or, not `spendRetry`, it
+   * waits again for a value it was fetching, which is being made anew.
+   */
+  requeue(record: TaskRecord, spendRetry = true): void {
     const r: Writable<TaskRecord> = record;
-    r.retriesLeft--;
+    if (spendRetry) r.retriesLeft--;
     r.engineId = null;
     r.state = 'pending';
     r.started = null;
     r.data = null;
     // Engines drop a message they have seen before as a replay; a rerun must differ from it.
-    const attempt = (r.options.retries ?? 0) - r.retriesLeft;
+    const attempt = Number(r.request.metadata.attempt ?? 0) + 1;
     r.request = { ...r.request, metadata: { ...r.request.metadata, attempt } };
     this.changed(r);
   }

@@ -379,8 +379,11 @@ export class EngineServer {
     buffers: Buffer[] = [],
     extra: Record<string, unknown> = {},
   ): void {
+    // The hub tells a rerun from an earlier run on this engine by it.
+    const attempt = task.request.metadata.attempt;
     const metadata = {
       ...extra,
+      ...(attempt !== undefined && { attempt }),
       engine_id: this.id,
       started: task.started,
       completed: new Date().toISOString(),

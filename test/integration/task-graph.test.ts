@@ -32,6 +32,17 @@ function sum(xs: ArrayLike<number>): number {
 describe('task graphs: results as arguments', () => {
   const t = useCluster(3);
 
+  /** Blocks engine `id` for good, so that it answers no fetch before it is killed. */
+  async function blockEngine(id: number): Promise<void> {
+    const marker = join(tmpdir(), `tsp-blocked-${process.pid}`);
+    void t.rc.directView(id).apply((file: string) => {
+      process.getBuiltinModule('node:fs').writeFileSync(file, '');
+      for (;;);
+    }, marker);
+    await until(() => existsSync(marker), 'the engine to be blocked');
+    rmSync(marker);
+  }
+
   it('runs a diamond on its values, small and kept on engines', async () => {
     const lv = t.rc.loadBalancedView();
     const a = lv.apply(() => 2);
@@ -266,13 +277,30 @@ describe('task graphs: results as arguments', () => {
     assert.ok(keeper);
     const slow = lv
       .withOptions({ targets: t.rc.ids.filter((id) => id !== keeper.id) })
-      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 4000)));
-    // Waiting past the heartbeat deadline: a dependant already fetching from the keeper when it
-    // dies fails with DependencyError instead of waiting for the rerun.
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
     const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
     process.kill(keeper.pid, 'SIGKILL');
     assert.equal(await waiting, 200_001);
     assert.notEqual(big.engineIds[0], keeper.id, 'remade elsewhere');
+    assert.equal(sum(await big), 200_000);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('reruns it too for a dependant fetching the value when its engine is killed', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const big = lv.withOptions({ retries: 1 }).apply(ones);
+    await big.wait();
+    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
+    const user = t.rc.engineInfo.find((e) => e.id !== big.engineIds[0]);
+    assert.ok(keeper && user);
+    await blockEngine(keeper.id);
+    const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!fetching.ready(), 'the dependant waits for the value');
+    process.kill(keeper.pid, 'SIGKILL');
+    assert.equal(await fetching, 200_000);
     assert.equal(sum(await big), 200_000);
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
@@ -284,14 +312,7 @@ describe('task graphs: results as arguments', () => {
     const [user, keeper] = t.rc.engineInfo.slice(-2);
     const big = lv.withOptions({ targets: [keeper.id] }).apply(ones);
     await big.wait();
-    // Its engine blocked, the keeper cannot answer the fetch before it dies.
-    const marker = join(tmpdir(), `tsp-blocked-${process.pid}`);
-    void t.rc.directView(keeper.id).apply((file: string) => {
-      process.getBuiltinModule('node:fs').writeFileSync(file, '');
-      for (;;);
-    }, marker);
-    await until(() => existsSync(marker), 'the keeper to be blocked');
-    rmSync(marker);
+    await blockEngine(keeper.id);
     const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(!fetching.ready(), 'the dependant waits for the value');

@@ -185,7 +185,8 @@ describe('Hub routing', () => {
         session.msg('apply_reply', content, {
           parent: task.header,
           identities: [engine],
-          metadata: { started: STARTED, completed: COMPLETED },
+          // An engine names the run it answers, as the request it got did.
+          metadata: { started: STARTED, completed: COMPLETED, attempt: task.metadata.attempt },
           buffers,
         }),
       ),
@@ -476,7 +477,10 @@ describe('Hub routing', () => {
         assert.deepEqual(ofType(sent, 'apply_reply'), []);
         assert.deepEqual(forwarded(sent), [['engine-b', task.header.msg_id]]);
 
+        // A reply naming the first run is not the rerun's.
         engineReply(task, ENGINE_B);
+        assert.deepEqual(ofType(out.take(), 'apply_reply'), []);
+        engineReply(only(sent, 'apply_request', 'engine'), ENGINE_B);
         const reply = only(out.take(), 'apply_reply', 'client');
         assert.equal(reply.content.status, 'ok');
         assert.equal(reply.metadata.engine_id, 1);
