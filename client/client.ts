@@ -100,6 +100,11 @@ export type ClientEvent =
       outputs: readonly TaskOutput[];
       /** The `map` call it is one of, if any. */
       map: MapCall | undefined;
+      /**
+       * This client's tasks it waits for that had not finished when it was sent: its `after`
+       * and `follow`, with the tasks whose results are its arguments.
+       */
+      waitsFor: readonly string[];
     }
   /** This client's task published data while it runs (`publish(data)`), with `events({ tasks: true })`. */
   | { type: 'task:data'; task: TaskMetadata; data: unknown }
@@ -703,6 +708,9 @@ export class Client {
       label: options.label,
       outputs: state.outputs,
       map,
+      waitsFor: [...(options.after ?? []), ...(options.follow ?? [])].filter(
+        (id) => this.tasks.get(id)?.finished === false,
+      ),
     });
     state.dataListeners.push((data) => this.emit({ type: 'task:data', task, data }));
     state.onFinish(() =>
