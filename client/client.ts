@@ -148,6 +148,18 @@ const DEFAULT_CONNECT_TIMEOUT = 10_000;
 /** Told of every client `Client.connect` makes (not of those a `Cluster` keeps for itself). */
 export const clientConnected = processHook<Client>('tsparallel.client-connected');
 
+/** A task a client sends, as {@link taskSubmitted} tells of it. */
+export interface SubmittedTask {
+  readonly client: Client;
+  readonly task: TaskState;
+}
+
+/**
+ * Told of each task any client of the process sends, before it goes, so that the notebook
+ * kernel can abort what an interrupted cell started even if the cell never awaited it.
+ */
+export const taskSubmitted = processHook<SubmittedTask>('tsparallel.task-submitted');
+
 /**
  * A connection to a controller; see the file's comment.
  * @example const rc = await Client.connect(); const lv = rc.loadBalancedView();
@@ -178,7 +190,7 @@ export class Client {
   /** Slots the hub lent this client for load-balanced tasks to go straight to engines. */
   private readonly leases: Leases;
   /** Tasks whose values their engines keep for this client, until it releases them. */
-  private readonly kept = new Set<string>();
+  private readonly kept = new Map<string, TaskState>();
   /** Released tasks not yet told to the hub; told together, once per turn. */
   private unreleased: string[] = [];
   /** Values being fetched from the engines that keep them: the requests' ids by engine. */
@@ -196,9 +208,9 @@ export class Client {
     this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
     this.leases = new Leases(
       (slots) => this.request('lease_request', { slots }),
-      (task, id) => {
+      (tasks, id) => {
         const engine = this.engines.get(id);
-        return engine !== undefined && this.direct.send(task, engine);
+        return engine !== undefined && this.direct.send(tasks, engine);
       },
       (task) => this.dealer.send(task),
     );
@@ -449,7 +461,7 @@ export class Client {
    */
   close(): void {
     if (this.closed) return;
-    this.release([...this.kept, ...this.tasks.keys()]);
+    this.release([...this.kept.keys(), ...this.tasks.keys()]);
     this.flushReleases();
     this.closed = true;
     this.direct.close();
@@ -564,7 +576,7 @@ export class Client {
           reject(e);
         },
       });
-      this.direct.ask(request, engine);
+      this.direct.ask([request], engine);
     }).then(async (reply) => {
       if (!isMsg(reply, 'value_reply')) {
         throw new ProtocolError(
@@ -691,9 +703,10 @@ export class Client {
     this.tasks.set(msg.header.msg_id, state);
     // The hub must know of the tasks this one waits for, those sent straight too.
     if (options.after?.length || options.follow?.length) this.direct.tellHub();
+    taskSubmitted.announce({ client: this, task: state });
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
-      if (!engine || !this.direct.send(msg, engine)) this.dealer.send(msg);
+      if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
     } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
       this.dealer.send(msg);
     }
@@ -845,6 +858,11 @@ export class Client {
     }
     const task = this.tasks.get(parentId);
     if (!task) {
+      // The hub reran a finished task to remake the value its engine lost: it is there now.
+      const remade = this.kept.get(parentId);
+      const engineId = msg.metadata.engine_id;
+      if (remade && isMsg(msg, 'apply_reply') && typeof engineId === 'number')
+        remade.metadata.engineId = engineId;
       this.sharedMemory.release(msg.metadata);
       return;
     }
@@ -896,10 +914,10 @@ export class Client {
     this.leases.done(msgId);
     if (content.status === 'ok' && 'kept' in content && content.kept !== undefined) {
       // Too large to come unasked: it stays on its engine until awaited, or released.
-      this.kept.add(msgId);
-      const engineId = metadata.engine_id;
+      this.kept.set(msgId, task);
+      // From where it is when awaited: a rerun may remake it elsewhere (see `dispatch`).
       task.finish(content, metadata, value, () =>
-        this.fetchValue(msgId, typeof engineId === 'number' ? engineId : -1),
+        this.fetchValue(msgId, task.metadata.engineId ?? -1),
       );
     } else if (content.status === 'ok' && 'execution_count' in content) {
       const count = content.execution_count;

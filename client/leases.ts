@@ -7,7 +7,7 @@
  */
 import type { IMessage, TaskRequestType } from '../protocol/messages';
 
-/** Slots asked for on each engine; the hub lends at most its high-water mark. */
+/** Slots asked for on each engine; the hub lends fewer (see `LEASE_DEPTH` in its leases.ts). */
 const SLOTS_WANTED = 16;
 
 /** What the hub answered a lease request: slots by engine id, for `term` milliseconds. */
@@ -33,12 +33,14 @@ export class Leases {
   /** The hub lent nothing at the last ask: until then, tasks go to it without asking again. */
   private refusedUntil = 0;
   private waiting: Task[] = [];
+  /** A drain is due at the end of this turn. */
+  private draining = false;
   private expiry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ask: (slots: number) => Promise<Lent>,
-    /** Sends a task straight to an engine; false when the client cannot reach it. */
-    private readonly straight: (task: Task, engineId: number) => boolean,
+    /** Sends tasks straight to an engine, together; false when the client cannot reach it. */
+    private readonly straight: (tasks: Task[], engineId: number) => boolean,
     private readonly viaHub: (task: Task) => void,
   ) {}
 
@@ -67,13 +69,23 @@ export class Leases {
     return dropped.map((t) => t.header.msg_id);
   }
 
-  /** A task ended (its reply came, through either path): its slot is free. */
+  /**
+   * A task ended (its reply came, through either path): its slot is free. The waiting tasks
+   * move at the end of the turn, so that slots freed by replies that came together are filled
+   * together, with one message per engine.
+   */
   done(msgId: string): void {
     const id = this.placed.get(msgId);
     if (id === undefined) return;
     this.placed.delete(msgId);
     this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
-    this.drain();
+    if (this.waiting.length > 0 && !this.draining) {
+      this.draining = true;
+      setImmediate(() => {
+        this.draining = false;
+        this.drain();
+      });
+    }
   }
 
   /** Engine `id` left: no more tasks go there (the hub reruns or fails those that did). */
@@ -89,31 +101,42 @@ export class Leases {
       return;
     }
     if (now > this.ends - this.term / 2 && this.waiting.length > 0) this.renew();
-    while (this.waiting.length > 0 && this.place(this.waiting[0])) this.waiting.shift();
-  }
-
-  /** Sends `task` to the leased engine with the most free slots; false when none is free. */
-  private place(task: Task): boolean {
     for (;;) {
-      let best: number | undefined;
-      let bestFree = 0;
-      for (const [id, n] of this.lent) {
-        const free = n - (this.busy.get(id) ?? 0);
-        if (free > bestFree) [best, bestFree] = [id, free];
+      const byEngine = new Map<number, Task[]>();
+      for (let id = this.place(); id !== undefined && this.waiting.length > 0; id = this.place()) {
+        const task = this.waiting.shift() as Task;
+        byEngine.set(id, [...(byEngine.get(id) ?? []), task]);
+        this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
+        this.placed.set(task.header.msg_id, id);
       }
-      if (best === undefined) return false;
-      if (!this.straight(task, best)) {
-        this.lent.delete(best);
-        continue;
+      const unreachable = [...byEngine].filter(([id, tasks]) => !this.straight(tasks, id));
+      if (unreachable.length === 0) return;
+      // Those go to the other engines, in their order.
+      for (const [id, tasks] of unreachable) {
+        this.lent.delete(id);
+        for (const t of tasks) this.placed.delete(t.header.msg_id);
+        this.busy.delete(id);
       }
-      this.busy.set(best, (this.busy.get(best) ?? 0) + 1);
-      this.placed.set(task.header.msg_id, best);
-      return true;
+      this.waiting.unshift(...unreachable.flatMap(([, tasks]) => tasks));
     }
   }
 
-  /** Asks the hub for a lease, replacing the one held; once at a time. */
-  private renew(): void {
+  /** The leased engine with the most free slots, or `undefined` when none is free. */
+  private place(): number | undefined {
+    let best: number | undefined;
+    let bestFree = 0;
+    for (const [id, n] of this.lent) {
+      const free = n - (this.busy.get(id) ?? 0);
+      if (free > bestFree) [best, bestFree] = [id, free];
+    }
+    return best;
+  }
+
+  /**
+   * Asks the hub for a lease, replacing the one held; once at a time. `stale`: asked again as
+   * the answer to the last ask came too late to use.
+   */
+  private renew(stale = false): void {
     if (this.asking) return;
     this.asking = true;
     const askedAt = performance.now();
@@ -123,6 +146,12 @@ export class Leases {
         this.term = term;
         this.lent = new Map(Object.entries(leases).map(([id, n]) => [Number(id), n]));
         this.ends = askedAt + term;
+        if (this.lent.size > 0 && performance.now() >= this.ends && !stale) {
+          // The answer waited here past its term (the code submitting kept this process busy
+          // longer than that): it says nothing of the hub, so it is asked once more.
+          this.renew(true);
+          return;
+        }
         if (this.lent.size === 0 || performance.now() >= this.ends) {
           this.refused(term);
           return;

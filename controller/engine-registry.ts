@@ -51,6 +51,15 @@ export class RegisteredEngine implements EngineLoad {
   get load(): number {
     return this.holding.balanced + Math.max(this.leasedSlots, this.holding.leased);
   }
+  /**
+   * What leases may not lend on it: the load-balanced tasks the hub placed there and the slots
+   * lent already. Leased tasks in flight are not counted: the hub learns of them and of their
+   * replies late, from two processes apart, so its count of them runs ahead of the truth while
+   * a client keeps its slots full, and they are bounded by the slots they were sent under.
+   */
+  get committed(): number {
+    return this.holding.balanced + this.leasedSlots;
+  }
   get lastAssigned(): number {
     return this.lastTaken;
   }

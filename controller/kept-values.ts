@@ -71,13 +71,25 @@ export class KeptValueTable {
     this.tell(freed);
   }
 
-  /** Engine `engineId` is gone, and the values it kept with it. */
-  engineLost(engineId: number): void {
+  /**
+   * Engine `engineId` is gone, and the values it kept with it; returns the tasks whose lost
+   * values waiting tasks still need.
+   */
+  engineLost(engineId: number): string[] {
+    const needed: string[] = [];
     for (const [id, e] of this.entries) {
       if (e.keptOn !== engineId) continue;
       e.keptOn = undefined;
+      if (e.dependants > 0) needed.push(id);
       this.settle(id, e, new Map());
     }
+    return needed;
+  }
+
+  /** Task `msgId` runs again, to make the value its engine lost: it has not ended. */
+  rerun(msgId: string): void {
+    const e = this.entries.get(msgId);
+    if (e) e.ended = false;
   }
 
   private entry(msgId: string): Entry {

@@ -9,6 +9,15 @@
 import type { EngineRegistry } from './engine-registry';
 import type { Clock } from './heartbeat';
 
+/**
+ * Slots a lease may fill on one engine where the high-water mark is lower. A leased task is
+ * one its client chose to send straight for speed, so it may wait on its engine behind a few
+ * others: with one slot, an engine idles for a whole round trip between tiny tasks, while with
+ * several its next task is there when one ends, and tasks and replies that meet in one turn
+ * travel together. A slow leased task holds up at most the few behind it on its engine.
+ */
+export const LEASE_DEPTH = 8;
+
 /** One client's lease: slots by engine id, and when it ends on the hub's clock. */
 interface Lease {
   slots: Map<number, number>;
@@ -33,18 +42,20 @@ export class LeaseTable {
 
   /**
    * Replaces `client`'s lease with one of up to `slots` on each engine with room below the
-   * high-water mark (its own old slots counting as room), for one term; lends nothing while
-   * `waiting` tasks wait in the hub's queue. Returns the slots lent, by engine id.
+   * high-water mark or `LEASE_DEPTH`, whichever is higher (its own old slots counting as room),
+   * for one term; lends nothing while `waiting` tasks wait in the hub's queue. Returns the slots
+   * lent, by engine id.
    */
   grant(client: Buffer, slots: number, waiting: number): Record<string, number> {
     const key = client.toString('hex');
     const old = this.byClient.get(key);
-    const room = (id: number, load: number): number =>
-      this.settings.hwm - load + (old?.slots.get(id) ?? 0);
+    const depth = Math.max(this.settings.hwm, LEASE_DEPTH);
+    const room = (id: number, committed: number): number =>
+      depth - committed + (old?.slots.get(id) ?? 0);
     const lent = new Map<number, number>();
     if (waiting === 0 && slots > 0) {
       for (const e of this.engines.values()) {
-        const n = Math.min(slots, room(e.id, e.load));
+        const n = Math.min(slots, room(e.id, e.committed));
         if (n > 0 && e.info.direct) lent.set(e.id, n);
       }
     }

@@ -17,6 +17,7 @@ import {
   type ValueSource,
 } from '../protocol/messages';
 import { shortOf, unsatisfiable } from '../protocol/resources';
+import { hasSegment } from '../protocol/shared-memory';
 import type { Frame, Session } from '../protocol/session';
 import type { EngineRegistry, Hold, RegisteredEngine } from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
@@ -239,6 +240,20 @@ export class TaskDispatcher implements Placement {
     };
   }
 
+  /**
+   * Runs task `msgId` again, where its `retries` allow, because tasks waiting for its value need
+   * it and the engine keeping it is gone: those tasks then wait for the rerun. A task whose
+   * arguments the hub no longer holds cannot be rerun; its dependants fail (`withSources`).
+   */
+  private remake(msgId: string): void {
+    const r = this.records.get(msgId);
+    if (!r || !r.options.balanced || r.retriesLeft <= 0) return;
+    if (r.buffersDropped || hasSegment(r.request.metadata)) return;
+    this.records.requeue(r);
+    this.kept.rerun(msgId);
+    this.queue.add(r);
+  }
+
   /** The client holds these tasks' results no more: their kept values may go. */
   release(msgIds: readonly string[]): void {
     this.kept.release(msgIds.filter((id) => this.records.get(id) !== undefined));
@@ -312,7 +327,7 @@ export class TaskDispatcher implements Placement {
    * values it kept are gone with it.
    */
   engineLost(engine: RegisteredEngine, reason: string): void {
-    this.kept.engineLost(engine.id);
+    for (const msgId of this.kept.engineLost(engine.id)) this.remake(msgId);
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -387,6 +402,7 @@ export class TaskDispatcher implements Placement {
     if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
+    this.queue.ended(r.msgId);
     if (reply.content.status !== 'ok') this.queue.dependencyFailed();
     this.kept.needed(resultIds(r));
     this.kept.ended(r.msgId, this.keptOn(r));

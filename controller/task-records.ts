@@ -202,6 +202,8 @@ export class MemoryTaskRecords extends TaskRecordStore {
       byteSize(record.request.buffers) +
       byteSize(record.reply?.buffers ?? []) +
       byteSize(record.data ?? []);
+    // A task rerun to remake a lost value ends a second time.
+    this.release(record.msgId);
     if (bytes > 0) {
       this.holding.set(record.msgId, bytes);
       this.heldBytes += bytes;

@@ -57,6 +57,10 @@ const ABORTED_MEMORY = 10_000;
 const REJOIN_PATIENCE_MS = 5000;
 /** Most replies to direct tasks told to the hub in one message. */
 const REPORT_BATCH = 1000;
+/** Most replies held to leave together (see `EngineServer.answer`). */
+const HELD_MAX = 64;
+/** A reply with a frame this large leaves at once, with those held before it. */
+const HELD_BYTES = 64 * 1024;
 
 /** A reply to a task. */
 type TaskReply = IMessage<'apply_reply' | 'execute_reply'>;
@@ -82,6 +86,10 @@ export class EngineServer {
   private readonly mpi = mpiPlace();
   /** Tasks run one at a time, in the order they arrived from the hub and from clients. */
   private work: Promise<void> = Promise.resolve();
+  /** Messages taken and not yet handled: the tasks in hand. */
+  private inHand = 0;
+  /** Replies ready to leave, held while the next task in hand is quick (see `answer`). */
+  private held: { channel: Channel; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together, once per turn. */
   private unreported: TaskReply[] = [];
   /** Results kept here until nobody needs them (see kept-values.ts). */
@@ -288,10 +296,14 @@ export class EngineServer {
 
   /** Queues `msg` behind the messages taken before it. */
   private take(msg: Message, origin: TaskOrigin): void {
+    this.inHand++;
     this.work = this.work.then(() => this.handle(msg, origin));
   }
 
   private async handle(msg: Message, origin: TaskOrigin): Promise<void> {
+    this.inHand--;
+    // Held replies wait for a quick task only; before anything else, they leave.
+    if (!this.kernel.isQuick(msg)) this.sendHeld();
     // Control events that arrived while the previous task ran must count before this one.
     this.drainControl();
     try {
@@ -379,11 +391,37 @@ export class EngineServer {
       { parent: task.request.header, metadata, buffers },
     );
     if (task.origin === 'hub' || !this.direct) {
-      this.channel.send(reply);
+      this.answer(this.channel, reply);
       return;
     }
-    this.direct.channel.send({ ...reply, identities: task.request.identities });
+    this.answer(this.direct.channel, { ...reply, identities: task.request.identities });
     this.report(reply);
+  }
+
+  /**
+   * Sends `reply` on `channel`, or holds it while more tasks are in hand: replies that finish
+   * in one run of quick tasks leave together, one message and one wake-up of their receiver
+   * per peer instead of one per task. A held reply waits at most for quick tasks (see
+   * `handle`), and never for output, which follows it.
+   */
+  private answer(channel: Channel, reply: TaskReply): void {
+    this.held.push({ channel, reply });
+    const small = reply.buffers.every((b) => b.length < HELD_BYTES);
+    if (this.inHand === 0 || this.held.length >= HELD_MAX || !small) this.sendHeld();
+  }
+
+  /** Sends the held replies, those for one peer as one batch, in the order they were held. */
+  private sendHeld(): void {
+    if (this.held.length === 0) return;
+    const byPeer = new Map<string, { channel: Channel; replies: TaskReply[] }>();
+    for (const { channel, reply } of this.held) {
+      const peer = `${channel === this.channel ? 'hub' : 'direct'}:${reply.identities.map((i) => i.toString('hex')).join('.')}`;
+      const group = byPeer.get(peer);
+      if (group) group.replies.push(reply);
+      else byPeer.set(peer, { channel, replies: [reply] });
+    }
+    this.held = [];
+    for (const { channel, replies } of byPeer.values()) channel.sendTogether(replies);
   }
 
   /**
@@ -407,6 +445,7 @@ export class EngineServer {
 
   /** Output goes with the task's reply; the hub gets a direct task's too, for subscribers. */
   private sendOutput(to: TaskRequest, origin: TaskOrigin, event: OutputEvent): void {
+    this.sendHeld();
     // The hub tags what it relays with the engine's id; a direct task's client needs it too.
     const options = { parent: to.header, metadata: { engine_id: this.id } };
     const session = this.channel.session;
@@ -486,6 +525,7 @@ export class EngineServer {
       this.channel.send(this.channel.session.msg('unregistration_request', {}));
     }
     await this.stopHeartbeat();
+    this.sendHeld();
     this.flushReports();
     this.peers?.close();
     this.direct?.channel.close();
@@ -513,6 +553,7 @@ export class EngineServer {
       });
     }
     this.options.log(why);
+    this.sendHeld();
     this.flushReports();
     this.channel.send(this.channel.session.msg('unregistration_request', {}));
     // Closing with the socket's linger lets what was just sent leave before the end.

@@ -66,6 +66,16 @@ export interface HeartbeatActions {
 /** How long the main thread gets to stop by itself before the process is ended by signal. */
 const STOP_GRACE_MS = 1000;
 
+/**
+ * How often an aborted task is looked for among the running, and how long. An abort may come
+ * just before its task starts (the main thread takes it in later), and a SIGINT that comes
+ * while the task is prepared, before its code runs under `breakOnSigint`, reaches the main
+ * thread only once the code ends, which a synchronous loop never does: the task is signalled
+ * again for as long as it runs.
+ */
+const ABORT_RECHECK_MS = 100;
+const ABORT_WATCH_MS = 5000;
+
 /** A main thread stuck in user code cannot act on a request to stop; end the process instead. */
 function endProcessSoon(): void {
   setTimeout(() => process.kill(process.pid, 'SIGTERM'), STOP_GRACE_MS).unref();
@@ -184,6 +194,19 @@ function untilNextBeat(period: number): number {
 }
 
 function run(data: HeartbeatThreadData): void {
+  /** Aborted tasks, each until when it is looked for. */
+  const aborted = new Map<string, number>();
+  let recheck: NodeJS.Timeout | undefined;
+  const interruptAborted = (): void => {
+    const now = performance.now();
+    for (const [id, until] of aborted) if (until < now) aborted.delete(id);
+    const running = readRunningId(data.running);
+    if (running !== null && aborted.has(running)) process.kill(process.pid, 'SIGINT');
+    if (aborted.size === 0) {
+      clearInterval(recheck);
+      recheck = undefined;
+    }
+  };
   const stop = startHeartbeat(data, {
     control: (event) => {
       data.port.postMessage(event);
@@ -199,11 +222,14 @@ function run(data: HeartbeatThreadData): void {
       }
     },
     interruptIfRunning: (msgIds) => {
-      const now = readRunningId(data.running);
-      if (now !== null && msgIds.includes(now)) process.kill(process.pid, 'SIGINT');
+      const until = performance.now() + ABORT_WATCH_MS;
+      for (const id of msgIds) aborted.set(id, until);
+      interruptAborted();
+      recheck ??= setInterval(interruptAborted, ABORT_RECHECK_MS);
     },
   });
   parentPort?.on('message', (_stop: ThreadCommand) => {
+    clearInterval(recheck);
     // Closing the socket before the thread ends keeps libzmq's teardown orderly.
     stop();
     process.exit(0);

@@ -59,16 +59,26 @@ export class KeptValues {
 interface Fetch {
   msgId: string;
   engineId: number;
+  address: string;
   resolve: (frames: Buffer[]) => void;
   reject: (e: Error) => void;
 }
+
+/** A socket to another engine's direct socket, and whether it ever connected. */
+interface Peer {
+  channel: Channel;
+  connected: boolean;
+}
+
+/** How long a socket to another engine has to connect, by default. */
+const CONNECT_PATIENCE = 10_000;
 
 /**
  * This engine's side of fetching values other engines keep: one DEALER per engine asked, to
  * its direct socket.
  */
 export class PeerValues {
-  private readonly sockets = new Map<string, Channel>();
+  private readonly peers = new Map<string, Peer>();
   /** Fetches in flight, by their request's id. */
   private readonly waiting = new Map<string, Fetch>();
 
@@ -76,6 +86,8 @@ export class PeerValues {
     private readonly session: Session,
     private readonly sharedMemory: SharedMemory,
     private readonly log: (line: string) => void,
+    /** Milliseconds a socket to another engine has to connect before its fetches fail. */
+    private readonly patience = CONNECT_PATIENCE,
   ) {}
 
   /** The frames of task `msgId`'s value, from engine `engineId` at `direct`. */
@@ -93,9 +105,10 @@ export class PeerValues {
       { msg_id: msgId },
       { metadata: this.sharedMemory.readerMetadata(this.sharedMemory.host) },
     );
+    const { address } = direct;
     return new Promise<Buffer[]>((resolve, reject) => {
-      this.waiting.set(request.header.msg_id, { msgId, engineId, resolve, reject });
-      this.socketTo(direct).send(request);
+      this.waiting.set(request.header.msg_id, { msgId, engineId, address, resolve, reject });
+      this.peerAt(direct).channel.send(request);
     });
   }
 
@@ -113,13 +126,33 @@ export class PeerValues {
   }
 
   close(): void {
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    for (const p of this.peers.values()) p.channel.close();
+    this.peers.clear();
   }
 
-  private socketTo(direct: DirectAddress): Channel {
-    let channel = this.sockets.get(direct.address);
-    if (channel) return channel;
+  /** Fails what waits on `address`, to which this engine found no way. */
+  private unreachable(address: string): void {
+    const peer = this.peers.get(address);
+    if (!peer || peer.connected) return;
+    peer.channel.close();
+    this.peers.delete(address);
+    for (const [id, f] of this.waiting) {
+      if (f.address !== address) continue;
+      this.waiting.delete(id);
+      f.reject(
+        new DependencyError(
+          `engine ${f.engineId} keeps the value of task ${f.msgId}, but this engine could not ` +
+            `connect to its direct socket at ${address} within ${this.patience} ms: engines ` +
+            'pass kept values to each other there, so each must reach the others (a firewall or ' +
+            'another network between them?)',
+        ),
+      );
+    }
+  }
+
+  private peerAt(direct: DirectAddress): Peer {
+    const known = this.peers.get(direct.address);
+    if (known) return known;
     const curve =
       direct.curve_serverkey === undefined
         ? {}
@@ -129,13 +162,16 @@ export class PeerValues {
             curveSecretKey: secretKey,
           }))(zmq.curveKeyPair());
     const socket = new zmq.Dealer({ ...NO_DROPPING, linger: 0, ...curve });
-    socket.connect(direct.address);
-    channel = new Channel(socket, this.session, (e) =>
+    const channel = new Channel(socket, this.session, (e) =>
       this.log(`dropped a message from ${direct.address}: ${e.message}`),
     );
-    this.sockets.set(direct.address, channel);
+    const peer: Peer = { channel, connected: false };
+    socket.events.on('handshake', () => (peer.connected = true));
+    socket.connect(direct.address);
+    this.peers.set(direct.address, peer);
+    setTimeout(() => this.unreachable(direct.address), this.patience).unref();
     void this.receive(channel);
-    return channel;
+    return peer;
   }
 
   private async receive(channel: Channel): Promise<void> {

@@ -12,7 +12,13 @@ import { join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import * as vm from 'node:vm';
 import { InterruptedError, type ConditionName } from '../protocol/errors';
-import type { ContentMap, ErrorContent, IMessage } from '../protocol/messages';
+import {
+  isMsg,
+  type ContentMap,
+  type ErrorContent,
+  type IMessage,
+  type Message,
+} from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
 import type { SharedMemory } from '../protocol/shared-memory';
 import { ACTORS, processActors } from './actors';
@@ -38,6 +44,8 @@ export interface TaskOutcome<C> {
 /** tsparallel's compiled code, whose frames a user's traceback leaves out. */
 const OWN_CODE = resolve(__dirname, '..');
 const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
+/** A function whose latest call took less (in milliseconds) is quick; see `isQuick`. */
+const QUICK_MS = 1;
 /** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
 
@@ -46,6 +54,8 @@ export class EngineKernel {
   readonly namespace = globalThis as unknown as Record<string, unknown>;
   private executionCount = 0;
   private readonly functions = new Map<string, (...args: unknown[]) => unknown>();
+  /** How long the latest call of each function took, in milliseconds, by source. */
+  private readonly lastRunMs = new Map<string, number>();
   /** Rejects the current wait when SIGINT arrives while user code is awaiting something. */
   private interruptWaiting: ((e: Error) => void) | undefined;
   private interruptPending = false;
@@ -65,6 +75,15 @@ export class EngineKernel {
   ) {
     Object.assign(this.namespace, this.makeGlobals());
     (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
+  }
+
+  /**
+   * Whether `request` calls a function whose latest call here took under `QUICK_MS`, so that
+   * what waits for it (replies ready to leave together with its own) waits about that long.
+   */
+  isQuick(request: Message): boolean {
+    if (!isMsg(request, 'apply_request')) return false;
+    return (this.lastRunMs.get(request.content.source) ?? Infinity) < QUICK_MS;
   }
 
   /** The id the controller gave this engine; it changes when the engine registers again. */
@@ -170,9 +189,15 @@ export class EngineKernel {
             };
       this.namespace.__tspInvoke = thunk;
       this.throwIfInterrupted();
-      const value = await this.interruptible(
-        invokeScript.runInThisContext({ breakOnSigint: this.signals }),
-      );
+      const started = performance.now();
+      let value: unknown;
+      try {
+        value = await this.interruptible(
+          invokeScript.runInThisContext({ breakOnSigint: this.signals }),
+        );
+      } finally {
+        this.lastRunMs.set(source, performance.now() - started);
+      }
       const frames = encodeValue(value, 'result');
       // A large value stays here until asked for (see kept-values.ts).
       const kept = this.values.kept.keep(request.header.msg_id, frames);

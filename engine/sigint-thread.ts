@@ -1,8 +1,9 @@
 /**
- * Keeps Node's SIGINT watchdog running for the engine's whole life. A task runs under `vm`'s
- * `breakOnSigint`, so that SIGINT interrupts even a synchronous loop; but when no other
- * watchdog is active, each such run starts and joins the watchdog's thread, a cost paid by
- * every task and larger under load. This thread holds a watchdog of its own
+ * Keeps Node's SIGINT watchdog running for the process's whole life (an engine's, or the
+ * notebook kernel's). A task or cell runs under `vm`'s `breakOnSigint`, so that SIGINT
+ * interrupts even a synchronous loop; but when no other watchdog is active, each such run
+ * starts and joins the watchdog's thread, a cost paid by every task and larger under load, and
+ * a SIGINT that comes while it stops is lost. This thread holds a watchdog of its own
  * (it waits inside a `breakOnSigint` run), so a task's watchdog only registers with the running
  * one and the most recent registration, the task's, receives the signal.
  *

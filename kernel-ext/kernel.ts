@@ -4,7 +4,7 @@
  * panel's comm. Magics and panel commands act on the one `SharedCluster`.
  */
 import { resultAwaited } from '../client/async-result';
-import type { Client } from '../client/client';
+import { taskSubmitted, type Client } from '../client/client';
 import type { Cluster } from '../cluster/cluster';
 import { launcherNames, type LauncherName } from '../cluster/launchers';
 import {
@@ -24,6 +24,7 @@ import {
   PACKAGE_TYPES,
   type NotebookHook,
 } from './notebook';
+import { CellTasks } from './cell-tasks';
 import { PanelModel, usageMoves } from './panel';
 import { ProgressBars } from './progress';
 import { errorContent, type Failure, type PxRun } from './px';
@@ -71,7 +72,15 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private panelSeen = 0;
   /** Bars for what TypeScript cells await; told of it by the client. */
   private readonly bars = new ProgressBars();
-  private readonly unlistenAwaited = resultAwaited.listen((awaited) => this.bars.watch(awaited));
+  /** What TypeScript cells send and await, aborted when they are interrupted. */
+  private readonly cellTasks = new CellTasks();
+  private readonly unlisten = [
+    resultAwaited.listen((awaited) => {
+      this.bars.watch(awaited);
+      this.cellTasks.awaited(awaited.result);
+    }),
+    taskSubmitted.listen((submitted) => this.cellTasks.sent(submitted)),
+  ];
 
   constructor(private readonly tslab: Tslab) {
     installNotebookHook(this);
@@ -131,14 +140,14 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   }
 
   interrupt(): void {
-    // What the cell awaits is picked before the interrupt ends the cell.
-    void this.bars.abortAwaited();
+    // What the cell sent and awaits is picked before the interrupt ends the cell.
+    void this.cellTasks.abort();
     this.tslab.interrupt();
     this.running?.abort();
   }
 
   async close(): Promise<void> {
-    this.unlistenAwaited();
+    for (const unlisten of this.unlisten) unlisten();
     this.bars.end();
     this.panel.close();
     clearTimeout(this.pushTimer);
@@ -206,10 +215,12 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
 
   async runTypeScript(code: string, out: Outlet, count: number): Promise<Failure | undefined> {
     this.bars.begin(out);
+    this.cellTasks.begin();
     try {
       const error = await this.tslab.execute(code, out, count);
       return error && { ...error, shown: false };
     } finally {
+      this.cellTasks.end();
       this.bars.end();
     }
   }
@@ -269,7 +280,10 @@ export class NotebookKernel implements KernelFront, NotebookHook, MagicKernel {
   private async command(c: PanelCommand): Promise<TaskOutputState | void> {
     switch (c.type) {
       case 'cluster:start':
-        await this.shared.start(c.engines, launcherName(c.launcher ?? 'local'), QUIET);
+        await this.shared.start(
+          { engines: c.engines, launcher: launcherName(c.launcher ?? 'local') },
+          QUIET,
+        );
         return;
       case 'cluster:stop':
         await this.shared.stop();

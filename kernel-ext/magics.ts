@@ -139,6 +139,7 @@ const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' 
 const startOptions = defineOptions('%cluster start', {
   engines: { ...clusterOptions.specs.engines, kind: engineCount(1) },
   launcher: clusterOptions.specs.launcher,
+  resources: clusterOptions.specs.resources,
 });
 
 const scaleCount = { kind: engineCount(0), help: 'engines' };
@@ -147,13 +148,13 @@ const scaleCount = { kind: engineCount(0), help: 'engines' };
 const MAGICS = {
   'cluster start': row({
     line: {
-      usage: '%cluster start [-n N] [--launcher L]',
+      usage: '%cluster start [-n N] [--launcher L] [--resources cpu=4,gpu=1]',
       help: 'start a controller and N engines (default: one per core), and connect to them',
       command: () => addFlags(new Command('%cluster start'), startOptions, { badValue }),
       parse: (cmd) => resolveOptions(startOptions, pick(startOptions, cmd.opts())),
     },
-    async run({ engines, launcher }, kernel, cell) {
-      const rc = await kernel.shared.start(engines, launcher, cell.out);
+    async run({ engines, launcher, resources }, kernel, cell) {
+      const rc = await kernel.shared.start({ engines, launcher, resources }, cell.out);
       return say(
         cell,
         `Started a cluster with ${rc.ids.length} engines (ids ${rc.ids.join(', ')}); ` +

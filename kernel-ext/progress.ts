@@ -2,8 +2,7 @@
  * Progress bars for what a notebook cell awaits. The client tells of every unfinished result a
  * caller begins to await (`resultAwaited`); while a TypeScript cell runs, each one it awaits
  * for longer than a second gets a bar in the cell (done/total, per engine), one display updated
- * in place, and a last update when it ends. Interrupting the cell aborts what it awaits, so the
- * engines stop too.
+ * in place, and a last update when it ends. (Interrupting the cell aborts them: cell-tasks.ts.)
  */
 import { randomUUID } from 'node:crypto';
 import type { AsyncResult, AwaitedResult } from '../client/async-result';
@@ -63,15 +62,6 @@ export class ProgressBars {
     void result.wait().then(() => {
       if (this.cell === cell) this.settle(w, cell.out);
     });
-  }
-
-  /**
-   * Aborts the unfinished results the running cell awaits: queued tasks are dropped, running
-   * ones interrupted on their engines. Call when the cell is interrupted.
-   */
-  async abortAwaited(): Promise<void> {
-    const unfinished = [...(this.cell?.watched.keys() ?? [])].filter((r) => !r.ready());
-    await Promise.allSettled(unfinished.map((r) => r.abort()));
   }
 
   /** Stops redrawing `w`, with a last draw if its bar is showing. */

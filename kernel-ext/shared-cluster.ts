@@ -7,6 +7,7 @@
 import { Client, clientConnected } from '../client/client';
 import { Cluster, clusterStarted } from '../cluster/cluster';
 import type { LauncherName } from '../cluster/launchers';
+import type { Resources } from '../protocol/resources';
 import { MagicUsageError } from './magic-options';
 import type { Outlet } from './tslab';
 
@@ -53,14 +54,20 @@ export class SharedCluster {
     this.changed(next.client, next.cluster);
   }
 
-  /** Starts a cluster, connects to it, and sets `cluster` and `rc` in the notebook. */
-  async start(engines: number | undefined, launcher: LauncherName, out: Outlet): Promise<Client> {
+  /**
+   * Starts a cluster (`Cluster.start`'s options), connects to it, and sets `cluster` and `rc`
+   * in the notebook.
+   */
+  async start(
+    options: { engines: number | undefined; launcher: LauncherName; resources?: Resources },
+    out: Outlet,
+  ): Promise<Client> {
     if (this.cluster) {
       throw new MagicUsageError(
         'a cluster is running already; %cluster stop it first, or use it with %px.',
       );
     }
-    const cluster = await Cluster.start({ engines, launcher });
+    const cluster = await Cluster.start(options);
     const rc = await cluster.connect();
     await this.bind({ cluster: [cluster, 'Cluster'], rc: [rc, 'Client'] }, out);
     return rc;

@@ -12,6 +12,7 @@ import { JupyterHandlerImpl, ZmqServer } from 'tslab/dist/jupyter';
 import { readFileSync } from 'node:fs';
 import { format } from 'node:util';
 import type * as zmq from 'zeromq';
+import { holdSigint } from '../engine/sigint-thread';
 import { Channel } from '../protocol/channel';
 import { ReplayGuard, Session, type Envelope } from '../protocol/session';
 import { KERNEL_IMPLEMENTATION } from './comm-messages';
@@ -60,14 +61,20 @@ export interface Tslab {
    * the type errors or the exception when it failed.
    */
   execute(code: string, out: Outlet, count: number): Promise<CellError | undefined>;
-  /** Interrupts an awaiting TypeScript cell (a busy loop is broken by SIGINT itself). */
+  /**
+   * Interrupts an awaiting TypeScript cell. A busy loop is broken by SIGINT itself, which then
+   * comes to `KernelFront.interrupt` as well.
+   */
   interrupt(): void;
 }
 
 /** The kernel's side: handles the requests tslab does not see, and the kernel's end. */
 export interface KernelFront {
   handle(request: KernelRequest, exchange: Exchange): Promise<void>;
-  /** The kernel got SIGINT (or an interrupt_request): stop what the current cell waits for. */
+  /**
+   * The kernel got SIGINT (or an interrupt_request), also one that broke a cell's synchronous
+   * code: stop what the current cell started and waits for.
+   */
   interrupt(): void;
   /** The kernel is shutting down: release what it holds (clusters it started). */
   close(): Promise<void>;
@@ -219,6 +226,10 @@ export async function startKernel(
       const [e] = args;
       if (!cell) return;
       if (e instanceof Error) {
+        // SIGINT that broke the cell's synchronous code never reaches the SIGINT listener.
+        if ((e as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') {
+          front.interrupt();
+        }
         const stack = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
         cell.error = {
           ename: e.name,
@@ -268,6 +279,11 @@ export async function startKernel(
   };
   const front = makeFront(tslab);
   const server = new KernelServer(handler, connectionFile, front, version);
-  process.on('SIGINT', () => front.interrupt());
+  // SIGINT outside a cell's synchronous code goes to a thread holding Node's watchdog: with a
+  // listener here instead, each `breakOnSigint` run of tslab's removes and restores it, and a
+  // signal that comes while it does is lost, leaving the cell awaiting its engines.
+  const onSigint = (): void => front.interrupt();
+  process.on('SIGINT', onSigint);
+  holdSigint(onSigint);
   await server.init();
 }

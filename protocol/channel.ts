@@ -102,6 +102,22 @@ export class Channel {
     else this.sendFrames([...msg.identities, ...body]);
   }
 
+  /**
+   * Sends `msgs`, all to the peer the first one's identities route to, as one batch (see
+   * `batchFrames`): one ZeroMQ message and one wake-up of the peer for all of them.
+   */
+  sendTogether(msgs: (IMessage | Envelope)[]): void {
+    if (msgs.length === 0) return;
+    const { identities } = msgs[0];
+    // What this channel holds for the peer goes first.
+    const held = this.options.batch ? this.turn.get(routeOf(identities)) : undefined;
+    if (held) this.release(held);
+    const bodies = msgs.map((m) => this.session.body(m));
+    this.sendFrames(
+      bodies.length === 1 ? [...identities, ...bodies[0]] : batchFrames(identities, bodies),
+    );
+  }
+
   sendFrames(frames: Frame[]): void {
     // zeromq sends synchronously while the socket is writable, which lets output leave even
     // while user code blocks the event loop; it throws EBUSY once a send has to wait.
@@ -175,7 +191,7 @@ export class Channel {
 
   /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
   private hold(identities: Buffer[], body: Frame[]): void {
-    const route = identities.map((i) => `${i.length}:${i.toString('latin1')}`).join('');
+    const route = routeOf(identities);
     const held = this.turn.get(route);
     if (held === undefined) {
       if (this.turn.size === 0) setImmediate(() => this.endTurn());
@@ -233,4 +249,9 @@ export class Channel {
     }
     this.sending = false;
   }
+}
+
+/** A key for the peer `identities` route to. */
+function routeOf(identities: Buffer[]): string {
+  return identities.map((i) => `${i.length}:${i.toString('latin1')}`).join('');
 }

@@ -10,7 +10,7 @@ import type { ConditionName } from '../../protocol/errors';
 import type { ErrorContent } from '../../protocol/messages';
 import { shortOf, unsatisfiable, type Resources } from '../../protocol/resources';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
-import type { TaskRecord, TaskRecordStore } from '../task-records';
+import { isFinal, type TaskRecord, type TaskRecordStore } from '../task-records';
 import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
 
 /** What the queue does with a task it placed or gave up on. */
@@ -29,6 +29,13 @@ export class TaskQueue {
    * soon as those finish, whatever the load-balanced tasks' room.
    */
   private readonly waitingDirect = new Map<string, TaskRecord>();
+  /**
+   * Tasks whose dependencies have not all ended, with how many have not, kept out of the passes
+   * (a long chain would make each pass look at every link); `ended` lets them in.
+   */
+  private readonly parked = new Map<string, { r: TaskRecord; unended: number }>();
+  /** The parked tasks waiting for each task, by its id. */
+  private readonly waitedFor = new Map<string, string[]>();
   /** The live engines with room below the high-water mark, as the scheme picks them. */
   private readonly room: Room<RegisteredEngine>;
   /**
@@ -58,17 +65,50 @@ export class TaskQueue {
 
   /** Tasks waiting for an engine or their dependencies. */
   get size(): number {
-    return this.waiting.size + this.waitingDirect.size;
+    return this.waiting.size + this.waitingDirect.size + this.parked.size;
   }
 
-  /** Queues a task that has not run; it is placed at the next `schedule`. */
+  /**
+   * Queues a task that has not run; it is placed at the next `schedule` once the tasks it
+   * depends on have ended.
+   */
   add(r: TaskRecord): void {
+    const unended = [...(r.options.after ?? []), ...(r.options.follow ?? [])].filter((dep) => {
+      const d = this.records.get(dep);
+      return d !== undefined && !isFinal(d.state);
+    });
+    if (unended.length === 0) {
+      this.ready(r);
+      return;
+    }
+    this.parked.set(r.msgId, { r, unended: unended.length });
+    for (const dep of unended)
+      this.waitedFor.set(dep, [...(this.waitedFor.get(dep) ?? []), r.msgId]);
+  }
+
+  /** Task `msgId` ended: the parked tasks that waited for it alone are placed from now on. */
+  ended(msgId: string): void {
+    const waiting = this.waitedFor.get(msgId);
+    if (!waiting) return;
+    this.waitedFor.delete(msgId);
+    for (const id of waiting) {
+      const p = this.parked.get(id);
+      if (p && --p.unended === 0) {
+        this.parked.delete(id);
+        this.ready(p.r);
+      }
+    }
+  }
+
+  private ready(r: TaskRecord): void {
     (r.options.balanced ? this.waiting : this.waitingDirect).set(r.msgId, r);
   }
 
   /** Takes a waiting task out of the queue; false if it was not waiting. */
   remove(msgId: string): boolean {
-    return this.waiting.delete(msgId) || this.waitingDirect.delete(msgId);
+    return (
+      this.waiting.delete(msgId) || this.waitingDirect.delete(msgId) || this.parked.delete(msgId)
+    );
   }
 
   /** A task failed or was aborted: the tasks waiting for it fail at the next pass. */

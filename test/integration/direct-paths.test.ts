@@ -5,6 +5,7 @@ import * as zmq from 'zeromq';
 import type { TaskOutput } from '../../client/async-result';
 import type { Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
+import { LEASE_DEPTH } from '../../controller/leases';
 import { profileDir } from '../../protocol/connection';
 import { EngineError, TaskAbortedError } from '../../protocol/errors';
 import { Session } from '../../protocol/session';
@@ -90,6 +91,23 @@ describe('direct paths: clients and engines without the hub in between', () => {
     assert.equal(status[0].queue + status[1].queue, 0, 'the hub holds none of them as running');
   });
 
+  it('sends a quick task’s reply before a task behind it that is not quick runs', async () => {
+    const dv = t.rc.directView(0);
+    const quick = (x: number): number => x + 1;
+    await dv.apply(quick, 0); // now known as quick on engine 0
+    // Behind a task that takes a while, the other two are in hand when it ends.
+    const nap = (ms: number): Promise<number> => new Promise((r) => setTimeout(() => r(ms), ms));
+    const first = dv.apply(nap, 100);
+    const second = dv.apply(quick, 1);
+    const slow = dv.apply(nap, 3000);
+    assert.deepEqual(await second, [2]);
+    // Had the reply waited for the slow task, the slow one's would have come with it.
+    assert.deepEqual(await t.rc.directView(1).apply(() => 'elsewhere'), ['elsewhere']);
+    assert.equal(slow.ready(), false, 'the quick task’s reply waited for the slow task');
+    assert.deepEqual(await Promise.all([first, slow]), [[100], [3000]]);
+    figures.tasksSubmitted += 4;
+  });
+
   it('aborts a running direct task and one queued behind it; the engine serves on', async () => {
     const dv = t.rc.directView(0);
     const running = dv.apply(printThenSleep, 60_000);
@@ -170,15 +188,19 @@ describe('leases: load-balanced tasks straight to engines, in slots the hub lend
     for (const id of ids) assert.equal((await finalRecord(t.rc, id)).state, 'completed');
   });
 
-  it('aborts tasks running in leased slots and one waiting in the client for a slot', async () => {
+  it('aborts tasks running and queued in leased slots and one waiting in the client', async () => {
     const lv = t.rc.loadBalancedView().withOptions({ lease: true });
-    const running = [lv.apply(printThenSleep, 60_000), lv.apply(printThenSleep, 60_000)];
-    await Promise.all(running.map(started));
+    // Each engine runs one and holds the rest of its slots queued.
+    const inSlots = Array.from({ length: 2 * LEASE_DEPTH }, () => lv.apply(printThenSleep, 60_000));
+    let running = 0;
+    for (const ar of inSlots) void started(ar).then(() => running++);
+    await until(() => running === 2, 'one to run on each engine');
     const waiting = lv.apply(() => 'never');
     assert.equal((await t.rc.queueStatus()).unassigned, 1, 'it waits for a slot');
-    const aborted = await t.rc.abort([...running, waiting].flatMap((ar) => ar.msgIds));
-    assert.equal(aborted.length, 3);
-    for (const ar of [...running, waiting]) await assert.rejects(ar.get(), TaskAbortedError);
+    const all = [...inSlots, waiting];
+    const aborted = await t.rc.abort(all.flatMap((ar) => ar.msgIds));
+    assert.equal(aborted.length, all.length);
+    for (const ar of all) await assert.rejects(ar.get(), TaskAbortedError);
     assert.equal(await lv.apply(() => 'after'), 'after');
   });
 });

@@ -96,6 +96,20 @@ describe('engine output, interrupts and aborts', () => {
     assert.deepEqual(await dv.apply(() => 'ranAfterAbort' in globalThis), [false]);
   });
 
+  it('aborts a looping task as it arrives, many times over (the abort meets it being prepared)', async () => {
+    const dv = t.rc.directView(0);
+    // Decoding the argument takes the engine a while before the loop runs under breakOnSigint.
+    const rows = Array.from({ length: 100_000 }, (_, i) => ({ i, name: `row ${i}` }));
+    for (let i = 0; i < 10; i++) {
+      const ar = dv.apply((_rows: unknown[]) => {
+        for (;;);
+      }, rows);
+      await t.rc.abort(ar);
+      await assert.rejects(ar.get({ timeout: 10_000 }), TaskAbortedError);
+    }
+    assert.deepEqual(await dv.apply(() => 'alive'), ['alive']);
+  });
+
   it('get({ timeout }) rejects while the task keeps running', async () => {
     const ar = t.rc
       .loadBalancedView()

@@ -28,7 +28,7 @@ const cells = {
   badTimeout: '%pxconfig --timeout soon',
   unknownMagic: '%pxx 1',
   noCluster: '%px 1 + 1',
-  start: '%cluster start -n 2',
+  start: '%cluster start -n 2 --resources gpu=1',
   px: '%%px\nconsole.log(`engine says ${1 + 1}`); display.html("<b>rich</b>"); 6 * 7',
   pxError: '%%px --targets 1\nthrow new TypeError("boom")',
   progress: '%%px --progress-after 0\nawait new Promise((r) => setTimeout(r, 300)); "slow"',
@@ -43,6 +43,9 @@ const cells = {
   onConfigured: '%px "configured"',
   configAll: '%pxconfig --targets all',
   fromCode: 'await rc.loadBalancedView().map((n: number) => n * n, [1, 2, 3])',
+  // Without --resources reaching the engines this fails at once, naming gpu.
+  onGpu:
+    'await rc.loadBalancedView().withOptions({ resources: { gpu: 1 } }).apply(() => "ran where a gpu is")',
   noblock: '%%px --noblock --out later\n"done later"',
   pxresult: '%pxresult',
   awaitOut: '(await later).length',
@@ -283,6 +286,14 @@ describe('kernel driven by jupyter_client', function () {
     );
     assert.match(streamText(r.status), /engine 0: idle/);
     assert.match(streamText(r.stop), /Stopped the cluster/);
+  });
+
+  it('%cluster start --resources gives the engines what tasks ask for', () => {
+    assert.equal(r.onGpu.reply.status, 'ok', JSON.stringify(r.onGpu.iopub));
+    assert.equal(
+      (ofType(r.onGpu, 'execute_result')[0].data as Record<string, string>)['text/plain'],
+      'ran where a gpu is',
+    );
   });
 
   it('a Cluster created in a code cell becomes the one %px uses', () => {

@@ -1,7 +1,8 @@
 /**
  * Progress bars in the notebook, seen through a real Jupyter client (Debian's jupyter_client):
  * a call a cell awaits over a second shows a bar that is updated in place and finalised; one
- * with `progress: false` or a short one shows none.
+ * with `progress: false` or a short one shows none; interrupting a cell, while it awaits its
+ * engines or in its own code, frees the engines from the tasks it sent.
  */
 import { strict as assert } from 'node:assert';
 import { mkdirSync, symlinkSync } from 'node:fs';
@@ -19,6 +20,9 @@ const sleepMap = (options: string): string =>
   `await rc.loadBalancedView()${options}.map(async (ms: number) => {\n` +
   '  await new Promise((r) => setTimeout(r, ms));\n  return ms;\n}, [800, 800, 800, 800])';
 
+// Engines left looping would time this out.
+const freeEngines = 'await rc.directView().withOptions({ timeout: 20_000 }).apply(() => engineId)';
+
 const cells = {
   start: '%cluster start -n 2',
   slowMap: sleepMap(''),
@@ -30,8 +34,29 @@ const cells = {
     'const out = await rc.loadBalancedView().mapBatches(t, async (b: Table) => {\n' +
     '  await new Promise((r) => setTimeout(r, 300));\n  return b;\n}, { rows: 100 });\nout.numRows',
   direct: 'await rc.directView().apply(() => new Promise((r) => setTimeout(r, 1500)))',
+  engineId: 'declare const engineId: number;',
+  // Interrupted while it awaits both engines looping, its bar showing.
+  spinAwaited:
+    "setTimeout(() => console.log('waiting'), 1500);\n" +
+    'await rc.directView().apply(() => {\n  for (;;);\n})',
+  afterAwaited: freeEngines,
+  // Interrupted in its own loop, before it awaits what it sent.
+  spinSync:
+    'const sent = rc.loadBalancedView().map((_: number) => {\n  for (;;);\n}, [1, 2]);\n' +
+    "console.log('waiting');\nfor (;;);",
+  afterSync: freeEngines,
+  // Interrupted as it sends and begins to await: in its own code or in the await, by chance.
+  spinAtOnce: "console.log('waiting');\nawait rc.directView().apply(() => {\n  for (;;);\n})",
+  afterAtOnce: freeEngines,
   stop: '%cluster stop',
 };
+
+/** `e` ran `freeEngines` in time: both engines answered. */
+function assertFree(e: Executed): void {
+  assert.equal(e.reply.status, 'ok', JSON.stringify(e.iopub));
+  const result = ofType(e, 'execute_result')[0].data as Record<string, string>;
+  assert.equal(result['text/plain'], '[ 0, 1 ]');
+}
 
 /** The progress display messages of one execution: [type, text/plain, text/html, display id]. */
 function bars(e: Executed): [string, string, string, string][] {
@@ -64,6 +89,7 @@ describe('kernel progress bars, driven by jupyter_client', function () {
       names.map((n) => ({
         op: 'execute',
         code: cells[n],
+        ...(n.startsWith('spin') ? { interrupt_on: 'waiting' } : {}),
       })),
     );
     names.forEach((n, i) => (r[n] = results[i] as Executed));
@@ -106,5 +132,22 @@ describe('kernel progress bars, driven by jupyter_client', function () {
     const direct = bars(r.direct);
     assert.match(direct[0][1], /0\/2 tasks.*\nengine 0: 0\/1, engine 1: 0\/1$/);
     assert.match(direct.at(-1)![1], /2\/2 tasks, done in .*\nengine 0: 1 done, engine 1: 1 done$/);
+  });
+
+  it('an interrupt while a cell awaits looping engines aborts what it awaits, and the engines go on', () => {
+    assert.equal(r.spinAwaited.reply.status, 'error', JSON.stringify(r.spinAwaited.iopub));
+    assert.match(bars(r.spinAwaited)[0][1], /^\[\.+\] 0\/2 tasks/);
+    assertFree(r.afterAwaited);
+  });
+
+  it('an interrupt of a cell in its own loop aborts what it sent, and the engines go on', () => {
+    assert.equal(r.spinSync.reply.status, 'error', JSON.stringify(r.spinSync.iopub));
+    assert.match(r.spinSync.reply.evalue ?? '', /interrupted/);
+    assertFree(r.afterSync);
+  });
+
+  it('an interrupt as a cell begins to await what it sent aborts that, and the engines go on', () => {
+    assert.equal(r.spinAtOnce.reply.status, 'error', JSON.stringify(r.spinAtOnce.iopub));
+    assertFree(r.afterAtOnce);
   });
 });

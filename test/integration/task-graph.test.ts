@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { AsyncResult } from '../../client/async-result';
@@ -236,7 +239,9 @@ describe('task graphs: results as arguments', () => {
     const victim = t.rc.engineInfo[2];
     const big = lv.withOptions({ targets: [victim.id] }).apply(ones);
     await big.wait();
-    const slow = lv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
+    const slow = lv
+      .withOptions({ targets: t.rc.ids.filter((id) => id !== victim.id) })
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
     const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
     process.kill(victim.pid, 'SIGKILL');
     await until(() => !t.rc.ids.includes(victim.id), 'the killed engine to leave', 10_000);
@@ -252,6 +257,27 @@ describe('task graphs: results as arguments', () => {
     await t.rc.waitForEngines(3);
   });
 
+  it('reruns the task that made a value its killed engine kept, where retries allow', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const big = lv.withOptions({ retries: 1 }).apply(ones);
+    await big.wait();
+    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
+    assert.ok(keeper);
+    const slow = lv
+      .withOptions({ targets: t.rc.ids.filter((id) => id !== keeper.id) })
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 4000)));
+    // Waiting past the heartbeat deadline: a dependant already fetching from the keeper when it
+    // dies fails with DependencyError instead of waiting for the rerun.
+    const waiting = lv.apply((x: Float64Array, y: number) => x.length + y, big, slow);
+    process.kill(keeper.pid, 'SIGKILL');
+    assert.equal(await waiting, 200_001);
+    assert.notEqual(big.engineIds[0], keeper.id, 'remade elsewhere');
+    assert.equal(sum(await big), 200_000);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
   it('fails a dependant fetching a value whose engine is killed meanwhile', async function () {
     this.timeout(30_000);
     const lv = t.rc.loadBalancedView();
@@ -259,9 +285,13 @@ describe('task graphs: results as arguments', () => {
     const big = lv.withOptions({ targets: [keeper.id] }).apply(ones);
     await big.wait();
     // Its engine blocked, the keeper cannot answer the fetch before it dies.
-    void t.rc.directView(keeper.id).apply(() => {
+    const marker = join(tmpdir(), `tsp-blocked-${process.pid}`);
+    void t.rc.directView(keeper.id).apply((file: string) => {
+      process.getBuiltinModule('node:fs').writeFileSync(file, '');
       for (;;);
-    });
+    }, marker);
+    await until(() => existsSync(marker), 'the keeper to be blocked');
+    rmSync(marker);
     const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(!fetching.ready(), 'the dependant waits for the value');

@@ -42,12 +42,16 @@ def main():
 
 
 def iopub_until(kc, done):
-    """IOPub messages as [type, content, parent msg_id] until done(msg) is true."""
+    """IOPub messages as [type, content, parent msg_id] until done(msg) is true; TimeoutError
+    after TIMEOUT s even while messages keep coming (a progress bar redrawn forever)."""
     deadline = time.monotonic() + TIMEOUT
     seen = []
     while True:
+        left = deadline - time.monotonic()
         try:
-            msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+            if left <= 0:
+                raise queue.Empty
+            msg = kc.get_iopub_msg(timeout=left)
         except queue.Empty:
             raise TimeoutError(f"no end after {TIMEOUT} s; the kernel sent: {json.dumps(seen)[-3000:]}")
         seen.append([msg["msg_type"], msg["content"], msg["parent_header"].get("msg_id")])
@@ -57,8 +61,12 @@ def iopub_until(kc, done):
 
 def reply_to(kc, msg_id):
     """The shell reply to msg_id, skipping leftovers such as start-up kernel_info replies."""
+    deadline = time.monotonic() + TIMEOUT
     while True:
-        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no reply to {msg_id} after {TIMEOUT} s")
+        reply = kc.get_shell_msg(timeout=left)
         if reply["parent_header"].get("msg_id") == msg_id:
             return reply
 

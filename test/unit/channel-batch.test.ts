@@ -69,6 +69,21 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.deepEqual(texts(opened(frames as Buffer[])), ['alone']);
   });
 
+  it('sends messages given together as one batch at once, after those it held', async () => {
+    const { router, dealer } = await pair();
+    const plain = new Channel(dealer, session);
+    plain.sendTogether([line('a'), line('b'), line('c')]);
+    const together = await inThisTurn(router.receive());
+    assert.notEqual(together, 'not in this turn');
+    assert.ok(isBatch(together as Buffer[]));
+    assert.deepEqual(texts(opened(together as Buffer[])), ['a', 'b', 'c']);
+    const batching = new Channel(dealer, session, undefined, { batch: true });
+    for (const t of ['1', '2']) batching.send(line(t));
+    batching.sendTogether([line('3'), line('4')]);
+    const got = [await router.receive(), await router.receive(), await router.receive()];
+    assert.deepEqual(got.map(opened).map(texts), [['1'], ['2'], ['3', '4']]);
+  });
+
   it('sends the rest of a turn to one peer as one batch, after the first, in order', async () => {
     const { router, dealer } = await pair();
     const channel = new Channel(dealer, session, undefined, { batch: true });
@@ -148,9 +163,9 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     // Signed by a peer holding the key, but not a valid `stream`.
     const invalid = body(session.msg('stream', { name: 'stdout', text: 4 } as never));
     await dealer.send(batchFrames([], [one, tampered, three, one, invalid]));
-    // Counts that do not add up: the batch cannot be taken apart and is refused whole.
+    // A layout that does not add up: the batch cannot be taken apart and is refused whole.
     const broken = batchFrames([], [body(line('lost')), body(line('lost too'))]);
-    broken[1] = '6,7';
+    broken[1] = '9,64,200,2,2,40';
     await dealer.send(broken);
     await dealer.send(delivered(session.frames(line('after'))));
     assert.deepEqual(texts(await take(hub.messages(), 3)), ['one', 'three', 'after']);
@@ -162,7 +177,8 @@ describe('Channel batching over real ZeroMQ sockets', () => {
         'message signature is missing or wrong',
         'message replayed: its signature was seen before',
         'stream: content does not match the message type (content.text is not a string)',
-        "batch's counts (6,7) do not split the 12 frames it carries into messages of 6 frames or more",
+        `batch's layout (9,64,200,2,2,40) does not split the ${(broken[2] as Buffer).length} ` +
+          'bytes it carries into messages of 6 frames or more',
       ],
     );
   });

@@ -755,8 +755,8 @@ describe('Hub routing', () => {
         return reply.status === 'ok' ? reply.leases : {};
       };
 
-      it('lends the room below hwm on each engine, which its scheduler then counts as load', () => {
-        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+      it('lends up to LEASE_DEPTH slots on each engine, which its scheduler counts as load', () => {
+        assert.deepEqual(lease(), { 0: 4, 1: 4 });
         const task = apply({ balanced: true });
         assert.deepEqual(forwarded(out.take()), [], 'no room left for the hub to place it');
         const status = queueStatus();
@@ -774,7 +774,7 @@ describe('Hub routing', () => {
       });
 
       it('counts a leased task in its slot, and a renewal keeps the slot it fills', () => {
-        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+        assert.deepEqual(lease(), { 0: 4, 1: 4 });
         const task = session.msg('apply_request', {
           source: '() => 1',
           mode: 'call',
@@ -793,7 +793,7 @@ describe('Hub routing', () => {
         );
         const status = queueStatus();
         assert.equal(status.status === 'ok' && status.engines[0].tasks, 1);
-        assert.deepEqual(lease(), { 0: 1, 1: 1 });
+        assert.deepEqual(lease(), { 0: 4, 1: 4 });
         clock.advance(1000);
         apply({ balanced: true });
         assert.deepEqual(
@@ -801,6 +801,29 @@ describe('Hub routing', () => {
           ['engine-b'],
           'the leased task still fills engine 0 after its lease ended',
         );
+      });
+
+      it('renews in full while the tasks it heard of outnumber the slots, their replies late', () => {
+        assert.deepEqual(lease(8), { 0: 8, 1: 8 });
+        const tasks = Array.from({ length: 10 }, () =>
+          session.msg('apply_request', {
+            source: '() => 1',
+            mode: 'call',
+            refs: [],
+            options: { balanced: true },
+          }),
+        );
+        const { carried } = packCarried(tasks);
+        hub.handleClient(
+          wire(
+            session.msg(
+              'direct_tasks',
+              { tasks: carried.map((c) => ({ ...c, engine_id: 0 })) },
+              { identities: [CLIENT] },
+            ),
+          ),
+        );
+        assert.deepEqual(lease(8), { 0: 8, 1: 8 });
       });
     });
 

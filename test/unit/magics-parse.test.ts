@@ -62,6 +62,7 @@ describe('magics: parsing', () => {
       ['cluster', 'scale -1', /needs a whole number of engines of at least 0, got '-1'/],
       ['cluster', 'start -n 0', /-n needs a whole number of engines of at least 1/],
       ['cluster', 'start --launcher pbx', /allowed choices are local, mpi, ssh, slurm/],
+      ['cluster', 'start --resources gpu=lots', /--resources has gpu=lots; an amount must be/],
       [
         'pxresult',
         'extra',
@@ -83,6 +84,15 @@ describe('magics: parsing', () => {
 
   it('parses %cluster scale N', () => {
     assert.deepEqual(parseMagic('cluster', 'scale 3'), { magic: 'cluster scale', engines: 3 });
+  });
+
+  it("parses %cluster start's engines, launcher and resources", () => {
+    assert.deepEqual(parseMagic('cluster', 'start -n 2 --resources gpu=1,mem=8G'), {
+      magic: 'cluster start',
+      engines: 2,
+      launcher: 'local',
+      resources: { gpu: 1, mem: 8e9 },
+    });
   });
 
   it('resolves targets against the live engines', () => {
