@@ -16,7 +16,7 @@ export {
   type TaskMetadata,
   type TaskOutput,
 } from './client/async-result';
-export type { Actor, ActorHandle, ActorMethods } from './client/actor';
+export type { Actor, ActorCall, ActorHandle, ActorMethods, TaskResult } from './client/actor';
 export { Reference } from './client/reference';
 export type { CacheInfo, CacheOption } from './client/result-cache';
 export { Cluster, type ClusterOptions } from './cluster/cluster';

@@ -6,8 +6,19 @@
  * left. The engine's side is engine/actors.ts; the views make actors through an `ActorPort`.
  */
 import { randomUUID } from 'node:crypto';
-import { ActorReleasedError, CompositeError, EngineError } from '../protocol/errors';
-import { AsyncResult, resultAwaited, type ResultOptions, type TaskState } from './async-result';
+import {
+  ActorReleasedError,
+  CompositeError,
+  DependencyError,
+  EngineError,
+} from '../protocol/errors';
+import {
+  AsyncResult,
+  joins,
+  resultAwaited,
+  type ResultOptions,
+  type TaskState,
+} from './async-result';
 
 /** What an actor's handle has besides the methods of its class. */
 export interface ActorHandle {
@@ -22,12 +33,19 @@ export interface ActorHandle {
   release(): Promise<void>;
 }
 
-/** A call's arguments: each may be the `AsyncResult` of a task, whose value the method gets. */
-export type ActorArgs<A extends unknown[]> = { [K in keyof A]: A[K] | AsyncResult<A[K]> };
+/**
+ * The result of another task as an argument: an `AsyncResult`, or an actor's call. The task
+ * waits for it and gets its value, which goes engine to engine.
+ */
+export type TaskResult<T> = AsyncResult<T> | ActorCall<T>;
+
+/** A call's arguments: each may be the result of another task, whose value the method gets. */
+export type ActorArgs<A extends unknown[]> = { [K in keyof A]: A[K] | TaskResult<A[K]> };
 
 /**
  * The public methods of `T`, each calling the instance on its engine: `(...a) => R` becomes
- * `(...a) => Promise<Awaited<R>>`, any argument of which may be an `AsyncResult`. A method named
+ * `(...a) => ActorCall<Awaited<R>>` (a promise), any argument of which may be the result of
+ * another task or call. A method named
  * like a member of `ActorHandle`, or `then` (which would make the handle look like a promise),
  * cannot be called through it.
  */
@@ -35,15 +53,16 @@ export type ActorMethods<T> = {
   [K in keyof T as T[K] extends (...args: never[]) => unknown
     ? Exclude<K, keyof ActorHandle | 'then'>
     : never]: T[K] extends (...args: infer A) => infer R
-    ? (...args: ActorArgs<A>) => Promise<Awaited<R>>
+    ? (...args: ActorArgs<A>) => ActorCall<Awaited<R>>
     : never;
 };
 
 /**
  * An instance of `T` on one engine, from `lv.actor(Class, ...args)` or `dv.actor(...)`. Calls
- * may be made without awaiting the ones before: they still run in call order. A call given an
- * `AsyncResult` waits for it (a `DependencyError` if it failed), and the calls after it wait for
- * that call, so that none passes another; the value goes to the engine as for `apply`. A method that
+ * may be made without awaiting the ones before: they still run in call order. A call given the
+ * result of another task waits for it (a `DependencyError` if it failed), and the calls after it
+ * wait for that call, so that none passes another; the value goes to the engine as for `apply`.
+ * A call's own result may be an argument of other tasks and calls (see `ActorCall`). A method that
  * throws rejects with `RemoteError`, and the actor lives on. If its engine dies, pending and
  * later calls reject with `EngineError`, unless the view has `restarts`: then a fresh instance
  * is built elsewhere (its constructor run again with the same arguments; the state is lost),
@@ -134,15 +153,25 @@ interface Call {
   args: unknown[];
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  /** The call's latest task, once sent. */
+  /** The call's task while it is sent; cleared when its engine died and a restart sends it again. */
   attempt: AsyncResult<unknown> | undefined;
+  /**
+   * What a task taking this call's result waits for: the call's task once it is the one the call
+   * ends with (sent where no restart could send it again, or ended), or the error such a task
+   * fails with when the call ended without one. Set once; `settled` is told then.
+   */
+  final: AsyncResult<unknown> | DependencyError | undefined;
+  settled: (() => void)[];
 }
 
 /**
- * A call's promise. Awaiting it announces the call's task on `resultAwaited`, as awaiting an
- * `AsyncResult` does: a notebook shows its progress, and aborts it when the cell is interrupted.
+ * What an actor's method call returns: a promise of the method's value, which may also be an
+ * argument of other tasks and calls as an `AsyncResult` may (`lv.apply(fn, counter.add(1))`):
+ * they wait for the call, and its value goes engine to engine. Awaiting it announces the call's
+ * task on `resultAwaited`, as awaiting an `AsyncResult` does: a notebook shows its progress, and
+ * aborts it when the cell is interrupted.
  */
-class ActorCall extends Promise<unknown> {
+export class ActorCall<T> extends Promise<T> {
   // The promises `then` makes are plain ones: only the call's own announces.
   static override get [Symbol.species](): PromiseConstructor {
     return Promise;
@@ -157,13 +186,34 @@ class ActorCall extends Promise<unknown> {
     this.progress = progress;
   }
 
-  override then<A = unknown, B = never>(
-    onfulfilled?: ((value: unknown) => A | PromiseLike<A>) | null,
+  override then<A = T, B = never>(
+    onfulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
     const result = this.call?.attempt;
     if (result && !result.ready()) resultAwaited.announce({ result, progress: this.progress });
     return super.then(onfulfilled, onrejected);
+  }
+
+  /**
+   * The call's task as another task's argument: its result once it is the task the call ends
+   * with, a promise of it until then (a call held behind others, or on an actor that a restart
+   * may rebuild, is not sent, or not for good, yet), rejected with `DependencyError` when the
+   * call ended without a task. The promise holds it in an object: a promise resolved with an
+   * `AsyncResult`, a thenable, would wait for its value instead.
+   * @internal
+   */
+  asResult(): AsyncResult<T> | Promise<{ result: AsyncResult<T> }> {
+    const call = this.call as Call;
+    if (call.final instanceof AsyncResult) return call.final as AsyncResult<T>;
+    return new Promise((resolve, reject) => {
+      const told = (): void =>
+        call.final instanceof AsyncResult
+          ? resolve({ result: call.final as AsyncResult<T> })
+          : reject(call.final);
+      if (call.final) told();
+      else call.settled.push(told);
+    });
   }
 }
 
@@ -214,14 +264,7 @@ class ActorCore implements ActorInfo {
     if (this.restartsLeft === 0) this.args = undefined;
   }
 
-  call(method: string, args: unknown[]): Promise<unknown> {
-    if (this.released) {
-      return Promise.reject(
-        new ActorReleasedError(
-          `${this.className}.${method}: the actor was released; make a new one with view.actor(...)`,
-        ),
-      );
-    }
+  call(method: string, args: unknown[]): ActorCall<unknown> {
     return this.enqueue(method, args);
   }
 
@@ -232,14 +275,32 @@ class ActorCore implements ActorInfo {
     await this.enqueue(undefined, []);
   }
 
-  private enqueue(method: string | undefined, args: unknown[]): Promise<unknown> {
-    if (this.lost) return Promise.reject(this.lost);
+  private enqueue(method: string | undefined, args: unknown[]): ActorCall<unknown> {
     // The executor runs at once, so `settle` is set when the constructor returns.
     let settle!: Pick<Call, 'resolve' | 'reject'>;
     const promise = new ActorCall((resolve, reject) => (settle = { resolve, reject }));
-    const call: Call = { seq: this.nextSeq++, method, args, ...settle, attempt: undefined };
+    const call: Call = {
+      seq: this.nextSeq++,
+      method,
+      args,
+      ...settle,
+      attempt: undefined,
+      final: undefined,
+      settled: [],
+    };
     promise.watch(call, this.port.results.progress !== false);
-    this.dispatch(call);
+    if (this.released && method !== undefined) {
+      this.refuse(
+        call,
+        new ActorReleasedError(
+          `${this.className}.${method}: the actor was released; make a new one with view.actor(...)`,
+        ),
+      );
+    } else if (this.lost) {
+      this.refuse(call, this.lost);
+    } else {
+      this.dispatch(call);
+    }
     return promise;
   }
 
@@ -253,7 +314,10 @@ class ActorCore implements ActorInfo {
       this.end(call, this.lost);
       return;
     }
-    if (this.alone === undefined && call.args.some((a) => a instanceof AsyncResult)) {
+    if (
+      this.alone === undefined &&
+      call.args.some((a) => a instanceof AsyncResult || a instanceof ActorCall)
+    ) {
       this.alone = call;
     }
     const alone = this.alone;
@@ -273,7 +337,9 @@ class ActorCore implements ActorInfo {
       this.sendHeldAfterAlone();
       return;
     }
-    call.attempt = new AsyncResult([task], (values) => values[0], this.port.results);
+    call.attempt = new AsyncResult([task], joins.one, this.port.results);
+    // No restart can send it again: tasks taking its result may go.
+    if (this.restartsLeft === 0) this.settle(call, call.attempt);
     this.inFlight.add(call);
     task.onFinish(() => this.finished(call, task));
   }
@@ -285,6 +351,7 @@ class ActorCore implements ActorInfo {
       // Released with its engine: there is nothing left to drop.
       this.end(call, undefined);
     } else if (error instanceof EngineError && (this.rebuilding || this.restartsLeft > 0)) {
+      call.attempt = undefined;
       this.held.push(call);
       this.engineLost(error);
     } else {
@@ -305,8 +372,32 @@ class ActorCore implements ActorInfo {
   private end(call: Call, error: Error | undefined, value?: unknown): void {
     if (this.alone === call) this.alone = undefined;
     if (call.method !== undefined) this.callsDone += 1;
-    if (error) call.reject(error);
-    else call.resolve(value);
+    if (error) {
+      this.refuse(call, error);
+    } else {
+      this.settle(call, call.attempt as AsyncResult<unknown>);
+      call.resolve(value);
+    }
+  }
+
+  /** Rejects `call` with `error`; tasks taking its result fail too. */
+  private refuse(call: Call, error: Error): void {
+    this.settle(
+      call,
+      call.attempt ??
+        new DependencyError(
+          `dependency ${this.className}.${call.method ?? 'release'} (an actor call) did not succeed (${error.name}: ${error.message})`,
+          { cause: error },
+        ),
+    );
+    call.reject(error);
+  }
+
+  /** Sets what tasks taking `call`'s result wait for (see `Call.final`), once. */
+  private settle(call: Call, final: NonNullable<Call['final']>): void {
+    if (call.final) return;
+    call.final = final;
+    for (const told of call.settled.splice(0)) told();
   }
 
   /** The instance's engine is gone: rebuild it elsewhere if a restart is left, else lose it. */

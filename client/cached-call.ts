@@ -5,6 +5,7 @@
  * back in input order (`MapLayout`). See `result-cache.ts` for the store itself.
  */
 import { decodeValue, encodeValue } from '../protocol/serialize';
+import { ActorCall } from './actor';
 import {
   AsyncMapResult,
   AsyncResult,
@@ -33,9 +34,17 @@ export class CachedCall {
 
   /** The key of calling the function with `args`. */
   key(args: readonly unknown[], root = 'args'): string {
-    const ref = args.findIndex((a) => a instanceof Reference || a instanceof AsyncResult);
+    const ref = args.findIndex(
+      (a) => a instanceof Reference || a instanceof AsyncResult || a instanceof ActorCall,
+    );
     if (ref >= 0) {
-      const what = args[ref] instanceof Reference ? 'a Reference' : 'an AsyncResult';
+      const a = args[ref];
+      const what =
+        a instanceof Reference
+          ? 'a Reference'
+          : a instanceof ActorCall
+            ? "an actor's call"
+            : 'an AsyncResult';
       throw new TypeError(
         `${root}[${ref}] is ${what}, whose value lives on an engine and cannot be part of a ` +
           'cache key: pass the value itself, or call through a view without the cache option',

@@ -13,6 +13,7 @@ import {
 } from '../protocol/connection';
 import {
   ConnectionError,
+  DependencyError,
   EngineError,
   errorFromWire,
   ProtocolError,
@@ -58,6 +59,7 @@ import {
   LoadBalancedView,
   type MapCall,
   type Targets,
+  type TaskContent,
   type TaskSource,
   type ViewClient,
 } from './views';
@@ -98,6 +100,11 @@ export type ClientEvent =
       outputs: readonly TaskOutput[];
       /** The `map` call it is one of, if any. */
       map: MapCall | undefined;
+      /**
+       * This client's tasks it waits for that had not finished when it was sent: its `after`
+       * and `follow`, with the tasks whose results are its arguments.
+       */
+      waitsFor: readonly string[];
     }
   /** This client's task published data while it runs (`publish(data)`), with `events({ tasks: true })`. */
   | { type: 'task:data'; task: TaskMetadata; data: unknown }
@@ -169,6 +176,13 @@ export class Client {
   private readonly caches = new Map<string, ResultCache>();
   /** Ids of tasks served from the cache, which `after`/`follow` need not wait for. */
   private readonly cachedIds = new Set<string>();
+  /**
+   * Tasks made here but not sent yet (see `sendLater`). `sent` resolves once one is, and its
+   * entry goes; it rejects with the `DependencyError` the tasks taking its result fail with when
+   * the task `ended` before, and the entry stays while its state may still be an argument.
+   */
+  private readonly unsent = new Map<string, { sent: Promise<void>; ended: boolean }>();
+  private readonly forgetUnsent = new FinalizationRegistry<string>((id) => this.unsent.delete(id));
   private closed = false;
   private subscribedToOutput = false;
   /** Sockets straight to engines, for the tasks that go without the hub. */
@@ -320,13 +334,14 @@ export class Client {
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
     const msgIds = tasks instanceof AsyncResult ? tasks.msgIds : messageIds(tasks, 'abort');
-    // Those still waiting here for a leased slot never reached the controller.
-    const dropped = this.leases.drop(msgIds);
+    // Those still waiting here, to be sent or for a leased slot, never reached the controller.
+    const unsent = msgIds.filter((id) => this.unsent.get(id)?.ended === false);
+    const dropped = [...unsent, ...this.leases.drop(msgIds)];
     for (const msgId of dropped) {
       this.tasks.get(msgId)?.fail(new TaskAbortedError('the task was aborted before it started'));
       this.tasks.delete(msgId);
     }
-    const rest = msgIds.filter((id) => !dropped.includes(id));
+    const rest = msgIds.filter((id) => !dropped.includes(id) && !this.unsent.has(id));
     if (rest.length === 0) return dropped;
     return [...dropped, ...(await this.request('abort_request', { msg_ids: rest })).aborted];
   }
@@ -461,6 +476,7 @@ export class Client {
       r.fail(new ConnectionError('the client was closed before the answer came'));
     }
     this.tasks.clear();
+    this.unsent.clear();
     this.sharedMemory.close();
     this.engines.clear();
     for (const l of this.eventListeners) l(null);
@@ -491,6 +507,15 @@ export class Client {
    */
   private release(msgIds: string[]): void {
     if (this.closed) return;
+    // The hub hears of a task not sent yet once it is, and of one that ended unsent never.
+    const unsent = msgIds.filter((id) => this.unsent.has(id));
+    for (const id of unsent) {
+      this.unsent.get(id)?.sent.then(
+        () => this.release([id]),
+        () => this.unsent.delete(id),
+      );
+    }
+    if (unsent.length > 0) msgIds = msgIds.filter((id) => !this.unsent.has(id));
     for (const id of msgIds) this.kept.delete(id);
     if (this.unreleased.length === 0) setImmediate(() => this.flushReleases());
     this.unreleased.push(...msgIds);
@@ -573,12 +598,88 @@ export class Client {
     return cache;
   }
 
+  /**
+   * Sends a task, at once unless `content` is still a promise (it takes the result of an actor's
+   * call not sent yet) or a task it depends on waits here to be sent: the hub must know of a
+   * task's dependencies before the task.
+   */
   private submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: ContentMap['apply_request'] | ContentMap['execute_request'],
+    content: TaskContent | Promise<TaskContent>,
     buffers: Buffer[],
     map?: MapCall,
+  ): TaskState {
+    this.assertOpen();
+    const unsent = ({ options }: TaskContent): Promise<void>[] =>
+      [...(options.after ?? []), ...(options.follow ?? [])].flatMap(
+        (id) => this.unsent.get(id)?.sent ?? [],
+      );
+    if (!(content instanceof Promise) && unsent(content).length === 0) {
+      return this.send(view, type, content, buffers, map);
+    }
+    const ready = Promise.resolve(content).then(async (c) => {
+      await Promise.all(unsent(c));
+      return c;
+    });
+    return this.sendLater(view, type, ready, buffers, map);
+  }
+
+  /**
+   * A task that waits here until `content` is ready, then is sent; `abort` drops it meanwhile.
+   * Tasks taking its result wait for it in turn, and fail with `DependencyError` if it ends
+   * before it is sent.
+   */
+  private sendLater(
+    view: TaskSource,
+    type: 'apply_request' | 'execute_request',
+    content: Promise<TaskContent>,
+    buffers: Buffer[],
+    map: MapCall | undefined,
+  ): TaskState {
+    const state = new TaskState(randomUUID(), null);
+    const msgId = state.metadata.msgId;
+    this.tasks.set(msgId, state);
+    const sent = new Promise<void>((resolve, reject) => {
+      state.onFinish(() => {
+        const e = state.error;
+        reject(
+          new DependencyError(`dependency ${msgId} did not succeed (${e?.name}: ${e?.message})`, {
+            cause: e,
+          }),
+        );
+      });
+      content
+        .then((c) => {
+          // Aborted, or its client closed, while it waited: it is not sent.
+          if (entry.ended) return;
+          this.send(view, type, c, buffers, map, state);
+          this.unsent.delete(msgId);
+          resolve();
+        })
+        .catch((e: unknown) => state.fail(e as Error));
+    });
+    const entry = { sent, ended: false };
+    // Only the tasks depending on it are told of its failure, through `unsent`.
+    sent.catch(() => {});
+    this.unsent.set(msgId, entry);
+    this.forgetUnsent.register(state, msgId);
+    state.onFinish(() => {
+      if (!this.unsent.has(msgId)) return;
+      entry.ended = true;
+      this.tasks.delete(msgId);
+    });
+    return state;
+  }
+
+  /** Sends a task now; `state`: the one it was given while it waited to be sent. */
+  private send(
+    view: TaskSource,
+    type: 'apply_request' | 'execute_request',
+    content: TaskContent,
+    buffers: Buffer[],
+    map: MapCall | undefined,
+    state?: TaskState,
   ): TaskState {
     this.assertOpen();
     const options: TaskOptions = content.options;
@@ -590,12 +691,15 @@ export class Client {
         ? this.session.msg(type, content as ContentMap['apply_request'], {
             buffers: segment ? [] : buffers,
             metadata: { ...segment, ...this.sharedMemory.readerMetadata(host) },
+            msgId: state?.metadata.msgId,
           })
-        : this.session.msg(type, content as ContentMap['execute_request'], { buffers });
-    const state = new TaskState(
-      msg.header.msg_id,
-      options.balanced ? null : (options.targets?.[0] ?? null),
-    );
+        : this.session.msg(type, content as ContentMap['execute_request'], {
+            buffers,
+            msgId: state?.metadata.msgId,
+          });
+    const engineId = options.balanced ? null : (options.targets?.[0] ?? null);
+    if (state) state.metadata.engineId = engineId;
+    else state = new TaskState(msg.header.msg_id, engineId);
     this.tasks.set(msg.header.msg_id, state);
     // The hub must know of the tasks this one waits for, those sent straight too.
     if (options.after?.length || options.follow?.length) this.direct.tellHub();
@@ -617,6 +721,9 @@ export class Client {
       label: options.label,
       outputs: state.outputs,
       map,
+      waitsFor: [...(options.after ?? []), ...(options.follow ?? [])].filter(
+        (id) => this.tasks.get(id)?.finished === false,
+      ),
     });
     state.dataListeners.push((data) => this.emit({ type: 'task:data', task, data }));
     state.onFinish(() =>

@@ -38,7 +38,15 @@ import {
   toSliceable,
   type Sequence,
 } from './partition';
-import { makeActor, makeActors, type Actor, type ActorInfo, type ActorPort } from './actor';
+import {
+  ActorCall,
+  makeActor,
+  makeActors,
+  type Actor,
+  type ActorInfo,
+  type ActorPort,
+  type TaskResult,
+} from './actor';
 import { Reference } from './reference';
 import { resolveCache, type CacheOption, type ResultCache } from './result-cache';
 
@@ -55,16 +63,22 @@ export interface MapCall {
   readonly tasks: number;
 }
 
+/** What a task's request carries. */
+export type TaskContent = ContentMap['apply_request'] | ContentMap['execute_request'];
+
 /**
  * What a view needs of its client. The client hands it to the views it makes; it is no part of
  * the public `Client`.
  */
 export interface ViewClient extends CacheClient {
-  /** Sends one task for `view`; its state fills in as replies and output arrive. */
+  /**
+   * Sends one task for `view`; its state fills in as replies and output arrive. A promise of
+   * its content: the task is sent once it resolves (it fails with its rejection).
+   */
   submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: ContentMap['apply_request'] | ContentMap['execute_request'],
+    content: TaskContent | Promise<TaskContent>,
     buffers: Buffer[],
     map?: MapCall,
   ): TaskState;
@@ -210,14 +224,14 @@ const viewOptions = defineOptions<SpecsOf<ViewOptions>>('view', {
 });
 
 /**
- * Each argument may also be a `Reference` to a variable on the engine, or the `AsyncResult` of
- * another task: the task waits for it and gets its value.
+ * Each argument may also be a `Reference` to a variable on the engine, or the result of another
+ * task (an `AsyncResult`, or an actor's call): the task waits for it and gets its value.
  */
 export type Args<A extends unknown[]> = {
-  [K in keyof A]: A[K] | Reference<A[K]> | AsyncResult<A[K]>;
+  [K in keyof A]: A[K] | Reference<A[K]> | TaskResult<A[K]>;
 };
-/** One sequence per parameter of the mapped function; elements may be `AsyncResult`s too. */
-export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K] | AsyncResult<A[K]>> };
+/** One sequence per parameter of the mapped function; elements may be results of tasks too. */
+export type Seqs<A extends unknown[]> = { [K in keyof A]: Sequence<A[K] | TaskResult<A[K]>> };
 
 const sources = new WeakMap<object, string>();
 
@@ -356,8 +370,15 @@ abstract class View {
   ): TaskState {
     const refs: number[] = [];
     const results: ResultArg[] = [];
-    // An AsyncResult's place holds null; the engine puts its value there.
-    const placeholder = (ar: AsyncResult<unknown>, path: number[]): unknown => {
+    // Actor calls whose task is not known yet: the task is sent once they are.
+    const unknown: Promise<void>[] = [];
+    // A result's place holds null; the engine puts its value there.
+    const placeholder = (r: TaskResult<unknown>, path: number[]): unknown => {
+      const ar = r instanceof ActorCall ? r.asResult() : r;
+      if (ar instanceof Promise) {
+        unknown.push(ar.then(({ result }) => void placeholder(result, path)));
+        return null;
+      }
       const arg = ar.asArgument();
       if ('value' in arg) return arg.value;
       results.push({ path, msg_ids: arg.msgIds, combine: arg.combine });
@@ -368,22 +389,27 @@ abstract class View {
         refs.push(i);
         return a.name;
       }
-      if (a instanceof AsyncResult) return placeholder(a, [i]);
+      if (isTaskResult(a)) return placeholder(a, [i]);
       // A map's chunk: its elements may be results.
-      if (mode === 'map' && Array.isArray(a) && a.some((x) => x instanceof AsyncResult)) {
-        return a.map((x: unknown, j) => (x instanceof AsyncResult ? placeholder(x, [i, j]) : x));
+      if (mode === 'map' && Array.isArray(a) && a.some(isTaskResult)) {
+        return a.map((x: unknown, j) => (isTaskResult(x) ? placeholder(x, [i, j]) : x));
       }
       return a;
     });
-    const content: ContentMap['apply_request'] = { source, mode, refs, options };
-    if (results.length > 0) {
+    const buffers = encodeValue(plain, 'args');
+    const content = (): ContentMap['apply_request'] => {
+      if (results.length === 0) return { source, mode, refs, options };
       // The task waits for them as for `after`, and fails as it does if one fails.
       const after = new Set([...(options.after ?? []), ...results.flatMap((r) => r.msg_ids)]);
-      content.results = results;
-      content.options = { ...options, after: [...after] };
-    }
-    return this.client.submit(view, 'apply_request', content, encodeValue(plain, 'args'), map);
+      return { source, mode, refs, options: { ...options, after: [...after] }, results };
+    };
+    const ready = unknown.length === 0 ? content() : Promise.all(unknown).then(content);
+    return this.client.submit(view, 'apply_request', ready, buffers, map);
   }
+}
+
+function isTaskResult(x: unknown): x is TaskResult<unknown> {
+  return x instanceof AsyncResult || x instanceof ActorCall;
 }
 
 /** Runs every call on each of its targets; results come back as an array in target order. */

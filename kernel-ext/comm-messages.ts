@@ -95,6 +95,11 @@ export interface PanelTask {
   map: number | null;
   /** How many times it published data (`publish(data)`); its output holds the latest. */
   published: number;
+  /**
+   * The tasks it waits for that have not finished (through `after`/`follow`, or whose results
+   * are its arguments), with their labels where they had one; empty once it runs.
+   */
+  waitsFor: { id: string; label: string | null }[];
 }
 
 /** A view's `map`: how many of its tasks have finished. */
@@ -277,6 +282,7 @@ const kernelChecks: { [T in KernelMessage['type']]: Check } = {
           errorPreview: nullable(str),
           map: nullable(num),
           published: count,
+          waitsFor: arrayOf(shape({ id: str, label: nullable(str) })),
         }),
       ),
       targets: str,

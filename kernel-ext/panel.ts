@@ -46,6 +46,8 @@ interface KeptTask {
   data: { value: unknown } | undefined;
   /** The map the task is of, whose counts its end moves. */
   map: PanelMap | undefined;
+  /** Ids of the tasks it waits for that have not finished (`shown.waitsFor` shows them). */
+  waitsFor: Set<string>;
 }
 
 /** Builds `KernelState` for the client in use; calls `changed` whenever it may have changed. */
@@ -54,6 +56,8 @@ export class PanelModel {
   private cluster: Cluster | undefined;
   private connectedAt = new Date();
   private readonly tasks = new Map<string, KeptTask>();
+  /** The tasks each unfinished task holds waiting, by id: its end lets them know. */
+  private readonly waiting = new Map<string, Set<string>>();
   /** Views by identity: code makes them, so they come and go with the code's references. */
   private views = new WeakMap<TaskSource, PanelView>();
   private readonly viewList: PanelView[] = [];
@@ -82,6 +86,7 @@ export class PanelModel {
   follow(client: Client | undefined, cluster: Cluster | undefined): void {
     if (client !== this.client) {
       this.tasks.clear();
+      this.waiting.clear();
       this.views = new WeakMap();
       this.viewList.length = 0;
       this.actors = new WeakMap();
@@ -126,7 +131,7 @@ export class PanelModel {
         const kind = e.balanced ? 'balanced' : 'direct';
         const engine = e.balanced ? null : e.task.engineId;
         const map = e.map && this.mapOf(e.map, kind);
-        this.tasks.set(e.task.msgId, {
+        const kept: KeptTask = {
           shown: {
             id: e.task.msgId,
             view: kind,
@@ -140,6 +145,7 @@ export class PanelModel {
             errorPreview: null,
             map: map?.id ?? null,
             published: 0,
+            waitsFor: [],
           },
           request: e.request,
           outputs: e.outputs,
@@ -147,7 +153,15 @@ export class PanelModel {
           error: undefined,
           data: undefined,
           map,
-        });
+          waitsFor: new Set(),
+        };
+        this.tasks.set(e.task.msgId, kept);
+        this.waitsFor(kept, e.waitsFor);
+        for (const id of e.waitsFor) {
+          let waiters = this.waiting.get(id);
+          if (!waiters) this.waiting.set(id, (waiters = new Set()));
+          waiters.add(e.task.msgId);
+        }
         // Tasks arrive one at a time: at most the oldest one is over the limit.
         if (this.tasks.size > TASKS_KEPT) this.tasks.delete(this.tasks.keys().next().value!);
         let view = this.views.get(e.view);
@@ -165,6 +179,7 @@ export class PanelModel {
         break;
       }
       case 'task:finish': {
+        this.finishedWaiting(e.task.msgId);
         const kept = this.tasks.get(e.task.msgId);
         if (!kept) break;
         kept.value = e.value;
@@ -178,6 +193,8 @@ export class PanelModel {
         t.errorPreview = e.error ? e.error.message.split('\n')[0].slice(0, PREVIEW_CHARS) : null;
         if (kept.map && e.error) kept.map.failed += 1;
         else if (kept.map) kept.map.done += 1;
+        // Aborted, or failed as a dependant, it waits no more.
+        this.waitsFor(kept, []);
         break;
       }
       case 'task:data': {
@@ -190,6 +207,27 @@ export class PanelModel {
       case 'engine:output':
         break;
     }
+  }
+
+  /** Task `id` finished: the tasks waiting for it wait for it no more. */
+  private finishedWaiting(id: string): void {
+    const waiters = this.waiting.get(id);
+    if (!waiters) return;
+    this.waiting.delete(id);
+    for (const waiter of waiters) {
+      const kept = this.tasks.get(waiter);
+      if (kept)
+        this.waitsFor(
+          kept,
+          [...kept.waitsFor].filter((d) => d !== id),
+        );
+    }
+  }
+
+  /** Sets what `kept` waits for, with the labels of those tasks this model knows. */
+  private waitsFor(kept: KeptTask, ids: readonly string[]): void {
+    kept.waitsFor = new Set(ids);
+    kept.shown.waitsFor = ids.map((id) => ({ id, label: this.tasks.get(id)?.shown.label ?? null }));
   }
 
   /** The map `call`'s state, made at its first task. */

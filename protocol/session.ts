@@ -32,6 +32,8 @@ export interface BuildOptions {
   metadata?: Record<string, unknown>;
   buffers?: Buffer[];
   identities?: Buffer[];
+  /** The message's id, when it was chosen before (a task its client knew before sending it). */
+  msgId?: string;
 }
 
 /**
@@ -92,7 +94,7 @@ export class Session {
   msg<T extends MsgType>(type: T, content: ContentMap[T], options: BuildOptions = {}): IMessage<T> {
     return {
       identities: options.identities ?? [],
-      header: this.header(type),
+      header: this.header(type, options.msgId),
       parent_header: options.parent ?? {},
       metadata: options.metadata ?? {},
       content,
@@ -101,9 +103,9 @@ export class Session {
   }
 
   /** A fresh header for a message of `type` from this session. */
-  header<T extends string>(type: T): IHeader<T> {
+  header<T extends string>(type: T, msgId: string = randomUUID()): IHeader<T> {
     return {
-      msg_id: randomUUID(),
+      msg_id: msgId,
       msg_type: type,
       session: this.id,
       username: this.username,

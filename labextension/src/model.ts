@@ -329,6 +329,23 @@ const CLUSTER_COMMANDS: PanelCommand['type'][] = [
   'engine:add',
 ];
 
+/** The start of a message id: enough to tell tasks apart in a narrow column. */
+export const shortId = (id: string): string => id.slice(0, 6);
+
+/** Of the tasks a waiting task waits for, how many its row names before `…`. */
+const WAITS_NAMED = 3;
+
+/**
+ * What a waiting task's row says it waits for, each task by its label or the start of its id:
+ * `waits for 2: load, ab12cd…`; empty for a task that waits for nothing.
+ */
+export function waitsForText(t: PanelTask): string {
+  if (t.state !== 'pending' || t.waitsFor.length === 0) return '';
+  const names = t.waitsFor.slice(0, WAITS_NAMED).map((w) => w.label ?? `${shortId(w.id)}…`);
+  if (t.waitsFor.length > WAITS_NAMED) names.push('…');
+  return `waits for ${t.waitsFor.length}: ${names.join(', ')}`;
+}
+
 /** Seconds a task took, or has taken so far at kernel time `now` (ms). */
 export function taskSeconds(t: PanelTask, now: number): number {
   const start = Date.parse(t.started ?? t.submitted);

@@ -12,8 +12,10 @@ import {
   formatBytes,
   resourceUse,
   formatSeconds,
+  shortId,
   taskSeconds,
   taskStream,
+  waitsForText,
   type StreamBar,
 } from './model';
 
@@ -559,6 +561,7 @@ function TaskRows(props: {
   const { model, task: t } = props;
   const open = model.expanded.has(t.id);
   const slot = model.outputs.get(t.id);
+  const waits = waitsForText(t);
   return (
     <>
       <tr
@@ -592,7 +595,16 @@ function TaskRows(props: {
           <span className={`tsp-Panel-status jp-mod-${t.state}`}>{t.state}</span>
         </td>
         <td className="tsp-Panel-time">{formatSeconds(taskSeconds(t, props.now))}</td>
-        <td className="tsp-preview">{t.errorPreview ?? t.resultPreview ?? ''}</td>
+        {waits ? (
+          <td
+            className="tsp-preview jp-mod-waiting"
+            title={t.waitsFor.map((w) => w.label ?? w.id).join('\n')}
+          >
+            {waits}
+          </td>
+        ) : (
+          <td className="tsp-preview">{t.errorPreview ?? t.resultPreview ?? ''}</td>
+        )}
       </tr>
       {open && (
         <tr className="tsp-Panel-outputRow">
@@ -634,6 +646,3 @@ function TaskOutput({ slot }: { slot: ReturnType<ClusterModel['outputs']['get']>
     </div>
   );
 }
-
-/** The start of a message id: enough to tell tasks apart in a narrow column. */
-const shortId = (id: string): string => id.slice(0, 6);

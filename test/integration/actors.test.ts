@@ -149,6 +149,82 @@ describe('actors', () => {
     await counter.release();
   });
 
+  it("gives its calls' results as arguments to apply, map, dv.apply and other actors' calls", async () => {
+    const lv = rc.loadBalancedView();
+    const [counter, other] = await Promise.all([lv.actor(Counter, 10), lv.actor(Counter, 100)]);
+    const eleven = counter.add(1);
+    assert.equal(await lv.apply((v: number) => v * 2, eleven), 22);
+    assert.deepEqual(await lv.map((v: number) => v + 1, [eleven, counter.add(1), 5]), [12, 13, 6]);
+    assert.deepEqual(await rc.directView([other.engineId]).apply((v: number) => -v, eleven), [-11]);
+    assert.equal(await other.add(counter.add(1)), 113);
+    // Held behind a call waiting for a result, a call is sent later: so are the tasks taking
+    // its result, and the tasks taking theirs.
+    const slow = lv.apply(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return 1;
+    });
+    const waiting = counter.add(slow);
+    const held = counter.add(1);
+    const twice = lv.apply((v: number) => v * 2, held);
+    const plusOne = lv.apply((v: number) => v + 1, twice);
+    assert.equal(await other.add(plusOne), 113 + 31);
+    assert.deepEqual(await Promise.all([waiting, held, twice]), [14, 15, 30]);
+    // 2 MB: it stays on the actor's engine and goes from there to the task's.
+    const series = counter.series(1 << 18);
+    assert.equal(await lv.apply((xs: Float64Array) => xs.length, series), 1 << 18);
+    assert.equal(await other.sum(series), (1 << 18) * 15 + ((1 << 18) * ((1 << 18) - 1)) / 2);
+    await Promise.all([counter.release(), other.release()]);
+  });
+
+  it('fails the tasks taking the result of a call that failed with DependencyError', async () => {
+    const lv = rc.loadBalancedView();
+    const [counter, other] = await Promise.all([lv.actor(Counter, 0), lv.actor(Counter, 0)]);
+    const failed = counter.fail('no value');
+    const failedItself = assert.rejects(failed, RemoteError);
+    const dependants = [lv.apply((v: number) => v, failed).get(), other.add(failed)];
+    await Promise.all(
+      dependants.map((dependant) =>
+        assert.rejects(dependant, (e: unknown) => {
+          assert.ok(e instanceof DependencyError, String(e));
+          assert.ok(e.cause instanceof RemoteError, String(e.cause));
+          assert.equal(e.cause.evalue, 'no value');
+          return true;
+        }),
+      ),
+    );
+    await failedItself;
+    assert.equal(await other.add(1), 1, 'the actor lives on');
+    // A task waiting here for a held call's task, aborted, is never sent; those taking its
+    // result fail.
+    const slow = lv.apply(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return 1;
+    });
+    const calls = [other.add(slow), other.add(1)];
+    const dropped = lv.apply((v: number) => v, calls[1]);
+    const next = lv.apply((v: number) => v, dropped);
+    await dropped.abort();
+    await assert.rejects(dropped.get(), TaskAbortedError);
+    await assert.rejects(next.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.ok(e.cause instanceof TaskAbortedError, e.message);
+      return true;
+    });
+    assert.deepEqual(await Promise.all(calls), [2, 3]);
+    // A call that had no task (its actor was released) fails them here.
+    await counter.release();
+    const refused = counter.add(1);
+    const refusedItself = assert.rejects(refused, ActorReleasedError);
+    await assert.rejects(lv.apply((v: number) => v, refused).get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, /Counter\.add \(an actor call\) did not succeed/);
+      assert.ok(e.cause instanceof ActorReleasedError);
+      return true;
+    });
+    await refusedItself;
+    await other.release();
+  });
+
   it('records its calls with the hub as direct tasks of its engine', async () => {
     const counter = await rc.loadBalancedView().actor(Counter, 1);
     const events = rc.events({ tasks: true })[Symbol.asyncIterator]();
@@ -344,9 +420,12 @@ describe('actors', () => {
     // Another engine holding `spare` for the rebuilt instance.
     const [second] = await cluster.addEngines(1, { resources: { spare: 1 } });
     const pending = [actor.slowAdd(1, 500), actor.add(1)];
+    // It takes the value of the call that runs on the rebuilt instance, not of the one killed.
+    const dependant = rc.loadBalancedView().apply((v: number) => v * 10, pending[1]);
     process.kill(pid, 'SIGKILL');
     // Built again from the constructor's arguments: the 15 is lost, as in Ray.
     assert.deepEqual(await Promise.all(pending), [11, 12]);
+    assert.equal(await dependant, 120);
     assert.equal(actor.engineId, second);
     assert.notEqual(actor.engineId, engine);
     assert.equal(await actor.add(1), 13);

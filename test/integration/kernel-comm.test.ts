@@ -99,6 +99,36 @@ describe('kernel comm for the lab panel', function () {
         },
       ],
       ['see actor', look('see actor')],
+      [
+        'graph',
+        {
+          op: 'execute',
+          code:
+            'const gv = rc.loadBalancedView();\n' +
+            "const gate = gv.withOptions({ label: 'gate' }).apply(() => new Promise<number>((r) => setTimeout(() => r(20), 600_000)));\n" +
+            'const opener = gv.apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1_000)));\n' +
+            'const waiter = gv.apply((g: number, o: number) => g + o, gate, opener);\n' +
+            'const ready = gv.apply(() => 20);',
+        },
+      ],
+      ['see waiting', look('see waiting')],
+      ['opened', { op: 'execute', code: 'await opener' }],
+      ['see opened', look('see opened')],
+      [
+        'abort gate',
+        {
+          op: 'execute',
+          code: 'await gate.abort();\nawait waiter.wait();\nwaiter.metadata[0].status',
+        },
+      ],
+      ['see aborted', look('see aborted')],
+      [
+        'earlier cells',
+        {
+          op: 'execute',
+          code: 'await gv.apply((a: number, b: number) => a * 2 + b, ready, tally.add(1))',
+        },
+      ],
       ['see finished', look('see finished')],
       ['clear', send({ type: 'tasks:clear', requestId: 'clear' })],
       ['stop', send({ type: 'cluster:stop', requestId: 'stop' })],
@@ -310,6 +340,31 @@ describe('kernel comm for the lab panel', function () {
       actor && live.includes(actor.engine),
       `engine ${actor?.engine} of ${live.join(', ')}`,
     );
+  });
+
+  it('shows what a waiting task waits for, by label or id, as long as those have not finished', () => {
+    const [gate, opener, waiter, ready] = last('see waiting').tasks.slice(-4);
+    assert.deepEqual(
+      [gate.label, gate.state, waiter.state, ready.waitsFor],
+      ['gate', 'pending', 'pending', []],
+    );
+    // The opener sleeps a second: the panel may already have seen it finish.
+    const stillOpening = opener.state === 'pending' ? [{ id: opener.id, label: null }] : [];
+    assert.deepEqual(waiter.waitsFor, [{ id: gate.id, label: 'gate' }, ...stillOpening]);
+    const opened = last('see opened').tasks.find((t) => t.id === waiter.id);
+    assert.deepEqual(
+      [opened?.state, opened?.waitsFor],
+      ['pending', [{ id: gate.id, label: 'gate' }]],
+    );
+    const [status] = ofType(executed('abort gate'), 'execute_result');
+    assert.equal((status?.data as Record<string, string>)['text/plain'], 'error');
+    const aborted = last('see aborted').tasks.find((t) => t.id === waiter.id);
+    assert.deepEqual([aborted?.state, aborted?.waitsFor], ['error', []]);
+  });
+
+  it("takes an earlier cell's AsyncResult and actor's call as arguments", () => {
+    const [result] = ofType(executed('earlier cells'), 'execute_result');
+    assert.equal((result?.data as Record<string, string>)['text/plain'], '46');
   });
 
   it('cluster:stop stops it and the state is empty again', () => {

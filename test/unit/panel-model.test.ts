@@ -18,6 +18,7 @@ import {
   resourceUse,
   taskSeconds,
   taskStream,
+  waitsForText,
 } from '../../labextension/src/model';
 
 const T0 = Date.parse('2026-01-01T12:00:00.000Z');
@@ -51,6 +52,7 @@ const task = (id: string, engineId: number | null, fields: Partial<PanelTask> = 
   errorPreview: null,
   map: null,
   published: 0,
+  waitsFor: [],
   ...fields,
 });
 
@@ -192,6 +194,10 @@ describe('panel model', () => {
       [
         { type: 'state', state: { ...good, tasks: [{ ...task('a', 0), submitted: 5 }] } },
         /state\.tasks\[0\]\.submitted is not a string/,
+      ],
+      [
+        { type: 'state', state: { ...good, tasks: [{ ...task('a', 0), waitsFor: ['b'] }] } },
+        /state\.tasks\[0\]\.waitsFor\[0\] is not an object/,
       ],
       [{ type: 'reply', ok: true }, /reply: message\.requestId is not a string/],
       [{ type: 'reply', requestId: 'r1', ok: false }, /message\.error is not a string/],
@@ -394,6 +400,35 @@ describe('panel model', () => {
       model.liveEngines().map((e) => e.id),
       [1, 2],
     );
+  });
+});
+
+describe('panel model: waiting tasks', () => {
+  const ids = ['5f0c2a1e-0000', '9b77d3c4-0000', 'c0ffee00-0000', 'deadbeef-0000'];
+
+  it('says what a waiting task waits for, by label or the start of its id', () => {
+    const waiting = task('t', null, {
+      state: 'pending',
+      waitsFor: [
+        { id: ids[0], label: 'load' },
+        { id: ids[1], label: null },
+      ],
+    });
+    assert.equal(waitsForText(waiting), 'waits for 2: load, 9b77d3…');
+  });
+
+  it('names three and counts the rest', () => {
+    const waitsFor = ids.map((id) => ({ id, label: null }));
+    assert.equal(
+      waitsForText(task('t', null, { state: 'pending', waitsFor })),
+      'waits for 4: 5f0c2a…, 9b77d3…, c0ffee…, …',
+    );
+  });
+
+  it('says nothing for a task that waits for nothing, or that ended', () => {
+    assert.equal(waitsForText(task('t', null, { state: 'pending' })), '');
+    const ended = task('t', 0, { state: 'error', waitsFor: [{ id: ids[0], label: null }] });
+    assert.equal(waitsForText(ended), '');
   });
 });
 
