@@ -640,6 +640,8 @@ export class Client {
     const state = new TaskState(randomUUID(), null);
     const msgId = state.metadata.msgId;
     this.tasks.set(msgId, state);
+    // Told now, while the code that made it runs: a cell interrupted meanwhile aborts it here.
+    taskSubmitted.announce({ client: this, task: state });
     const sent = new Promise<void>((resolve, reject) => {
       state.onFinish(() => {
         const e = state.error;
@@ -698,12 +700,15 @@ export class Client {
             msgId: state?.metadata.msgId,
           });
     const engineId = options.balanced ? null : (options.targets?.[0] ?? null);
-    if (state) state.metadata.engineId = engineId;
-    else state = new TaskState(msg.header.msg_id, engineId);
+    if (state) {
+      state.metadata.engineId = engineId;
+    } else {
+      state = new TaskState(msg.header.msg_id, engineId);
+      taskSubmitted.announce({ client: this, task: state });
+    }
     this.tasks.set(msg.header.msg_id, state);
     // The hub must know of the tasks this one waits for, those sent straight too.
     if (options.after?.length || options.follow?.length) this.direct.tellHub();
-    taskSubmitted.announce({ client: this, task: state });
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
       if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);

@@ -376,6 +376,7 @@ abstract class View {
     const placeholder = (r: TaskResult<unknown>, path: number[]): unknown => {
       const ar = r instanceof ActorCall ? r.asResult() : r;
       if (ar instanceof Promise) {
+        // A call's task is never served from the cache: its place stays null.
         unknown.push(ar.then(({ result }) => void placeholder(result, path)));
         return null;
       }

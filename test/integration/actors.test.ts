@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Actor } from '../../client/actor';
 import { resultAwaited, type AsyncResult } from '../../client/async-result';
-import type { Client } from '../../client/client';
+import { taskSubmitted, type Client } from '../../client/client';
 import { Cluster } from '../../cluster/cluster';
 import { parseKernelMessage } from '../../kernel-ext/comm-messages';
 import { PanelModel } from '../../kernel-ext/panel';
@@ -201,7 +201,12 @@ describe('actors', () => {
       return 1;
     });
     const calls = [other.add(slow), other.add(1)];
+    const told: string[] = [];
+    const stopTelling = taskSubmitted.listen(({ task }) => told.push(task.metadata.msgId));
     const dropped = lv.apply((v: number) => v, calls[1]);
+    stopTelling();
+    // Told of at once, as a task sent at once is: a notebook cell interrupted now aborts it.
+    assert.deepEqual(told, dropped.msgIds);
     const next = lv.apply((v: number) => v, dropped);
     await dropped.abort();
     await assert.rejects(dropped.get(), TaskAbortedError);
