@@ -126,6 +126,31 @@ export async function executeExample(
   return cells.filter((c) => c.cell_type === 'code');
 }
 
+/**
+ * For a suite on an example notebook: installs the kernel and runs `examples/<name>` `times`
+ * times before the suite's tests (the runs share one install, and so one TSPARALLEL_DIR and
+ * result cache), cleans up after them, and checks that no cell of any run ended in an error.
+ * Returns the suite's way to a cell: the code cell of run `run` whose source starts with `start`.
+ */
+export function useExample(name: string, times = 1): (start: string, run?: number) => NotebookCell {
+  const runs: NotebookCell[][] = [];
+  let k: KernelEnv | undefined;
+  before(async () => {
+    k = await installKernel();
+    for (let i = 0; i < times; i++) {
+      runs.push(await executeExample(k, name, name.replace(/\.ipynb$/, `.out${i}.ipynb`)));
+    }
+  });
+  after(() => k?.cleanup());
+  it('ran every cell without an error output', () => {
+    for (const c of runs.flat()) {
+      const failed = (c.outputs ?? []).some((o) => o.output_type === 'error');
+      if (failed) throw new Error(`the cell failed: ${joined(c.source)}`);
+    }
+  });
+  return (start, run = 0) => cellStarting(runs[run], start);
+}
+
 /** The cell of `cells` whose source starts with `start`; fails the test when there is none. */
 export function cellStarting(cells: NotebookCell[], start: string): NotebookCell {
   const found = cells.find((c) => joined(c.source).startsWith(start));

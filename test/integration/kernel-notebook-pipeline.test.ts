@@ -4,32 +4,11 @@
  * tasks and of an actor's calls, which must come back in call order.
  */
 import { strict as assert } from 'node:assert';
-import {
-  cellStarting,
-  executeExample,
-  installKernel,
-  joined,
-  outputText as text,
-  type KernelEnv,
-  type NotebookCell,
-} from './kernel-fixture';
+import { useExample, outputText as text } from './kernel-fixture';
 
 describe('task graph example notebook (nbconvert --execute)', function () {
   this.timeout(600_000);
-  let k: KernelEnv;
-  let cells: NotebookCell[];
-
-  before(async () => {
-    k = await installKernel();
-    cells = await executeExample(k, 'pipeline.ipynb', 'pipeline.out.ipynb');
-  });
-  after(() => k?.cleanup());
-
-  it('ran every cell without an error output', () => {
-    for (const c of cells) {
-      assert.ok(!(c.outputs ?? []).some((o) => o.output_type === 'error'), joined(c.source));
-    }
-  });
+  const cell = useExample('pipeline.ipynb');
 
   it('sums the cleaned shards, and the actor counts them in call order', () => {
     const kept = [0, 1, 2, 3].map((s) => {
@@ -47,12 +26,12 @@ describe('task graph example notebook (nbconvert --execute)', function () {
     const mean = kept.reduce((a, b) => a + b.sum, 0) / count;
     // Awaited for over a second, a cell also shows a progress bar above its own lines.
     assert.match(
-      text(cellStarting(cells, 'const { count')),
+      text(cell('const { count')),
       new RegExp(`^kept ${count} readings, mean ${mean.toFixed(3)}\n$`, 'm'),
     );
     const totals = kept.map((_, i) => kept.slice(0, i + 1).reduce((a, b) => a + b.n, 0));
     assert.match(
-      text(cellStarting(cells, 'class Histogram')),
+      text(cell('class Histogram')),
       new RegExp(`^histogram on engine \\d+ counted ${totals.join(', ')}\\n$`, 'm'),
     );
   });

@@ -5,37 +5,12 @@
  * its cached step must come from the cache the second time.
  */
 import { strict as assert } from 'node:assert';
-import {
-  cellStarting,
-  executeExample,
-  installKernel,
-  joined,
-  outputText as text,
-  type KernelEnv,
-  type NotebookCell,
-} from './kernel-fixture';
+import { useExample, joined, outputText as text } from './kernel-fixture';
 
 describe('Arrow tables example notebook (nbconvert --execute)', function () {
   this.timeout(600_000);
-  let k: KernelEnv;
-  let cells: NotebookCell[];
-  /** The code cells of a second run, with the same TSPARALLEL_DIR (and so the same cache). */
-  let rerun: NotebookCell[];
-
-  before(async () => {
-    k = await installKernel();
-    cells = await executeExample(k, 'tables.ipynb', 'tables.out.ipynb');
-    rerun = await executeExample(k, 'tables.ipynb', 'tables.rerun.ipynb');
-  });
-  after(() => k?.cleanup());
-
-  const cell = (start: string, from = cells): NotebookCell => cellStarting(from, start);
-
-  it('ran every cell without an error output', () => {
-    for (const c of cells) {
-      assert.ok(!(c.outputs ?? []).some((o) => o.output_type === 'error'), joined(c.source));
-    }
-  });
+  /** Run 1 has run 0's TSPARALLEL_DIR, and so its cache. */
+  const cell = useExample('tables.ipynb', 2);
 
   it('reads the table and maps its batches, keeping the row order', () => {
     assert.match(text(cell('const trips')), /^1000000 trips, columns km, minutes\n$/);
@@ -62,9 +37,9 @@ describe('Arrow tables example notebook (nbconvert --execute)', function () {
   it('computes the expensive step on an engine, and serves it from the cache on a re-run', () => {
     const line = /^1000000 rows, fastest \d+(\.\d+)? km\/h: (.+) in \d+ ms$/m;
     const first = line.exec(text(cell('const cached')));
-    const second = line.exec(text(cell('const cached', rerun)));
+    const second = line.exec(text(cell('const cached', 1)));
     assert.equal(first?.[2], 'computed on an engine', text(cell('const cached')));
-    assert.equal(second?.[2], 'from the cache', text(cell('const cached', rerun)));
+    assert.equal(second?.[2], 'from the cache', text(cell('const cached', 1)));
     // The same value either way.
     assert.equal(first[0].split(':')[0], second[0].split(':')[0]);
   });

@@ -3,34 +3,11 @@
  * on the installed kernelspec, then its outputs are checked.
  */
 import { strict as assert } from 'node:assert';
-import {
-  cellStarting,
-  executeExample,
-  installKernel,
-  joined,
-  outputText as text,
-  type KernelEnv,
-  type NotebookCell,
-} from './kernel-fixture';
+import { useExample, outputText as text } from './kernel-fixture';
 
 describe('example notebook (nbconvert --execute)', function () {
   this.timeout(600_000);
-  let k: KernelEnv;
-  let cells: NotebookCell[];
-
-  before(async () => {
-    k = await installKernel();
-    cells = await executeExample(k, 'quickstart.ipynb', 'quickstart.out.ipynb');
-  });
-  after(() => k?.cleanup());
-
-  const cell = (start: string): NotebookCell => cellStarting(cells, start);
-
-  it('ran every cell without an error output', () => {
-    for (const c of cells) {
-      assert.ok(!(c.outputs ?? []).some((o) => o.output_type === 'error'), joined(c.source));
-    }
-  });
+  const cell = useExample('quickstart.ipynb');
 
   it('%cluster start and %%px show each engine’s output', () => {
     assert.match(text(cell('%cluster start')), /Started a cluster with 2 engines/);

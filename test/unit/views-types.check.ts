@@ -7,14 +7,7 @@ import type { Table } from 'apache-arrow';
 import type { AsyncMapResult, AsyncResult } from '../../client/async-result';
 import type { Reference } from '../../client/reference';
 import type { DirectView, LoadBalancedView } from '../../client/views';
-
-type Equal<A, B> =
-  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
-/** `exactly<E>()(value)` compiles only when the value's type is exactly `E`. */
-const exactly =
-  <Expected>() =>
-  <Actual>(value: Actual, ..._: Equal<Actual, Expected> extends true ? [] : [never]): Actual =>
-    value;
+import { exactly } from './exactly';
 
 // Never called: these functions exist for the compiler to check.
 export function directViewTypes(dv: DirectView, ref: Reference<number>): void {
