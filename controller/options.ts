@@ -46,7 +46,7 @@ export interface ControllerSettings {
   hwm?: number;
   /**
    * Load-balanced tasks an engine may hold when each is known to run under a millisecond and
-   * every engine is at `hwm`: a tiny task then does not wait a round trip; default 8, at most
+   * every engine is at `hwm`: a tiny task then does not wait a round trip; default 16, at most
    * `hwm` turns it off.
    */
   quickDepth?: number;
@@ -84,7 +84,7 @@ export const controllerSettings = defineOptions(
     hwm: { kind: integer(1), default: 1, help: 'load-balanced tasks an engine may hold at once' },
     quickDepth: {
       kind: integer(0),
-      default: 8,
+      default: 16,
       help: 'load-balanced tasks an engine may hold while all run under 1 ms and every engine is at --hwm (at most --hwm: off)',
     },
     db: {
