@@ -10,6 +10,8 @@ import type { EngineLoad } from './schedulers/load-balanced';
 
 /** Dropped engines whose reason the registry remembers. */
 const DROPPED_MEMORY = 1000;
+/** Quick replies an engine must give after a slow one before it counts as quick again. */
+const QUICK_AFTER_SLOW = 8;
 
 /**
  * How an engine came to hold a task: sent to it by name (a direct view), placed by the hub's
@@ -24,6 +26,10 @@ export class RegisteredEngine implements EngineLoad {
   private readonly holding: Record<Hold, number> = { named: 0, balanced: 0, leased: 0 };
   /** Slots on it that clients hold leases on. */
   private leasedSlots = 0;
+  /** Tasks it holds that were not known to be quick when sent. */
+  private readonly unsure = new Set<string>();
+  /** Quick replies still to come before a slow one is forgotten. */
+  private slowLately = 0;
   private replied = 0;
   private lastTaken = 0;
   /** What the engine's latest heartbeat said of its process. */
@@ -63,6 +69,13 @@ export class RegisteredEngine implements EngineLoad {
   get lastAssigned(): number {
     return this.lastTaken;
   }
+  /**
+   * Whether every task it holds was known to be quick when sent and its recent replies were
+   * quick too: a task queued behind those waits well under a millisecond for each.
+   */
+  get quick(): boolean {
+    return this.unsure.size === 0 && this.slowLately === 0;
+  }
   /** Tasks it holds, in the order sent. */
   get outstanding(): string[] {
     return [...this.held.keys()];
@@ -97,11 +110,12 @@ export class RegisteredEngine implements EngineLoad {
 
   /**
    * Counts a task sent to it, occupying `resources` until it ends; `order` says how recent (see
-   * `EngineLoad.lastAssigned`).
+   * `EngineLoad.lastAssigned`), `quick` whether its function is known to run quick.
    */
-  take(msgId: string, hold: Hold, order: number, resources?: Resources): void {
+  take(msgId: string, hold: Hold, order: number, resources?: Resources, quick = false): void {
     this.held.set(msgId, hold);
     this.holding[hold]++;
+    if (!quick) this.unsure.add(msgId);
     if (resources && Object.keys(resources).length > 0) {
       this.occupying.set(msgId, resources);
       for (const name in resources) this.inUse[name] = (this.inUse[name] ?? 0) + resources[name];
@@ -116,13 +130,20 @@ export class RegisteredEngine implements EngineLoad {
     this.changed(this);
   }
 
-  /** Stops counting a task: it answered (`replied`), or the hub ended it. */
-  release(msgId: string, replied: boolean): void {
+  /**
+   * Stops counting a task: it answered (`replied`, `quick` when its engine said it ran under a
+   * millisecond), or the hub ended it.
+   */
+  release(msgId: string, replied: boolean, quick = false): void {
     const hold = this.held.get(msgId);
     if (hold === undefined) return;
     this.held.delete(msgId);
     this.holding[hold]--;
-    if (replied) this.replied++;
+    this.unsure.delete(msgId);
+    if (replied) {
+      this.replied++;
+      this.slowLately = quick ? Math.max(0, this.slowLately - 1) : QUICK_AFTER_SLOW;
+    }
     const resources = this.occupying.get(msgId);
     if (resources) {
       this.occupying.delete(msgId);
@@ -241,9 +262,18 @@ export class EngineRegistry {
     return this.dropped.get(identity.toString('hex'));
   }
 
-  /** Counts a task sent to `engine`, and the resources it occupies there. */
-  assign(engine: RegisteredEngine, msgId: string, hold: Hold, resources?: Resources): void {
-    engine.take(msgId, hold, ++this.sent, resources);
+  /**
+   * Counts a task sent to `engine`, and the resources it occupies there; `quick` when its
+   * function is known to run quick.
+   */
+  assign(
+    engine: RegisteredEngine,
+    msgId: string,
+    hold: Hold,
+    resources?: Resources,
+    quick = false,
+  ): void {
+    engine.take(msgId, hold, ++this.sent, resources, quick);
   }
 
   /**

@@ -33,6 +33,11 @@ export interface HubOptions {
   scheme: Scheme;
   /** Load-balanced tasks an engine may hold at once (running plus queued on it). */
   hwm: number;
+  /**
+   * What an engine may hold beyond `hwm` of tasks known to run under a millisecond, while every
+   * engine is at `hwm` (see schedulers/task-queue.ts); at most `hwm` turns it off.
+   */
+  quickDepth: number;
   recordLimit: number;
   /** Bytes of finished tasks' arguments and results the hub keeps for `result` and `resubmit`. */
   recordBytes: number;

@@ -44,6 +44,12 @@ export interface ControllerSettings {
   scheme?: Scheme;
   /** Load-balanced tasks an engine may hold at once; default 1. */
   hwm?: number;
+  /**
+   * Load-balanced tasks an engine may hold when each is known to run under a millisecond and
+   * every engine is at `hwm`: a tiny task then does not wait a round trip; default 16, at most
+   * `hwm` turns it off.
+   */
+  quickDepth?: number;
   /** Where task records live: `memory` (default), or `sqlite[:PATH]` to keep them on disk. */
   db?: string;
   /** Encrypt every connection with CurveZMQ (keys go in the connection files); default false. */
@@ -76,6 +82,11 @@ export const controllerSettings = defineOptions(
       help: 'load-balancing scheme',
     },
     hwm: { kind: integer(1), default: 1, help: 'load-balanced tasks an engine may hold at once' },
+    quickDepth: {
+      kind: integer(0),
+      default: 16,
+      help: 'load-balanced tasks an engine may hold while all run under 1 ms and every engine is at --hwm (at most --hwm: off)',
+    },
     db: {
       kind: string('<store>'),
       default: 'memory',

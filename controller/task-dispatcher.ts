@@ -62,7 +62,7 @@ export class TaskDispatcher implements Placement {
     private readonly replies: Replies,
     private readonly engines: EngineRegistry,
     private readonly records: TaskRecordStore,
-    settings: { scheme: Scheme; hwm: number },
+    settings: { scheme: Scheme; hwm: number; quickDepth: number },
   ) {
     this.queue = new TaskQueue(engines, records, settings, this);
     this.kept = new KeptValueTable(
@@ -124,7 +124,8 @@ export class TaskDispatcher implements Placement {
       return;
     }
     this.direct.add(msgId);
-    this.engines.assign(engine, msgId, leased ? 'leased' : holdOf(r), r.options.resources);
+    const hold = leased ? 'leased' : holdOf(r);
+    this.engines.assign(engine, msgId, hold, r.options.resources, this.queue.isQuick(r));
     this.records.assign(r, engine.id);
     const early = this.earlyReplies.get(msgId);
     if (early) {
@@ -417,7 +418,7 @@ export class TaskDispatcher implements Placement {
     wire: Frame[] | undefined,
     request = r.request,
   ): void {
-    this.engines.assign(engine, r.msgId, holdOf(r), r.options.resources);
+    this.engines.assign(engine, r.msgId, holdOf(r), r.options.resources, this.queue.isQuick(r));
     this.records.assign(r, engine.id);
     this.out.toEngine({ ...request, identities: [engine.uuid] }, wire);
   }
@@ -427,7 +428,10 @@ export class TaskDispatcher implements Placement {
    * (`replied` when the engine answered), the client gets the reply and the record finishes.
    */
   private end(r: TaskRecord, reply: TaskReply, replied: boolean, wire?: Frame[]): void {
-    if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied);
+    // The engine says whether the run was quick (see schedulers/task-queue.ts).
+    const quick = replied && reply.metadata.quick === true;
+    if (replied) this.queue.ran(r, quick);
+    if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied, quick);
     // The engine answered a direct task's client itself; anything else the hub answers.
     if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
     this.direct.delete(r.msgId);

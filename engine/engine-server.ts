@@ -355,7 +355,14 @@ export class EngineServer {
     this.drainControl();
     if (task.abandoned) return;
     const content = this.aborted.delete(task.id) ? this.abortedContent() : outcome.content;
-    this.reply(task, content, outcome.buffers, outcome.metadata);
+    // A quick run lets the hub queue more such tasks here (see schedulers/task-queue.ts).
+    const quick = this.kernel.isQuick(msg);
+    this.reply(
+      task,
+      content,
+      outcome.buffers,
+      quick ? { ...outcome.metadata, quick } : outcome.metadata,
+    );
   }
 
   /** Handles control events now, even if the event loop has not delivered them yet. */

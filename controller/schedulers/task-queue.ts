@@ -5,6 +5,15 @@
  * task asking for more than any live engine holds fails with `ResourceError` at once, and again
  * when the engine that held it leaves (while no engine at all is registered, tasks wait). A task
  * whose engine died comes back here while it has retries left.
+ *
+ * Quick depth: with the high-water mark at 1, an engine waits a whole round trip through the hub
+ * (about a millisecond) between two tiny tasks, which caps two engines near 2,000 tasks a second.
+ * So while tasks wait and every engine is at the mark, a task whose function's latest run took
+ * under a millisecond (its engine says so in the reply) may queue beyond the mark, up to
+ * `quickDepth`, on an engine that holds only such tasks and replied slow to none of its latest
+ * few: what it queues behind costs it well under a millisecond each. A task not known to be quick,
+ * or one that asks for resources or particular engines, keeps the mark, and nothing queues beyond
+ * the mark behind it.
  */
 import type { ConditionName } from '../../protocol/errors';
 import type { ErrorContent } from '../../protocol/messages';
@@ -12,6 +21,9 @@ import { shortOf, unsatisfiable, type Resources } from '../../protocol/resources
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import { isFinal, type TaskRecord, type TaskRecordStore } from '../task-records';
 import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
+
+/** Functions whose quickness the queue remembers (the most recently run). */
+const QUICK_FUNCTIONS_KEPT = 1000;
 
 /** What the queue does with a task it placed or gave up on. */
 export interface Placement {
@@ -38,6 +50,10 @@ export class TaskQueue {
   private readonly waitedFor = new Map<string, string[]>();
   /** The live engines with room below the high-water mark, as the scheme picks them. */
   private readonly room: Room<RegisteredEngine>;
+  /** The live quick engines at or above the mark with room below `quickDepth` (see above). */
+  private readonly deepRoom: Room<RegisteredEngine>;
+  /** Whether each function's latest run took under a millisecond, by source; bounded. */
+  private readonly quickFunctions = new Map<string, boolean>();
   /**
    * An engine left, or a task failed, since the last pass: tasks asking for resources it held,
    * or waiting for the failed task, may now fail.
@@ -48,19 +64,45 @@ export class TaskQueue {
    * with them free: later tasks asking the same wait without a look at every engine.
    */
   private readonly blocked = new Set<string>();
+  /** Within one pass, whether a quick task may still queue deep: no plain task had to wait. */
+  private deepOpen = true;
 
   constructor(
     private readonly engines: EngineRegistry,
     private readonly records: TaskRecordStore,
-    private readonly settings: { scheme: Scheme; hwm: number },
+    private readonly settings: { scheme: Scheme; hwm: number; quickDepth: number },
     private readonly placement: Placement,
   ) {
     this.room = newRoom(settings.scheme);
+    this.deepRoom = newRoom(settings.scheme);
     engines.watch((e, live) => {
       if (live && e.load < settings.hwm) this.room.set(e);
       else this.room.delete(e);
+      if (live && e.load >= settings.hwm && e.load < settings.quickDepth && e.quick) {
+        this.deepRoom.set(e);
+      } else {
+        this.deepRoom.delete(e);
+      }
       if (!live) this.recheck = true;
     });
+  }
+
+  /** Whether task `r`'s function is known to run quick: its latest run took under 1 ms. */
+  isQuick(r: TaskRecord): boolean {
+    const { content } = r.request;
+    return 'source' in content && this.quickFunctions.get(content.source) === true;
+  }
+
+  /** Task `r` ran on an engine, `quick` when its run took under a millisecond. */
+  ran(r: TaskRecord, quick: boolean): void {
+    const { content } = r.request;
+    if (!('source' in content)) return;
+    // Set anew, so that the oldest entry is the one run least lately.
+    this.quickFunctions.delete(content.source);
+    this.quickFunctions.set(content.source, quick);
+    if (this.quickFunctions.size > QUICK_FUNCTIONS_KEPT) {
+      this.quickFunctions.delete(this.quickFunctions.keys().next().value as string);
+    }
   }
 
   /** Tasks waiting for an engine or their dependencies. */
@@ -134,14 +176,17 @@ export class TaskQueue {
     const recheck = this.recheck;
     this.recheck = false;
     this.blocked.clear();
+    this.deepOpen = true;
     for (const r of this.waitingDirect.values()) {
       if (this.tryPlace(r) !== undefined) this.waitingDirect.delete(r.msgId);
     }
     for (const r of this.waiting.values()) {
       // Once no engine has room, nothing further down the queue can be placed: stop looking, so
       // that a long queue costs nothing per finished task; unless an engine left, as tasks
-      // asking for what it held must fail now.
-      if (this.room.size === 0 && !recheck) break;
+      // asking for what it held must fail now. A quick task may still queue deep, but no task
+      // overtakes one that may not.
+      const deep = this.deepOpen && this.deepRoom.size > 0 && this.mayGoDeep(r);
+      if (this.room.size === 0 && !recheck && !deep) break;
       if (this.tryPlace(r) !== undefined) this.waiting.delete(r.msgId);
     }
   }
@@ -207,8 +252,10 @@ export class TaskQueue {
     const asked = r.options.resources;
     const wants = asked && Object.keys(asked).length > 0 ? asked : undefined;
     if (!allowed && !wants) {
-      const chosen = this.room.pick();
+      let chosen = this.room.pick();
+      if (!chosen && this.deepOpen && this.isQuick(r)) chosen = this.deepRoom.pick();
       if (chosen) this.placement.send(r, chosen);
+      else this.deepOpen = false;
       return chosen;
     }
     const shape = !allowed && wants ? JSON.stringify(wants) : undefined;
@@ -230,6 +277,14 @@ export class TaskQueue {
     const chosen = schemes[scheme](candidates);
     this.placement.send(r, chosen);
     return chosen;
+  }
+
+  /** Whether task `r` may queue beyond the mark: quick, and free to go to any engine. */
+  private mayGoDeep(r: TaskRecord): boolean {
+    const { targets, follow, resources } = r.options;
+    return (
+      !targets && !follow?.length && Object.keys(resources ?? {}).length === 0 && this.isQuick(r)
+    );
   }
 
   /**

@@ -38,6 +38,7 @@ const COMPLETED = '2024-01-01T00:00:02.000Z';
 const HUB_OPTIONS: HubOptions = {
   scheme: 'leastload',
   hwm: 1,
+  quickDepth: 8,
   recordLimit: 5,
   recordBytes: 100,
   heartbeatPeriod: 1000,
@@ -173,12 +174,13 @@ describe('Hub routing', () => {
   const apply = (options: TaskOptions, source = '() => 1'): IMessage<'apply_request'> =>
     request('apply_request', { source, mode: 'call', refs: [], options });
 
-  /** The engine at `engine` answers `task`. */
+  /** The engine at `engine` answers `task`; `quick` when it says the run took under 1 ms. */
   const engineReply = (
     task: IMessage,
     engine: Buffer,
     content: ContentMap['apply_reply'] = { status: 'ok' },
     buffers: Buffer[] = [],
+    quick = false,
   ): void =>
     hub.handleEngine(
       wire(
@@ -186,7 +188,12 @@ describe('Hub routing', () => {
           parent: task.header,
           identities: [engine],
           // An engine names the run it answers, as the request it got did.
-          metadata: { started: STARTED, completed: COMPLETED, attempt: task.metadata.attempt },
+          metadata: {
+            started: STARTED,
+            completed: COMPLETED,
+            attempt: task.metadata.attempt,
+            ...(quick && { quick }),
+          },
           buffers,
         }),
       ),
@@ -434,6 +441,66 @@ describe('Hub routing', () => {
         out.take();
         register(Buffer.from('engine-c'));
         assert.deepEqual(forwarded(out.take()), [['engine-c', waiting.header.msg_id]]);
+      });
+    });
+
+    describe('quick depth', () => {
+      const QUICK = '() => 1';
+      /** Runs `QUICK` once on each engine, each replying that it ran quick. */
+      const warm = (): void => {
+        const [a, b] = [apply({ balanced: true }, QUICK), apply({ balanced: true }, QUICK)];
+        out.take();
+        engineReply(a, ENGINE_A, undefined, undefined, true);
+        engineReply(b, ENGINE_B, undefined, undefined, true);
+        out.take();
+      };
+      /** How many of the forwarded tasks went to each engine. */
+      const perEngine = (sent: Sent[]): Record<string, number> => {
+        const n: Record<string, number> = {};
+        for (const [engine] of forwarded(sent)) n[engine] = (n[engine] ?? 0) + 1;
+        return n;
+      };
+
+      it('queues tasks of a function known to run quick beyond hwm, up to quickDepth', () => {
+        warm();
+        for (let i = 0; i < 20; i++) apply({ balanced: true }, QUICK);
+        assert.deepEqual(perEngine(out.take()), { 'engine-a': 8, 'engine-b': 8 });
+        const status = queueStatus();
+        assert.equal(status.status === 'ok' && status.unassigned, 4);
+      });
+
+      it('keeps hwm for a task not known to be quick, and queues nothing deep behind it or after a slow reply', () => {
+        warm();
+        const slow = apply({ balanced: true }, '() => sleep(100)');
+        const quick = Array.from({ length: 12 }, () => apply({ balanced: true }, QUICK));
+        const sent = out.take();
+        assert.deepEqual(
+          forwarded(sent).filter(([e]) => e === 'engine-a'),
+          [['engine-a', slow.header.msg_id]],
+        );
+        assert.equal(perEngine(sent)['engine-b'], 8);
+
+        // The slow reply frees engine a for one task at hwm, not for a deep queue.
+        engineReply(slow, ENGINE_A);
+        assert.deepEqual(forwarded(out.take()), [['engine-a', quick[8].header.msg_id]]);
+        engineReply(quick[8], ENGINE_A, undefined, undefined, true);
+        assert.deepEqual(forwarded(out.take()), [['engine-a', quick[9].header.msg_id]]);
+
+        // Known slow now: it waits for an engine below hwm, and the quick task after it waits
+        // behind it even when engine b could take that one deep.
+        const slowAgain = apply({ balanced: true }, '() => sleep(100)');
+        const last = apply({ balanced: true }, QUICK);
+        engineReply(quick[1], ENGINE_B, undefined, undefined, true);
+        assert.deepEqual(forwarded(out.take()), [['engine-b', quick[10].header.msg_id]]);
+        engineReply(quick[9], ENGINE_A, undefined, undefined, true);
+        assert.deepEqual(forwarded(out.take()), [['engine-a', quick[11].header.msg_id]]);
+        engineReply(quick[2], ENGINE_B, undefined, undefined, true);
+        assert.deepEqual(forwarded(out.take()), []);
+        engineReply(quick[11], ENGINE_A, undefined, undefined, true);
+        assert.deepEqual(forwarded(out.take()), [
+          ['engine-a', slowAgain.header.msg_id],
+          ['engine-b', last.header.msg_id],
+        ]);
       });
     });
 
