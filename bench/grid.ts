@@ -19,6 +19,8 @@ export interface Workload {
    * workload `peersAs`, the same work done their way.
    */
   peersAs?: string;
+  /** Peers with no way to do this work (their figure is left out, not failed). */
+  notOn?: readonly ('ipyparallel' | 'dask' | 'ray')[];
 }
 
 /** What a workload does. */
@@ -150,6 +152,7 @@ export function grid(quick: boolean): Workload[] {
     better: 'higher',
     reps: quick ? 1 : 3,
     params: { kind: 'graph', n: tasks },
+    notOn: ['ipyparallel'],
   });
   if (!quick) {
     // ipyparallel has no table operation; Dask's is map_partitions on a pandas frame.

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from '../../client/client';
+import { Client, type ResultRecord } from '../../client/client';
 import { Cluster, type ControllerSettings } from '../../cluster/cluster';
 import { CLI, isAlive } from '../../cluster/launchers/launcher';
 
@@ -60,6 +60,19 @@ export async function until(
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+/**
+ * The hub's record of `msgId` once it is final. A direct task's reply reaches its client before
+ * the hub, which catches up: a record read at once may still say running.
+ */
+export async function finalRecord(rc: Client, msgId: string): Promise<ResultRecord> {
+  let r: ResultRecord | undefined;
+  await until(async () => {
+    r = await rc.result(msgId);
+    return r.state !== 'pending' && r.state !== 'running';
+  }, `the hub's record of ${msgId} to be final`);
+  return r as ResultRecord;
 }
 
 /**

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
-import { FAST_HEARTBEAT, useCluster } from './fixture';
+import { FAST_HEARTBEAT, finalRecord, useCluster } from './fixture';
 
 declare function publish(data: unknown): void;
 
@@ -102,7 +102,7 @@ describe('publish(data) on a real cluster of 2 engines', () => {
     await second;
     assert.deepEqual(firstSeen, ['first']);
     assert.deepEqual(secondSeen, ['second']);
-    assert.equal((await t.rc.result(first.msgIds[0])).data, 'first');
+    assert.equal((await finalRecord(t.rc, first.msgIds[0])).data, 'first');
   });
 
   it('data that cannot travel fails the task with a SerializationError naming it', async () => {
