@@ -188,7 +188,11 @@ class FrameStream {
     return start;
   }
 
-  /** `length` bytes at `start`: a view when one frame holds them, else a copy. */
+  /**
+   * `length` bytes at `start`: a view when one frame holds them 8-byte aligned, else a copy.
+   * Arrow makes typed arrays over them, which need their element size's alignment; a frame may
+   * arrive at any offset (packed in a batch with other messages' frames).
+   */
   bytes(start: number, length: number): Uint8Array {
     if (start < 0 || length < 0 || start + length > this.end) {
       throw new ProtocolError('Arrow buffer lies outside its stream');
@@ -196,7 +200,9 @@ class FrameStream {
     let i = this.frameAt(start);
     const frame = this.frames[i];
     const offset = start - this.starts[i];
-    if (offset + length <= frame.byteLength) return frame.subarray(offset, offset + length);
+    if (offset + length <= frame.byteLength && (frame.byteOffset + offset) % 8 === 0) {
+      return frame.subarray(offset, offset + length);
+    }
     const copy = new Uint8Array(length);
     for (let done = 0; done < length; i++) {
       const from = this.frames[i].subarray(done === 0 ? offset : 0);
