@@ -45,6 +45,7 @@ import { mpiPlace } from './mpi-place';
 import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
 import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './running-task';
+import { runCells } from './sigint-thread';
 import { openDirectSocket } from './direct-socket';
 import { KeptValues, PeerValues } from './kept-values';
 
@@ -220,10 +221,8 @@ export class EngineServer {
           signal === 'SIGINT'
             ? this.kernel.interrupt()
             : this.options.log(`engine ${this.id} ignores ${signal}: it shares its process`),
-        interruptIfRunning: (msgIds) => {
-          const task = this.running.task;
-          if (task && msgIds.includes(task.id)) this.kernel.interrupt();
-        },
+        // The abort event interrupts the task (see onControl).
+        interruptIfRunning: () => {},
       });
       this.stopHeartbeat = async () => stop();
       return;
@@ -233,6 +232,7 @@ export class EngineServer {
         ...data,
         port: this.control.thread,
         running: this.running.buffer,
+        runCells,
       } satisfies HeartbeatThreadData,
       transferList: [this.control.thread],
     });
@@ -495,6 +495,11 @@ export class EngineServer {
         this.hooks?.holdSigint();
         break;
       case 'abort':
+        // A task that awaits or is being prepared is interrupted here; the heartbeat thread
+        // signals only code that runs.
+        if (this.running.task && event.msgIds.includes(this.running.task.id)) {
+          this.kernel.interrupt();
+        }
         for (const id of event.msgIds) this.aborted.add(id);
         for (const id of this.aborted) {
           if (this.aborted.size <= ABORTED_MEMORY) break;

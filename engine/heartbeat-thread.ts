@@ -9,6 +9,7 @@ import { isMsg, type EngineUsage } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { readRunningId } from './running-task';
+import { runsCode } from './sigint-thread';
 
 /** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
 export interface HeartbeatData {
@@ -36,6 +37,8 @@ export interface HeartbeatData {
 export interface HeartbeatThreadData extends HeartbeatData {
   /** Shared memory of a `RunningSlot`: the task the main thread runs now. */
   running: SharedArrayBuffer;
+  /** `runCells`: whether the main thread runs user code, which SIGINT interrupts, now. */
+  runCells: SharedArrayBuffer;
   /** Where control events for the main thread go. */
   port: MessagePort;
 }
@@ -67,11 +70,11 @@ export interface HeartbeatActions {
 const STOP_GRACE_MS = 1000;
 
 /**
- * How often an aborted task is looked for among the running, and how long. An abort may come
- * just before its task starts (the main thread takes it in later), and a SIGINT that comes
- * while the task is prepared, before its code runs under `breakOnSigint`, reaches the main
- * thread only once the code ends, which a synchronous loop never does: the task is signalled
- * again for as long as it runs.
+ * How often an aborted task is looked for among the running, and how long. It is signalled
+ * only while its code runs under `breakOnSigint`: while it is prepared or awaits, the main
+ * thread interrupts it by itself, and a SIGINT then would reach the thread holding the
+ * watchdog (sigint-thread.ts) for nothing. An abort may come just before its task starts, or
+ * as its code is about to run: the task is looked for again until then.
  */
 const ABORT_RECHECK_MS = 100;
 const ABORT_WATCH_MS = 5000;
@@ -201,7 +204,9 @@ function run(data: HeartbeatThreadData): void {
     const now = performance.now();
     for (const [id, until] of aborted) if (until < now) aborted.delete(id);
     const running = readRunningId(data.running);
-    if (running !== null && aborted.has(running)) process.kill(process.pid, 'SIGINT');
+    if (running !== null && aborted.has(running) && runsCode(data.runCells)) {
+      process.kill(process.pid, 'SIGINT');
+    }
     if (aborted.size === 0) {
       clearInterval(recheck);
       recheck = undefined;

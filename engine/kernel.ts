@@ -24,6 +24,7 @@ import type { SharedMemory } from '../protocol/shared-memory';
 import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
 import { fillResults, gatherResults, type KeptValues, type PeerValues } from './kept-values';
+import { runBreakingOnSigint } from './sigint-thread';
 
 /** Output a running task produces, sent to the client as it happens. */
 export type OutputEvent =
@@ -121,6 +122,11 @@ export class EngineKernel {
     this.interruptPending = false;
   }
 
+  /** Runs user code, where SIGINT may interrupt it (see `signals`). */
+  private runUserCode(script: vm.Script): unknown {
+    return this.signals ? runBreakingOnSigint(script) : script.runInThisContext();
+  }
+
   private throwIfInterrupted(): void {
     if (this.interruptPending) throw new InterruptedError('interrupted by SIGINT');
   }
@@ -135,7 +141,7 @@ export class EngineKernel {
         importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       });
       this.throwIfInterrupted();
-      let value = script.runInThisContext({ breakOnSigint: this.signals }) as unknown;
+      let value = this.runUserCode(script);
       if (cell.isAsync) value = await this.interruptible(value);
       if (value !== undefined && !silent) {
         this.emit({
@@ -192,9 +198,7 @@ export class EngineKernel {
       const started = performance.now();
       let value: unknown;
       try {
-        value = await this.interruptible(
-          invokeScript.runInThisContext({ breakOnSigint: this.signals }),
-        );
+        value = await this.interruptible(this.runUserCode(invokeScript));
       } finally {
         this.lastRunMs.set(source, performance.now() - started);
       }

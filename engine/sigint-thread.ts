@@ -10,6 +10,11 @@
  * Between tasks the held watchdog receives SIGINT instead; the thread reports it to the main
  * thread, which must then not listen for SIGINT itself: a listener reinstalls libuv's handler
  * over the watchdog's, and a signal during a task would then end the process.
+ *
+ * Once a signal ends its wait, the thread registers again; if a task's run began meanwhile, the
+ * thread's registration would be the newer and would take every later SIGINT, leaving the task
+ * uninterruptible. Runs made with `runBreakingOnSigint` say so in shared memory, and the thread
+ * stands aside (unregistered) until such a run ends.
  */
 import * as vm from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -18,10 +23,38 @@ interface SigintThreadData {
   holdSigint: SharedArrayBuffer;
 }
 
-/** States of the cell the two threads share. */
+/** The two cells the threads share: the holder's state, and whether the main thread runs code. */
+const STATE = 0;
+const RUN = 1;
+/** States of `STATE`. */
 const STARTING = 0;
 const HOLDING = 1;
 const RELEASED = 2;
+
+/** This thread's cells; the holder thread gets them at its start. */
+const cells = new Int32Array(new SharedArrayBuffer(8));
+
+/** The cells, for another thread to see whether the main thread runs code (`runsCode`). */
+export const runCells = cells.buffer as SharedArrayBuffer;
+
+/** Whether the main thread runs code under `runBreakingOnSigint` now; `buffer`: `runCells`. */
+export function runsCode(buffer: SharedArrayBuffer): boolean {
+  return Atomics.load(new Int32Array(buffer), RUN) !== 0;
+}
+
+/**
+ * Runs `script` so that SIGINT interrupts it (`breakOnSigint`), with the holder thread, if any,
+ * out of its way (see the file's comment).
+ */
+export function runBreakingOnSigint(script: vm.Script): unknown {
+  Atomics.store(cells, RUN, 1);
+  try {
+    return script.runInThisContext({ breakOnSigint: true });
+  } finally {
+    Atomics.store(cells, RUN, 0);
+    Atomics.notify(cells, RUN);
+  }
+}
 
 /**
  * Starts the thread; `onSigint` runs on the main thread for each SIGINT that arrives while no
@@ -30,13 +63,13 @@ const RELEASED = 2;
  * ends with the process.
  */
 export function holdSigint(onSigint: () => void): void {
-  const cell = new Int32Array(new SharedArrayBuffer(4));
   const set = (state: number): void => {
-    Atomics.store(cell, 0, state);
-    Atomics.notify(cell, 0);
+    Atomics.store(cells, STATE, state);
+    Atomics.notify(cells, STATE);
+    Atomics.notify(cells, RUN);
   };
   const thread = new Worker(__filename, {
-    workerData: { holdSigint: cell.buffer as SharedArrayBuffer } satisfies SigintThreadData,
+    workerData: { holdSigint: runCells } satisfies SigintThreadData,
   });
   thread.on('message', (m: 'ready' | 'SIGINT') => {
     if (m === 'SIGINT') {
@@ -53,17 +86,23 @@ export function holdSigint(onSigint: () => void): void {
 }
 
 function hold(data: SigintThreadData): void {
-  const cell = new Int32Array(data.holdSigint);
+  const shared = new Int32Array(data.holdSigint);
+  const holding = (): boolean => Atomics.load(shared, STATE) === HOLDING;
   parentPort?.postMessage('ready');
-  Atomics.wait(cell, 0, STARTING);
-  (globalThis as { __tspCell?: Int32Array }).__tspCell = cell;
-  const wait = new vm.Script(`Atomics.wait(__tspCell, 0, ${HOLDING})`);
-  while (Atomics.load(cell, 0) === HOLDING) {
+  Atomics.wait(shared, STATE, STARTING);
+  (globalThis as { __tspCells?: Int32Array }).__tspCells = shared;
+  // Registered first, then the run is looked at: a run seen idle began, if at all, after this
+  // registration, and so is the newer one.
+  const wait = new vm.Script(
+    `Atomics.load(__tspCells, ${RUN}) === 0 && Atomics.wait(__tspCells, ${STATE}, ${HOLDING})`,
+  );
+  while (holding()) {
     try {
       wait.runInThisContext({ breakOnSigint: true });
     } catch {
       parentPort?.postMessage('SIGINT');
     }
+    while (holding() && Atomics.load(shared, RUN) !== 0) Atomics.wait(shared, RUN, 1);
   }
 }
 
