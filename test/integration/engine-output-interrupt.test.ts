@@ -110,6 +110,21 @@ describe('engine output, interrupts and aborts', () => {
     assert.deepEqual(await dv.apply(() => 'alive'), ['alive']);
   });
 
+  it('aborts a looping task at any moment of its life, many times over', async function () {
+    this.timeout(120_000);
+    const dv = t.rc.directView(0);
+    // Moments spread over the task's arrival, preparation and run. A signal that met the
+    // preparation used to leave the loop beyond any later signal's reach, about 1 abort in 300.
+    for (let i = 0; i < 400; i++) {
+      const ar = dv.apply(() => {
+        for (;;);
+      });
+      await new Promise((r) => setTimeout(r, (i % 20) * 1.5));
+      await t.rc.abort(ar);
+      await assert.rejects(ar.get({ timeout: 10_000 }), TaskAbortedError);
+    }
+  });
+
   it('get({ timeout }) rejects while the task keeps running', async () => {
     const ar = t.rc
       .loadBalancedView()
