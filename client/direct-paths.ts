@@ -69,7 +69,10 @@ export class DirectPaths {
       socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
       this.sockets.set(engine.id, socket);
     }
-    socket.sendTogether(requests);
+    // A lone request goes at once if it is the first to the engine in this turn, else with the
+    // turn's others (see `ChannelOptions.batch`).
+    if (requests.length === 1) socket.send(requests[0]);
+    else socket.sendTogether(requests);
     return true;
   }
 
@@ -110,7 +113,8 @@ export class DirectPaths {
       ...curve,
     });
     socket.connect(address);
-    const channel = new Channel(socket, this.session, this.log);
+    // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
+    const channel = new Channel(socket, this.session, this.log, { batch: true });
     void (async () => {
       for await (const msg of channel.messages()) this.receive(msg);
     })();
