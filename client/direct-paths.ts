@@ -1,8 +1,8 @@
 /**
  * The client's side of direct paths: tasks go straight to the engine that runs them, on a
  * DEALER of this client's per engine (opened at the first such task), and its replies and
- * output come back on it; the hub is told of those tasks afterwards, everything sent in one
- * turn in one message, so that its records, aborts and retries cover them as any other.
+ * output come back on it; the hub is told of those tasks afterwards, everything sent within a
+ * few milliseconds in one message (see `TELL_DELAY_MS`), so that its records, aborts and retries cover them as any other.
  */
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
@@ -17,6 +17,13 @@ import type { Session } from '../protocol/session';
 
 /** Most tasks told to the hub in one message. */
 const TELL_BATCH = 1000;
+/**
+ * How long a task sent straight may wait to be told to the hub: a run of round trips, one task
+ * per turn, shares one message instead of sending one per task, which costs this client, and
+ * the hub it wakes, about as much as the task's own message. Anything asked of the hub tells
+ * it first (see `tellHub`), and the hub hears an engine is lost much later than this.
+ */
+const TELL_DELAY_MS = 5;
 
 /** The direct paths of one client; see the file's comment. */
 export class DirectPaths {
@@ -24,6 +31,8 @@ export class DirectPaths {
   /** Tasks sent straight that the hub has not been told of yet, and the engines they went to. */
   private untold: IMessage<TaskRequestType>[] = [];
   private untoldEngines: number[] = [];
+  /** Tells the hub once `TELL_DELAY_MS` passed since the first untold task was sent. */
+  private tellTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly session: Session,
@@ -45,7 +54,7 @@ export class DirectPaths {
       this.untoldEngines.push(engine.id);
     }
     if (this.untold.length >= TELL_BATCH) this.tellHub();
-    else if (this.untold.length === tasks.length) setImmediate(() => this.tellHub());
+    else this.tellTimer ??= setTimeout(() => this.tellHub(), TELL_DELAY_MS);
     return true;
   }
 
@@ -60,7 +69,10 @@ export class DirectPaths {
       socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
       this.sockets.set(engine.id, socket);
     }
-    socket.sendTogether(requests);
+    // A lone request goes at once if it is the first to the engine in this turn, else with the
+    // turn's others (see `ChannelOptions.batch`).
+    if (requests.length === 1) socket.send(requests[0]);
+    else socket.sendTogether(requests);
     return true;
   }
 
@@ -69,6 +81,8 @@ export class DirectPaths {
    * may be about them (an abort, a result), so that the hub knows them when it answers.
    */
   tellHub(): void {
+    clearTimeout(this.tellTimer);
+    this.tellTimer = undefined;
     if (this.untold.length === 0) return;
     const { carried, buffers } = packCarried(this.untold);
     const engines = this.untoldEngines;
@@ -99,7 +113,8 @@ export class DirectPaths {
       ...curve,
     });
     socket.connect(address);
-    const channel = new Channel(socket, this.session, this.log);
+    // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
+    const channel = new Channel(socket, this.session, this.log, { batch: true });
     void (async () => {
       for await (const msg of channel.messages()) this.receive(msg);
     })();

@@ -20,7 +20,7 @@ import {
   type Message,
 } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
-import type { SharedMemory } from '../protocol/shared-memory';
+import { hasSegment, type SharedMemory } from '../protocol/shared-memory';
 import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
 import { fillResults, gatherResults, type KeptValues, type PeerValues } from './kept-values';
@@ -163,14 +163,22 @@ export class EngineKernel {
     const { source, mode, refs, results } = request.content;
     this.beginTask();
     let argFrames: Buffer[];
-    let values: Map<string, unknown>;
+    let values: Map<string, unknown> | undefined;
     try {
-      // Other engines' values may take a while to come: an abort interrupts the wait.
-      const gathered = (await this.interruptible(
-        gatherResults(request, this.values.kept, this.values.peers),
-      )) as Awaited<ReturnType<typeof gatherResults>>;
-      values = gathered.values;
-      argFrames = await this.sharedMemory.read(gathered.argFrames, request.metadata);
+      // Only results of other tasks, and arguments in shared memory, are waited for: a task
+      // taking neither runs in the turn it arrived in.
+      argFrames = request.buffers;
+      if (request.content.sources !== undefined) {
+        // Other engines' values may take a while to come: an abort interrupts the wait.
+        const gathered = (await this.interruptible(
+          gatherResults(request, this.values.kept, this.values.peers),
+        )) as Awaited<ReturnType<typeof gatherResults>>;
+        values = gathered.values;
+        argFrames = gathered.argFrames;
+      }
+      if (hasSegment(request.metadata)) {
+        argFrames = await this.sharedMemory.read(argFrames, request.metadata);
+      }
     } catch (e) {
       // Not the user's error: the client rebuilds it as the condition it names.
       const { name: ename, message: evalue, cause } = e as Error;
@@ -183,7 +191,7 @@ export class EngineKernel {
       const fn = this.compile(source);
       const args = decodeValue(argFrames) as unknown[];
       for (const i of refs) args[i] = this.lookup(String(args[i]));
-      if (results) fillResults(args, results, values);
+      if (results) fillResults(args, results, values ?? new Map());
       const thunk =
         mode === 'call'
           ? () => fn(...args)
@@ -198,7 +206,8 @@ export class EngineKernel {
       const started = performance.now();
       let value: unknown;
       try {
-        value = await this.interruptible(this.runUserCode(invokeScript));
+        value = this.runUserCode(invokeScript);
+        if (isThenable(value)) value = await this.interruptible(value);
       } finally {
         this.lastRunMs.set(source, performance.now() - started);
       }

@@ -99,6 +99,21 @@ describe('direct paths: clients and engines without the hub in between', () => {
     figures.tasksSubmitted += 4;
   });
 
+  it('tells the hub a quick task ended before a task behind it that is not quick blocks its engine', async () => {
+    const dv = t.rc.directView(0);
+    const spin = (ms: number): number => {
+      for (const end = Date.now() + ms; Date.now() < end; );
+      return ms;
+    };
+    const quick = dv.apply((x: number) => x + 1, 0);
+    const blocking = dv.apply(spin, 3000);
+    assert.deepEqual(await quick, [1]);
+    assert.equal((await finalRecord(t.rc, quick.msgIds[0])).state, 'completed');
+    assert.equal(blocking.ready(), false, 'the hub heard of the quick task only once it ended');
+    assert.deepEqual(await blocking, [3000]);
+    figures.tasksSubmitted += 2;
+  });
+
   it('aborts a running direct task and one queued behind it; the engine serves on', async () => {
     const dv = t.rc.directView(0);
     const running = dv.apply(printThenSleep, 60_000);
