@@ -222,7 +222,7 @@ describe('leases with a short term', () => {
     const first = t.rc
       .loadBalancedView()
       .withOptions({ lease: true })
-      .map(nap, Array(300).fill(10));
+      .map(nap, Array(300).fill(20));
     await until(() => first.progress >= 10, 'the first client to be under way');
     const other = await t.cluster.connect();
     try {
