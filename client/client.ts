@@ -74,7 +74,7 @@ export interface ConnectOptions {
   /** Milliseconds to wait for the controller to answer (default 10 000). */
   timeout?: number;
   /**
-   * Values of 1 MB or more to and from engines of this host go through files in `/dev/shm`
+   * Values of 256 KiB or more to and from engines of this host go through files in `/dev/shm`
    * instead of the sockets (default true); false keeps every value on the sockets.
    */
   sharedMemory?: boolean;

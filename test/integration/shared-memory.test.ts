@@ -1,5 +1,5 @@
 /**
- * Values of 1 MB or more between a client and the engines of its host travel through files in
+ * Values of 256 KiB or more between a client and the engines of its host travel through files in
  * /dev/shm, byte-exact, and no file outlives the processes that could read or free it. Segments
  * are watched as they appear (inotify), and listed by the pids their names carry.
  */
@@ -14,6 +14,7 @@ import { Cluster } from '../../cluster/cluster';
 import { CLI } from '../../cluster/launchers/launcher';
 import { connectionFilePath } from '../../protocol/connection';
 import { ProtocolError } from '../../protocol/errors';
+import { SHARED_MEMORY_THRESHOLD } from '../../protocol/shared-memory';
 import { Session } from '../../protocol/session';
 import { FAST_HEARTBEAT, figures, isAlive, until, useCluster } from './fixture';
 
@@ -114,9 +115,9 @@ describe('large values through shared memory on one host', () => {
     await untilFreed([process.pid, enginePid]);
   });
 
-  it('keeps values under 1 MB on the socket, as before', async () => {
+  it('keeps values under 256 KiB on the socket, as before', async () => {
     const seen = watchSegments();
-    const small = pattern(MB - 64, 6);
+    const small = pattern(SHARED_MEMORY_THRESHOLD - 64, 6);
     const ar = t.rc.directView(0).apply((b: Buffer) => b, small);
     const [back] = await ar;
     seen.watcher.close();
@@ -125,6 +126,23 @@ describe('large values through shared memory on one host', () => {
     const record = await t.rc.result(ar.msgIds[0]);
     assert.deepEqual(record.value, small);
     assert.deepEqual([...seen.names], []);
+  });
+
+  it('sends arguments of 256 KiB to 1 MB through shared memory, and their result in the reply', async () => {
+    const seen = watchSegments();
+    const middle = pattern(MB / 2, 10);
+    const ar = t.rc.directView(0).apply((b: Buffer) => b, middle);
+    const [back] = await ar;
+    seen.watcher.close();
+    assert.deepEqual(back, middle);
+    assert.ok(hasSegment(seen.names, process.pid, 0), 'the arguments went through a segment');
+    // A result under 1 MB is not kept on its engine: the controller holds it.
+    await until(
+      async () => (await t.rc.result(ar.msgIds[0])).state === 'completed',
+      'the hub to hear of the reply',
+    );
+    assert.deepEqual((await t.rc.result(ar.msgIds[0])).value, middle);
+    await untilFreed([process.pid, enginePid]);
   });
 
   it('goes on the socket for a client that turns it off', async () => {
