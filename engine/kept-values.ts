@@ -30,10 +30,10 @@ export class KeptValues {
     return this.total;
   }
 
-  /** Keeps `frames` when they are large enough; their size then, else undefined. */
-  keep(msgId: string, frames: Buffer[]): number | undefined {
+  /** Keeps `frames` when they are `least` bytes or more; their size then, else undefined. */
+  keep(msgId: string, frames: Buffer[], least = KEEP_BYTES): number | undefined {
     const size = frames.reduce((n, f) => n + f.byteLength, 0);
-    if (size < KEEP_BYTES) return undefined;
+    if (size < least) return undefined;
     this.values.set(msgId, frames);
     this.total += size;
     return size;

@@ -45,6 +45,11 @@ export interface Segment {
 export interface Reader {
   host: string;
   pid: number;
+  /**
+   * The result is awaited at once (a pull, a gather): one its engine keeps comes with the reply
+   * too, which spares the round trip of fetching it.
+   */
+  awaited?: true;
 }
 
 /** Metadata keys: the segment holding a message's value, and where its answer may go. */
@@ -108,12 +113,12 @@ export class SharedMemory {
 
   /**
    * Metadata for a request to engines that see `peerHost`: where its result may come back through
-   * shared memory, when they see this host's.
+   * shared memory, when they see this host's; `awaited`: see {@link Reader}.
    */
-  readerMetadata(peerHost: string | undefined): Record<string, Reader> {
+  readerMetadata(peerHost: string | undefined, awaited = false): Record<string, Reader> {
     return this.host === undefined || peerHost !== this.host
       ? {}
-      : { [READER_KEY]: { host: this.host, pid: process.pid } };
+      : { [READER_KEY]: { host: this.host, pid: process.pid, ...(awaited && { awaited }) } };
   }
 
   /** Where the request with `metadata` asks its result to go, if it can go through memory. */

@@ -94,6 +94,23 @@ describe('large values through shared memory on one host', () => {
     await untilFreed([process.pid, enginePid]);
   });
 
+  it('brings a pulled value its engine keeps with the reply, where an apply result waits to be fetched', async () => {
+    const big = pattern(2 * MB, 11);
+    const dv = t.rc.directView(0);
+    await dv.push({ big });
+    const pulled = dv.pull<Buffer>('big');
+    await until(() => pulled.ready(), 'the pull to finish');
+    // Released before awaited: a value left to fetch would fail with ReleasedError.
+    pulled.release();
+    assert.deepEqual(await pulled, [big]);
+    // An apply's kept result is fetched when awaited, as before.
+    const applied = dv.apply(() => (globalThis as unknown as { big: Buffer }).big);
+    await until(() => applied.ready(), 'the apply to finish');
+    applied.release();
+    await assert.rejects(async () => await applied, { name: 'ReleasedError' });
+    await untilFreed([process.pid, enginePid]);
+  });
+
   it('passes apply arguments and results through it, and frees them', async () => {
     const arg = new Float32Array(MB).map((_, i) => i);
     const seen = watchSegments();
