@@ -193,14 +193,16 @@ export abstract class Launcher {
   }
 
   /**
-   * The environment of engines on this machine, `ENGINE_TUNABLES` for glibc's allocator. A
-   * setting of the user's `GLIBC_TUNABLES` is kept, and wins.
+   * The environment of engines on this machine: glibc backs their large allocations with
+   * transparent huge pages, so that a large value received into new memory takes one page fault
+   * per 2 MB instead of per 4 KB (100 MB from /dev/shm into new memory: 250-400 ms -> 20-40 ms on
+   * a 2-core VM). A `GLIBC_TUNABLES` of the user's is kept, and wins.
    */
   protected engineEnvironment(): NodeJS.ProcessEnv {
     const given = process.env.GLIBC_TUNABLES;
-    const added = ENGINE_TUNABLES.filter((t) => !given?.includes(`${t.split('=')[0]}=`));
-    if (added.length === 0) return process.env;
-    return { ...process.env, GLIBC_TUNABLES: [...(given ? [given] : []), ...added].join(':') };
+    if (given?.includes('glibc.malloc.hugetlb=')) return process.env;
+    const tunables = given ? `${given}:${HUGE_PAGES}` : HUGE_PAGES;
+    return { ...process.env, GLIBC_TUNABLES: tunables };
   }
 
   /**
@@ -230,23 +232,8 @@ export abstract class Launcher {
   }
 }
 
-/**
- * glibc's allocator settings for engines (`engineEnvironment`). A value received goes into new
- * memory, and its page faults cost more than the copy (about 30 us per 4 KB page on a 2-core VM,
- * 256 of them for 1 MB):
- * - `hugetlb=1`: large allocations in transparent huge pages, a fault per 2 MB instead of per
- *   4 KB (100 MB from /dev/shm into new memory: 250-400 ms -> 20-40 ms on that VM);
- * - `mmap_threshold` at its most (32 MiB), and a `trim_threshold` of 1 GiB: values under 32 MiB
- *   come from the heap, whose pages freed values leave behind are reused rather than given back
- *   and faulted in again (V8 frees them in batches, at its collections). 30 pushes of 1 MB, the
- *   engine's read of each from /dev/shm: median 7.7 -> 0.4 ms, the push 17 -> 6 ms. Only the
- *   heap's top beyond 1 GiB goes back to the system: an engine keeps the memory it peaked at.
- */
-const ENGINE_TUNABLES = [
-  'glibc.malloc.hugetlb=1',
-  `glibc.malloc.mmap_threshold=${32 * 1024 * 1024}`,
-  `glibc.malloc.trim_threshold=${1024 * 1024 * 1024}`,
-];
+/** glibc's madvise(MADV_HUGEPAGE) on its allocations (`engineEnvironment`). */
+const HUGE_PAGES = 'glibc.malloc.hugetlb=1';
 
 let setCounter = 0;
 
