@@ -154,10 +154,12 @@ export class TaskState {
     fetchKept?: () => Promise<unknown>,
   ): void {
     if (this.done) return;
-    if (reply.status === 'ok' && reply.kept !== undefined && fetchKept) {
+    if (reply.status === 'ok' && reply.kept !== undefined) {
       this.keptBytes = reply.kept;
-      this.fetchKept = fetchKept;
-      value = () => undefined;
+      if (fetchKept) {
+        this.fetchKept = fetchKept;
+        value = () => undefined;
+      }
     }
     const m = this.metadata;
     if (typeof metadata.engine_id === 'number') m.engineId = metadata.engine_id;

@@ -74,7 +74,7 @@ export interface ConnectOptions {
   /** Milliseconds to wait for the controller to answer (default 10 000). */
   timeout?: number;
   /**
-   * Values of 1 MB or more to and from engines of this host go through files in `/dev/shm`
+   * Values of 256 KiB or more to and from engines of this host go through files in `/dev/shm`
    * instead of the sockets (default true); false keeps every value on the sockets.
    */
   sharedMemory?: boolean;
@@ -486,7 +486,8 @@ export class Client {
 
   /** What the views this client makes may do with it; see `ViewClient`. */
   private readonly forViews: ViewClient = {
-    submit: (view, type, content, buffers, map) => this.submit(view, type, content, buffers, map),
+    submit: (view, type, content, buffers, map, awaited) =>
+      this.submit(view, type, content, buffers, map, awaited),
     liveTargets: (targets) => this.liveTargets(targets),
     engine: (id) => this.engines.get(id),
     updateEngines: () => this.updateEngines(),
@@ -609,6 +610,7 @@ export class Client {
     content: TaskContent | Promise<TaskContent>,
     buffers: Buffer[],
     map?: MapCall,
+    awaited = false,
   ): TaskState {
     this.assertOpen();
     const unsent = ({ options }: TaskContent): Promise<void>[] =>
@@ -616,13 +618,13 @@ export class Client {
         (id) => this.unsent.get(id)?.sent ?? [],
       );
     if (!(content instanceof Promise) && unsent(content).length === 0) {
-      return this.send(view, type, content, buffers, map);
+      return this.send(view, type, content, buffers, map, awaited);
     }
     const ready = Promise.resolve(content).then(async (c) => {
       await Promise.all(unsent(c));
       return c;
     });
-    return this.sendLater(view, type, ready, buffers, map);
+    return this.sendLater(view, type, ready, buffers, map, awaited);
   }
 
   /**
@@ -636,6 +638,7 @@ export class Client {
     content: Promise<TaskContent>,
     buffers: Buffer[],
     map: MapCall | undefined,
+    awaited: boolean,
   ): TaskState {
     const state = new TaskState(randomUUID(), null);
     const msgId = state.metadata.msgId;
@@ -655,7 +658,7 @@ export class Client {
         .then((c) => {
           // Aborted, or its client closed, while it waited: it is not sent.
           if (entry.ended) return;
-          this.send(view, type, c, buffers, map, state);
+          this.send(view, type, c, buffers, map, awaited, state);
           this.unsent.delete(msgId);
           resolve();
         })
@@ -681,6 +684,7 @@ export class Client {
     content: TaskContent,
     buffers: Buffer[],
     map: MapCall | undefined,
+    awaited: boolean,
     state?: TaskState,
   ): TaskState {
     this.assertOpen();
@@ -692,7 +696,7 @@ export class Client {
       type === 'apply_request'
         ? this.session.msg(type, content as ContentMap['apply_request'], {
             buffers: segment ? [] : buffers,
-            metadata: { ...segment, ...this.sharedMemory.readerMetadata(host) },
+            metadata: { ...segment, ...this.sharedMemory.readerMetadata(host, awaited) },
             msgId: state?.metadata.msgId,
           })
         : this.session.msg(type, content as ContentMap['execute_request'], {
@@ -882,7 +886,9 @@ export class Client {
       this.sharedMemory
         .read(buffers, metadata)
         .then(
-          (frames) => this.settle(parentId, task, content, metadata, () => decodeValue(frames)),
+          (frames) =>
+            this.settle(parentId, task, content, metadata, () => decodeValue(frames), true),
+          // A kept value whose segment cannot be read is fetched from its engine instead.
           (e: unknown) =>
             this.settle(parentId, task, content, metadata, () => {
               throw e;
@@ -906,7 +912,7 @@ export class Client {
 
   /**
    * Ends a task with its reply and, for an apply, its value; an execute's reply is the one that
-   * counts executions.
+   * counts executions. `read`: the value came with the reply through shared memory.
    */
   private settle(
     msgId: string,
@@ -914,6 +920,7 @@ export class Client {
     content: ContentMap['apply_reply'] | ContentMap['execute_reply'],
     metadata: Record<string, unknown>,
     value: () => unknown,
+    read = false,
   ): void {
     this.tasks.delete(msgId);
     this.leases.done(msgId);
@@ -921,9 +928,9 @@ export class Client {
       // Too large to come unasked: it stays on its engine until awaited, or released.
       this.kept.set(msgId, task);
       // From where it is when awaited: a rerun may remake it elsewhere (see `dispatch`).
-      task.finish(content, metadata, value, () =>
-        this.fetchValue(msgId, task.metadata.engineId ?? -1),
-      );
+      const fetch = (): Promise<unknown> => this.fetchValue(msgId, task.metadata.engineId ?? -1);
+      // Awaited at once, it may have come along all the same (see `Reader` in shared-memory.ts).
+      task.finish(content, metadata, value, read ? undefined : fetch);
     } else if (content.status === 'ok' && 'execution_count' in content) {
       const count = content.execution_count;
       task.finish(content, metadata, (): ExecuteReply => {

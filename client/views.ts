@@ -73,7 +73,8 @@ export type TaskContent = ContentMap['apply_request'] | ContentMap['execute_requ
 export interface ViewClient extends CacheClient {
   /**
    * Sends one task for `view`; its state fills in as replies and output arrive. A promise of
-   * its content: the task is sent once it resolves (it fails with its rejection).
+   * its content: the task is sent once it resolves (it fails with its rejection). `awaited`:
+   * its result is wanted at once, even one its engine keeps (see `Reader` in shared-memory.ts).
    */
   submit(
     view: TaskSource,
@@ -81,6 +82,7 @@ export interface ViewClient extends CacheClient {
     content: TaskContent | Promise<TaskContent>,
     buffers: Buffer[],
     map?: MapCall,
+    awaited?: boolean,
   ): TaskState;
   /** Live ids for `targets`; throws `EngineError` when there are none. */
   liveTargets(targets: Targets): number[];
@@ -367,6 +369,7 @@ abstract class View {
     options: TaskOptions,
     map?: MapCall,
     view: TaskSource = this,
+    awaited = false,
   ): TaskState {
     const refs: number[] = [];
     const results: ResultArg[] = [];
@@ -405,7 +408,7 @@ abstract class View {
       return { source, mode, refs, options: { ...options, after: [...after] }, results };
     };
     const ready = unknown.length === 0 ? content() : Promise.all(unknown).then(content);
-    return this.client.submit(view, 'apply_request', ready, buffers, map);
+    return this.client.submit(view, 'apply_request', ready, buffers, map, awaited);
   }
 }
 
@@ -466,24 +469,37 @@ export class DirectView extends View {
       const tasks = this.targets.map(() => call.cached(found.value));
       return new AsyncResult(tasks, combine, this.resultOptions());
     }
-    return this.applyEach(
-      fn,
-      () => args,
-      combine,
-      (task) => call.storeWhenDone(task, 'call', [key]),
-    );
+    return this.applyEach(fn, () => args, combine, {
+      track: (task) => call.storeWhenDone(task, 'call', [key]),
+    });
   }
 
-  /** Calls `fn` on every target with that target's arguments. */
+  /**
+   * Calls `fn` on every target with that target's arguments; `awaited`: the results are wanted
+   * at once (see `ViewClient.submit`).
+   */
   private applyEach<T>(
     fn: (...args: never[]) => unknown,
     argsFor: (index: number) => unknown[],
     combine: (values: unknown[]) => T,
-    track: (task: TaskState) => TaskState = (task) => task,
+    {
+      track = (task) => task,
+      awaited = false,
+    }: { track?: (task: TaskState) => TaskState; awaited?: boolean } = {},
   ): AsyncResult<T> {
     const source = functionSource(fn);
     const tasks = this.runTargets().map((id, i) =>
-      track(this.sendApply(source, 'call', argsFor(i), this.taskOptions(false, [id]))),
+      track(
+        this.sendApply(
+          source,
+          'call',
+          argsFor(i),
+          this.taskOptions(false, [id]),
+          undefined,
+          this,
+          awaited,
+        ),
+      ),
     );
     return new AsyncResult(tasks, combine, this.resultOptions());
   }
@@ -587,6 +603,7 @@ export class DirectView extends View {
       pullFromNamespace,
       () => [names],
       joins.array as (v: unknown[]) => unknown[],
+      { awaited: true },
     );
   }
 
@@ -612,6 +629,7 @@ export class DirectView extends View {
       pullFromNamespace,
       () => [name],
       (parts) => concat(parts) as T,
+      { awaited: true },
     );
   }
 }

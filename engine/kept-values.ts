@@ -11,15 +11,14 @@ import { DependencyError, errorFromWire } from '../protocol/errors';
 import type { DirectAddress, IMessage, ResultArg, ValueSource } from '../protocol/messages';
 import { decodeValue } from '../protocol/serialize';
 import type { Session } from '../protocol/session';
-import { SHARED_MEMORY_THRESHOLD, type SharedMemory } from '../protocol/shared-memory';
+import type { SharedMemory } from '../protocol/shared-memory';
 
 /**
- * Results this large stay on their engine: those that went through shared memory before, which
- * the hub never held anyway. Smaller ones ride in the reply as before, where the hub keeps them
- * for `rc.result` and for the tasks that take them as arguments: sending one along costs less
- * than a millisecond, about a round trip to fetch it later.
+ * Results this large stay on their engine. Smaller ones ride in the reply, where the hub keeps
+ * them for `rc.result` and for the tasks that take them as arguments: sending one along costs
+ * less than a millisecond, about a round trip to fetch it later.
  */
-export const KEEP_BYTES = SHARED_MEMORY_THRESHOLD;
+export const KEEP_BYTES = 1024 * 1024;
 
 /** The values this engine keeps, by the id of the task that made each. */
 export class KeptValues {
@@ -31,10 +30,10 @@ export class KeptValues {
     return this.total;
   }
 
-  /** Keeps `frames` when they are large enough; their size then, else undefined. */
-  keep(msgId: string, frames: Buffer[]): number | undefined {
+  /** Keeps `frames` when they are `least` bytes or more; their size then, else undefined. */
+  keep(msgId: string, frames: Buffer[], least = KEEP_BYTES): number | undefined {
     const size = frames.reduce((n, f) => n + f.byteLength, 0);
-    if (size < KEEP_BYTES) return undefined;
+    if (size < least) return undefined;
     this.values.set(msgId, frames);
     this.total += size;
     return size;

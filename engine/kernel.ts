@@ -20,10 +20,20 @@ import {
   type Message,
 } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
-import { hasSegment, type SharedMemory } from '../protocol/shared-memory';
+import {
+  hasSegment,
+  SHARED_MEMORY_THRESHOLD,
+  type SharedMemory,
+} from '../protocol/shared-memory';
 import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
-import { fillResults, gatherResults, type KeptValues, type PeerValues } from './kept-values';
+import {
+  fillResults,
+  gatherResults,
+  KEEP_BYTES,
+  type KeptValues,
+  type PeerValues,
+} from './kept-values';
 import { runBreakingOnSigint } from './sigint-thread';
 
 /** Output a running task produces, sent to the client as it happens. */
@@ -212,11 +222,21 @@ export class EngineKernel {
         this.lastRunMs.set(source, performance.now() - started);
       }
       const frames = encodeValue(value, 'result');
+      // A reader on this host that awaits the value now takes it through shared memory, with
+      // the reply; so that the hub needs no copy, it stays here as a large one does.
+      const reader = this.sharedMemory.readerOf(request.metadata);
+      const awaited = reader?.awaited === true;
       // A large value stays here until asked for (see kept-values.ts).
-      const kept = this.values.kept.keep(request.header.msg_id, frames);
-      return kept === undefined
-        ? { content: { status: 'ok' }, buffers: frames }
-        : { content: { status: 'ok', kept }, buffers: [] };
+      const kept = this.values.kept.keep(
+        request.header.msg_id,
+        frames,
+        awaited ? SHARED_MEMORY_THRESHOLD : KEEP_BYTES,
+      );
+      if (kept === undefined) return { content: { status: 'ok' }, buffers: frames };
+      const segment = awaited
+        ? this.sharedMemory.write(frames, reader.host, reader.pid)
+        : undefined;
+      return { content: { status: 'ok', kept }, buffers: [], metadata: segment };
     } catch (e) {
       return { content: this.errorContent(e, true), buffers: [] };
     } finally {

@@ -1,5 +1,5 @@
 /**
- * Values of 1 MB or more between a client and the engines of its host travel through files in
+ * Values of 256 KiB or more between a client and the engines of its host travel through files in
  * /dev/shm, byte-exact, and no file outlives the processes that could read or free it. Segments
  * are watched as they appear (inotify), and listed by the pids their names carry.
  */
@@ -14,6 +14,7 @@ import { Cluster } from '../../cluster/cluster';
 import { CLI } from '../../cluster/launchers/launcher';
 import { connectionFilePath } from '../../protocol/connection';
 import { ProtocolError } from '../../protocol/errors';
+import { SHARED_MEMORY_THRESHOLD } from '../../protocol/shared-memory';
 import { Session } from '../../protocol/session';
 import { FAST_HEARTBEAT, figures, isAlive, until, useCluster } from './fixture';
 
@@ -93,6 +94,23 @@ describe('large values through shared memory on one host', () => {
     await untilFreed([process.pid, enginePid]);
   });
 
+  it('brings a pulled value its engine keeps with the reply, where an apply result waits to be fetched', async () => {
+    const big = pattern(2 * MB, 11);
+    const dv = t.rc.directView(0);
+    await dv.push({ big });
+    const pulled = dv.pull<Buffer>('big');
+    await until(() => pulled.ready(), 'the pull to finish');
+    // Released before awaited: a value left to fetch would fail with ReleasedError.
+    pulled.release();
+    assert.deepEqual(await pulled, [big]);
+    // An apply's kept result is fetched when awaited, as before.
+    const applied = dv.apply(() => (globalThis as unknown as { big: Buffer }).big);
+    await until(() => applied.ready(), 'the apply to finish');
+    applied.release();
+    await assert.rejects(async () => await applied, { name: 'ReleasedError' });
+    await untilFreed([process.pid, enginePid]);
+  });
+
   it('passes apply arguments and results through it, and frees them', async () => {
     const arg = new Float32Array(MB).map((_, i) => i);
     const seen = watchSegments();
@@ -114,9 +132,9 @@ describe('large values through shared memory on one host', () => {
     await untilFreed([process.pid, enginePid]);
   });
 
-  it('keeps values under 1 MB on the socket, as before', async () => {
+  it('keeps values under 256 KiB on the socket, as before', async () => {
     const seen = watchSegments();
-    const small = pattern(MB - 64, 6);
+    const small = pattern(SHARED_MEMORY_THRESHOLD - 64, 6);
     const ar = t.rc.directView(0).apply((b: Buffer) => b, small);
     const [back] = await ar;
     seen.watcher.close();
@@ -125,6 +143,23 @@ describe('large values through shared memory on one host', () => {
     const record = await t.rc.result(ar.msgIds[0]);
     assert.deepEqual(record.value, small);
     assert.deepEqual([...seen.names], []);
+  });
+
+  it('sends arguments of 256 KiB to 1 MB through shared memory, and their result in the reply', async () => {
+    const seen = watchSegments();
+    const middle = pattern(MB / 2, 10);
+    const ar = t.rc.directView(0).apply((b: Buffer) => b, middle);
+    const [back] = await ar;
+    seen.watcher.close();
+    assert.deepEqual(back, middle);
+    assert.ok(hasSegment(seen.names, process.pid, 0), 'the arguments went through a segment');
+    // A result under 1 MB is not kept on its engine: the controller holds it.
+    await until(
+      async () => (await t.rc.result(ar.msgIds[0])).state === 'completed',
+      'the hub to hear of the reply',
+    );
+    assert.deepEqual((await t.rc.result(ar.msgIds[0])).value, middle);
+    await untilFreed([process.pid, enginePid]);
   });
 
   it('goes on the socket for a client that turns it off', async () => {
