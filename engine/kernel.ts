@@ -20,11 +20,7 @@ import {
   type Message,
 } from '../protocol/messages';
 import { decodeValue, encodeValue } from '../protocol/serialize';
-import {
-  hasSegment,
-  SHARED_MEMORY_THRESHOLD,
-  type SharedMemory,
-} from '../protocol/shared-memory';
+import { hasSegment, SHARED_MEMORY_THRESHOLD, type SharedMemory } from '../protocol/shared-memory';
 import { ACTORS, processActors } from './actors';
 import { transformCell } from './cell-transform';
 import {
