@@ -207,7 +207,8 @@ export class TaskDispatcher implements Placement {
       'kept_on' in s && s.kept_on !== engine.id ? s.kept_on : [],
     );
     if (keepers.length > 0) this.fetching.set(r.msgId, keepers);
-    this.place(r, engine, undefined, request);
+    const body = wire && this.session.rebody(wire, request.content, request.buffers);
+    this.place(r, engine, body, request);
   }
 
   /**
@@ -444,10 +445,20 @@ export class TaskDispatcher implements Placement {
   }
 }
 
+/** `resultIds` of each request content that has results, worked out once per task. */
+const resultIdsOf = new WeakMap<TaskRequest['content'], string[]>();
+
 /** The tasks whose results task `r` takes as arguments, each once. */
-function resultIds(r: TaskRecord): string[] {
-  const results = 'results' in r.request.content ? r.request.content.results : undefined;
-  return results ? [...new Set(results.flatMap((x) => x.msg_ids))] : [];
+function resultIds(r: TaskRecord): readonly string[] {
+  const { content } = r.request;
+  const results = 'results' in content ? content.results : undefined;
+  if (!results) return [];
+  let ids = resultIdsOf.get(content);
+  if (!ids) {
+    ids = [...new Set(results.flatMap((x) => x.msg_ids))];
+    resultIdsOf.set(content, ids);
+  }
+  return ids;
 }
 
 /** How an engine holds a task the hub sent it. */

@@ -131,6 +131,16 @@ export class Session {
   }
 
   /**
+   * The body of a message received as `wire` (see `Received`) that a relay changed only in its
+   * content and buffers: the header, parent header and metadata go on as the text they came in,
+   * signed anew with the new content, which saves serializing them again.
+   */
+  rebody(wire: Frame[], content: unknown, buffers: Buffer[]): Frame[] {
+    const parts = [wire[2], wire[3], wire[4], JSON.stringify(content)];
+    return [DELIMITER, this.sign(parts), ...parts, ...buffers];
+  }
+
+  /**
    * The one way in: verifies frames as received from a socket (and with `replays`, that the
    * message is new), decodes them and checks the message against tsparallel's table, or with
    * `accept` against another vocabulary sharing the framing (Jupyter's kernel messages).

@@ -124,8 +124,11 @@ export class TaskQueue {
       return;
     }
     this.parked.set(r.msgId, { r, unended: unended.length });
-    for (const dep of unended)
-      this.waitedFor.set(dep, [...(this.waitedFor.get(dep) ?? []), r.msgId]);
+    for (const dep of unended) {
+      const waiting = this.waitedFor.get(dep);
+      if (waiting) waiting.push(r.msgId);
+      else this.waitedFor.set(dep, [r.msgId]);
+    }
   }
 
   /** Task `msgId` ended: the parked tasks that waited for it alone are placed from now on. */

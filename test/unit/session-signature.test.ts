@@ -100,6 +100,22 @@ describe('Session serialize/deserialize', () => {
     assert.deepEqual(out.buffers, msg.buffers);
   });
 
+  it('gives a relay that changed the content frames signed anew, the other parts as they came', () => {
+    const msg = session.msg(
+      'apply_request',
+      { source: '(s) => s + "é"', mode: 'call', refs: [], options: { balanced: true } },
+      { identities: [Buffer.from('client')], metadata: { attempt: 2 } },
+    );
+    const { wire } = session.receive(delivered(session.frames(msg)));
+    const content = { ...msg.content, sources: { a: { inline: 1 } } };
+    const body = session.rebody(wire, content, [Buffer.from([7])]);
+    const out = new Session(KEY).receive(delivered([Buffer.from('engine'), ...body])).msg;
+    assert.deepEqual(out.header, msg.header);
+    assert.deepEqual(out.metadata, { attempt: 2 });
+    assert.deepEqual(out.content, content);
+    assert.deepEqual(out.buffers, [Buffer.from([7])]);
+  });
+
   describe('rejects a wrong signature', () => {
     const wrongSignature = /signature is missing or wrong/;
     const frames = (): Buffer[] =>
