@@ -42,6 +42,7 @@ import { decodeValue } from '../protocol/serialize';
 import { hasSegment, SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
 import { AsyncQueue } from './async-queue';
 import { DirectPaths } from './direct-paths';
+import { EngineTable } from './engine-table';
 import { Leases } from './leases';
 import { processHook } from './process-hook';
 import { cacheDir, ResultCache, type CacheInfo } from './result-cache';
@@ -165,7 +166,7 @@ export const taskSubmitted = processHook<SubmittedTask>('tsparallel.task-submitt
  * @example const rc = await Client.connect(); const lv = rc.loadBalancedView();
  */
 export class Client {
-  private readonly engines = new Map<number, EngineInfo>();
+  private readonly engines = new EngineTable();
   private readonly requests = new Map<
     string,
     { answer: (msg: Message) => void; fail: (e: Error) => void }
@@ -278,7 +279,7 @@ export class Client {
 
   /** Live engine ids, ascending. */
   get ids(): number[] {
-    return [...this.engines.keys()].sort((a, b) => a - b);
+    return [...this.engines.ids];
   }
 
   /** Live engines with their pid and host, ascending by id. */
@@ -689,7 +690,7 @@ export class Client {
   ): TaskState {
     this.assertOpen();
     const options: TaskOptions = content.options;
-    const host = this.hostOf(options.targets ?? this.ids);
+    const host = this.engines.hostOf(options.targets);
     // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
     const segment = type === 'apply_request' ? this.sharedMemory.write(buffers, host) : undefined;
     const msg =
@@ -739,12 +740,6 @@ export class Client {
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
     );
     return state;
-  }
-
-  /** The shared memory all of `ids` see, if they all see the same (see `EngineInfo`). */
-  private hostOf(ids: number[]): string | undefined {
-    const hosts = new Set(ids.map((id) => this.engines.get(id)?.shared_memory));
-    return hosts.size === 1 ? [...hosts][0] : undefined;
   }
 
   private liveTargets(targets: Targets): number[] {
