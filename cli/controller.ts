@@ -25,11 +25,15 @@ export function controllerCommand(program: Command): void {
     .action(async (flags: Record<string, unknown>) => {
       const options = resolveFlags(command, controllerOptions, pick(controllerOptions, flags));
       setFlagsFromString(CONTROLLER_HEAP_GROWTH);
-      const server = await ControllerServer.start({ ...options, log: log('controller') });
-      const stop = (): void => void server.close();
+      const starting = ControllerServer.start({ ...options, log: log('controller') });
+      // Listened for before the server says it listens: a signal as it starts stops it then.
+      // A failed start is reported where it is awaited below.
+      const stop = (): void => void starting.then((server) => server.close()).catch(() => {});
       process.on('SIGINT', stop).on('SIGTERM', stop);
       if (flags.exitWithParent) exitWithParent(stop);
-      await server.done;
+      await (
+        await starting
+      ).done;
       process.exit(0);
     });
 }

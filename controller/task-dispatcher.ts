@@ -5,9 +5,9 @@
  * prints for a task goes to the task's client and to every subscriber.
  *
  * A task the client sent straight to its engine (a direct path) is told to the hub afterwards
- * (`adopt`) and so is its engine's reply (`finishDirect`), in either order: the hub records
- * both without sending anything the client already has, and fails, retries or aborts such a
- * task as any other.
+ * (`adopt`) and so are its engine's reply (`finishDirect`) and data (`relayData`), in either
+ * order: the hub records them without sending anything the client already has, and fails,
+ * retries or aborts such a task as any other.
  */
 import type { ConditionName } from '../protocol/errors';
 import {
@@ -32,8 +32,15 @@ import {
   type TaskRequest,
 } from './task-records';
 
-/** Replies to direct tasks kept until their clients tell of the tasks. */
-const EARLY_REPLY_MEMORY = 10_000;
+/** Direct tasks whose engines' news is kept until their clients tell of them. */
+const EARLY_MEMORY = 10_000;
+
+/** What an engine sent of a direct task before the hub knew of it (see `early`). */
+interface EarlyNews {
+  engineId: number;
+  data?: Buffer[];
+  reply?: TaskReply;
+}
 
 /** Takes tasks in, sends them to engines and their replies back; see the file's comment. */
 export class TaskDispatcher implements Placement {
@@ -47,10 +54,11 @@ export class TaskDispatcher implements Placement {
   /** Unfinished tasks that went straight from their client to their engine. */
   private readonly direct = new Set<string>();
   /**
-   * Engines' replies to direct tasks whose client has not told the hub of them yet (the two
-   * travel apart), with the replying engine; bounded, as a client may die before telling.
+   * What engines sent of direct tasks whose client has not told the hub of them yet (the two
+   * travel apart): the latest published data and the reply, with the engine; bounded, as a
+   * client may die before telling.
    */
-  private readonly earlyReplies = new Map<string, { reply: TaskReply; engineId: number }>();
+  private readonly early = new Map<string, EarlyNews>();
   /** Who still needs the values engines keep, and when to free them. */
   private readonly kept: KeptValueTable;
   /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
@@ -127,10 +135,20 @@ export class TaskDispatcher implements Placement {
     const hold = leased ? 'leased' : holdOf(r);
     this.engines.assign(engine, msgId, hold, r.options.resources, this.queue.isQuick(r));
     this.records.assign(r, engine.id);
-    const early = this.earlyReplies.get(msgId);
-    if (early) {
-      this.earlyReplies.delete(msgId);
-      this.finishDirect(early.reply, early.engineId);
+    const early = this.early.get(msgId);
+    this.early.delete(msgId);
+    if (early?.engineId !== engine.id) return;
+    if (early.data) this.records.published(r, early.data);
+    if (early.reply) this.finishDirect(early.reply, early.engineId);
+  }
+
+  /** Keeps what engine `engineId` sent of a task the hub does not know yet (see `early`). */
+  private keepEarly(msgId: string, engineId: number, news: Omit<EarlyNews, 'engineId'>): void {
+    const known = this.early.get(msgId);
+    this.early.set(msgId, { ...(known?.engineId === engineId && known), ...news, engineId });
+    for (const id of this.early.keys()) {
+      if (this.early.size <= EARLY_MEMORY) break;
+      this.early.delete(id);
     }
   }
 
@@ -142,11 +160,7 @@ export class TaskDispatcher implements Placement {
     const msgId = String(reply.parent_header.msg_id);
     const r = this.records.get(msgId);
     if (!r) {
-      this.earlyReplies.set(msgId, { reply, engineId });
-      for (const id of this.earlyReplies.keys()) {
-        if (this.earlyReplies.size <= EARLY_REPLY_MEMORY) break;
-        this.earlyReplies.delete(id);
-      }
+      this.keepEarly(msgId, engineId, { reply });
       return;
     }
     if (isFinal(r.state) || r.engineId !== engineId || !this.direct.has(msgId)) return;
@@ -337,9 +351,16 @@ export class TaskDispatcher implements Placement {
    * elsewhere) is not the task's: it is dropped.
    */
   relayData(m: IMessage<'data_message'>): void {
-    const r = this.records.get(String(m.parent_header.msg_id));
-    if (!r || isFinal(r.state) || r.engineId !== this.engines.idOf(m.identities[0])) return;
-    this.records.published(r, m.buffers);
+    const msgId = String(m.parent_header.msg_id);
+    const r = this.records.get(msgId);
+    const engineId = this.engines.idOf(m.identities[0]);
+    if (!r && engineId !== undefined) {
+      this.keepEarly(msgId, engineId, { data: m.buffers });
+    } else if (!r || isFinal(r.state) || r.engineId !== engineId) {
+      return;
+    } else {
+      this.records.published(r, m.buffers);
+    }
     this.relayOutput(m);
   }
 
