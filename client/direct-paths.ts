@@ -87,9 +87,11 @@ export class DirectPaths {
     const { carried, buffers } = packCarried(this.untold);
     const engines = this.untoldEngines;
     const tasks = carried.map((c, i) => ({ ...c, engine_id: engines[i] }));
+    // Forgotten once sent: a cell interrupted in between tells them again (the hub knows a
+    // task told twice), never not at all (see Channel).
+    this.hub.send(this.session.msg('direct_tasks', { tasks }, { buffers }));
     this.untold = [];
     this.untoldEngines = [];
-    this.hub.send(this.session.msg('direct_tasks', { tasks }, { buffers }));
   }
 
   /** Engine `id` left: its socket closes; the hub fails or reruns the tasks it held. */

@@ -66,10 +66,17 @@ interface Held {
   bytes: number;
 }
 
-/** A socket that sends and receives whole, signed tsparallel messages. */
+/**
+ * A socket that sends and receives whole, signed tsparallel messages.
+ *
+ * A notebook cell's synchronous code may be ended by SIGINT (`breakOnSigint`) between any two
+ * statements of the sends it makes, with no `finally` run. So each step of sending leaves a
+ * state the next send repairs: at worst that one message is lost, never the channel wedged.
+ */
 export class Channel {
   private readonly queue: Frame[][] = [];
-  private sending = false;
+  /** The pump sending `queue`, while one runs; set once it has started. */
+  private pumping: Promise<void> | undefined;
   /** The latest send; the socket is busy until it settles. */
   private lastSend: Promise<void> = Promise.resolve();
   /** Per socket: a message relayed on two sockets (a reply and its IOPub copy) is no replay. */
@@ -121,9 +128,9 @@ export class Channel {
   sendFrames(frames: Frame[]): void {
     // zeromq sends synchronously while the socket is writable, which lets output leave even
     // while user code blocks the event loop; it throws EBUSY once a send has to wait.
-    if (this.queue.length === 0 && !this.sending && this.trySend(frames)) return;
+    if (this.queue.length === 0 && !this.pumping && this.trySend(frames)) return;
     this.queue.push(frames);
-    if (!this.sending) void this.pump();
+    this.pumping ??= this.pump().finally(() => (this.pumping = undefined));
   }
 
   /** Verified messages as they arrive; ends when the socket closes. */
@@ -195,9 +202,10 @@ export class Channel {
     const route = routeOf(identities);
     const held = this.turn.get(route);
     if (held === undefined) {
+      // The turn's end is arranged before anything is held for it.
       if (this.turn.size === 0) setImmediate(() => this.endTurn());
-      this.turn.set(route, { identities, bodies: [], bytes: 0 });
       this.sendFrames([...identities, ...body]);
+      this.turn.set(route, { identities, bodies: [], bytes: 0 });
       return;
     }
     const bytes = body.reduce((n, f) => n + f.length, 0);
@@ -214,10 +222,11 @@ export class Channel {
   /** Sends what is held for one peer: one message alone, several as a batch. */
   private release(held: Held): void {
     const { identities, bodies } = held;
-    if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
-    else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
+    // Taken before they leave, so that no message is ever sent twice.
     held.bodies = [];
     held.bytes = 0;
+    if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
+    else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
   }
 
   /** Sends everything held; the next message to each peer goes at once again. */
@@ -242,13 +251,11 @@ export class Channel {
   }
 
   private async pump(): Promise<void> {
-    this.sending = true;
     while (this.queue.length > 0 && !this.socket.closed) {
       await this.lastSend.catch(() => undefined);
       if (this.trySend(this.queue[0])) this.queue.shift();
       else await new Promise((resolve) => setImmediate(resolve));
     }
-    this.sending = false;
   }
 }
 
