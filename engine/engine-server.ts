@@ -58,12 +58,6 @@ const ABORTED_MEMORY = 10_000;
 const REJOIN_PATIENCE_MS = 5000;
 /** Most replies to direct tasks told to the hub in one message. */
 const REPORT_BATCH = 1000;
-/**
- * How long a reply to a direct task may wait to be told to the hub: a run of round trips shares
- * one message (as its client's tasks do, see client/direct-paths.ts). A task that may take
- * longer does not start before the replies waiting are told.
- */
-const REPORT_DELAY_MS = 5;
 /** Most replies held to leave together (see `EngineServer.answer`). */
 const HELD_MAX = 64;
 /** A reply with a frame this large leaves at once and alone, after those held before it. */
@@ -99,7 +93,6 @@ export class EngineServer {
   private held: { channel: Channel; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together (see `report`). */
   private unreported: TaskReply[] = [];
-  private reportTimer: NodeJS.Timeout | undefined;
   /** Results kept here until nobody needs them (see kept-values.ts). */
   private readonly kept = new KeptValues();
   /** Values other engines keep, fetched for the tasks that take them; made at registration. */
@@ -451,19 +444,17 @@ export class EngineServer {
   }
 
   /**
-   * Tells the hub of a reply a client got straight, with every other one of the next
-   * `REPORT_DELAY_MS` in one message: off the client's path, and one wake-up of the hub for a
-   * run of tiny tasks.
+   * Tells the hub of a reply a client got straight, with every other one of this turn in one
+   * message: off the client's path, and one wake-up of the hub for a run of tiny tasks. Not
+   * later than that: `rc.result` asked right after the reply must find the record final.
    */
   private report(reply: TaskReply): void {
     this.unreported.push(reply);
     if (this.unreported.length >= REPORT_BATCH) this.flushReports();
-    else this.reportTimer ??= setTimeout(() => this.flushReports(), REPORT_DELAY_MS);
+    else if (this.unreported.length === 1) setImmediate(() => this.flushReports());
   }
 
   private flushReports(): void {
-    clearTimeout(this.reportTimer);
-    this.reportTimer = undefined;
     if (this.unreported.length === 0) return;
     const { carried, buffers } = packCarried(this.unreported);
     this.unreported = [];

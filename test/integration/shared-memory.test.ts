@@ -165,7 +165,7 @@ describe('large values through shared memory on one host', () => {
       const ar = rc.directView(0).apply((b: Buffer) => b, big);
       assert.deepEqual(await ar, [big]);
       // A result this large stays on its engine, where rc.result fetches it.
-      assert.deepEqual((await rc.result(ar.msgIds[0])).value, big);
+      assert.deepEqual((await finalRecord(rc, ar.msgIds[0])).value, big);
     } finally {
       rc.close();
     }
