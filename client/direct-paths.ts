@@ -2,7 +2,8 @@
  * The client's side of direct paths: tasks go straight to the engine that runs them, on a
  * DEALER of this client's per engine (opened at the first such task), and its replies and
  * output come back on it; the hub is told of those tasks afterwards, everything sent within a
- * few milliseconds in one message (see `TELL_DELAY_MS`), so that its records, aborts and retries cover them as any other.
+ * few milliseconds in one message (see `TELL_DELAY_MS`), so that its records, aborts and
+ * retries cover them as any other.
  */
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';

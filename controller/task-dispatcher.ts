@@ -354,13 +354,10 @@ export class TaskDispatcher implements Placement {
     const msgId = String(m.parent_header.msg_id);
     const r = this.records.get(msgId);
     const engineId = this.engines.idOf(m.identities[0]);
-    if (!r && engineId !== undefined) {
-      this.keepEarly(msgId, engineId, { data: m.buffers });
-    } else if (!r || isFinal(r.state) || r.engineId !== engineId) {
-      return;
-    } else {
-      this.records.published(r, m.buffers);
-    }
+    if (engineId === undefined) return;
+    if (!r) this.keepEarly(msgId, engineId, { data: m.buffers });
+    else if (!isFinal(r.state) && r.engineId === engineId) this.records.published(r, m.buffers);
+    else return;
     this.relayOutput(m);
   }
 
