@@ -166,6 +166,6 @@ export class ClientRequests {
   }
 
   private control(engine: RegisteredEngine, msg: IMessage): void {
-    this.out.toEngineControl({ ...msg, identities: [engine.uuid] });
+    this.out.toEngineControl({ ...msg, identities: engine.controlRoute });
   }
 }

@@ -89,7 +89,8 @@ export class ControllerServer {
     this.client = new Channel(router(CLIENT_INBOUND), session, refuse, batch);
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'), batch);
     this.engine = new Channel(router(), session, dropped('engine'), batch);
-    this.heartbeat = new Channel(router(), session, dropped('heartbeat'));
+    // Answers to the engines of one process that share a link leave together (see `batch`).
+    this.heartbeat = new Channel(router(), session, dropped('heartbeat'), batch);
     this.hub = new Hub(session, this.outlet(), options, { records: store });
     this.files = {
       client: connectionFilePath('client', options),

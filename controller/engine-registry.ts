@@ -34,6 +34,11 @@ export class RegisteredEngine implements EngineLoad {
   private lastTaken = 0;
   /** What the engine's latest heartbeat said of its process. */
   private usage: EngineUsage | undefined;
+  /**
+   * The identities its heartbeats come with, which route control messages to it: its own
+   * identity, or behind its process's when it shares the process's link (engine/shared-link.ts).
+   */
+  controlRoute: Buffer[];
   /** The resources each held task that asked for some occupies. */
   private readonly occupying = new Map<string, Resources>();
   /** Their sum, by name; a name leaves when nothing occupies it. */
@@ -41,14 +46,20 @@ export class RegisteredEngine implements EngineLoad {
 
   constructor(
     readonly info: EngineInfo,
-    /** The engine's ROUTER identity. */
-    readonly uuid: Buffer,
+    /** The identities the engine's messages come with, which route the hub's to it. */
+    readonly route: Buffer[],
     /** Told after each change of the engine's load. */
     private readonly changed: (engine: RegisteredEngine) => void,
-  ) {}
+  ) {
+    this.controlRoute = [this.uuid];
+  }
 
   get id(): number {
     return this.info.id;
+  }
+  /** The engine's own identity, as its heartbeats carry it (see `engineIdentity`). */
+  get uuid(): Buffer {
+    return engineIdentity(this.route);
   }
   /**
    * Load-balanced tasks it holds, counting its leased slots as busy: tasks under a lease fill
@@ -103,8 +114,12 @@ export class RegisteredEngine implements EngineLoad {
     return shortOf(free, asked);
   }
 
-  /** Keeps what a heartbeat reported of the engine's CPU and memory. */
-  reportUsage(usage: EngineUsage | undefined): void {
+  /**
+   * A heartbeat came with `identities` (see `controlRoute`), reporting `usage` of the engine's
+   * CPU and memory.
+   */
+  beat(identities: Buffer[], usage: EngineUsage | undefined): void {
+    this.controlRoute = identities;
     if (usage) this.usage = usage;
   }
 
@@ -156,6 +171,15 @@ export class RegisteredEngine implements EngineLoad {
     }
     this.changed(this);
   }
+}
+
+/**
+ * An engine's own identity among the identities its messages on the task socket come with: the
+ * last. Lightweight engines hosted in one process share its connection (see
+ * engine/shared-link.ts), whose identity comes first.
+ */
+export function engineIdentity(route: Buffer[]): Buffer {
+  return route[route.length - 1];
 }
 
 /** Told of a live engine (`live`) when it joins and whenever its load changes, and of its drop. */
@@ -212,16 +236,16 @@ export class EngineRegistry {
   }
 
   /**
-   * The engine registering from `identity`: the one already known there, or a new one that joins
-   * at its first heartbeat (`isNew`), with id `newId()`.
+   * The engine registering from `route` (see `RegisteredEngine.route`): the one already known
+   * there, or a new one that joins at its first heartbeat (`isNew`), with id `newId()`.
    */
   register(
-    identity: Buffer,
+    route: Buffer[],
     content: ContentMap['registration_request'],
     newId: () => number,
     registered: string,
   ): { engine: RegisteredEngine; isNew: boolean } {
-    const key = identity.toString('hex');
+    const key = engineIdentity(route).toString('hex');
     const known = this.joining.get(key) ?? this.live.get(this.byKey.get(key) ?? -1);
     if (known) return { engine: known, isNew: false };
     const { uuid, pid, hostname, engine_set, mpi, shared_memory, direct } = content;
@@ -237,7 +261,7 @@ export class EngineRegistry {
       direct,
       resources: declaredResources(content.resources),
     };
-    const engine = new RegisteredEngine(info, identity, (e) => {
+    const engine = new RegisteredEngine(info, route, (e) => {
       if (this.live.get(e.id) === e) this.watcher(e, true);
     });
     this.dropped.delete(key);

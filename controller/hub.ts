@@ -18,7 +18,7 @@ import {
 } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
-import { EngineRegistry } from './engine-registry';
+import { EngineRegistry, engineIdentity } from './engine-registry';
 import { HeartMonitor, systemClock, type Clock } from './heartbeat';
 import { LeaseTable } from './leases';
 import { handlerIn, Replies, type HandlerTable, type HubOutlet } from './hub-outlet';
@@ -174,7 +174,7 @@ export class Hub {
   /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
   handleHeartbeat(msg: Message): void {
     if (!isMsg(msg, 'heartbeat')) return;
-    const uuid = msg.identities[0];
+    const uuid = engineIdentity(msg.identities);
     const joined = this.engines.join(uuid);
     if (joined) {
       this.out.publish(
@@ -192,15 +192,15 @@ export class Hub {
         this.session.msg(
           'registration_lost',
           { reason },
-          { parent: msg.header, identities: [uuid] },
+          { parent: msg.header, identities: msg.identities },
         ),
       );
       return;
     }
     this.heart.beat(id);
-    this.engines.get(id)?.reportUsage(msg.content.usage);
+    this.engines.get(id)?.beat(msg.identities, msg.content.usage);
     this.out.toEngineControl(
-      this.session.msg('heartbeat', {}, { parent: msg.header, identities: [uuid] }),
+      this.session.msg('heartbeat', {}, { parent: msg.header, identities: msg.identities }),
     );
   }
 
@@ -252,16 +252,18 @@ export class Hub {
     this.tasks.engineLost(engine, reason);
     const gone = this.session.msg('unregistration_notification', { id, reason });
     this.out.publish('hub.unregistration', gone);
-    // Engines fetching values it kept stop waiting for them.
-    for (const e of this.engines.values()) this.out.toEngine({ ...gone, identities: [e.uuid] });
+    // Engines fetching values it kept stop waiting for them. Signed once for all: a thousand
+    // signatures per drop would hold the hub up while many engines drop together.
+    const wire = this.session.body(gone);
+    for (const e of this.engines.values())
+      this.out.toEngine({ ...gone, identities: e.route }, wire);
     this.tasks.queue.schedule();
   }
 
   private readonly engineHandlers: HandlerTable<EngineMessageType> = {
     registration_request: (m) => {
-      const uuid = m.identities[0];
       const { engine, isNew } = this.engines.register(
-        uuid,
+        m.identities,
         m.content,
         () => this.records.nextEngineId(),
         new Date().toISOString(),
@@ -279,13 +281,13 @@ export class Hub {
     },
     unregistration_request: (m) => {
       // The sender's identity says which engine leaves; an engine cannot unregister another.
-      const id = this.engines.idOf(m.identities[0]);
+      const id = this.engines.idOf(engineIdentity(m.identities));
       if (id !== undefined) this.dropEngine(id, 'it unregistered');
     },
     apply_reply: (m, wire) => this.tasks.finish(m, wire),
     execute_reply: (m, wire) => this.tasks.finish(m, wire),
     direct_replies: (m) => {
-      const id = this.engines.idOf(m.identities[0]);
+      const id = this.engines.idOf(engineIdentity(m.identities));
       if (id === undefined) return;
       for (const reply of unpackCarried(m.content.replies, m.buffers, [])) {
         this.tasks.finishDirect(reply, id);

@@ -19,7 +19,12 @@ import {
 import { shortOf, unsatisfiable } from '../protocol/resources';
 import { hasSegment } from '../protocol/shared-memory';
 import type { Frame, Session } from '../protocol/session';
-import type { EngineRegistry, Hold, RegisteredEngine } from './engine-registry';
+import {
+  engineIdentity,
+  type EngineRegistry,
+  type Hold,
+  type RegisteredEngine,
+} from './engine-registry';
 import type { HubOutlet, Replies } from './hub-outlet';
 import { KeptValueTable } from './kept-values';
 import { TaskQueue, type Placement } from './schedulers/task-queue';
@@ -78,7 +83,7 @@ export class TaskDispatcher implements Placement {
         const engine = this.engines.get(engineId);
         if (!engine) return;
         const release = this.session.msg('value_release', { msg_ids: msgIds });
-        this.out.toEngine({ ...release, identities: [engine.uuid] });
+        this.out.toEngine({ ...release, identities: engine.route });
       },
       (msgId) => {
         const r = this.records.get(msgId);
@@ -330,7 +335,7 @@ export class TaskDispatcher implements Placement {
   finish(reply: TaskReply, wire?: Frame[]): void {
     const r = this.records.get(String(reply.parent_header.msg_id));
     if (!r || isFinal(r.state) || r.engineId === null) return;
-    if (r.engineId !== this.engines.idOf(reply.identities[0])) return;
+    if (r.engineId !== this.engines.idOf(engineIdentity(reply.identities))) return;
     // An earlier run of a task sent again to the same engine (`refetch`) is not its run now.
     if (reply.metadata.attempt !== r.request.metadata.attempt) return;
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
@@ -353,7 +358,7 @@ export class TaskDispatcher implements Placement {
   relayData(m: IMessage<'data_message'>): void {
     const msgId = String(m.parent_header.msg_id);
     const r = this.records.get(msgId);
-    const engineId = this.engines.idOf(m.identities[0]);
+    const engineId = this.engines.idOf(engineIdentity(m.identities));
     if (engineId === undefined) return;
     if (!r) this.keepEarly(msgId, engineId, { data: m.buffers });
     else if (!isFinal(r.state) && r.engineId === engineId) this.records.published(r, m.buffers);
@@ -364,7 +369,7 @@ export class TaskDispatcher implements Placement {
   /** Output an engine printed: to the task's client, and published for every subscriber. */
   relayOutput(m: IMessage<'stream' | 'display_data' | 'execute_result' | 'data_message'>): void {
     const r = this.records.get(String(m.parent_header.msg_id));
-    const engineId = this.engines.joinedId(m.identities[0]);
+    const engineId = this.engines.joinedId(engineIdentity(m.identities));
     const tagged = { ...m, metadata: { ...m.metadata, engine_id: engineId } };
     // A direct task's client has its output from the engine.
     if (r && !this.direct.has(r.msgId)) this.out.toClient({ ...tagged, identities: [r.client] });
@@ -439,7 +444,7 @@ export class TaskDispatcher implements Placement {
   ): void {
     this.engines.assign(engine, r.msgId, holdOf(r), r.options.resources, this.queue.isQuick(r));
     this.records.assign(r, engine.id);
-    this.out.toEngine({ ...request, identities: [engine.uuid] }, wire);
+    this.out.toEngine({ ...request, identities: engine.route }, wire);
   }
 
   /**

@@ -48,6 +48,7 @@ import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './r
 import { runCells } from './sigint-thread';
 import { openDirectSocket } from './direct-socket';
 import { KeptValues, PeerValues } from './kept-values';
+import { sharedConnection, type HubConnection } from './shared-link';
 
 /** The process that started this one, whose end ends the engine under `exitWithParent`. */
 const PARENT_PID = process.ppid;
@@ -90,7 +91,7 @@ export class EngineServer {
   /** Messages taken and not yet handled: the tasks in hand. */
   private inHand = 0;
   /** Replies ready to leave, held while the next task in hand is quick (see `answer`). */
-  private held: { channel: Channel; reply: TaskReply }[] = [];
+  private held: { channel: HubConnection; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together (see `report`). */
   private unreported: TaskReply[] = [];
   /** Results kept here until nobody needs them (see kept-values.ts). */
@@ -102,7 +103,8 @@ export class EngineServer {
 
   private constructor(
     private readonly info: EngineConnectionInfo,
-    private readonly channel: Channel,
+    /** To the hub: a socket of its own, or for a lightweight engine its process's shared link. */
+    private readonly channel: HubConnection,
     private readonly options: Resolved<typeof engineOptions.specs>,
     private readonly uuid: string,
     /** Where clients send tasks straight (see direct-socket.ts), if this host has an address. */
@@ -123,20 +125,15 @@ export class EngineServer {
     const session = new Session(info.key);
     sweepSharedMemory();
     const uuid = randomUUID();
-    const socket = new zmq.Dealer({
-      ...NO_DROPPING,
-      routingId: uuid,
-      linger: 1000,
-      ...curveClientOptions(info),
-    });
     const server = new EngineServer(
       info,
-      new Channel(socket, session, (e) => options.log(`dropped a message: ${e.message}`)),
+      options.lightweight
+        ? sharedConnection(info.engine, socketOptions(info), session, uuid, options.log)
+        : ownConnection(info, session, uuid, options.log),
       options,
       uuid,
       await openDirectSocket(info, session, options.log),
     );
-    socket.connect(info.engine);
     await server.register();
     return server;
   }
@@ -215,15 +212,22 @@ export class EngineServer {
       curve: curveClientOptions(this.info),
     };
     if (this.options.lightweight) {
-      const stop = startHeartbeat(data, {
-        control: (event) => this.onControl(event),
-        signal: (signal) =>
-          signal === 'SIGINT'
-            ? this.kernel.interrupt()
-            : this.options.log(`engine ${this.id} ignores ${signal}: it shares its process`),
-        // The abort event interrupts the task (see onControl).
-        interruptIfRunning: () => {},
-      });
+      const { session } = this.channel;
+      const link = { linger: 0, ...data.curve };
+      const connection = sharedConnection(data.address, link, session, uuid, this.options.log);
+      const stop = startHeartbeat(
+        data,
+        {
+          control: (event) => this.onControl(event),
+          signal: (signal) =>
+            signal === 'SIGINT'
+              ? this.kernel.interrupt()
+              : this.options.log(`engine ${this.id} ignores ${signal}: it shares its process`),
+          // The abort event interrupts the task (see onControl).
+          interruptIfRunning: () => {},
+        },
+        connection,
+      );
       this.stopHeartbeat = async () => stop();
       return;
     }
@@ -302,10 +306,12 @@ export class EngineServer {
 
   private async handle(msg: Message, origin: TaskOrigin): Promise<void> {
     this.inHand--;
-    // Held replies and reports wait for a quick task only; before anything else, they leave.
+    // Held replies and reports wait for a quick task only; before anything else, they leave,
+    // with those of the other engines sharing this one's link.
     if (!this.kernel.isQuick(msg)) {
       this.sendHeld();
       this.flushReports();
+      this.channel.flush();
     }
     // Control events that arrived while the previous task ran must count before this one.
     this.drainControl();
@@ -417,7 +423,7 @@ export class EngineServer {
    * per peer instead of one per task. A held reply waits at most for quick tasks (see
    * `handle`), and never for output, which follows it.
    */
-  private answer(channel: Channel, reply: TaskReply): void {
+  private answer(channel: HubConnection, reply: TaskReply): void {
     if (reply.buffers.some((b) => b.length >= HELD_BYTES)) {
       // A large one gains nothing from company, and a batch would copy it.
       this.sendHeld();
@@ -431,7 +437,7 @@ export class EngineServer {
   /** Sends the held replies, those for one peer as one batch, in the order they were held. */
   private sendHeld(): void {
     if (this.held.length === 0) return;
-    const byPeer = new Map<string, { channel: Channel; replies: TaskReply[] }>();
+    const byPeer = new Map<string, { channel: HubConnection; replies: TaskReply[] }>();
     for (const { channel, reply } of this.held) {
       const to = reply.identities.map((i) => i.toString('hex')).join('.');
       const peer = `${channel === this.channel ? 'hub' : 'direct'}:${to}`;
@@ -481,6 +487,8 @@ export class EngineServer {
       this.direct.channel.send({ ...output, identities: to.identities });
     }
     this.channel.send(output);
+    // Output leaves at once, even while the task that wrote it keeps the event loop.
+    this.channel.flush();
   }
 
   private abortedContent(): IMessage<'apply_reply'>['content'] {
@@ -585,4 +593,21 @@ export class EngineServer {
     this.direct?.channel.close();
     this.channel.close();
   }
+}
+
+/** An engine's own socket to the hub, its identity `uuid`. */
+function ownConnection(
+  info: EngineConnectionInfo,
+  session: Session,
+  uuid: string,
+  log: (line: string) => void,
+): Channel {
+  const socket = new zmq.Dealer({ ...NO_DROPPING, routingId: uuid, ...socketOptions(info) });
+  socket.connect(info.engine);
+  return new Channel(socket, session, (e) => log(`dropped a message: ${e.message}`));
+}
+
+/** Options of an engine's socket to the hub's task socket, own or shared. */
+function socketOptions(info: EngineConnectionInfo): zmq.SocketOptions<zmq.Dealer> {
+  return { linger: 1000, ...curveClientOptions(info) };
 }

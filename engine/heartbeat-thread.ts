@@ -9,6 +9,7 @@ import { isMsg, type EngineUsage } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { readRunningId } from './running-task';
+import type { HubConnection } from './shared-link';
 import { runsCode } from './sigint-thread';
 
 /** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
@@ -88,13 +89,13 @@ function endProcessSoon(): void {
  * Beats to the controller every period and acts on its control messages; in the heartbeat
  * thread, or in the main thread of a lightweight engine. Returns the function that stops it.
  */
-export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
-  const session = new Session(data.key);
-  const channel = new Channel(
-    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
-    session,
-  );
-  channel.socket.connect(data.address);
+export function startHeartbeat(
+  data: HeartbeatData,
+  act: HeartbeatActions,
+  /** Where beats go: a socket of the engine's own unless given its share of a link. */
+  channel: HubConnection = ownConnection(data),
+): () => void {
+  const { session } = channel;
 
   let lastAnswer = performance.now();
   let lastBeat = 0;
@@ -167,6 +168,16 @@ export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () =
     stop();
     channel.close();
   };
+}
+
+/** A heartbeat socket of the engine's own. */
+function ownConnection(data: HeartbeatData): Channel {
+  const channel = new Channel(
+    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
+    new Session(data.key),
+  );
+  channel.socket.connect(data.address);
+  return channel;
 }
 
 /**

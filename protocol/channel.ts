@@ -41,9 +41,17 @@ export interface ChannelOptions {
    * turn ends (`setImmediate`, not a timer). Only between tsparallel's own processes: Jupyter's
    * clients know no batches. Every channel receives them, with or without this. An engine's task
    * socket does not batch: its event loop runs user code, so a held reply would wait behind the
-   * next task however long it runs, and output written while a task runs must leave at once.
+   * next task however long it runs, and output written while a task runs must leave at once;
+   * the link lightweight engines share batches, and they `flush` it before such code and after
+   * output (see engine/shared-link.ts).
    */
   batch?: boolean;
+  /**
+   * The socket has one peer (a DEALER): every identity a message carries is for that peer to
+   * route on, so messages with different ones share a batch to it, each behind its own (see
+   * `batchFrames`). On a ROUTER or PUB socket the first identity names the peer.
+   */
+  onePeer?: boolean;
 }
 
 /**
@@ -80,7 +88,7 @@ export class Channel {
   /** The latest send; the socket is busy until it settles. */
   private lastSend: Promise<void> = Promise.resolve();
   /** Per socket: a message relayed on two sockets (a reply and its IOPub copy) is no replay. */
-  private readonly replays = new ReplayGuard();
+  private readonly replays: ReplayGuard;
   /** Received messages dropped so far, by reason. */
   readonly dropped: Record<DropKind, number> = { signature: 0, replay: 0, malformed: 0 };
   /** With `batch`: the peers sent to in this turn, by route, with what waits to follow. */
@@ -95,7 +103,9 @@ export class Channel {
     readonly session: Session,
     private readonly onDropped: (error: Error) => void = () => {},
     private readonly options: ChannelOptions = {},
-  ) {}
+  ) {
+    this.replays = new ReplayGuard(undefined, options.onePeer);
+  }
 
   /**
    * Sends `msg` now if the socket can take it, else queues it; order is kept either way. With
@@ -117,7 +127,8 @@ export class Channel {
     if (msgs.length === 0) return;
     const { identities } = msgs[0];
     // What this channel holds for the peer goes first.
-    const held = this.options.batch ? this.turn.get(routeOf(identities)) : undefined;
+    const peer = this.options.onePeer ? [] : identities.slice(0, 1);
+    const held = this.options.batch ? this.turn.get(routeOf(peer)) : undefined;
     if (held) this.release(held);
     const bodies = msgs.map((m) => this.session.body(m));
     this.sendFrames(
@@ -185,9 +196,18 @@ export class Channel {
     }
   }
 
+  /**
+   * Sends everything held now rather than as the turn ends: the code about to run may keep the
+   * event loop for long.
+   */
+  flush(): void {
+    for (const held of this.turn.values()) this.release(held);
+    this.turn.clear();
+  }
+
   /** Sends what is held, then closes; what the socket has not taken by then is dropped. */
   close(): void {
-    this.endTurn();
+    this.flush();
     this.queue.length = 0;
     this.socket.close();
   }
@@ -199,13 +219,14 @@ export class Channel {
 
   /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
   private hold(identities: Buffer[], body: Frame[]): void {
-    const route = routeOf(identities);
+    const peer = this.options.onePeer ? [] : identities.slice(0, 1);
+    const route = routeOf(peer);
     const held = this.turn.get(route);
     if (held === undefined) {
       // The turn's end is arranged before anything is held for it.
-      if (this.turn.size === 0) setImmediate(() => this.endTurn());
+      if (this.turn.size === 0) setImmediate(() => this.flush());
       this.sendFrames([...identities, ...body]);
-      this.turn.set(route, { identities, bodies: [], bytes: 0 });
+      this.turn.set(route, { identities: peer, bodies: [], bytes: 0 });
       return;
     }
     const bytes = body.reduce((n, f) => n + f.length, 0);
@@ -214,7 +235,10 @@ export class Channel {
       this.sendFrames([...identities, ...body]);
       return;
     }
-    held.bodies.push(body);
+    // Identities beyond the peer's travel inside the batch, with their message.
+    held.bodies.push(
+      identities.length > peer.length ? [...identities.slice(peer.length), ...body] : body,
+    );
     held.bytes += bytes;
     if (held.bytes >= BATCH_BYTES) this.release(held);
   }
@@ -227,12 +251,6 @@ export class Channel {
     held.bytes = 0;
     if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
     else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
-  }
-
-  /** Sends everything held; the next message to each peer goes at once again. */
-  private endTurn(): void {
-    for (const held of this.turn.values()) this.release(held);
-    this.turn.clear();
   }
 
   /** False when the socket is busy with an earlier send. */

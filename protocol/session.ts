@@ -193,7 +193,7 @@ export class Session {
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         throw new ProtocolError('message signature is missing or wrong', 'signature');
       }
-      if (replays && !replays.firstSight(given)) {
+      if (replays && !replays.firstSight(given, frames.slice(0, d))) {
         throw new ProtocolError('message replayed: its signature was seen before', 'replay');
       }
     }
@@ -237,11 +237,22 @@ export class ReplayGuard {
   private current = new Set<string>();
   private previous = new Set<string>();
 
-  constructor(private readonly generation = 65_536) {}
+  constructor(
+    private readonly generation = 65_536,
+    /**
+     * A message counts as seen per recipient, named by its identities: on a link several
+     * engines share (see `ChannelOptions.onePeer`), the hub's news for all of them is one
+     * message, sent to each.
+     */
+    private readonly perRecipient = false,
+  ) {}
 
-  /** False when `signature` was seen before; remembers it otherwise. */
-  firstSight(signature: Buffer): boolean {
-    const key = signature.toString('latin1');
+  /** False when `signature` was seen before (for recipient `identities`); remembers it otherwise. */
+  firstSight(signature: Buffer, identities: Buffer[] = []): boolean {
+    const seen = signature.toString('latin1');
+    const key = this.perRecipient
+      ? [seen, ...identities.map((i) => i.toString('latin1'))].join('\n')
+      : seen;
     if (this.current.has(key) || this.previous.has(key)) return false;
     if (this.current.size >= this.generation) {
       this.previous = this.current;
@@ -255,12 +266,13 @@ export class ReplayGuard {
 /**
  * One multipart message carrying several messages for the peer `identities` route to:
  * `[identities..., "<IDS|BATCH>", layout, packed]`, where `packed` holds each message's frames
- * from its own `<IDS|MSG>` delimiter on (see `Session.body`), end to end, and `layout` says how
- * long each frame is: decimal lengths joined by commas, one message's after another's joined by
- * semicolons. Three frames, however many messages: every frame costs the sender and the
- * receiver a call into ZeroMQ and a buffer of their own, which for small messages is most of
- * what they cost. Nothing is signed at this level: each message keeps its own signature and is
- * checked alone on receipt (see `unbatch`).
+ * from its own `<IDS|MSG>` delimiter on (see `Session.body`), end to end, each behind the
+ * identities it has beyond the batch's (the engine it is for, of those sharing a connection, see
+ * engine/shared-link.ts), and `layout` says how long each frame is: decimal lengths joined by
+ * commas, one message's after another's joined by semicolons. Three frames, however many
+ * messages: every frame costs the sender and the receiver a call into ZeroMQ and a buffer of
+ * their own, which for small messages is most of what they cost. Nothing is signed at this
+ * level: each message keeps its own signature and is checked alone on receipt (see `unbatch`).
  */
 export function batchFrames(identities: Buffer[], bodies: Frame[][]): Frame[] {
   const lengths = bodies.map((b) =>
@@ -308,8 +320,11 @@ export function unbatch(frames: Buffer[]): Buffer[][] {
   let at = 0;
   for (const m of lengths) {
     const own = m.map((n) => packed.subarray(at, (at += n)));
-    if (!own[0].equals(DELIMITER)) {
-      throw new ProtocolError(`batch's message ${messages.length} does not start with <IDS|MSG>`);
+    const delimiter = own.findIndex((f) => f.equals(DELIMITER));
+    if (delimiter < 0 || own.length - delimiter < MESSAGE_FRAMES) {
+      throw new ProtocolError(
+        `batch's message ${messages.length} has no <IDS|MSG> followed by ${MESSAGE_FRAMES - 1} frames`,
+      );
     }
     messages.push([...identities, ...own]);
   }

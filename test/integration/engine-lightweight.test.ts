@@ -48,6 +48,20 @@ describe('lightweight engines, several in one process', function () {
     assert.deepEqual(await rc.updateEngines(), ids);
   });
 
+  it("share the process's connections to the hub, yet an abort reaches only its engine", async () => {
+    const [first, second] = rc.ids;
+    const wait = (): Promise<string> => new Promise((resolve) => setTimeout(resolve, 1500, 'done'));
+    const aborted = rc.directView(first).apply(wait);
+    const other = rc.directView(second).apply(wait);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await aborted.abort();
+    await assert.rejects(async () => aborted, { name: 'TaskAbortedError' });
+    assert.deepEqual(await other, ['done']);
+    // Replies through the shared link come back under each engine's own id.
+    const ran = await rc.loadBalancedView().map((x: number) => x, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(ran, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('stop on shutdown without ending the process the others share', async () => {
     const [first, ...rest] = rc.ids;
     const gone = rc.events();

@@ -6,7 +6,7 @@ describe("an engine's resources in use", () => {
   function engineHolding(resources: Record<string, number>) {
     const registry = new EngineRegistry();
     const { engine } = registry.register(
-      Buffer.from('e0'),
+      [Buffer.from('e0')],
       { uuid: 'e0', pid: 1, hostname: 'h', resources },
       () => 0,
       '',
@@ -33,7 +33,7 @@ describe("an engine's resources in use", () => {
   it('holds one CPU for an engine that declares nothing', () => {
     const registry = new EngineRegistry();
     const { engine } = registry.register(
-      Buffer.from('e1'),
+      [Buffer.from('e1')],
       { uuid: 'e1', pid: 1, hostname: 'h' },
       () => 1,
       '',

@@ -176,7 +176,7 @@ describe('scheduler rooms', () => {
       Array.from({ length: n }, (_, i) => {
         const identity = Buffer.from(`engine-${nextId}-${i}`);
         registry.register(
-          identity,
+          [identity],
           { uuid: `u${i}`, pid: 1, hostname: 'h' },
           () => nextId++,
           new Date().toISOString(),

@@ -1,0 +1,103 @@
+/**
+ * One connection to each of the hub's sockets (tasks, heartbeats) for all the lightweight engines
+ * of a process. With an own socket each, a thousand engines in ten processes cost the hub a
+ * message per task each way, as tasks spread over the engines cannot share one, and a message per
+ * beat; over one connection per process, what the hub sends in one turn to the engines of a
+ * process travels as one batch, and so do their replies and beats (see `ChannelOptions.onePeer`).
+ * Each message carries its engine's identity behind the process's, so the hub still tells the
+ * engines apart (see `engineIdentity` in controller/engine-registry.ts): each registers, beats,
+ * joins, is aborted and is dropped on its own.
+ */
+import * as zmq from 'zeromq';
+import { AsyncQueue } from '../client/async-queue';
+import { Channel, NO_DROPPING } from '../protocol/channel';
+import type { IMessage, Message } from '../protocol/messages';
+import type { Session } from '../protocol/session';
+
+/** What an engine sends to and receives from the hub on: its own socket, or its share of a link. */
+export interface HubConnection {
+  readonly session: Session;
+  send(msg: IMessage): void;
+  sendTogether(msgs: IMessage[]): void;
+  messages(): AsyncGenerator<Message>;
+  /** Sends now what waits for the turn's end, as code that may run long is about to start. */
+  flush(): void;
+  close(): void;
+}
+
+/** The process's links, by the address of the hub's socket. */
+const links = new Map<string, SharedLink>();
+
+/** The connection of this process's lightweight engines to one hub socket; see the file's comment. */
+class SharedLink {
+  private readonly channel: Channel;
+  /** What came for each engine, by its identity. */
+  private readonly inboxes = new Map<string, AsyncQueue<Message>>();
+
+  constructor(
+    address: string,
+    options: zmq.SocketOptions<zmq.Dealer>,
+    session: Session,
+    log: (line: string) => void,
+    private readonly forget: () => void,
+  ) {
+    const socket = new zmq.Dealer({ ...NO_DROPPING, ...options });
+    this.channel = new Channel(socket, session, (e) => log(`dropped a message: ${e.message}`), {
+      batch: true,
+      onePeer: true,
+    });
+    socket.connect(address);
+    void this.deliver();
+  }
+
+  /** Engine `uuid`'s share of the link, from its own `session`. */
+  open(uuid: string, session: Session): HubConnection {
+    const inbox = new AsyncQueue<Message>();
+    this.inboxes.set(uuid, inbox);
+    const identities = [Buffer.from(uuid)];
+    const send = (msg: IMessage): void => this.channel.send({ ...msg, identities });
+    return {
+      session,
+      send,
+      // Together anyway: the link sends what is queued in one turn as one batch.
+      sendTogether: (msgs) => msgs.forEach(send),
+      messages: async function* () {
+        yield* inbox;
+      },
+      flush: () => this.channel.flush(),
+      close: () => {
+        inbox.end();
+        this.inboxes.delete(uuid);
+        if (this.inboxes.size > 0) return;
+        this.forget();
+        this.channel.close();
+      },
+    };
+  }
+
+  private async deliver(): Promise<void> {
+    for await (const msg of this.channel.messages()) {
+      this.inboxes.get(msg.identities[0]?.toString())?.push(msg);
+    }
+    for (const inbox of this.inboxes.values()) inbox.end();
+  }
+}
+
+/**
+ * Engine `uuid`'s connection to the hub's socket at `address`, shared with the process's other
+ * engines; the link's socket takes `options` from the engine that opens it.
+ */
+export function sharedConnection(
+  address: string,
+  options: zmq.SocketOptions<zmq.Dealer>,
+  session: Session,
+  uuid: string,
+  log: (line: string) => void,
+): HubConnection {
+  let link = links.get(address);
+  if (!link) {
+    link = new SharedLink(address, options, session, log, () => links.delete(address));
+    links.set(address, link);
+  }
+  return link.open(uuid, session);
+}
