@@ -151,6 +151,37 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.deepEqual(texts(opened(rest)), names('b').slice(1));
   });
 
+  it('batches for engines sharing a link: one batch to their peer, each message behind its own identity', async () => {
+    const { router, dealer } = await pair();
+    const link = new Channel(dealer, session, undefined, { batch: true, onePeer: true });
+    const engines = ['e1', 'e2', 'e3'].map((e) => [Buffer.from(e)]);
+    for (const [i, identities] of engines.entries()) link.send(line(`from e${i + 1}`, identities));
+    const hub = new Channel(router, session, undefined, { batch: true });
+    const got = await take(hub.messages(), 3);
+    assert.deepEqual(texts(got), ['from e1', 'from e2', 'from e3']);
+    // Each came behind the link's identity, then its engine's.
+    assert.deepEqual(
+      got.map((m) => m.identities.slice(1).map(String)),
+      [['e1'], ['e2'], ['e3']],
+    );
+    // The hub's answers to the three, one turn's worth, travel to the link as two messages.
+    for (const m of got) hub.send(line(`to ${m.identities[1].toString()}`, m.identities));
+    const [first, rest] = [await dealer.receive(), await dealer.receive()];
+    assert.ok(isBatch(rest));
+    const answers = [first, rest].flatMap((frames) => unbatch(frames));
+    assert.deepEqual(
+      answers.map((frames) => session.receive(frames).msg.identities.map(String)),
+      [['e1'], ['e2'], ['e3']],
+    );
+    // One message for all three (the hub's news of an engine's drop) is no replay to the link.
+    const news = session.msg('stream', { name: 'stdout', text: 'news' });
+    const wire = session.body(news);
+    for (const m of got) hub.send({ ...news, identities: m.identities }, wire);
+    const inbox = link.messages();
+    assert.deepEqual(texts(await take(inbox, 3)), ['news', 'news', 'news']);
+    assert.deepEqual(link.dropped, { signature: 0, replay: 0, malformed: 0 });
+  });
+
   it('refuses a tampered, replayed or malformed message in a batch, delivering the others', async () => {
     const { router, dealer } = await pair();
     const errors: Error[] = [];
