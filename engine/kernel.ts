@@ -53,6 +53,12 @@ const OWN_CODE = resolve(__dirname, '..');
 const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
 /** A function whose latest call took less (in milliseconds) is quick; see `isQuick`. */
 const QUICK_MS = 1;
+/**
+ * How long the latest call of each function took in this process, in milliseconds, by source:
+ * the lightweight engines of a process know a function quick once one of them ran it, so that
+ * their first calls of it do not send their replies alone (see `EngineServer.handle`).
+ */
+const lastRunMs = new Map<string, number>();
 /** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
 
@@ -61,8 +67,6 @@ export class EngineKernel {
   readonly namespace = globalThis as unknown as Record<string, unknown>;
   private executionCount = 0;
   private readonly functions = new Map<string, (...args: unknown[]) => unknown>();
-  /** How long the latest call of each function took, in milliseconds, by source. */
-  private readonly lastRunMs = new Map<string, number>();
   /** Rejects the current wait when SIGINT arrives while user code is awaiting something. */
   private interruptWaiting: ((e: Error) => void) | undefined;
   private interruptPending = false;
@@ -85,12 +89,13 @@ export class EngineKernel {
   }
 
   /**
-   * Whether `request` calls a function whose latest call here took under `QUICK_MS`, so that
-   * what waits for it (replies ready to leave together with its own) waits about that long.
+   * Whether `request` calls a function whose latest call in this process took under
+   * `QUICK_MS`, so that what waits for it (replies ready to leave together with its own) waits
+   * about that long.
    */
   isQuick(request: Message): boolean {
     if (!isMsg(request, 'apply_request')) return false;
-    return (this.lastRunMs.get(request.content.source) ?? Infinity) < QUICK_MS;
+    return (lastRunMs.get(request.content.source) ?? Infinity) < QUICK_MS;
   }
 
   /** The id the controller gave this engine; it changes when the engine registers again. */
@@ -215,7 +220,7 @@ export class EngineKernel {
         value = this.runUserCode(invokeScript);
         if (isThenable(value)) value = await this.interruptible(value);
       } finally {
-        this.lastRunMs.set(source, performance.now() - started);
+        lastRunMs.set(source, performance.now() - started);
       }
       const frames = encodeValue(value, 'result');
       // A reader on this host that awaits the value now takes it through shared memory, with
