@@ -1,6 +1,6 @@
 /**
  * Scale without a big machine: 1,000 lightweight engines, 100 to a process, registered with one
- * controller. Measures how long registration takes, the controller's CPU at idle (heartbeats
+ * controller; the engines of a process share its connections to the hub (engine/shared-link.ts). Measures how long registration takes, the controller's CPU at idle (heartbeats
  * only), load-balanced throughput with 1,000 engines against 2, and, with `--soak`, the
  * controller's peak memory through a soak of tiny tasks (a million unless told otherwise).
  *
