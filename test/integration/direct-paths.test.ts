@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createContext, runInContext } from 'node:vm';
 import * as zmq from 'zeromq';
 import type { TaskOutput } from '../../client/async-result';
-import type { Client } from '../../client/client';
+import { taskSubmitted, type Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
 import { LEASE_DEPTH } from '../../controller/leases';
 import { profileDir } from '../../protocol/connection';
@@ -126,9 +127,47 @@ describe('direct paths: clients and engines without the hub in between', () => {
     assert.equal((await finalRecord(t.rc, running.msgIds[0])).state, 'aborted');
   });
 
+  it('makes a send an interrupt cut short again: the task can be aborted, the engines serve on', async function () {
+    // A notebook interrupt ends a cell's synchronous code (breakOnSigint) between any two
+    // statements, as a vm timeout does here: a cut after the engine got a task but before the
+    // hub was to be told of it left the hub unable to abort it, and the engine looping for good.
+    this.timeout(120_000);
+    const sent: string[] = [];
+    const unlisten = taskSubmitted.listen(({ task }) => sent.push(task.metadata.msgId));
+    const context = createContext({ rc: t.rc, performance });
+    try {
+      for (let i = 0; i < 60; i++) {
+        sent.length = 0;
+        // Busy until just before the 1 ms timeout, so that it falls in the sending.
+        const busy = 0.6 + (i % 10) * 0.05;
+        const cell = `{ const t0 = performance.now(); while (performance.now() - t0 < ${busy}); rc.directView().apply(() => { for (;;); }); }`;
+        try {
+          runInContext(cell, context, { timeout: 1 });
+        } catch {
+          // Cut, most times; what matters is what follows.
+        }
+        await t.rc.abort(sent);
+        assert.deepEqual(
+          await t.rc
+            .directView()
+            .withOptions({ timeout: 10_000 })
+            .apply(() => 'free'),
+          ['free', 'free'],
+          `after cut ${i}`,
+        );
+      }
+    } finally {
+      unlisten();
+    }
+  });
+
   it('refuses a replayed or forged message on the engine’s own socket', async () => {
     const [engine] = t.rc.engineInfo;
     assert.ok(engine.direct, 'the engine registered a direct address');
+    // Sends an interrupt cut short and made again are refused as replays too (see above).
+    const replays = (): number =>
+      (engineLogs(t.cluster).match(/direct socket: message replayed/g) ?? []).length;
+    const replaysBefore = replays();
     const key = (JSON.parse(readFileSync(t.cluster.clientFile, 'utf8')) as { key: string }).key;
     const insider = new Session(key);
     const peer = new zmq.Dealer({ linger: 0, routingId: insider.id });
@@ -147,7 +186,7 @@ describe('direct paths: clients and engines without the hub in between', () => {
     figures.faultsInjected += 3;
     await until(
       () =>
-        (engineLogs(t.cluster).match(/direct socket: message replayed/g) ?? []).length === 2 &&
+        replays() === replaysBefore + 2 &&
         /direct socket: message signature is missing or wrong/.test(engineLogs(t.cluster)),
       'the engine to log two replays and a bad signature',
     );
