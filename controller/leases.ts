@@ -1,10 +1,11 @@
 /**
  * Capacity the hub lends clients on engines (leases), so that a client's load-balanced tasks go
  * straight to engines while several clients still share them fairly: a leased slot counts as
- * load for the hub's scheduler (`RegisteredEngine.load`), a lease lasts one term unless renewed,
- * and the hub lends nothing while tasks wait in its own queue, so a client that sends through
- * the hub is never starved by one that holds leases: at its next renewal, the holder is refused
- * and sends through the hub too, behind the tasks already waiting there.
+ * load for the hub's scheduler (`RegisteredEngine.load`), a lease lasts one term unless renewed
+ * or given back (its client does so once idle, see `client/leases.ts`), and the hub lends
+ * nothing while tasks wait in its own queue, so a client that sends through the hub is never
+ * starved by one that holds leases: at its next renewal, the holder is refused and sends
+ * through the hub too, behind the tasks already waiting there.
  */
 import type { EngineRegistry } from './engine-registry';
 import type { Clock } from './heartbeat';

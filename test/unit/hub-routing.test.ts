@@ -836,6 +836,17 @@ describe('Hub routing', () => {
         assert.equal(forwarded(out.take())[0][1], task.header.msg_id, 'placed once the lease ends');
       });
 
+      it('places the tasks its queue holds as soon as a lease is given back (0 slots)', () => {
+        assert.deepEqual(lease(), { 0: 4, 1: 4 });
+        const task = apply({ balanced: true });
+        assert.deepEqual(forwarded(out.take()), []);
+        request('lease_request', { slots: 0 });
+        const sent = out.take();
+        const reply = only(sent, 'lease_reply').content;
+        assert.deepEqual(reply.status === 'ok' && reply.leases, {});
+        assert.equal(forwarded(sent)[0][1], task.header.msg_id, 'placed before the term ends');
+      });
+
       it('lends nothing while tasks wait in its queue, so their clients go first', () => {
         apply({ balanced: true });
         apply({ balanced: true });
