@@ -84,18 +84,22 @@ export class DirectPaths {
 
   private deliver(sending: Sending): void {
     this.cut = sending;
-    const { requests, engineId, direct } = sending;
-    let socket = this.sockets.get(engineId);
-    if (!socket) {
-      socket = this.connect(direct.address, direct.curve_serverkey);
-      this.sockets.set(engineId, socket);
+    // An interrupt runs no `finally`, so only a send cut by one is kept; one that throws is not.
+    try {
+      const { requests, engineId, direct } = sending;
+      let socket = this.sockets.get(engineId);
+      if (!socket) {
+        socket = this.connect(direct.address, direct.curve_serverkey);
+        this.sockets.set(engineId, socket);
+      }
+      // A lone request goes at once if it is the first to the engine in this turn, else with
+      // the turn's others (see `ChannelOptions.batch`).
+      if (requests.length === 1) socket.send(requests[0]);
+      else socket.sendTogether(requests);
+      if (sending.tell) for (const task of sending.requests) this.untold.push({ task, engineId });
+    } finally {
+      this.cut = undefined;
     }
-    // A lone request goes at once if it is the first to the engine in this turn, else with the
-    // turn's others (see `ChannelOptions.batch`).
-    if (requests.length === 1) socket.send(requests[0]);
-    else socket.sendTogether(requests);
-    if (sending.tell) for (const task of sending.requests) this.untold.push({ task, engineId });
-    this.cut = undefined;
   }
 
   /**
