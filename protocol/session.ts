@@ -229,9 +229,10 @@ export class Session {
 
 /**
  * Remembers the signatures of recent messages, so that a captured message sent again is refused.
- * A signature covers the header with its unique `msg_id`, so a genuine message never repeats.
- * Memory is bounded by keeping two generations of `generation` signatures each, as Jupyter's
- * session keeps a bounded digest history; checking costs two set lookups.
+ * A signature covers the header with its unique `msg_id`, so a genuine message never repeats;
+ * a msg_id serves as the key as well. Memory is bounded by keeping two generations of
+ * `generation` keys each, as Jupyter's session keeps a bounded digest history; checking costs
+ * two set lookups.
  */
 export class ReplayGuard {
   private current = new Set<string>();
@@ -239,9 +240,9 @@ export class ReplayGuard {
 
   constructor(private readonly generation = 65_536) {}
 
-  /** False when `signature` was seen before; remembers it otherwise. */
-  firstSight(signature: Buffer): boolean {
-    const key = signature.toString('latin1');
+  /** False when `signature` (or msg_id) was seen before; remembers it otherwise. */
+  firstSight(signature: Buffer | string): boolean {
+    const key = typeof signature === 'string' ? signature : signature.toString('latin1');
     if (this.current.has(key) || this.previous.has(key)) return false;
     if (this.current.size >= this.generation) {
       this.previous = this.current;

@@ -141,11 +141,15 @@ describe('direct paths: clients and engines without the hub in between', () => {
     const unlisten = taskSubmitted.listen(({ task }) => sent.push(task.metadata.msgId));
     const context = createContext({ rc: t.rc, performance });
     try {
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 80; i++) {
         sent.length = 0;
-        // Busy until just before the 1 ms timeout, so that it falls in the sending.
+        // Busy until just before the 1 ms timeout, so that it falls in a lone send; or sending
+        // for longer than that, so that it falls among sends that leave together.
         const busy = 0.6 + (i % 10) * 0.05;
-        const cell = `{ const t0 = performance.now(); while (performance.now() - t0 < ${busy}); rc.directView().apply(() => { for (;;); }); }`;
+        const cell =
+          i % 2 === 0
+            ? `{ const t0 = performance.now(); while (performance.now() - t0 < ${busy}); rc.directView().apply(() => { for (;;); }); }`
+            : `{ const t0 = performance.now(); while (performance.now() - t0 < 3) rc.directView().apply(() => { for (;;); }); }`;
         try {
           runInContext(cell, context, { timeout: 1 });
         } catch {
