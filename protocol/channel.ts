@@ -37,6 +37,13 @@ export interface ChannelOptions {
    * next task however long it runs, and output written while a task runs must leave at once.
    */
   batch?: boolean;
+  /**
+   * With `batch`, holds the first message to a peer in a turn too, so that each turn sends a
+   * peer one ZeroMQ message: every send wakes ZeroMQ's I/O thread and then the peer, which on a
+   * busy machine costs more than the message. Only for a process whose event loop never runs
+   * user code (the hub), where what is held waits for the rest of a short turn at most.
+   */
+  holdFirst?: boolean;
 }
 
 /**
@@ -203,15 +210,19 @@ export class Channel {
   /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
   private hold(identities: Buffer[], body: Frame[]): void {
     const route = routeOf(identities);
-    const held = this.turn.get(route);
+    let held = this.turn.get(route);
     if (held === undefined) {
       // The turn's end is arranged before anything is held for it.
       if (this.turn.size === 0) setImmediate(() => this.endTurn());
-      this.sendAlone(identities, body);
-      this.turn.set(route, { identities, bodies: [], bytes: 0 });
-      return;
+      if (!this.options.holdFirst) {
+        this.sendAlone(identities, body);
+        this.turn.set(route, { identities, bodies: [], bytes: 0 });
+        return;
+      }
+      held = { identities, bodies: [], bytes: 0 };
+      this.turn.set(route, held);
     }
-    const bytes = body.reduce((n, f) => n + f.length, 0);
+    const bytes = bodySize(body);
     if (bytes >= BATCH_BYTES) {
       this.release(held);
       this.sendAlone(identities, body);
@@ -259,6 +270,11 @@ export class Channel {
       else await new Promise((resolve) => setImmediate(resolve));
     }
   }
+}
+
+/** About the bytes a message's frames hold (a string's length, not its UTF-8 size). */
+function bodySize(body: Frame[]): number {
+  return body.reduce((n, f) => n + f.length, 0);
 }
 
 /** A key for the peer `identities` route to. */

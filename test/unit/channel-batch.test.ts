@@ -103,6 +103,27 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.deepEqual(texts(opened(third as Buffer[])), ['6']);
   });
 
+  it('with holdFirst, sends the messages of a turn to one peer as one batch, a lone one as the turn ends', async () => {
+    const { router, dealer } = await pair();
+    const channel = new Channel(dealer, session, undefined, { batch: true, holdFirst: true });
+    channel.send(line('alone'));
+    const receiving = router.receive();
+    assert.equal(await inThisTurn(receiving), 'not in this turn');
+    const lone = await receiving;
+    assert.ok(!isBatch(lone));
+    assert.deepEqual(texts(opened(lone)), ['alone']);
+    for (const t of ['1', '2', '3']) channel.send(line(t));
+    const together = await router.receive();
+    assert.ok(isBatch(together), 'the first went alone');
+    assert.deepEqual(texts(opened(together)), ['1', '2', '3']);
+    // A large one still goes at once, after what was held.
+    channel.send(line('small'));
+    channel.send(line('x'.repeat(BIG)));
+    const [small, large] = [await router.receive(), await router.receive()];
+    assert.deepEqual(texts(opened(small)), ['small']);
+    assert.equal(texts(opened(large))[0].length, BIG);
+  });
+
   it('keeps order through a burst, sending large messages alone and large batches in pieces', async () => {
     const { router, dealer } = await pair();
     const channel = new Channel(dealer, session, undefined, { batch: true });
