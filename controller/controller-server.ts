@@ -85,7 +85,7 @@ export class ControllerServer {
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
     const router = (options = {}): zmq.Router =>
       new zmq.Router({ ...NO_DROPPING, ...security, ...options });
-    const batch = { batch: true };
+    const batch = { batch: true, holdFirst: true };
     this.client = new Channel(router(CLIENT_INBOUND), session, refuse, batch);
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'), batch);
     this.engine = new Channel(router(), session, dropped('engine'), batch);

@@ -146,6 +146,8 @@ export class TaskDispatcher implements Placement {
   private keepEarly(msgId: string, engineId: number, news: Omit<EarlyNews, 'engineId'>): void {
     const known = this.early.get(msgId);
     this.early.set(msgId, { ...(known?.engineId === engineId && known), ...news, engineId });
+    // Looked at only past the bound: reaching a Map's oldest entry steps over those deleted.
+    if (this.early.size <= EARLY_MEMORY) return;
     for (const id of this.early.keys()) {
       if (this.early.size <= EARLY_MEMORY) break;
       this.early.delete(id);

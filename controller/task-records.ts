@@ -156,8 +156,14 @@ export abstract class TaskRecordStore {
 /** The bounded in-memory store; see the file's comment. */
 export class MemoryTaskRecords extends TaskRecordStore {
   private readonly records = new Map<string, Writable<TaskRecord>>();
-  /** Ids of finished records, oldest finish first (a Set keeps insertion order). */
+  /**
+   * Ids of finished records, and the same oldest finish first from `finishedAt` on. Not the Set's
+   * own order: V8 leaves an entry deleted from a Set as a hole until the table next grows, and
+   * reaching the oldest entry steps over every hole before it, about 10 µs a task at 10,000.
+   */
   private readonly finishedIds = new Set<string>();
+  private finishOrder: string[] = [];
+  private finishedAt = 0;
   /** Finished records still holding buffers, oldest first, with the bytes they hold. */
   private readonly holding = new Map<string, number>();
   private heldBytes = 0;
@@ -200,7 +206,10 @@ export class MemoryTaskRecords extends TaskRecordStore {
 
   /** Evicts the records that finished longest ago, and the oldest bytes past the limit. */
   protected ended(record: TaskRecord): void {
-    this.finishedIds.add(record.msgId);
+    if (!this.finishedIds.has(record.msgId)) {
+      this.finishedIds.add(record.msgId);
+      this.finishOrder.push(record.msgId);
+    }
     const bytes =
       byteSize(record.request.buffers) +
       byteSize(record.reply?.buffers ?? []) +
@@ -211,12 +220,18 @@ export class MemoryTaskRecords extends TaskRecordStore {
       this.holding.set(record.msgId, bytes);
       this.heldBytes += bytes;
     }
-    for (const id of this.finishedIds) {
-      if (this.finishedIds.size <= this.limit) break;
+    while (this.finishedIds.size > this.limit) {
+      const id = this.finishOrder[this.finishedAt++];
       this.finishedIds.delete(id);
       this.records.delete(id);
       this.release(id);
     }
+    if (this.finishedAt > this.limit) {
+      this.finishOrder = this.finishOrder.slice(this.finishedAt);
+      this.finishedAt = 0;
+    }
+    // Looked at only past the limit: every look at its oldest entry steps over its holes too.
+    if (this.heldBytes <= this.byteLimit) return;
     for (const id of this.holding.keys()) {
       if (this.heldBytes <= this.byteLimit) break;
       const r = this.records.get(id);

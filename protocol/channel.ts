@@ -1,21 +1,14 @@
 /**
  * A ZeroMQ socket speaking tsparallel messages. zeromq.js allows one pending send per socket, so
  * sends go through a queue; received frames are verified and validated once, here, and bad ones
- * are dropped and reported without ever stopping the receive loop. A batch (see `batchFrames`)
- * is taken apart on receipt and each of its messages checked as if it had come alone.
+ * are dropped and reported without ever stopping the receive loop. A batch (see `Session.batch`)
+ * is verified and taken apart on receipt, and each of its messages checked as if it had come
+ * alone, save for the signature its batch's stands for.
  */
 import type * as zmq from 'zeromq';
 import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import {
-  batchFrames,
-  ReplayGuard,
-  unbatch,
-  type Envelope,
-  type Frame,
-  type Received,
-  type Session,
-} from './session';
+import { ReplayGuard, type Envelope, type Frame, type Received, type Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -44,6 +37,13 @@ export interface ChannelOptions {
    * next task however long it runs, and output written while a task runs must leave at once.
    */
   batch?: boolean;
+  /**
+   * With `batch`, holds the first message to a peer in a turn too, so that each turn sends a
+   * peer one ZeroMQ message: every send wakes ZeroMQ's I/O thread and then the peer, which on a
+   * busy machine costs more than the message. Only for a process whose event loop never runs
+   * user code (the hub), where what is held waits for the rest of a short turn at most.
+   */
+  holdFirst?: boolean;
 }
 
 /**
@@ -104,14 +104,13 @@ export class Channel {
    * to its peer in this turn leaves at the end of the turn (see `ChannelOptions`).
    */
   send(msg: IMessage | Envelope, wire?: Frame[]): void {
-    const body = wire ?? this.session.body(msg);
-    if (this.options.batch) this.hold(msg.identities, body);
-    else this.sendFrames([...msg.identities, ...body]);
+    if (this.options.batch) this.hold(msg.identities, wire ?? this.session.draft(msg));
+    else this.sendAlone(msg.identities, wire ?? this.session.body(msg));
   }
 
   /**
    * Sends `msgs`, all to the peer the first one's identities route to, as one batch (see
-   * `batchFrames`): one ZeroMQ message and one wake-up of the peer for all of them.
+   * `Session.batch`): one ZeroMQ message and one wake-up of the peer for all of them.
    */
   sendTogether(msgs: (IMessage | Envelope)[]): void {
     if (msgs.length === 0) return;
@@ -119,9 +118,9 @@ export class Channel {
     // What this channel holds for the peer goes first.
     const held = this.options.batch ? this.turn.get(routeOf(identities)) : undefined;
     if (held) this.release(held);
-    const bodies = msgs.map((m) => this.session.body(m));
-    this.sendFrames(
-      bodies.length === 1 ? [...identities, ...bodies[0]] : batchFrames(identities, bodies),
+    this.sendBodies(
+      identities,
+      msgs.map((m) => this.session.draft(m)),
     );
   }
 
@@ -169,7 +168,7 @@ export class Channel {
           throw e;
         }
         try {
-          this.unread = unbatch(received);
+          this.unread = this.session.unbatch(received, this.replays);
         } catch (e) {
           this.drop(e);
           continue;
@@ -197,21 +196,36 @@ export class Channel {
     this.onDropped(e as Error);
   }
 
+  /** Sends a message's `body` (see `Session.body`) to `identities`, signed if it is not yet. */
+  private sendAlone(identities: Buffer[], body: Frame[]): void {
+    this.sendFrames([...identities, ...this.session.seal(body)]);
+  }
+
+  /** Sends `bodies` to `identities`: one alone, several as a batch. */
+  private sendBodies(identities: Buffer[], bodies: Frame[][]): void {
+    if (bodies.length === 1) this.sendAlone(identities, bodies[0]);
+    else if (bodies.length > 1) this.sendFrames(this.session.batch(identities, bodies));
+  }
+
   /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
   private hold(identities: Buffer[], body: Frame[]): void {
     const route = routeOf(identities);
-    const held = this.turn.get(route);
+    let held = this.turn.get(route);
     if (held === undefined) {
       // The turn's end is arranged before anything is held for it.
       if (this.turn.size === 0) setImmediate(() => this.endTurn());
-      this.sendFrames([...identities, ...body]);
-      this.turn.set(route, { identities, bodies: [], bytes: 0 });
-      return;
+      if (!this.options.holdFirst) {
+        this.sendAlone(identities, body);
+        this.turn.set(route, { identities, bodies: [], bytes: 0 });
+        return;
+      }
+      held = { identities, bodies: [], bytes: 0 };
+      this.turn.set(route, held);
     }
-    const bytes = body.reduce((n, f) => n + f.length, 0);
+    const bytes = bodySize(body);
     if (bytes >= BATCH_BYTES) {
       this.release(held);
-      this.sendFrames([...identities, ...body]);
+      this.sendAlone(identities, body);
       return;
     }
     held.bodies.push(body);
@@ -219,14 +233,13 @@ export class Channel {
     if (held.bytes >= BATCH_BYTES) this.release(held);
   }
 
-  /** Sends what is held for one peer: one message alone, several as a batch. */
+  /** Sends what is held for one peer. */
   private release(held: Held): void {
     const { identities, bodies } = held;
     // Taken before they leave, so that no message is ever sent twice.
     held.bodies = [];
     held.bytes = 0;
-    if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
-    else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
+    this.sendBodies(identities, bodies);
   }
 
   /** Sends everything held; the next message to each peer goes at once again. */
@@ -257,6 +270,11 @@ export class Channel {
       else await new Promise((resolve) => setImmediate(resolve));
     }
   }
+}
+
+/** About the bytes a message's frames hold (a string's length, not its UTF-8 size). */
+function bodySize(body: Frame[]): number {
+  return body.reduce((n, f) => n + f.length, 0);
 }
 
 /** A key for the peer `identities` route to. */
