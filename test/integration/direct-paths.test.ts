@@ -170,7 +170,7 @@ describe('direct paths: clients and engines without the hub in between', () => {
     }
   });
 
-  it('refuses a replayed or forged message on the engine’s own socket', async () => {
+  it('refuses a replayed or forged message on the engine’s own socket, and runs a task sent twice once', async () => {
     const [engine] = t.rc.engineInfo;
     assert.ok(engine.direct, 'the engine registered a direct address');
     // Sends an interrupt cut short and made again are refused as replays too (see above).
@@ -199,9 +199,14 @@ describe('direct paths: clients and engines without the hub in between', () => {
         /direct socket: message signature is missing or wrong/.test(engineLogs(t.cluster)),
       'the engine to log two replays and a bad signature',
     );
+    // A task twice in one batch, which no signature tells apart (a cut send made again), runs once.
+    const twice = insider.draft(insider.msg('execute_request', count.content));
+    await peer.send(insider.batch([], [twice, twice]));
+    assert.equal(insider.receive(await peer.receive()).msg.header.msg_type, 'execute_reply');
+    await until(() => /sent twice by its client/.test(engineLogs(t.cluster)), 'the copy dropped');
     peer.close();
     const [hits] = await t.rc.directView(engine.id).execute('directHits');
-    assert.equal(hits.result, '1');
+    assert.equal(hits.result, '2');
   });
 
   it('fails direct tasks with EngineError when their engine is killed (kill -9), none hanging', async () => {
