@@ -64,6 +64,10 @@ const ZMQ_NOTIFY_DISCONNECT = 2;
  * client's kernel, so a client busy in synchronous code for hours, or holding a large message
  * half sent, is never taken for gone, as it would be by a ping from its event loop or by
  * ZeroMQ's own heartbeats (which a message taking longer than their timeout to arrive cuts off).
+ * Its libzmq reads whatever comes (no high-water mark), so its receive window closes only when
+ * the whole process is stopped (SIGSTOP): one stopped past the deadline while the hub has more
+ * than the socket buffers to send it counts as gone (Linux's `TCP_USER_TIMEOUT` counts a closed
+ * window), the price of noticing a vanished host that the hub was sending to.
  */
 function watchingClients(router: zmq.Router, deadline: number, log: (line: string) => void): void {
   const probe = Math.max(1, Math.round(deadline / 3000));
