@@ -73,6 +73,11 @@ export class LeaseTable {
     return this.byClient.get(client.toString('hex'))?.slots.has(id) ?? false;
   }
 
+  /** `client` is gone: its slots are the scheduler's again at once. */
+  clientGone(client: Buffer): void {
+    this.end(client.toString('hex'));
+  }
+
   /** Ends the leases past their term: their slots are the scheduler's again. */
   expire(): void {
     const now = this.clock.now();

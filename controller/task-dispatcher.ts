@@ -304,6 +304,18 @@ export class TaskDispatcher implements Placement {
     this.kept.release(msgIds.filter((id) => this.records.get(id) !== undefined));
   }
 
+  /**
+   * The client `client` (its ROUTER identity) is gone without releasing what it held: the values
+   * of its tasks are let go, as the client would on closing, those of its unfinished tasks once
+   * they end. Its tasks themselves run on: their records stay for `result_request`.
+   */
+  clientGone(client: Buffer): void {
+    const ofClient = (id: string): boolean => this.records.get(id)?.client.equals(client) === true;
+    const held = [...this.kept.held()].filter(ofClient);
+    const unfinished = this.records.inFlight().filter((r) => r.client.equals(client));
+    this.kept.release([...held, ...unfinished.map((r) => r.msgId)]);
+  }
+
   /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */
   private keptOn(r: TaskRecord): number | undefined {
     const content = r.reply?.content;

@@ -140,6 +140,11 @@ export abstract class TaskRecordStore {
   abstract get(msgId: string): TaskRecord | undefined;
   /** Records not yet final, in submission order: what a restarted hub must finish. */
   abstract unfinished(): TaskRecord[];
+  /**
+   * The unfinished tasks this hub took in or restored: unlike `unfinished`, never those a
+   * stopped controller left in a database this one did not restore from.
+   */
+  abstract inFlight(): TaskRecord[];
   /** A new engine id, never handed out before by this store. */
   abstract nextEngineId(): number;
   /** Says which finished records the store keeps, for the error about a missing one. */
@@ -182,6 +187,10 @@ export class MemoryTaskRecords extends TaskRecordStore {
 
   unfinished(): TaskRecord[] {
     return [...this.records.values()].filter((r) => !isFinal(r.state));
+  }
+
+  inFlight(): TaskRecord[] {
+    return this.unfinished();
   }
 
   nextEngineId(): number {

@@ -44,6 +44,11 @@ export interface ChannelOptions {
    * user code (the hub), where what is held waits for the rest of a short turn at most.
    */
   holdFirst?: boolean;
+  /**
+   * For a ROUTER told to notify disconnects (`ZMQ_ROUTER_NOTIFY`): called with the identity of a
+   * peer whose connection closed. libzmq queues the notice behind what the peer sent before.
+   */
+  peerGone?: (identity: Buffer) => void;
 }
 
 /**
@@ -166,6 +171,11 @@ export class Channel {
         } catch (e) {
           if (this.socket.closed) return null;
           throw e;
+        }
+        // A disconnect notice: the identity and one empty frame, which no message is.
+        if (this.options.peerGone && received.length === 2 && received[1].length === 0) {
+          this.options.peerGone(received[0]);
+          continue;
         }
         try {
           this.unread = this.session.unbatch(received, this.replays);
