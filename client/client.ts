@@ -464,6 +464,7 @@ export class Client {
     if (this.closed) return;
     this.release([...this.kept.keys(), ...this.tasks.keys()]);
     this.flushReleases();
+    this.leases.close();
     this.closed = true;
     this.direct.close();
     // A moment for the releases to leave.

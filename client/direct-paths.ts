@@ -9,6 +9,7 @@ import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import {
   packCarried,
+  type DirectAddress,
   type EngineInfo,
   type IMessage,
   type Message,
@@ -29,9 +30,15 @@ const TELL_DELAY_MS = 5;
 /** The direct paths of one client; see the file's comment. */
 export class DirectPaths {
   private readonly sockets = new Map<number, Channel>();
-  /** Tasks sent straight that the hub has not been told of yet, and the engines they went to. */
-  private untold: IMessage<TaskRequestType>[] = [];
-  private untoldEngines: number[] = [];
+  /** Tasks sent straight that the hub has not been told of yet, with the engine each went to. */
+  private untold: { task: IMessage<TaskRequestType>; engineId: number }[] = [];
+  /**
+   * The send under way, kept until it is done. A cell's synchronous code may be ended by SIGINT
+   * between any two statements (see Channel): a send cut there, perhaps after the engine got
+   * the task but before the hub was to be told of it, is made again by the next call here. The
+   * engine refuses a copy it already has as a replay, and the hub knows a task told twice.
+   */
+  private cut: Sending | undefined;
   /** Tells the hub once `TELL_DELAY_MS` passed since the first untold task was sent. */
   private tellTimer: NodeJS.Timeout | undefined;
 
@@ -49,14 +56,7 @@ export class DirectPaths {
    * tasks from the hub only.
    */
   send(tasks: IMessage<TaskRequestType>[], engine: EngineInfo): boolean {
-    if (!this.ask(tasks, engine)) return false;
-    for (const task of tasks) {
-      this.untold.push(task);
-      this.untoldEngines.push(engine.id);
-    }
-    if (this.untold.length >= TELL_BATCH) this.tellHub();
-    else this.tellTimer ??= setTimeout(() => this.tellHub(), TELL_DELAY_MS);
-    return true;
+    return this.start(engine, { requests: tasks, tell: true });
   }
 
   /**
@@ -64,17 +64,42 @@ export class DirectPaths {
    * keeps); false when the engine has no direct socket.
    */
   ask(requests: IMessage<TaskRequestType | 'value_request'>[], engine: EngineInfo): boolean {
-    if (!engine.direct) return false;
-    let socket = this.sockets.get(engine.id);
-    if (!socket) {
-      socket = this.connect(engine.direct.address, engine.direct.curve_serverkey);
-      this.sockets.set(engine.id, socket);
-    }
-    // A lone request goes at once if it is the first to the engine in this turn, else with the
-    // turn's others (see `ChannelOptions.batch`).
-    if (requests.length === 1) socket.send(requests[0]);
-    else socket.sendTogether(requests);
+    return this.start(engine, { requests, tell: false });
+  }
+
+  private start(engine: EngineInfo, order: Order): boolean {
+    const { direct } = engine;
+    if (!direct) return false;
+    this.finishCut();
+    this.deliver({ ...order, engineId: engine.id, direct });
+    if (this.untold.length >= TELL_BATCH) this.tellHub();
+    else if (order.tell) this.tellTimer ??= setTimeout(() => this.tellHub(), TELL_DELAY_MS);
     return true;
+  }
+
+  /** Makes the send cut by an interrupt, if any (see `cut`). */
+  private finishCut(): void {
+    if (this.cut) this.deliver(this.cut);
+  }
+
+  private deliver(sending: Sending): void {
+    this.cut = sending;
+    // An interrupt runs no `finally`, so only a send cut by one is kept; one that throws is not.
+    try {
+      const { requests, engineId, direct } = sending;
+      let socket = this.sockets.get(engineId);
+      if (!socket) {
+        socket = this.connect(direct.address, direct.curve_serverkey);
+        this.sockets.set(engineId, socket);
+      }
+      // A lone request goes at once if it is the first to the engine in this turn, else with
+      // the turn's others (see `ChannelOptions.batch`).
+      if (requests.length === 1) socket.send(requests[0]);
+      else socket.sendTogether(requests);
+      if (sending.tell) for (const task of sending.requests) this.untold.push({ task, engineId });
+    } finally {
+      this.cut = undefined;
+    }
   }
 
   /**
@@ -82,21 +107,22 @@ export class DirectPaths {
    * may be about them (an abort, a result), so that the hub knows them when it answers.
    */
   tellHub(): void {
+    this.finishCut();
     clearTimeout(this.tellTimer);
     this.tellTimer = undefined;
     if (this.untold.length === 0) return;
-    const { carried, buffers } = packCarried(this.untold);
-    const engines = this.untoldEngines;
-    const tasks = carried.map((c, i) => ({ ...c, engine_id: engines[i] }));
+    const untold = this.untold;
+    const { carried, buffers } = packCarried(untold.map((u) => u.task));
+    const tasks = carried.map((c, i) => ({ ...c, engine_id: untold[i].engineId }));
     // Forgotten once sent: a cell interrupted in between tells them again (the hub knows a
     // task told twice), never not at all (see Channel).
     this.hub.send(this.session.msg('direct_tasks', { tasks }, { buffers }));
     this.untold = [];
-    this.untoldEngines = [];
   }
 
   /** Engine `id` left: its socket closes; the hub fails or reruns the tasks it held. */
   forget(id: number): void {
+    if (this.cut?.engineId === id) this.cut = undefined;
     this.sockets.get(id)?.close();
     this.sockets.delete(id);
   }
@@ -124,6 +150,14 @@ export class DirectPaths {
     return channel;
   }
 }
+
+/** Requests for one engine; `tell`: tasks the hub is to be told of. */
+type Order =
+  | { requests: IMessage<TaskRequestType>[]; tell: true }
+  | { requests: IMessage<TaskRequestType | 'value_request'>[]; tell: false };
+
+/** An order on its way to engine `engineId`. */
+type Sending = Order & { engineId: number; direct: DirectAddress };
 
 function keyPair(): { curvePublicKey: string; curveSecretKey: string } {
   const { publicKey, secretKey } = zmq.curveKeyPair();

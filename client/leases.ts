@@ -3,7 +3,9 @@
  * to engines in the slots the hub lent this client, and wait here, in order, for a free slot
  * while the lease lasts; without a lease they go through the hub as ever. The lease is renewed
  * halfway through its term while tasks come; when the hub lends nothing (other clients' tasks
- * wait there), the waiting tasks go to the hub, behind those.
+ * wait there), the waiting tasks go to the hub, behind those. A lease is given back as soon as
+ * no task waits here or runs in its slots: the hub counts lent slots as busy, so an idle lease
+ * would hold up every task sent through the hub, this client's too, until its term ran out.
  */
 import type { IMessage, TaskRequestType } from '../protocol/messages';
 
@@ -33,8 +35,8 @@ export class Leases {
   /** The hub lent nothing at the last ask: until then, tasks go to it without asking again. */
   private refusedUntil = 0;
   private waiting: Task[] = [];
-  /** A drain is due at the end of this turn. */
-  private draining = false;
+  /** `atTurnEnd` is due. */
+  private turnEndDue = false;
   private expiry: NodeJS.Timeout | undefined;
 
   constructor(
@@ -66,26 +68,54 @@ export class Leases {
     const ids = new Set(msgIds);
     const dropped = this.waiting.filter((t) => ids.has(t.header.msg_id));
     if (dropped.length > 0) this.waiting = this.waiting.filter((t) => !ids.has(t.header.msg_id));
+    this.giveBackIfIdle();
     return dropped.map((t) => t.header.msg_id);
   }
 
-  /**
-   * A task ended (its reply came, through either path): its slot is free. The waiting tasks
-   * move at the end of the turn, so that slots freed by replies that came together are filled
-   * together, with one message per engine.
-   */
+  /** A task ended (its reply came, through either path): its slot is free. */
   done(msgId: string): void {
     const id = this.placed.get(msgId);
     if (id === undefined) return;
     this.placed.delete(msgId);
     this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
-    if (this.waiting.length > 0 && !this.draining) {
-      this.draining = true;
-      setImmediate(() => {
-        this.draining = false;
-        this.drain();
-      });
-    }
+    if (this.waiting.length > 0 || this.placed.size === 0) this.atTurnEnd();
+  }
+
+  /** The client closes: its lease is given back, whatever still runs in it. */
+  close(): void {
+    // Those waiting here fail with the client: none may leave after.
+    this.waiting = [];
+    this.giveBack();
+  }
+
+  /**
+   * Fills the free slots with the waiting tasks, or gives the lease back when idle, at the end
+   * of the turn: slots freed by replies that came together are filled together, with one
+   * message per engine, and code that submits again as soon as its tasks end finds the lease
+   * still held.
+   */
+  private atTurnEnd(): void {
+    if (this.turnEndDue) return;
+    this.turnEndDue = true;
+    setImmediate(() => {
+      this.turnEndDue = false;
+      if (this.waiting.length > 0) this.drain();
+      else this.giveBackIfIdle();
+    });
+  }
+
+  /** Gives the lease back when no task waits here or runs in its slots (see the file's comment). */
+  private giveBackIfIdle(): void {
+    if (this.waiting.length === 0 && this.placed.size === 0 && !this.asking) this.giveBack();
+  }
+
+  private giveBack(): void {
+    if (this.lent.size === 0) return;
+    this.lent.clear();
+    this.ends = 0;
+    clearTimeout(this.expiry);
+    // Nothing waits on the answer; one lost with the connection leaves the lease to its term.
+    this.ask(0).catch(() => undefined);
   }
 
   /** Engine `id` left: no more tasks go there (the hub reruns or fails those that did). */
@@ -163,6 +193,8 @@ export class Leases {
         this.expiry = setTimeout(() => this.drain(), this.ends - performance.now());
         this.expiry.unref();
         this.drain();
+        // The tasks it was asked for may have gone in the old lease's slots and ended meanwhile.
+        this.giveBackIfIdle();
       },
       () => {
         this.asking = false;

@@ -172,7 +172,8 @@ export interface ViewOptions {
   /**
    * Load-balanced: send tasks straight to engines, in slots the controller lends this client
    * for a while (a lease), instead of through the controller; default false. Tasks that wait
-   * for a slot wait in the client; the controller still records, aborts and reruns them.
+   * for a slot wait in the client; the controller still records, aborts and reruns them. The
+   * client gives the lease back once none of its tasks waits or runs in it.
    */
   lease?: boolean;
   /**

@@ -50,6 +50,45 @@ async function openStore(options: ControllerOptions): Promise<TaskRecordStore> {
  */
 const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
 
+/** `ZMQ_ROUTER_NOTIFY` and its `ZMQ_NOTIFY_DISCONNECT` (libzmq's draft API, built in zeromq.js). */
+const ZMQ_ROUTER_NOTIFY = 97;
+const ZMQ_NOTIFY_DISCONNECT = 2;
+
+/**
+ * The client socket's watch on its clients, so that one that dies without closing (kill -9, a
+ * notebook kernel that crashed) does not leave the values it held on the engines for good. The
+ * ROUTER notifies each client connection that closes; a process that ends has its connection
+ * closed by its kernel at once. For a host that stops answering, TCP keepalive probes an idle
+ * connection (`deadline` / 3 after its last traffic, then twice more `deadline` / 3 apart) and
+ * `TCP_USER_TIMEOUT` bounds how long sent data may go unacknowledged: both are answered by the
+ * client's kernel, so a client busy in synchronous code for hours, or holding a large message
+ * half sent, is never taken for gone, as it would be by a ping from its event loop or by
+ * ZeroMQ's own heartbeats (which a message taking longer than their timeout to arrive cuts off).
+ * Its libzmq reads whatever comes (no high-water mark), so its receive window closes only when
+ * the whole process is stopped (SIGSTOP): one stopped past the deadline while the hub has more
+ * than the socket buffers to send it counts as gone (Linux's `TCP_USER_TIMEOUT` counts a closed
+ * window), the price of noticing a vanished host that the hub was sending to.
+ */
+function watchingClients(router: zmq.Router, deadline: number, log: (line: string) => void): void {
+  const probe = Math.max(1, Math.round(deadline / 3000));
+  Object.assign(router, {
+    tcpKeepalive: 1,
+    tcpKeepaliveIdle: probe,
+    tcpKeepaliveInterval: probe,
+    tcpKeepaliveCount: 2,
+    tcpMaxRetransmitTimeout: deadline,
+  });
+  try {
+    // Protected in zeromq.js's types, as the option is not in its stable API.
+    (router as unknown as { setInt32Option(o: number, v: number): void }).setInt32Option(
+      ZMQ_ROUTER_NOTIFY,
+      ZMQ_NOTIFY_DISCONNECT,
+    );
+  } catch (e) {
+    log(`clients that die without closing keep their values on engines: ${(e as Error).message}`);
+  }
+}
+
 /** The controller process: binds the hub's sockets and serves until shut down. */
 export class ControllerServer {
   readonly hub: Hub;
@@ -85,8 +124,20 @@ export class ControllerServer {
     const security = curve ? { curveServer: true, curveSecretKey: curve.curve_secretkey } : {};
     const router = (options = {}): zmq.Router =>
       new zmq.Router({ ...NO_DROPPING, ...security, ...options });
-    const batch = { batch: true };
-    this.client = new Channel(router(CLIENT_INBOUND), session, refuse, batch);
+    const batch = { batch: true, holdFirst: true };
+    const clientRouter = router(CLIENT_INBOUND);
+    watchingClients(clientRouter, options.clientDeadline, options.log);
+    this.client = new Channel(clientRouter, session, refuse, {
+      ...batch,
+      peerGone: (identity) => {
+        try {
+          this.hub.clientGone(identity);
+        } catch (e) {
+          // A bug here must not stop the receive loop.
+          options.log(`error letting a gone client's values go: ${(e as Error).stack}`);
+        }
+      },
+    });
     this.iopub = new Channel(new zmq.Publisher(security), session, dropped('iopub'), batch);
     this.engine = new Channel(router(), session, dropped('engine'), batch);
     // Answers to the engines of one process that share a link leave together (see `batch`).

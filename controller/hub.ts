@@ -158,6 +158,16 @@ export class Hub {
   }
 
   /**
+   * A client's connection closed (see `controller-server.ts`): its process ended, or its host
+   * stopped answering. What it held is let go, as if it had closed.
+   */
+  clientGone(identity: Buffer): void {
+    this.tasks.clientGone(identity);
+    this.leases.clientGone(identity);
+    this.tasks.queue.schedule();
+  }
+
+  /**
    * Answers a request the hub will not act on with an error of the reply type it calls for, so
    * that the sender's wait ends at once; anything that is not a request is only dropped.
    */

@@ -71,6 +71,11 @@ export class KeptValueTable {
     this.tell(freed);
   }
 
+  /** The tasks whose values are kept, or may yet be, for a client that holds them still. */
+  *held(): IterableIterator<string> {
+    for (const [id, e] of this.entries) if (!e.released) yield id;
+  }
+
   /**
    * Engine `engineId` is gone, and the values it kept with it; returns the tasks whose lost
    * values waiting tasks still need.

@@ -1,10 +1,11 @@
 /**
  * Capacity the hub lends clients on engines (leases), so that a client's load-balanced tasks go
  * straight to engines while several clients still share them fairly: a leased slot counts as
- * load for the hub's scheduler (`RegisteredEngine.load`), a lease lasts one term unless renewed,
- * and the hub lends nothing while tasks wait in its own queue, so a client that sends through
- * the hub is never starved by one that holds leases: at its next renewal, the holder is refused
- * and sends through the hub too, behind the tasks already waiting there.
+ * load for the hub's scheduler (`RegisteredEngine.load`), a lease lasts one term unless renewed
+ * or given back (its client does so once idle, see `client/leases.ts`), and the hub lends
+ * nothing while tasks wait in its own queue, so a client that sends through the hub is never
+ * starved by one that holds leases: at its next renewal, the holder is refused and sends
+ * through the hub too, behind the tasks already waiting there.
  */
 import type { EngineRegistry } from './engine-registry';
 import type { Clock } from './heartbeat';
@@ -70,6 +71,11 @@ export class LeaseTable {
   /** True while `client` holds a lease on engine `id`. */
   holds(client: Buffer, id: number): boolean {
     return this.byClient.get(client.toString('hex'))?.slots.has(id) ?? false;
+  }
+
+  /** `client` is gone: its slots are the scheduler's again at once. */
+  clientGone(client: Buffer): void {
+    this.end(client.toString('hex'));
   }
 
   /** Ends the leases past their term: their slots are the scheduler's again. */

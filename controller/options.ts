@@ -69,6 +69,11 @@ export interface ControllerSettings {
    * engines); a client renews it while it has work. Default 1000.
    */
   leaseTerm?: number;
+  /**
+   * Milliseconds within which the controller notices a client whose host stopped answering, and
+   * lets go what it held; one whose process ended is noticed at once. Default 30000.
+   */
+  clientDeadline?: number;
 }
 
 /** `ControllerSettings`' schema. */
@@ -131,6 +136,11 @@ export const controllerSettings = defineOptions(
       kind: integer(10, '<ms>'),
       default: 1000,
       help: "milliseconds a client's lease on engine slots lasts (load-balanced tasks sent straight to engines)",
+    },
+    clientDeadline: {
+      kind: integer(3000, '<ms>'),
+      default: 30_000,
+      help: 'milliseconds within which a client whose host stopped answering counts as gone, its kept values freed (one whose process ended counts at once)',
     },
   } satisfies SpecsOf<ControllerSettings>,
   settingsProblem,

@@ -155,6 +155,10 @@ export class SqliteTaskRecords extends TaskRecordStore {
     for (const row of this.statements.unfinished.all() as Row[]) {
       if (!this.live.has(row.msg_id)) this.live.set(row.msg_id, fromRow(row));
     }
+    return this.inFlight();
+  }
+
+  inFlight(): TaskRecord[] {
     return [...this.live.values()];
   }
 

@@ -151,6 +151,8 @@ export class TaskDispatcher implements Placement {
   private keepEarly(msgId: string, engineId: number, news: Omit<EarlyNews, 'engineId'>): void {
     const known = this.early.get(msgId);
     this.early.set(msgId, { ...(known?.engineId === engineId && known), ...news, engineId });
+    // Looked at only past the bound: reaching a Map's oldest entry steps over those deleted.
+    if (this.early.size <= EARLY_MEMORY) return;
     for (const id of this.early.keys()) {
       if (this.early.size <= EARLY_MEMORY) break;
       this.early.delete(id);
@@ -305,6 +307,18 @@ export class TaskDispatcher implements Placement {
   /** The client holds these tasks' results no more: their kept values may go. */
   release(msgIds: readonly string[]): void {
     this.kept.release(msgIds.filter((id) => this.records.get(id) !== undefined));
+  }
+
+  /**
+   * The client `client` (its ROUTER identity) is gone without releasing what it held: the values
+   * of its tasks are let go, as the client would on closing, those of its unfinished tasks once
+   * they end. Its tasks themselves run on: their records stay for `result_request`.
+   */
+  clientGone(client: Buffer): void {
+    const ofClient = (id: string): boolean => this.records.get(id)?.client.equals(client) === true;
+    const held = [...this.kept.held()].filter(ofClient);
+    const unfinished = this.records.inFlight().filter((r) => r.client.equals(client));
+    this.kept.release([...held, ...unfinished.map((r) => r.msgId)]);
   }
 
   /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */

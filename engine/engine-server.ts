@@ -31,7 +31,7 @@ import {
   type IMessage,
   type Message,
 } from '../protocol/messages';
-import { Session } from '../protocol/session';
+import { ReplayGuard, Session } from '../protocol/session';
 import { SharedMemory, sharedMemoryHost, sweepSharedMemory } from '../protocol/shared-memory';
 import {
   startHeartbeat,
@@ -59,6 +59,8 @@ const ABORTED_MEMORY = 10_000;
 const REJOIN_PATIENCE_MS = 5000;
 /** Most replies to direct tasks told to the hub in one message. */
 const REPORT_BATCH = 1000;
+/** How many ids of direct tasks are remembered, per generation, to drop one sent twice. */
+const DIRECT_TASK_MEMORY = 10_000;
 /** Most replies held to leave together (see `EngineServer.answer`). */
 const HELD_MAX = 64;
 /** A reply with a frame this large leaves at once and alone, after those held before it. */
@@ -75,6 +77,11 @@ export class EngineServer {
   /** What this engine took over from Node; none for a lightweight engine, which shares it. */
   private hooks: ProcessHooks | undefined;
   private readonly control: { main: MessagePort; thread: MessagePort };
+  /**
+   * Ids of the tasks taken from clients' direct sockets: a client makes again a send that an
+   * interrupt cut short (see client/direct-paths.ts), and the copy must not run twice.
+   */
+  private readonly directTaskIds = new ReplayGuard(DIRECT_TASK_MEMORY);
   /** Ids of tasks aborted before they ended here; bounded, as some never arrive. */
   private readonly aborted = new Set<string>();
   private readonly running = new RunningSlot();
@@ -266,8 +273,10 @@ export class EngineServer {
    */
   private async serveDirect(channel: Channel): Promise<void> {
     for await (const msg of channel.messages()) {
-      if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) this.take(msg, 'client');
-      else if (isMsg(msg, 'value_request')) this.giveValue(channel, msg);
+      if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) {
+        if (this.directTaskIds.firstSight(msg.header.msg_id)) this.take(msg, 'client');
+        else this.options.log(`dropped task ${msg.header.msg_id}, sent twice by its client`);
+      } else if (isMsg(msg, 'value_request')) this.giveValue(channel, msg);
     }
   }
 

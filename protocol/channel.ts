@@ -1,21 +1,14 @@
 /**
  * A ZeroMQ socket speaking tsparallel messages. zeromq.js allows one pending send per socket, so
  * sends go through a queue; received frames are verified and validated once, here, and bad ones
- * are dropped and reported without ever stopping the receive loop. A batch (see `batchFrames`)
- * is taken apart on receipt and each of its messages checked as if it had come alone.
+ * are dropped and reported without ever stopping the receive loop. A batch (see `Session.batch`)
+ * is verified and taken apart on receipt, and each of its messages checked as if it had come
+ * alone, save for the signature its batch's stands for.
  */
 import type * as zmq from 'zeromq';
 import { ProtocolError, type DropKind } from './errors';
 import type { Message, IMessage } from './messages';
-import {
-  batchFrames,
-  ReplayGuard,
-  unbatch,
-  type Envelope,
-  type Frame,
-  type Received,
-  type Session,
-} from './session';
+import { ReplayGuard, type Envelope, type Frame, type Received, type Session } from './session';
 
 /**
  * Socket options for every task-carrying socket. ZeroMQ's default high-water mark of 1000
@@ -49,9 +42,21 @@ export interface ChannelOptions {
   /**
    * The socket has one peer (a DEALER): every identity a message carries is for that peer to
    * route on, so messages with different ones share a batch to it, each behind its own (see
-   * `batchFrames`). On a ROUTER or PUB socket the first identity names the peer.
+   * `Session.batch`). On a ROUTER or PUB socket the first identity names the peer.
    */
   onePeer?: boolean;
+  /**
+   * With `batch`, holds the first message to a peer in a turn too, so that each turn sends a
+   * peer one ZeroMQ message: every send wakes ZeroMQ's I/O thread and then the peer, which on a
+   * busy machine costs more than the message. Only for a process whose event loop never runs
+   * user code (the hub), where what is held waits for the rest of a short turn at most.
+   */
+  holdFirst?: boolean;
+  /**
+   * For a ROUTER told to notify disconnects (`ZMQ_ROUTER_NOTIFY`): called with the identity of a
+   * peer whose connection closed. libzmq queues the notice behind what the peer sent before.
+   */
+  peerGone?: (identity: Buffer) => void;
 }
 
 /**
@@ -114,25 +119,23 @@ export class Channel {
    * to its peer in this turn leaves at the end of the turn (see `ChannelOptions`).
    */
   send(msg: IMessage | Envelope, wire?: Frame[]): void {
-    const body = wire ?? this.session.body(msg);
-    if (this.options.batch) this.hold(msg.identities, body);
-    else this.sendFrames([...msg.identities, ...body]);
+    if (this.options.batch) this.hold(msg.identities, wire ?? this.session.draft(msg));
+    else this.sendAlone(msg.identities, wire ?? this.session.body(msg));
   }
 
   /**
    * Sends `msgs`, all to the peer the first one's identities route to, as one batch (see
-   * `batchFrames`): one ZeroMQ message and one wake-up of the peer for all of them.
+   * `Session.batch`): one ZeroMQ message and one wake-up of the peer for all of them.
    */
   sendTogether(msgs: (IMessage | Envelope)[]): void {
     if (msgs.length === 0) return;
     const { identities } = msgs[0];
     // What this channel holds for the peer goes first.
-    const peer = this.options.onePeer ? [] : identities.slice(0, 1);
-    const held = this.options.batch ? this.turn.get(routeOf(peer)) : undefined;
+    const held = this.options.batch ? this.turn.get(routeOf(this.peerOf(identities))) : undefined;
     if (held) this.release(held);
-    const bodies = msgs.map((m) => this.session.body(m));
-    this.sendFrames(
-      bodies.length === 1 ? [...identities, ...bodies[0]] : batchFrames(identities, bodies),
+    this.sendBodies(
+      identities,
+      msgs.map((m) => this.session.draft(m)),
     );
   }
 
@@ -179,8 +182,13 @@ export class Channel {
           if (this.socket.closed) return null;
           throw e;
         }
+        // A disconnect notice: the identity and one empty frame, which no message is.
+        if (this.options.peerGone && received.length === 2 && received[1].length === 0) {
+          this.options.peerGone(received[0]);
+          continue;
+        }
         try {
-          this.unread = unbatch(received);
+          this.unread = this.session.unbatch(received, this.replays);
         } catch (e) {
           this.drop(e);
           continue;
@@ -217,22 +225,42 @@ export class Channel {
     this.onDropped(e as Error);
   }
 
+  /** Sends a message's `body` (see `Session.body`) to `identities`, signed if it is not yet. */
+  private sendAlone(identities: Buffer[], body: Frame[]): void {
+    this.sendFrames([...identities, ...this.session.seal(body)]);
+  }
+
+  /** Sends `bodies` to `identities`: one alone, several as a batch. */
+  private sendBodies(identities: Buffer[], bodies: Frame[][]): void {
+    if (bodies.length === 1) this.sendAlone(identities, bodies[0]);
+    else if (bodies.length > 1) this.sendFrames(this.session.batch(identities, bodies));
+  }
+
+  /** The identities that name the peer `identities` route to (see `ChannelOptions.onePeer`). */
+  private peerOf(identities: Buffer[]): Buffer[] {
+    return this.options.onePeer ? [] : identities.slice(0, 1);
+  }
+
   /** Sends `body` to the peer `identities` route to, now or with the turn's batch to it. */
   private hold(identities: Buffer[], body: Frame[]): void {
-    const peer = this.options.onePeer ? [] : identities.slice(0, 1);
+    const peer = this.peerOf(identities);
     const route = routeOf(peer);
-    const held = this.turn.get(route);
+    let held = this.turn.get(route);
     if (held === undefined) {
       // The turn's end is arranged before anything is held for it.
       if (this.turn.size === 0) setImmediate(() => this.flush());
-      this.sendFrames([...identities, ...body]);
-      this.turn.set(route, { identities: peer, bodies: [], bytes: 0 });
-      return;
+      if (!this.options.holdFirst) {
+        this.sendAlone(identities, body);
+        this.turn.set(route, { identities: peer, bodies: [], bytes: 0 });
+        return;
+      }
+      held = { identities: peer, bodies: [], bytes: 0 };
+      this.turn.set(route, held);
     }
-    const bytes = body.reduce((n, f) => n + f.length, 0);
+    const bytes = bodySize(body);
     if (bytes >= BATCH_BYTES) {
       this.release(held);
-      this.sendFrames([...identities, ...body]);
+      this.sendAlone(identities, body);
       return;
     }
     // Identities beyond the peer's travel inside the batch, with their message.
@@ -243,14 +271,13 @@ export class Channel {
     if (held.bytes >= BATCH_BYTES) this.release(held);
   }
 
-  /** Sends what is held for one peer: one message alone, several as a batch. */
+  /** Sends what is held for one peer. */
   private release(held: Held): void {
     const { identities, bodies } = held;
     // Taken before they leave, so that no message is ever sent twice.
     held.bodies = [];
     held.bytes = 0;
-    if (bodies.length === 1) this.sendFrames([...identities, ...bodies[0]]);
-    else if (bodies.length > 1) this.sendFrames(batchFrames(identities, bodies));
+    this.sendBodies(identities, bodies);
   }
 
   /** False when the socket is busy with an earlier send. */
@@ -275,6 +302,11 @@ export class Channel {
       else await new Promise((resolve) => setImmediate(resolve));
     }
   }
+}
+
+/** About the bytes a message's frames hold (a string's length, not its UTF-8 size). */
+function bodySize(body: Frame[]): number {
+  return body.reduce((n, f) => n + f.length, 0);
 }
 
 /** A key for the peer `identities` route to. */

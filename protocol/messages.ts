@@ -237,7 +237,7 @@ export interface ContentMap {
   /**
    * A client asks to send load-balanced tasks straight to engines, up to `slots` at a time on
    * each; the hub lends what it can spare for `term` milliseconds (see `controller/leases.ts`).
-   * A new request replaces the client's lease.
+   * A new request replaces the client's lease; one for 0 slots gives it back.
    */
   lease_request: { slots: number };
   lease_reply: ReplyStatus<{ leases: Record<string, number>; term: number }>;

@@ -2,7 +2,7 @@
  * Jupyter-style multipart framing: `[identities..., "<IDS|MSG>", signature, header,
  * parent_header, metadata, content, buffers...]`, signed with HMAC-SHA256 over the four JSON
  * frames. A `Session` builds, signs, parses and verifies messages for one process. Several
- * messages for one peer may travel as one batch (see `batchFrames`), each still signed alone.
+ * messages for one peer may travel as one batch (see `Session.batch`), signed once as a whole.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -20,11 +20,13 @@ import {
 
 /** Separates routing identities from the message frames. */
 export const DELIMITER = Buffer.from('<IDS|MSG>');
-/** Separates routing identities from a batch of messages (see `batchFrames`). */
+/** Separates routing identities from a batch of messages (see `Session.batch`). */
 export const BATCH_DELIMITER = Buffer.from('<IDS|BATCH>');
 /** The fewest frames a message has from its delimiter on: the delimiter, signature, four JSON. */
 const MESSAGE_FRAMES = 6;
 const PROTOCOL_VERSION = '5.3';
+/** The signature frame of a message whose signature is its batch's (see `Session.batch`). */
+const UNSIGNED = Buffer.alloc(0);
 
 /** What a new message answers, and how it is routed. */
 export interface BuildOptions {
@@ -58,10 +60,11 @@ export interface Envelope {
 export type Frame = Buffer | string;
 
 /**
- * A verified message and its signed frames from the `<IDS|MSG>` delimiter on, as they arrived
- * (the JSON frames as the text they were decoded from). Every process shares the key, so a
- * relay can send `wire` on behind a new routing identity instead of serializing and signing
- * `msg` again, as long as it changed nothing else.
+ * A verified message and its frames from the `<IDS|MSG>` delimiter on, as they arrived (the
+ * JSON frames as the text they were decoded from). Every process shares the key, so a relay can
+ * send `wire` on behind a new routing identity instead of serializing and signing `msg` again,
+ * as long as it changed nothing else. A message that came in a batch has an empty signature
+ * frame, as its batch's signature covered it: `Session.seal` signs it if it goes on alone.
  */
 export interface Received<M = Message> {
   msg: M;
@@ -83,6 +86,8 @@ export class Session {
   readonly id = randomUUID();
   private readonly key: Buffer;
   private readonly username: string;
+  /** The messages `unbatch` took from a batch whose signature it verified. */
+  private readonly vouched = new WeakSet<Buffer[]>();
 
   /** `key` is the shared secret from the connection file; an empty key disables signing. */
   constructor(key: string) {
@@ -124,10 +129,112 @@ export class Session {
 
   /** `frames` without the identities: from the delimiter on, as `Received.wire` holds them. */
   body(msg: IMessage | Envelope): Frame[] {
+    return this.seal(this.draft(msg));
+  }
+
+  /**
+   * `body` with its signature frame left empty, for a message that may yet travel in a batch,
+   * whose one signature covers it; `seal` signs it if it goes alone after all.
+   */
+  draft(msg: IMessage | Envelope): Frame[] {
     const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map((p) =>
       JSON.stringify(p),
     );
-    return [DELIMITER, this.sign(parts), ...parts, ...msg.buffers];
+    return [DELIMITER, UNSIGNED, ...parts, ...msg.buffers];
+  }
+
+  /**
+   * `body`, a message's frames from the delimiter on (behind identities of its own, in a batch
+   * for a link several engines share), signed in place if it is not yet.
+   */
+  seal(body: Frame[]): Frame[] {
+    const s = delimiterAt(body) + 1;
+    if (body[s].length === 0) body[s] = this.sign(body.slice(s + 1, s + 5));
+    return body;
+  }
+
+  /**
+   * One multipart message carrying several messages for the peer `identities` route to:
+   * `[identities..., "<IDS|BATCH>", signature, layout, packed]`, where `packed` holds each
+   * message's frames from its own `<IDS|MSG>` delimiter on (see `draft`) with an empty signature
+   * frame, end to end, each behind the identities it has beyond the batch's (the engine it is
+   * for, of those sharing a connection, see engine/shared-link.ts), and `layout` says how long each frame is: decimal lengths joined by
+   * commas, one message's after another's joined by semicolons. The signature covers the layout
+   * and `packed`, so every message in the batch, and so the batch is verified once, and
+   * refused whole when it was changed or is a replay (see `unbatch`). Three frames and one
+   * signature, however many messages: every frame costs the sender and the receiver a call into
+   * ZeroMQ and a buffer of their own, and a signature a few microseconds each side, which for
+   * small messages is most of what they cost.
+   */
+  batch(identities: Buffer[], bodies: Frame[][]): Frame[] {
+    // A message's own signature (one relayed as it came alone) is not needed: the batch's covers it.
+    const signatures = bodies.map((b) => delimiterAt(b) + 1);
+    const lengths = bodies.map((b, m) =>
+      b.map((f, i) =>
+        i === signatures[m] ? 0 : typeof f === 'string' ? Buffer.byteLength(f) : f.length,
+      ),
+    );
+    const packed = Buffer.allocUnsafe(lengths.flat().reduce((a, b) => a + b, 0));
+    let at = 0;
+    for (const [m, b] of bodies.entries()) {
+      for (let i = 0; i < b.length; i++) {
+        const f = b[i];
+        if (i !== signatures[m]) {
+          at += typeof f === 'string' ? packed.write(f, at) : f.copy(packed, at);
+        }
+      }
+    }
+    const layout = lengths.map((l) => l.join(',')).join(';');
+    return [...identities, BATCH_DELIMITER, this.sign([layout, packed]), layout, packed];
+  }
+
+  /**
+   * The messages in `frames` as received: `frames` itself, or for a batch (see `batch`), each of
+   * its messages behind the batch's identities, ready for `receive` as if it had come alone
+   * (its frames are views of the batch's), which takes the batch's verified signature (and with
+   * `replays`, that the batch is new) for its own. Throws `ProtocolError` for a batch whose
+   * signature is wrong, that is a replay, or whose layout does not match what it carries.
+   */
+  unbatch(frames: Buffer[], replays?: ReplayGuard): Buffer[][] {
+    const d = frames.findIndex((f) => f.equals(DELIMITER) || f.equals(BATCH_DELIMITER));
+    if (d < 0 || !frames[d].equals(BATCH_DELIMITER)) return [frames];
+    const identities = frames.slice(0, d);
+    if (frames.length !== d + 4) {
+      throw new ProtocolError(
+        `batch has ${frames.length - d - 1} frames after <IDS|BATCH>, needs 3 (signature, layout, packed)`,
+      );
+    }
+    const [signature, layoutFrame, packed] = frames.slice(d + 1);
+    this.verify(signature, [layoutFrame, packed], identities, replays, 'batch');
+    const layout = layoutFrame.toString('latin1');
+    const lengths = layout.split(';').map((m) => m.split(',').map(Number));
+    if (
+      !lengths.every(
+        (m) => m.length >= MESSAGE_FRAMES && m.every((n) => Number.isInteger(n) && n >= 0),
+      ) ||
+      lengths.flat().reduce((a, b) => a + b, 0) !== packed.length
+    ) {
+      throw new ProtocolError(
+        `batch's layout (${layout.slice(0, 64)}) does not split the ${packed.length} bytes it ` +
+          `carries into messages of ${MESSAGE_FRAMES} frames or more`,
+      );
+    }
+    const messages: Buffer[][] = [];
+    let at = 0;
+    for (const m of lengths) {
+      const own = m.map((n) => packed.subarray(at, (at += n)));
+      const delimiter = own.findIndex((f) => f.equals(DELIMITER));
+      if (delimiter < 0 || own.length - delimiter < MESSAGE_FRAMES) {
+        throw new ProtocolError(
+          `batch's message ${messages.length} has no <IDS|MSG> followed by ${MESSAGE_FRAMES - 1} frames`,
+        );
+      }
+      own[delimiter + 1] = UNSIGNED;
+      const message = [...identities, ...own];
+      this.vouched.add(message);
+      messages.push(message);
+    }
+    return messages;
   }
 
   /**
@@ -187,15 +294,8 @@ export class Session {
       );
     }
     const parts = frames.slice(d + 2, d + 6);
-    if (this.key.length > 0) {
-      const expected = Buffer.from(this.sign(parts));
-      const given = frames[d + 1];
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        throw new ProtocolError('message signature is missing or wrong', 'signature');
-      }
-      if (replays && !replays.firstSight(given, frames.slice(0, d))) {
-        throw new ProtocolError('message replayed: its signature was seen before', 'replay');
-      }
+    if (!this.vouched.has(frames)) {
+      this.verify(frames[d + 1], parts, frames.slice(0, d), replays, 'message');
     }
     // Decoding replaces bytes that are not UTF-8, so the text would no longer be what was signed.
     if (!parts.every((p) => isUtf8(p))) {
@@ -219,6 +319,27 @@ export class Session {
     return { raw, text, at: d };
   }
 
+  /**
+   * Throws unless `given` signs `parts` (and with `replays`, was not seen before by the
+   * recipient `identities` name).
+   */
+  private verify(
+    given: Buffer,
+    parts: Buffer[],
+    identities: Buffer[],
+    replays: ReplayGuard | undefined,
+    what: 'message' | 'batch',
+  ): void {
+    if (this.key.length === 0) return;
+    const expected = Buffer.from(this.sign(parts));
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ProtocolError(`${what} signature is missing or wrong`, 'signature');
+    }
+    if (replays && !replays.firstSight(given, identities)) {
+      throw new ProtocolError(`${what} replayed: its signature was seen before`, 'replay');
+    }
+  }
+
   private sign(parts: Frame[]): string {
     if (this.key.length === 0) return '';
     const hmac = createHmac('sha256', this.key);
@@ -229,9 +350,10 @@ export class Session {
 
 /**
  * Remembers the signatures of recent messages, so that a captured message sent again is refused.
- * A signature covers the header with its unique `msg_id`, so a genuine message never repeats.
- * Memory is bounded by keeping two generations of `generation` signatures each, as Jupyter's
- * session keeps a bounded digest history; checking costs two set lookups.
+ * A signature covers the header with its unique `msg_id`, so a genuine message never repeats;
+ * a msg_id serves as the key as well. Memory is bounded by keeping two generations of
+ * `generation` keys each, as Jupyter's session keeps a bounded digest history; checking costs
+ * two set lookups.
  */
 export class ReplayGuard {
   private current = new Set<string>();
@@ -247,88 +369,28 @@ export class ReplayGuard {
     private readonly perRecipient = false,
   ) {}
 
-  /** False when `signature` was seen before (for recipient `identities`); remembers it otherwise. */
-  firstSight(signature: Buffer, identities: Buffer[] = []): boolean {
-    const seen = signature.toString('latin1');
-    const key = this.perRecipient
+  /**
+   * False when `key`, a signature (for recipient `identities`) or a msg_id, was seen before;
+   * remembers it otherwise.
+   */
+  firstSight(key: Buffer | string, identities: Buffer[] = []): boolean {
+    const seen = typeof key === 'string' ? key : key.toString('latin1');
+    const entry = this.perRecipient
       ? [seen, ...identities.map((i) => i.toString('latin1'))].join('\n')
       : seen;
-    if (this.current.has(key) || this.previous.has(key)) return false;
+    if (this.current.has(entry) || this.previous.has(entry)) return false;
     if (this.current.size >= this.generation) {
       this.previous = this.current;
       this.current = new Set();
     }
-    this.current.add(key);
+    this.current.add(entry);
     return true;
   }
 }
 
-/**
- * One multipart message carrying several messages for the peer `identities` route to:
- * `[identities..., "<IDS|BATCH>", layout, packed]`, where `packed` holds each message's frames
- * from its own `<IDS|MSG>` delimiter on (see `Session.body`), end to end, each behind the
- * identities it has beyond the batch's (the engine it is for, of those sharing a connection, see
- * engine/shared-link.ts), and `layout` says how long each frame is: decimal lengths joined by
- * commas, one message's after another's joined by semicolons. Three frames, however many
- * messages: every frame costs the sender and the receiver a call into ZeroMQ and a buffer of
- * their own, which for small messages is most of what they cost. Nothing is signed at this
- * level: each message keeps its own signature and is checked alone on receipt (see `unbatch`).
- */
-export function batchFrames(identities: Buffer[], bodies: Frame[][]): Frame[] {
-  const lengths = bodies.map((b) =>
-    b.map((f) => (typeof f === 'string' ? Buffer.byteLength(f) : f.length)),
-  );
-  const packed = Buffer.allocUnsafe(lengths.flat().reduce((a, b) => a + b, 0));
-  let at = 0;
-  for (const b of bodies) {
-    for (const f of b) at += typeof f === 'string' ? packed.write(f, at) : f.copy(packed, at);
-  }
-  const layout = lengths.map((l) => l.join(',')).join(';');
-  return [...identities, BATCH_DELIMITER, layout, packed];
-}
-
-/**
- * The messages in `frames` as received: `frames` itself, or for a batch (see `batchFrames`),
- * each of its messages behind the batch's identities, ready for `Session.receive` as if it had
- * come alone (its frames are views of the batch's). Throws `ProtocolError` when a batch's
- * layout does not match what it carries.
- */
-export function unbatch(frames: Buffer[]): Buffer[][] {
-  const d = frames.findIndex((f) => f.equals(DELIMITER) || f.equals(BATCH_DELIMITER));
-  if (d < 0 || !frames[d].equals(BATCH_DELIMITER)) return [frames];
-  const identities = frames.slice(0, d);
-  const [layoutFrame, packed] = [frames.at(d + 1), frames.at(d + 2)];
-  if (layoutFrame === undefined || packed === undefined || frames.length !== d + 3) {
-    throw new ProtocolError(
-      `batch has ${frames.length - d - 1} frames after <IDS|BATCH>, needs 2 (layout, packed)`,
-    );
-  }
-  const layout = layoutFrame.toString('latin1');
-  const lengths = layout.split(';').map((m) => m.split(',').map(Number));
-  if (
-    !lengths.every(
-      (m) => m.length >= MESSAGE_FRAMES && m.every((n) => Number.isInteger(n) && n >= 0),
-    ) ||
-    lengths.flat().reduce((a, b) => a + b, 0) !== packed.length
-  ) {
-    throw new ProtocolError(
-      `batch's layout (${layout.slice(0, 64)}) does not split the ${packed.length} bytes it ` +
-        `carries into messages of ${MESSAGE_FRAMES} frames or more`,
-    );
-  }
-  const messages: Buffer[][] = [];
-  let at = 0;
-  for (const m of lengths) {
-    const own = m.map((n) => packed.subarray(at, (at += n)));
-    const delimiter = own.findIndex((f) => f.equals(DELIMITER));
-    if (delimiter < 0 || own.length - delimiter < MESSAGE_FRAMES) {
-      throw new ProtocolError(
-        `batch's message ${messages.length} has no <IDS|MSG> followed by ${MESSAGE_FRAMES - 1} frames`,
-      );
-    }
-    messages.push([...identities, ...own]);
-  }
-  return messages;
+/** Where the `<IDS|MSG>` delimiter is among a message's frames; identities come before it. */
+function delimiterAt(frames: Frame[]): number {
+  return frames.findIndex((f) => typeof f !== 'string' && f.equals(DELIMITER));
 }
 
 /** A raw message checked against tsparallel's table. */

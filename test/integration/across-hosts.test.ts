@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { CLI } from '../../cluster/launchers/launcher';
 import { connectionFilePath } from '../../protocol/connection';
 import { figures, until } from './fixture';
@@ -138,6 +139,61 @@ describe('a cluster across hosts (network namespaces, TCP, CURVE)', function () 
     assert.deepEqual(seen.ranOn, [seen.expected[1], seen.expected[1]], 'both ran on engine B');
     assert.ok(seen.newId > seen.idA, 'engine A came back under a new id');
     assert.equal(seen.again, seen.expected[0], 'and works');
+  });
+
+  it('frees the values of a client whose host vanishes, within --client-deadline', async function () {
+    this.timeout(60_000);
+    const deadline = 3000;
+    const clusterId = `${tag}-gone`;
+    const { clientFile } = await startController(clusterId, [
+      '--curve',
+      '--client-deadline',
+      String(deadline),
+    ]);
+    const engineFile = connectionFilePath('engine', { clusterId });
+    children.push(inNamespace(ns.b, [CLI, 'engine', '--file', engineFile]));
+    const client = JSON.stringify(join(__dirname, '../../client/client'));
+    const connect = `const rc = await require(${client}).Client.connect({ connectionFile: ${JSON.stringify(clientFile)}, timeout: 30_000 });`;
+    /** Runs `code` with a client (`rc`) in namespace `n`; returns the lines it prints, in turn. */
+    const run = (n: string, code: string): (() => Promise<string>) => {
+      const child = inNamespace(n, ['-e', `(async () => { ${connect} ${code} })();`]);
+      children.push(child);
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
+        Symbol.asyncIterator
+      ]();
+      return async () => {
+        const { value, done } = await lines.next();
+        if (done) throw new Error(`the client in ${n} exited (${child.exitCode}): ${err}`);
+        return value as string;
+      };
+    };
+    // A client on host a makes a value its engine on host b keeps, then host a drops off.
+    const maker = run(
+      ns.a,
+      `await rc.waitForEngines(1);
+      const ar = rc.loadBalancedView().apply(() => new Float64Array(200_000).fill(1));
+      await ar;
+      process.stdout.write(ar.msgIds[0] + '\\n');`,
+    );
+    const msgId = await maker();
+    const watcher = run(
+      ns.controller,
+      `const id = ${JSON.stringify(msgId)};
+      if ((await rc.result(id)).valueDropped) throw new Error('freed while its client lived');
+      process.stdout.write('watching\\n');
+      while (!(await rc.result(id)).valueDropped) await new Promise((r) => setTimeout(r, 100));
+      process.stdout.write('freed\\n');`,
+    );
+    assert.equal(await watcher(), 'watching');
+    ip('-n', ns.controller, 'link', 'set', 'va', 'down');
+    try {
+      const late = new Promise((resolve) => setTimeout(() => resolve('kept'), deadline + 3000));
+      assert.equal(await Promise.race([watcher(), late]), 'freed', 'freed within the deadline');
+    } finally {
+      ip('-n', ns.controller, 'link', 'set', 'va', 'up');
+    }
   });
 
   it('listens beyond loopback without CURVE only when told --insecure', async function () {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createContext, runInContext } from 'node:vm';
 import * as zmq from 'zeromq';
 import type { TaskOutput } from '../../client/async-result';
-import type { Client } from '../../client/client';
+import { taskSubmitted, type Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
 import { LEASE_DEPTH } from '../../controller/leases';
 import { profileDir } from '../../protocol/connection';
@@ -41,6 +42,11 @@ async function printThenSleep(ms: number): Promise<number> {
   console.log(process.pid);
   await new Promise((r) => setTimeout(r, ms));
   return process.pid;
+}
+
+async function nap(ms: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, ms));
+  return ms;
 }
 
 /** Resolves at the task's first output (from `printThenSleep`: it runs), with that pid. */
@@ -126,9 +132,51 @@ describe('direct paths: clients and engines without the hub in between', () => {
     assert.equal((await finalRecord(t.rc, running.msgIds[0])).state, 'aborted');
   });
 
-  it('refuses a replayed or forged message on the engine’s own socket', async () => {
+  it('makes a send an interrupt cut short again: the task can be aborted, the engines serve on', async function () {
+    // A notebook interrupt ends a cell's synchronous code (breakOnSigint) between any two
+    // statements, as a vm timeout does here: a cut after the engine got a task but before the
+    // hub was to be told of it left the hub unable to abort it, and the engine looping for good.
+    this.timeout(120_000);
+    const sent: string[] = [];
+    const unlisten = taskSubmitted.listen(({ task }) => sent.push(task.metadata.msgId));
+    const context = createContext({ rc: t.rc, performance });
+    try {
+      for (let i = 0; i < 80; i++) {
+        sent.length = 0;
+        // Busy until just before the 1 ms timeout, so that it falls in a lone send; or sending
+        // for longer than that, so that it falls among sends that leave together.
+        const busy = 0.6 + (i % 10) * 0.05;
+        const cell =
+          i % 2 === 0
+            ? `{ const t0 = performance.now(); while (performance.now() - t0 < ${busy}); rc.directView().apply(() => { for (;;); }); }`
+            : `{ const t0 = performance.now(); while (performance.now() - t0 < 3) rc.directView().apply(() => { for (;;); }); }`;
+        try {
+          runInContext(cell, context, { timeout: 1 });
+        } catch {
+          // Cut, most times; what matters is what follows.
+        }
+        await t.rc.abort(sent);
+        assert.deepEqual(
+          await t.rc
+            .directView()
+            .withOptions({ timeout: 10_000 })
+            .apply(() => 'free'),
+          ['free', 'free'],
+          `after cut ${i}`,
+        );
+      }
+    } finally {
+      unlisten();
+    }
+  });
+
+  it('refuses a replayed or forged message on the engine’s own socket, and runs a task sent twice once', async () => {
     const [engine] = t.rc.engineInfo;
     assert.ok(engine.direct, 'the engine registered a direct address');
+    // Sends an interrupt cut short and made again are refused as replays too (see above).
+    const replays = (): number =>
+      (engineLogs(t.cluster).match(/direct socket: message replayed/g) ?? []).length;
+    const replaysBefore = replays();
     const key = (JSON.parse(readFileSync(t.cluster.clientFile, 'utf8')) as { key: string }).key;
     const insider = new Session(key);
     const peer = new zmq.Dealer({ linger: 0, routingId: insider.id });
@@ -147,13 +195,18 @@ describe('direct paths: clients and engines without the hub in between', () => {
     figures.faultsInjected += 3;
     await until(
       () =>
-        (engineLogs(t.cluster).match(/direct socket: message replayed/g) ?? []).length === 2 &&
+        replays() === replaysBefore + 2 &&
         /direct socket: message signature is missing or wrong/.test(engineLogs(t.cluster)),
       'the engine to log two replays and a bad signature',
     );
+    // A task twice in one batch, which no signature tells apart (a cut send made again), runs once.
+    const twice = insider.draft(insider.msg('execute_request', count.content));
+    await peer.send(insider.batch([], [twice, twice]));
+    assert.equal(insider.receive(await peer.receive()).msg.header.msg_type, 'execute_reply');
+    await until(() => /sent twice by its client/.test(engineLogs(t.cluster)), 'the copy dropped');
     peer.close();
     const [hits] = await t.rc.directView(engine.id).execute('directHits');
-    assert.equal(hits.result, '1');
+    assert.equal(hits.result, '2');
   });
 
   it('fails direct tasks with EngineError when their engine is killed (kill -9), none hanging', async () => {
@@ -182,15 +235,18 @@ describe('direct paths: clients and engines without the hub in between', () => {
 describe('leases: load-balanced tasks straight to engines, in slots the hub lends', () => {
   const t = useCluster(2, { leaseTerm: 10_000 });
 
-  it('runs them while the controller is stopped, once the client holds a lease', async () => {
+  it('runs them while the controller is stopped, as long as the client holds a lease', async () => {
     const lv = t.rc.loadBalancedView().withOptions({ lease: true });
-    assert.equal(await lv.apply(() => 'lent'), 'lent');
+    // Under way, these hold the lease (an idle one is given back), for the next ones too.
+    const first = lv.map(nap, Array<number>(20).fill(100));
+    await until(() => first.progress >= 1, 'the first tasks to run in leased slots');
     const ids = await withControllerStopped(t.cluster, async () => {
       const map = lv.map((x: number) => x + 1, [1, 2, 3, 4, 5, 6]);
       assert.deepEqual(await map, [2, 3, 4, 5, 6, 7]);
-      return map.msgIds;
+      assert.equal((await first).length, 20);
+      return [...first.msgIds, ...map.msgIds];
     });
-    figures.tasksSubmitted += 7;
+    figures.tasksSubmitted += 26;
     for (const id of ids) assert.equal((await finalRecord(t.rc, id)).state, 'completed');
   });
 
@@ -211,14 +267,30 @@ describe('leases: load-balanced tasks straight to engines, in slots the hub lend
   });
 });
 
+describe('leases with a term longer than any test', () => {
+  const t = useCluster(2, { leaseTerm: 3_600_000 });
+
+  it('gives an idle lease back: plain tasks of its client and of another go at once', async () => {
+    const lv = t.rc.loadBalancedView().withOptions({ lease: true });
+    await Promise.all(Array.from({ length: 4 * LEASE_DEPTH }, () => lv.apply(nap, 1)));
+    const other = await t.cluster.connect();
+    try {
+      // Not known to run under a millisecond: nothing queues beyond the high-water mark for it.
+      const plain = [t.rc, other].map((c) => c.loadBalancedView().map(nap, [2, 2, 2, 2, 2, 2]));
+      for (const map of plain) assert.deepEqual(await map, [2, 2, 2, 2, 2, 2]);
+      // A leased burst after the plain tasks takes a lease again and gives it back.
+      await Promise.all(Array.from({ length: 4 * LEASE_DEPTH }, () => lv.apply(nap, 1)));
+      assert.deepEqual(await other.loadBalancedView().apply(nap, 2), 2);
+    } finally {
+      other.close();
+    }
+  });
+});
+
 describe('leases with a short term', () => {
   const t = useCluster(3, { leaseTerm: 200 });
 
   it('runs a second client’s tasks while the first still has hundreds queued', async () => {
-    const nap = async (ms: number): Promise<number> => {
-      await new Promise((r) => setTimeout(r, ms));
-      return ms;
-    };
     const first = t.rc
       .loadBalancedView()
       .withOptions({ lease: true })

@@ -15,7 +15,7 @@ import {
 } from '../../protocol/connection';
 import { isMsg } from '../../protocol/messages';
 import { encodeValue } from '../../protocol/serialize';
-import { BATCH_DELIMITER, batchFrames, DELIMITER, Session } from '../../protocol/session';
+import { BATCH_DELIMITER, DELIMITER, Session, type Frame } from '../../protocol/session';
 import { figures, isAlive, useCluster } from './fixture';
 import { delivered } from '../delivered';
 
@@ -63,6 +63,17 @@ const hugeDeclared = fc
     return Buffer.from([0xff, 0x0f, ...(tag === 0x5c ? varint : [0]), tag, ...varint]);
   });
 
+/** How a fuzzed message or batch is signed: right, with another key, or not at all. */
+type Signing = 'key' | 'wrong' | 'none';
+
+/** The signature frame of `parts` signed as `signing` says. */
+function signature(signing: Signing, key: string, parts: Frame[]): Buffer {
+  if (signing === 'none') return Buffer.alloc(0);
+  const hmac = createHmac('sha256', signing === 'wrong' ? 'not the key' : key);
+  for (const p of parts) hmac.update(p);
+  return Buffer.from(hmac.digest('hex'));
+}
+
 /** A multipart message as a broken or malicious peer might send it. */
 function malformed(key: string): fc.Arbitrary<Buffer[]> {
   const raw = fc.array(fc.oneof(bytes, fc.constant(DELIMITER), fc.constant(BATCH_DELIMITER)), {
@@ -107,33 +118,34 @@ function malformed(key: string): fc.Arbitrary<Buffer[]> {
       ids: fc.array(bytes, { maxLength: 2 }),
       parts: fc.tuple(json(header), json(fc.jsonValue()), json(fc.jsonValue()), json(content)),
       buffers: fc.array(fc.oneof(bytes, hugeDeclared), { maxLength: 3 }),
-      signature: fc.constantFrom('key', 'wrong', 'none'),
+      signing: fc.constantFrom<Signing>('key', 'wrong', 'none'),
       keep: fc.integer({ min: 0, max: 7 }),
     })
-    .map(({ ids, parts, buffers, signature, keep }) => {
-      const hmac = createHmac('sha256', signature === 'wrong' ? 'not the key' : key);
-      for (const p of parts) hmac.update(p);
-      const sig = Buffer.from(signature === 'none' ? '' : hmac.digest('hex'));
-      const frames = [...ids, DELIMITER, sig, ...parts, ...buffers];
+    .map(({ ids, parts, buffers, signing, keep }) => {
+      const frames = [...ids, DELIMITER, signature(signing, key, parts), ...parts, ...buffers];
       // Wrong frame counts: sometimes cut the message short.
       return keep < 6 ? frames.slice(0, ids.length + 1 + keep) : frames;
     });
-  // Several of them as one batch, its layout sometimes off by a byte.
+  // Several of them as one batch, its layout sometimes off by a byte, the batch signed (or not)
+  // after that: a batch signed right has its messages' signatures taken for verified.
   const batched = fc
     .record({
       ids: fc.array(bytes, { maxLength: 2 }),
       messages: fc.array(structured, { minLength: 1, maxLength: 4 }),
       skew: fc.constantFrom(0, 0, -1, 1),
+      signing: fc.constantFrom<Signing>('key', 'key', 'wrong', 'none'),
     })
-    .map(({ ids, messages, skew }) => {
+    .map(({ ids, messages, skew, signing }) => {
       const bodies = messages.map((m) => m.slice(m.findIndex((f) => f.equals(DELIMITER))));
-      const frames = batchFrames(ids, bodies);
+      const frames = new Session(key).batch(ids, bodies);
       // The layout: each message's frame lengths, `,` between frames and `;` between messages.
-      const layout = String(frames[ids.length + 1])
+      const at = ids.length + 2;
+      const layout = String(frames[at])
         .split(';')
         .map((m) => m.split(',').map(Number));
       layout[0][0] += skew;
-      frames[ids.length + 1] = layout.map((m) => m.join(',')).join(';');
+      frames[at] = layout.map((m) => m.join(',')).join(';');
+      frames[at - 1] = signature(signing, key, [frames[at], frames[at + 1]]);
       return delivered(frames);
     });
   return fc.oneof(raw, structured, structured, batched);

@@ -45,6 +45,9 @@ const cells = {
     'const sent = rc.loadBalancedView().map((_: number) => {\n  for (;;);\n}, [1, 2]);\n' +
     "console.log('waiting');\nfor (;;);",
   afterSync: freeEngines,
+  // Interrupted as it sends and begins to await: in its own code or in the await, by chance.
+  spinAtOnce: "console.log('waiting');\nawait rc.directView().apply(() => {\n  for (;;);\n})",
+  afterAtOnce: freeEngines,
   stop: '%cluster stop',
 };
 
@@ -141,5 +144,10 @@ describe('kernel progress bars, driven by jupyter_client', function () {
     assert.equal(r.spinSync.reply.status, 'error', JSON.stringify(r.spinSync.iopub));
     assert.match(r.spinSync.reply.evalue ?? '', /interrupted/);
     assertFree(r.afterSync);
+  });
+
+  it('an interrupt as a cell begins to await what it sent aborts that, and the engines go on', () => {
+    assert.equal(r.spinAtOnce.reply.status, 'error', JSON.stringify(r.spinAtOnce.iopub));
+    assertFree(r.afterAtOnce);
   });
 });

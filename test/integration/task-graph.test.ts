@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,6 +325,65 @@ describe('task graphs: results as arguments', () => {
     });
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
+  });
+});
+
+describe('task graphs: the values of a client that dies without closing', () => {
+  /** The shortest deadline, so that the blocked client below outlasts it twice over. */
+  const CLIENT_DEADLINE = 3000;
+  const t = useCluster(2, { clientDeadline: CLIENT_DEADLINE });
+  const children: ChildProcess[] = [];
+
+  after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  });
+
+  /**
+   * A client in a process of its own that makes a value its engine keeps, awaits it, prints the
+   * task's id, then runs `then`; its further lines are collected in `lines`.
+   */
+  async function keeper(
+    then = '',
+  ): Promise<{ child: ChildProcess; msgId: string; lines: string[] }> {
+    const script = `
+      const { Client } = require(${JSON.stringify(join(__dirname, '../../client/client'))});
+      (async () => {
+        const rc = await Client.connect({ connectionFile: ${JSON.stringify(t.cluster.clientFile)} });
+        const ar = rc.loadBalancedView().apply(() => new Float64Array(200_000).fill(1));
+        await ar;
+        process.stdout.write(ar.msgIds[0] + '\\n');
+        ${then}
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    const lines: string[] = [];
+    child.stdout?.on('data', (d: Buffer) =>
+      lines.push(...d.toString().split('\n').filter(Boolean)),
+    );
+    await until(() => lines.length > 0 || child.exitCode !== null, 'the client to make its value');
+    assert.ok(lines.length > 0, `the client process exited (${child.exitCode})`);
+    return { child, msgId: lines.shift() as string, lines };
+  }
+
+  it('frees the values of a client killed with kill -9', async () => {
+    const { child, msgId } = await keeper();
+    assert.equal((await t.rc.result(msgId)).valueDropped, false, 'kept while its client lives');
+    child.kill('SIGKILL');
+    await until(async () => (await t.rc.result(msgId)).valueDropped, 'the value to be freed', 5000);
+  });
+
+  it('keeps the values of a client whose event loop is blocked past the deadline', async function () {
+    this.timeout(30_000);
+    const blocked = 2 * CLIENT_DEADLINE;
+    const { child, msgId, lines } = await keeper(`
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${blocked});
+      const again = await rc.loadBalancedView().apply((x) => x.length, ar);
+      process.stdout.write(String(again) + '\\n');
+      rc.close();`);
+    await until(() => child.exitCode !== null, 'the blocked client to end', blocked + 10_000);
+    assert.deepEqual(lines, ['200000'], 'the value read again after the block');
+    assert.equal(child.exitCode, 0);
+    await until(async () => (await t.rc.result(msgId)).valueDropped, 'the value freed on close');
   });
 });
 

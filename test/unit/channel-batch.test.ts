@@ -3,7 +3,7 @@ import * as zmq from 'zeromq';
 import { Channel } from '../../protocol/channel';
 import { ProtocolError } from '../../protocol/errors';
 import { isMsg, type Message } from '../../protocol/messages';
-import { BATCH_DELIMITER, batchFrames, Session, unbatch } from '../../protocol/session';
+import { BATCH_DELIMITER, DELIMITER, Session } from '../../protocol/session';
 import { delivered } from '../delivered';
 
 const session = new Session('channel-batch-key');
@@ -18,7 +18,8 @@ const texts = (msgs: Message[]): string[] =>
   msgs.map((m) => (isMsg(m, 'stream') ? m.content.text : `<${m.header.msg_type}>`));
 
 /** The messages a raw ZeroMQ message holds, each checked by `session` as the channel does. */
-const opened = (frames: Buffer[]): Message[] => unbatch(frames).map((f) => session.receive(f).msg);
+const opened = (frames: Buffer[]): Message[] =>
+  session.unbatch(frames).map((f) => session.receive(f).msg);
 
 const isBatch = (frames: Buffer[]): boolean => frames.some((f) => f.equals(BATCH_DELIMITER));
 
@@ -102,6 +103,27 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.deepEqual(texts(opened(third as Buffer[])), ['6']);
   });
 
+  it('with holdFirst, sends the messages of a turn to one peer as one batch, a lone one as the turn ends', async () => {
+    const { router, dealer } = await pair();
+    const channel = new Channel(dealer, session, undefined, { batch: true, holdFirst: true });
+    channel.send(line('alone'));
+    const receiving = router.receive();
+    assert.equal(await inThisTurn(receiving), 'not in this turn');
+    const lone = await receiving;
+    assert.ok(!isBatch(lone));
+    assert.deepEqual(texts(opened(lone)), ['alone']);
+    for (const t of ['1', '2', '3']) channel.send(line(t));
+    const together = await router.receive();
+    assert.ok(isBatch(together), 'the first went alone');
+    assert.deepEqual(texts(opened(together)), ['1', '2', '3']);
+    // A large one still goes at once, after what was held.
+    channel.send(line('small'));
+    channel.send(line('x'.repeat(BIG)));
+    const [small, large] = [await router.receive(), await router.receive()];
+    assert.deepEqual(texts(opened(small)), ['small']);
+    assert.equal(texts(opened(large))[0].length, BIG);
+  });
+
   it('keeps order through a burst, sending large messages alone and large batches in pieces', async () => {
     const { router, dealer } = await pair();
     const channel = new Channel(dealer, session, undefined, { batch: true });
@@ -168,48 +190,62 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     for (const m of got) hub.send(line(`to ${m.identities[1].toString()}`, m.identities));
     const [first, rest] = [await dealer.receive(), await dealer.receive()];
     assert.ok(isBatch(rest));
-    const answers = [first, rest].flatMap((frames) => unbatch(frames));
+    const answers = [first, rest].flatMap((frames) => session.unbatch(frames));
     assert.deepEqual(
       answers.map((frames) => session.receive(frames).msg.identities.map(String)),
       [['e1'], ['e2'], ['e3']],
     );
-    // One message for all three (the hub's news of an engine's drop) is no replay to the link.
+    // One message for all three (the hub's news of an engine's drop), signed once and sent alone
+    // to each, is no replay to the link; sent to one of them twice, it is.
     const news = session.msg('stream', { name: 'stdout', text: 'news' });
     const wire = session.body(news);
-    for (const m of got) hub.send({ ...news, identities: m.identities }, wire);
+    for (const m of [...got, got[0]]) {
+      await new Promise(setImmediate);
+      hub.send({ ...news, identities: m.identities }, wire);
+    }
+    await new Promise(setImmediate);
+    hub.send(line('after', got[0].identities));
     const inbox = link.messages();
-    assert.deepEqual(texts(await take(inbox, 3)), ['news', 'news', 'news']);
-    assert.deepEqual(link.dropped, { signature: 0, replay: 0, malformed: 0 });
+    assert.deepEqual(texts(await take(inbox, 4)), ['news', 'news', 'news', 'after']);
+    assert.deepEqual(link.dropped, { signature: 0, replay: 1, malformed: 0 });
   });
 
-  it('refuses a tampered, replayed or malformed message in a batch, delivering the others', async () => {
+  it('refuses a tampered, replayed or malformed batch whole, and a bad message in a signed one alone', async () => {
     const { router, dealer } = await pair();
     const errors: Error[] = [];
     const hub = new Channel(router, session, (e) => errors.push(e));
-    const body = (m: Message): Buffer[] => delivered(session.body(m));
-    const [one, two, three] = ['one', 'two', 'three'].map((t) => body(line(t)));
-    // A frame changed after signing: `two` claims another text.
-    const tampered = [...two];
-    tampered[5] = Buffer.from(JSON.stringify({ name: 'stdout', text: 'forged' }));
     // Signed by a peer holding the key, but not a valid `stream`.
-    const invalid = body(session.msg('stream', { name: 'stdout', text: 4 } as never));
-    await dealer.send(batchFrames([], [one, tampered, three, one, invalid]));
-    // A layout that does not add up: the batch cannot be taken apart and is refused whole.
-    const broken = batchFrames([], [body(line('lost')), body(line('lost too'))]);
-    broken[1] = '9,64,200,2,2,40';
+    const invalid = session.msg('stream', { name: 'stdout', text: 4 } as never);
+    const batch = delivered(
+      session.batch(
+        [],
+        [line('one'), invalid, line('three')].map((m) => session.draft(m)),
+      ),
+    );
+    await dealer.send(batch);
+    await dealer.send(batch);
+    // A byte changed after signing: the batch's signature covers every message in it.
+    const tampered = [...batch];
+    tampered[3] = Buffer.from(batch[3]);
+    tampered[3][tampered[3].length - 3] ^= 1;
+    await dealer.send(tampered);
+    // Signed, but a layout that does not split it into whole messages: refused whole.
+    const broken = session.batch([], [[DELIMITER, '', '{}']]);
     await dealer.send(broken);
+    // A message as it travels in a batch, sent alone: its empty signature is no signature.
+    await dealer.send(delivered(session.draft(line('lifted'))));
     await dealer.send(delivered(session.frames(line('after'))));
     assert.deepEqual(texts(await take(hub.messages(), 3)), ['one', 'three', 'after']);
-    assert.deepEqual(hub.dropped, { signature: 1, replay: 1, malformed: 2 });
+    assert.deepEqual(hub.dropped, { signature: 2, replay: 1, malformed: 2 });
     assert.ok(errors.every((e) => e instanceof ProtocolError));
     assert.deepEqual(
       errors.map((e) => e.message),
       [
-        'message signature is missing or wrong',
-        'message replayed: its signature was seen before',
         'stream: content does not match the message type (content.text is not a string)',
-        `batch's layout (9,64,200,2,2,40) does not split the ${(broken[2] as Buffer).length} ` +
-          'bytes it carries into messages of 6 frames or more',
+        'batch replayed: its signature was seen before',
+        'batch signature is missing or wrong',
+        `batch's layout (9,0,2) does not split the 11 bytes it carries into messages of 6 frames or more`,
+        'message signature is missing or wrong',
       ],
     );
   });

@@ -818,6 +818,50 @@ describe('Hub routing', () => {
       });
     });
 
+    describe('a client gone without closing', () => {
+      const OTHER = Buffer.from('client-2');
+      const released = (sent: Sent[]): [string, string[]][] =>
+        ofType(sent, 'value_release', 'engine').map((m) => [
+          m.identities[0].toString(),
+          m.content.msg_ids,
+        ]);
+
+      it('frees the values it held, and those of its unfinished tasks as they end', () => {
+        const done = apply({ balanced: false, targets: [0] });
+        const running = apply({ balanced: false, targets: [1] });
+        const others = session.msg(
+          'apply_request',
+          { source: '() => 1', mode: 'call', refs: [], options: { balanced: false, targets: [0] } },
+          { identities: [OTHER] },
+        );
+        hub.handleClient(wire(others));
+        engineReply(done, ENGINE_A, { status: 'ok', kept: 2e6 });
+        engineReply(others, ENGINE_A, { status: 'ok', kept: 2e6 });
+        out.take();
+        hub.clientGone(CLIENT);
+        assert.deepEqual(released(out.take()), [['engine-a', [done.header.msg_id]]]);
+        engineReply(running, ENGINE_B, { status: 'ok', kept: 2e6 });
+        assert.deepEqual(released(out.take()), [['engine-b', [running.header.msg_id]]]);
+      });
+
+      it('ends its lease, so that the tasks waiting in the queue are placed at once', () => {
+        request('lease_request', { slots: 8 });
+        const task = session.msg(
+          'apply_request',
+          { source: '() => 1', mode: 'call', refs: [], options: { balanced: true } },
+          { identities: [OTHER] },
+        );
+        hub.handleClient(wire(task));
+        assert.deepEqual(forwarded(out.take()), [], 'no room while the lease holds the slots');
+        hub.clientGone(CLIENT);
+        assert.equal(
+          forwarded(out.take())[0][1],
+          task.header.msg_id,
+          'placed before the term ends',
+        );
+      });
+    });
+
     describe('leases', () => {
       const lease = (slots = 4): Record<string, number> => {
         request('lease_request', { slots });
@@ -834,6 +878,17 @@ describe('Hub routing', () => {
         assert.equal(status.status === 'ok' && status.unassigned, 1);
         clock.advance(1000);
         assert.equal(forwarded(out.take())[0][1], task.header.msg_id, 'placed once the lease ends');
+      });
+
+      it('places the tasks its queue holds as soon as a lease is given back (0 slots)', () => {
+        assert.deepEqual(lease(), { 0: 4, 1: 4 });
+        const task = apply({ balanced: true });
+        assert.deepEqual(forwarded(out.take()), []);
+        request('lease_request', { slots: 0 });
+        const sent = out.take();
+        const reply = only(sent, 'lease_reply').content;
+        assert.deepEqual(reply.status === 'ok' && reply.leases, {});
+        assert.equal(forwarded(sent)[0][1], task.header.msg_id, 'placed before the term ends');
       });
 
       it('lends nothing while tasks wait in its queue, so their clients go first', () => {

@@ -100,6 +100,21 @@ describe('Session serialize/deserialize', () => {
     assert.deepEqual(out.buffers, msg.buffers);
   });
 
+  it('gives a relay a message that came in a batch unsigned, and signs it if it goes on alone', () => {
+    const msgs = ['a', 'b'].map((text) => session.msg('stream', { name: 'stdout', text }));
+    const batch = delivered(
+      session.batch(
+        [],
+        msgs.map((m) => session.draft(m)),
+      ),
+    );
+    const [first] = session.unbatch(batch).map((f) => session.receive(f));
+    assert.equal(first.wire[1].length, 0, "the batch's signature covered it");
+    rejects(() => new Session(KEY).receive(delivered(first.wire)), /signature is missing/);
+    const out = new Session(KEY).receive(delivered(session.seal(first.wire))).msg;
+    assert.deepEqual(out.content, msgs[0].content);
+  });
+
   it('gives a relay that changed the content frames signed anew, the other parts as they came', () => {
     const msg = session.msg(
       'apply_request',
