@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { CompositeError, errorFromWire, ReleasedError, TimeoutError } from '../protocol/errors';
 import type { ErrorContent, ResultArg } from '../protocol/messages';
-import { AsyncQueue } from './async-queue';
+import { AsyncQueue } from '../protocol/async-queue';
 import { processHook } from './process-hook';
 
 /** Output of one task, in arrival order. */

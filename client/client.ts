@@ -40,7 +40,7 @@ import {
 import { Session } from '../protocol/session';
 import { decodeValue } from '../protocol/serialize';
 import { hasSegment, SharedMemory, sweepSharedMemory } from '../protocol/shared-memory';
-import { AsyncQueue } from './async-queue';
+import { AsyncQueue } from '../protocol/async-queue';
 import { DirectPaths } from './direct-paths';
 import { EngineTable } from './engine-table';
 import { Leases } from './leases';

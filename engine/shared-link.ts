@@ -9,7 +9,7 @@
  * joins, is aborted and is dropped on its own.
  */
 import * as zmq from 'zeromq';
-import { AsyncQueue } from '../client/async-queue';
+import { AsyncQueue } from '../protocol/async-queue';
 import { Channel, NO_DROPPING } from '../protocol/channel';
 import type { IMessage, Message } from '../protocol/messages';
 import type { Session } from '../protocol/session';
