@@ -36,7 +36,8 @@ export class DirectPaths {
    * The send under way, kept until it is done. A cell's synchronous code may be ended by SIGINT
    * between any two statements (see Channel): a send cut there, perhaps after the engine got
    * the task but before the hub was to be told of it, is made again by the next call here. The
-   * engine refuses a copy it already has as a replay, and the hub knows a task told twice.
+   * engine drops a copy of a task it took already (see its `directTaskIds`), and the hub knows a
+   * task told twice.
    */
   private cut: Sending | undefined;
   /** Tells the hub once `TELL_DELAY_MS` passed since the first untold task was sent. */
