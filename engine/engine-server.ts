@@ -15,7 +15,7 @@ import {
   type MessagePort,
 } from 'node:worker_threads';
 import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel } from '../protocol/channel';
 import { resolveOptions, type Resolved } from '../options/schema';
 import {
   connectionFilePath,
@@ -48,7 +48,7 @@ import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './r
 import { runCells } from './sigint-thread';
 import { openDirectSocket } from './direct-socket';
 import { KeptValues, PeerValues } from './kept-values';
-import { sharedConnection, type HubConnection } from './shared-link';
+import { ownConnection, sharedConnection, type HubConnection } from './shared-link';
 
 /** The process that started this one, whose end ends the engine under `exitWithParent`. */
 const PARENT_PID = process.ppid;
@@ -136,7 +136,7 @@ export class EngineServer {
       info,
       options.lightweight
         ? sharedConnection(info.engine, socketOptions(info), session, uuid, options.log)
-        : ownConnection(info, session, uuid, options.log),
+        : ownConnection(info.engine, socketOptions(info), session, uuid, options.log),
       options,
       uuid,
       await openDirectSocket(info, session, options.log),
@@ -602,18 +602,6 @@ export class EngineServer {
     this.direct?.channel.close();
     this.channel.close();
   }
-}
-
-/** An engine's own socket to the hub, its identity `uuid`. */
-function ownConnection(
-  info: EngineConnectionInfo,
-  session: Session,
-  uuid: string,
-  log: (line: string) => void,
-): Channel {
-  const socket = new zmq.Dealer({ ...NO_DROPPING, routingId: uuid, ...socketOptions(info) });
-  socket.connect(info.engine);
-  return new Channel(socket, session, (e) => log(`dropped a message: ${e.message}`));
 }
 
 /** Options of an engine's socket to the hub's task socket, own or shared. */

@@ -3,13 +3,11 @@
  * beating and can deliver signals while user code blocks the main thread in a loop.
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
 import { isMsg, type EngineUsage } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { readRunningId } from './running-task';
-import type { HubConnection } from './shared-link';
+import { ownConnection, type HubConnection } from './shared-link';
 import { runsCode } from './sigint-thread';
 
 /** Where the heartbeat goes and how often; what the main thread gives the heartbeat thread. */
@@ -93,7 +91,12 @@ export function startHeartbeat(
   data: HeartbeatData,
   act: HeartbeatActions,
   /** Where beats go: a socket of the engine's own unless given its share of a link. */
-  channel: HubConnection = ownConnection(data),
+  channel: HubConnection = ownConnection(
+    data.address,
+    { linger: 0, ...data.curve },
+    new Session(data.key),
+    data.uuid,
+  ),
 ): () => void {
   const { session } = channel;
 
@@ -168,16 +171,6 @@ export function startHeartbeat(
     stop();
     channel.close();
   };
-}
-
-/** A heartbeat socket of the engine's own. */
-function ownConnection(data: HeartbeatData): Channel {
-  const channel = new Channel(
-    new zmq.Dealer({ ...NO_DROPPING, routingId: data.uuid, linger: 0, ...data.curve }),
-    new Session(data.key),
-  );
-  channel.socket.connect(data.address);
-  return channel;
 }
 
 /**

@@ -101,3 +101,16 @@ export function sharedConnection(
   }
   return link.open(uuid, session);
 }
+
+/** Engine `uuid`'s own connection to the hub's socket at `address`, shared with no other. */
+export function ownConnection(
+  address: string,
+  options: zmq.SocketOptions<zmq.Dealer>,
+  session: Session,
+  uuid: string,
+  log: (line: string) => void = () => {},
+): Channel {
+  const socket = new zmq.Dealer({ ...NO_DROPPING, ...options, routingId: uuid });
+  socket.connect(address);
+  return new Channel(socket, session, (e) => log(`dropped a message: ${e.message}`));
+}

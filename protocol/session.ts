@@ -158,10 +158,11 @@ export class Session {
    * `[identities..., "<IDS|BATCH>", signature, layout, packed]`, where `packed` holds each
    * message's frames from its own `<IDS|MSG>` delimiter on (see `draft`) with an empty signature
    * frame, end to end, each behind the identities it has beyond the batch's (the engine it is
-   * for, of those sharing a connection, see engine/shared-link.ts), and `layout` says how long each frame is: decimal lengths joined by
-   * commas, one message's after another's joined by semicolons. The signature covers the layout
-   * and `packed`, so every message in the batch, and so the batch is verified once, and
-   * refused whole when it was changed or is a replay (see `unbatch`). Three frames and one
+   * for, of those sharing a connection, see engine/shared-link.ts), and `layout` says how long
+   * each frame is: decimal lengths joined by commas, one message's after another's joined by
+   * semicolons. The signature covers the layout and `packed`, and so every message in the
+   * batch: the batch is verified once, and refused whole when it was changed or is a replay
+   * (see `unbatch`). Three frames and one
    * signature, however many messages: every frame costs the sender and the receiver a call into
    * ZeroMQ and a buffer of their own, and a signature a few microseconds each side, which for
    * small messages is most of what they cost.
