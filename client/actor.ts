@@ -162,6 +162,10 @@ interface Call {
    */
   final: AsyncResult<unknown> | DependencyError | undefined;
   settled: (() => void)[];
+  /** Code awaits the call's promise: its task brings the value back (see `TaskState.asked`). */
+  asked: boolean;
+  /** Settles the promise with the value, once the call ended well and code awaits it. */
+  deliver: (() => void) | undefined;
 }
 
 /**
@@ -190,7 +194,13 @@ export class ActorCall<T> extends Promise<T> {
     onfulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
-    const result = this.call?.attempt;
+    const call = this.call;
+    if (call && !call.asked) {
+      call.asked = true;
+      call.attempt?.ask();
+      call.deliver?.();
+    }
+    const result = call?.attempt;
     if (result && !result.ready()) resultAwaited.announce({ result, progress: this.progress });
     return super.then(onfulfilled, onrejected);
   }
@@ -287,6 +297,8 @@ class ActorCore implements ActorInfo {
       attempt: undefined,
       final: undefined,
       settled: [],
+      asked: false,
+      deliver: undefined,
     };
     promise.watch(call, this.port.results.progress !== false);
     if (this.released && method !== undefined) {
@@ -337,6 +349,7 @@ class ActorCore implements ActorInfo {
       this.sendHeldAfterAlone();
       return;
     }
+    task.asked = call.asked;
     call.attempt = new AsyncResult([task], joins.one, this.port.results);
     // No restart can send it again: tasks taking its result may go.
     if (this.restartsLeft === 0) this.settle(call, call.attempt);
@@ -356,8 +369,7 @@ class ActorCore implements ActorInfo {
       this.engineLost(error);
     } else {
       if (error instanceof EngineError) this.engineLost(error);
-      // Read as `await` reads any task's value, through its result (`get`).
-      this.end(call, error, error ? undefined : call.attempt?.get());
+      this.end(call, error);
     }
     this.sendHeldAfterAlone();
     this.rebuildWhenIdle();
@@ -369,15 +381,23 @@ class ActorCore implements ActorInfo {
     if (this.alone === undefined || this.inFlight.size === 0) this.sendHeld();
   }
 
-  private end(call: Call, error: Error | undefined, value?: unknown): void {
+  private end(call: Call, error: Error | undefined): void {
     if (this.alone === call) this.alone = undefined;
     if (call.method !== undefined) this.callsDone += 1;
     if (error) {
       this.refuse(call, error);
-    } else {
-      this.settle(call, call.attempt as AsyncResult<unknown>);
-      call.resolve(value);
+      return;
     }
+    const result = call.attempt;
+    this.settle(call, result as AsyncResult<unknown>);
+    // Read as `await` reads any task's value, through its result (`get`), and only once code
+    // awaits the call: a value that only other tasks take never comes here.
+    call.deliver = () => {
+      call.deliver = undefined;
+      // A release has no value (and its engine may be gone with the instance).
+      call.resolve(call.method === undefined ? undefined : result?.get());
+    };
+    if (call.asked) call.deliver();
   }
 
   /** Rejects `call` with `error`; tasks taking its result fail too. */

@@ -58,8 +58,16 @@ export class TaskState {
   data: PublishedData | undefined;
   readonly dataListeners: ((data: unknown, engineId: number) => void)[] = [];
   /**
-   * Bytes of the value when it stayed on its engine (too large to send unasked): `load` brings
-   * it here when it is awaited. Set for good, as the engine keeps it until released.
+   * Code asked for the value (`await`, `get`, `wait`, iterating a map) before the task was sent:
+   * its engine sends the value back with the reply. Otherwise the value stays on the engine,
+   * which sends only its size, so that a result that is only ever another task's argument never
+   * comes here (Dask's futures work the same way).
+   */
+  asked = false;
+  /**
+   * Bytes of the value when it stayed on its engine (unasked, or too large to send unasked):
+   * `load` brings it here when it is awaited. Set for good, as the engine keeps it until
+   * released.
    */
   keptBytes: number | undefined;
   /** Brings the kept value from its engine, until it is here. */
@@ -408,6 +416,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** Waits up to `ms` milliseconds (forever if omitted); true when all tasks finished. */
   async wait(ms?: number): Promise<boolean> {
+    this.ask();
     const all = Promise.all(this.tasks.map((t) => t.whenFinished));
     if (ms === undefined) {
       await all;
@@ -422,6 +431,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
   /** The value; with `timeout` (ms) rejects `TimeoutError` if not ready in time, task still running. */
   async get(options: { timeout?: number } = {}): Promise<T> {
+    this.ask();
     if (!this.ready()) {
       resultAwaited.announce({ result: this, progress: this.options.progress !== false });
     }
@@ -442,6 +452,14 @@ export class AsyncResult<T> implements PromiseLike<T> {
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
     return this.get().then(onfulfilled, onrejected);
+  }
+
+  /**
+   * The values are wanted here: tasks not sent yet bring them back with their replies.
+   * @internal
+   */
+  ask(): void {
+    for (const t of this.tasks) t.asked = true;
   }
 
   /** Calls `listener` with every output as it arrives, from all tasks. */
@@ -527,6 +545,7 @@ export class AsyncMapResult<R> extends AsyncResult<R[]> implements AsyncIterable
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<R> {
+    this.ask();
     const finished = new AsyncQueue<TaskState>();
     let count = 0;
     for (const t of this.tasks) {

@@ -70,7 +70,8 @@ export class CachedCall {
    * written is a warning, never the task's failure.
    */
   storeWhenDone(task: TaskState, mode: 'call' | 'map', keys: readonly string[]): TaskState {
-    // A value kept on its engine comes here to be stored.
+    // The value comes here to be stored: with the reply, unless it is too large to.
+    task.asked = true;
     task.onFinish(() => void task.load().then(() => this.store(task, mode, keys)));
     return task;
   }

@@ -184,6 +184,8 @@ export class Client {
    */
   private readonly unsent = new Map<string, { sent: Promise<void>; ended: boolean }>();
   private readonly forgetUnsent = new FinalizationRegistry<string>((id) => this.unsent.delete(id));
+  /** Tasks made in the code running now, to be sent in this order once it yields (see `post`). */
+  private readonly outbox = new Map<TaskState, () => void>();
   private closed = false;
   private subscribedToOutput = false;
   /** Sockets straight to engines, for the tasks that go without the hub. */
@@ -335,6 +337,8 @@ export class Client {
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
   async abort(tasks: AsyncResult<unknown> | string | string[]): Promise<string[]> {
     const msgIds = tasks instanceof AsyncResult ? tasks.msgIds : messageIds(tasks, 'abort');
+    // Made in the code running now: sent first, so that what waits on them hears of the abort.
+    this.sendPosted();
     // Those still waiting here, to be sent or for a leased slot, never reached the controller.
     const unsent = msgIds.filter((id) => this.unsent.get(id)?.ended === false);
     const dropped = [...unsent, ...this.leases.drop(msgIds)];
@@ -602,9 +606,10 @@ export class Client {
   }
 
   /**
-   * Sends a task, at once unless `content` is still a promise (it takes the result of an actor's
-   * call not sent yet) or a task it depends on waits here to be sent: the hub must know of a
-   * task's dependencies before the task.
+   * Makes a task and sends it once the code submitting it yields (see `post`), or later when
+   * `content` is still a promise (it takes the result of an actor's call not sent yet) or a task
+   * it depends on waits here to be sent: the hub must know of a task's dependencies before the
+   * task.
    */
   private submit(
     view: TaskSource,
@@ -620,13 +625,48 @@ export class Client {
         (id) => this.unsent.get(id)?.sent ?? [],
       );
     if (!(content instanceof Promise) && unsent(content).length === 0) {
-      return this.send(view, type, content, buffers, map, awaited);
+      const { options } = content;
+      const state = new TaskState(
+        randomUUID(),
+        options.balanced ? null : (options.targets?.[0] ?? null),
+      );
+      state.asked = awaited;
+      this.tasks.set(state.metadata.msgId, state);
+      // Told now, while the code that made it runs: a cell interrupted meanwhile aborts it here.
+      taskSubmitted.announce({ client: this, task: state });
+      this.post(state, () => this.send(view, type, content, buffers, map, awaited, state));
+      return state;
     }
     const ready = Promise.resolve(content).then(async (c) => {
       await Promise.all(unsent(c));
       return c;
     });
     return this.sendLater(view, type, ready, buffers, map, awaited);
+  }
+
+  /**
+   * Sends task `state` with `send` once the code running now yields: two turns of the microtask
+   * queue later, when `await ar` has asked for the results it waits for (`TaskState.asked`), so
+   * that the engine sends back only the values asked for. Tasks leave in the order they were
+   * posted; one aborted or failed meanwhile does not leave.
+   */
+  private post(state: TaskState, send: () => void): void {
+    if (this.outbox.size === 0) {
+      queueMicrotask(() => queueMicrotask(() => this.sendPosted()));
+    }
+    this.outbox.set(state, send);
+  }
+
+  private sendPosted(): void {
+    for (const [state, send] of this.outbox) {
+      this.outbox.delete(state);
+      if (state.finished) continue;
+      try {
+        send();
+      } catch (e) {
+        state.fail(e as Error);
+      }
+    }
   }
 
   /**
@@ -660,9 +700,11 @@ export class Client {
         .then((c) => {
           // Aborted, or its client closed, while it waited: it is not sent.
           if (entry.ended) return;
-          this.send(view, type, c, buffers, map, awaited, state);
-          this.unsent.delete(msgId);
-          resolve();
+          this.post(state, () => {
+            this.send(view, type, c, buffers, map, awaited, state);
+            this.unsent.delete(msgId);
+            resolve();
+          });
         })
         .catch((e: unknown) => state.fail(e as Error));
     });
@@ -679,7 +721,7 @@ export class Client {
     return state;
   }
 
-  /** Sends a task now; `state`: the one it was given while it waited to be sent. */
+  /** Sends task `state` now (see `post`). */
   private send(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
@@ -687,34 +729,34 @@ export class Client {
     buffers: Buffer[],
     map: MapCall | undefined,
     awaited: boolean,
-    state?: TaskState,
-  ): TaskState {
+    state: TaskState,
+  ): void {
     this.assertOpen();
     const options: TaskOptions = content.options;
     const host = this.engines.hostOf(options.targets);
     // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
     const segment = type === 'apply_request' ? this.sharedMemory.write(buffers, host) : undefined;
+    const msgId = state.metadata.msgId;
     const msg =
       type === 'apply_request'
         ? this.session.msg(type, content as ContentMap['apply_request'], {
             buffers: segment ? [] : buffers,
-            metadata: { ...segment, ...this.sharedMemory.readerMetadata(host, awaited) },
-            msgId: state?.metadata.msgId,
+            metadata: {
+              ...segment,
+              ...this.sharedMemory.readerMetadata(host, awaited),
+              // Nobody awaits the value yet: it stays on its engine until somebody does.
+              ...(!state.asked && { unasked: true }),
+            },
+            msgId,
           })
-        : this.session.msg(type, content as ContentMap['execute_request'], {
-            buffers,
-            msgId: state?.metadata.msgId,
-          });
-    const engineId = options.balanced ? null : (options.targets?.[0] ?? null);
-    if (state) {
-      state.metadata.engineId = engineId;
-    } else {
-      state = new TaskState(msg.header.msg_id, engineId);
-      taskSubmitted.announce({ client: this, task: state });
-    }
-    this.tasks.set(msg.header.msg_id, state);
+        : this.session.msg(type, content as ContentMap['execute_request'], { buffers, msgId });
+    state.metadata.engineId = options.balanced ? null : (options.targets?.[0] ?? null);
     // The hub must know of the tasks this one waits for, those sent straight too.
-    if (options.after?.length || options.follow?.length) this.direct.tellHub();
+    const waitsFor = [...(options.after ?? []), ...(options.follow ?? [])];
+    if (waitsFor.length > 0) {
+      this.leases.sendThroughHub(waitsFor);
+      this.direct.tellHub();
+    }
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
       if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
@@ -732,15 +774,12 @@ export class Client {
       label: options.label,
       outputs: state.outputs,
       map,
-      waitsFor: [...(options.after ?? []), ...(options.follow ?? [])].filter(
-        (id) => this.tasks.get(id)?.finished === false,
-      ),
+      waitsFor: waitsFor.filter((id) => this.tasks.get(id)?.finished === false),
     });
     state.dataListeners.push((data) => this.emit({ type: 'task:data', task, data }));
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
     );
-    return state;
   }
 
   private liveTargets(targets: Targets): number[] {
@@ -775,6 +814,8 @@ export class Client {
   /** Sends a request; resolves with its reply, rejects with the error an error reply names. */
   private requestMessage<T extends HubRequest>(type: T, content: ContentMap[T]): Promise<Message> {
     this.assertOpen();
+    // The hub hears of every task made before the request (an abort, `rc.result`) first.
+    this.sendPosted();
     this.direct.tellHub();
     const msg = this.session.msg<T>(type, content);
     return new Promise((resolve, reject) => {

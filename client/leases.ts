@@ -58,6 +58,19 @@ export class Leases {
     return true;
   }
 
+  /**
+   * Sends the tasks among `msgIds` that wait here through the hub now: a task taking their
+   * results is about to reach the hub, which must know of them first.
+   */
+  sendThroughHub(msgIds: readonly string[]): void {
+    const ids = new Set(msgIds);
+    const leaving = this.waiting.filter((t) => ids.has(t.header.msg_id));
+    if (leaving.length === 0) return;
+    this.waiting = this.waiting.filter((t) => !ids.has(t.header.msg_id));
+    for (const task of leaving) this.viaHub(task);
+    this.giveBackIfIdle();
+  }
+
   /** Tasks waiting here for a slot. */
   get waitingCount(): number {
     return this.waiting.length;

@@ -246,8 +246,9 @@ export class TaskDispatcher implements Placement {
       if (!d || !reply || reply.content.status !== 'ok') {
         return `the hub has no result of task ${id} any more (${this.records.retention})`;
       }
-      const kept = 'kept' in reply.content ? reply.content.kept : undefined;
-      if (kept === undefined) {
+      // A small value kept on its engine is here too, unless the hub let it go.
+      const kept = keptOf(reply);
+      if (kept === undefined || (reply.buffers.length > 0 && !d.buffersDropped)) {
         if (d.buffersDropped) {
           return `the hub let the result of task ${id} go to bound its memory; raise --record-bytes`;
         }
@@ -323,8 +324,7 @@ export class TaskDispatcher implements Placement {
 
   /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */
   private keptOn(r: TaskRecord): number | undefined {
-    const content = r.reply?.content;
-    const kept = content?.status === 'ok' && 'kept' in content ? content.kept : undefined;
+    const kept = r.reply ? keptOf(r.reply) : undefined;
     return kept !== undefined && r.engineId !== null && this.engines.has(r.engineId)
       ? r.engineId
       : undefined;
@@ -470,8 +470,13 @@ export class TaskDispatcher implements Placement {
     const quick = replied && reply.metadata.quick === true;
     if (replied) this.queue.ran(r, quick);
     if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied, quick);
-    // The engine answered a direct task's client itself; anything else the hub answers.
-    if (!(replied && this.direct.has(r.msgId))) this.replies.send(reply, wire);
+    // The engine answered a direct task's client itself; anything else the hub answers, without
+    // the copy of a kept value that the hub holds for the tasks that take it (see `apply_reply`).
+    if (!(replied && this.direct.has(r.msgId))) {
+      const hubsCopy = keptOf(reply) !== undefined && reply.buffers.length > 0;
+      if (hubsCopy) this.replies.send({ ...reply, buffers: [] });
+      else this.replies.send(reply, wire);
+    }
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
     this.queue.ended(r.msgId);
@@ -506,4 +511,10 @@ function holdOf(r: TaskRecord): Hold {
 /** The error text for tasks or requests naming engines that are not registered. */
 export function notRegistered(ids: (number | undefined)[], live: number[]): string {
   return `engine ${ids.map(String).join(', ')} is not registered; live engines: ${live.join(', ') || 'none'}`;
+}
+
+/** The size of the value `reply`'s engine keeps, if it keeps it. */
+function keptOf(reply: TaskReply): number | undefined {
+  const { content } = reply;
+  return content.status === 'ok' && 'kept' in content ? content.kept : undefined;
 }

@@ -187,7 +187,7 @@ export class EngineServer {
       this.id,
       (event) => this.running.callerTask()?.output.emit(event),
       sharedMemory,
-      { kept: this.kept, peers: this.peers },
+      { kept: this.kept, peers: this.peers, fetchable: this.direct !== undefined },
       !options.lightweight,
     );
     // User code splits work by `mpi.rank`, as an MPI program would.
@@ -422,7 +422,13 @@ export class EngineServer {
       this.answer(this.channel, reply);
       return;
     }
-    this.answer(this.direct.channel, { ...reply, identities: task.request.identities });
+    // A kept value that rides along is the hub's copy (see `EngineKernel.apply`).
+    const kept = content.status === 'ok' && 'kept' in content && content.kept !== undefined;
+    this.answer(this.direct.channel, {
+      ...reply,
+      identities: task.request.identities,
+      ...(kept && { buffers: [] }),
+    });
     this.report(reply);
   }
 

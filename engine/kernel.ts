@@ -80,8 +80,11 @@ export class EngineKernel {
     private id: number,
     private readonly emit: (event: OutputEvent) => void,
     private readonly sharedMemory: SharedMemory,
-    /** Results kept here, and the way to those other engines keep. */
-    private readonly values: { kept: KeptValues; peers: PeerValues },
+    /**
+     * Results kept here, the way to those other engines keep, and whether clients can fetch
+     * what is kept here (the engine has a direct socket); otherwise only large values stay.
+     */
+    private readonly values: { kept: KeptValues; peers: PeerValues; fetchable: boolean },
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
@@ -227,17 +230,23 @@ export class EngineKernel {
       // the reply; so that the hub needs no copy, it stays here as a large one does.
       const reader = this.sharedMemory.readerOf(request.metadata);
       const awaited = reader?.awaited === true;
-      // A large value stays here until asked for (see kept-values.ts).
+      // A value its client has not asked for stays here until it does (nothing to keep of
+      // `undefined`), and a large one in any case (see kept-values.ts).
+      const unasked =
+        request.metadata.unasked === true && value !== undefined && this.values.fetchable;
       const kept = this.values.kept.keep(
         request.header.msg_id,
         frames,
-        awaited ? SHARED_MEMORY_THRESHOLD : KEEP_BYTES,
+        awaited ? SHARED_MEMORY_THRESHOLD : unasked ? 0 : KEEP_BYTES,
       );
       if (kept === undefined) return { content: { status: 'ok' }, buffers: frames };
-      const segment = awaited
-        ? this.sharedMemory.write(frames, reader.host, reader.pid)
-        : undefined;
-      return { content: { status: 'ok', kept }, buffers: [], metadata: segment };
+      if (awaited) {
+        const segment = this.sharedMemory.write(frames, reader.host, reader.pid);
+        return { content: { status: 'ok', kept }, buffers: [], metadata: segment };
+      }
+      // A small one goes to the hub all the same, for the tasks that take it; the client's copy
+      // of the reply goes without it (see `EngineServer.reply`).
+      return { content: { status: 'ok', kept }, buffers: kept < KEEP_BYTES ? frames : [] };
     } catch (e) {
       return { content: this.errorContent(e, true), buffers: [] };
     } finally {

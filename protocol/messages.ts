@@ -183,8 +183,11 @@ export interface ContentMap {
     sources?: Record<string, ValueSource>;
   };
   /**
-   * `kept`: the result's size in bytes when it is large enough to stay on the engine that made
-   * it (`value_request` fetches it); else the value rides in the buffers.
+   * `kept`: the result's size in bytes when it stays on the engine that made it
+   * (`value_request` fetches it): when it is large, or its request's metadata says `unasked`
+   * (its client does not await it yet). Else the value rides in the buffers. A small kept one
+   * rides all the same to the hub, which keeps it for the tasks that take it, but never on to
+   * the client.
    */
   apply_reply: ReplyStatus<{ kept?: number }>;
   execute_request: { code: string; silent: boolean; options: TaskOptions };

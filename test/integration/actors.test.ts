@@ -18,7 +18,7 @@ import {
   ResourceError,
   TaskAbortedError,
 } from '../../protocol/errors';
-import { FAST_HEARTBEAT } from './fixture';
+import { countingReceived, FAST_HEARTBEAT } from './fixture';
 
 // Travels as source: it may use only its own members and the engine's globals.
 class Counter {
@@ -174,6 +174,20 @@ describe('actors', () => {
     assert.equal(await lv.apply((xs: Float64Array) => xs.length, series), 1 << 18);
     assert.equal(await other.sum(series), (1 << 18) * 15 + ((1 << 18) * ((1 << 18) - 1)) / 2);
     await Promise.all([counter.release(), other.release()]);
+  });
+
+  it("never brings a call's result that only other tasks take to the client, until awaited", async () => {
+    const lv = rc.loadBalancedView();
+    const counter = await lv.actor(Counter, 0);
+    await countingReceived(async (received) => {
+      // 160 KB: under the size that comes through shared memory, so every byte is on a socket.
+      const series = counter.series(20_000);
+      assert.equal(await lv.apply((xs: Float64Array) => xs.length, series), 20_000);
+      assert.ok(received() < 50_000, `the client received ${received()} bytes`);
+      assert.equal((await series).length, 20_000);
+      assert.ok(received() > 160_000, `awaited, the value came: ${received()} bytes`);
+    });
+    await counter.release();
   });
 
   it('fails the tasks taking the result of a call that failed with DependencyError', async () => {

@@ -9,8 +9,27 @@ import { join } from 'node:path';
 import { Client, type ResultRecord } from '../../client/client';
 import { Cluster, type ControllerSettings } from '../../cluster/cluster';
 import { CLI, isAlive } from '../../cluster/launchers/launcher';
+import { Session } from '../../protocol/session';
 
 export { isAlive };
+
+/**
+ * Counts the bytes this process's sockets receive while `run` runs, batched or not (each
+ * received ZeroMQ message passes `Session.unbatch`); `run` reads the count so far.
+ */
+export async function countingReceived<T>(run: (received: () => number) => Promise<T>): Promise<T> {
+  let bytes = 0;
+  const unbatch = Session.prototype.unbatch;
+  Session.prototype.unbatch = function (this: Session, frames, replays) {
+    bytes += frames.reduce((n, f) => n + f.length, 0);
+    return unbatch.call(this, frames, replays);
+  };
+  try {
+    return await run(() => bytes);
+  } finally {
+    Session.prototype.unbatch = unbatch;
+  }
+}
 
 /** Runs the `tsparallel` command to its end. */
 export function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -13,7 +13,7 @@ import {
   RemoteError,
   TaskAbortedError,
 } from '../../protocol/errors';
-import { until, useCluster } from './fixture';
+import { countingReceived, until, useCluster } from './fixture';
 
 /** A value large enough to stay on the engine that made it (1.6 MB). */
 function ones(): Float64Array {
@@ -165,6 +165,28 @@ describe('task graphs: results as arguments', () => {
     assert.equal(bytes.length, 200_000_000);
     assert.equal(bytes[199_999_999], 7);
     made.release();
+  });
+
+  it('never brings a small result it does not await to the client, until it is awaited', async () => {
+    await countingReceived(async (received) => {
+      // Under the size that comes through shared memory, so that every byte comes on a socket.
+      const text = (): string => 'x'.repeat(200_000);
+      const lv = t.rc.loadBalancedView();
+      // Through the hub, straight to an engine, and in a leased slot.
+      const balanced = lv.apply(text);
+      const direct = t.rc.directView(1).apply(text);
+      const leased = lv.withOptions({ lease: true }).apply(text);
+      await until(() => balanced.ready() && direct.ready() && leased.ready(), 'the three ended');
+      const lengths = [
+        lv.apply((s: string) => s.length, balanced),
+        lv.apply((s: string[]) => s[0].length, direct),
+        lv.apply((s: string) => s.length, leased),
+      ];
+      assert.deepEqual(await Promise.all(lengths), [200_000, 200_000, 200_000]);
+      assert.ok(received() < 100_000, `the client received ${received()} bytes`);
+      assert.deepEqual(await Promise.all([balanced, direct, leased]), [text(), [text()], text()]);
+      assert.ok(received() > 600_000, `awaited, the values came: ${received()} bytes`);
+    });
   });
 
   it('frees a released value once the tasks waiting for it have ended', async () => {
