@@ -355,6 +355,9 @@ describe('task graphs: results assembled on the client as arguments', () => {
     assert.deepEqual(await dv.apply(total, dv.gather<number[]>('part')), [10, 10]);
     assert.deepEqual(await lv.map(total, [dv.gather<number[]>('part'), [5]]), [10, 5]);
     assert.deepEqual(await dv.map(total, [[5], dv.gather<number[]>('part')]), [5, 10]);
+    // A task waiting here to be sent is an argument as any other.
+    const waiting = lv.apply(total, dv.gather<number[]>('part'));
+    assert.equal(await lv.apply((x: number) => x + 1, waiting), 11);
   });
 
   it('takes the table of mapBatches once its batches are done, the caller never blocked', async () => {
