@@ -35,7 +35,8 @@ export interface ActorHandle {
 
 /**
  * The result of another task as an argument: an `AsyncResult`, or an actor's call. The task
- * waits for it and gets its value, which goes engine to engine.
+ * waits for it and gets its value, which goes engine to engine (or from the client, for a value
+ * the client assembles anyway: see `AsyncResult.asArgument`).
  */
 export type TaskResult<T> = AsyncResult<T> | ActorCall<T>;
 

@@ -4,7 +4,13 @@
  * does. It never rejects on its own: an error surfaces only where the result is awaited.
  */
 import { randomUUID } from 'node:crypto';
-import { CompositeError, errorFromWire, ReleasedError, TimeoutError } from '../protocol/errors';
+import {
+  CompositeError,
+  DependencyError,
+  errorFromWire,
+  ReleasedError,
+  TimeoutError,
+} from '../protocol/errors';
 import type { ErrorContent, ResultArg } from '../protocol/messages';
 import { AsyncQueue } from '../protocol/async-queue';
 import { processHook } from './process-hook';
@@ -306,25 +312,45 @@ export class AsyncResult<T> implements PromiseLike<T> {
   }
 
   /**
-   * This result as another task's argument: its tasks and how their values join, or a value
-   * that is here already (one served from the cache).
+   * This result as another task's argument: its tasks and how their values join, when engines
+   * can join them as `await` does (the value then goes engine to engine); else its value, here
+   * already (served from the cache), or `later`, once its tasks are done and it is assembled
+   * here, as `await` does it (a gather, `mapBatches`, a map partly served from the cache, an
+   * execute). `later` rejects with the `DependencyError` the task taking it fails with.
    * @internal
    */
-  asArgument(): { msgIds: string[]; combine: ResultArg['combine'] } | { value: T } {
-    const combine = this.joinName;
+  asArgument():
+    | { msgIds: string[]; combine: ResultArg['combine'] }
+    | { value: T }
+    | { later: Promise<T> } {
     if (this.cached) return { value: this.combine(this.tasks.map((t) => t.value)) };
-    if (combine === undefined || this.tasks.some((t) => t.metadata.cached)) {
-      throw new TypeError(
-        'this AsyncResult cannot be an argument of another task (it is not the result of apply, ' +
-          'map or pull, or part of it came from the cache): await it and pass its value',
-      );
-    }
     if (this.tasks.some((t) => t.released)) {
       throw new ReleasedError(
         'this AsyncResult was released (ar.release()), so it cannot be an argument any more',
       );
     }
-    return { msgIds: this.msgIds, combine };
+    const combine = this.joinName;
+    if (combine !== undefined && !this.tasks.some((t) => t.metadata.cached)) {
+      return { msgIds: this.msgIds, combine };
+    }
+    return {
+      later: this.wait().then(() => this.loadedValue().catch((e) => this.dependencyFailed(e))),
+    };
+  }
+
+  /**
+   * Throws the `DependencyError` a task taking this result fails with when awaiting it threw
+   * `error`: caused by its first failed task's own error, as when engines join values, or by
+   * `error` when no task failed (`combine` threw, as for a `mapBatches` batch that is no table).
+   */
+  private dependencyFailed(error: unknown): never {
+    const task = this.tasks.find((t) => t.error !== undefined);
+    const cause = task?.error ?? (error as Error);
+    const ids = task ? task.metadata.msgId : this.msgIds.join(', ');
+    throw new DependencyError(
+      `dependency ${ids} did not succeed (${cause.name}: ${cause.message})`,
+      { cause },
+    );
   }
 
   /** The name of the way `combine` joins values, when an engine can repeat it. */
@@ -442,6 +468,11 @@ export class AsyncResult<T> implements PromiseLike<T> {
           'they keep running: await again, or abort them with ar.abort()',
       );
     }
+    return this.loadedValue();
+  }
+
+  /** The value of finished tasks, once those kept on their engines are here. */
+  private async loadedValue(): Promise<T> {
     await Promise.all(this.tasks.map((t) => t.load()));
     return this.value();
   }

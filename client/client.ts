@@ -61,6 +61,7 @@ import {
   type MapCall,
   type Targets,
   type TaskContent,
+  type TaskRequest,
   type TaskSource,
   type ViewClient,
 } from './views';
@@ -492,8 +493,7 @@ export class Client {
 
   /** What the views this client makes may do with it; see `ViewClient`. */
   private readonly forViews: ViewClient = {
-    submit: (view, type, content, buffers, map, awaited) =>
-      this.submit(view, type, content, buffers, map, awaited),
+    submit: (view, type, request, map, awaited) => this.submit(view, type, request, map, awaited),
     liveTargets: (targets) => this.liveTargets(targets),
     engine: (id) => this.engines.get(id),
     updateEngines: () => this.updateEngines(),
@@ -607,15 +607,14 @@ export class Client {
 
   /**
    * Makes a task and sends it once the code submitting it yields (see `post`), or later when
-   * `content` is still a promise (it takes the result of an actor's call not sent yet) or a task
-   * it depends on waits here to be sent: the hub must know of a task's dependencies before the
-   * task.
+   * `request` is still a promise (it takes the result of an actor's call not sent yet, or a value
+   * assembled here once its tasks are done) or a task it depends on waits here to be sent: the
+   * hub must know of a task's dependencies before the task.
    */
   private submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: TaskContent | Promise<TaskContent>,
-    buffers: Buffer[],
+    request: TaskRequest | Promise<TaskRequest>,
     map?: MapCall,
     awaited = false,
   ): TaskState {
@@ -624,8 +623,8 @@ export class Client {
       [...(options.after ?? []), ...(options.follow ?? [])].flatMap(
         (id) => this.unsent.get(id)?.sent ?? [],
       );
-    if (!(content instanceof Promise) && unsent(content).length === 0) {
-      const { options } = content;
+    if (!(request instanceof Promise) && unsent(request.content).length === 0) {
+      const { options } = request.content;
       const state = new TaskState(
         randomUUID(),
         options.balanced ? null : (options.targets?.[0] ?? null),
@@ -634,14 +633,14 @@ export class Client {
       this.tasks.set(state.metadata.msgId, state);
       // Told now, while the code that made it runs: a cell interrupted meanwhile aborts it here.
       taskSubmitted.announce({ client: this, task: state });
-      this.post(state, () => this.send(view, type, content, buffers, map, awaited, state));
+      this.post(state, () => this.send(view, type, request, map, awaited, state));
       return state;
     }
-    const ready = Promise.resolve(content).then(async (c) => {
-      await Promise.all(unsent(c));
-      return c;
+    const ready = Promise.resolve(request).then(async (r) => {
+      await Promise.all(unsent(r.content));
+      return r;
     });
-    return this.sendLater(view, type, ready, buffers, map, awaited);
+    return this.sendLater(view, type, ready, map, awaited);
   }
 
   /**
@@ -670,19 +669,19 @@ export class Client {
   }
 
   /**
-   * A task that waits here until `content` is ready, then is sent; `abort` drops it meanwhile.
+   * A task that waits here until `request` is ready, then is sent; `abort` drops it meanwhile.
    * Tasks taking its result wait for it in turn, and fail with `DependencyError` if it ends
    * before it is sent.
    */
   private sendLater(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: Promise<TaskContent>,
-    buffers: Buffer[],
+    request: Promise<TaskRequest>,
     map: MapCall | undefined,
     awaited: boolean,
   ): TaskState {
     const state = new TaskState(randomUUID(), null);
+    state.asked = awaited;
     const msgId = state.metadata.msgId;
     this.tasks.set(msgId, state);
     // Told now, while the code that made it runs: a cell interrupted meanwhile aborts it here.
@@ -696,12 +695,12 @@ export class Client {
           }),
         );
       });
-      content
-        .then((c) => {
+      request
+        .then((r) => {
           // Aborted, or its client closed, while it waited: it is not sent.
           if (entry.ended) return;
           this.post(state, () => {
-            this.send(view, type, c, buffers, map, awaited, state);
+            this.send(view, type, r, map, awaited, state);
             this.unsent.delete(msgId);
             resolve();
           });
@@ -725,8 +724,7 @@ export class Client {
   private send(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: TaskContent,
-    buffers: Buffer[],
+    { content, buffers }: TaskRequest,
     map: MapCall | undefined,
     awaited: boolean,
     state: TaskState,

@@ -19,7 +19,7 @@ import { isArrowTable } from '../protocol/arrow-kind';
 import { ResourceError } from '../protocol/errors';
 import type { ContentMap, EngineInfo, ResultArg, TaskOptions } from '../protocol/messages';
 import { resourcesOption, shortOf, unsatisfiable, type Resources } from '../protocol/resources';
-import { encodeValue } from '../protocol/serialize';
+import { decodeValue, encodeValue } from '../protocol/serialize';
 import {
   AsyncMapResult,
   AsyncResult,
@@ -66,6 +66,12 @@ export interface MapCall {
 /** What a task's request carries. */
 export type TaskContent = ContentMap['apply_request'] | ContentMap['execute_request'];
 
+/** A task's request as a view makes it: its content and its arguments' encoded frames. */
+export interface TaskRequest {
+  content: TaskContent;
+  buffers: Buffer[];
+}
+
 /**
  * What a view needs of its client. The client hands it to the views it makes; it is no part of
  * the public `Client`.
@@ -73,14 +79,13 @@ export type TaskContent = ContentMap['apply_request'] | ContentMap['execute_requ
 export interface ViewClient extends CacheClient {
   /**
    * Sends one task for `view`; its state fills in as replies and output arrive. A promise of
-   * its content: the task is sent once it resolves (it fails with its rejection). `awaited`:
+   * its request: the task is sent once it resolves (it fails with its rejection). `awaited`:
    * its result is wanted at once, even one its engine keeps (see `Reader` in shared-memory.ts).
    */
   submit(
     view: TaskSource,
     type: 'apply_request' | 'execute_request',
-    content: TaskContent | Promise<TaskContent>,
-    buffers: Buffer[],
+    request: TaskRequest | Promise<TaskRequest>,
     map?: MapCall,
     awaited?: boolean,
   ): TaskState;
@@ -374,19 +379,28 @@ abstract class View {
   ): TaskState {
     const refs: number[] = [];
     const results: ResultArg[] = [];
-    // Actor calls whose task is not known yet: the task is sent once they are.
-    const unknown: Promise<void>[] = [];
-    // A result's place holds null; the engine puts its value there.
+    // Values assembled here (see `asArgument`), with their places, once they are.
+    const assembled: AssembledValue[] = [];
+    // What the task waits for here before it is sent: actor calls whose task is not known yet,
+    // and values assembled here. Each counts as handled: when an argument below cannot be sent,
+    // the call throws and no task hears of their failures.
+    const waits: Promise<void>[] = [];
+    const waitFor = (wait: Promise<void>): void => {
+      wait.catch(() => {});
+      waits.push(wait);
+    };
+    // A result's place holds null; the engine puts its value there, or this side before sending.
     const placeholder = (r: TaskResult<unknown>, path: number[]): unknown => {
       const ar = r instanceof ActorCall ? r.asResult() : r;
       if (ar instanceof Promise) {
-        // A call's task is never served from the cache: its place stays null.
-        unknown.push(ar.then(({ result }) => void placeholder(result, path)));
+        // A call's value is made by its one task on its engine: its place stays null.
+        waitFor(ar.then(({ result }) => void placeholder(result, path)));
         return null;
       }
       const arg = ar.asArgument();
       if ('value' in arg) return arg.value;
-      results.push({ path, msg_ids: arg.msgIds, combine: arg.combine });
+      if ('later' in arg) waitFor(arg.later.then((value) => void assembled.push({ path, value })));
+      else results.push({ path, msg_ids: arg.msgIds, combine: arg.combine });
       return null;
     };
     const plain = args.map((a, i) => {
@@ -401,6 +415,7 @@ abstract class View {
       }
       return a;
     });
+    // Encoded at the call, as any task's arguments: a later change to them does not reach it.
     const buffers = encodeValue(plain, 'args');
     const content = (): ContentMap['apply_request'] => {
       if (results.length === 0) return { source, mode, refs, options };
@@ -408,9 +423,30 @@ abstract class View {
       const after = new Set([...(options.after ?? []), ...results.flatMap((r) => r.msg_ids)]);
       return { source, mode, refs, options: { ...options, after: [...after] }, results };
     };
-    const ready = unknown.length === 0 ? content() : Promise.all(unknown).then(content);
-    return this.client.submit(view, 'apply_request', ready, buffers, map, awaited);
+    const request = (): TaskRequest => ({
+      content: content(),
+      buffers: assembled.length === 0 ? buffers : withAssembled(buffers, assembled),
+    });
+    const ready = waits.length === 0 ? request() : Promise.all(waits).then(request);
+    return this.client.submit(view, 'apply_request', ready, map, awaited);
   }
+}
+
+/** A result's value assembled here, and its place in a task's arguments (see `ResultArg`). */
+interface AssembledValue {
+  path: number[];
+  value: unknown;
+}
+
+/** Arguments encoded as `buffers`, with the values assembled here put in their places. */
+function withAssembled(buffers: Buffer[], values: readonly AssembledValue[]): Buffer[] {
+  const args = decodeValue(buffers) as unknown[];
+  for (const { path, value } of values) {
+    const [i, j] = path;
+    if (j === undefined) args[i] = value;
+    else (args[i] as unknown[])[j] = value;
+  }
+  return encodeValue(args, 'args');
 }
 
 function isTaskResult(x: unknown): x is TaskResult<unknown> {
@@ -568,12 +604,10 @@ export class DirectView extends View {
     if (typeof code !== 'string')
       throw new TypeError(`execute needs TypeScript source as a string, got ${typeof code}`);
     const tasks = this.runTargets().map((id) =>
-      this.client.submit(
-        this,
-        'execute_request',
-        { code, silent: options.silent ?? false, options: this.taskOptions(false, [id]) },
-        [],
-      ),
+      this.client.submit(this, 'execute_request', {
+        content: { code, silent: options.silent ?? false, options: this.taskOptions(false, [id]) },
+        buffers: [],
+      }),
     );
     return new AsyncResult(tasks, (v) => v as ExecuteReply[], this.resultOptions());
   }

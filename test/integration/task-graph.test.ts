@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { AsyncResult } from '../../client/async-result';
+import { tableFromArrays, type Table } from 'apache-arrow';
+import type { AsyncResult, ExecuteReply } from '../../client/async-result';
 import {
   DependencyError,
   EngineError,
@@ -350,6 +351,149 @@ describe('task graphs: results as arguments', () => {
   });
 });
 
+describe('task graphs: results assembled on the client as arguments', () => {
+  const t = useCluster(2);
+  const table = tableFromArrays({ x: Float64Array.from({ length: 100 }, (_, i) => i) });
+  const total = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  /** A `mapBatches` of `table` whose batches take the `batchDelay` pushed to the engines, in ms. */
+  const slowBatches = (): AsyncResult<Table> =>
+    t.rc.loadBalancedView().mapBatches(
+      table,
+      async (b: Table) => {
+        await new Promise((r) => setTimeout(r, batchDelay));
+        return b;
+      },
+      { rows: 50 },
+    );
+
+  before(async () => {
+    await t.rc.directView().scatter('part', [1, 2, 3, 4]);
+  });
+
+  it('takes a gather, at the top level and as a map element, on both views', async () => {
+    const lv = t.rc.loadBalancedView();
+    const dv = t.rc.directView();
+    assert.equal(await lv.apply(total, dv.gather<number[]>('part')), 10);
+    assert.deepEqual(await dv.apply(total, dv.gather<number[]>('part')), [10, 10]);
+    assert.deepEqual(await lv.map(total, [dv.gather<number[]>('part'), [5]]), [10, 5]);
+    assert.deepEqual(await dv.map(total, [[5], dv.gather<number[]>('part')]), [5, 10]);
+    // A task waiting here to be sent is an argument as any other.
+    const waiting = lv.apply(total, dv.gather<number[]>('part'));
+    assert.equal(await lv.apply((x: number) => x + 1, waiting), 11);
+  });
+
+  it('takes the table of mapBatches once its batches are done, the caller never blocked', async () => {
+    const lv = t.rc.loadBalancedView();
+    await t.rc.directView().push({ batchDelay: 500 });
+    const batches = slowBatches();
+    const seen = lv.apply((tab: Table) => [tab.numRows, tab.getChild('x')!.get(99)], batches);
+    assert.ok(!batches.ready() && !seen.ready(), 'apply returned while the input runs');
+    assert.deepEqual(await seen, [100, 99]);
+  });
+
+  it('takes a map partly served from the cache, as one argument and as map elements', async () => {
+    const cv = t.rc
+      .loadBalancedView()
+      .withOptions({ cache: mkdtempSync(join(process.env.TSPARALLEL_DIR!, 'cache-')) });
+    const lv = t.rc.loadBalancedView();
+    await cv.map((x: number) => x * 10, [1, 2]);
+    const partly = cv.map((x: number) => x * 10, [1, 2, 3]);
+    assert.ok(!partly.cached && partly.metadata.some((m) => m.cached), 'partly cached');
+    assert.deepEqual(await lv.apply((xs: number[]) => xs, partly), [10, 20, 30]);
+    assert.deepEqual(await lv.map(total, [partly, [1], partly]), [60, 1, 60]);
+    assert.deepEqual(await t.rc.directView().map(total, [partly, [2]]), [60, 2]);
+  });
+
+  it("takes an execute's replies, as await gives them", async () => {
+    const ran = t.rc.directView().execute('6 * 7');
+    const seen = await t.rc
+      .loadBalancedView()
+      .apply((replies: ExecuteReply[]) => replies.map((r) => [r.engineId, r.result]), ran);
+    assert.deepEqual(
+      seen,
+      t.rc.ids.map((id) => [id, '42']),
+    );
+  });
+
+  it("takes a gather as an actor's method argument", async () => {
+    const acc = await t.rc.loadBalancedView().actor(
+      class Sum {
+        n = 0;
+        add(xs: number[]): number {
+          return (this.n += xs.reduce((a, b) => a + b, 0));
+        }
+      },
+    );
+    assert.equal(await acc.add(t.rc.directView().gather<number[]>('part')), 10);
+    assert.equal(await acc.add([5]), 15);
+    await acc.release();
+  });
+
+  it('sends the other arguments as they were at the call', async () => {
+    const scale = { by: 2 };
+    const scaled = t.rc
+      .loadBalancedView()
+      .apply(
+        (xs: number[], s: { by: number }) => xs.map((x) => x * s.by),
+        t.rc.directView().gather<number[]>('part'),
+        scale,
+      );
+    scale.by = 3;
+    assert.deepEqual(await scaled, [2, 4, 6, 8]);
+  });
+
+  it('fails the dependant of a failed input with DependencyError, the error its cause', async () => {
+    const lv = t.rc.loadBalancedView();
+    const missing = t.rc.directView().gather<number[]>('nowhere');
+    const next = lv.apply(total, missing);
+    const last = lv.apply((x: number) => x + 1, next);
+    const isMissing = (e: unknown): boolean => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.match(e.message, new RegExp(missing.msgIds[0]));
+      assert.ok(e.cause instanceof RemoteError, String(e.cause));
+      assert.equal(e.cause.ename, 'ReferenceError');
+      return true;
+    };
+    await assert.rejects(next.get(), isMissing);
+    await assert.rejects(lv.map(total, [missing]).get(), isMissing);
+    await assert.rejects(last.get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      return isMissing(e.cause);
+    });
+    // No task failed: joining the batches did, and its error is the cause.
+    const notTables = lv.mapBatches(table, (b: Table) => b.numRows as unknown as Table);
+    await assert.rejects(lv.apply((tab: Table) => tab.numRows, notTables).get(), (e: unknown) => {
+      assert.ok(e instanceof DependencyError, String(e));
+      assert.ok(e.cause instanceof TypeError, String(e.cause));
+      assert.match(e.cause.message, /must return an Arrow Table/);
+      return true;
+    });
+  });
+
+  it('aborts a dependant while it waits here for its input, which runs on', async () => {
+    const dv = t.rc.directView();
+    await dv.push({ batchDelay: 1000, dependantRan: false });
+    const slow = slowBatches();
+    const waiting = t.rc.loadBalancedView().apply((tab: Table) => {
+      (globalThis as { dependantRan?: boolean }).dependantRan = true;
+      return tab.numRows;
+    }, slow);
+    await waiting.abort();
+    await assert.rejects(waiting.get(), TaskAbortedError);
+    assert.ok(!slow.ready(), 'the input still runs');
+    assert.equal((await slow).numRows, 100);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await dv.pull('dependantRan'), [false, false], 'the dependant never ran');
+  });
+
+  it('refuses a released input at the call', async () => {
+    const gathered = t.rc.directView().gather<number[]>('part');
+    await gathered.wait();
+    gathered.release();
+    assert.throws(() => t.rc.loadBalancedView().apply(total, gathered), ReleasedError);
+  });
+});
+
 describe('task graphs: the values of a client that dies without closing', () => {
   /** The shortest deadline, so that the blocked client below outlasts it twice over. */
   const CLIENT_DEADLINE = 3000;
@@ -410,3 +554,4 @@ describe('task graphs: the values of a client that dies without closing', () => 
 });
 
 declare const engineId: number;
+declare const batchDelay: number;

@@ -4,7 +4,7 @@
  * (and so `npm test`) is the check, there is nothing to run.
  */
 import type { Table } from 'apache-arrow';
-import type { AsyncMapResult, AsyncResult } from '../../client/async-result';
+import type { AsyncMapResult, AsyncResult, ExecuteReply } from '../../client/async-result';
 import type { Reference } from '../../client/reference';
 import type { DirectView, LoadBalancedView } from '../../client/views';
 import { exactly } from './exactly';
@@ -57,6 +57,7 @@ export function resultArgumentTypes(
   dv: DirectView,
   n: AsyncResult<number>,
   s: AsyncResult<string>,
+  t: Table,
 ): void {
   // A parameter of type T takes T or an AsyncResult<T>, at the top level and in a map.
   exactly<AsyncResult<number>>()(lv.apply((a: number, b: number) => a + b, n, 1));
@@ -78,4 +79,14 @@ export function resultArgumentTypes(
   const perEngine = dv.apply(() => 1);
   // @ts-expect-error a direct view's result is an array, not one value
   lv.apply((a: number) => a, perEngine);
+  // Results assembled on the client take their place as any other.
+  exactly<AsyncResult<number>>()(lv.apply((xs: number[]) => xs.length, dv.gather<number[]>('p')));
+  const batches = lv.mapBatches(t, (b) => b);
+  exactly<AsyncResult<number>>()(lv.apply((tab: Table) => tab.numRows, batches));
+  lv.map((tab: Table) => tab.numRows, [t, batches]);
+  lv.apply((replies: ExecuteReply[]) => replies.length, dv.execute('1'));
+  // @ts-expect-error a mapBatches result is a Table, no number
+  lv.apply((rows: number) => rows, batches);
+  // @ts-expect-error nor an execute's replies
+  lv.apply((xs: number[]) => xs, dv.execute('1'));
 }
