@@ -39,6 +39,8 @@ import {
 
 /** Direct tasks whose engines' news is kept until their clients tell of them. */
 const EARLY_MEMORY = 10_000;
+/** Gone clients whose direct tasks' values are freed as their replies come (`goneSessions`). */
+const GONE_MEMORY = 10_000;
 
 /** What an engine sent of a direct task before the hub knew of it (see `early`). */
 interface EarlyNews {
@@ -64,6 +66,12 @@ export class TaskDispatcher implements Placement {
    * client may die before telling.
    */
   private readonly early = new Map<string, EarlyNews>();
+  /**
+   * The sessions of clients gone (`clientGone`) that have not come back: the value an early
+   * reply to one of their tasks says is kept is freed as the reply comes. Bounded, the oldest
+   * forgotten first.
+   */
+  private readonly goneSessions = new Set<string>();
   /** Who still needs the values engines keep, and when to free them. */
   private readonly kept: KeptValueTable;
   /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
@@ -79,12 +87,7 @@ export class TaskDispatcher implements Placement {
   ) {
     this.queue = new TaskQueue(engines, records, settings, this);
     this.kept = new KeptValueTable(
-      (engineId, msgIds) => {
-        const engine = this.engines.get(engineId);
-        if (!engine) return;
-        const release = this.session.msg('value_release', { msg_ids: msgIds });
-        this.out.toEngine({ ...release, identities: engine.route });
-      },
+      (engineId, msgIds) => this.free(engineId, msgIds),
       (msgId) => {
         const r = this.records.get(msgId);
         return r && isFinal(r.state) ? { keptOn: this.keptOn(r) } : undefined;
@@ -147,10 +150,17 @@ export class TaskDispatcher implements Placement {
     if (early.reply) this.finishDirect(early.reply, early.engineId);
   }
 
-  /** Keeps what engine `engineId` sent of a task the hub does not know yet (see `early`). */
+  /**
+   * Keeps what engine `engineId` sent of a task the hub does not know yet (see `early`); a reply
+   * to a task of a client gone has the value it keeps freed at once (see `clientGone`).
+   */
   private keepEarly(msgId: string, engineId: number, news: Omit<EarlyNews, 'engineId'>): void {
     const known = this.early.get(msgId);
-    this.early.set(msgId, { ...(known?.engineId === engineId && known), ...news, engineId });
+    const early = { ...(known?.engineId === engineId && known), ...news, engineId };
+    this.early.set(msgId, early);
+    if (news.reply && this.goneSessions.has(String(news.reply.parent_header.session))) {
+      this.freeEarly(msgId, early);
+    }
     // Looked at only past the bound: reaching a Map's oldest entry steps over those deleted.
     if (this.early.size <= EARLY_MEMORY) return;
     for (const id of this.early.keys()) {
@@ -246,8 +256,7 @@ export class TaskDispatcher implements Placement {
       if (!d || !reply || reply.content.status !== 'ok') {
         return `the hub has no result of task ${id} any more (${this.records.retention})`;
       }
-      const kept = 'kept' in reply.content ? reply.content.kept : undefined;
-      if (kept === undefined) {
+      if (keptBytes(reply) === undefined) {
         if (d.buffersDropped) {
           return `the hub let the result of task ${id} go to bound its memory; raise --record-bytes`;
         }
@@ -312,20 +321,53 @@ export class TaskDispatcher implements Placement {
   /**
    * The client `client` (its ROUTER identity) is gone without releasing what it held: the values
    * of its tasks are let go, as the client would on closing, those of its unfinished tasks once
-   * they end. Its tasks themselves run on: their records stay for `result_request`.
+   * they end. Its tasks themselves run on: their records stay for `result_request`. So are the
+   * values of the direct tasks it sent and never told of (it was killed in between), which the
+   * hub knows by their replies' sessions only: a client's ROUTER identity is its session's id
+   * (see `Client.open`).
    */
   clientGone(client: Buffer): void {
     const ofClient = (id: string): boolean => this.records.get(id)?.client.equals(client) === true;
     const held = [...this.kept.held()].filter(ofClient);
     const unfinished = this.records.inFlight().filter((r) => r.client.equals(client));
     this.kept.release([...held, ...unfinished.map((r) => r.msgId)]);
+    const session = client.toString();
+    for (const [msgId, news] of this.early) {
+      if (news.reply?.parent_header.session === session) this.freeEarly(msgId, news);
+    }
+    this.goneSessions.add(session);
+    if (this.goneSessions.size > GONE_MEMORY) {
+      this.goneSessions.delete(this.goneSessions.values().next().value as string);
+    }
+  }
+
+  /**
+   * A message came from client `client`: one gone is back (its connection broke and was made
+   * again), and the values of its direct tasks are kept again.
+   */
+  heardFrom(client: Buffer): void {
+    if (this.goneSessions.size > 0) this.goneSessions.delete(client.toString());
+  }
+
+  /** Frees the value an early reply (see `early`) says its engine keeps, if any. */
+  private freeEarly(msgId: string, news: EarlyNews): void {
+    if (news.reply && keptBytes(news.reply) !== undefined) this.free(news.engineId, [msgId]);
+  }
+
+  /** Tells engine `engineId` to free the values of these tasks. */
+  private free(engineId: number, msgIds: string[]): void {
+    const engine = this.engines.get(engineId);
+    if (!engine) return;
+    const release = this.session.msg('value_release', { msg_ids: msgIds });
+    this.out.toEngine({ ...release, identities: engine.route });
   }
 
   /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */
   private keptOn(r: TaskRecord): number | undefined {
-    const content = r.reply?.content;
-    const kept = content?.status === 'ok' && 'kept' in content ? content.kept : undefined;
-    return kept !== undefined && r.engineId !== null && this.engines.has(r.engineId)
+    return r.reply &&
+      keptBytes(r.reply) !== undefined &&
+      r.engineId !== null &&
+      this.engines.has(r.engineId)
       ? r.engineId
       : undefined;
   }
@@ -496,6 +538,12 @@ function resultIds(r: TaskRecord): readonly string[] {
     resultIdsOf.set(content, ids);
   }
   return ids;
+}
+
+/** The size of the value `reply` says its engine keeps, if it keeps one. */
+function keptBytes(reply: TaskReply): number | undefined {
+  const { content } = reply;
+  return content.status === 'ok' && 'kept' in content ? content.kept : undefined;
 }
 
 /** How an engine holds a task the hub sent it. */

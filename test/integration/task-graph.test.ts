@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -370,6 +370,74 @@ describe('task graphs: the values of a client that dies without closing', () => 
     assert.equal((await t.rc.result(msgId)).valueDropped, false, 'kept while its client lives');
     child.kill('SIGKILL');
     await until(async () => (await t.rc.result(msgId)).valueDropped, 'the value to be freed', 5000);
+  });
+
+  /** The bytes of the values engine `id` keeps, as its latest heartbeat said. */
+  const keptOn = async (id: number): Promise<number | undefined> =>
+    (await t.rc.queueStatus())[id]?.usage?.kept;
+
+  /**
+   * A client in a process of its own that sends engine `engineId` a direct task making 2 MB
+   * once the file `go` exists (which it then removes), and is killed before it tells the hub of
+   * the task: from the moment the task starts it blocks its event loop, where the tell would
+   * leave.
+   */
+  async function untold(engineId: number, go: string): Promise<ChildProcess> {
+    const started = join(tmpdir(), `tsp-untold-${process.pid}-${children.length}`);
+    const script = `
+      const { existsSync } = require('node:fs');
+      const { Client } = require(${JSON.stringify(join(__dirname, '../../client/client'))});
+      (async () => {
+        const rc = await Client.connect({ connectionFile: ${JSON.stringify(t.cluster.clientFile)} });
+        rc.directView(${engineId}).apply(async (started, go) => {
+          const fs = process.getBuiltinModule('node:fs');
+          fs.writeFileSync(started, '');
+          while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 10));
+          fs.rmSync(go);
+          return new Uint8Array(2_000_000);
+        }, ${JSON.stringify(started)}, ${JSON.stringify(go)});
+        const cell = new Int32Array(new SharedArrayBuffer(4));
+        while (!existsSync(${JSON.stringify(started)})) Atomics.wait(cell, 0, 0, 10);
+        Atomics.wait(cell, 0, 0);
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
+    children.push(child);
+    await until(() => existsSync(started) || child.exitCode !== null, 'the task to start');
+    assert.equal(child.exitCode, null, 'the client process exited');
+    rmSync(started);
+    return child;
+  }
+
+  /** Kills `child` with kill -9 and waits for its end. */
+  async function kill9(child: ChildProcess): Promise<void> {
+    child.kill('SIGKILL');
+    await until(() => child.signalCode !== null, 'the client to end');
+  }
+
+  const go = join(tmpdir(), `tsp-go-${process.pid}`);
+
+  it('frees the value of a direct task its client, killed, never told of', async () => {
+    const engineId = t.rc.ids[0];
+    await until(async () => (await keptOn(engineId)) === 0, 'no value kept before');
+    writeFileSync(go, '');
+    const child = await untold(engineId, go);
+    await until(async () => ((await keptOn(engineId)) ?? 0) >= 2e6, 'the value kept');
+    await kill9(child);
+    await until(async () => (await keptOn(engineId)) === 0, 'the value to be freed', 5000);
+  });
+
+  it('frees such a value made after its client was killed, as it is made', async () => {
+    const engineId = t.rc.ids[1];
+    await until(async () => (await keptOn(engineId)) === 0, 'no value kept before');
+    const child = await untold(engineId, go);
+    await kill9(child);
+    // The hub hears at once that the connection closed, before the value is made.
+    await new Promise((r) => setTimeout(r, 300));
+    writeFileSync(go, '');
+    await until(() => !existsSync(go), 'the value to be made');
+    // Beats enough for the engine's report to tell what it keeps since.
+    await new Promise((r) => setTimeout(r, 1000));
+    await until(async () => (await keptOn(engineId)) === 0, 'the value to be freed', 5000);
   });
 
   it('keeps the values of a client whose event loop is blocked past the deadline', async function () {

@@ -705,13 +705,20 @@ describe('Hub routing', () => {
         );
       };
 
-      /** The engine at `engine` tells the hub of its replies to `tasks`, one message for all. */
-      const report = (engine: Buffer, tasks: IMessage[], result = Buffer.from('42')): void => {
+      /**
+       * The engine at `engine` tells the hub of its replies to `tasks`, one message for all: the
+       * result `42`, or `kept` there.
+       */
+      const report = (engine: Buffer, tasks: IMessage[], kept?: number): void => {
+        const [content, result]: [ContentMap['apply_reply'], Buffer[]] =
+          kept === undefined
+            ? [{ status: 'ok' }, [Buffer.from('42')]]
+            : [{ status: 'ok', kept }, []];
         const replies = tasks.map((t) =>
-          session.msg('apply_reply', { status: 'ok' } as ContentMap['apply_reply'], {
+          session.msg('apply_reply', content, {
             parent: t.header,
             metadata: { engine_id: 1, started: STARTED, completed: COMPLETED },
-            buffers: [result],
+            buffers: result,
           }),
         );
         const { carried, buffers } = packCarried(replies);
@@ -784,6 +791,39 @@ describe('Hub routing', () => {
         tell(task);
         const reply = only(out.take(), 'apply_reply', 'client');
         assertError(reply.content, 'EngineError', /engine 7 is not registered; live engines: 0, 1/);
+      });
+
+      describe('of a client gone before it told of them', () => {
+        const released = (sent: Sent[]): [string, string[]][] =>
+          ofType(sent, 'value_release', 'engine').map((m) => [
+            m.identities[0].toString(),
+            m.content.msg_ids,
+          ]);
+
+        it('frees the values their replies keep, come before or after it went', () => {
+          const before = straight([1]);
+          const small = straight([1]);
+          const after = straight([0]);
+          report(ENGINE_B, [before], 2e6);
+          report(ENGINE_B, [small]);
+          assert.deepEqual(released(out.take()), []);
+          // A client's ROUTER identity is its session's id.
+          hub.clientGone(Buffer.from(session.id));
+          assert.deepEqual(released(out.take()), [['engine-b', [before.header.msg_id]]]);
+          report(ENGINE_A, [after], 2e6);
+          assert.deepEqual(released(out.take()), [['engine-a', [after.header.msg_id]]]);
+        });
+
+        it('keeps them again once it is back', () => {
+          const client = Buffer.from(session.id);
+          hub.clientGone(client);
+          hub.handleClient(wire(session.msg('connection_request', {}, { identities: [client] })));
+          const task = straight([1]);
+          report(ENGINE_B, [task], 2e6);
+          tell(task);
+          assert.deepEqual(released(out.take()), []);
+          assert.equal(record(task).state, 'completed');
+        });
       });
 
       it('asks their engine to abort them, on its control socket', () => {
