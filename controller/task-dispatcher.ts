@@ -76,6 +76,8 @@ export class TaskDispatcher implements Placement {
   private readonly kept: KeptValueTable;
   /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
   private readonly fetching = new Map<string, number[]>();
+  /** Of `fetching`, those whose value an engine lost and a rerun remakes (see `refetch`). */
+  private readonly fetchingRemade = new Set<string>();
 
   constructor(
     private readonly session: Session,
@@ -237,6 +239,7 @@ export class TaskDispatcher implements Placement {
     const keepers = Object.values(request.content.sources ?? {}).flatMap((s) =>
       'kept_on' in s && s.kept_on !== engine.id ? s.kept_on : [],
     );
+    this.fetchingRemade.delete(r.msgId);
     if (keepers.length > 0) this.fetching.set(r.msgId, keepers);
     const body = wire && this.session.rebody(wire, request.content, request.buffers);
     this.place(r, engine, body, request);
@@ -297,20 +300,31 @@ export class TaskDispatcher implements Placement {
   }
 
   /**
-   * The tasks running elsewhere that fetch from engine `lost` a value being remade: they wait
-   * again, for the rerun, without spending a retry. Their engines' answers (the fetch failed)
-   * are for a run the hub gave up, and go unheard.
+   * The tasks running elsewhere that fetch from engine `lost` a value being remade: each runs on
+   * unless its engine answers that the fetch failed (`refetch`). One that fetched the value
+   * already must run to its end, and only once.
    */
-  private refetch(lost: number, remade: Set<string>): void {
+  private awaitRemake(lost: number, remade: Set<string>): void {
     for (const [msgId, keepers] of this.fetching) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state) || r.engineId === null || !keepers.includes(lost)) continue;
-      if (!resultIds(r).some((id) => remade.has(id))) continue;
-      this.fetching.delete(msgId);
-      this.engines.get(r.engineId)?.release(msgId, false);
-      this.records.requeue(r, false);
-      this.queue.add(r);
+      if (resultIds(r).some((id) => remade.has(id))) this.fetchingRemade.add(msgId);
     }
+  }
+
+  /**
+   * Whether task `r` waits again, for the rerun, without spending a retry: it does when `reply`
+   * says it failed to fetch a value that is being remade (see `awaitRemake`), before any of its
+   * code ran.
+   */
+  private refetch(r: TaskRecord, reply: TaskReply): boolean {
+    if (!this.fetchingRemade.delete(r.msgId) || !fetchFailed(reply)) return false;
+    this.fetching.delete(r.msgId);
+    if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, false);
+    this.records.requeue(r, false);
+    this.queue.add(r);
+    this.queue.schedule();
+    return true;
   }
 
   /** The client holds these tasks' results no more: their kept values may go. */
@@ -394,6 +408,7 @@ export class TaskDispatcher implements Placement {
     if (r.engineId !== this.engines.idOf(engineIdentity(reply.identities))) return;
     // An earlier run of a task sent again to the same engine (`refetch`) is not its run now.
     if (reply.metadata.attempt !== r.request.metadata.attempt) return;
+    if (this.refetch(r, reply)) return;
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
     // goes to the client as the engine signed it, else with the hub's id, signed again.
     const signedAsKnown = reply.metadata.engine_id === r.engineId;
@@ -438,7 +453,7 @@ export class TaskDispatcher implements Placement {
    */
   engineLost(engine: RegisteredEngine, reason: string): void {
     const remade = this.kept.engineLost(engine.id).filter((msgId) => this.remake(msgId));
-    if (remade.length > 0) this.refetch(engine.id, new Set(remade));
+    if (remade.length > 0) this.awaitRemake(engine.id, new Set(remade));
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -484,6 +499,8 @@ export class TaskDispatcher implements Placement {
       if (r.engineId === null) {
         this.fail(r, 'TaskAbortedError', 'the task was aborted before it started');
       } else {
+        // Not run again, not even for a value being remade.
+        this.fetchingRemade.delete(msgId);
         this.records.cancelRetries(r);
         onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
       }
@@ -518,6 +535,7 @@ export class TaskDispatcher implements Placement {
     this.records.finish(r, reply);
     this.queue.ended(r.msgId);
     this.fetching.delete(r.msgId);
+    this.fetchingRemade.delete(r.msgId);
     if (reply.content.status !== 'ok') this.queue.dependencyFailed();
     this.kept.needed(resultIds(r));
     this.kept.ended(r.msgId, this.keptOn(r));
@@ -544,6 +562,19 @@ function resultIds(r: TaskRecord): readonly string[] {
 function keptBytes(reply: TaskReply): number | undefined {
   const { content } = reply;
   return content.status === 'ok' && 'kept' in content ? content.kept : undefined;
+}
+
+/**
+ * Whether `reply` is its engine's word that it could not fetch the values its task takes, so
+ * that none of the task's code ran (see the engine's kernel).
+ */
+function fetchFailed(reply: TaskReply): boolean {
+  const { content } = reply;
+  return (
+    content.status === 'error' &&
+    content.ename === 'DependencyError' &&
+    reply.metadata.inputs_failed === true
+  );
 }
 
 /** How an engine holds a task the hub sent it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -303,6 +303,47 @@ describe('task graphs: results as arguments', () => {
     process.kill(keeper.pid, 'SIGKILL');
     assert.equal(await fetching, 200_000);
     assert.equal(sum(await big), 200_000);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('runs once a dependant that fetched its value before the engine keeping it was killed', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const big = lv.withOptions({ retries: 1 }).apply(ones);
+    await big.wait();
+    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
+    const user = t.rc.engineInfo.find((e) => e.id !== big.engineIds[0]);
+    assert.ok(keeper && user);
+    const runs = join(tmpdir(), `tsp-runs-${process.pid}`);
+    const go = `${runs}.go`;
+    const used = lv.withOptions({ targets: [user.id] }).apply(
+      async (x: Float64Array, runs: string, go: string) => {
+        const fs = process.getBuiltinModule('node:fs');
+        fs.appendFileSync(runs, 'ran\n');
+        while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 10));
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += x[i];
+        return s;
+      },
+      big,
+      runs,
+      go,
+    );
+    try {
+      await until(() => existsSync(runs), 'the dependant to run on its value');
+      process.kill(keeper.pid, 'SIGKILL');
+      await until(() => !t.rc.ids.includes(keeper.id), 'the killed engine to leave', 10_000);
+      writeFileSync(go, '');
+      assert.equal(await used, 200_000);
+      assert.equal(readFileSync(runs, 'utf8'), 'ran\n', 'the dependant ran once');
+      // Remade all the same: the hub could not know the dependant had its value.
+      await until(() => big.engineIds[0] !== keeper.id, 'the value to be remade');
+      assert.equal(sum(await big), 200_000);
+    } finally {
+      rmSync(runs, { force: true });
+      rmSync(go, { force: true });
+    }
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
   });

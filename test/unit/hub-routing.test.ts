@@ -902,6 +902,84 @@ describe('Hub routing', () => {
       });
     });
 
+    describe('a task taking a value whose engine dies while it runs', () => {
+      /** Engine B answers `task` that it could not fetch the values it takes. */
+      const fetchFailed = (task: IMessage): void =>
+        hub.handleEngine(
+          wire(
+            session.msg(
+              'apply_reply',
+              {
+                status: 'error',
+                ename: 'DependencyError',
+                evalue: 'the value is lost',
+                traceback: [],
+              },
+              {
+                parent: task.header,
+                identities: [ENGINE_B],
+                metadata: { attempt: task.metadata.attempt, inputs_failed: true },
+              },
+            ),
+          ),
+        );
+
+      /**
+       * A value kept on engine A by a task with retries, a task on engine B that takes it, and
+       * engine A gone: the value is being remade.
+       */
+      const lost = (): { made: string; user: IMessage<'apply_request'> } => {
+        const producer = apply({ balanced: true, retries: 1 });
+        const made = producer.header.msg_id;
+        assert.deepEqual(forwarded(out.take()), [['engine-a', made]]);
+        engineReply(producer, ENGINE_A, { status: 'ok', kept: 2e6 });
+        const user = request('apply_request', {
+          source: '(x) => x',
+          mode: 'call',
+          refs: [],
+          options: { balanced: true, targets: [1], after: [made] },
+          results: [{ path: [0], msg_ids: [made], combine: 'one' }],
+        });
+        assert.deepEqual(forwarded(out.take()), [['engine-b', user.header.msg_id]]);
+        unregister(ENGINE_A);
+        assert.deepEqual(forwarded(out.take()), [], 'the rerun waits for engine B');
+        return { made, user };
+      };
+
+      it('ends as its engine says when it fetched the value already: it runs once', () => {
+        const { user } = lost();
+        engineReply(user, ENGINE_B);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, user.header.msg_id);
+        assert.equal(reply.content.status, 'ok');
+      });
+
+      it('waits for the rerun when its fetch failed, and takes the value remade', () => {
+        const { made, user } = lost();
+        fetchFailed(user);
+        let sent = out.take();
+        assert.deepEqual(ofType(sent, 'apply_reply', 'client'), []);
+        const rerun = only(sent, 'apply_request', 'engine');
+        assert.equal(rerun.header.msg_id, made);
+        engineReply(rerun, ENGINE_B, { status: 'ok', kept: 2e6 });
+        sent = out.take();
+        const again = ofType(sent, 'apply_request', 'engine');
+        assert.deepEqual(
+          again.map((m) => [m.header.msg_id, m.content.sources?.[made]]),
+          [[user.header.msg_id, { kept_on: 1, direct: { address: 'tcp://127.0.0.1:4008' } }]],
+        );
+      });
+
+      it('fails with the fetch when it was aborted', () => {
+        const { user } = lost();
+        request('abort_request', { msg_ids: [user.header.msg_id] });
+        out.take();
+        fetchFailed(user);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assertError(reply.content, 'DependencyError', /lost/);
+      });
+    });
+
     describe('leases', () => {
       const lease = (slots = 4): Record<string, number> => {
         request('lease_request', { slots });
