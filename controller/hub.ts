@@ -149,6 +149,7 @@ export class Hub {
    * be forwarded as it is; anything but a request a client may make gets an error reply.
    */
   handleClient(msg: Message, wire?: Frame[]): void {
+    this.tasks.heardFrom(msg.identities[0]);
     const handler = handlerIn(this.requests.handlers, msg);
     if (!handler) {
       this.refuse(msg.identities, msg.header, `clients cannot send ${msg.header.msg_type}`);

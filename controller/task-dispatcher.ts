@@ -39,6 +39,8 @@ import {
 
 /** Direct tasks whose engines' news is kept until their clients tell of them. */
 const EARLY_MEMORY = 10_000;
+/** Gone clients whose direct tasks' values are freed as their replies come (`goneSessions`). */
+const GONE_MEMORY = 10_000;
 
 /** What an engine sent of a direct task before the hub knew of it (see `early`). */
 interface EarlyNews {
@@ -64,10 +66,18 @@ export class TaskDispatcher implements Placement {
    * client may die before telling.
    */
   private readonly early = new Map<string, EarlyNews>();
+  /**
+   * The sessions of clients gone (`clientGone`) that have not come back: the value an early
+   * reply to one of their tasks says is kept is freed as the reply comes. Bounded, the oldest
+   * forgotten first.
+   */
+  private readonly goneSessions = new Set<string>();
   /** Who still needs the values engines keep, and when to free them. */
   private readonly kept: KeptValueTable;
   /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
   private readonly fetching = new Map<string, number[]>();
+  /** Of `fetching`, those whose value an engine lost and a rerun remakes (see `refetch`). */
+  private readonly fetchingRemade = new Set<string>();
 
   constructor(
     private readonly session: Session,
@@ -79,12 +89,7 @@ export class TaskDispatcher implements Placement {
   ) {
     this.queue = new TaskQueue(engines, records, settings, this);
     this.kept = new KeptValueTable(
-      (engineId, msgIds) => {
-        const engine = this.engines.get(engineId);
-        if (!engine) return;
-        const release = this.session.msg('value_release', { msg_ids: msgIds });
-        this.out.toEngine({ ...release, identities: engine.route });
-      },
+      (engineId, msgIds) => this.free(engineId, msgIds),
       (msgId) => {
         const r = this.records.get(msgId);
         return r && isFinal(r.state) ? { keptOn: this.keptOn(r) } : undefined;
@@ -147,10 +152,17 @@ export class TaskDispatcher implements Placement {
     if (early.reply) this.finishDirect(early.reply, early.engineId);
   }
 
-  /** Keeps what engine `engineId` sent of a task the hub does not know yet (see `early`). */
+  /**
+   * Keeps what engine `engineId` sent of a task the hub does not know yet (see `early`); a reply
+   * to a task of a client gone has the value it keeps freed at once (see `clientGone`).
+   */
   private keepEarly(msgId: string, engineId: number, news: Omit<EarlyNews, 'engineId'>): void {
     const known = this.early.get(msgId);
-    this.early.set(msgId, { ...(known?.engineId === engineId && known), ...news, engineId });
+    const early = { ...(known?.engineId === engineId && known), ...news, engineId };
+    this.early.set(msgId, early);
+    if (news.reply && this.goneSessions.has(String(news.reply.parent_header.session))) {
+      this.freeEarly(msgId, early);
+    }
     // Looked at only past the bound: reaching a Map's oldest entry steps over those deleted.
     if (this.early.size <= EARLY_MEMORY) return;
     for (const id of this.early.keys()) {
@@ -227,6 +239,7 @@ export class TaskDispatcher implements Placement {
     const keepers = Object.values(request.content.sources ?? {}).flatMap((s) =>
       'kept_on' in s && s.kept_on !== engine.id ? s.kept_on : [],
     );
+    this.fetchingRemade.delete(r.msgId);
     if (keepers.length > 0) this.fetching.set(r.msgId, keepers);
     const body = wire && this.session.rebody(wire, request.content, request.buffers);
     this.place(r, engine, body, request);
@@ -247,7 +260,7 @@ export class TaskDispatcher implements Placement {
         return `the hub has no result of task ${id} any more (${this.records.retention})`;
       }
       // A small value kept on its engine is here too, unless the hub let it go.
-      const kept = keptOf(reply);
+      const kept = keptBytes(reply);
       if (kept === undefined || (reply.buffers.length > 0 && !d.buffersDropped)) {
         if (d.buffersDropped) {
           return `the hub let the result of task ${id} go to bound its memory; raise --record-bytes`;
@@ -289,20 +302,31 @@ export class TaskDispatcher implements Placement {
   }
 
   /**
-   * The tasks running elsewhere that fetch from engine `lost` a value being remade: they wait
-   * again, for the rerun, without spending a retry. Their engines' answers (the fetch failed)
-   * are for a run the hub gave up, and go unheard.
+   * The tasks running elsewhere that fetch from engine `lost` a value being remade: each runs on
+   * unless its engine answers that the fetch failed (`refetch`). One that fetched the value
+   * already must run to its end, and only once.
    */
-  private refetch(lost: number, remade: Set<string>): void {
+  private awaitRemake(lost: number, remade: Set<string>): void {
     for (const [msgId, keepers] of this.fetching) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state) || r.engineId === null || !keepers.includes(lost)) continue;
-      if (!resultIds(r).some((id) => remade.has(id))) continue;
-      this.fetching.delete(msgId);
-      this.engines.get(r.engineId)?.release(msgId, false);
-      this.records.requeue(r, false);
-      this.queue.add(r);
+      if (resultIds(r).some((id) => remade.has(id))) this.fetchingRemade.add(msgId);
     }
+  }
+
+  /**
+   * Whether task `r` waits again, for the rerun, without spending a retry: it does when `reply`
+   * says it failed to fetch a value that is being remade (see `awaitRemake`), before any of its
+   * code ran.
+   */
+  private refetch(r: TaskRecord, reply: TaskReply): boolean {
+    if (!this.fetchingRemade.delete(r.msgId) || !fetchFailed(reply)) return false;
+    this.fetching.delete(r.msgId);
+    if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, false);
+    this.records.requeue(r, false);
+    this.queue.add(r);
+    this.queue.schedule();
+    return true;
   }
 
   /** The client holds these tasks' results no more: their kept values may go. */
@@ -313,18 +337,50 @@ export class TaskDispatcher implements Placement {
   /**
    * The client `client` (its ROUTER identity) is gone without releasing what it held: the values
    * of its tasks are let go, as the client would on closing, those of its unfinished tasks once
-   * they end. Its tasks themselves run on: their records stay for `result_request`.
+   * they end. Its tasks themselves run on: their records stay for `result_request`. So are the
+   * values of the direct tasks it sent and never told of (it was killed in between), which the
+   * hub knows by their replies' sessions only: a client's ROUTER identity is its session's id
+   * (see `Client.open`).
    */
   clientGone(client: Buffer): void {
     const ofClient = (id: string): boolean => this.records.get(id)?.client.equals(client) === true;
     const held = [...this.kept.held()].filter(ofClient);
     const unfinished = this.records.inFlight().filter((r) => r.client.equals(client));
     this.kept.release([...held, ...unfinished.map((r) => r.msgId)]);
+    const session = client.toString();
+    for (const [msgId, news] of this.early) {
+      if (news.reply?.parent_header.session === session) this.freeEarly(msgId, news);
+    }
+    this.goneSessions.add(session);
+    if (this.goneSessions.size > GONE_MEMORY) {
+      this.goneSessions.delete(this.goneSessions.values().next().value as string);
+    }
+  }
+
+  /**
+   * A message came from client `client`: one gone is back (its connection broke and was made
+   * again), and the values of its direct tasks are kept again.
+   */
+  heardFrom(client: Buffer): void {
+    if (this.goneSessions.size > 0) this.goneSessions.delete(client.toString());
+  }
+
+  /** Frees the value an early reply (see `early`) says its engine keeps, if any. */
+  private freeEarly(msgId: string, news: EarlyNews): void {
+    if (news.reply && keptBytes(news.reply) !== undefined) this.free(news.engineId, [msgId]);
+  }
+
+  /** Tells engine `engineId` to free the values of these tasks. */
+  private free(engineId: number, msgIds: string[]): void {
+    const engine = this.engines.get(engineId);
+    if (!engine) return;
+    const release = this.session.msg('value_release', { msg_ids: msgIds });
+    this.out.toEngine({ ...release, identities: engine.route });
   }
 
   /** Where task `r`'s value is kept, when it ended with it kept on an engine still here. */
   private keptOn(r: TaskRecord): number | undefined {
-    const kept = r.reply ? keptOf(r.reply) : undefined;
+    const kept = r.reply ? keptBytes(r.reply) : undefined;
     return kept !== undefined && r.engineId !== null && this.engines.has(r.engineId)
       ? r.engineId
       : undefined;
@@ -352,6 +408,7 @@ export class TaskDispatcher implements Placement {
     if (r.engineId !== this.engines.idOf(engineIdentity(reply.identities))) return;
     // An earlier run of a task sent again to the same engine (`refetch`) is not its run now.
     if (reply.metadata.attempt !== r.request.metadata.attempt) return;
+    if (this.refetch(r, reply)) return;
     // The engine names itself in the reply; when it names itself as the hub knows it, the reply
     // goes to the client as the engine signed it, else with the hub's id, signed again.
     const signedAsKnown = reply.metadata.engine_id === r.engineId;
@@ -396,7 +453,7 @@ export class TaskDispatcher implements Placement {
    */
   engineLost(engine: RegisteredEngine, reason: string): void {
     const remade = this.kept.engineLost(engine.id).filter((msgId) => this.remake(msgId));
-    if (remade.length > 0) this.refetch(engine.id, new Set(remade));
+    if (remade.length > 0) this.awaitRemake(engine.id, new Set(remade));
     for (const msgId of engine.outstanding) {
       const r = this.records.get(msgId);
       if (!r || isFinal(r.state)) continue;
@@ -442,6 +499,8 @@ export class TaskDispatcher implements Placement {
       if (r.engineId === null) {
         this.fail(r, 'TaskAbortedError', 'the task was aborted before it started');
       } else {
+        // Not run again, not even for a value being remade.
+        this.fetchingRemade.delete(msgId);
         this.records.cancelRetries(r);
         onEngines.set(r.engineId, [...(onEngines.get(r.engineId) ?? []), msgId]);
       }
@@ -473,7 +532,7 @@ export class TaskDispatcher implements Placement {
     // The engine answered a direct task's client itself; anything else the hub answers, without
     // the copy of a kept value that the hub holds for the tasks that take it (see `apply_reply`).
     if (!(replied && this.direct.has(r.msgId))) {
-      const hubsCopy = keptOf(reply) !== undefined && reply.buffers.length > 0;
+      const hubsCopy = keptBytes(reply) !== undefined && reply.buffers.length > 0;
       if (hubsCopy) this.replies.send({ ...reply, buffers: [] });
       else this.replies.send(reply, wire);
     }
@@ -481,6 +540,7 @@ export class TaskDispatcher implements Placement {
     this.records.finish(r, reply);
     this.queue.ended(r.msgId);
     this.fetching.delete(r.msgId);
+    this.fetchingRemade.delete(r.msgId);
     if (reply.content.status !== 'ok') this.queue.dependencyFailed();
     this.kept.needed(resultIds(r));
     this.kept.ended(r.msgId, this.keptOn(r));
@@ -503,6 +563,25 @@ function resultIds(r: TaskRecord): readonly string[] {
   return ids;
 }
 
+/** The size of the value `reply` says its engine keeps, if it keeps one. */
+function keptBytes(reply: TaskReply): number | undefined {
+  const { content } = reply;
+  return content.status === 'ok' && 'kept' in content ? content.kept : undefined;
+}
+
+/**
+ * Whether `reply` is its engine's word that it could not fetch the values its task takes, so
+ * that none of the task's code ran (see the engine's kernel).
+ */
+function fetchFailed(reply: TaskReply): boolean {
+  const { content } = reply;
+  return (
+    content.status === 'error' &&
+    content.ename === 'DependencyError' &&
+    reply.metadata.inputs_failed === true
+  );
+}
+
 /** How an engine holds a task the hub sent it. */
 function holdOf(r: TaskRecord): Hold {
   return r.options.balanced ? 'balanced' : 'named';
@@ -511,10 +590,4 @@ function holdOf(r: TaskRecord): Hold {
 /** The error text for tasks or requests naming engines that are not registered. */
 export function notRegistered(ids: (number | undefined)[], live: number[]): string {
   return `engine ${ids.map(String).join(', ')} is not registered; live engines: ${live.join(', ') || 'none'}`;
-}
-
-/** The size of the value `reply`'s engine keeps, if it keeps it. */
-function keptOf(reply: TaskReply): number | undefined {
-  const { content } = reply;
-  return content.status === 'ok' && 'kept' in content ? content.kept : undefined;
 }

@@ -217,6 +217,7 @@ export class EngineServer {
       hubTimeout: this.options.hubTimeout,
       parentPid: this.options.exitWithParent ? PARENT_PID : null,
       curve: curveClientOptions(this.info),
+      kept: this.kept.counter,
     };
     if (this.options.lightweight) {
       const { session } = this.channel;

@@ -6,6 +6,7 @@ import { isMainThread, parentPort, workerData, type MessagePort } from 'node:wor
 import { isMsg, type EngineUsage } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
+import { keptBytes } from './kept-values';
 import { readRunningId } from './running-task';
 import { ownConnection, type HubConnection } from './shared-link';
 import { runsCode } from './sigint-thread';
@@ -30,6 +31,8 @@ export interface HeartbeatData {
   parentPid: number | null;
   /** CURVE options for the socket, when the controller encrypts. */
   curve: ReturnType<typeof curveClientOptions>;
+  /** `KeptValues.counter`: the bytes of the values the engine keeps, reported with each beat. */
+  kept: SharedArrayBuffer;
 }
 
 /** What the main thread gives the heartbeat thread at its start. */
@@ -104,7 +107,7 @@ export function startHeartbeat(
   let lastBeat = 0;
   let stopped = false;
   let aligning = false;
-  const usage = usageMeter();
+  const usage = usageMeter(data.kept);
   const sendBeat = (): void => {
     lastBeat = performance.now();
     channel.send(session.msg('heartbeat', { usage: usage() }));
@@ -175,9 +178,10 @@ export function startHeartbeat(
 
 /**
  * Returns a function that measures this process (every thread of it) at each call: its CPU use
- * since the previous call, in percent of one core, and its resident memory.
+ * since the previous call, in percent of one core, and its resident memory; and the bytes of
+ * the values its engine keeps, read through `kept`.
  */
-function usageMeter(): () => EngineUsage {
+function usageMeter(kept: SharedArrayBuffer): () => EngineUsage {
   let cpu = process.cpuUsage();
   let at = performance.now();
   return () => {
@@ -186,7 +190,7 @@ function usageMeter(): () => EngineUsage {
     cpu = process.cpuUsage();
     const percent = (used.user + used.system) / 10 / Math.max(1, now - at);
     at = now;
-    return { cpu: Math.round(percent), rss: process.memoryUsage.rss() };
+    return { cpu: Math.round(percent), rss: process.memoryUsage.rss(), kept: keptBytes(kept) };
   };
 }
 

@@ -23,19 +23,18 @@ export const KEEP_BYTES = 1024 * 1024;
 /** The values this engine keeps, by the id of the task that made each. */
 export class KeptValues {
   private readonly values = new Map<string, Buffer[]>();
-  private total = 0;
-
-  /** Bytes kept now. */
-  get bytes(): number {
-    return this.total;
-  }
+  /** Bytes kept now, where the heartbeat thread reads them too (see `keptBytes`). */
+  readonly counter = new SharedArrayBuffer(8);
+  private readonly total = new BigInt64Array(this.counter);
 
   /** Keeps `frames` when they are `least` bytes or more; their size then, else undefined. */
   keep(msgId: string, frames: Buffer[], least = KEEP_BYTES): number | undefined {
     const size = frames.reduce((n, f) => n + f.byteLength, 0);
     if (size < least) return undefined;
+    // A task run here again replaces its value.
+    this.release([msgId]);
     this.values.set(msgId, frames);
-    this.total += size;
+    Atomics.add(this.total, 0, BigInt(size));
     return size;
   }
 
@@ -49,9 +48,14 @@ export class KeptValues {
       const frames = this.values.get(id);
       if (!frames) continue;
       this.values.delete(id);
-      this.total -= frames.reduce((n, f) => n + f.byteLength, 0);
+      Atomics.sub(this.total, 0, BigInt(frames.reduce((n, f) => n + f.byteLength, 0)));
     }
   }
+}
+
+/** The bytes a `KeptValues` keeps now, read through its `counter` from any thread. */
+export function keptBytes(counter: SharedArrayBuffer): number {
+  return Number(Atomics.load(new BigInt64Array(counter), 0));
 }
 
 /** A value being fetched from another engine. */

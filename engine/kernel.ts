@@ -44,7 +44,10 @@ export interface TaskOutcome<C> {
   content: C;
   /** Result value frames for `apply`. */
   buffers: Buffer[];
-  /** Reply metadata: the shared memory segment holding the result frames instead. */
+  /**
+   * Reply metadata: the shared memory segment holding the result frames instead, or that the
+   * task failed gathering its inputs (`inputs_failed`).
+   */
   metadata?: Record<string, unknown>;
 }
 
@@ -194,12 +197,17 @@ export class EngineKernel {
         argFrames = await this.sharedMemory.read(argFrames, request.metadata);
       }
     } catch (e) {
-      // Not the user's error: the client rebuilds it as the condition it names.
+      // Not the user's error: the client rebuilds it as the condition it names. None of the
+      // task's code ran, which `inputs_failed` tells the hub: it may run the task again.
       const { name: ename, message: evalue, cause } = e as Error;
       const error: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
       if (cause instanceof Error)
         error.cause = { ename: cause.name, evalue: cause.message, traceback: [] };
-      return { content: { ...error, engine_id: this.engineId }, buffers: [] };
+      return {
+        content: { ...error, engine_id: this.engineId },
+        buffers: [],
+        metadata: { inputs_failed: true },
+      };
     }
     try {
       const fn = this.compile(source);

@@ -129,10 +129,14 @@ export interface QueueCounts {
   resources_in_use?: Resources;
 }
 
-/** An engine process's CPU (percent of one core since its previous beat) and memory (RSS bytes). */
+/**
+ * An engine process's CPU (percent of one core since its previous beat) and memory (RSS bytes),
+ * and the bytes of the results it keeps (see `apply_reply`).
+ */
 export interface EngineUsage {
   cpu: number;
   rss: number;
+  kept: number;
 }
 
 /** A task's record as `result_request` returns it. */
@@ -403,7 +407,7 @@ const engineInfo = shape({
   shared_memory: optional(str),
   resources: resourceMap,
 });
-const engineUsage = shape({ cpu: num, rss: num });
+const engineUsage = shape({ cpu: num, rss: num, kept: num });
 const queueCounts = shape({
   queue: num,
   completed: num,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -330,6 +330,47 @@ describe('task graphs: results as arguments', () => {
     await t.rc.waitForEngines(3);
   });
 
+  it('runs once a dependant that fetched its value before the engine keeping it was killed', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const big = lv.withOptions({ retries: 1 }).apply(ones);
+    await big.wait();
+    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
+    const user = t.rc.engineInfo.find((e) => e.id !== big.engineIds[0]);
+    assert.ok(keeper && user);
+    const runs = join(tmpdir(), `tsp-runs-${process.pid}`);
+    const go = `${runs}.go`;
+    const used = lv.withOptions({ targets: [user.id] }).apply(
+      async (x: Float64Array, runs: string, go: string) => {
+        const fs = process.getBuiltinModule('node:fs');
+        fs.appendFileSync(runs, 'ran\n');
+        while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 10));
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += x[i];
+        return s;
+      },
+      big,
+      runs,
+      go,
+    );
+    try {
+      await until(() => existsSync(runs), 'the dependant to run on its value');
+      process.kill(keeper.pid, 'SIGKILL');
+      await until(() => !t.rc.ids.includes(keeper.id), 'the killed engine to leave', 10_000);
+      writeFileSync(go, '');
+      assert.equal(await used, 200_000);
+      assert.equal(readFileSync(runs, 'utf8'), 'ran\n', 'the dependant ran once');
+      // Remade all the same: the hub could not know the dependant had its value.
+      await until(() => big.engineIds[0] !== keeper.id, 'the value to be remade');
+      assert.equal(sum(await big), 200_000);
+    } finally {
+      rmSync(runs, { force: true });
+      rmSync(go, { force: true });
+    }
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
   it('fails a dependant fetching a value whose engine is killed meanwhile', async function () {
     this.timeout(30_000);
     const lv = t.rc.loadBalancedView();
@@ -536,6 +577,74 @@ describe('task graphs: the values of a client that dies without closing', () => 
     assert.equal((await t.rc.result(msgId)).valueDropped, false, 'kept while its client lives');
     child.kill('SIGKILL');
     await until(async () => (await t.rc.result(msgId)).valueDropped, 'the value to be freed', 5000);
+  });
+
+  /** The bytes of the values engine `id` keeps, as its latest heartbeat said. */
+  const keptOn = async (id: number): Promise<number | undefined> =>
+    (await t.rc.queueStatus())[id]?.usage?.kept;
+
+  /**
+   * A client in a process of its own that sends engine `engineId` a direct task making 2 MB
+   * once the file `go` exists (which it then removes), and is killed before it tells the hub of
+   * the task: from the moment the task starts it blocks its event loop, where the tell would
+   * leave.
+   */
+  async function untold(engineId: number, go: string): Promise<ChildProcess> {
+    const started = join(tmpdir(), `tsp-untold-${process.pid}-${children.length}`);
+    const script = `
+      const { existsSync } = require('node:fs');
+      const { Client } = require(${JSON.stringify(join(__dirname, '../../client/client'))});
+      (async () => {
+        const rc = await Client.connect({ connectionFile: ${JSON.stringify(t.cluster.clientFile)} });
+        rc.directView(${engineId}).apply(async (started, go) => {
+          const fs = process.getBuiltinModule('node:fs');
+          fs.writeFileSync(started, '');
+          while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 10));
+          fs.rmSync(go);
+          return new Uint8Array(2_000_000);
+        }, ${JSON.stringify(started)}, ${JSON.stringify(go)});
+        const cell = new Int32Array(new SharedArrayBuffer(4));
+        while (!existsSync(${JSON.stringify(started)})) Atomics.wait(cell, 0, 0, 10);
+        Atomics.wait(cell, 0, 0);
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
+    children.push(child);
+    await until(() => existsSync(started) || child.exitCode !== null, 'the task to start');
+    assert.equal(child.exitCode, null, 'the client process exited');
+    rmSync(started);
+    return child;
+  }
+
+  /** Kills `child` with kill -9 and waits for its end. */
+  async function kill9(child: ChildProcess): Promise<void> {
+    child.kill('SIGKILL');
+    await until(() => child.signalCode !== null, 'the client to end');
+  }
+
+  const go = join(tmpdir(), `tsp-go-${process.pid}`);
+
+  it('frees the value of a direct task its client, killed, never told of', async () => {
+    const engineId = t.rc.ids[0];
+    await until(async () => (await keptOn(engineId)) === 0, 'no value kept before');
+    writeFileSync(go, '');
+    const child = await untold(engineId, go);
+    await until(async () => ((await keptOn(engineId)) ?? 0) >= 2e6, 'the value kept');
+    await kill9(child);
+    await until(async () => (await keptOn(engineId)) === 0, 'the value to be freed', 5000);
+  });
+
+  it('frees such a value made after its client was killed, as it is made', async () => {
+    const engineId = t.rc.ids[1];
+    await until(async () => (await keptOn(engineId)) === 0, 'no value kept before');
+    const child = await untold(engineId, go);
+    await kill9(child);
+    // The hub hears at once that the connection closed, before the value is made.
+    await new Promise((r) => setTimeout(r, 300));
+    writeFileSync(go, '');
+    await until(() => !existsSync(go), 'the value to be made');
+    // Beats enough for the engine's report to tell what it keeps since.
+    await new Promise((r) => setTimeout(r, 1000));
+    await until(async () => (await keptOn(engineId)) === 0, 'the value to be freed', 5000);
   });
 
   it('keeps the values of a client whose event loop is blocked past the deadline', async function () {

@@ -705,13 +705,20 @@ describe('Hub routing', () => {
         );
       };
 
-      /** The engine at `engine` tells the hub of its replies to `tasks`, one message for all. */
-      const report = (engine: Buffer, tasks: IMessage[], result = Buffer.from('42')): void => {
+      /**
+       * The engine at `engine` tells the hub of its replies to `tasks`, one message for all: the
+       * result `42`, or `kept` there.
+       */
+      const report = (engine: Buffer, tasks: IMessage[], kept?: number): void => {
+        const [content, result]: [ContentMap['apply_reply'], Buffer[]] =
+          kept === undefined
+            ? [{ status: 'ok' }, [Buffer.from('42')]]
+            : [{ status: 'ok', kept }, []];
         const replies = tasks.map((t) =>
-          session.msg('apply_reply', { status: 'ok' } as ContentMap['apply_reply'], {
+          session.msg('apply_reply', content, {
             parent: t.header,
             metadata: { engine_id: 1, started: STARTED, completed: COMPLETED },
-            buffers: [result],
+            buffers: result,
           }),
         );
         const { carried, buffers } = packCarried(replies);
@@ -784,6 +791,39 @@ describe('Hub routing', () => {
         tell(task);
         const reply = only(out.take(), 'apply_reply', 'client');
         assertError(reply.content, 'EngineError', /engine 7 is not registered; live engines: 0, 1/);
+      });
+
+      describe('of a client gone before it told of them', () => {
+        const released = (sent: Sent[]): [string, string[]][] =>
+          ofType(sent, 'value_release', 'engine').map((m) => [
+            m.identities[0].toString(),
+            m.content.msg_ids,
+          ]);
+
+        it('frees the values their replies keep, come before or after it went', () => {
+          const before = straight([1]);
+          const small = straight([1]);
+          const after = straight([0]);
+          report(ENGINE_B, [before], 2e6);
+          report(ENGINE_B, [small]);
+          assert.deepEqual(released(out.take()), []);
+          // A client's ROUTER identity is its session's id.
+          hub.clientGone(Buffer.from(session.id));
+          assert.deepEqual(released(out.take()), [['engine-b', [before.header.msg_id]]]);
+          report(ENGINE_A, [after], 2e6);
+          assert.deepEqual(released(out.take()), [['engine-a', [after.header.msg_id]]]);
+        });
+
+        it('keeps them again once it is back', () => {
+          const client = Buffer.from(session.id);
+          hub.clientGone(client);
+          hub.handleClient(wire(session.msg('connection_request', {}, { identities: [client] })));
+          const task = straight([1]);
+          report(ENGINE_B, [task], 2e6);
+          tell(task);
+          assert.deepEqual(released(out.take()), []);
+          assert.equal(record(task).state, 'completed');
+        });
       });
 
       it('asks their engine to abort them, on its control socket', () => {
@@ -859,6 +899,84 @@ describe('Hub routing', () => {
           task.header.msg_id,
           'placed before the term ends',
         );
+      });
+    });
+
+    describe('a task taking a value whose engine dies while it runs', () => {
+      /** Engine B answers `task` that it could not fetch the values it takes. */
+      const fetchFailed = (task: IMessage): void =>
+        hub.handleEngine(
+          wire(
+            session.msg(
+              'apply_reply',
+              {
+                status: 'error',
+                ename: 'DependencyError',
+                evalue: 'the value is lost',
+                traceback: [],
+              },
+              {
+                parent: task.header,
+                identities: [ENGINE_B],
+                metadata: { attempt: task.metadata.attempt, inputs_failed: true },
+              },
+            ),
+          ),
+        );
+
+      /**
+       * A value kept on engine A by a task with retries, a task on engine B that takes it, and
+       * engine A gone: the value is being remade.
+       */
+      const lost = (): { made: string; user: IMessage<'apply_request'> } => {
+        const producer = apply({ balanced: true, retries: 1 });
+        const made = producer.header.msg_id;
+        assert.deepEqual(forwarded(out.take()), [['engine-a', made]]);
+        engineReply(producer, ENGINE_A, { status: 'ok', kept: 2e6 });
+        const user = request('apply_request', {
+          source: '(x) => x',
+          mode: 'call',
+          refs: [],
+          options: { balanced: true, targets: [1], after: [made] },
+          results: [{ path: [0], msg_ids: [made], combine: 'one' }],
+        });
+        assert.deepEqual(forwarded(out.take()), [['engine-b', user.header.msg_id]]);
+        unregister(ENGINE_A);
+        assert.deepEqual(forwarded(out.take()), [], 'the rerun waits for engine B');
+        return { made, user };
+      };
+
+      it('ends as its engine says when it fetched the value already: it runs once', () => {
+        const { user } = lost();
+        engineReply(user, ENGINE_B);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assert.equal(reply.parent_header.msg_id, user.header.msg_id);
+        assert.equal(reply.content.status, 'ok');
+      });
+
+      it('waits for the rerun when its fetch failed, and takes the value remade', () => {
+        const { made, user } = lost();
+        fetchFailed(user);
+        let sent = out.take();
+        assert.deepEqual(ofType(sent, 'apply_reply', 'client'), []);
+        const rerun = only(sent, 'apply_request', 'engine');
+        assert.equal(rerun.header.msg_id, made);
+        engineReply(rerun, ENGINE_B, { status: 'ok', kept: 2e6 });
+        sent = out.take();
+        const again = ofType(sent, 'apply_request', 'engine');
+        assert.deepEqual(
+          again.map((m) => [m.header.msg_id, m.content.sources?.[made]]),
+          [[user.header.msg_id, { kept_on: 1, direct: { address: 'tcp://127.0.0.1:4008' } }]],
+        );
+      });
+
+      it('fails with the fetch when it was aborted', () => {
+        const { user } = lost();
+        request('abort_request', { msg_ids: [user.header.msg_id] });
+        out.take();
+        fetchFailed(user);
+        const reply = only(out.take(), 'apply_reply', 'client');
+        assertError(reply.content, 'DependencyError', /lost/);
       });
     });
 
