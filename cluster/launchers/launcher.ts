@@ -16,6 +16,7 @@ import {
 } from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
 import type { Resources } from '../../protocol/resources';
+import { RECEIVER_TUNABLES } from '../../protocol/shared-memory';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
 export interface EngineSet {
@@ -193,12 +194,12 @@ export abstract class Launcher {
   }
 
   /**
-   * The environment of engines on this machine, `ENGINE_TUNABLES` for glibc's allocator. A
+   * The environment of engines on this machine, `RECEIVER_TUNABLES` for glibc's allocator. A
    * setting of the user's `GLIBC_TUNABLES` is kept, and wins.
    */
   protected engineEnvironment(): NodeJS.ProcessEnv {
     const given = process.env.GLIBC_TUNABLES;
-    const added = ENGINE_TUNABLES.filter((t) => !given?.includes(`${t.split('=')[0]}=`));
+    const added = RECEIVER_TUNABLES.filter((t) => !given?.includes(`${t.split('=')[0]}=`));
     if (added.length === 0) return process.env;
     return { ...process.env, GLIBC_TUNABLES: [...(given ? [given] : []), ...added].join(':') };
   }
@@ -229,24 +230,6 @@ export abstract class Launcher {
     return child;
   }
 }
-
-/**
- * glibc's allocator settings for engines (`engineEnvironment`). A value received goes into new
- * memory, whose page faults cost more than the copy on a VM (20-30 us per 4 KB page on a 2-core
- * one, 256 of them for 1 MB, and as wall time the process's CPU time does not show):
- * - `hugetlb=1`: large allocations in transparent huge pages, a fault per 2 MB instead of per
- *   4 KB (100 MB from /dev/shm into new memory: 250-400 ms -> 20-40 ms on that VM);
- * - `mmap_threshold` at its most (32 MiB): values under it come from the heap, which grows in
- *   huge pages, rather than from a mapping of their own in 4 KB pages, unmapped when freed;
- * - `trim_threshold` of 64 MiB: the heap keeps that much that freed values left (V8 frees them
- *   in batches, at its collections) for the next ones, rather than faulting it in again.
- * 1 MB pushes: the engine's faults per push 220-260 -> 10-15.
- */
-const ENGINE_TUNABLES = [
-  'glibc.malloc.hugetlb=1',
-  `glibc.malloc.mmap_threshold=${32 * 1024 * 1024}`,
-  `glibc.malloc.trim_threshold=${64 * 1024 * 1024}`,
-];
 
 let setCounter = 0;
 
