@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { RECEIVER_TUNABLES } from '../protocol/shared-memory';
 
 /** The kernelspec's name, the folder under `kernels/`. */
 export const KERNEL_NAME = 'tsparallel';
@@ -73,9 +74,9 @@ export function installKernelSpec(where: InstallPlace = {}): string {
     // Jupyter interrupts with SIGINT, which breaks a busy TypeScript loop as well.
     interrupt_mode: 'signal',
     metadata: { debugger: false },
-    // The kernel is a notebook's client: large values it receives land in new memory, where
-    // huge pages take one fault per 2 MB instead of per 4 KB (as engines get from launchers).
-    env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
+    // The kernel is a notebook's client: large values it receives land in memory that earlier
+    // ones left, or in huge pages, as on engines the local launcher starts.
+    env: { GLIBC_TUNABLES: RECEIVER_TUNABLES.join(':') },
   };
   writeFileSync(join(dir, 'kernel.json'), JSON.stringify(spec, null, 2) + '\n');
   return dir;

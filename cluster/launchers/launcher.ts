@@ -16,6 +16,7 @@ import {
 } from '../../options/schema';
 import { ConnectionError, TimeoutError } from '../../protocol/errors';
 import type { Resources } from '../../protocol/resources';
+import { RECEIVER_TUNABLES } from '../../protocol/shared-memory';
 
 /** Engines that one launch started: a process each, one `mpiexec`, one batch job, ... */
 export interface EngineSet {
@@ -193,16 +194,14 @@ export abstract class Launcher {
   }
 
   /**
-   * The environment of engines on this machine: glibc backs their large allocations with
-   * transparent huge pages, so that a large value received into new memory takes one page fault
-   * per 2 MB instead of per 4 KB (100 MB from /dev/shm into new memory: 250-400 ms -> 20-40 ms on
-   * a 2-core VM). A `GLIBC_TUNABLES` of the user's is kept, and wins.
+   * The environment of engines on this machine, `RECEIVER_TUNABLES` for glibc's allocator. A
+   * setting of the user's `GLIBC_TUNABLES` is kept, and wins.
    */
   protected engineEnvironment(): NodeJS.ProcessEnv {
     const given = process.env.GLIBC_TUNABLES;
-    if (given?.includes('glibc.malloc.hugetlb=')) return process.env;
-    const tunables = given ? `${given}:${HUGE_PAGES}` : HUGE_PAGES;
-    return { ...process.env, GLIBC_TUNABLES: tunables };
+    const added = RECEIVER_TUNABLES.filter((t) => !given?.includes(`${t.split('=')[0]}=`));
+    if (added.length === 0) return process.env;
+    return { ...process.env, GLIBC_TUNABLES: [...(given ? [given] : []), ...added].join(':') };
   }
 
   /**
@@ -231,9 +230,6 @@ export abstract class Launcher {
     return child;
   }
 }
-
-/** glibc's madvise(MADV_HUGEPAGE) on its allocations (`engineEnvironment`). */
-const HUGE_PAGES = 'glibc.malloc.hugetlb=1';
 
 let setCounter = 0;
 

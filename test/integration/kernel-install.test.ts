@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../../cluster/launchers/launcher';
+import { RECEIVER_TUNABLES } from '../../protocol/shared-memory';
 import { DIST } from './kernel-fixture';
 
 describe('tsparallel kernel install', () => {
@@ -35,7 +36,7 @@ describe('tsparallel kernel install', () => {
       join(DIST, 'kernel-ext', 'main.js'),
       '{connection_file}',
     ]);
-    assert.equal(s.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1');
+    assert.equal(s.env.GLIBC_TUNABLES, RECEIVER_TUNABLES.join(':'));
   });
 
   it('writes it under --prefix', () => {

@@ -111,6 +111,14 @@ describe('large values through shared memory on one host', () => {
     await untilFreed([process.pid, enginePid]);
   });
 
+  it('starts local engines with glibc keeping freed heap pages for the next value', async () => {
+    const [tunables] = await t.rc.directView(0).apply(() => process.env.GLIBC_TUNABLES ?? '');
+    const settings = tunables.split(':');
+    for (const s of ['hugetlb=1', `mmap_threshold=${32 * MB}`, `trim_threshold=${64 * MB}`]) {
+      assert.ok(settings.includes(`glibc.malloc.${s}`), `${s} in ${tunables}`);
+    }
+  });
+
   it('passes apply arguments and results through it, and frees them', async () => {
     const arg = new Float32Array(MB).map((_, i) => i);
     const seen = watchSegments();
