@@ -82,7 +82,8 @@ async function graphSample(rc: Client, n: number): Promise<number> {
   const t = now();
   const results: AsyncResult<number>[] = [];
   for (let i = 0; i < n; i++) results.push(lv.apply(node, ...dagDeps(i).map((d) => results[d])));
-  for (const r of results) await r;
+  // All at once, as Dask's `gather` and Ray's `get` of every ref do.
+  await Promise.all(results);
   return n / ((now() - t) / 1000);
 }
 

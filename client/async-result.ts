@@ -64,14 +64,17 @@ export class TaskState {
   data: PublishedData | undefined;
   readonly dataListeners: ((data: unknown, engineId: number) => void)[] = [];
   /**
-   * Code asked for the value (`await`, `get`, `wait`, iterating a map) before the task was sent:
-   * its engine sends the value back with the reply. Otherwise the value stays on the engine,
-   * which sends only its size, so that a result that is only ever another task's argument never
-   * comes here (Dask's futures work the same way).
+   * Another task takes the value as an argument (see `AsyncResult.asArgument`). If that is so
+   * when the task leaves, and code has not `asked` for the value by then, the value is an
+   * intermediate: it stays on its engine, which sends only its size, so that a value only other
+   * tasks take never comes here (as Dask keeps a future's data on its worker).
    */
+  taken = false;
+  /** Code awaits the value (`await`, `get`, `wait`, iterating a map): it comes with the reply. */
   asked = false;
   /**
-   * Bytes of the value when it stayed on its engine (unasked, or too large to send unasked):
+   * Bytes of the value when it stayed on its engine (an intermediate, or too large to send
+   * unasked):
    * `load` brings it here when it is awaited. Set for good, as the engine keeps it until
    * released.
    */
@@ -331,6 +334,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
     }
     const combine = this.joinName;
     if (combine !== undefined && !this.tasks.some((t) => t.metadata.cached)) {
+      for (const t of this.tasks) t.taken = true;
       return { msgIds: this.msgIds, combine };
     }
     return {

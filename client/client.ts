@@ -599,6 +599,20 @@ export class Client {
     });
   }
 
+  /**
+   * The hub's copy of a small value kept on an engine now gone (see `apply_reply`); `lost`, the
+   * engine's error, when the hub holds none.
+   */
+  private async hubsCopy(msgId: string, lost: EngineError): Promise<unknown> {
+    const reply = await this.requestMessage('result_request', { msg_id: msgId });
+    const { value } = splitRecordBuffers(
+      (reply.content as OkContent<'result_reply'>).record,
+      reply.buffers,
+    );
+    if (value.length === 0) throw lost;
+    return decodeValue(value);
+  }
+
   private resultCache(dir: string): ResultCache {
     let cache = this.caches.get(dir);
     if (!cache) this.caches.set(dir, (cache = new ResultCache(dir)));
@@ -645,9 +659,10 @@ export class Client {
 
   /**
    * Sends task `state` with `send` once the code running now yields: two turns of the microtask
-   * queue later, when `await ar` has asked for the results it waits for (`TaskState.asked`), so
-   * that the engine sends back only the values asked for. Tasks leave in the order they were
-   * posted; one aborted or failed meanwhile does not leave.
+   * queue later, when the tasks taking its result have been made and `await ar` has asked for
+   * the results it waits for, so that the engine knows an intermediate value to keep
+   * (`TaskState.taken`). Tasks leave in the order they were posted; one aborted or failed
+   * meanwhile does not leave.
    */
   private post(state: TaskState, send: () => void): void {
     if (this.outbox.size === 0) {
@@ -742,8 +757,8 @@ export class Client {
             metadata: {
               ...segment,
               ...this.sharedMemory.readerMetadata(host, awaited),
-              // Nobody awaits the value yet: it stays on its engine until somebody does.
-              ...(!state.asked && { unasked: true }),
+              // Only other tasks take the value yet: it stays on its engine until awaited.
+              ...(state.taken && !state.asked && { intermediate: true }),
             },
             msgId,
           })
@@ -960,10 +975,13 @@ export class Client {
     this.tasks.delete(msgId);
     this.leases.done(msgId);
     if (content.status === 'ok' && 'kept' in content && content.kept !== undefined) {
-      // Too large to come unasked: it stays on its engine until awaited, or released.
+      // An intermediate, or too large to come unasked: it stays on its engine until awaited.
       this.kept.set(msgId, task);
       // From where it is when awaited: a rerun may remake it elsewhere (see `dispatch`).
-      const fetch = (): Promise<unknown> => this.fetchValue(msgId, task.metadata.engineId ?? -1);
+      const fetch = (): Promise<unknown> =>
+        this.fetchValue(msgId, task.metadata.engineId ?? -1).catch((e: unknown) =>
+          e instanceof EngineError ? this.hubsCopy(msgId, e) : Promise.reject(e),
+        );
       // Awaited at once, it may have come along all the same (see `Reader` in shared-memory.ts).
       task.finish(content, metadata, value, read ? undefined : fetch);
     } else if (content.status === 'ok' && 'execution_count' in content) {

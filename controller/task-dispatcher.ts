@@ -295,6 +295,8 @@ export class TaskDispatcher implements Placement {
     const r = this.records.get(msgId);
     if (!r || !r.options.balanced || r.retriesLeft <= 0) return false;
     if (r.buffersDropped || hasSegment(r.request.metadata)) return false;
+    // A small value the hub holds a copy of needs no rerun: the tasks taking it get the copy.
+    if (r.reply && r.reply.buffers.length > 0) return false;
     this.records.requeue(r);
     this.kept.rerun(msgId);
     this.queue.add(r);

@@ -238,14 +238,15 @@ export class EngineKernel {
       // the reply; so that the hub needs no copy, it stays here as a large one does.
       const reader = this.sharedMemory.readerOf(request.metadata);
       const awaited = reader?.awaited === true;
-      // A value its client has not asked for stays here until it does (nothing to keep of
-      // `undefined`), and a large one in any case (see kept-values.ts).
-      const unasked =
-        request.metadata.unasked === true && value !== undefined && this.values.fetchable;
+      // An intermediate value (other tasks take it, its client does not await it yet) stays
+      // here until asked for (nothing to keep of `undefined`), and a large one in any case
+      // (see kept-values.ts).
+      const intermediate =
+        request.metadata.intermediate === true && value !== undefined && this.values.fetchable;
       const kept = this.values.kept.keep(
         request.header.msg_id,
         frames,
-        awaited ? SHARED_MEMORY_THRESHOLD : unasked ? 0 : KEEP_BYTES,
+        awaited ? SHARED_MEMORY_THRESHOLD : intermediate ? 0 : KEEP_BYTES,
       );
       if (kept === undefined) return { content: { status: 'ok' }, buffers: frames };
       if (awaited) {

@@ -188,8 +188,9 @@ export interface ContentMap {
   };
   /**
    * `kept`: the result's size in bytes when it stays on the engine that made it
-   * (`value_request` fetches it): when it is large, or its request's metadata says `unasked`
-   * (its client does not await it yet). Else the value rides in the buffers. A small kept one
+   * (`value_request` fetches it): when it is large, or its request's metadata says
+   * `intermediate` (other tasks take it, its client does not await it yet). Else the value
+   * rides in the buffers. A small kept one
    * rides all the same to the hub, which keeps it for the tasks that take it, but never on to
    * the client.
    */
@@ -266,7 +267,8 @@ export interface ContentMap {
    * value rides in the buffers, and it travels as the task's output does.
    */
   data_message: Record<string, never>;
-  // Values kept on engines (results too large to travel unasked; see `apply_reply`).
+  // Values kept on engines (intermediates, and results too large to travel unasked; see
+  // `apply_reply`).
   /**
    * To an engine's direct socket, from a client awaiting the value or an engine running a task
    * that needs it; the reply carries it in its buffers or a shared memory segment.

@@ -168,25 +168,36 @@ describe('task graphs: results as arguments', () => {
     made.release();
   });
 
-  it('never brings a small result it does not await to the client, until it is awaited', async () => {
+  it('never brings an intermediate it does not await to the client, until it is awaited', async () => {
     await countingReceived(async (received) => {
       // Under the size that comes through shared memory, so that every byte comes on a socket.
       const text = (): string => 'x'.repeat(200_000);
       const lv = t.rc.loadBalancedView();
-      // Through the hub, straight to an engine, and in a leased slot.
+      const leasing = lv.withOptions({ lease: true });
+      // Held while tasks run in it: the leased task below goes straight to its engine.
+      await leasing.apply(() => 0);
+      // Through the hub, straight to an engine, and in a leased slot, each built with the task
+      // that takes it.
       const balanced = lv.apply(text);
       const direct = t.rc.directView(1).apply(text);
-      const leased = lv.withOptions({ lease: true }).apply(text);
-      await until(() => balanced.ready() && direct.ready() && leased.ready(), 'the three ended');
+      const leased = leasing.apply(text);
       const lengths = [
         lv.apply((s: string) => s.length, balanced),
         lv.apply((s: string[]) => s[0].length, direct),
         lv.apply((s: string) => s.length, leased),
       ];
       assert.deepEqual(await Promise.all(lengths), [200_000, 200_000, 200_000]);
+      await until(() => balanced.ready() && direct.ready() && leased.ready(), 'the three ended');
       assert.ok(received() < 100_000, `the client received ${received()} bytes`);
       assert.deepEqual(await Promise.all([balanced, direct, leased]), [text(), [text()], text()]);
       assert.ok(received() > 600_000, `awaited, the values came: ${received()} bytes`);
+      // A result awaited as its task leaves comes with its reply, even one another task takes.
+      const awaited = lv.apply(text);
+      const taker = lv.apply((s: string) => s.length, awaited);
+      const before = received();
+      assert.equal(await awaited, text());
+      assert.equal(await taker, 200_000);
+      assert.ok(received() - before > 200_000, 'the awaited value came');
     });
   });
 
@@ -307,6 +318,27 @@ describe('task graphs: results as arguments', () => {
     assert.equal(await waiting, 200_001);
     assert.notEqual(big.engineIds[0], keeper.id, 'remade elsewhere');
     assert.equal(sum(await big), 200_000);
+    await t.cluster.addEngines(1);
+    await t.rc.waitForEngines(3);
+  });
+
+  it('keeps a small value its killed engine kept: the hub’s copy serves, with no rerun', async function () {
+    this.timeout(30_000);
+    const lv = t.rc.loadBalancedView();
+    const [first] = t.rc.ids;
+    // An intermediate: it stays on engine 0, and the hub has a copy.
+    const small = lv.withOptions({ retries: 1, targets: [first] }).apply(() => [1, 2, 3]);
+    const slow = lv
+      .withOptions({ targets: t.rc.ids.filter((id) => id !== first) })
+      .apply(() => new Promise<number>((r) => setTimeout(() => r(1), 1500)));
+    const waiting = lv.apply((x: number[], y: number) => x.length + y, small, slow);
+    await until(() => small.ready(), 'the value made');
+    const keeper = t.rc.engineInfo.find((e) => e.id === first);
+    assert.ok(keeper);
+    process.kill(keeper.pid, 'SIGKILL');
+    assert.equal(await waiting, 4);
+    assert.deepEqual(await small, [1, 2, 3]);
+    assert.equal(small.engineIds[0], keeper.id, 'not run again');
     await t.cluster.addEngines(1);
     await t.rc.waitForEngines(3);
   });
@@ -603,6 +635,8 @@ describe('task graphs: the values of a client that dies without closing', () => 
           fs.rmSync(go);
           return new Uint8Array(2_000_000);
         }, ${JSON.stringify(started)}, ${JSON.stringify(go)});
+        // The task leaves two microtask turns after it was made; the tell follows ms later.
+        for (let turn = 0; turn < 3; turn++) await null;
         const cell = new Int32Array(new SharedArrayBuffer(4));
         while (!existsSync(${JSON.stringify(started)})) Atomics.wait(cell, 0, 0, 10);
         Atomics.wait(cell, 0, 0);
