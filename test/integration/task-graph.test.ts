@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { tableFromArrays, type Table } from 'apache-arrow';
 import type { AsyncResult, ExecuteReply } from '../../client/async-result';
+import type { LoadBalancedView } from '../../client/views';
 import {
   DependencyError,
   EngineError,
@@ -343,14 +344,26 @@ describe('task graphs: results as arguments', () => {
     await t.rc.waitForEngines(3);
   });
 
-  it('reruns it too for a dependant fetching the value when its engine is killed', async function () {
-    this.timeout(30_000);
+  type Engine = (typeof t.rc.engineInfo)[number];
+  /** A value kept on its engine (`keeper`), made with a retry, and another engine (`user`). */
+  async function keptWithRetry(): Promise<{
+    lv: LoadBalancedView;
+    big: AsyncResult<Float64Array>;
+    keeper: Engine;
+    user: Engine;
+  }> {
     const lv = t.rc.loadBalancedView();
     const big = lv.withOptions({ retries: 1 }).apply(ones);
     await big.wait();
     const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
     const user = t.rc.engineInfo.find((e) => e.id !== big.engineIds[0]);
     assert.ok(keeper && user);
+    return { lv, big, keeper, user };
+  }
+
+  it('reruns it too for a dependant fetching the value when its engine is killed', async function () {
+    this.timeout(30_000);
+    const { lv, big, keeper, user } = await keptWithRetry();
     await blockEngine(keeper.id);
     const fetching = lv.withOptions({ targets: [user.id] }).apply(sum, big);
     await new Promise((r) => setTimeout(r, 500));
@@ -364,12 +377,7 @@ describe('task graphs: results as arguments', () => {
 
   it('runs once a dependant that fetched its value before the engine keeping it was killed', async function () {
     this.timeout(30_000);
-    const lv = t.rc.loadBalancedView();
-    const big = lv.withOptions({ retries: 1 }).apply(ones);
-    await big.wait();
-    const keeper = t.rc.engineInfo.find((e) => e.id === big.engineIds[0]);
-    const user = t.rc.engineInfo.find((e) => e.id !== big.engineIds[0]);
-    assert.ok(keeper && user);
+    const { lv, big, keeper, user } = await keptWithRetry();
     const runs = join(tmpdir(), `tsp-runs-${process.pid}`);
     const go = `${runs}.go`;
     const used = lv.withOptions({ targets: [user.id] }).apply(
