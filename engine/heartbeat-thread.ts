@@ -87,7 +87,7 @@ function endProcessSoon(): void {
  * Beats to the controller every period from its own socket and acts on its control messages, in
  * the heartbeat thread. Returns the function that stops it.
  */
-export function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
+function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
   const channel = ownConnection(
     data.address,
     { linger: 0, ...data.curve },
