@@ -11,6 +11,7 @@ import {
   isRequestType,
   unpackCarried,
   type EngineRequestType,
+  type EngineUsage,
   type IHeader,
   type Message,
   type ReplyType,
@@ -182,10 +183,33 @@ export class Hub {
     if (handler) this.run(handler, msg, wire, this.engineReplies);
   }
 
-  /** A heartbeat from an engine's control thread; answered so the engine knows the hub lives. */
+  /**
+   * A heartbeat from an engine's control thread, or for all the lightweight engines of a
+   * process (`engines`); answered once, so the sender knows the hub lives.
+   */
   handleHeartbeat(msg: Message): void {
     if (!isMsg(msg, 'heartbeat')) return;
-    const uuid = engineIdentity(msg.identities);
+    const { engines, usage } = msg.content;
+    const answer = (): void =>
+      this.out.toEngineControl(
+        this.session.msg('heartbeat', {}, { parent: msg.header, identities: msg.identities }),
+      );
+    if (engines === undefined) {
+      if (this.beat(msg.identities, msg.header, usage)) answer();
+      return;
+    }
+    for (const uuid of engines)
+      this.beat([...msg.identities, Buffer.from(uuid)], msg.header, usage);
+    answer();
+  }
+
+  /**
+   * Counts a beat of the engine at `route` (see `RegisteredEngine.controlRoute`), which joins
+   * at its first; an engine the hub does not know is told to register again. Returns whether
+   * the hub knows it.
+   */
+  private beat(route: Buffer[], parent: IHeader<'heartbeat'>, usage?: EngineUsage): boolean {
+    const uuid = engineIdentity(route);
     const joined = this.engines.join(uuid);
     if (joined) {
       this.out.publish(
@@ -200,19 +224,13 @@ export class Hub {
       // controller restarted: it must register again, with a new id.
       const reason = this.engines.droppedReason(uuid) ?? 'the controller does not know this engine';
       this.out.toEngineControl(
-        this.session.msg(
-          'registration_lost',
-          { reason },
-          { parent: msg.header, identities: msg.identities },
-        ),
+        this.session.msg('registration_lost', { reason }, { parent, identities: route }),
       );
-      return;
+      return false;
     }
     this.heart.beat(id);
-    this.engines.get(id)?.beat(msg.identities, msg.content.usage);
-    this.out.toEngineControl(
-      this.session.msg('heartbeat', {}, { parent: msg.header, identities: msg.identities }),
-    );
+    this.engines.get(id)?.beat(route, usage);
+    return true;
   }
 
   /**

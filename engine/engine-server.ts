@@ -34,7 +34,7 @@ import {
 import { ReplayGuard, Session } from '../protocol/session';
 import { SharedMemory, sharedMemoryHost, sweepSharedMemory } from '../protocol/shared-memory';
 import {
-  startHeartbeat,
+  joinProcessHeartbeat,
   type ControlEvent,
   type HeartbeatData,
   type HeartbeatThreadData,
@@ -222,8 +222,7 @@ export class EngineServer {
     if (this.options.lightweight) {
       const { session } = this.channel;
       const link = { linger: 0, ...data.curve };
-      const connection = sharedConnection(data.address, link, session, uuid, this.options.log);
-      const stop = startHeartbeat(
+      const stop = joinProcessHeartbeat(
         data,
         {
           control: (event) => this.onControl(event),
@@ -234,7 +233,7 @@ export class EngineServer {
           // The abort event interrupts the task (see onControl).
           interruptIfRunning: () => {},
         },
-        connection,
+        (share) => sharedConnection(data.address, link, session, share, this.options.log),
       );
       this.stopHeartbeat = async () => stop();
       return;

@@ -3,7 +3,7 @@
  * beating and can deliver signals while user code blocks the main thread in a loop.
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { isMsg, type EngineUsage } from '../protocol/messages';
+import { isMsg, type EngineUsage, type Message } from '../protocol/messages';
 import { Session } from '../protocol/session';
 import type { curveClientOptions } from '../protocol/connection';
 import { keptBytes } from './kept-values';
@@ -87,110 +87,209 @@ function endProcessSoon(): void {
 }
 
 /**
- * Beats to the controller every period and acts on its control messages; in the heartbeat
- * thread, or in the main thread of a lightweight engine. Returns the function that stops it.
+ * Beats to the controller every period from its own socket and acts on its control messages, in
+ * the heartbeat thread. Returns the function that stops it.
  */
-export function startHeartbeat(
-  data: HeartbeatData,
-  act: HeartbeatActions,
-  /** Where beats go: a socket of the engine's own unless given its share of a link. */
-  channel: HubConnection = ownConnection(
+function startHeartbeat(data: HeartbeatData, act: HeartbeatActions): () => void {
+  const channel = ownConnection(
     data.address,
     { linger: 0, ...data.curve },
     new Session(data.key),
     data.uuid,
-  ),
-): () => void {
-  const { session } = channel;
-
-  let lastAnswer = performance.now();
-  let lastBeat = 0;
-  let stopped = false;
-  let aligning = false;
-  const usage = usageMeter(data.kept);
-  const sendBeat = (): void => {
-    lastBeat = performance.now();
-    channel.send(session.msg('heartbeat', { usage: usage() }));
-  };
-  const stop = (): void => {
-    stopped = true;
-    clearInterval(beat);
-  };
-  const tick = (): void => {
-    if (data.parentPid !== null && process.ppid !== data.parentPid) {
-      stop();
-      act.control({ type: 'orphaned' });
-      return;
-    }
-    if (performance.now() - lastAnswer > data.hubTimeout) {
-      stop();
-      act.control({ type: 'hub-lost' });
-      return;
-    }
-    sendBeat();
-    if (!aligning && Date.now() % data.period > data.period / 20) align();
-  };
-  // An interval, not a chain of timeouts: Node re-arms an interval even when a SIGINT sent to
-  // this process ends its callback midway, and the beat must go on.
-  const beat = setInterval(tick, data.period);
-  // Timers run late and an interval keeps the lateness, so the beat is moved back onto the
-  // period boundaries (see untilNextBeat) whenever it slipped. If a SIGINT ends this timeout
-  // midway, only the alignment is lost, never the beat.
-  const align = (): void => {
-    aligning = true;
-    setTimeout(() => {
-      aligning = false;
-      if (stopped) return;
-      beat.refresh();
-      // No second beat right after one (the first beat, or a tick just before the boundary).
-      if (performance.now() - lastBeat > data.period / 2) tick();
-    }, untilNextBeat(data.period));
-  };
-  // The engine joins the cluster at its first beat: send it now, not a period from now.
-  sendBeat();
-  align();
-
+  );
+  const heart = new Heart(data, act);
+  const pulse = new Pulse(channel, data.period, false, () => channel.close());
+  pulse.add(heart);
+  // Everything on this socket is for this engine, the answers to its beats included.
   void (async () => {
-    let joined = false;
-    for await (const msg of channel.messages()) {
-      lastAnswer = performance.now();
-      if (!joined) {
-        joined = true;
-        act.control({ type: 'joined' });
-      }
-      if (isMsg(msg, 'signal_request')) {
-        act.signal(msg.content.signal);
-      } else if (isMsg(msg, 'abort_request')) {
-        act.control({ type: 'abort', msgIds: msg.content.msg_ids });
-        act.interruptIfRunning(msg.content.msg_ids);
-      } else if (isMsg(msg, 'registration_lost')) {
-        act.control({ type: 'dropped', reason: msg.content.reason });
-      } else if (isMsg(msg, 'shutdown_request')) {
-        act.control({ type: 'shutdown' });
-      }
-    }
+    for await (const msg of channel.messages()) heart.receive(msg);
   })();
+  return () => pulse.remove(heart);
+}
+
+/** The beats of this process's lightweight engines, one for all, by the address they go to. */
+const processPulses = new Map<string, Pulse>();
+
+/**
+ * Beats for a lightweight engine, together with every other of its process: the process sends
+ * one beat every period that names them all, with the process's usage measured once, and the
+ * hub's one answer to it counts for each (see `handleHeartbeat` in controller/hub.ts). An engine
+ * that stops leaves the beat, so the hub notices it alone; a process that dies takes all of its
+ * engines' beats with it. `connect` opens a share of the process's link to the hub's heartbeat
+ * socket: the engine's own (`uuid`), which its control messages come on, or the process's
+ * (`null`), which the answers come on. Returns the function that stops the engine's beating.
+ */
+export function joinProcessHeartbeat(
+  data: HeartbeatData,
+  act: HeartbeatActions,
+  connect: (uuid: string | null) => HubConnection,
+): () => void {
+  const heart = new Heart(data, act);
+  const own = connect(data.uuid);
+  void (async () => {
+    for await (const msg of own.messages()) heart.receive(msg);
+  })();
+  let pulse = processPulses.get(data.address);
+  if (!pulse) {
+    const share = connect(null);
+    // Engines of one process beat at the period of the first: they all registered with one
+    // controller, which told each the same.
+    const shared = new Pulse(share, data.period, true, () => {
+      processPulses.delete(data.address);
+      share.close();
+    });
+    processPulses.set(data.address, shared);
+    void (async () => {
+      for await (const msg of share.messages()) if (isMsg(msg, 'heartbeat')) shared.answered();
+    })();
+    pulse = shared;
+  }
+  pulse.add(heart);
   return () => {
-    stop();
-    channel.close();
+    pulse.remove(heart);
+    own.close();
   };
+}
+
+/** One engine's side of the beat: whether it goes on beating, and what the hub tells it. */
+class Heart {
+  private lastAnswer = performance.now();
+  private joined = false;
+
+  constructor(
+    readonly data: HeartbeatData,
+    private readonly act: HeartbeatActions,
+  ) {}
+
+  /** Whether the engine beats on; when not, it was told why (its parent ended, or the hub). */
+  beatsOn(): boolean {
+    if (this.data.parentPid !== null && process.ppid !== this.data.parentPid) {
+      this.act.control({ type: 'orphaned' });
+      return false;
+    }
+    if (performance.now() - this.lastAnswer > this.data.hubTimeout) {
+      this.act.control({ type: 'hub-lost' });
+      return false;
+    }
+    return true;
+  }
+
+  /** The hub answered a beat of this engine, or spoke to it: it lives, and the engine joined. */
+  answered(): void {
+    this.lastAnswer = performance.now();
+    if (this.joined) return;
+    this.joined = true;
+    this.act.control({ type: 'joined' });
+  }
+
+  /** A message from the hub to this engine. */
+  receive(msg: Message): void {
+    this.answered();
+    if (isMsg(msg, 'signal_request')) {
+      this.act.signal(msg.content.signal);
+    } else if (isMsg(msg, 'abort_request')) {
+      this.act.control({ type: 'abort', msgIds: msg.content.msg_ids });
+      this.act.interruptIfRunning(msg.content.msg_ids);
+    } else if (isMsg(msg, 'registration_lost')) {
+      this.act.control({ type: 'dropped', reason: msg.content.reason });
+    } else if (isMsg(msg, 'shutdown_request')) {
+      this.act.control({ type: 'shutdown' });
+    }
+  }
+}
+
+/**
+ * Sends the beats of its hearts over one connection every period, with the process's usage:
+ * one engine's on its own socket, or (`naming` them) the lightweight engines' of a process on
+ * their shared link. Calls `ended` once its last heart left.
+ */
+class Pulse {
+  private readonly hearts = new Set<Heart>();
+  /** Hearts added since the last beat, which beat at the end of the turn: they join then. */
+  private readonly joining: Heart[] = [];
+  private readonly usage = usageMeter();
+  private lastBeat = 0;
+  private aligning = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly channel: HubConnection,
+    private readonly period: number,
+    private readonly naming: boolean,
+    private readonly ended: () => void,
+  ) {
+    // An interval, not a chain of timeouts: Node re-arms an interval even when a SIGINT sent to
+    // this process ends its callback midway, and the beat must go on.
+    this.timer = setInterval(() => this.tick(), period);
+    this.align();
+  }
+
+  add(heart: Heart): void {
+    this.hearts.add(heart);
+    if (this.joining.push(heart) > 1) return;
+    setImmediate(() => this.beat(this.joining.splice(0).filter((h) => this.hearts.has(h))));
+  }
+
+  remove(heart: Heart): void {
+    if (!this.hearts.delete(heart) || this.hearts.size > 0) return;
+    clearInterval(this.timer);
+    this.ended();
+  }
+
+  /** An answer to a beat naming the hearts: each counts it as its own. */
+  answered(): void {
+    for (const heart of this.hearts) heart.answered();
+  }
+
+  private beat(hearts: Heart[]): void {
+    if (hearts.length === 0) return;
+    this.lastBeat = performance.now();
+    const usage = this.usage([...this.hearts].map((h) => h.data.kept));
+    const engines = hearts.map((h) => h.data.uuid);
+    const { session } = this.channel;
+    this.channel.send(session.msg('heartbeat', this.naming ? { usage, engines } : { usage }));
+  }
+
+  private tick(): void {
+    for (const heart of this.hearts) if (!heart.beatsOn()) this.remove(heart);
+    if (this.hearts.size === 0) return;
+    this.beat([...this.hearts]);
+    if (!this.aligning && Date.now() % this.period > this.period / 20) this.align();
+  }
+
+  /**
+   * Timers run late and an interval keeps the lateness, so the beat is moved back onto the
+   * period boundaries (see untilNextBeat) whenever it slipped. If a SIGINT ends this timeout
+   * midway, only the alignment is lost, never the beat.
+   */
+  private align(): void {
+    this.aligning = true;
+    setTimeout(() => {
+      this.aligning = false;
+      if (this.hearts.size === 0) return;
+      this.timer.refresh();
+      // No second beat right after one (a tick just before the boundary, or hearts joining).
+      if (performance.now() - this.lastBeat > this.period / 2) this.tick();
+    }, untilNextBeat(this.period));
+  }
 }
 
 /**
  * Returns a function that measures this process (every thread of it) at each call: its CPU use
- * since the previous call, in percent of one core, and its resident memory; and the bytes of
- * the values its engine keeps, read through `kept`.
+ * since the previous call, in percent of one core, its resident memory, and the bytes of the
+ * values its engines keep, read through their `kept` counters.
  */
-function usageMeter(kept: SharedArrayBuffer): () => EngineUsage {
+function usageMeter(): (kept: readonly SharedArrayBuffer[]) => EngineUsage {
   let cpu = process.cpuUsage();
   let at = performance.now();
-  return () => {
+  return (kept) => {
     const now = performance.now();
     const used = process.cpuUsage(cpu);
     cpu = process.cpuUsage();
     const percent = (used.user + used.system) / 10 / Math.max(1, now - at);
     at = now;
-    return { cpu: Math.round(percent), rss: process.memoryUsage.rss(), kept: keptBytes(kept) };
+    const bytes = kept.reduce((n, k) => n + keptBytes(k), 0);
+    return { cpu: Math.round(percent), rss: process.memoryUsage.rss(), kept: bytes };
   };
 }
 

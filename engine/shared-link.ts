@@ -3,10 +3,11 @@
  * of a process. With an own socket each, a thousand engines in ten processes cost the hub a
  * message per task each way, as tasks spread over the engines cannot share one, and a message per
  * beat; over one connection per process, what the hub sends in one turn to the engines of a
- * process travels as one batch, and so do their replies and beats (see `ChannelOptions.onePeer`).
- * Each message carries its engine's identity behind the process's, so the hub still tells the
- * engines apart (see `engineIdentity` in controller/engine-registry.ts): each registers, beats,
- * joins, is aborted and is dropped on its own.
+ * process travels as one batch, and so do their replies (see `ChannelOptions.onePeer`); their
+ * beats go as one that names them all (`joinProcessHeartbeat` in heartbeat-thread.ts). Each other
+ * message carries its engine's identity behind the process's, so the hub still tells the engines
+ * apart (see `engineIdentity` in controller/engine-registry.ts): each registers, joins, is aborted
+ * and is dropped on its own.
  */
 import * as zmq from 'zeromq';
 import { AsyncQueue } from '../protocol/async-queue';
@@ -24,6 +25,9 @@ export interface HubConnection {
   flush(): void;
   close(): void;
 }
+
+/** The key of the process's own share of a link among its engines' (see `SharedLink.open`). */
+const PROCESS = '';
 
 /** The process's links, by the address of the hub's socket. */
 const links = new Map<string, SharedLink>();
@@ -50,11 +54,15 @@ class SharedLink {
     void this.deliver();
   }
 
-  /** Engine `uuid`'s share of the link, from its own `session`. */
-  open(uuid: string, session: Session): HubConnection {
+  /**
+   * Engine `uuid`'s share of the link, from its own `session`; with `null`, the process's own,
+   * whose messages name no engine (beats for all of them, and their answers).
+   */
+  open(uuid: string | null, session: Session): HubConnection {
+    const key = uuid ?? PROCESS;
     const inbox = new AsyncQueue<Message>();
-    this.inboxes.set(uuid, inbox);
-    const identities = [Buffer.from(uuid)];
+    this.inboxes.set(key, inbox);
+    const identities = uuid === null ? [] : [Buffer.from(uuid)];
     const send = (msg: IMessage): void => this.channel.send({ ...msg, identities });
     return {
       session,
@@ -67,7 +75,7 @@ class SharedLink {
       flush: () => this.channel.flush(),
       close: () => {
         inbox.end();
-        this.inboxes.delete(uuid);
+        this.inboxes.delete(key);
         if (this.inboxes.size > 0) return;
         this.forget();
         this.channel.close();
@@ -77,7 +85,7 @@ class SharedLink {
 
   private async deliver(): Promise<void> {
     for await (const msg of this.channel.messages()) {
-      this.inboxes.get(msg.identities[0]?.toString())?.push(msg);
+      this.inboxes.get(msg.identities[0]?.toString() ?? PROCESS)?.push(msg);
     }
     for (const inbox of this.inboxes.values()) inbox.end();
   }
@@ -85,13 +93,14 @@ class SharedLink {
 
 /**
  * Engine `uuid`'s connection to the hub's socket at `address`, shared with the process's other
- * engines; the link's socket takes `options` from the engine that opens it.
+ * engines, or with `null` the process's own (see `SharedLink.open`); the link's socket takes
+ * `options` from the first that opens it.
  */
 export function sharedConnection(
   address: string,
   options: zmq.SocketOptions<zmq.Dealer>,
   session: Session,
-  uuid: string,
+  uuid: string | null,
   log: (line: string) => void,
 ): HubConnection {
   let link = links.get(address);

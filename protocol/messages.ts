@@ -131,7 +131,7 @@ export interface QueueCounts {
 
 /**
  * An engine process's CPU (percent of one core since its previous beat) and memory (RSS bytes),
- * and the bytes of the results it keeps (see `apply_reply`).
+ * and the bytes of the results its engines keep (see `apply_reply`).
  */
 export interface EngineUsage {
   cpu: number;
@@ -225,10 +225,11 @@ export interface ContentMap {
   /** The sender's identity says which engine leaves. */
   unregistration_request: Record<string, never>;
   /**
-   * The sender's identity says whose beat it is; an engine's beat carries its process's usage,
-   * the hub's answer nothing.
+   * The sender's identity says whose beat it is, or `engines` names them: the lightweight
+   * engines of one process beat together over its shared link (engine/shared-link.ts). A beat
+   * carries its process's usage, the hub's answer nothing.
    */
-  heartbeat: { usage?: EngineUsage };
+  heartbeat: { usage?: EngineUsage; engines?: string[] };
   /** Hub to an engine it does not know (dropped, or the hub restarted): register again. */
   registration_lost: { reason: string };
   registration_notification: { engine: EngineInfo };
@@ -479,7 +480,7 @@ const contentChecks: Record<MsgType, Check> = {
   direct_replies: shape({ replies: arrayOf(carried(['apply_reply', 'execute_reply'])) }),
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
-  heartbeat: shape({ usage: optional(engineUsage) }),
+  heartbeat: shape({ usage: optional(engineUsage), engines: optional(arrayOf(str)) }),
   registration_lost: shape({ reason: str }),
   registration_notification: shape({ engine: engineInfo }),
   unregistration_notification: shape({ id: num, reason: str }),

@@ -74,3 +74,50 @@ describe('lightweight engines, several in one process', function () {
     await once(host, 'exit');
   });
 });
+
+describe('lightweight engines whose process is killed', function () {
+  this.timeout(60_000);
+  let cluster: Cluster;
+  let rc: Client;
+
+  before(async () => {
+    cluster = await Cluster.start({ engines: 1, controller: FAST_HEARTBEAT });
+    rc = await cluster.connect();
+  });
+  after(async () => {
+    rc?.close();
+    await cluster?.stop();
+  });
+
+  it('all die within the heartbeat deadline, and their tasks run again elsewhere', async () => {
+    const state = JSON.parse(readFileSync(cluster.stateFile, 'utf8')) as ClusterState;
+    const host = spawn(process.execPath, [SCALE, 'host', '3', state.engineFile], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    await rc.waitForEngines(4);
+    const light = rc.engineInfo.filter((e) => e.pid === host.pid).map((e) => e.id);
+    assert.equal(light.length, 3);
+    const lv = rc.loadBalancedView().withOptions({ retries: 1 });
+    const sleepThenPid = async (ms: number): Promise<number> => {
+      await new Promise((r) => setTimeout(r, ms));
+      return process.pid;
+    };
+    // One task to each engine; the process's three are running when it is killed.
+    const ars = [1, 2, 3, 4].map(() => lv.apply(sleepThenPid, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const gone = rc.events();
+    host.kill('SIGKILL');
+    const killed = performance.now();
+    const dropped = new Set<number>();
+    for await (const e of gone) {
+      if (e.type === 'engine:unregister' && light.includes(e.id)) dropped.add(e.id);
+      if (dropped.size === light.length) break;
+    }
+    const deadline = FAST_HEARTBEAT.heartbeatDeadline ?? 0;
+    assert.ok(performance.now() - killed < deadline + 1500, 'noticed within the deadline');
+    const pids = await Promise.all(ars);
+    assert.ok(!pids.includes(host.pid ?? -1), 'each task ran again on the engine left');
+    assert.deepEqual(await rc.updateEngines(), rc.ids);
+    assert.equal(rc.ids.length, 1);
+  });
+});

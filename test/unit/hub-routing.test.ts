@@ -1355,6 +1355,46 @@ describe('Hub routing', () => {
         assert.ok(req);
       });
 
+      it("beats for a process's engines together: one answer, and a left-out engine dies alone", () => {
+        // Lightweight engines share their process's link (engine/shared-link.ts), whose
+        // identity comes before each engine's own.
+        const link = Buffer.from('process-link');
+        for (const uuid of ['light-x', 'light-y']) {
+          hub.handleEngine(
+            wire(
+              session.msg(
+                'registration_request',
+                { uuid, pid: 200, hostname: 'node-1' },
+                { identities: [link, Buffer.from(uuid)] },
+              ),
+            ),
+          );
+        }
+        const together = (engines: string[]): void =>
+          hub.handleHeartbeat(wire(session.msg('heartbeat', { engines }, { identities: [link] })));
+        out.take();
+        together(['light-x', 'light-y', 'stranger']);
+        const sent = out.take();
+        assert.deepEqual(only(sent, 'heartbeat', 'control').identities, [link]);
+        const lost = only(sent, 'registration_lost', 'control');
+        assert.deepEqual(lost.identities, [link, Buffer.from('stranger')]);
+        assert.deepEqual(liveEngines(), [0, 1, 2, 3]);
+        // Its control messages reach the engine behind the link.
+        request('signal_request', { targets: [3], signal: 'SIGINT' });
+        const signal = only(out.take(), 'signal_request', 'control');
+        assert.deepEqual(signal.identities, [link, Buffer.from('light-y')]);
+        // One engine of the process stops: the process beats on for the other only.
+        for (let t = 0; t < 4000; t += 500) {
+          together(['light-x']);
+          [ENGINE_A, ENGINE_B].forEach(beat);
+          clock.advance(500);
+        }
+        assert.deepEqual(liveEngines(), [0, 1, 2]);
+        // The process dies: its last engine goes too.
+        onlyBeat([ENGINE_A, ENGINE_B]);
+        assert.deepEqual(liveEngines(), [0, 1]);
+      });
+
       it('tells an unknown identity to register, and does not count its beat', () => {
         const beat = session.msg('heartbeat', {}, { identities: [Buffer.from('stranger')] });
         hub.handleHeartbeat(wire(beat));
