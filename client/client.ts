@@ -119,6 +119,12 @@ export type { MapCall, TaskSource } from './views';
 type HubRequest = Exclude<ClientRequestType, TaskRequestType>;
 type OkContent<T extends keyof ContentMap> = Exclude<ContentMap[T], ErrorContent>;
 
+/**
+ * Tasks made in one run of code that leave together at most (see `Client.post`): enough for a
+ * batch to each engine, few enough that the engines start while the code goes on.
+ */
+const POSTED_MAX = 256;
+
 /** A task's record as the hub keeps it, from `rc.result(msgId)`. */
 export interface ResultRecord {
   msgId: string;
@@ -661,16 +667,19 @@ export class Client {
    * Sends task `state` with `send` once the code running now yields: two turns of the microtask
    * queue later, when the tasks taking its result have been made and `await ar` has asked for
    * the results it waits for, so that the engine knows an intermediate value to keep
-   * (`TaskState.taken`). Tasks leave in the order they were posted; one aborted or failed
-   * meanwhile does not leave.
+   * (`TaskState.taken`); or at once when `POSTED_MAX` wait. Tasks leave in the order they were
+   * posted; one aborted or failed meanwhile does not leave.
    */
   private post(state: TaskState, send: () => void): void {
     if (this.outbox.size === 0) {
       queueMicrotask(() => queueMicrotask(() => this.sendPosted()));
     }
     this.outbox.set(state, send);
+    // Code that makes thousands at once keeps the engines busy meanwhile.
+    if (this.outbox.size >= POSTED_MAX) this.sendPosted();
   }
 
+  /** Sends what `post` holds, in order: also before anything the hub must hear after it. */
   private sendPosted(): void {
     for (const [state, send] of this.outbox) {
       this.outbox.delete(state);
