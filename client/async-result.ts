@@ -73,6 +73,11 @@ export class TaskState {
   /** Code awaits the value (`await`, `get`, `wait`, iterating a map): it comes with the reply. */
   asked = false;
   /**
+   * Set while the task is an intermediate on its way through the hub: called when code asks for
+   * the value after all, so that the hub's copy of it comes with the reply (see `Client.want`).
+   */
+  whenAsked: (() => void) | undefined;
+  /**
    * Bytes of the value when it stayed on its engine (an intermediate, or too large to send
    * unasked):
    * `load` brings it here when it is awaited. Set for good, as the engine keeps it until
@@ -152,6 +157,14 @@ export class TaskState {
     return this.loading;
   }
 
+  /** Code now awaits the value (see `asked`). */
+  ask(): void {
+    if (this.asked) return;
+    this.asked = true;
+    this.whenAsked?.();
+    this.whenAsked = undefined;
+  }
+
   addOutput(o: TaskOutput): void {
     this.outputs.push(o);
     for (const l of this.outputListeners) l(o);
@@ -196,6 +209,7 @@ export class TaskState {
       m.status = 'error';
     }
     this.done = true;
+    this.whenAsked = undefined;
     for (const l of this.listeners.splice(0)) l();
   }
 
@@ -209,6 +223,7 @@ export class TaskState {
     this.metadata.status = 'error';
     this.metadata.received = new Date();
     this.done = true;
+    this.whenAsked = undefined;
     for (const l of this.listeners.splice(0)) l();
   }
 
@@ -494,7 +509,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
    * @internal
    */
   ask(): void {
-    for (const t of this.tasks) t.asked = true;
+    for (const t of this.tasks) t.ask();
   }
 
   /** Calls `listener` with every output as it arrives, from all tasks. */

@@ -71,7 +71,7 @@ export class CachedCall {
    */
   storeWhenDone(task: TaskState, mode: 'call' | 'map', keys: readonly string[]): TaskState {
     // The value comes here to be stored: with the reply, unless it is too large to.
-    task.asked = true;
+    task.ask();
     task.onFinish(() => void task.load().then(() => this.store(task, mode, keys)));
     return task;
   }

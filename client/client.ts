@@ -203,6 +203,8 @@ export class Client {
   private readonly kept = new Map<string, TaskState>();
   /** Released tasks not yet told to the hub; told together, once per turn. */
   private unreleased: string[] = [];
+  /** Intermediates asked for while on their way through the hub, not told yet (see `want`). */
+  private unwanted: string[] = [];
   /** Values being fetched from the engines that keep them: the requests' ids by engine. */
   private readonly fetching = new Map<number, Set<string>>();
 
@@ -542,6 +544,24 @@ export class Client {
     this.unreleased = [];
   }
 
+  /**
+   * Code awaits task `msgId` after all, an intermediate sent through the hub: the hub's copy of
+   * a small value then comes with the reply, rather than the engine's on a second request once
+   * it ends (`Promise.all` over a graph built at once asks for all of them as they run). Told at
+   * the end of the turn, many in one message.
+   */
+  private want(msgId: string): void {
+    if (this.closed) return;
+    if (this.unwanted.length === 0) {
+      setImmediate(() => {
+        if (this.closed) return;
+        this.dealer.send(this.session.msg('value_wanted', { msg_ids: this.unwanted }));
+        this.unwanted = [];
+      });
+    }
+    this.unwanted.push(msgId);
+  }
+
   /** A recorded task's value from the engine keeping it; undefined when it is freed or gone. */
   private async fetchRecorded(msgId: string, engineId: number): Promise<{ value: unknown }> {
     try {
@@ -759,6 +779,8 @@ export class Client {
     // Arguments in shared memory stay there until the task ends, for a retry elsewhere.
     const segment = type === 'apply_request' ? this.sharedMemory.write(buffers, host) : undefined;
     const msgId = state.metadata.msgId;
+    // Only other tasks take the value yet: it stays on its engine until awaited.
+    const intermediate = type === 'apply_request' && state.taken && !state.asked;
     const msg =
       type === 'apply_request'
         ? this.session.msg(type, content as ContentMap['apply_request'], {
@@ -766,12 +788,15 @@ export class Client {
             metadata: {
               ...segment,
               ...this.sharedMemory.readerMetadata(host, awaited),
-              // Only other tasks take the value yet: it stays on its engine until awaited.
-              ...(state.taken && !state.asked && { intermediate: true }),
+              ...(intermediate && { intermediate: true }),
             },
             msgId,
           })
         : this.session.msg(type, content as ContentMap['execute_request'], { buffers, msgId });
+    const viaHub = (): void => {
+      this.dealer.send(msg);
+      if (intermediate) state.whenAsked = () => this.want(msgId);
+    };
     state.metadata.engineId = options.balanced ? null : (options.targets?.[0] ?? null);
     // The hub must know of the tasks this one waits for, those sent straight too.
     const waitsFor = [...(options.after ?? []), ...(options.follow ?? [])];
@@ -781,9 +806,9 @@ export class Client {
     }
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
-      if (!engine || !this.direct.send([msg], engine)) this.dealer.send(msg);
+      if (!engine || !this.direct.send([msg], engine)) viaHub();
     } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
-      this.dealer.send(msg);
+      viaHub();
     }
     if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
@@ -876,9 +901,7 @@ export class Client {
   }
 
   private async receive(): Promise<void> {
-    const fromHub = async (): Promise<void> => {
-      for await (const msg of this.dealer.messages()) this.dispatch(msg);
-    };
+    const fromHub = (): Promise<void> => this.dealer.each(({ msg }) => this.dispatch(msg));
     const notifications = async (): Promise<void> => {
       for await (const msg of this.sub.messages()) {
         if (isMsg(msg, 'registration_notification')) {
@@ -937,7 +960,8 @@ export class Client {
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
       const { content, metadata, buffers } = msg;
       if (!hasSegment(metadata)) {
-        this.settle(parentId, task, content, metadata, () => decodeValue(buffers));
+        const came = buffers.length > 0;
+        this.settle(parentId, task, content, metadata, () => decodeValue(buffers), came);
         return;
       }
       // Read off the event loop; the task is taken out now, so that it settles once.
@@ -971,7 +995,8 @@ export class Client {
 
   /**
    * Ends a task with its reply and, for an apply, its value; an execute's reply is the one that
-   * counts executions. `read`: the value came with the reply through shared memory.
+   * counts executions. `read`: the value came with the reply (see `want`), or through shared
+   * memory.
    */
   private settle(
     msgId: string,

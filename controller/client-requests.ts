@@ -33,7 +33,9 @@ export class ClientRequests {
   ) {}
 
   /** One handler per request type a client may send, and for what it tells of direct paths. */
-  readonly handlers: HandlerTable<ClientRequestType | 'direct_tasks' | 'value_release'> = {
+  readonly handlers: HandlerTable<
+    ClientRequestType | 'direct_tasks' | 'value_release' | 'value_wanted'
+  > = {
     apply_request: (m, wire) => this.tasks.submit(m, wire),
     direct_tasks: (m) => {
       const { tasks } = m.content;
@@ -44,6 +46,7 @@ export class ClientRequests {
       });
     },
     value_release: (m) => this.tasks.release(m.content.msg_ids),
+    value_wanted: (m) => this.tasks.want(m.identities[0], m.content.msg_ids),
     lease_request: (m) => {
       const slots = m.content.slots;
       const leases = this.leases.grant(m.identities[0], slots, this.tasks.queue.size);

@@ -74,6 +74,11 @@ export class TaskDispatcher implements Placement {
   private readonly goneSessions = new Set<string>();
   /** Who still needs the values engines keep, and when to free them. */
   private readonly kept: KeptValueTable;
+  /**
+   * Unfinished intermediates whose clients await them after all (`want`): the hub's copy of a
+   * small value goes with the reply.
+   */
+  private readonly wanted = new Set<string>();
   /** Tasks sent to fetch kept values from other engines, with those engines' ids. */
   private readonly fetching = new Map<string, number[]>();
   /** Of `fetching`, those whose value an engine lost and a rerun remakes (see `refetch`). */
@@ -336,6 +341,14 @@ export class TaskDispatcher implements Placement {
     this.kept.release(msgIds.filter((id) => this.records.get(id) !== undefined));
   }
 
+  /** Client `client` awaits these tasks of its own, unfinished intermediates (see `wanted`). */
+  want(client: Buffer, msgIds: readonly string[]): void {
+    for (const id of msgIds) {
+      const r = this.records.get(id);
+      if (r && !isFinal(r.state) && r.client.equals(client)) this.wanted.add(id);
+    }
+  }
+
   /**
    * The client `client` (its ROUTER identity) is gone without releasing what it held: the values
    * of its tasks are let go, as the client would on closing, those of its unfinished tasks once
@@ -532,10 +545,12 @@ export class TaskDispatcher implements Placement {
     if (replied) this.queue.ran(r, quick);
     if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied, quick);
     // The engine answered a direct task's client itself; anything else the hub answers, without
-    // the copy of a kept value that the hub holds for the tasks that take it (see `apply_reply`).
+    // the copy of a kept value that the hub holds for the tasks that take it (see `apply_reply`)
+    // unless the client wants it after all.
+    const wanted = this.wanted.delete(r.msgId);
     if (!(replied && this.direct.has(r.msgId))) {
       const hubsCopy = keptBytes(reply) !== undefined && reply.buffers.length > 0;
-      if (hubsCopy) this.replies.send({ ...reply, buffers: [] });
+      if (hubsCopy && !wanted) this.replies.send({ ...reply, buffers: [] });
       else this.replies.send(reply, wire);
     }
     this.direct.delete(r.msgId);

@@ -149,16 +149,26 @@ export class Channel {
 
   /** Verified messages as they arrive; ends when the socket closes. */
   async *messages(): AsyncGenerator<Message> {
-    // Not through `received`: each generator a message passes costs it turns of the microtask queue.
     for (let r = await this.next(); r !== null; r = await this.next()) yield r.msg;
   }
 
   /**
-   * Verified messages with the frames they came in, for a relay that forwards them unchanged
-   * (see `Received`); ends when the socket closes.
+   * Calls `handle` with each verified message as it arrives, those of a batch one after another
+   * in one turn, with the frames they came in for a relay that forwards them unchanged (see
+   * `Received`): a process that only dispatches (the hub, a client) saves the promises and
+   * microtask turns `messages` costs every message. Resolves once the socket closes.
    */
-  async *received(): AsyncGenerator<Received> {
-    for (let r = await this.next(); r !== null; r = await this.next()) yield r;
+  async each(handle: (r: Received) => void): Promise<void> {
+    for (let batch = await this.nextBatch(); batch !== null; batch = await this.nextBatch()) {
+      for (const frames of batch) {
+        const r = this.take(frames);
+        if (r) handle(r);
+        if (++this.unbatchedSinceYield >= UNBATCHED_PER_TURN) {
+          this.unbatchedSinceYield = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+    }
   }
 
   /**
@@ -167,40 +177,54 @@ export class Channel {
    */
   private async next(): Promise<Received | null> {
     for (;;) {
-      let frames: Buffer[];
-      if (this.unreadAt < this.unread.length) {
-        frames = this.unread[this.unreadAt++];
-        if (++this.unbatchedSinceYield >= UNBATCHED_PER_TURN) {
-          this.unbatchedSinceYield = 0;
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      } else {
-        let received: Buffer[];
-        try {
-          received = await (this.socket as zmq.Readable).receive();
-        } catch (e) {
-          if (this.socket.closed) return null;
-          throw e;
-        }
-        // A disconnect notice: the identity and one empty frame, which no message is.
-        if (this.options.peerGone && received.length === 2 && received[1].length === 0) {
-          this.options.peerGone(received[0]);
-          continue;
-        }
-        try {
-          this.unread = this.session.unbatch(received, this.replays);
-        } catch (e) {
-          this.drop(e);
-          continue;
-        }
-        frames = this.unread[0];
-        this.unreadAt = 1;
+      if (this.unreadAt >= this.unread.length) {
+        const batch = await this.nextBatch();
+        if (batch === null) return null;
+        this.unread = batch;
+        this.unreadAt = 0;
+      } else if (++this.unbatchedSinceYield >= UNBATCHED_PER_TURN) {
+        this.unbatchedSinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const r = this.take(this.unread[this.unreadAt++]);
+      if (r) return r;
+    }
+  }
+
+  /**
+   * The messages of the next ZeroMQ message received (one, or a batch's), each not yet
+   * verified; null once the socket closed. A batch whose signature or layout is bad is dropped
+   * whole.
+   */
+  private async nextBatch(): Promise<Buffer[][] | null> {
+    for (;;) {
+      let received: Buffer[];
+      try {
+        received = await (this.socket as zmq.Readable).receive();
+      } catch (e) {
+        if (this.socket.closed) return null;
+        throw e;
+      }
+      // A disconnect notice: the identity and one empty frame, which no message is.
+      if (this.options.peerGone && received.length === 2 && received[1].length === 0) {
+        this.options.peerGone(received[0]);
+        continue;
       }
       try {
-        return this.session.receive(frames, this.replays);
+        return this.session.unbatch(received, this.replays);
       } catch (e) {
         this.drop(e);
       }
+    }
+  }
+
+  /** One message of a batch, verified and validated; undefined when it is dropped. */
+  private take(frames: Buffer[]): Received | undefined {
+    try {
+      return this.session.receive(frames, this.replays);
+    } catch (e) {
+      this.drop(e);
+      return undefined;
     }
   }
 

@@ -281,6 +281,11 @@ export interface ContentMap {
    * needs these kept values any more; free them.
    */
   value_release: { msg_ids: string[] };
+  /**
+   * Client to hub: code awaits these intermediates after all, sent through the hub and not
+   * ended yet: their replies bring the hub's copy of a small value along.
+   */
+  value_wanted: { msg_ids: string[] };
 }
 
 /** Every `msg_type` tsparallel knows. */
@@ -504,6 +509,7 @@ const contentChecks: Record<MsgType, Check> = {
   value_request: shape({ msg_id: str }),
   value_reply: reply({}),
   value_release: shape({ msg_ids: arrayOf(str) }),
+  value_wanted: shape({ msg_ids: arrayOf(str) }),
 };
 
 /**

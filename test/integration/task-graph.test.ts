@@ -15,6 +15,7 @@ import {
   RemoteError,
   TaskAbortedError,
 } from '../../protocol/errors';
+import { Session } from '../../protocol/session';
 import { countingReceived, until, useCluster } from './fixture';
 
 /** A value large enough to stay on the engine that made it (1.6 MB). */
@@ -200,6 +201,40 @@ describe('task graphs: results as arguments', () => {
       assert.equal(await taker, 200_000);
       assert.ok(received() - before > 200_000, 'the awaited value came');
     });
+  });
+
+  it('brings an intermediate awaited while its task runs with its reply, not by a second request', async () => {
+    // Counts the requests for kept values this client makes.
+    let fetches = 0;
+    const msg = Session.prototype.msg;
+    Session.prototype.msg = function (this: Session, type, ...rest) {
+      if (type === 'value_request') fetches++;
+      return msg.call(this, type, ...rest) as ReturnType<typeof msg>;
+    } as typeof msg;
+    try {
+      const lv = t.rc.loadBalancedView();
+      const slowText = async (): Promise<string> => {
+        await new Promise((r) => setTimeout(r, 500));
+        return 'x'.repeat(200_000);
+      };
+      const made = lv.apply(slowText);
+      const taker = lv.apply((s: string) => s.length, made);
+      // Both on their way, `made` as an intermediate; then code awaits it as it runs.
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(made.ready(), false);
+      assert.equal(await made, 'x'.repeat(200_000));
+      assert.equal(await taker, 200_000);
+      assert.equal(fetches, 0, 'the value came without a request of its own');
+      // Awaited once its task ended, it is fetched from its engine.
+      const late = lv.apply(() => 'y'.repeat(1000));
+      const lateTaker = lv.apply((s: string) => s.length, late);
+      assert.equal(await lateTaker, 1000);
+      await until(() => late.ready(), 'the intermediate ended');
+      assert.equal(await late, 'y'.repeat(1000));
+      assert.equal(fetches, 1);
+    } finally {
+      Session.prototype.msg = msg;
+    }
   });
 
   it('frees a released value once the tasks waiting for it have ended', async () => {
