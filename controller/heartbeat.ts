@@ -21,7 +21,10 @@ export const systemClock: Clock = {
   },
 };
 
-/** Watches engines' beats and calls `onDead` for one silent past the deadline. */
+/**
+ * Watches engines' beats and calls `onDead` with those silent past the deadline, all that one
+ * check finds together: the engines of a process stop beating at once (engine/shared-link.ts).
+ */
 export class HeartMonitor {
   private readonly lastBeat = new Map<number, number>();
   private stopTimer: (() => void) | undefined;
@@ -32,7 +35,7 @@ export class HeartMonitor {
     readonly period: number,
     /** Milliseconds without a beat after which an engine counts as dead. */
     readonly deadline: number,
-    private readonly onDead: (id: number) => void,
+    private readonly onDead: (ids: number[]) => void,
     private readonly clock: Clock = systemClock,
   ) {}
 
@@ -73,11 +76,9 @@ export class HeartMonitor {
     if (stalled > 0) {
       for (const [id, at] of this.lastBeat) this.lastBeat.set(id, at + stalled);
     }
-    for (const [id, at] of this.lastBeat) {
-      if (now - at > this.deadline) {
-        this.lastBeat.delete(id);
-        this.onDead(id);
-      }
-    }
+    const dead: number[] = [];
+    for (const [id, at] of this.lastBeat) if (now - at > this.deadline) dead.push(id);
+    for (const id of dead) this.lastBeat.delete(id);
+    if (dead.length > 0) this.onDead(dead);
   }
 }

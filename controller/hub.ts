@@ -19,7 +19,7 @@ import {
 } from '../protocol/messages';
 import type { Frame, Session } from '../protocol/session';
 import { ClientRequests } from './client-requests';
-import { EngineRegistry, engineIdentity } from './engine-registry';
+import { EngineRegistry, engineIdentity, type RegisteredEngine } from './engine-registry';
 import { HeartMonitor, systemClock, type Clock } from './heartbeat';
 import { LeaseTable } from './leases';
 import { handlerIn, Replies, type HandlerTable, type HubOutlet } from './hub-outlet';
@@ -101,7 +101,7 @@ export class Hub {
     this.heart = new HeartMonitor(
       options.heartbeatPeriod,
       options.heartbeatDeadline,
-      (id) => this.dropEngine(id, `no heartbeat for ${options.heartbeatDeadline} ms`),
+      (ids) => this.dropEngines(ids, `no heartbeat for ${options.heartbeatDeadline} ms`),
       this.clock,
     );
     this.replies = new Replies(session, (m, wire) => out.toClient(m, wire));
@@ -273,20 +273,29 @@ export class Hub {
       replies.error(identities, { ...header, msg_type: type }, ename, evalue);
   }
 
-  /** An engine stopped beating or left: its tasks are retried or failed, and it is forgotten. */
-  private dropEngine(id: number, reason: string): void {
-    this.heart.remove(id);
-    const engine = this.engines.drop(id, reason);
-    if (!engine) return;
-    this.tasks.engineLost(engine, reason);
-    const gone = this.session.msg('unregistration_notification', { id, reason });
-    this.out.publish('hub.unregistration', gone);
-    // Engines fetching values it kept stop waiting for them. Signed once for all: a thousand
-    // signatures per drop would hold the hub up while many engines drop together.
-    const wire = this.session.body(gone);
-    for (const e of this.engines.values())
-      this.out.toEngine({ ...gone, identities: e.route }, wire);
-    this.tasks.queue.schedule();
+  /**
+   * Engines stopped beating or left: their tasks are retried or failed, and they are forgotten.
+   * All are gone before any task is placed again, so that a task of one does not go to another
+   * that stopped with it (the engines of a process stop beating together).
+   */
+  private dropEngines(ids: number[], reason: string): void {
+    const dropped: RegisteredEngine[] = [];
+    for (const id of ids) {
+      this.heart.remove(id);
+      const engine = this.engines.drop(id, reason);
+      if (engine) dropped.push(engine);
+    }
+    for (const engine of dropped) {
+      this.tasks.engineLost(engine, reason);
+      const gone = this.session.msg('unregistration_notification', { id: engine.id, reason });
+      this.out.publish('hub.unregistration', gone);
+      // Engines fetching values it kept stop waiting for them. Signed once for all: a thousand
+      // signatures per drop would hold the hub up while many engines drop together.
+      const wire = this.session.body(gone);
+      for (const e of this.engines.values())
+        this.out.toEngine({ ...gone, identities: e.route }, wire);
+    }
+    if (dropped.length > 0) this.tasks.queue.schedule();
   }
 
   private readonly engineHandlers: HandlerTable<EngineMessageType> = {
@@ -311,7 +320,7 @@ export class Hub {
     unregistration_request: (m) => {
       // The sender's identity says which engine leaves; an engine cannot unregister another.
       const id = this.engines.idOf(engineIdentity(m.identities));
-      if (id !== undefined) this.dropEngine(id, 'it unregistered');
+      if (id !== undefined) this.dropEngines([id], 'it unregistered');
     },
     apply_reply: (m, wire) => this.tasks.finish(m, wire),
     execute_reply: (m, wire) => this.tasks.finish(m, wire),

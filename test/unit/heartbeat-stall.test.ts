@@ -6,7 +6,7 @@ describe('HeartMonitor', () => {
   it('does not count time the controller itself was stalled against an engine', () => {
     const clock = new ManualClock();
     const dead: number[] = [];
-    const monitor = new HeartMonitor(100, 300, (id) => dead.push(id), clock);
+    const monitor = new HeartMonitor(100, 300, (ids) => dead.push(...ids), clock);
     monitor.add(7);
     monitor.start();
     // The controller's own thread is blocked for longer than the deadline (a huge message).
@@ -21,7 +21,7 @@ describe('HeartMonitor', () => {
   it('declares an engine dead that stays silent past the deadline, not before', () => {
     const clock = new ManualClock();
     const dead: number[] = [];
-    const monitor = new HeartMonitor(20, 100, (id) => dead.push(id), clock);
+    const monitor = new HeartMonitor(20, 100, (ids) => dead.push(...ids), clock);
     monitor.add(3);
     monitor.add(4);
     monitor.start();
@@ -37,7 +37,7 @@ describe('HeartMonitor', () => {
   it('gives a new engine its grace before its first beat', () => {
     const clock = new ManualClock();
     const dead: number[] = [];
-    const monitor = new HeartMonitor(20, 100, (id) => dead.push(id), clock);
+    const monitor = new HeartMonitor(20, 100, (ids) => dead.push(...ids), clock);
     monitor.add(5, 1000);
     monitor.start();
     clock.advance(1000);

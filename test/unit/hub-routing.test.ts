@@ -553,6 +553,20 @@ describe('Hub routing', () => {
         assert.equal(reply.metadata.engine_id, 1);
       });
 
+      it('re-sends a task to an engine left, not to one that fell silent with its engine', () => {
+        const ENGINE_C = Buffer.from('engine-c');
+        register(ENGINE_C);
+        const task = apply({ balanced: true, retries: 1 });
+        assert.deepEqual(forwarded(out.take()), [['engine-a', task.header.msg_id]]);
+        // Engines a and b stop beating at once, as the engines of one process do; b was idle
+        // and comes first among the others, so a rerun placed before it is dropped lands there.
+        onlyBeat([ENGINE_C]);
+        const sent = out.take();
+        assert.deepEqual(ofType(sent, 'apply_reply'), []);
+        assert.deepEqual(forwarded(sent), [['engine-c', task.header.msg_id]]);
+        assert.deepEqual(liveEngines(), [2]);
+      });
+
       it('fails a retried task once its retries are used up', () => {
         const task = apply({ balanced: true, retries: 1 });
         onlyBeat([ENGINE_B]);
