@@ -244,7 +244,7 @@ export class ControllerServer {
   private serve(): void {
     this.hub.start();
     const loop = (channel: Channel, handle: (m: Message, wire: Frame[]) => void): Promise<void> =>
-      channel.each(({ msg, wire }) => {
+      channel.serve(({ msg, wire }) => {
         try {
           handle(msg, wire);
         } catch (e) {

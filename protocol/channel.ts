@@ -153,16 +153,17 @@ export class Channel {
   }
 
   /**
-   * Calls `handle` with each verified message as it arrives, those of a batch one after another
-   * in one turn, with the frames they came in for a relay that forwards them unchanged (see
-   * `Received`): a process that only dispatches (the hub, a client) saves the promises and
-   * microtask turns `messages` costs every message. Resolves once the socket closes.
+   * Calls `handle` with each verified message (with its frames, see `Received`) as it arrives,
+   * and whether more of its batch follow at once: those of a batch one after another in one
+   * turn. For a loop that only hands messages on (the hub, a client, an engine's sockets): a
+   * generator costs each message promises and turns of the microtask queue, on a task's round
+   * trip too. Resolves once the socket closes.
    */
-  async each(handle: (r: Received) => void): Promise<void> {
+  async serve(handle: (received: Received, more: boolean) => void): Promise<void> {
     for (let batch = await this.nextBatch(); batch !== null; batch = await this.nextBatch()) {
-      for (const frames of batch) {
-        const r = this.take(frames);
-        if (r) handle(r);
+      for (let i = 0; i < batch.length; i++) {
+        const r = this.take(batch[i]);
+        if (r) handle(r, i < batch.length - 1);
         if (++this.unbatchedSinceYield >= UNBATCHED_PER_TURN) {
           this.unbatchedSinceYield = 0;
           await new Promise((resolve) => setImmediate(resolve));
