@@ -876,9 +876,7 @@ export class Client {
   }
 
   private async receive(): Promise<void> {
-    const fromHub = async (): Promise<void> => {
-      for await (const msg of this.dealer.messages()) this.dispatch(msg);
-    };
+    const fromHub = (): Promise<void> => this.dealer.serve((msg) => this.dispatch(msg));
     const notifications = async (): Promise<void> => {
       for await (const msg of this.sub.messages()) {
         if (isMsg(msg, 'registration_notification')) {

@@ -145,9 +145,7 @@ export class DirectPaths {
     socket.connect(address);
     // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
     const channel = new Channel(socket, this.session, this.log, { batch: true });
-    void (async () => {
-      for await (const msg of channel.messages()) this.receive(msg);
-    })();
+    void channel.serve(this.receive);
     return channel;
   }
 }

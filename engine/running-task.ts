@@ -6,7 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IMessage } from '../protocol/messages';
-import type { OutputEvent } from './kernel';
+import type { MaybePromise, OutputEvent } from './kernel';
 import { TaskOutput } from './output';
 
 /** A request that runs user code. */
@@ -83,15 +83,26 @@ export class RunningSlot {
     return running === undefined ? this.current : running.ended ? undefined : running;
   }
 
-  /** Runs `task` by calling `run`, with the task in place until it settles. */
-  async run<T>(task: RunningTask, run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `task` by calling `run`, with the task in place until it ends: when `run` returns, or
+   * when the promise it returns settles.
+   */
+  run<T>(task: RunningTask, run: () => MaybePromise<T>): MaybePromise<T> {
     this.put(task);
-    try {
-      return await owner.run(task, run);
-    } finally {
+    const end = (): void => {
       task.ended = true;
       this.put(undefined);
+    };
+    let result: MaybePromise<T>;
+    try {
+      result = owner.run(task, run);
+    } catch (e) {
+      end();
+      throw e;
     }
+    if (result instanceof Promise) return result.finally(end);
+    end();
+    return result;
   }
 
   private put(task: RunningTask | undefined): void {

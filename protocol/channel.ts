@@ -154,6 +154,18 @@ export class Channel {
   }
 
   /**
+   * Calls `handle` with each verified message in the turn it arrived in, and whether more of
+   * its batch follow at once; resolves once the socket closed. For a loop that only hands
+   * messages on: `messages()` costs each message the generator's turns of the microtask queue,
+   * on a task's round trip too.
+   */
+  async serve(handle: (msg: Message, more: boolean) => void): Promise<void> {
+    for (let r = await this.next(); r !== null; r = await this.next()) {
+      handle(r.msg, this.unreadAt < this.unread.length);
+    }
+  }
+
+  /**
    * Verified messages with the frames they came in, for a relay that forwards them unchanged
    * (see `Received`); ends when the socket closes.
    */
