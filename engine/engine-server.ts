@@ -464,16 +464,22 @@ export class EngineServer {
 
   /** Sends the held replies, those for one peer as one batch, in the order they were held. */
   private sendHeld(): void {
-    if (this.held.length === 0) return;
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    // A lone reply, a round trip's, needs no grouping.
+    if (held.length === 1) {
+      held[0].channel.send(held[0].reply);
+      return;
+    }
     const byPeer = new Map<string, { channel: HubConnection; replies: TaskReply[] }>();
-    for (const { channel, reply } of this.held) {
+    for (const { channel, reply } of held) {
       const to = reply.identities.map((i) => i.toString('hex')).join('.');
       const peer = `${channel === this.channel ? 'hub' : 'direct'}:${to}`;
       const group = byPeer.get(peer);
       if (group) group.replies.push(reply);
       else byPeer.set(peer, { channel, replies: [reply] });
     }
-    this.held = [];
     for (const { channel, replies } of byPeer.values()) channel.sendTogether(replies);
   }
 

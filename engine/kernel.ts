@@ -68,8 +68,15 @@ const QUICK_MS = 1;
  * their first calls of it do not send their replies alone (see `EngineServer.handle`).
  */
 const lastRunMs = new Map<string, number>();
-/** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
+/** Runs `invoking` through the namespace, so that `breakOnSigint` covers shipped functions too. */
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
+/**
+ * The call `invokeScript` makes, set for the length of one run. The global that calls it is
+ * defined once: a global added and deleted at each task made each run of the script several
+ * times slower.
+ */
+let invoking: (() => unknown) | undefined;
+const invokeCurrent = (): unknown => (invoking as () => unknown)();
 
 /** Runs tasks in the namespace; see the file's comment. */
 export class EngineKernel {
@@ -97,6 +104,10 @@ export class EngineKernel {
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+    Object.defineProperty(this.namespace, '__tspInvoke', {
+      value: invokeCurrent,
+      configurable: true,
+    });
     (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
   }
 
@@ -249,7 +260,7 @@ export class EngineKernel {
               return out.some(isThenable) ? Promise.all(out) : out;
             };
       this.throwIfInterrupted();
-      this.namespace.__tspInvoke = thunk;
+      invoking = thunk;
       const started = performance.now();
       const ran = (): void => void lastRunMs.set(source, performance.now() - started);
       let value: unknown;
@@ -259,7 +270,7 @@ export class EngineKernel {
         ran();
         throw e;
       } finally {
-        delete this.namespace.__tspInvoke;
+        invoking = undefined;
       }
       if (!isThenable(value)) {
         ran();
