@@ -876,7 +876,7 @@ export class Client {
   }
 
   private async receive(): Promise<void> {
-    const fromHub = (): Promise<void> => this.dealer.serve((msg) => this.dispatch(msg));
+    const fromHub = (): Promise<void> => this.dealer.serve(({ msg }) => this.dispatch(msg));
     const notifications = async (): Promise<void> => {
       for await (const msg of this.sub.messages()) {
         if (isMsg(msg, 'registration_notification')) {

@@ -145,7 +145,7 @@ export class DirectPaths {
     socket.connect(address);
     // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
     const channel = new Channel(socket, this.session, this.log, { batch: true });
-    void channel.serve(this.receive);
+    void channel.serve(({ msg }) => this.receive(msg));
     return channel;
   }
 }

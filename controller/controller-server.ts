@@ -243,19 +243,15 @@ export class ControllerServer {
 
   private serve(): void {
     this.hub.start();
-    const loop = async (
-      channel: Channel,
-      handle: (m: Message, wire: Frame[]) => void,
-    ): Promise<void> => {
-      for await (const { msg, wire } of channel.received()) {
+    const loop = (channel: Channel, handle: (m: Message, wire: Frame[]) => void): Promise<void> =>
+      channel.serve(({ msg, wire }) => {
         try {
           handle(msg, wire);
         } catch (e) {
           // A bug in one handler must not stop the receive loop.
           this.options.log(`error handling ${msg.header.msg_type}: ${(e as Error).stack}`);
         }
-      }
-    };
+      });
     void loop(this.client, (m, wire) => this.hub.handleClient(m, wire));
     void loop(this.engine, (m, wire) => this.hub.handleEngine(m, wire));
     void loop(this.heartbeat, (m) => this.hub.handleHeartbeat(m));

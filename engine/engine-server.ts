@@ -207,7 +207,8 @@ export class EngineServer {
       this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     }
     options.log(`registered as engine ${this.id}`);
-    void this.serve(messages);
+    // The rest come to `serve`, without the generator's turns.
+    void this.serve();
   }
 
   private startHeartbeat(uuid: string, period: number): void {
@@ -258,15 +259,15 @@ export class EngineServer {
   }
 
   /** Takes messages from the hub, and tasks from clients on the direct socket, in turn. */
-  private async serve(messages: AsyncGenerator<Message>): Promise<void> {
+  private async serve(): Promise<void> {
     if (this.direct) void this.serveDirect(this.direct.channel);
-    for await (const msg of messages) {
+    await this.channel.serve(({ msg }, more) => {
       // About kept values: at once, not behind the tasks queued here.
       if (isMsg(msg, 'value_release')) this.kept.release(msg.content.msg_ids);
       else if (isMsg(msg, 'unregistration_notification'))
         this.peers.lost(msg.content.id, msg.content.reason);
-      else this.take(msg, 'hub');
-    }
+      else this.take(msg, 'hub', more);
+    });
   }
 
   /**
@@ -274,7 +275,7 @@ export class EngineServer {
    * anything else (a registration reply) is the hub's.
    */
   private async serveDirect(channel: Channel): Promise<void> {
-    await channel.serve((msg, more) => {
+    await channel.serve(({ msg }, more) => {
       if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) {
         if (this.directTaskIds.firstSight(msg.header.msg_id)) this.take(msg, 'client', more);
         else this.options.log(`dropped task ${msg.header.msg_id}, sent twice by its client`);

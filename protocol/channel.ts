@@ -149,28 +149,19 @@ export class Channel {
 
   /** Verified messages as they arrive; ends when the socket closes. */
   async *messages(): AsyncGenerator<Message> {
-    // Not through `received`: each generator a message passes costs it turns of the microtask queue.
     for (let r = await this.next(); r !== null; r = await this.next()) yield r.msg;
   }
 
   /**
-   * Calls `handle` with each verified message in the turn it arrived in, and whether more of
-   * its batch follow at once; resolves once the socket closed. For a loop that only hands
-   * messages on: `messages()` costs each message the generator's turns of the microtask queue,
-   * on a task's round trip too.
+   * Calls `handle` with each verified message (with its frames, see `Received`) in the turn it
+   * arrived in, and whether more of its batch follow at once; resolves once the socket closed.
+   * For a loop that only hands messages on: a generator costs each message turns of the
+   * microtask queue, on a task's round trip too.
    */
-  async serve(handle: (msg: Message, more: boolean) => void): Promise<void> {
+  async serve(handle: (received: Received, more: boolean) => void): Promise<void> {
     for (let r = await this.next(); r !== null; r = await this.next()) {
-      handle(r.msg, this.unreadAt < this.unread.length);
+      handle(r, this.unreadAt < this.unread.length);
     }
-  }
-
-  /**
-   * Verified messages with the frames they came in, for a relay that forwards them unchanged
-   * (see `Received`); ends when the socket closes.
-   */
-  async *received(): AsyncGenerator<Received> {
-    for (let r = await this.next(); r !== null; r = await this.next()) yield r;
   }
 
   /**
