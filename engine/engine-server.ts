@@ -379,9 +379,7 @@ export class EngineServer {
     const task = new RunningTask(msg, replyType, origin, (event) =>
       this.sendOutput(msg, origin, event),
     );
-    // A quick task's outcome is no promise: its reply leaves in the turn the task came in.
-    const ran = this.running.run(task, run);
-    const outcome = ran instanceof Promise ? await ran : ran;
+    const outcome = await this.running.run(task, run);
     task.output.flush();
     // An abort that interrupted this task arrived while it ran; it decides how the task ends.
     this.drainControl();
