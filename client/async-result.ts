@@ -462,14 +462,13 @@ export class AsyncResult<T> implements PromiseLike<T> {
   /** Waits up to `ms` milliseconds (forever if omitted); true when all tasks finished. */
   async wait(ms?: number): Promise<boolean> {
     this.ask();
-    const all = Promise.all(this.tasks.map((t) => t.whenFinished));
     if (ms === undefined) {
-      await all;
+      await this.allFinished();
       return true;
     }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
-    await Promise.race([all, timeout]);
+    await Promise.race([this.allFinished(), timeout]);
     clearTimeout(timer);
     return this.ready();
   }
@@ -479,15 +478,27 @@ export class AsyncResult<T> implements PromiseLike<T> {
     this.ask();
     if (!this.ready()) {
       resultAwaited.announce({ result: this, progress: this.options.progress !== false });
+      const timeout = options.timeout ?? this.options.timeout;
+      if (timeout === undefined) await this.allFinished();
+      else if (!(await this.wait(timeout))) {
+        throw new TimeoutError(
+          `${this.length - this.progress} of ${this.length} tasks not finished after ${timeout} ms; ` +
+            'they keep running: await again, or abort them with ar.abort()',
+        );
+      }
     }
-    const timeout = options.timeout ?? this.options.timeout;
-    if (!(await this.wait(timeout))) {
-      throw new TimeoutError(
-        `${this.length - this.progress} of ${this.length} tasks not finished after ${timeout} ms; ` +
-          'they keep running: await again, or abort them with ar.abort()',
-      );
-    }
-    return this.loadedValue();
+    // Values here already are given without waiting for more turns.
+    return this.tasks.every((t) => t.loaded) ? this.value() : this.loadedValue();
+  }
+
+  /**
+   * Resolves once every task finished: one task's own promise, as going through `Promise.all`
+   * or `wait` would cost a round trip's `await` more turns of the microtask queue.
+   */
+  private allFinished(): Promise<unknown> {
+    return this.tasks.length === 1
+      ? this.tasks[0].whenFinished
+      : Promise.all(this.tasks.map((t) => t.whenFinished));
   }
 
   /** The value of finished tasks, once those kept on their engines are here. */

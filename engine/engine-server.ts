@@ -40,7 +40,7 @@ import {
   type HeartbeatThreadData,
   type ThreadCommand,
 } from './heartbeat-thread';
-import { EngineKernel, type OutputEvent, type TaskOutcome } from './kernel';
+import { EngineKernel, type MaybePromise, type OutputEvent, type TaskOutcome } from './kernel';
 import { mpiPlace } from './mpi-place';
 import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
@@ -97,6 +97,8 @@ export class EngineServer {
   private work: Promise<void> = Promise.resolve();
   /** Messages taken and not yet handled: the tasks in hand. */
   private inHand = 0;
+  /** Messages taken whose handling has not ended: the one being handled, and those in hand. */
+  private unfinished = 0;
   /** Replies ready to leave, held while the next task in hand is quick (see `answer`). */
   private held: { channel: HubConnection; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together (see `report`). */
@@ -205,7 +207,8 @@ export class EngineServer {
       this.control.main.on('message', (event: ControlEvent) => this.onControl(event));
     }
     options.log(`registered as engine ${this.id}`);
-    void this.serve(messages);
+    // The rest come to `serve`, without the generator's turns.
+    void this.serve();
   }
 
   private startHeartbeat(uuid: string, period: number): void {
@@ -256,15 +259,15 @@ export class EngineServer {
   }
 
   /** Takes messages from the hub, and tasks from clients on the direct socket, in turn. */
-  private async serve(messages: AsyncGenerator<Message>): Promise<void> {
+  private async serve(): Promise<void> {
     if (this.direct) void this.serveDirect(this.direct.channel);
-    for await (const msg of messages) {
+    await this.channel.serve(({ msg }, more) => {
       // About kept values: at once, not behind the tasks queued here.
       if (isMsg(msg, 'value_release')) this.kept.release(msg.content.msg_ids);
       else if (isMsg(msg, 'unregistration_notification'))
         this.peers.lost(msg.content.id, msg.content.reason);
-      else this.take(msg, 'hub');
-    }
+      else this.take(msg, 'hub', more);
+    });
   }
 
   /**
@@ -272,12 +275,12 @@ export class EngineServer {
    * anything else (a registration reply) is the hub's.
    */
   private async serveDirect(channel: Channel): Promise<void> {
-    for await (const msg of channel.messages()) {
+    await channel.serve(({ msg }, more) => {
       if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) {
-        if (this.directTaskIds.firstSight(msg.header.msg_id)) this.take(msg, 'client');
+        if (this.directTaskIds.firstSight(msg.header.msg_id)) this.take(msg, 'client', more);
         else this.options.log(`dropped task ${msg.header.msg_id}, sent twice by its client`);
       } else if (isMsg(msg, 'value_request')) this.giveValue(channel, msg);
-    }
+    });
   }
 
   /** Answers a request for a value kept here: through shared memory when the asker sees it. */
@@ -307,24 +310,31 @@ export class EngineServer {
     );
   }
 
-  /** Queues `msg` behind the messages taken before it. */
-  private take(msg: Message, origin: TaskOrigin): void {
+  /**
+   * Queues `msg` behind the messages taken before it; with none, and no more of its batch
+   * (`more`, whose replies would leave together), handles it at once, so that a quick task
+   * runs, and its reply leaves, in the turn it arrived in.
+   */
+  private take(msg: Message, origin: TaskOrigin, more = false): void {
     this.inHand++;
-    this.work = this.work.then(() => this.handle(msg, origin));
+    this.work =
+      this.unfinished++ === 0 && !more
+        ? this.handle(msg, origin)
+        : this.work.then(() => this.handle(msg, origin));
   }
 
   private async handle(msg: Message, origin: TaskOrigin): Promise<void> {
     this.inHand--;
-    // Held replies and reports wait for a quick task only; before anything else, they leave,
-    // with those of the other engines sharing this one's link.
-    if (!this.kernel.isQuick(msg)) {
-      this.sendHeld();
-      this.flushReports();
-      this.channel.flush();
-    }
-    // Control events that arrived while the previous task ran must count before this one.
-    this.drainControl();
     try {
+      // Held replies and reports wait for a quick task only; before anything else, they leave,
+      // with those of the other engines sharing this one's link.
+      if (!this.kernel.isQuick(msg)) {
+        this.sendHeld();
+        this.flushReports();
+        this.channel.flush();
+      }
+      // Control events that arrived while the previous task ran must count before this one.
+      this.drainControl();
       if (isMsg(msg, 'registration_reply')) {
         this.registered(msg.content);
       } else if (isMsg(msg, 'apply_request')) {
@@ -336,6 +346,8 @@ export class EngineServer {
     } catch (e) {
       // A bug here must cost one task, not the engine and everything queued on it.
       this.options.log(`failed to run ${msg.header.msg_id}: ${(e as Error).stack}`);
+    } finally {
+      this.unfinished--;
     }
   }
 
@@ -357,7 +369,7 @@ export class EngineServer {
     msg: TaskRequest,
     replyType: RunningTask['replyType'],
     origin: TaskOrigin,
-    run: () => Promise<TaskOutcome<ContentMap['apply_reply'] | ContentMap['execute_reply']>>,
+    run: () => MaybePromise<TaskOutcome<ContentMap['apply_reply'] | ContentMap['execute_reply']>>,
   ): Promise<void> {
     if (this.aborted.delete(msg.header.msg_id)) {
       const started = new Date().toISOString();
@@ -451,16 +463,22 @@ export class EngineServer {
 
   /** Sends the held replies, those for one peer as one batch, in the order they were held. */
   private sendHeld(): void {
-    if (this.held.length === 0) return;
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    // A lone reply, a round trip's, needs no grouping.
+    if (held.length === 1) {
+      held[0].channel.send(held[0].reply);
+      return;
+    }
     const byPeer = new Map<string, { channel: HubConnection; replies: TaskReply[] }>();
-    for (const { channel, reply } of this.held) {
+    for (const { channel, reply } of held) {
       const to = reply.identities.map((i) => i.toString('hex')).join('.');
       const peer = `${channel === this.channel ? 'hub' : 'direct'}:${to}`;
       const group = byPeer.get(peer);
       if (group) group.replies.push(reply);
       else byPeer.set(peer, { channel, replies: [reply] });
     }
-    this.held = [];
     for (const { channel, replies } of byPeer.values()) channel.sendTogether(replies);
   }
 

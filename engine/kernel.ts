@@ -51,6 +51,12 @@ export interface TaskOutcome<C> {
   metadata?: Record<string, unknown>;
 }
 
+/** An apply's outcome. */
+type ApplyOutcome = TaskOutcome<ContentMap['apply_reply']>;
+
+/** A value, or a promise of one: what a step that ends at once when it can gives. */
+export type MaybePromise<T> = T | Promise<T>;
+
 /** tsparallel's compiled code, whose frames a user's traceback leaves out. */
 const OWN_CODE = resolve(__dirname, '..');
 const INTERRUPTED_BY_SIGINT = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
@@ -62,8 +68,15 @@ const QUICK_MS = 1;
  * their first calls of it do not send their replies alone (see `EngineServer.handle`).
  */
 const lastRunMs = new Map<string, number>();
-/** Runs the thunk stored on the namespace, so that `breakOnSigint` covers shipped functions too. */
+/** Runs `invoking` through the namespace, so that `breakOnSigint` covers shipped functions too. */
 const invokeScript = new vm.Script('__tspInvoke()', { filename: 'tsparallel:invoke' });
+/**
+ * The call `invokeScript` makes, set for the length of one run. The global that calls it is
+ * defined once: a global added and deleted at each task made each run of the script several
+ * times slower.
+ */
+let invoking: (() => unknown) | undefined;
+const invokeCurrent = (): unknown => (invoking as () => unknown)();
 
 /** Runs tasks in the namespace; see the file's comment. */
 export class EngineKernel {
@@ -91,6 +104,10 @@ export class EngineKernel {
     private readonly signals = true,
   ) {
     Object.assign(this.namespace, this.makeGlobals());
+    Object.defineProperty(this.namespace, '__tspInvoke', {
+      value: invokeCurrent,
+      configurable: true,
+    });
     (globalThis as Record<symbol, unknown>)[ACTORS] = processActors;
   }
 
@@ -174,41 +191,60 @@ export class EngineKernel {
 
   /**
    * Calls a function shipped as source. In `map` mode the arguments are equal-length chunks of
-   * each sequence and the result is the array of per-element results.
+   * each sequence and the result is the array of per-element results. A task that waits for
+   * nothing (results of other tasks, arguments in shared memory, a promise its function
+   * returns) ends in the turn it arrived in: its outcome is no promise.
    */
-  async apply(request: IMessage<'apply_request'>): Promise<TaskOutcome<ContentMap['apply_reply']>> {
-    const { source, mode, refs, results } = request.content;
+  apply(request: IMessage<'apply_request'>): MaybePromise<ApplyOutcome> {
     this.beginTask();
-    let argFrames: Buffer[];
-    let values: Map<string, unknown> | undefined;
-    try {
-      // Only results of other tasks, and arguments in shared memory, are waited for: a task
-      // taking neither runs in the turn it arrived in.
-      argFrames = request.buffers;
-      if (request.content.sources !== undefined) {
-        // Other engines' values may take a while to come: an abort interrupts the wait.
-        const gathered = (await this.interruptible(
-          gatherResults(request, this.values.kept, this.values.peers),
-        )) as Awaited<ReturnType<typeof gatherResults>>;
-        values = gathered.values;
-        argFrames = gathered.argFrames;
-      }
-      if (hasSegment(request.metadata)) {
-        argFrames = await this.sharedMemory.read(argFrames, request.metadata);
-      }
-    } catch (e) {
-      // Not the user's error: the client rebuilds it as the condition it names. None of the
-      // task's code ran, which `inputs_failed` tells the hub: it may run the task again.
-      const { name: ename, message: evalue, cause } = e as Error;
-      const error: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
-      if (cause instanceof Error)
-        error.cause = { ename: cause.name, evalue: cause.message, traceback: [] };
-      return {
-        content: { ...error, engine_id: this.engineId },
-        buffers: [],
-        metadata: { inputs_failed: true },
-      };
+    if (request.content.sources === undefined && !hasSegment(request.metadata)) {
+      return this.call(request, request.buffers);
     }
+    return this.inputs(request).then(
+      ({ argFrames, values }) => this.call(request, argFrames, values),
+      (e: unknown) => {
+        // Not the user's error: the client rebuilds it as the condition it names. None of the
+        // task's code ran, which `inputs_failed` tells the hub: it may run the task again.
+        const { name: ename, message: evalue, cause } = e as Error;
+        const error: ErrorContent = { status: 'error', ename, evalue, traceback: [] };
+        if (cause instanceof Error)
+          error.cause = { ename: cause.name, evalue: cause.message, traceback: [] };
+        return {
+          content: { ...error, engine_id: this.engineId },
+          buffers: [],
+          metadata: { inputs_failed: true },
+        };
+      },
+    );
+  }
+
+  /** The arguments of a task taking results of other tasks, or arguments in shared memory. */
+  private async inputs(
+    request: IMessage<'apply_request'>,
+  ): Promise<{ argFrames: Buffer[]; values?: Map<string, unknown> }> {
+    let argFrames = request.buffers;
+    let values: Map<string, unknown> | undefined;
+    if (request.content.sources !== undefined) {
+      // Other engines' values may take a while to come: an abort interrupts the wait.
+      const gathered = (await this.interruptible(
+        gatherResults(request, this.values.kept, this.values.peers),
+      )) as Awaited<ReturnType<typeof gatherResults>>;
+      values = gathered.values;
+      argFrames = gathered.argFrames;
+    }
+    if (hasSegment(request.metadata)) {
+      argFrames = await this.sharedMemory.read(argFrames, request.metadata);
+    }
+    return { argFrames, values };
+  }
+
+  /** Runs the task's function on its arguments; see `apply`. */
+  private call(
+    request: IMessage<'apply_request'>,
+    argFrames: Buffer[],
+    values?: Map<string, unknown>,
+  ): MaybePromise<ApplyOutcome> {
+    const { source, mode, refs, results } = request.content;
     try {
       const fn = this.compile(source);
       const args = decodeValue(argFrames) as unknown[];
@@ -223,16 +259,41 @@ export class EngineKernel {
               const out = Array.from(seqs[0], (_, i) => fn(...seqs.map((s) => s[i])));
               return out.some(isThenable) ? Promise.all(out) : out;
             };
-      this.namespace.__tspInvoke = thunk;
       this.throwIfInterrupted();
+      invoking = thunk;
       const started = performance.now();
+      const ran = (): void => void lastRunMs.set(source, performance.now() - started);
       let value: unknown;
       try {
         value = this.runUserCode(invokeScript);
-        if (isThenable(value)) value = await this.interruptible(value);
+      } catch (e) {
+        ran();
+        throw e;
       } finally {
-        lastRunMs.set(source, performance.now() - started);
+        invoking = undefined;
       }
+      if (!isThenable(value)) {
+        ran();
+        return this.result(request, value);
+      }
+      return this.interruptible(value).then(
+        (v) => {
+          ran();
+          return this.result(request, v);
+        },
+        (e: unknown) => {
+          ran();
+          return { content: this.errorContent(e, true), buffers: [] };
+        },
+      );
+    } catch (e) {
+      return { content: this.errorContent(e, true), buffers: [] };
+    }
+  }
+
+  /** The outcome of a task whose function gave `value`: sent, or kept here (see kept-values.ts). */
+  private result(request: IMessage<'apply_request'>, value: unknown): ApplyOutcome {
+    try {
       const frames = encodeValue(value, 'result');
       // A reader on this host that awaits the value now takes it through shared memory, with
       // the reply; so that the hub needs no copy, it stays here as a large one does.
@@ -258,8 +319,6 @@ export class EngineKernel {
       return { content: { status: 'ok', kept }, buffers: kept < KEEP_BYTES ? frames : [] };
     } catch (e) {
       return { content: this.errorContent(e, true), buffers: [] };
-    } finally {
-      delete this.namespace.__tspInvoke;
     }
   }
 

@@ -6,7 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IMessage } from '../protocol/messages';
-import type { OutputEvent } from './kernel';
+import type { MaybePromise, OutputEvent } from './kernel';
 import { TaskOutput } from './output';
 
 /** A request that runs user code. */
@@ -83,15 +83,37 @@ export class RunningSlot {
     return running === undefined ? this.current : running.ended ? undefined : running;
   }
 
-  /** Runs `task` by calling `run`, with the task in place until it settles. */
-  async run<T>(task: RunningTask, run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `task` by calling `run`, with the task in place until it settles: when the promise
+   * `run` returns settles, or once what `run` gave at once has had a turn of the microtask
+   * queue, so that the callbacks of promises its code settled and did not return still write
+   * as the task.
+   */
+  run<T>(task: RunningTask, run: () => MaybePromise<T>): Promise<T> {
     this.put(task);
-    try {
-      return await owner.run(task, run);
-    } finally {
+    const end = (): void => {
       task.ended = true;
       this.put(undefined);
+    };
+    let result: MaybePromise<T>;
+    try {
+      result = owner.run(task, run);
+    } catch (e) {
+      end();
+      return Promise.reject(e as Error);
     }
+    // One reaction, not an async function's and `finally`'s turns: each costs an engine more
+    // (AsyncLocalStorage's hooks run at every promise).
+    return Promise.resolve(result).then(
+      (value) => {
+        end();
+        return value;
+      },
+      (e: unknown) => {
+        end();
+        throw e;
+      },
+    );
   }
 
   private put(task: RunningTask | undefined): void {

@@ -21,6 +21,11 @@ export interface HubConnection {
   send(msg: IMessage): void;
   sendTogether(msgs: IMessage[]): void;
   messages(): AsyncGenerator<Message>;
+  /**
+   * Calls `handle` with each message as it comes, and whether more are known to follow at once
+   * (see `Channel.serve`); resolves at the end.
+   */
+  serve(handle: (received: { msg: Message }, more: boolean) => void): Promise<void>;
   /** Sends now what waits for the turn's end, as code that may run long is about to start. */
   flush(): void;
   close(): void;
@@ -71,6 +76,9 @@ class SharedLink {
       sendTogether: (msgs) => msgs.forEach(send),
       messages: async function* () {
         yield* inbox;
+      },
+      serve: async (handle) => {
+        for await (const msg of inbox) handle({ msg }, false);
       },
       flush: () => this.channel.flush(),
       close: () => {

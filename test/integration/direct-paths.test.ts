@@ -88,6 +88,29 @@ describe('direct paths: clients and engines without the hub in between', () => {
     }, 'the hub to hold none of them as running');
   });
 
+  it('runs a client’s tasks in the order sent, quick ones taken at once behind ones that wait', async () => {
+    const dv = t.rc.directView(0);
+    // Functions travel without their closures: each finds the list on its engine's globals.
+    type Noted = typeof globalThis & { order: number[] };
+    const note = (i: number): number => (globalThis as Noted).order.push(i);
+    const noteLater = async (i: number): Promise<number> => {
+      await new Promise((r) => setTimeout(r, 20));
+      return (globalThis as Noted).order.push(i);
+    };
+    await dv.apply(() => void ((globalThis as Noted).order = []));
+    // One at a time (each taken up in the turn it arrives), then a burst mixing quick tasks
+    // with ones that wait, which those after them wait for.
+    for (let i = 0; i < 3; i++) await dv.apply(note, i);
+    const burst = [3, 4, 5, 6, 7, 8].map((i) =>
+      i % 2 === 0 ? dv.apply(note, i) : dv.apply(noteLater, i),
+    );
+    await Promise.all(burst);
+    await dv.apply(noteLater, 9);
+    const order = await dv.apply(() => (globalThis as Noted).order);
+    assert.deepEqual(order, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
+    figures.tasksSubmitted += 12;
+  });
+
   it('sends a quick task’s reply before a task behind it that is not quick runs', async () => {
     const dv = t.rc.directView(0);
     const quick = (x: number): number => x + 1;
