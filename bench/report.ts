@@ -3,7 +3,20 @@
  * bench/RESULTS.md it writes. Pure functions of the report, so they can be redrawn from a saved
  * results JSON (`npm run bench -- --from FILE`).
  */
-import type { ScaleResults } from './scale';
+
+/** What the scale scenario measured. */
+export interface ScaleResults {
+  engines: number;
+  processes: number;
+  registrationSeconds: number;
+  heartbeatPeriodMs: number;
+  /** Controller CPU over an idle stretch, in percent of one core. */
+  idleCpuPercent: number;
+  /** Tiny load-balanced tasks a second with all the engines, and with 2. */
+  throughputMany: number;
+  throughputTwo: number;
+  soak: { tasks: number; seconds: number; peakRssMB: number } | null;
+}
 
 /** The systems the grid runs on besides tsparallel, in the order of the table and the chart. */
 export const PEERS = ['ipyparallel', 'dask', 'ray'] as const;

@@ -13,21 +13,7 @@ import { readFileSync } from 'node:fs';
 import type { Client } from '../client/client';
 import { Cluster, type ClusterState } from '../cluster/cluster';
 import { EngineServer } from '../engine/engine-server';
-import { stats } from './report';
-
-/** What the scale scenario measured. */
-export interface ScaleResults {
-  engines: number;
-  processes: number;
-  registrationSeconds: number;
-  heartbeatPeriodMs: number;
-  /** Controller CPU over an idle stretch, in percent of one core. */
-  idleCpuPercent: number;
-  /** Tiny load-balanced tasks a second with all the engines, and with 2. */
-  throughputMany: number;
-  throughputTwo: number;
-  soak: { tasks: number; seconds: number; peakRssMB: number } | null;
-}
+import { stats, type ScaleResults } from './report';
 
 const ENGINES = 1000;
 const PER_PROCESS = 100;
