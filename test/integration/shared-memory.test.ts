@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
@@ -261,6 +261,8 @@ describe('shared memory left by killed processes', () => {
       (async () => {
         const rc = await Client.connect({ connectionFile: ${JSON.stringify(cluster.clientFile)} });
         ${code}
+        // Tasks go out at the end of the turn they were made in.
+        await new Promise((r) => setImmediate(r));
         process.stdout.write('sent\\n');
       })();`;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -306,17 +308,26 @@ describe('shared memory left by killed processes', () => {
   it('sweeps what a killed client left, at the next client start', async function () {
     this.timeout(30_000);
     const { id } = rc.engineInfo[0];
-    // The engine is busy, so the pushed value waits in /dev/shm for it.
-    const busy = rc.directView(id).apply(() => new Promise((r) => setTimeout(r, 1500)));
+    // The engine is busy until the file `done` exists, so the pushed value waits in /dev/shm.
+    const done = join(tmpdir(), `tsp-shm-busy-${process.pid}`);
+    const busy = rc.directView(id).apply(async (file: string) => {
+      const fs = process.getBuiltinModule('node:fs');
+      while (!fs.existsSync(file)) await new Promise((r) => setTimeout(r, 10));
+    }, done);
     const pusher = await clientProcess(
       `rc.directView(${id}).push({ big: new Float64Array(${MB}) });`,
     );
     const pid = pusher.pid as number;
-    assert.equal(segmentsOf([pid]).length, 1, 'the pushed value waits in /dev/shm');
-    pusher.kill('SIGKILL');
-    await new Promise((r) => pusher.once('exit', r));
-    figures.faultsInjected++;
+    try {
+      assert.equal(segmentsOf([pid]).length, 1, 'the pushed value waits in /dev/shm');
+      pusher.kill('SIGKILL');
+      await new Promise((r) => pusher.once('exit', r));
+      figures.faultsInjected++;
+    } finally {
+      writeFileSync(done, '');
+    }
     await busy;
+    rmSync(done);
     // And a reader that asked for a result kept on the engine, and never read the answer (its
     // event loop spins by then: the engine answers once a blocking task lets it), leaves the
     // engine's segment behind when killed.
