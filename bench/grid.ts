@@ -150,7 +150,9 @@ export function grid(quick: boolean): Workload[] {
     label: `random DAG of ${tasks} tiny tasks`,
     unit: 'tasks/s',
     better: 'higher',
-    reps: quick ? 1 : 3,
+    // Five, as the 2,000-task rows: the first graph a process builds compiles its code paths, and
+    // the median of three would be the slower of two warm runs.
+    reps: quick ? 1 : 5,
     params: { kind: 'graph', n: tasks },
     notOn: ['ipyparallel'],
   });
