@@ -793,10 +793,6 @@ export class Client {
             msgId,
           })
         : this.session.msg(type, content as ContentMap['execute_request'], { buffers, msgId });
-    const viaHub = (): void => {
-      this.dealer.send(msg);
-      if (intermediate) state.whenAsked = () => this.want(msgId);
-    };
     state.metadata.engineId = options.balanced ? null : (options.targets?.[0] ?? null);
     // The hub must know of the tasks this one waits for, those sent straight too.
     const waitsFor = [...(options.after ?? []), ...(options.follow ?? [])];
@@ -806,9 +802,9 @@ export class Client {
     }
     if (isDirect(options)) {
       const engine = this.engines.get(options.targets[0]);
-      if (!engine || !this.direct.send([msg], engine)) viaHub();
+      if (!engine || !this.direct.send([msg], engine)) this.sendViaHub(msg, state, intermediate);
     } else if (!(view.options.lease && isLeasable(options) && this.leases.submit(msg))) {
-      viaHub();
+      this.sendViaHub(msg, state, intermediate);
     }
     if (segment) state.onFinish(() => this.sharedMemory.release(segment));
     const task = state.metadata;
@@ -827,6 +823,16 @@ export class Client {
     state.onFinish(() =>
       this.emit({ type: 'task:finish', task, value: state.value, error: state.error }),
     );
+  }
+
+  /**
+   * Sends task `state`'s message `msg` through the hub. A method of its own, not a closure in
+   * `send`: the closures a task keeps until it ends would keep `msg` with them.
+   */
+  private sendViaHub(msg: Message, state: TaskState, intermediate: boolean): void {
+    this.dealer.send(msg);
+    const { msgId } = state.metadata;
+    if (intermediate) state.whenAsked = () => this.want(msgId);
   }
 
   private liveTargets(targets: Targets): number[] {

@@ -6,12 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Client, type ResultRecord } from '../../client/client';
 import { Cluster, type ControllerSettings } from '../../cluster/cluster';
 import { CLI, isAlive } from '../../cluster/launchers/launcher';
 import { Session } from '../../protocol/session';
 
 export { isAlive };
+
+setFlagsFromString('--expose-gc');
+/** Collects this process's garbage now, so that what was dropped is finalized. */
+export const gc = runInNewContext('gc') as () => void;
 
 /**
  * Counts the bytes this process's sockets receive while `run` runs, batched or not (each

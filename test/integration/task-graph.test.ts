@@ -3,8 +3,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { tableFromArrays, type Table } from 'apache-arrow';
 import type { AsyncResult, ExecuteReply } from '../../client/async-result';
 import type { LoadBalancedView } from '../../client/views';
@@ -16,16 +14,12 @@ import {
   TaskAbortedError,
 } from '../../protocol/errors';
 import { Session } from '../../protocol/session';
-import { countingReceived, until, useCluster } from './fixture';
+import { countingReceived, gc, until, useCluster } from './fixture';
 
 /** A value large enough to stay on the engine that made it (1.6 MB). */
 function ones(): Float64Array {
   return new Float64Array(200_000).fill(1);
 }
-
-setFlagsFromString('--expose-gc');
-/** Collects this process's garbage now, so that dropped results are finalized. */
-const gc = runInNewContext('gc') as () => void;
 
 function sum(xs: ArrayLike<number>): number {
   let s = 0;

@@ -1,10 +1,42 @@
 import assert from 'node:assert/strict';
 import { CompositeError, RemoteError, SerializationError } from '../../protocol/errors';
 import { Reference } from '../../client/reference';
-import { useCluster } from './fixture';
+import { gc, until, useCluster } from './fixture';
 
 describe('views on a real cluster of 2 engines', () => {
   const t = useCluster(2);
+
+  it("lets a task's arguments go once it is sent, while it runs (through the hub, direct, leased)", async () => {
+    const slow = async (x: Uint8Array): Promise<number> => {
+      await new Promise((r) => setTimeout(r, 3000));
+      return x.length;
+    };
+    const views = {
+      'through the hub': t.rc.loadBalancedView(),
+      direct: t.rc.directView(0),
+      leased: t.rc.loadBalancedView().withOptions({ lease: true }),
+    };
+    for (const [path, view] of Object.entries(views)) {
+      let freed = false;
+      const finalized = new FinalizationRegistry(() => (freed = true));
+      // Under the shared-memory threshold, so that the bytes travel in the message itself.
+      let arg: Uint8Array | undefined = new Uint8Array(200_000);
+      finalized.register(arg.buffer, path);
+      const ar = view.apply(slow, arg);
+      arg = undefined;
+      await until(
+        () => {
+          gc();
+          return freed;
+        },
+        `${path}: the argument let go while the task runs`,
+        2000,
+        50,
+      );
+      assert.equal(ar.ready(), false, `${path}: still running`);
+      assert.deepEqual(await ar, path === 'direct' ? [200_000] : 200_000);
+    }
+  });
 
   describe('DirectView', () => {
     it('apply runs on every engine and gives results in target order', async () => {
