@@ -157,10 +157,14 @@ export class Channel {
    * and whether more of its batch follow at once: those of a batch one after another in one
    * turn. For a loop that only hands messages on (the hub, a client, an engine's sockets): a
    * generator costs each message promises and turns of the microtask queue, on a task's round
-   * trip too. Resolves once the socket closes.
+   * trip too. Resolves once the socket closes. What `messages` took of a batch and did not give
+   * yet comes first.
    */
   async serve(handle: (received: Received, more: boolean) => void): Promise<void> {
-    for (let batch = await this.nextBatch(); batch !== null; batch = await this.nextBatch()) {
+    let batch: Buffer[][] | null = this.unread.slice(this.unreadAt);
+    this.unread = [];
+    this.unreadAt = 0;
+    for (; batch !== null; batch = await this.nextBatch()) {
       for (let i = 0; i < batch.length; i++) {
         const r = this.take(batch[i]);
         if (r) handle(r, i < batch.length - 1);

@@ -124,6 +124,19 @@ describe('Channel batching over real ZeroMQ sockets', () => {
     assert.equal(texts(opened(large))[0].length, BIG);
   });
 
+  it('serves the rest of a batch that messages() took the first of', async () => {
+    const { router, dealer } = await pair();
+    const sender = new Channel(dealer, session, undefined, { batch: true, holdFirst: true });
+    for (const t of ['1', '2', '3']) sender.send(line(t));
+    const receiver = new Channel(router, session);
+    const first = await receiver.messages().next();
+    assert.deepEqual(texts([first.value as Message]), ['1']);
+    const rest: Message[] = [];
+    void receiver.serve(({ msg }) => rest.push(msg));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(texts(rest), ['2', '3']);
+  });
+
   it('keeps order through a burst, sending large messages alone and large batches in pieces', async () => {
     const { router, dealer } = await pair();
     const channel = new Channel(dealer, session, undefined, { batch: true });
