@@ -266,16 +266,12 @@ export class EngineKernel {
       let value: unknown;
       try {
         value = this.runUserCode(invokeScript);
-      } catch (e) {
-        ran();
-        throw e;
       } finally {
         invoking = undefined;
+        // Returned at once, or thrown: the run is over.
+        if (!isThenable(value)) ran();
       }
-      if (!isThenable(value)) {
-        ran();
-        return this.result(request, value);
-      }
+      if (!isThenable(value)) return this.result(request, value);
       return this.interruptible(value).then(
         (v) => {
           ran();
@@ -283,12 +279,17 @@ export class EngineKernel {
         },
         (e: unknown) => {
           ran();
-          return { content: this.errorContent(e, true), buffers: [] };
+          return this.failed(e);
         },
       );
     } catch (e) {
-      return { content: this.errorContent(e, true), buffers: [] };
+      return this.failed(e);
     }
+  }
+
+  /** The outcome of a task whose code threw `e`. */
+  private failed(e: unknown): ApplyOutcome {
+    return { content: this.errorContent(e, true), buffers: [] };
   }
 
   /** The outcome of a task whose function gave `value`: sent, or kept here (see kept-values.ts). */
@@ -318,7 +319,7 @@ export class EngineKernel {
       // of the reply goes without it (see `EngineServer.reply`).
       return { content: { status: 'ok', kept }, buffers: kept < KEEP_BYTES ? frames : [] };
     } catch (e) {
-      return { content: this.errorContent(e, true), buffers: [] };
+      return this.failed(e);
     }
   }
 
