@@ -91,18 +91,19 @@ export class ClientRequests {
       }
       this.replies.ok(m, { status: 'ok', targets: targets.map((e) => e.id) });
     },
-    result_request: (m) => {
-      const r = this.records.get(m.content.msg_id);
-      if (!r) {
-        this.fail(
-          m,
-          'UnknownTaskError',
-          `no task record for ${m.content.msg_id}: ${this.records.retention}`,
-        );
-        return;
-      }
-      this.replies.ok(m, { status: 'ok', record: summary(r) }, summaryBuffers(r));
-    },
+    result_request: (m) =>
+      this.tasks.whenSettled(m.content.msg_id, () => {
+        const r = this.records.get(m.content.msg_id);
+        if (!r) {
+          this.fail(
+            m,
+            'UnknownTaskError',
+            `no task record for ${m.content.msg_id}: ${this.records.retention}`,
+          );
+          return;
+        }
+        this.replies.ok(m, { status: 'ok', record: summary(r) }, summaryBuffers(r));
+      }),
     resubmit_request: (m) => {
       const { msg_ids: ids, new_msg_ids: newIds } = m.content;
       // A record whose arguments were let go, or went through shared memory (freed once the

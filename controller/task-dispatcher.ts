@@ -11,6 +11,7 @@
  */
 import type { ConditionName } from '../protocol/errors';
 import {
+  DIRECT_REPORT_MS,
   replyTypes,
   type ErrorContent,
   type IMessage,
@@ -37,6 +38,11 @@ import {
   type TaskRequest,
 } from './task-records';
 
+/**
+ * How long an answer about a direct task waits for its engine's news (see `whenSettled`): the
+ * engine's `DIRECT_REPORT_MS`, with room for a busy engine, hub or machine.
+ */
+const SETTLE_MS = 20 * DIRECT_REPORT_MS;
 /** Direct tasks whose engines' news is kept until their clients tell of them. */
 const EARLY_MEMORY = 10_000;
 /** Gone clients whose direct tasks' values are freed as their replies come (`goneSessions`). */
@@ -60,6 +66,8 @@ export class TaskDispatcher implements Placement {
   private readonly clientFrames = new Map<string, Frame[]>();
   /** Unfinished tasks that went straight from their client to their engine. */
   private readonly direct = new Set<string>();
+  /** Answers about direct tasks that wait for their engines' news (see `whenSettled`). */
+  private readonly settling = new Map<string, (() => void)[]>();
   /**
    * What engines sent of direct tasks whose client has not told the hub of them yet (the two
    * travel apart): the latest published data and the reply, with the engine; bounded, as a
@@ -174,6 +182,28 @@ export class TaskDispatcher implements Placement {
       if (this.early.size <= EARLY_MEMORY) break;
       this.early.delete(id);
     }
+  }
+
+  /**
+   * Calls `then` once the hub's record of task `msgId` is as up to date as its client: at once,
+   * unless the task runs on a direct path, whose engine tells of its reply up to
+   * `DIRECT_REPORT_MS` after the client got it (so that a client asking right after the reply
+   * finds the record final); then once the record ends, or after `SETTLE_MS` if it still runs.
+   */
+  whenSettled(msgId: string, then: () => void): void {
+    if (!this.direct.has(msgId)) {
+      then();
+      return;
+    }
+    const answer = (): void => {
+      clearTimeout(timer);
+      const rest = this.settling.get(msgId)?.filter((a) => a !== answer) ?? [];
+      if (rest.length > 0) this.settling.set(msgId, rest);
+      else this.settling.delete(msgId);
+      then();
+    };
+    const timer = setTimeout(answer, SETTLE_MS);
+    this.settling.set(msgId, [...(this.settling.get(msgId) ?? []), answer]);
   }
 
   /**
@@ -555,6 +585,7 @@ export class TaskDispatcher implements Placement {
     }
     this.direct.delete(r.msgId);
     this.records.finish(r, reply);
+    for (const answer of this.settling.get(r.msgId) ?? []) answer();
     this.queue.ended(r.msgId);
     this.fetching.delete(r.msgId);
     this.fetchingRemade.delete(r.msgId);

@@ -25,6 +25,7 @@ import {
 } from '../protocol/connection';
 import { ConnectionError } from '../protocol/errors';
 import {
+  DIRECT_REPORT_MS,
   isMsg,
   packCarried,
   type ContentMap,
@@ -103,6 +104,7 @@ export class EngineServer {
   private held: { channel: HubConnection; reply: TaskReply }[] = [];
   /** Replies to direct tasks not yet told to the hub; told together (see `report`). */
   private unreported: TaskReply[] = [];
+  private reportTimer: NodeJS.Timeout | undefined;
   /** Results kept here until nobody needs them (see kept-values.ts). */
   private readonly kept = new KeptValues();
   /** Values other engines keep, fetched for the tasks that take them; made at registration. */
@@ -483,17 +485,19 @@ export class EngineServer {
   }
 
   /**
-   * Tells the hub of a reply a client got straight, with every other one of this turn in one
-   * message: off the client's path, and one wake-up of the hub for a run of tiny tasks. Not
-   * later than that: `rc.result` asked right after the reply must find the record final.
+   * Tells the hub of a reply a client got straight, with every other one of the next
+   * `DIRECT_REPORT_MS` in one message: off the client's path, and one wake-up of the hub for a
+   * run of round trips. A task that may take longer does not start before they are told.
    */
   private report(reply: TaskReply): void {
     this.unreported.push(reply);
     if (this.unreported.length >= REPORT_BATCH) this.flushReports();
-    else if (this.unreported.length === 1) setImmediate(() => this.flushReports());
+    else this.reportTimer ??= setTimeout(() => this.flushReports(), DIRECT_REPORT_MS);
   }
 
   private flushReports(): void {
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
     if (this.unreported.length === 0) return;
     const { carried, buffers } = packCarried(this.unreported);
     this.unreported = [];

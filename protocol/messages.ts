@@ -238,7 +238,10 @@ export interface ContentMap {
   // afterwards, batched, so that its records, retries and aborts cover those tasks too.
   /** Client to hub: tasks this client sent straight to engines, each with the engine's id. */
   direct_tasks: { tasks: (Carried<TaskRequestType> & { engine_id: EngineId })[] };
-  /** Engine to hub: its replies to tasks clients sent it straight, as the clients got them. */
+  /**
+   * Engine to hub: its replies to tasks clients sent it straight, as the clients got them, at
+   * most `DIRECT_REPORT_MS` later.
+   */
   direct_replies: { replies: Carried<ReplyType<TaskRequestType>>[] };
   // Requests a client makes of the hub, and control the hub sends engines.
   connection_request: Record<string, never>;
@@ -342,6 +345,14 @@ type ReplyOf<T extends RequestType> = T extends `${infer Noun}_request`
  * Each request's reply type, the one place it is spelt; a new request with a reply fails to
  * compile until it is listed here.
  */
+/**
+ * How long an engine may hold a direct task's reply, already sent to its client, before telling
+ * the hub (`direct_replies`): a run of round trips then wakes the hub once, not once per task,
+ * which on two cores costs each round trip a sixth of its time. The hub holds an answer about
+ * such a task that long and more (see `TaskDispatcher.whenSettled`).
+ */
+export const DIRECT_REPORT_MS = 5;
+
 export const replyTypes: { readonly [T in RequestType]: ReplyOf<T> } = {
   apply_request: 'apply_reply',
   execute_request: 'execute_reply',

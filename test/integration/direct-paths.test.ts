@@ -143,6 +143,28 @@ describe('direct paths: clients and engines without the hub in between', () => {
     figures.tasksSubmitted += 2;
   });
 
+  it('gives rc.result a direct task’s final record right after its reply, though its engine tells the hub later', async () => {
+    for (const [i, view] of [
+      t.rc.directView(0),
+      t.rc.loadBalancedView().withOptions({ lease: true }),
+    ].entries()) {
+      for (let round = 0; round < 10; round++) {
+        const ar = view.apply((x: number) => x * 2, round);
+        assert.deepEqual(await ar, i === 0 ? [round * 2] : round * 2);
+        const record = await t.rc.result(ar.msgIds[0]);
+        assert.equal(record.state, 'completed', `round ${round}: the record still said running`);
+        assert.equal(record.value, round * 2);
+      }
+    }
+    // One that runs on is answered as running, a moment later, not when it ends.
+    const running = t.rc.directView(1).apply(printThenSleep, 5000);
+    await started(running);
+    assert.equal((await t.rc.result(running.msgIds[0])).state, 'running');
+    assert.equal(running.ready(), false);
+    await running;
+    figures.tasksSubmitted += 21;
+  });
+
   it('aborts a running direct task and one queued behind it; the engine serves on', async () => {
     const dv = t.rc.directView(0);
     const running = dv.apply(printThenSleep, 60_000);
