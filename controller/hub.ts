@@ -113,6 +113,7 @@ export class Hub {
       this.engines,
       this.records,
       options,
+      this.clock,
     );
     this.requests = new ClientRequests(
       session,

@@ -20,6 +20,7 @@ import {
 import { shortOf, unsatisfiable } from '../protocol/resources';
 import { hasSegment } from '../protocol/shared-memory';
 import type { Frame, Session } from '../protocol/session';
+import type { Clock } from './heartbeat';
 import {
   engineIdentity,
   type EngineRegistry,
@@ -42,7 +43,7 @@ import {
  * How long an answer about a direct task waits for its engine's news (see `whenSettled`): the
  * engine's `DIRECT_REPORT_MS`, with room for a busy engine, hub or machine.
  */
-const SETTLE_MS = 20 * DIRECT_REPORT_MS;
+export const SETTLE_MS = 20 * DIRECT_REPORT_MS;
 /** Direct tasks whose engines' news is kept until their clients tell of them. */
 const EARLY_MEMORY = 10_000;
 /** Gone clients whose direct tasks' values are freed as their replies come (`goneSessions`). */
@@ -99,6 +100,7 @@ export class TaskDispatcher implements Placement {
     private readonly engines: EngineRegistry,
     private readonly records: TaskRecordStore,
     settings: { scheme: Scheme; hwm: number; quickDepth: number },
+    private readonly clock: Clock,
   ) {
     this.queue = new TaskQueue(engines, records, settings, this);
     this.kept = new KeptValueTable(
@@ -196,13 +198,13 @@ export class TaskDispatcher implements Placement {
       return;
     }
     const answer = (): void => {
-      clearTimeout(timer);
+      stopTimer();
       const rest = this.settling.get(msgId)?.filter((a) => a !== answer) ?? [];
       if (rest.length > 0) this.settling.set(msgId, rest);
       else this.settling.delete(msgId);
       then();
     };
-    const timer = setTimeout(answer, SETTLE_MS);
+    const stopTimer = this.clock.every(SETTLE_MS, answer);
     this.settling.set(msgId, [...(this.settling.get(msgId) ?? []), answer]);
   }
 

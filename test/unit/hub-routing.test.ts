@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HUB_ERROR, Hub, type HubOptions, type HubOutlet } from '../../controller/hub';
+import { SETTLE_MS } from '../../controller/task-dispatcher';
 import Database from 'better-sqlite3';
 import { SqliteTaskRecords } from '../../controller/sqlite-task-records';
 import type {
@@ -759,7 +760,6 @@ describe('Hub routing', () => {
         assert.deepEqual(out.take(), [], 'neither to the engine nor to the client');
         const status = queueStatus();
         assert.equal(status.status === 'ok' && status.engines[1].queue, 2);
-        assert.equal(record(tasks[0]).state, 'running');
 
         report(ENGINE_B, tasks);
         assert.deepEqual(out.take(), []);
@@ -787,7 +787,24 @@ describe('Hub routing', () => {
         const task = straight([1]);
         tell(task);
         report(ENGINE_A, [task]);
-        assert.equal(record(task).state, 'running');
+        request('result_request', { msg_id: task.header.msg_id });
+        assert.deepEqual(out.take(), [], 'the answer waits for news from engine 1');
+        report(ENGINE_B, [task]);
+        assert.equal(only(out.take(), 'result_reply').content.status, 'ok');
+      });
+
+      it('answers about one its engine has not told of when the news comes, or as running a moment later', () => {
+        const [done, running] = [straight([1]), straight([1])];
+        tell(done, running);
+        request('result_request', { msg_id: done.header.msg_id });
+        request('result_request', { msg_id: running.header.msg_id });
+        assert.deepEqual(out.take(), [], 'both answers wait');
+        report(ENGINE_B, [done]);
+        const first = only(out.take(), 'result_reply').content;
+        assert.equal(first.status === 'ok' && first.record.state, 'completed');
+        clock.advance(SETTLE_MS);
+        const second = only(out.take(), 'result_reply').content;
+        assert.equal(second.status === 'ok' && second.record.state, 'running');
       });
 
       it('fails them through the hub when their engine dies', () => {
