@@ -412,6 +412,10 @@ def run(system, grid):
             sample = getattr(system, method, None)
             if sample is None:
                 continue
+            # Untimed first, as bench/grid.ts's `warmupSeconds` says.
+            end = now() + w.get("warmupSeconds", 0)
+            while now() < end:
+                sample(*args(p))
             results[w["id"]] = [sample(*args(p)) for _ in range(w["reps"])]
             print(f"{system.name}: {w['id']} done", file=sys.stderr)
     finally:

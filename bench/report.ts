@@ -61,6 +61,8 @@ export interface BenchReport {
     label: string;
     unit: string;
     better: 'higher' | 'lower';
+    /** Seconds the workload ran untimed first, on every system (see `Workload`). */
+    warmupSeconds?: number;
     tsparallel: Stats;
     /** null: the peer is absent or has no equivalent of the workload. */
     peers: Record<Peer, Stats | null>;
@@ -145,6 +147,18 @@ export function table(r: BenchReport): string {
   return out.join('\n');
 }
 
+/** Which workloads ran untimed first, and for how long (none in a run recorded before). */
+function warmups(r: BenchReport): string {
+  const warmed = r.workloads.filter((w) => w.warmupSeconds);
+  if (warmed.length === 0) return '';
+  const seconds = [...new Set(warmed.map((w) => w.warmupSeconds))].join(' or ');
+  return (
+    ` Before its samples, each of ${warmed.map((w) => `“${w.label}”`).join(', ')} ran untimed for ` +
+    `${seconds} s on every system (a latency in the steady state; the raw ZeroMQ floor drops its ` +
+    'first 100 calls).'
+  );
+}
+
 /** bench/RESULTS.md: how the run was made, on what, under what load, then the table. */
 export function markdown(r: BenchReport, chartFile: string): string {
   const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(', ');
@@ -164,7 +178,8 @@ export function markdown(r: BenchReport, chartFile: string): string {
     `on ${r.date}, on ${r.machine}, ${r.engines} engines (workers) per system on 127.0.0.1` +
       `${r.quick ? ', the quick grid' : ''}. Load average (1, 5, 15 min): ${load(r.load.start)} ` +
       `at the start, ${load(r.load.end)} at the end. Medians; ratio: how many times better ` +
-      'tsparallel is (above 1, tsparallel is ahead). The figures are in the JSON beside this file.',
+      'tsparallel is (above 1, tsparallel is ahead). The figures are in the JSON beside this file.' +
+      warmups(r),
     '',
     ...peers,
     '',

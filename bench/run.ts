@@ -266,6 +266,7 @@ async function main(): Promise<void> {
         label: w.label,
         unit: w.unit,
         better: w.better,
+        ...(w.warmupSeconds !== undefined && { warmupSeconds: w.warmupSeconds }),
         tsparallel: t,
         peers,
         ratio: ratios,

@@ -87,67 +87,67 @@ async function graphSample(rc: Client, n: number): Promise<number> {
   return n / ((now() - t) / 1000);
 }
 
+/** Iterations of `spin` that take the CPU workload's `ms`, calibrated at its first sample. */
+let spinN: number | undefined;
+
+/** One sample of workload `w`, in its unit. */
+async function sample(rc: Client, w: Workload): Promise<number> {
+  const p = w.params;
+  switch (p.kind) {
+    case 'rtt':
+      return roundTrip(rc, p.mode, p.lease === true);
+    case 'apply': {
+      const lv = rc.loadBalancedView().withOptions({ lease: p.lease === true });
+      const t = now();
+      const ars = Array.from({ length: p.n }, () => lv.apply(tiny));
+      for (const ar of ars) await ar;
+      return p.n / ((now() - t) / 1000);
+    }
+    case 'map': {
+      const lv = rc.loadBalancedView().withOptions({ chunkSize: p.chunk });
+      const xs = Array.from({ length: p.n }, (_, j) => j);
+      const t = now();
+      await lv.map(tinyX, xs);
+      return p.n / ((now() - t) / 1000);
+    }
+    case 'execute': {
+      const t = now();
+      await rc.directView().execute('const a = 1;', { silent: true });
+      return now() - t;
+    }
+    case 'push':
+    case 'pull':
+    case 'scatter':
+    case 'gather':
+      return transfer(rc, p.kind, p.bytes);
+    case 'batches':
+      return batchesSample(rc, p.rows, p.batches, p.where);
+    case 'graph':
+      return graphSample(rc, p.n);
+    case 'cpu': {
+      spinN ??= calibrate(p.ms);
+      const lv = rc.loadBalancedView(Array.from({ length: p.engines }, (_, j) => j));
+      await lv.apply(spin, 1000); // compiled and warm before the clock starts
+      const t = now();
+      await lv.map(spin, new Array<number>(p.tasks).fill(spinN));
+      return (now() - t) / 1000;
+    }
+    case 'coldstart':
+      throw new Error('a cold start is sampled on a cluster of its own');
+  }
+}
+
 /** Runs `workloads` on a fresh tsparallel cluster; samples by workload id. */
 export async function runTsparallel(workloads: Workload[]): Promise<Record<string, number[]>> {
   const results: Record<string, number[]> = {};
   let cluster = await Cluster.start({ engines: ENGINES });
   let rc = await cluster.connect();
-  let spinN: number | undefined;
   try {
     for (const w of workloads) {
-      const p = w.params;
-      if (p.kind === 'coldstart') continue;
+      if (w.params.kind === 'coldstart') continue;
+      for (const end = now() + (w.warmupSeconds ?? 0) * 1000; now() < end; ) await sample(rc, w);
       const samples: number[] = [];
-      for (let i = 0; i < w.reps; i++) {
-        switch (p.kind) {
-          case 'rtt':
-            samples.push(await roundTrip(rc, p.mode, p.lease === true));
-            break;
-          case 'apply': {
-            const lv = rc.loadBalancedView().withOptions({ lease: p.lease === true });
-            const t = now();
-            const ars = Array.from({ length: p.n }, () => lv.apply(tiny));
-            for (const ar of ars) await ar;
-            samples.push(p.n / ((now() - t) / 1000));
-            break;
-          }
-          case 'map': {
-            const lv = rc.loadBalancedView().withOptions({ chunkSize: p.chunk });
-            const xs = Array.from({ length: p.n }, (_, j) => j);
-            const t = now();
-            await lv.map(tinyX, xs);
-            samples.push(p.n / ((now() - t) / 1000));
-            break;
-          }
-          case 'execute': {
-            const t = now();
-            await rc.directView().execute('const a = 1;', { silent: true });
-            samples.push(now() - t);
-            break;
-          }
-          case 'push':
-          case 'pull':
-          case 'scatter':
-          case 'gather':
-            samples.push(await transfer(rc, p.kind, p.bytes));
-            break;
-          case 'batches':
-            samples.push(await batchesSample(rc, p.rows, p.batches, p.where));
-            break;
-          case 'graph':
-            samples.push(await graphSample(rc, p.n));
-            break;
-          case 'cpu': {
-            spinN ??= calibrate(p.ms);
-            const lv = rc.loadBalancedView(Array.from({ length: p.engines }, (_, j) => j));
-            await lv.apply(spin, 1000); // compiled and warm before the clock starts
-            const t = now();
-            await lv.map(spin, new Array<number>(p.tasks).fill(spinN));
-            samples.push((now() - t) / 1000);
-            break;
-          }
-        }
-      }
+      for (let i = 0; i < w.reps; i++) samples.push(await sample(rc, w));
       results[w.id] = samples;
       process.stderr.write(`tsparallel: ${w.id} done\n`);
     }
