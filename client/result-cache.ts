@@ -131,13 +131,9 @@ export class ResultCache {
       return undefined;
     }
     this.hits++;
-    // The hit makes the entry the most recently used one; an entry removed meanwhile is fine.
-    const now = new Date();
-    try {
-      utimesSync(file, now, now);
-    } catch {
-      // Evicted by another process after the read: the value read is still whole.
-    }
+    // The hit makes the entry the most recently used one; the value read is whole even if
+    // another process evicted the entry meanwhile.
+    markUsed(file);
     return frames;
   }
 
@@ -161,6 +157,7 @@ export class ResultCache {
       rmSync(temp, { force: true });
       throw e;
     }
+    markUsed(file);
     if (maxBytes === Infinity) return;
     this.estimate = (this.estimate ?? this.scan().bytes) + entry.length;
     if (this.estimate > maxBytes) this.evict(maxBytes);
@@ -270,4 +267,18 @@ function decodeEntry(bytes: Buffer): Buffer[] | undefined {
     at += n;
   }
   return at === payload.length ? frames : undefined;
+}
+
+/**
+ * Marks cache file `file` used now, to the microsecond: the times the file system sets itself are
+ * as coarse as the kernel's clock tick (4 ms here), and entries written or hit within one tick
+ * must still be evicted least recently used first.
+ */
+function markUsed(file: string): void {
+  const now = (performance.timeOrigin + performance.now()) / 1000;
+  try {
+    utimesSync(file, now, now);
+  } catch {
+    // Evicted by another process meanwhile: nothing to mark.
+  }
 }

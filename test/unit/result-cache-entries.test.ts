@@ -31,6 +31,22 @@ describe('result cache entries', () => {
     assert.match(a, /^[0-9a-f]{64}$/);
   });
 
+  it('evicts the least recently used entry though all were written and hit within one clock tick', () => {
+    const cache = new ResultCache(dir);
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((k) => cacheKey(k, []));
+    const frames = [Buffer.alloc(1000)];
+    // Room for three entries of a little over 1,000 bytes.
+    const maxBytes = 3500;
+    for (let round = 0; round < 20; round++) {
+      cache.clear();
+      for (const key of [a, b, c]) cache.put(key, frames, maxBytes);
+      assert.ok(cache.get(a), 'a hit: b is now the least recently used');
+      cache.put(d, frames, maxBytes);
+      assert.equal(cache.get(b), undefined, `round ${round}: b was kept`);
+      for (const key of [a, c, d]) assert.ok(cache.get(key), `round ${round}: an entry went`);
+    }
+  });
+
   it('stores frames in a two-character subdirectory and gives them back whole', () => {
     const cache = new ResultCache(dir);
     const key = cacheKey('f', []);
