@@ -114,7 +114,7 @@ describe('large values through shared memory on one host', () => {
   it('starts local engines with glibc keeping freed heap pages for the next value', async () => {
     const [tunables] = await t.rc.directView(0).apply(() => process.env.GLIBC_TUNABLES ?? '');
     const settings = tunables.split(':');
-    for (const s of ['hugetlb=1', `mmap_threshold=${32 * MB}`, `trim_threshold=${64 * MB}`]) {
+    for (const s of ['hugetlb=1', `mmap_threshold=${32 * MB}`, `trim_threshold=${128 * MB}`]) {
       assert.ok(settings.includes(`glibc.malloc.${s}`), `${s} in ${tunables}`);
     }
   });
