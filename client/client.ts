@@ -219,7 +219,7 @@ export class Client {
   ) {
     this.direct = new DirectPaths(session, dealer, (msg) => this.dispatch(msg), log);
     this.leases = new Leases(
-      (slots) => this.request('lease_request', { slots }),
+      (slots, waiting) => this.request('lease_request', { slots, waiting }),
       (tasks, id) => {
         const engine = this.engines.get(id);
         return engine !== undefined && this.direct.send(tasks, engine);
@@ -335,12 +335,12 @@ export class Client {
   }
 
   /**
-   * Tasks queued on each engine and waiting for one; `unassigned` counts this client's tasks
-   * that wait for a leased slot too.
+   * Tasks queued on each engine and waiting for one; `unassigned` counts the tasks that wait in
+   * clients for a leased slot too: this client's as they are now, others' as they last told.
    */
   async queueStatus(): Promise<{ [engineId: number]: QueueCounts; unassigned: number }> {
     const reply = await this.request('queue_status_request', {});
-    return { ...reply.engines, unassigned: reply.unassigned + this.leases.waitingCount };
+    return { ...reply.engines, unassigned: reply.unassigned + this.leases.untold };
   }
 
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */
@@ -1013,7 +1013,7 @@ export class Client {
     read = false,
   ): void {
     this.tasks.delete(msgId);
-    this.leases.done(msgId);
+    this.leases.done(msgId, metadata.quick === true);
     if (content.status === 'ok' && 'kept' in content && content.kept !== undefined) {
       // An intermediate, or too large to come unasked: it stays on its engine until awaited.
       this.kept.set(msgId, task);
@@ -1042,7 +1042,8 @@ export class Client {
   /**
    * After the connection to the controller broke and came back (the controller restarted),
    * replies sent meanwhile went nowhere: ask for each waiting task's record, and end the tasks
-   * that finished, or that the controller no longer knows, so none waits forever.
+   * that finished, or that the controller no longer knows, so none waits forever. Tasks waiting
+   * here for a leased slot never reached it: they go on waiting.
    */
   private resyncOnReconnect(): void {
     let broken = false;
@@ -1057,8 +1058,11 @@ export class Client {
 
   private async resync(): Promise<void> {
     await this.updateEngines().catch(() => undefined);
+    const unsent = this.leases.waitingIds();
+    this.leases.hubRestarted();
     await Promise.all(
       [...this.tasks].map(async ([msgId, task]) => {
+        if (unsent.has(msgId)) return;
         let reply: Message;
         try {
           reply = await this.requestMessage('result_request', { msg_id: msgId });

@@ -6,16 +6,34 @@
  * wait there), the waiting tasks go to the hub, behind those. A lease is given back as soon as
  * no task waits here or runs in its slots: the hub counts lent slots as busy, so an idle lease
  * would hold up every task sent through the hub, this client's too, until its term ran out.
+ *
+ * Tasks are placed as the hub's queue places them: on the engine with the most free slots, and
+ * beyond the hub's high-water mark only a task whose function is known to run under a
+ * millisecond, behind such tasks only, so that a long task holds up no other (with the mark at
+ * 1, a task not known quick waits here until an engine is free, as in ipyparallel).
  */
 import type { IMessage, TaskRequestType } from '../protocol/messages';
+import { QuickFunctions } from '../protocol/quick-functions';
 
-/** Slots asked for on each engine; the hub lends fewer (see `LEASE_DEPTH` in its leases.ts). */
-const SLOTS_WANTED = 16;
+/** Slots asked for on each engine; the hub lends fewer (see its leases.ts). */
+export const SLOTS_WANTED = 64;
 
-/** What the hub answered a lease request: slots by engine id, for `term` milliseconds. */
+/**
+ * What the hub answered a lease request: slots by engine id, for `term` milliseconds, and its
+ * high-water mark.
+ */
 export interface Lent {
   leases: Record<string, number>;
   term: number;
+  mark: number;
+}
+
+/** A task sent in a leased slot, until it ends. */
+interface Placed {
+  engineId: number;
+  source: string | undefined;
+  /** Its function was known to run quick when it was sent. */
+  quick: boolean;
 }
 
 type Task = IMessage<TaskRequestType>;
@@ -26,21 +44,34 @@ export class Leases {
   private lent = new Map<number, number>();
   /** Tasks running in slots, by engine id; they may outlast the lease they were sent under. */
   private readonly busy = new Map<number, number>();
-  /** The engine each task sent under a lease went to, until it ends. */
-  private readonly placed = new Map<string, number>();
+  /** Tasks sent under a lease, until they end. */
+  private readonly placed = new Map<string, Placed>();
+  /** Tasks running in slots whose functions were not known quick when sent, by engine id. */
+  private readonly unsure = new Map<number, number>();
+  private readonly quickFunctions = new QuickFunctions();
+  /** When each engine was last given a task, counted in placements. */
+  private readonly used = new Map<number, number>();
+  private placements = 0;
+  /** The hub's high-water mark, as the last lease told. */
+  private mark = 1;
   /** When the lease ends on this client's clock: counted from the ask, so never after the hub's. */
   private ends = 0;
   private term = 0;
   private asking = false;
+  /** Asks made; an answer to one before the last `hubRestarted` is left unread. */
+  private asks = 0;
   /** The hub lent nothing at the last ask: until then, tasks go to it without asking again. */
   private refusedUntil = 0;
   private waiting: Task[] = [];
+  /** Tasks waiting here that the hub counts: as many as waited when the lease was asked for. */
+  private told = 0;
   /** `atTurnEnd` is due. */
   private turnEndDue = false;
   private expiry: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly ask: (slots: number) => Promise<Lent>,
+    /** Asks for `slots` on each engine, telling the tasks `waiting` here. */
+    private readonly ask: (slots: number, waiting: number) => Promise<Lent>,
     /** Sends tasks straight to an engine, together; false when the client cannot reach it. */
     private readonly straight: (tasks: Task[], engineId: number) => boolean,
     private readonly viaHub: (task: Task) => void,
@@ -71,9 +102,14 @@ export class Leases {
     this.giveBackIfIdle();
   }
 
-  /** Tasks waiting here for a slot. */
-  get waitingCount(): number {
-    return this.waiting.length;
+  /** The ids of the tasks waiting here for a slot. */
+  waitingIds(): Set<string> {
+    return new Set(this.waiting.map((t) => t.header.msg_id));
+  }
+
+  /** How many more tasks wait here for a slot than the hub counts (fewer when negative). */
+  get untold(): number {
+    return this.waiting.length - this.told;
   }
 
   /** Takes the tasks among `msgIds` that wait here out of the queue; returns their ids. */
@@ -85,12 +121,14 @@ export class Leases {
     return dropped.map((t) => t.header.msg_id);
   }
 
-  /** A task ended (its reply came, through either path): its slot is free. */
-  done(msgId: string): void {
-    const id = this.placed.get(msgId);
-    if (id === undefined) return;
-    this.placed.delete(msgId);
-    this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
+  /**
+   * A task ended (its reply came, through either path; `quick` when its engine says it ran
+   * under a millisecond): its slot is free.
+   */
+  done(msgId: string, quick: boolean): void {
+    const placed = this.unplace(msgId);
+    if (!placed) return;
+    if (placed.source !== undefined) this.quickFunctions.ran(placed.source, quick);
     if (this.waiting.length > 0 || this.placed.size === 0) this.atTurnEnd();
   }
 
@@ -126,9 +164,24 @@ export class Leases {
     if (this.lent.size === 0) return;
     this.lent.clear();
     this.ends = 0;
+    this.told = 0;
     clearTimeout(this.expiry);
     // Nothing waits on the answer; one lost with the connection leaves the lease to its term.
-    this.ask(0).catch(() => undefined);
+    this.ask(0, 0).catch(() => undefined);
+  }
+
+  /**
+   * The hub restarted: it lent this client nothing, and an ask made of the old one may never be
+   * answered. What waits here asks it anew.
+   */
+  hubRestarted(): void {
+    this.lent.clear();
+    this.ends = 0;
+    this.told = 0;
+    this.asking = false;
+    this.asks++;
+    clearTimeout(this.expiry);
+    if (this.waiting.length > 0) this.drain();
   }
 
   /** Engine `id` left: no more tasks go there (the hub reruns or fails those that did). */
@@ -136,45 +189,79 @@ export class Leases {
     this.lent.delete(id);
   }
 
-  /** Sends waiting tasks to free slots while the lease lasts; renews it as it runs out. */
+  /**
+   * Sends waiting tasks to free slots while the lease lasts; renews it halfway through its term
+   * while tasks still wait (telling the hub how many), and asks anew once it ended.
+   */
   private drain(): void {
     const now = performance.now();
-    if (now >= this.ends) {
-      if (this.waiting.length > 0) this.renew();
-      return;
-    }
-    if (now > this.ends - this.term / 2 && this.waiting.length > 0) this.renew();
+    if (now < this.ends) this.fill();
+    if (this.waiting.length > 0 && now > this.ends - this.term / 2) this.renew();
+  }
+
+  /** Sends waiting tasks to free slots, one message per engine. */
+  private fill(): void {
     for (;;) {
       const byEngine = new Map<number, Task[]>();
-      for (let id = this.place(); id !== undefined && this.waiting.length > 0; id = this.place()) {
-        const task = this.waiting.shift() as Task;
+      // In order: a task that finds no slot holds back those behind it.
+      for (let id: number | undefined; this.waiting.length > 0; ) {
+        const task = this.waiting[0];
+        const source = 'source' in task.content ? task.content.source : undefined;
+        const quick = source !== undefined && this.quickFunctions.has(source);
+        id = this.place(quick);
+        if (id === undefined) break;
+        this.waiting.shift();
         const tasks = byEngine.get(id);
         if (tasks) tasks.push(task);
         else byEngine.set(id, [task]);
         this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
-        this.placed.set(task.header.msg_id, id);
+        if (!quick) this.unsure.set(id, (this.unsure.get(id) ?? 0) + 1);
+        this.placed.set(task.header.msg_id, { engineId: id, source, quick });
       }
       const unreachable = [...byEngine].filter(([id, tasks]) => !this.straight(tasks, id));
       if (unreachable.length === 0) return;
       // Those go to the other engines, in their order.
       for (const [id, tasks] of unreachable) {
         this.lent.delete(id);
-        for (const t of tasks) this.placed.delete(t.header.msg_id);
-        this.busy.set(id, (this.busy.get(id) ?? 0) - tasks.length);
+        for (const t of tasks) this.unplace(t.header.msg_id);
       }
       this.waiting.unshift(...unreachable.flatMap(([, tasks]) => tasks));
     }
   }
 
-  /** The leased engine with the most free slots, or `undefined` when none is free. */
-  private place(): number | undefined {
+  /**
+   * The leased engine with the most free slots for a task, `quick` when its function is known
+   * to run quick (see the file's comment), or `undefined` when none has room for it.
+   */
+  private place(quick: boolean): number | undefined {
     let best: number | undefined;
     let bestFree = 0;
     for (const [id, n] of this.lent) {
-      const free = n - (this.busy.get(id) ?? 0);
-      if (free > bestFree) [best, bestFree] = [id, free];
+      const busy = this.busy.get(id) ?? 0;
+      // Beyond the mark, only quick tasks queue, and only behind quick ones.
+      if (busy >= this.mark && (!quick || (this.unsure.get(id) ?? 0) > 0)) continue;
+      const free = n - busy;
+      // Of engines as free, the one used least lately, as the hub's least-load scheme picks.
+      const earlier = best !== undefined && this.lastUsed(id) < this.lastUsed(best);
+      if (free > bestFree || (free === bestFree && earlier)) [best, bestFree] = [id, free];
     }
+    if (best !== undefined) this.used.set(best, ++this.placements);
     return best;
+  }
+
+  private lastUsed(id: number): number {
+    return this.used.get(id) ?? 0;
+  }
+
+  /** Stops counting task `msgId` in its slot; returns how it was placed, if it was. */
+  private unplace(msgId: string): Placed | undefined {
+    const placed = this.placed.get(msgId);
+    if (!placed) return undefined;
+    this.placed.delete(msgId);
+    const id = placed.engineId;
+    this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
+    if (!placed.quick) this.unsure.set(id, (this.unsure.get(id) ?? 1) - 1);
+    return placed;
   }
 
   /**
@@ -185,10 +272,14 @@ export class Leases {
     if (this.asking) return;
     this.asking = true;
     const askedAt = performance.now();
-    this.ask(SLOTS_WANTED).then(
-      ({ leases, term }) => {
+    const ask = ++this.asks;
+    this.told = this.waiting.length;
+    this.ask(SLOTS_WANTED, this.told).then(
+      ({ leases, term, mark }) => {
+        if (ask !== this.asks) return;
         this.asking = false;
         this.term = term;
+        this.mark = mark;
         this.lent = new Map(Object.entries(leases).map(([id, n]) => [Number(id), n]));
         this.ends = askedAt + term;
         if (this.lent.size > 0 && performance.now() >= this.ends && !stale) {
@@ -210,6 +301,7 @@ export class Leases {
         this.giveBackIfIdle();
       },
       () => {
+        if (ask !== this.asks) return;
         this.asking = false;
         this.refused(0);
       },
@@ -219,6 +311,7 @@ export class Leases {
   /** No lease: what waits goes through the hub, and no lease is asked for `ms`. */
   private refused(ms: number): void {
     this.ends = 0;
+    this.told = 0;
     this.lent.clear();
     this.refusedUntil = performance.now() + ms;
     const waiting = this.waiting;

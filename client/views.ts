@@ -176,9 +176,12 @@ export interface ViewOptions {
   cache?: CacheOption;
   /**
    * Load-balanced: send tasks straight to engines, in slots the controller lends this client
-   * for a while (a lease), instead of through the controller; default false. Tasks that wait
-   * for a slot wait in the client; the controller still records, aborts and reruns them. The
-   * client gives the lease back once none of its tasks waits or runs in it.
+   * for a while (a lease), as Ray's owners do, instead of through the controller's scheduler;
+   * default false. Tasks that wait for a slot wait in the client; the controller still records,
+   * aborts and reruns them. It lends nothing while tasks wait in its own queue (other clients'
+   * go first) or under a scheme other than `leastload`; the client gives the lease back once
+   * none of its tasks waits or runs in it. Tasks with `after`, `follow`, `targets` or
+   * `resources` always go through the controller.
    */
   lease?: boolean;
   /**

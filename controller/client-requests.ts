@@ -48,9 +48,9 @@ export class ClientRequests {
     value_release: (m) => this.tasks.release(m.content.msg_ids),
     value_wanted: (m) => this.tasks.want(m.identities[0], m.content.msg_ids),
     lease_request: (m) => {
-      const slots = m.content.slots;
-      const leases = this.leases.grant(m.identities[0], slots, this.tasks.queue.size);
-      this.replies.ok(m, { status: 'ok', leases, term: this.leases.term });
+      const { slots, waiting } = m.content;
+      const leases = this.leases.grant(m.identities[0], slots, this.tasks.queue.size, waiting);
+      this.replies.ok(m, { status: 'ok', leases, ...this.leases.terms });
       // Slots given back are the scheduler's again.
       this.tasks.queue.schedule();
     },
@@ -59,7 +59,8 @@ export class ClientRequests {
     queue_status_request: (m) => {
       const engines: Record<string, QueueCounts> = {};
       for (const e of this.engines.values()) engines[e.id] = e.counts;
-      this.replies.ok(m, { status: 'ok', engines, unassigned: this.tasks.queue.size });
+      const unassigned = this.tasks.queue.size + this.leases.waiting;
+      this.replies.ok(m, { status: 'ok', engines, unassigned });
     },
     abort_request: (m) => {
       const { aborted, onEngines } = this.tasks.abort(m.content.msg_ids);

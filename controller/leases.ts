@@ -6,23 +6,25 @@
  * nothing while tasks wait in its own queue, so a client that sends through the hub is never
  * starved by one that holds leases: at its next renewal, the holder is refused and sends
  * through the hub too, behind the tasks already waiting there.
+ *
+ * A lease lends as many slots on an engine as the hub itself would fill there with tasks known
+ * to run under a millisecond (`quickDepth`, or the high-water mark where that is higher), and
+ * tells the mark: its client queues no deeper than the mark a task not known quick, nor anything
+ * behind one (see `client/leases.ts`), as the hub's queue does. Leases place by least load, so a
+ * hub told another scheme lends none: every task then goes through its scheduler.
  */
 import type { EngineRegistry } from './engine-registry';
 import type { Clock } from './heartbeat';
+import type { Scheme } from './schedulers/load-balanced';
 
 /**
- * Slots a lease may fill on one engine where the high-water mark is lower. A leased task is
- * one its client chose to send straight for speed, so it may wait on its engine behind a few
- * others: with one slot, an engine idles for a whole round trip between tiny tasks, while with
- * several its next task is there when one ends, and tasks and replies that meet in one turn
- * travel together. A slow leased task holds up at most the few behind it on its engine.
+ * One client's lease: slots by engine id, when it ends on the hub's clock, and the tasks waiting
+ * in the client for a slot when it asked.
  */
-export const LEASE_DEPTH = 8;
-
-/** One client's lease: slots by engine id, and when it ends on the hub's clock. */
 interface Lease {
   slots: Map<number, number>;
   ends: number;
+  waiting: number;
 }
 
 /** Leases by client; see the file's comment. */
@@ -32,29 +34,36 @@ export class LeaseTable {
 
   constructor(
     private readonly engines: EngineRegistry,
-    /** The high-water mark, and how long a lease lasts (a client renews it halfway through). */
-    private readonly settings: { hwm: number; leaseTerm: number },
+    /** The hub's settings: how long a lease lasts (a client renews it halfway through). */
+    private readonly settings: {
+      scheme: Scheme;
+      hwm: number;
+      quickDepth: number;
+      leaseTerm: number;
+    },
     private readonly clock: Clock,
   ) {}
 
-  get term(): number {
-    return this.settings.leaseTerm;
+  /** What a lease's client is told besides its slots: the term, and the high-water mark. */
+  get terms(): { term: number; mark: number } {
+    return { term: this.settings.leaseTerm, mark: this.settings.hwm };
   }
 
   /**
    * Replaces `client`'s lease with one of up to `slots` on each engine with room below the
-   * high-water mark or `LEASE_DEPTH`, whichever is higher (its own old slots counting as room),
-   * for one term; lends nothing while `waiting` tasks wait in the hub's queue. Returns the slots
-   * lent, by engine id.
+   * lease's depth (its own old slots counting as room), for one term; lends nothing while
+   * `queued` tasks wait in the hub's queue, or under a scheme other than least load. `waiting`:
+   * the client's tasks waiting for a slot. Returns the slots lent, by engine id.
    */
-  grant(client: Buffer, slots: number, waiting: number): Record<string, number> {
+  grant(client: Buffer, slots: number, queued: number, waiting: number): Record<string, number> {
     const key = client.toString('hex');
     const old = this.byClient.get(key);
-    const depth = Math.max(this.settings.hwm, LEASE_DEPTH);
+    const { scheme, hwm, quickDepth } = this.settings;
+    const depth = Math.max(hwm, quickDepth);
     const room = (id: number, committed: number): number =>
       depth - committed + (old?.slots.get(id) ?? 0);
     const lent = new Map<number, number>();
-    if (waiting === 0 && slots > 0) {
+    if (queued === 0 && slots > 0 && scheme === 'leastload') {
       for (const e of this.engines.values()) {
         const n = Math.min(slots, room(e.id, e.committed));
         if (n > 0 && e.info.direct) lent.set(e.id, n);
@@ -63,9 +72,17 @@ export class LeaseTable {
     this.end(key);
     if (lent.size > 0) {
       for (const [id, n] of lent) this.engines.get(id)?.lease(n);
-      this.byClient.set(key, { slots: lent, ends: this.clock.now() + this.term });
+      const ends = this.clock.now() + this.settings.leaseTerm;
+      this.byClient.set(key, { slots: lent, ends, waiting });
     }
     return Object.fromEntries(lent);
+  }
+
+  /** Tasks waiting in clients for a leased slot, as each client last told. */
+  get waiting(): number {
+    let n = 0;
+    for (const lease of this.byClient.values()) n += lease.waiting;
+    return n;
   }
 
   /** True while `client` holds a lease on engine `id`. */

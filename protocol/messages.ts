@@ -249,10 +249,13 @@ export interface ContentMap {
   /**
    * A client asks to send load-balanced tasks straight to engines, up to `slots` at a time on
    * each; the hub lends what it can spare for `term` milliseconds (see `controller/leases.ts`).
-   * A new request replaces the client's lease; one for 0 slots gives it back.
+   * A new request replaces the client's lease; one for 0 slots gives it back. `waiting`: tasks
+   * waiting in the client for a slot, which queue status counts as unassigned while it holds
+   * the lease (adaptive scaling grows the cluster for them).
    */
-  lease_request: { slots: number };
-  lease_reply: ReplyStatus<{ leases: Record<string, number>; term: number }>;
+  lease_request: { slots: number; waiting: number };
+  /** `mark`: the hub's high-water mark, the depth for a task not known quick (see leases.ts). */
+  lease_reply: ReplyStatus<{ leases: Record<string, number>; term: number; mark: number }>;
   queue_status_request: Record<string, never>;
   queue_status_reply: ReplyStatus<{ engines: Record<string, QueueCounts>; unassigned: number }>;
   abort_request: { msg_ids: string[] };
@@ -502,8 +505,8 @@ const contentChecks: Record<MsgType, Check> = {
   unregistration_notification: shape({ id: num, reason: str }),
   connection_request: obj,
   connection_reply: reply({ engines: arrayOf(engineInfo) }),
-  lease_request: shape({ slots: num }),
-  lease_reply: reply({ leases: recordOf(num), term: num }),
+  lease_request: shape({ slots: num, waiting: num }),
+  lease_reply: reply({ leases: recordOf(num), term: num, mark: num }),
   queue_status_request: obj,
   queue_status_reply: reply({ engines: recordOf(queueCounts), unassigned: num }),
   abort_request: shape({ msg_ids: arrayOf(str) }),

@@ -17,13 +17,11 @@
  */
 import type { ConditionName } from '../../protocol/errors';
 import type { ErrorContent } from '../../protocol/messages';
+import { QuickFunctions } from '../../protocol/quick-functions';
 import { shortOf, unsatisfiable, type Resources } from '../../protocol/resources';
 import type { EngineRegistry, RegisteredEngine } from '../engine-registry';
 import { isFinal, type TaskRecord, type TaskRecordStore } from '../task-records';
 import { newRoom, schemes, type Room, type Scheme } from './load-balanced';
-
-/** Functions whose quickness the queue remembers (the most recently run). */
-const QUICK_FUNCTIONS_KEPT = 1000;
 
 /** What the queue does with a task it placed or gave up on. */
 export interface Placement {
@@ -52,8 +50,7 @@ export class TaskQueue {
   private readonly room: Room<RegisteredEngine>;
   /** The live quick engines at or above the mark with room below `quickDepth` (see above). */
   private readonly deepRoom: Room<RegisteredEngine>;
-  /** Whether each function's latest run took under a millisecond, by source; bounded. */
-  private readonly quickFunctions = new Map<string, boolean>();
+  private readonly quickFunctions = new QuickFunctions();
   /**
    * An engine left, or a task failed, since the last pass: tasks asking for resources it held,
    * or waiting for the failed task, may now fail.
@@ -90,19 +87,13 @@ export class TaskQueue {
   /** Whether task `r`'s function is known to run quick: its latest run took under 1 ms. */
   isQuick(r: TaskRecord): boolean {
     const { content } = r.request;
-    return 'source' in content && this.quickFunctions.get(content.source) === true;
+    return 'source' in content && this.quickFunctions.has(content.source);
   }
 
   /** Task `r` ran on an engine, `quick` when its run took under a millisecond. */
   ran(r: TaskRecord, quick: boolean): void {
     const { content } = r.request;
-    if (!('source' in content)) return;
-    // Set anew, so that the oldest entry is the one run least lately.
-    this.quickFunctions.delete(content.source);
-    this.quickFunctions.set(content.source, quick);
-    if (this.quickFunctions.size > QUICK_FUNCTIONS_KEPT) {
-      this.quickFunctions.delete(this.quickFunctions.keys().next().value as string);
-    }
+    if ('source' in content) this.quickFunctions.ran(content.source, quick);
   }
 
   /** Tasks waiting for an engine or their dependencies. */

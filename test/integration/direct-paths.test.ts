@@ -6,7 +6,6 @@ import * as zmq from 'zeromq';
 import type { TaskOutput } from '../../client/async-result';
 import { taskSubmitted, type Client } from '../../client/client';
 import { Cluster, type ClusterState } from '../../cluster/cluster';
-import { LEASE_DEPTH } from '../../controller/leases';
 import { profileDir } from '../../protocol/connection';
 import { EngineError, TaskAbortedError } from '../../protocol/errors';
 import { Session } from '../../protocol/session';
@@ -277,8 +276,11 @@ describe('direct paths: clients and engines without the hub in between', () => {
   });
 });
 
+/** The controller's `quickDepth` where a test counts slots: what a lease lends on an engine. */
+const QUICK_DEPTH = 4;
+
 describe('leases: load-balanced tasks straight to engines, in slots the hub lends', () => {
-  const t = useCluster(2, { leaseTerm: 10_000 });
+  const t = useCluster(2, { leaseTerm: 10_000, quickDepth: QUICK_DEPTH });
 
   it('runs them while the controller is stopped, as long as the client holds a lease', async () => {
     const lv = t.rc.loadBalancedView().withOptions({ lease: true });
@@ -297,8 +299,15 @@ describe('leases: load-balanced tasks straight to engines, in slots the hub lend
 
   it('aborts tasks running and queued in leased slots and one waiting in the client', async () => {
     const lv = t.rc.loadBalancedView().withOptions({ lease: true });
+    /** Quick when told to sleep 0 ms: then known quick, its next tasks queue beyond the mark. */
+    const sleepy = async (ms: number): Promise<number> => {
+      if (ms === 0) return 0;
+      console.log(process.pid);
+      return new Promise((r) => setTimeout(() => r(ms), ms));
+    };
+    assert.equal(await lv.apply(sleepy, 0), 0);
     // Each engine runs one and holds the rest of its slots queued.
-    const inSlots = Array.from({ length: 2 * LEASE_DEPTH }, () => lv.apply(printThenSleep, 60_000));
+    const inSlots = Array.from({ length: 2 * QUICK_DEPTH }, () => lv.apply(sleepy, 60_000));
     let running = 0;
     for (const ar of inSlots) void started(ar).then(() => running++);
     await until(() => running === 2, 'one to run on each engine');
@@ -317,14 +326,14 @@ describe('leases with a term longer than any test', () => {
 
   it('gives an idle lease back: plain tasks of its client and of another go at once', async () => {
     const lv = t.rc.loadBalancedView().withOptions({ lease: true });
-    await Promise.all(Array.from({ length: 4 * LEASE_DEPTH }, () => lv.apply(nap, 1)));
+    await Promise.all(Array.from({ length: 40 }, () => lv.apply(nap, 1)));
     const other = await t.cluster.connect();
     try {
       // Not known to run under a millisecond: nothing queues beyond the high-water mark for it.
       const plain = [t.rc, other].map((c) => c.loadBalancedView().map(nap, [2, 2, 2, 2, 2, 2]));
       for (const map of plain) assert.deepEqual(await map, [2, 2, 2, 2, 2, 2]);
       // A leased burst after the plain tasks takes a lease again and gives it back.
-      await Promise.all(Array.from({ length: 4 * LEASE_DEPTH }, () => lv.apply(nap, 1)));
+      await Promise.all(Array.from({ length: 40 }, () => lv.apply(nap, 1)));
       assert.deepEqual(await other.loadBalancedView().apply(nap, 2), 2);
     } finally {
       other.close();

@@ -916,7 +916,7 @@ describe('Hub routing', () => {
       });
 
       it('ends its lease, so that the tasks waiting in the queue are placed at once', () => {
-        request('lease_request', { slots: 8 });
+        request('lease_request', { slots: 8, waiting: 0 });
         const task = session.msg(
           'apply_request',
           { source: '() => 1', mode: 'call', refs: [], options: { balanced: true } },
@@ -1013,14 +1013,17 @@ describe('Hub routing', () => {
 
     describe('leases', () => {
       const lease = (slots = 4): Record<string, number> => {
-        request('lease_request', { slots });
+        request('lease_request', { slots, waiting: 0 });
         const reply = only(out.take(), 'lease_reply').content;
         assert.equal(reply.status, 'ok');
         return reply.status === 'ok' ? reply.leases : {};
       };
 
-      it('lends up to LEASE_DEPTH slots on each engine, which its scheduler counts as load', () => {
-        assert.deepEqual(lease(), { 0: 4, 1: 4 });
+      it('lends its quick depth at most on each engine, which its scheduler counts as load', () => {
+        assert.deepEqual(lease(64), { 0: 8, 1: 8 });
+        request('lease_request', { slots: 4, waiting: 0 });
+        const reply = only(out.take(), 'lease_reply').content;
+        assert.deepEqual(reply, { status: 'ok', leases: { 0: 4, 1: 4 }, term: 1000, mark: 1 });
         const task = apply({ balanced: true });
         assert.deepEqual(forwarded(out.take()), [], 'no room left for the hub to place it');
         const status = queueStatus();
@@ -1029,11 +1032,36 @@ describe('Hub routing', () => {
         assert.equal(forwarded(out.take())[0][1], task.header.msg_id, 'placed once the lease ends');
       });
 
+      it('counts the tasks waiting in a holder for a slot as unassigned, as it last told', () => {
+        request('lease_request', { slots: 4, waiting: 30 });
+        out.take();
+        const counted = (): number | false => {
+          const status = queueStatus();
+          return status.status === 'ok' && status.unassigned;
+        };
+        assert.equal(counted(), 30);
+        request('lease_request', { slots: 4, waiting: 12 });
+        out.take();
+        assert.equal(counted(), 12, 'a renewal tells anew');
+        clock.advance(1000);
+        assert.equal(counted(), 0, 'the lease ended with its term');
+      });
+
+      it('lends nothing under a scheme other than least load: its scheduler places all', () => {
+        hub.stop();
+        hub = new Hub(session, out, { ...HUB_OPTIONS, scheme: 'lru' }, { clock });
+        hub.start();
+        register(ENGINE_A);
+        register(ENGINE_B);
+        out.take();
+        assert.deepEqual(lease(), {});
+      });
+
       it('places the tasks its queue holds as soon as a lease is given back (0 slots)', () => {
         assert.deepEqual(lease(), { 0: 4, 1: 4 });
         const task = apply({ balanced: true });
         assert.deepEqual(forwarded(out.take()), []);
-        request('lease_request', { slots: 0 });
+        request('lease_request', { slots: 0, waiting: 0 });
         const sent = out.take();
         const reply = only(sent, 'lease_reply').content;
         assert.deepEqual(reply.status === 'ok' && reply.leases, {});
