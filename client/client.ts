@@ -340,7 +340,9 @@ export class Client {
    */
   async queueStatus(): Promise<{ [engineId: number]: QueueCounts; unassigned: number }> {
     const reply = await this.request('queue_status_request', {});
-    return { ...reply.engines, unassigned: reply.unassigned + this.leases.untold };
+    // Never below zero: the hub may have ended the lease, and its count, before this client.
+    const unassigned = Math.max(0, reply.unassigned + this.leases.untold);
+    return { ...reply.engines, unassigned };
   }
 
   /** Drops queued tasks and interrupts running ones; they end with `TaskAbortedError`. */

@@ -153,13 +153,16 @@ describe('client leases', () => {
     assert.equal(l.untold, 0);
   });
 
-  it('sends each task to the engine used least lately among those as free', async () => {
+  it('sends a task to the engine with the most free slots, of those as free the one used last', async () => {
     const { leases: l, sent, to } = leases(4, 4, 3);
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 3; i++) {
       l.submit(task());
       await turnEnd();
       l.done(sent[i], true);
     }
-    assert.deepEqual(to, [0, 1, 2, 0, 1, 2]);
+    assert.deepEqual(to, [0, 0, 0], 'one at a time: the same engine');
+    for (let i = 0; i < 5; i++) l.submit(task());
+    await turnEnd();
+    assert.deepEqual(to.slice(3), [0, 1, 2, 2, 1], 'together: spread by free slots');
   });
 });
