@@ -39,9 +39,9 @@ export const SHARED_MEMORY_THRESHOLD = 256 * 1024;
  * - `mmap_threshold` at its most (32 MiB): values under it come from the heap, which grows in
  *   huge pages, rather than from a mapping of their own in 4 KB pages, unmapped when freed;
  * - `trim_threshold` of 128 MiB: the heap keeps that much that freed values left for the next
- *   ones, rather than faulting it in again. V8 frees them in batches, at the collection that
- *   about 64 MiB of new ones since the last set off, so a threshold of 64 MiB gave each batch
- *   back to the system at once (1 MB gathers 110 -> 270 MB/s, pulls 130-260 -> 300-400).
+ *   ones, rather than faulting it in again. V8 frees them in batches, at its collections, and
+ *   with 64 MiB repeated 1 MB gathers ran at 110 MB/s and pulls at 130-260, with 128 MiB at 270
+ *   and 300-400 (one script, the two settings in turn).
  * 1 MB pushes: the engine's faults per push 220-260 -> 10-15.
  */
 export const RECEIVER_TUNABLES: readonly string[] = [
