@@ -163,10 +163,7 @@ export class Leases {
 
   private giveBack(): void {
     if (this.lent.size === 0) return;
-    this.lent.clear();
-    this.ends = 0;
-    this.told = 0;
-    clearTimeout(this.expiry);
+    this.forgetLease();
     // Nothing waits on the answer; one lost with the connection leaves the lease to its term.
     this.ask(0, 0).catch(() => undefined);
   }
@@ -176,13 +173,18 @@ export class Leases {
    * answered. What waits here asks it anew.
    */
   hubRestarted(): void {
+    this.forgetLease();
+    this.asking = false;
+    this.asks++;
+    if (this.waiting.length > 0) this.drain();
+  }
+
+  /** Holds no lease from here on: no slots, no term, nothing told. */
+  private forgetLease(): void {
     this.lent.clear();
     this.ends = 0;
     this.told = 0;
-    this.asking = false;
-    this.asks++;
     clearTimeout(this.expiry);
-    if (this.waiting.length > 0) this.drain();
   }
 
   /** Engine `id` left: no more tasks go there (the hub reruns or fails those that did). */
@@ -314,9 +316,7 @@ export class Leases {
 
   /** No lease: what waits goes through the hub, and no lease is asked for `ms`. */
   private refused(ms: number): void {
-    this.ends = 0;
-    this.told = 0;
-    this.lent.clear();
+    this.forgetLease();
     this.refusedUntil = performance.now() + ms;
     const waiting = this.waiting;
     this.waiting = [];

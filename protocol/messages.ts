@@ -345,10 +345,6 @@ type ReplyOf<T extends RequestType> = T extends `${infer Noun}_request`
   : never;
 
 /**
- * Each request's reply type, the one place it is spelt; a new request with a reply fails to
- * compile until it is listed here.
- */
-/**
  * How long an engine may hold a direct task's reply, already sent to its client, before telling
  * the hub (`direct_replies`): a run of round trips then wakes the hub once, not once per task,
  * which on two cores costs each round trip a sixth of its time. The hub holds an answer about
@@ -356,6 +352,10 @@ type ReplyOf<T extends RequestType> = T extends `${infer Noun}_request`
  */
 export const DIRECT_REPORT_MS = 5;
 
+/**
+ * Each request's reply type, the one place it is spelt; a new request with a reply fails to
+ * compile until it is listed here.
+ */
 export const replyTypes: { readonly [T in RequestType]: ReplyOf<T> } = {
   apply_request: 'apply_reply',
   execute_request: 'execute_reply',
