@@ -154,8 +154,8 @@ function warmups(r: BenchReport): string {
   const seconds = [...new Set(warmed.map((w) => w.warmupSeconds))].join(' or ');
   return (
     ` Before its samples, each of ${warmed.map((w) => `“${w.label}”`).join(', ')} ran untimed for ` +
-    `${seconds} s on every system (a latency in the steady state; the raw ZeroMQ floor drops its ` +
-    'first 100 calls).'
+    `${seconds} s on every system (the steady state; the raw ZeroMQ floor drops its first 100 ` +
+    'calls).'
   );
 }
 
