@@ -967,6 +967,8 @@ export class Client {
     }
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
       const { content, metadata, buffers } = msg;
+      const engine = typeof metadata.engine_id === 'number' && this.engines.get(metadata.engine_id);
+      if (engine) this.direct.reach(engine);
       if (!hasSegment(metadata)) {
         const came = buffers.length > 0;
         this.settle(parentId, task, content, metadata, () => decodeValue(buffers), came);

@@ -3,7 +3,8 @@
  * DEALER of this client's per engine (opened at the first such task), and its replies and
  * output come back on it; the hub is told of those tasks afterwards, everything sent within a
  * few milliseconds in one message (see `TELL_DELAY_MS`), so that its records, aborts and
- * retries cover them as any other.
+ * retries cover them as any other. An engine with a socket from this client answers its tasks
+ * from the hub on it too (see `reach`).
  */
 import * as zmq from 'zeromq';
 import { Channel, NO_DROPPING } from '../protocol/channel';
@@ -19,6 +20,13 @@ import type { Session } from '../protocol/session';
 
 /** Most tasks told to the hub in one message. */
 const TELL_BATCH = 1000;
+/**
+ * Most engines a client opens a socket to only to be answered straight (see `reach`): past
+ * them, the replies to its tasks from the hub come through the hub. Each socket costs the
+ * client a connection, buffers and a receive loop, which a client of a thousand engines would
+ * pay a thousand times.
+ */
+const REACHED_MAX = 64;
 /**
  * How long a task sent straight may wait to be told to the hub: a run of round trips, one task
  * per turn, shares one message instead of sending one per task, which costs this client, and
@@ -121,6 +129,17 @@ export class DirectPaths {
     this.untold = [];
   }
 
+  /**
+   * Opens a socket to `engine`, unless one is open or `REACHED_MAX` are, so that it answers
+   * this client's tasks from the hub straight (see `connect`); called as the hub relays a reply
+   * of the engine's.
+   */
+  reach(engine: EngineInfo): void {
+    const { direct } = engine;
+    if (!direct || this.sockets.has(engine.id) || this.sockets.size >= REACHED_MAX) return;
+    this.sockets.set(engine.id, this.connect(direct.address, direct.curve_serverkey));
+  }
+
   /** Engine `id` left: its socket closes; the hub fails or reruns the tasks it held. */
   forget(id: number): void {
     if (this.cut?.engineId === id) this.cut = undefined;
@@ -146,6 +165,8 @@ export class DirectPaths {
     // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
     const channel = new Channel(socket, this.session, this.log, { batch: true });
     void channel.serve(({ msg }) => this.receive(msg));
+    // The engine may now answer this client's tasks from the hub straight, too.
+    channel.send(this.session.msg('direct_hello', {}));
     return channel;
   }
 }

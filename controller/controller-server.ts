@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel, NO_DROPPING, notifyDisconnects } from '../protocol/channel';
 import { ProtocolError } from '../protocol/errors';
 import {
   connectionFilePath,
@@ -50,10 +50,6 @@ async function openStore(options: ControllerOptions): Promise<TaskRecordStore> {
  */
 const CLIENT_INBOUND = { receiveHighWaterMark: 1000 };
 
-/** `ZMQ_ROUTER_NOTIFY` and its `ZMQ_NOTIFY_DISCONNECT` (libzmq's draft API, built in zeromq.js). */
-const ZMQ_ROUTER_NOTIFY = 97;
-const ZMQ_NOTIFY_DISCONNECT = 2;
-
 /**
  * The client socket's watch on its clients, so that one that dies without closing (kill -9, a
  * notebook kernel that crashed) does not leave the values it held on the engines for good. The
@@ -79,11 +75,7 @@ function watchingClients(router: zmq.Router, deadline: number, log: (line: strin
     tcpMaxRetransmitTimeout: deadline,
   });
   try {
-    // Protected in zeromq.js's types, as the option is not in its stable API.
-    (router as unknown as { setInt32Option(o: number, v: number): void }).setInt32Option(
-      ZMQ_ROUTER_NOTIFY,
-      ZMQ_NOTIFY_DISCONNECT,
-    );
+    notifyDisconnects(router);
   } catch (e) {
     log(`clients that die without closing keep their values on engines: ${(e as Error).message}`);
   }

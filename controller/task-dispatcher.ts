@@ -7,7 +7,8 @@
  * A task the client sent straight to its engine (a direct path) is told to the hub afterwards
  * (`adopt`) and so are its engine's reply (`finishDirect`) and data (`relayData`), in either
  * order: the hub records them without sending anything the client already has, and fails,
- * retries or aborts such a task as any other.
+ * retries or aborts such a task as any other. An engine may answer a task from the hub
+ * straight too, and tell the hub in the same way.
  */
 import type { ConditionName } from '../protocol/errors';
 import {
@@ -40,7 +41,7 @@ import {
 } from './task-records';
 
 /**
- * How long an answer about a direct task waits for its engine's news (see `whenSettled`): the
+ * How long an answer about a running task waits for its engine's news (see `whenSettled`): the
  * engine's `DIRECT_REPORT_MS`, with room for a busy engine, hub or machine.
  */
 export const SETTLE_MS = 20 * DIRECT_REPORT_MS;
@@ -188,12 +189,13 @@ export class TaskDispatcher implements Placement {
 
   /**
    * Calls `then` once the hub's record of task `msgId` is as up to date as its client: at once,
-   * unless the task runs on a direct path, whose engine tells of its reply up to
-   * `DIRECT_REPORT_MS` after the client got it (so that a client asking right after the reply
-   * finds the record final); then once the record ends, or after `SETTLE_MS` if it still runs.
+   * unless the task runs on an engine, which may have answered the client straight and tell the
+   * hub up to `DIRECT_REPORT_MS` later (so that a client asking right after the reply finds the
+   * record final); then once the record ends, or after `SETTLE_MS` if it still runs.
    */
   whenSettled(msgId: string, then: () => void): void {
-    if (!this.direct.has(msgId)) {
+    const r = this.records.get(msgId);
+    if (!r || isFinal(r.state) || r.engineId === null) {
       then();
       return;
     }
@@ -209,8 +211,9 @@ export class TaskDispatcher implements Placement {
   }
 
   /**
-   * Engine `engineId`'s reply to a task a client sent it straight; the client has it already.
-   * Kept for `adopt` when the client has not told of the task yet.
+   * Engine `engineId`'s reply to a task, which it sent the task's client straight: one the
+   * client sent it straight, or one from the hub (see the engine's `straightTo`). Kept for
+   * `adopt` when the client has not told of the task yet.
    */
   finishDirect(reply: TaskReply, engineId: number): void {
     const msgId = String(reply.parent_header.msg_id);
@@ -219,8 +222,8 @@ export class TaskDispatcher implements Placement {
       this.keepEarly(msgId, engineId, { reply });
       return;
     }
-    if (isFinal(r.state) || r.engineId !== engineId || !this.direct.has(msgId)) return;
-    this.end(r, { ...reply, identities: [r.client] }, true);
+    if (isFinal(r.state) || r.engineId !== engineId) return;
+    this.end(r, { ...reply, identities: [r.client] }, 'straight');
     this.queue.schedule();
   }
 
@@ -445,7 +448,7 @@ export class TaskDispatcher implements Placement {
       identities: [r.client],
       metadata: { engine_id: r.engineId },
     }) as TaskReply;
-    this.end(r, reply, false);
+    this.end(r, reply, 'hub');
   }
 
   /** An engine's reply to a task it ran; the reply's frames go on as the engine signed them. */
@@ -464,7 +467,7 @@ export class TaskDispatcher implements Placement {
       identities: [r.client],
       metadata: { ...reply.metadata, engine_id: r.engineId },
     };
-    this.end(r, toClient, true, signedAsKnown ? wire : undefined);
+    this.end(r, toClient, 'engine', signedAsKnown ? wire : undefined);
     this.queue.schedule();
   }
 
@@ -568,19 +571,20 @@ export class TaskDispatcher implements Placement {
   }
 
   /**
-   * Ends task `r` with `reply`, addressed to its client: its engine stops counting it
-   * (`replied` when the engine answered), the client gets the reply and the record finishes.
+   * Ends task `r` with `reply`, addressed to its client: its engine stops counting it, the
+   * client gets the reply unless its engine sent it straight, and the record finishes.
    */
-  private end(r: TaskRecord, reply: TaskReply, replied: boolean, wire?: Frame[]): void {
+  private end(r: TaskRecord, reply: TaskReply, from: ReplyFrom, wire?: Frame[]): void {
+    const replied = from !== 'hub';
     // The engine says whether the run was quick (see schedulers/task-queue.ts).
     const quick = replied && reply.metadata.quick === true;
     if (replied) this.queue.ran(r, quick);
     if (r.engineId !== null) this.engines.get(r.engineId)?.release(r.msgId, replied, quick);
-    // The engine answered a direct task's client itself; anything else the hub answers, without
-    // the copy of a kept value that the hub holds for the tasks that take it (see `apply_reply`)
-    // unless the client wants it after all.
+    // Unless the engine answered the client itself, the hub does, without the copy of a kept
+    // value that the hub holds for the tasks that take it (see `apply_reply`) unless the client
+    // wants it after all.
     const wanted = this.wanted.delete(r.msgId);
-    if (!(replied && this.direct.has(r.msgId))) {
+    if (from !== 'straight') {
       const hubsCopy = keptBytes(reply) !== undefined && reply.buffers.length > 0;
       if (hubsCopy && !wanted) this.replies.send({ ...reply, buffers: [] });
       else this.replies.send(reply, wire);
@@ -596,6 +600,12 @@ export class TaskDispatcher implements Placement {
     this.kept.ended(r.msgId, this.keptOn(r));
   }
 }
+
+/**
+ * Who made the reply a task ends with: the hub (a failure), or its engine, for the hub to send
+ * on or sent to the client already (`straight`).
+ */
+type ReplyFrom = 'hub' | 'engine' | 'straight';
 
 /** `resultIds` of each request content that has results, worked out once per task. */
 const resultIdsOf = new WeakMap<TaskRequest['content'], string[]>();

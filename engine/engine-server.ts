@@ -47,7 +47,7 @@ import { engineOptions, type EngineOptions } from './options';
 import { hookProcess, type ProcessHooks } from './process-hooks';
 import { RunningSlot, RunningTask, type TaskOrigin, type TaskRequest } from './running-task';
 import { runCells } from './sigint-thread';
-import { openDirectSocket } from './direct-socket';
+import { openDirectSocket, type DirectSocket } from './direct-socket';
 import { KeptValues, PeerValues } from './kept-values';
 import { ownConnection, sharedConnection, type HubConnection } from './shared-link';
 
@@ -69,6 +69,9 @@ const HELD_BYTES = 64 * 1024;
 
 /** A reply to a task. */
 type TaskReply = IMessage<'apply_reply' | 'execute_reply'>;
+/** A task to answer: a running one, or one aborted before it ran, which has no output. */
+type Answered = Pick<RunningTask, 'request' | 'replyType' | 'origin' | 'started'> &
+  Partial<Pick<RunningTask, 'output'>>;
 
 /** The engine process; see the file's comment. */
 export class EngineServer {
@@ -102,9 +105,10 @@ export class EngineServer {
   private unfinished = 0;
   /** Replies ready to leave, held while the next task in hand is quick (see `answer`). */
   private held: { channel: HubConnection; reply: TaskReply }[] = [];
-  /** Replies to direct tasks not yet told to the hub; told together (see `report`). */
+  /** Replies sent straight to clients and not yet told to the hub; told together (see `report`). */
   private unreported: TaskReply[] = [];
   private reportTimer: NodeJS.Timeout | undefined;
+  private reportSoon: NodeJS.Immediate | undefined;
   /** Results kept here until nobody needs them (see kept-values.ts). */
   private readonly kept = new KeptValues();
   /** Values other engines keep, fetched for the tasks that take them; made at registration. */
@@ -119,7 +123,7 @@ export class EngineServer {
     private readonly options: Resolved<typeof engineOptions.specs>,
     private readonly uuid: string,
     /** Where clients send tasks straight (see direct-socket.ts), if this host has an address. */
-    private readonly direct: Awaited<ReturnType<typeof openDirectSocket>>,
+    private readonly direct: DirectSocket | undefined,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.control = { main: port1, thread: port2 };
@@ -262,7 +266,7 @@ export class EngineServer {
 
   /** Takes messages from the hub, and tasks from clients on the direct socket, in turn. */
   private async serve(): Promise<void> {
-    if (this.direct) void this.serveDirect(this.direct.channel);
+    if (this.direct) void this.serveDirect(this.direct);
     await this.channel.serve(({ msg }, more) => {
       // About kept values: at once, not behind the tasks queued here.
       if (isMsg(msg, 'value_release')) this.kept.release(msg.content.msg_ids);
@@ -273,15 +277,17 @@ export class EngineServer {
   }
 
   /**
-   * Clients send tasks here, and clients and engines ask for kept values (answered at once);
-   * anything else (a registration reply) is the hub's.
+   * Clients send tasks here and say hello, and clients and engines ask for kept values
+   * (answered at once); anything else (a registration reply) is the hub's.
    */
-  private async serveDirect(channel: Channel): Promise<void> {
+  private async serveDirect(direct: DirectSocket): Promise<void> {
+    const { channel } = direct;
     await channel.serve(({ msg }, more) => {
       if (isMsg(msg, 'apply_request') || isMsg(msg, 'execute_request')) {
         if (this.directTaskIds.firstSight(msg.header.msg_id)) this.take(msg, 'client', more);
         else this.options.log(`dropped task ${msg.header.msg_id}, sent twice by its client`);
       } else if (isMsg(msg, 'value_request')) this.giveValue(channel, msg);
+      else if (isMsg(msg, 'direct_hello')) direct.greet(msg.identities[0]);
     });
   }
 
@@ -409,11 +415,11 @@ export class EngineServer {
   }
 
   /**
-   * Answers a task where it came from; a direct task's reply goes straight to its client and is
-   * told to the hub at the end of the turn (see `report`).
+   * Answers a task: straight to its client where it can (see `straightTo`), telling the hub
+   * afterwards (see `report`), else through the hub.
    */
   private reply(
-    task: Pick<RunningTask, 'request' | 'replyType' | 'origin' | 'started'>,
+    task: Answered,
     content: IMessage<'apply_reply'>['content'],
     buffers: Buffer[] = [],
     extra: Record<string, unknown> = {},
@@ -432,7 +438,8 @@ export class EngineServer {
       content,
       { parent: task.request.header, metadata, buffers },
     );
-    if (task.origin === 'hub' || !this.direct) {
+    const client = this.straightTo(task, content);
+    if (!this.direct || client === undefined) {
       this.answer(this.channel, reply);
       return;
     }
@@ -440,10 +447,33 @@ export class EngineServer {
     const kept = content.status === 'ok' && 'kept' in content && content.kept !== undefined;
     this.answer(this.direct.channel, {
       ...reply,
-      identities: task.request.identities,
+      identities: client,
       ...(kept && { buffers: [] }),
     });
-    this.report(reply);
+    this.report(reply, task.origin === 'hub');
+  }
+
+  /**
+   * Where on the direct socket to answer `task`, or `undefined` to answer through the hub: a
+   * task its client sent straight goes back the same way, and so does one from the hub whose
+   * client said hello here (a round trip then crosses the hub once, not twice), unless the hub
+   * must have the reply first. It must when the task's output went through it (the reply
+   * would overtake it), when the result stays here (the hub holds the client's copy until it
+   * is wanted) and when the task takes other tasks' results (the hub reruns a task that could
+   * not fetch them).
+   */
+  private straightTo(
+    task: Answered,
+    content: IMessage<'apply_reply'>['content'],
+  ): Buffer[] | undefined {
+    const { request } = task;
+    if (task.origin === 'client') return request.identities;
+    const client = request.header.session;
+    const mustSee =
+      task.output?.anySent === true ||
+      (content.status === 'ok' && 'kept' in content && content.kept !== undefined) ||
+      ('results' in request.content && request.content.results !== undefined);
+    return !mustSee && this.direct?.reaches(client) ? [Buffer.from(client)] : undefined;
   }
 
   /**
@@ -487,17 +517,22 @@ export class EngineServer {
   /**
    * Tells the hub of a reply a client got straight, with every other one of the next
    * `DIRECT_REPORT_MS` in one message: off the client's path, and one wake-up of the hub for a
-   * run of round trips. A task that may take longer does not start before they are told.
+   * run of round trips. The reply to a task from the hub (`fromHub`) is told as this turn ends,
+   * with the others of the turn: until then the hub counts the task against this engine. A
+   * task that may take longer does not start before they are told.
    */
-  private report(reply: TaskReply): void {
+  private report(reply: TaskReply, fromHub: boolean): void {
     this.unreported.push(reply);
     if (this.unreported.length >= REPORT_BATCH) this.flushReports();
+    else if (fromHub) this.reportSoon ??= setImmediate(() => this.flushReports());
     else this.reportTimer ??= setTimeout(() => this.flushReports(), DIRECT_REPORT_MS);
   }
 
   private flushReports(): void {
     clearTimeout(this.reportTimer);
+    clearImmediate(this.reportSoon);
     this.reportTimer = undefined;
+    this.reportSoon = undefined;
     if (this.unreported.length === 0) return;
     const { carried, buffers } = packCarried(this.unreported);
     this.unreported = [];

@@ -31,6 +31,8 @@ export class TaskOutput {
   /** Characters sent so far, and whether the rest was cut off. */
   private sent = 0;
   private truncated = false;
+  /** Whether any of the output has left: the task's reply must not overtake it. */
+  anySent = false;
 
   /** `send` delivers one event to the client, credited to the task. */
   constructor(private readonly send: (event: OutputEvent) => void) {}
@@ -78,6 +80,7 @@ export class TaskOutput {
       this.truncated = true;
       event = TRUNCATED;
     }
+    this.anySent = true;
     this.send(event);
   }
 }

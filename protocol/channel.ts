@@ -23,6 +23,22 @@ export const NO_DROPPING = {
   receiveBufferSize: 4 * 1024 * 1024,
 } as const;
 
+/** `ZMQ_ROUTER_NOTIFY` and its `ZMQ_NOTIFY_DISCONNECT` (libzmq's draft API, built in zeromq.js). */
+const ZMQ_ROUTER_NOTIFY = 97;
+const ZMQ_NOTIFY_DISCONNECT = 2;
+
+/**
+ * Makes `router` receive a notice as each peer's connection closes (see
+ * `ChannelOptions.peerGone`). Throws where libzmq lacks the option.
+ */
+export function notifyDisconnects(router: zmq.Router): void {
+  // Protected in zeromq.js's types, as the option is not in its stable API.
+  (router as unknown as { setInt32Option(o: number, v: number): void }).setInt32Option(
+    ZMQ_ROUTER_NOTIFY,
+    ZMQ_NOTIFY_DISCONNECT,
+  );
+}
+
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 

@@ -239,10 +239,15 @@ export interface ContentMap {
   /** Client to hub: tasks this client sent straight to engines, each with the engine's id. */
   direct_tasks: { tasks: (Carried<TaskRequestType> & { engine_id: EngineId })[] };
   /**
-   * Engine to hub: its replies to tasks clients sent it straight, as the clients got them, at
-   * most `DIRECT_REPORT_MS` later.
+   * Engine to hub: its replies that went to clients straight, as the clients got them, at most
+   * `DIRECT_REPORT_MS` later (as its turn ends for tasks that came through the hub).
    */
   direct_replies: { replies: Carried<ReplyType<TaskRequestType>>[] };
+  /**
+   * Client to engine, first on each direct socket: the client is connected, so the engine may
+   * answer it straight, and tell the hub afterwards, for tasks that came through the hub too.
+   */
+  direct_hello: Record<string, never>;
   // Requests a client makes of the hub, and control the hub sends engines.
   connection_request: Record<string, never>;
   connection_reply: ReplyStatus<{ engines: EngineInfo[] }>;
@@ -497,6 +502,7 @@ const contentChecks: Record<MsgType, Check> = {
     tasks: arrayOf(carried(['apply_request', 'execute_request'], { engine_id: num })),
   }),
   direct_replies: shape({ replies: arrayOf(carried(['apply_reply', 'execute_reply'])) }),
+  direct_hello: obj,
   registration_reply: reply({ id: num, heartbeat_period: num, heartbeat_deadline: num }),
   unregistration_request: obj,
   heartbeat: shape({ usage: optional(engineUsage), engines: optional(arrayOf(str)) }),

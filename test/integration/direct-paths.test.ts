@@ -143,9 +143,11 @@ describe('direct paths: clients and engines without the hub in between', () => {
   });
 
   it('gives rc.result a direct task’s final record right after its reply, though its engine tells the hub later', async () => {
+    // A load-balanced task from the hub is answered straight too (see below).
     for (const [i, view] of [
       t.rc.directView(0),
       t.rc.loadBalancedView().withOptions({ lease: true }),
+      t.rc.loadBalancedView(),
     ].entries()) {
       for (let round = 0; round < 10; round++) {
         const ar = view.apply((x: number) => x * 2, round);
@@ -161,7 +163,42 @@ describe('direct paths: clients and engines without the hub in between', () => {
     assert.equal((await t.rc.result(running.msgIds[0])).state, 'running');
     assert.equal(running.ready(), false);
     await running;
-    figures.tasksSubmitted += 21;
+    figures.tasksSubmitted += 31;
+  });
+
+  it('answers a load-balanced task from the hub straight to its client, which the hub hears of after', async () => {
+    // The client has a socket to each engine once it sent them a task straight.
+    assert.deepEqual(await t.rc.directView().apply(() => 'reached'), ['reached', 'reached']);
+    const lb = t.rc.loadBalancedView();
+    const ar = lb.apply(nap, 1000);
+    figures.tasksSubmitted++;
+    await until(async () => (await t.rc.result(ar.msgIds[0])).state === 'running', 'it to run');
+    const value = await withControllerStopped(t.cluster, () =>
+      Promise.race([
+        ar.get(),
+        nap(5000).then(() => assert.fail('the reply waited for the stopped controller')),
+      ]),
+    );
+    assert.equal(value, 1000);
+    const record = await finalRecord(t.rc, ar.msgIds[0]);
+    assert.equal(record.state, 'completed');
+    assert.equal(record.value, 1000);
+    // Its engine no longer counts it, in the hub's figures.
+    const status = await t.rc.queueStatus();
+    assert.equal(status[0].queue + status[1].queue, 0);
+  });
+
+  it('answers a task from the hub that printed through the hub, behind its output', async () => {
+    assert.deepEqual(await t.rc.directView().apply(() => 'reached'), ['reached', 'reached']);
+    const ar = t.rc.loadBalancedView().apply(printThenSleep, 300);
+    figures.tasksSubmitted++;
+    const pid = await started(ar);
+    await withControllerStopped(t.cluster, async () => {
+      await nap(1000);
+      assert.equal(ar.ready(), false, 'the reply overtook the output it follows');
+    });
+    assert.equal(await ar, pid);
+    assert.deepEqual(ar.stdout, [`${pid}\n`]);
   });
 
   it('aborts a running direct task and one queued behind it; the engine serves on', async () => {
