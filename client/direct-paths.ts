@@ -165,8 +165,9 @@ export class DirectPaths {
     // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
     const channel = new Channel(socket, this.session, this.log, { batch: true });
     void channel.serve(({ msg }) => this.receive(msg));
-    // The engine may now answer this client's tasks from the hub straight, too.
-    channel.send(this.session.msg('direct_hello', {}));
+    // The engine may now answer this client's tasks from the hub straight, too. Sent apart
+    // from the turn's batch, so that the task that opened the socket still leaves at once.
+    channel.sendTogether([this.session.msg('direct_hello', {})]);
     return channel;
   }
 }

@@ -775,6 +775,23 @@ describe('Hub routing', () => {
         assert.equal(after.status === 'ok' && after.engines[1].completed, 2);
       });
 
+      it('ends a task from the hub that its engine answered straight, sending the client nothing, and places the next', () => {
+        const tasks = [
+          apply({ balanced: true }),
+          apply({ balanced: true }),
+          apply({ balanced: true }),
+        ];
+        assert.deepEqual(forwarded(out.take()), [
+          ['engine-a', tasks[0].header.msg_id],
+          ['engine-b', tasks[1].header.msg_id],
+        ]);
+        report(ENGINE_B, [tasks[1]]);
+        const sent = out.take();
+        assert.deepEqual(ofType(sent, 'apply_reply', 'client'), [], 'the client has it');
+        assert.deepEqual(forwarded(sent), [['engine-b', tasks[2].header.msg_id]]);
+        assert.equal(record(tasks[1]).state, 'completed');
+      });
+
       it('takes the engine’s reply before the client’s word of the task', () => {
         const task = straight([1]);
         report(ENGINE_B, [task]);
@@ -1259,8 +1276,10 @@ describe('Hub routing', () => {
           const kept = only(out.take(), 'result_reply').content;
           assert.equal(kept.status === 'ok' && kept.record.state, 'completed');
         }
-        // Unfinished tasks are never dropped.
+        // Unfinished tasks are never dropped; answered as running once their engine may have
+        // told of a straight reply.
         request('result_request', { msg_id: running.header.msg_id });
+        clock.advance(SETTLE_MS);
         const still = only(out.take(), 'result_reply').content;
         assert.equal(still.status === 'ok' && still.record.state, 'running');
       });
