@@ -967,6 +967,7 @@ export class Client {
     }
     if (isMsg(msg, 'apply_reply') || isMsg(msg, 'execute_reply')) {
       const { content, metadata, buffers } = msg;
+      // Its engine may then answer this client's next tasks from the hub straight.
       const engine = typeof metadata.engine_id === 'number' && this.engines.get(metadata.engine_id);
       if (engine) this.direct.reach(engine);
       if (!hasSegment(metadata)) {
