@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel, connectTo, NO_DROPPING } from '../protocol/channel';
 import {
   connectionFilePath,
   curveClientOptions,
@@ -265,8 +265,8 @@ export class Client {
     const subscriber = new zmq.Subscriber({ linger: 0, ...curveClientOptions(info) });
     subscriber.subscribe('hub.');
     const sub = new Channel(subscriber, session, log);
-    dealer.socket.connect(info.client);
-    subscriber.connect(info.iopub);
+    connectTo(dealer.socket, info.client);
+    connectTo(subscriber, info.iopub);
     sweepSharedMemory();
     const client = new Client(
       info,

@@ -7,7 +7,7 @@
  * from the hub on it too (see `reach`).
  */
 import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel, connectTo, NO_DROPPING } from '../protocol/channel';
 import {
   packCarried,
   type DirectAddress,
@@ -161,7 +161,7 @@ export class DirectPaths {
       routingId: this.session.id,
       ...curve,
     });
-    socket.connect(address);
+    connectTo(socket, address);
     // Tasks sent in one turn (a burst of applies) leave as one message, as on the hub's path.
     const channel = new Channel(socket, this.session, this.log, { batch: true });
     void channel.serve(({ msg }) => this.receive(msg));

@@ -6,7 +6,7 @@
  * keeping engine's direct socket (and shared memory on one host), never through the client.
  */
 import * as zmq from 'zeromq';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel, connectTo, NO_DROPPING } from '../protocol/channel';
 import { DependencyError, errorFromWire } from '../protocol/errors';
 import type { DirectAddress, IMessage, ResultArg, ValueSource } from '../protocol/messages';
 import { decodeValue } from '../protocol/serialize';
@@ -170,7 +170,7 @@ export class PeerValues {
     );
     const peer: Peer = { channel, connected: false };
     socket.events.on('handshake', () => (peer.connected = true));
-    socket.connect(direct.address);
+    connectTo(socket, direct.address);
     this.peers.set(direct.address, peer);
     setTimeout(() => this.unreachable(direct.address), this.patience).unref();
     void this.receive(channel);

@@ -11,7 +11,7 @@
  */
 import * as zmq from 'zeromq';
 import { AsyncQueue } from '../protocol/async-queue';
-import { Channel, NO_DROPPING } from '../protocol/channel';
+import { Channel, connectTo, NO_DROPPING } from '../protocol/channel';
 import type { IMessage, Message } from '../protocol/messages';
 import type { Session } from '../protocol/session';
 
@@ -55,7 +55,7 @@ class SharedLink {
       batch: true,
       onePeer: true,
     });
-    socket.connect(address);
+    connectTo(socket, address);
     void this.deliver();
   }
 
@@ -128,6 +128,6 @@ export function ownConnection(
   log: (line: string) => void = () => {},
 ): Channel {
   const socket = new zmq.Dealer({ ...NO_DROPPING, ...options, routingId: uuid });
-  socket.connect(address);
+  connectTo(socket, address);
   return new Channel(socket, session, (e) => log(`dropped a message: ${e.message}`));
 }

@@ -39,6 +39,21 @@ export function notifyDisconnects(router: zmq.Router): void {
   );
 }
 
+/**
+ * Connects `socket` to `address`. libzmq's connect fails with EINTR, having done nothing yet,
+ * when a signal arrives as it starts (a child process's SIGCHLD, an interrupt); it is made again.
+ */
+export function connectTo(socket: zmq.Socket, address: string): void {
+  for (;;) {
+    try {
+      socket.connect(address);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EINTR') throw e;
+    }
+  }
+}
+
 /** Any socket that sends; receiving needs one that is also readable (not a PUB). */
 type MessageSocket = zmq.Socket & Partial<zmq.Writable> & Partial<zmq.Readable>;
 
