@@ -73,6 +73,11 @@ type TaskReply = IMessage<'apply_reply' | 'execute_reply'>;
 type Answered = Pick<RunningTask, 'request' | 'replyType' | 'origin' | 'started'> &
   Partial<Pick<RunningTask, 'output'>>;
 
+/** Whether a reply says its result stays on this engine (see `EngineKernel.apply`). */
+function keptHere(content: IMessage<'apply_reply'>['content']): boolean {
+  return content.status === 'ok' && 'kept' in content && content.kept !== undefined;
+}
+
 /** The engine process; see the file's comment. */
 export class EngineServer {
   private kernel!: EngineKernel;
@@ -444,11 +449,10 @@ export class EngineServer {
       return;
     }
     // A kept value that rides along is the hub's copy (see `EngineKernel.apply`).
-    const kept = content.status === 'ok' && 'kept' in content && content.kept !== undefined;
     this.answer(this.direct.channel, {
       ...reply,
       identities: client,
-      ...(kept && { buffers: [] }),
+      ...(keptHere(content) && { buffers: [] }),
     });
     this.report(reply, task.origin === 'hub');
   }
@@ -471,7 +475,7 @@ export class EngineServer {
     const client = request.header.session;
     const mustSee =
       task.output?.anySent === true ||
-      (content.status === 'ok' && 'kept' in content && content.kept !== undefined) ||
+      keptHere(content) ||
       ('results' in request.content && request.content.results !== undefined);
     return !mustSee && this.direct?.reaches(client) ? [Buffer.from(client)] : undefined;
   }
