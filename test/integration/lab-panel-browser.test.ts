@@ -106,7 +106,8 @@ describe('JupyterLab panel in Chromium (end to end)', function () {
     });
     page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    // With its stack, which names the code that threw (JupyterLab's or the panel's).
+    page.on('pageerror', (e) => errors.push(`page error: ${e.stack ?? e.message}`));
     page.on('console', (m) => {
       if (m.type() === 'error') errors.push(`console error: ${m.text()} (${m.location().url})`);
     });
